@@ -1,0 +1,327 @@
+//! A dynamic index of points by id: bounding box, radius and k-nearest queries; insert, move and
+//! remove by id.
+//!
+//! Points are stored as unit vectors on the sphere (x, y, z). The straight-line (chord) distance
+//! between unit vectors grows monotonically with great-circle distance, so the R-tree's ordinary
+//! Euclidean nearest-neighbour search returns exactly the haversine order — at any latitude,
+//! across the antimeridian, with no projection to choose. Each entry also carries a caller-defined
+//! 32-bit `tag` (for example a status code), so that a filtered nearest query rejects candidates
+//! without a hash lookup.
+
+use crate::distance::EARTH_RADIUS_M;
+use crate::LonLat;
+use rstar::{AABB, PointDistance, RTree, RTreeObject};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Entry {
+    xyz: [f64; 3],
+    id: u64,
+    tag: u32,
+}
+
+impl RTreeObject for Entry {
+    type Envelope = AABB<[f64; 3]>;
+    fn envelope(&self) -> Self::Envelope {
+        AABB::from_point(self.xyz)
+    }
+}
+
+impl PointDistance for Entry {
+    fn distance_2(&self, p: &[f64; 3]) -> f64 {
+        let (dx, dy, dz) = (self.xyz[0] - p[0], self.xyz[1] - p[1], self.xyz[2] - p[2]);
+        dx * dx + dy * dy + dz * dz
+    }
+}
+
+fn unit_vector(p: LonLat) -> [f64; 3] {
+    let (lon, lat) = (p.lon().to_radians(), p.lat().to_radians());
+    [lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()]
+}
+
+fn chord_to_metres(chord: f64) -> f64 {
+    2.0 * EARTH_RADIUS_M * (chord / 2.0).min(1.0).asin()
+}
+
+fn metres_to_chord(m: f64) -> f64 {
+    let angle = (m / EARTH_RADIUS_M).min(std::f64::consts::PI);
+    2.0 * (angle / 2.0).sin()
+}
+
+/// A longitude/latitude box, west-south to east-north (no antimeridian wrap).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BBox {
+    /// South-west corner.
+    pub min: LonLat,
+    /// North-east corner.
+    pub max: LonLat,
+}
+
+impl BBox {
+    /// A box from its corners; `None` when min exceeds max on either axis.
+    #[must_use]
+    pub fn new(min: LonLat, max: LonLat) -> Option<Self> {
+        (min.lon() <= max.lon() && min.lat() <= max.lat()).then_some(Self { min, max })
+    }
+
+    /// Whether the box contains the point (edges included).
+    #[must_use]
+    pub fn contains(&self, p: LonLat) -> bool {
+        (self.min.lon()..=self.max.lon()).contains(&p.lon()) && (self.min.lat()..=self.max.lat()).contains(&p.lat())
+    }
+
+    /// The exact 3-D envelope of the box's image on the unit sphere: each coordinate is a
+    /// product of a function of latitude and one of longitude, so its extremes are products of
+    /// the factors' extremes.
+    fn unit_envelope(&self) -> AABB<[f64; 3]> {
+        let (lat0, lat1) = (self.min.lat().to_radians(), self.max.lat().to_radians());
+        let (lon0, lon1) = (self.min.lon().to_radians(), self.max.lon().to_radians());
+        let cos_lat = {
+            let (a, b) = (lat0.cos(), lat1.cos());
+            let hi = if lat0 <= 0.0 && lat1 >= 0.0 { 1.0 } else { a.max(b) };
+            (a.min(b), hi)
+        };
+        let range_of = |f: fn(f64) -> f64, peaks: &[(f64, f64)]| {
+            let (mut lo, mut hi) = (f(lon0).min(f(lon1)), f(lon0).max(f(lon1)));
+            for &(at, v) in peaks {
+                if (lon0..=lon1).contains(&at) {
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+            (lo, hi)
+        };
+        use std::f64::consts::{FRAC_PI_2, PI};
+        let cos_lon = range_of(f64::cos, &[(0.0, 1.0), (PI, -1.0), (-PI, -1.0)]);
+        let sin_lon = range_of(f64::sin, &[(FRAC_PI_2, 1.0), (-FRAC_PI_2, -1.0)]);
+        let product = |(a0, a1): (f64, f64), (b0, b1): (f64, f64)| {
+            let c = [a0 * b0, a0 * b1, a1 * b0, a1 * b1];
+            (c.iter().copied().fold(f64::MAX, f64::min), c.iter().copied().fold(f64::MIN, f64::max))
+        };
+        let (x0, x1) = product(cos_lat, cos_lon);
+        let (y0, y1) = product(cos_lat, sin_lon);
+        // A small margin absorbs rounding in the trigonometry; candidates are re-checked exactly.
+        let eps = 1e-12;
+        AABB::from_corners(
+            [x0 - eps, y0 - eps, lat0.sin() - eps],
+            [x1 + eps, y1 + eps, lat1.sin() + eps],
+        )
+    }
+}
+
+/// A point found by a query, with its distance from the query point where one applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// The point's id.
+    pub id: u64,
+    /// The point's tag.
+    pub tag: u32,
+    /// Great-circle distance from the query point, metres (0 for box queries).
+    pub distance_m: f64,
+}
+
+/// The point index. Ids are the caller's; one position per id.
+#[derive(Debug, Clone, Default)]
+pub struct PointIndex {
+    tree: RTree<Entry>,
+    by_id: HashMap<u64, (LonLat, u32)>,
+}
+
+impl PointIndex {
+    /// An empty index.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds an index in one pass (much faster than repeated inserts). Later duplicates of an
+    /// id replace earlier ones.
+    #[must_use]
+    pub fn bulk_load(points: impl IntoIterator<Item = (u64, LonLat, u32)>) -> Self {
+        let mut by_id = HashMap::new();
+        for (id, p, tag) in points {
+            by_id.insert(id, (p, tag));
+        }
+        let entries = by_id.iter().map(|(&id, &(p, tag))| Entry { xyz: unit_vector(p), id, tag }).collect();
+        Self { tree: RTree::bulk_load(entries), by_id }
+    }
+
+    /// Number of points.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Whether the index is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Position and tag of an id.
+    #[must_use]
+    pub fn get(&self, id: u64) -> Option<(LonLat, u32)> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// Inserts a point, or moves it (and replaces its tag) if the id is present. Returns the
+    /// previous position and tag.
+    pub fn upsert(&mut self, id: u64, p: LonLat, tag: u32) -> Option<(LonLat, u32)> {
+        let old = self.remove(id);
+        self.tree.insert(Entry { xyz: unit_vector(p), id, tag });
+        self.by_id.insert(id, (p, tag));
+        old
+    }
+
+    /// Removes a point; returns its position and tag if it was present.
+    pub fn remove(&mut self, id: u64) -> Option<(LonLat, u32)> {
+        let (p, tag) = self.by_id.remove(&id)?;
+        // The entry is rebuilt bit-for-bit from the stored position, so equality finds it.
+        self.tree.remove(&Entry { xyz: unit_vector(p), id, tag });
+        Some((p, tag))
+    }
+
+    /// The `k` nearest points that pass `filter(id, tag)`, nearest first.
+    pub fn nearest(&self, p: LonLat, k: usize, mut filter: impl FnMut(u64, u32) -> bool) -> Vec<Hit> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let q = unit_vector(p);
+        let mut out = Vec::with_capacity(k);
+        for (e, d2) in self.tree.nearest_neighbor_iter_with_distance_2(&q) {
+            if filter(e.id, e.tag) {
+                out.push(Hit { id: e.id, tag: e.tag, distance_m: chord_to_metres(d2.sqrt()) });
+                if out.len() == k {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every point within `radius_m` metres (great-circle) of `p`, nearest first.
+    #[must_use]
+    pub fn within_radius(&self, p: LonLat, radius_m: f64) -> Vec<Hit> {
+        let q = unit_vector(p);
+        let c = metres_to_chord(radius_m.max(0.0));
+        let mut out: Vec<Hit> = self
+            .tree
+            .locate_within_distance(q, c * c)
+            .map(|e| Hit { id: e.id, tag: e.tag, distance_m: chord_to_metres(e.distance_2(&q).sqrt()) })
+            .filter(|h| h.distance_m <= radius_m)
+            .collect();
+        out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then(a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Every point inside a lon/lat box (edges included), in no particular order.
+    #[must_use]
+    pub fn in_bbox(&self, b: BBox) -> Vec<Hit> {
+        self.tree
+            .locate_in_envelope(&b.unit_envelope())
+            .filter(|e| self.by_id.get(&e.id).is_some_and(|(p, _)| b.contains(*p)))
+            .map(|e| Hit { id: e.id, tag: e.tag, distance_m: 0.0 })
+            .collect()
+    }
+
+    /// Approximate heap bytes held by the index (tree nodes and the id map), for the
+    /// memory-per-point figure.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        // rstar stores each leaf as an `RTreeNode<Entry>` enum sized for its largest variant
+        // (a parent node), plus roughly one parent per (max children × fill) leaves.
+        let node = std::mem::size_of::<rstar::RTreeNode<Entry>>();
+        let tree = self.tree.size() * node * 8 / 7;
+        let map = self.by_id.capacity() * (std::mem::size_of::<(u64, (LonLat, u32))>() + 1);
+        tree + map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::haversine_m;
+    use proptest::prelude::*;
+
+    fn pts() -> impl Strategy<Value = Vec<(f64, f64, u32)>> {
+        prop::collection::vec((113.7f64..114.6, 22.4f64..22.9, 0u32..4), 0..300)
+    }
+
+    fn index(points: &[(f64, f64, u32)]) -> PointIndex {
+        PointIndex::bulk_load(points.iter().enumerate().map(|(i, &(x, y, t))| (i as u64, LonLat::new(x, y).unwrap(), t)))
+    }
+
+    proptest! {
+        #[test]
+        fn nearest_with_filter_equals_a_linear_scan(points in pts(), qx in 113.7f64..114.6, qy in 22.4f64..22.9, k in 0usize..8) {
+            let idx = index(&points);
+            let q = LonLat::new(qx, qy).unwrap();
+            let got: Vec<f64> = idx.nearest(q, k, |_, tag| tag != 3).iter().map(|h| h.distance_m).collect();
+            let mut all: Vec<f64> = points.iter().filter(|p| p.2 != 3)
+                .map(|&(x, y, _)| haversine_m(q, LonLat::new(x, y).unwrap())).collect();
+            all.sort_by(f64::total_cmp);
+            all.truncate(k);
+            prop_assert_eq!(got.len(), all.len());
+            for (a, b) in got.iter().zip(&all) {
+                prop_assert!((a - b).abs() < 1e-3, "{} vs {}", a, b);
+            }
+        }
+
+        #[test]
+        fn radius_equals_a_linear_scan(points in pts(), qx in 113.7f64..114.6, qy in 22.4f64..22.9, r in 0.0f64..20_000.0) {
+            let idx = index(&points);
+            let q = LonLat::new(qx, qy).unwrap();
+            let mut got: Vec<u64> = idx.within_radius(q, r).iter().map(|h| h.id).collect();
+            got.sort_unstable();
+            let want: Vec<u64> = points.iter().enumerate()
+                .filter(|(_, p)| haversine_m(q, LonLat::new(p.0, p.1).unwrap()) <= r - 1e-6)
+                .map(|(i, _)| i as u64).collect();
+            // Points within a micrometre of the circle may fall either way by rounding.
+            for id in &want { prop_assert!(got.contains(id)); }
+            for id in &got {
+                let p = points[*id as usize];
+                prop_assert!(haversine_m(q, LonLat::new(p.0, p.1).unwrap()) <= r + 1e-6);
+            }
+        }
+
+        #[test]
+        fn bbox_equals_a_linear_scan(points in pts(), x0 in 113.7f64..114.6, y0 in 22.4f64..22.9, w in 0.0f64..0.5, h in 0.0f64..0.3) {
+            let idx = index(&points);
+            let b = BBox::new(LonLat::new(x0, y0).unwrap(), LonLat::new((x0 + w).min(180.0), (y0 + h).min(90.0)).unwrap()).unwrap();
+            let mut got: Vec<u64> = idx.in_bbox(b).iter().map(|h| h.id).collect();
+            got.sort_unstable();
+            let want: Vec<u64> = points.iter().enumerate()
+                .filter(|(_, p)| b.contains(LonLat::new(p.0, p.1).unwrap())).map(|(i, _)| i as u64).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn moves_and_removes_keep_the_index_equal_to_its_contents(ops in prop::collection::vec((0u64..40, 113.7f64..114.6, 22.4f64..22.9, any::<bool>()), 0..200)) {
+            let mut idx = PointIndex::new();
+            let mut model: HashMap<u64, LonLat> = HashMap::new();
+            for (id, x, y, remove) in ops {
+                if remove {
+                    prop_assert_eq!(idx.remove(id).map(|v| v.0), model.remove(&id));
+                } else {
+                    let p = LonLat::new(x, y).unwrap();
+                    idx.upsert(id, p, 0);
+                    model.insert(id, p);
+                }
+            }
+            prop_assert_eq!(idx.len(), model.len());
+            let all = BBox::new(LonLat::new(-180.0, -90.0).unwrap(), LonLat::new(180.0, 90.0).unwrap()).unwrap();
+            let mut got: Vec<u64> = idx.in_bbox(all).iter().map(|h| h.id).collect();
+            got.sort_unstable();
+            let mut want: Vec<u64> = model.keys().copied().collect();
+            want.sort_unstable();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn boxes_across_the_equator_and_prime_meridian_work() {
+        let idx = index(&[(0.0, 0.0, 0), (-1.0, -1.0, 0), (1.0, 1.0, 0), (2.0, 0.0, 0)]);
+        let b = BBox::new(LonLat::new(-1.5, -1.5).unwrap(), LonLat::new(1.5, 1.5).unwrap()).unwrap();
+        assert_eq!(idx.in_bbox(b).len(), 3);
+    }
+}

@@ -1,0 +1,150 @@
+//! Grids over HTTP: point → grid location, the hierarchy as GeoJSON, and (admin) edits.
+
+use super::AppState;
+use super::caller::Caller;
+use super::items::geojson_response;
+use super::params::Params;
+use super::problem::{ApiError, JsonBody};
+use crate::access::{Principal, Role};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use safegrid_geodata::grid::{GridFeatureError, unit_from_feature, unit_to_feature};
+use safegrid_geodata::{GridCode, GridLevel, GridUnit, Location};
+use serde_json::{Value, json};
+
+fn require_token(who: &Principal) -> Result<(), ApiError> {
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized("this route needs a bearer token"));
+    }
+    Ok(())
+}
+
+fn unit_summary(u: &GridUnit) -> Value {
+    json!({
+        "code": u.code.as_str(),
+        "name": u.name,
+        "level": u.level.name(),
+        "manager": u.manager,
+    })
+}
+
+/// `GET /api/v1/locate?lon=…&lat=…[&crs=…]`
+pub async fn locate(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["lon", "lat", "crs"])?;
+    require_token(&who)?;
+    let crs = p.crs()?;
+    let at = p.point(crs)?;
+    let grids = st.service.grids();
+    let Some(locator) = &grids.locator else {
+        return Ok(geojson_response(StatusCode::OK, &json!({"inside": false, "reason": "no grids are loaded"})));
+    };
+    let body = match locator.locate(at) {
+        Location::In { unit } => {
+            let chain: Vec<Value> = grids.hierarchy.chain(unit).into_iter().map(unit_summary).collect();
+            json!({
+                "inside": true,
+                "lon": at.lon(), "lat": at.lat(),
+                "grid": unit_summary(grids.hierarchy.unit(unit)),
+                "chain": chain,
+            })
+        }
+        Location::Outside { nearest, distance_m } => json!({
+            "inside": false,
+            "lon": at.lon(), "lat": at.lat(),
+            "reason": "the point is outside every grid",
+            "nearest": {
+                "grid": unit_summary(grids.hierarchy.unit(nearest)),
+                "distance_m": (distance_m * 10.0).round() / 10.0,
+            },
+        }),
+        Location::NoGrids => json!({"inside": false, "reason": "no grids are loaded"}),
+    };
+    Ok(geojson_response(StatusCode::OK, &body))
+}
+
+/// `GET /api/v1/grids[?level=…&parent=…&limit=…&cursor=…]`
+pub async fn list(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["level", "parent", "limit", "cursor"])?;
+    require_token(&who)?;
+    let level: Option<GridLevel> = match p.get("level") {
+        None => None,
+        Some(v) => Some(v.parse().map_err(|e: safegrid_geodata::grid::GridError| ApiError::invalid("level", v, e.to_string()))?),
+    };
+    let parent = p.grid("parent")?;
+    let cursor = p.grid("cursor")?;
+    let limit = p.bounded("limit", 500, 1, 5000)?;
+    let grids = st.service.grids();
+    let mut page: Vec<&GridUnit> = grids
+        .hierarchy
+        .units()
+        .iter()
+        .filter(|u| level.is_none_or(|l| u.level == l))
+        .filter(|u| parent.as_ref().is_none_or(|pc| u.code.parent().as_ref() == Some(pc)))
+        .filter(|u| cursor.as_ref().is_none_or(|c| u.code > *c))
+        .take(limit + 1)
+        .collect();
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page[limit - 1].code.to_string()
+    });
+    let total = grids.hierarchy.len();
+    let features: Vec<Value> =
+        page.iter().map(|u| serde_json::to_value(unit_to_feature(u)).unwrap_or(Value::Null)).collect();
+    let n = features.len();
+    let mut body = json!({"type": "FeatureCollection", "features": features, "numberReturned": n, "totalUnits": total});
+    if let Some(c) = next {
+        body["next_cursor"] = c.into();
+    }
+    Ok(geojson_response(StatusCode::OK, &body))
+}
+
+/// `GET /api/v1/grids/{code}`: the unit with its ancestors.
+pub async fn get_one(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    require_token(&who)?;
+    let code = GridCode::parse(&code).map_err(|e| ApiError::invalid("code", code.as_str(), e.to_string()))?;
+    let grids = st.service.grids();
+    let i = grids
+        .hierarchy
+        .index_of(&code)
+        .ok_or_else(|| ApiError::not_found("code", code.as_str(), "no grid unit with this code"))?;
+    let mut f = serde_json::to_value(unit_to_feature(grids.hierarchy.unit(i))).unwrap_or(Value::Null);
+    f["properties"]["chain"] = grids.hierarchy.chain(i).into_iter().map(unit_summary).collect();
+    Ok(geojson_response(StatusCode::OK, &f))
+}
+
+/// `PUT /api/v1/grids/{code}` (admin): insert or replace one unit from a GeoJSON Feature.
+pub async fn put_one(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(code): Path<String>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    require_token(&who)?;
+    if !who.is_admin() {
+        return Err(ApiError::forbidden(format!("role {} may not change grids", who.role)));
+    }
+    let mut v = body.json()?;
+    // The code in the path is authoritative; the body may omit it.
+    if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
+        props.entry("code").or_insert_with(|| code.clone().into());
+    }
+    let f = geojson::Feature::from_json_value(v).map_err(|e| ApiError::invalid("body", Value::Null, e.to_string()))?;
+    let unit = unit_from_feature(&f).map_err(|e| match e {
+        GridFeatureError::Geometry(g) => ApiError::invalid_geometry(format!("geometry.{}", g.path), Value::Null, g.fault.to_string()),
+        GridFeatureError::MissingProperty { property } => {
+            ApiError::invalid(format!("properties.{property}"), Value::Null, "required")
+        }
+        other => ApiError::invalid("properties", Value::Null, other.to_string()),
+    })?;
+    if unit.code.as_str() != code {
+        return Err(ApiError::invalid("properties.code", unit.code.as_str(), format!("differs from the code in the path ({code})")));
+    }
+    let out = serde_json::to_value(unit_to_feature(&unit)).unwrap_or(Value::Null);
+    st.service.put_grid(&who, unit).await?;
+    Ok(geojson_response(StatusCode::OK, &out))
+}

@@ -1,0 +1,353 @@
+//! The five point layers over HTTP: GeoJSON in and out.
+//!
+//! - `GET    /api/v1/{layer}`          query (bbox, radius, grid, time window, type, status…), paginated
+//! - `POST   /api/v1/{layer}`          create from a GeoJSON Feature with a Point
+//! - `GET    /api/v1/{layer}/nearest`  k nearest, each with `distance_m`
+//! - `GET    /api/v1/{layer}/{id}`     one item
+//! - `PUT    /api/v1/{layer}/{id}`     replace position and properties
+//! - `DELETE /api/v1/{layer}/{id}`     delete
+//!
+//! Positions follow `crs=` both ways: a caller that speaks GCJ-02 sends and receives GCJ-02.
+
+use super::AppState;
+use super::caller::Caller;
+use super::params::Params;
+use super::problem::{ApiError, JsonBody};
+use crate::access::{Principal, Role};
+use crate::layer::{Item, Layer, Props};
+use crate::live::ItemQuery;
+use axum::Json;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use safegrid_geodata::{Crs, LonLat};
+use serde_json::{Map, Value, json};
+
+/// Properties the server computes; ignored on input so a client may send back what it got.
+const SERVER_OWNED: [&str; 5] = ["id", "grid_code", "created_at", "updated_at", "distance_m"];
+
+const FILTERS: [&str; 8] = ["type", "kind", "category", "status", "priority", "capability", "grid", "crs"];
+
+fn layer_of(name: &str) -> Result<Layer, ApiError> {
+    name.parse().map_err(|e: crate::layer::UnknownLayer| ApiError::not_found("layer", name, e.to_string()))
+}
+
+fn id_of(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("id", text, "expected a positive whole number"))
+}
+
+/// Refuses callers whose role may not read the layer at all.
+fn require_read(who: &Principal, layer: Layer) -> Result<(), ApiError> {
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized(format!("reading {layer} needs a bearer token")));
+    }
+    if !who.may_read(layer) {
+        return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
+    }
+    Ok(())
+}
+
+/// Whether one item is within the caller's grid scope. A key person is visible to the workers of
+/// the grid they are assigned to as well as of the grid they were last seen in.
+pub fn visible_to(who: &Principal, it: &Item) -> bool {
+    if who.covers(it.grid.as_ref()) {
+        return true;
+    }
+    matches!(&it.props, Props::KeyPerson(k) if who.covers(Some(&k.assigned_grid)))
+}
+
+/// An item as a GeoJSON Feature, positions in the caller's CRS.
+pub fn feature(it: &Item, crs: Crs, distance_m: Option<f64>) -> Value {
+    let p = crs.from_wgs84(it.pos);
+    let mut props = it.props.to_json();
+    props.insert("grid_code".into(), it.grid.as_ref().map_or(Value::Null, |g| g.as_str().into()));
+    props.insert("created_at".into(), it.created_at.to_rfc3339().into());
+    props.insert("updated_at".into(), it.updated_at.to_rfc3339().into());
+    if let Some(d) = distance_m {
+        props.insert("distance_m".into(), ((d * 10.0).round() / 10.0).into());
+    }
+    json!({
+        "type": "Feature",
+        "id": it.id,
+        "geometry": {"type": "Point", "coordinates": [p.lon(), p.lat()]},
+        "properties": props,
+    })
+}
+
+/// Reads a Feature with a Point geometry and this layer's properties.
+fn parse_feature(body: &JsonBody, layer: Layer, crs: Crs) -> Result<(LonLat, Props), ApiError> {
+    let v = body.json()?;
+    let Value::Object(mut obj) = v else {
+        return Err(ApiError::invalid("body", Value::Null, "expected a GeoJSON Feature object"));
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("Feature") {
+        return Err(ApiError::invalid("type", obj.get("type").cloned().unwrap_or(Value::Null), "expected \"Feature\""));
+    }
+    let geometry = obj.remove("geometry").unwrap_or(Value::Null);
+    let pos = parse_point(&geometry)?;
+    let mut props = match obj.remove("properties") {
+        Some(Value::Object(m)) => m,
+        other => return Err(ApiError::invalid("properties", other.unwrap_or(Value::Null), "expected an object")),
+    };
+    for k in SERVER_OWNED {
+        props.remove(k);
+    }
+    let original: Map<String, Value> = props.clone();
+    let props = Props::parse(layer, Value::Object(props)).map_err(|e| {
+        let value = original.get(&e.field).cloned().unwrap_or(Value::Null);
+        ApiError::invalid(format!("properties.{}", e.field), value, e.reason)
+    })?;
+    Ok((crs.to_wgs84(pos), props))
+}
+
+fn parse_point(g: &Value) -> Result<LonLat, ApiError> {
+    let ty = g.get("type").and_then(Value::as_str);
+    if ty != Some("Point") {
+        return Err(ApiError::invalid_geometry(
+            "geometry.type",
+            g.get("type").cloned().unwrap_or(Value::Null),
+            "items of this layer are points: expected a Point geometry",
+        ));
+    }
+    let coords = g.get("coordinates").and_then(Value::as_array).ok_or_else(|| {
+        ApiError::invalid_geometry("geometry.coordinates", g.get("coordinates").cloned().unwrap_or(Value::Null), "expected [lon, lat]")
+    })?;
+    let num = |i: usize| -> Result<f64, ApiError> {
+        coords.get(i).and_then(Value::as_f64).ok_or_else(|| {
+            ApiError::invalid_geometry(
+                format!("geometry.coordinates[{i}]"),
+                coords.get(i).cloned().unwrap_or(Value::Null),
+                "expected a number",
+            )
+        })
+    };
+    let (lon, lat) = (num(0)?, num(1)?);
+    LonLat::new(lon, lat).map_err(|e| {
+        let i = if e.field() == "lon" { 0 } else { 1 };
+        ApiError::invalid_geometry(format!("geometry.coordinates[{i}]"), e.value(), e.to_string())
+    })
+}
+
+fn query_from(p: &Params, crs: Crs) -> Result<ItemQuery, ApiError> {
+    let near = match p.get("radius_m") {
+        None => None,
+        Some(_) => {
+            let r: f64 = p.required("radius_m", "a radius in metres")?;
+            if !(r.is_finite() && r > 0.0 && r <= 100_000.0) {
+                return Err(ApiError::invalid("radius_m", r, "must be more than 0 and at most 100,000 metres"));
+            }
+            Some((p.point(crs)?, r))
+        }
+    };
+    if near.is_none() && (p.get("lon").is_some() || p.get("lat").is_some()) {
+        return Err(ApiError::invalid("radius_m", Value::Null, "lon/lat in a query need radius_m (or use /nearest)"));
+    }
+    let kind = p.get("type").or(p.get("kind")).or(p.get("category")).map(str::to_owned);
+    Ok(ItemQuery {
+        bbox: p.bbox(crs)?,
+        near,
+        grid: p.grid("grid")?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+        kind,
+        status: p.get("status").map(str::to_owned),
+        priority: p.optional("priority", "a priority from 1 to 4")?,
+        capability: p.get("capability").map(str::to_owned),
+    })
+}
+
+fn request_text(uri: &OriginalUri, method: &str) -> String {
+    format!("{method} {}", uri.0)
+}
+
+/// `GET /api/v1/{layer}`
+pub async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(layer): Path<String>,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let layer = layer_of(&layer)?;
+    let mut allowed = vec!["bbox", "lon", "lat", "radius_m", "since", "until", "limit", "cursor"];
+    allowed.extend(FILTERS);
+    let p = Params::parse(uri.0.query(), &allowed)?;
+    require_read(&who, layer)?;
+    let crs = p.crs()?;
+    let q = query_from(&p, crs)?;
+    let limit = p.bounded("limit", 100, 1, 1000)?;
+    let cursor: Option<i64> = p.optional("cursor", "a cursor from a previous page")?;
+    let (body, count) = {
+        let state = st.service.layer(layer);
+        let page = state.query(&q, |it| visible_to(&who, it), limit, cursor);
+        let features: Vec<Value> = page.items.iter().map(|(it, d)| feature(it, crs, *d)).collect();
+        let count = features.len();
+        let mut body = json!({
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": page.matched,
+            "numberReturned": count,
+        });
+        if let Some(c) = page.next_cursor {
+            body["next_cursor"] = c.into();
+        }
+        (body, count)
+    };
+    if layer.is_sensitive() {
+        st.service.audit(&who, "query", &request_text(&uri, "GET"), count).await?;
+    }
+    Ok(geojson_response(StatusCode::OK, &body))
+}
+
+/// `GET /api/v1/{layer}/nearest`
+pub async fn nearest(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(layer): Path<String>,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let layer = layer_of(&layer)?;
+    let mut allowed = vec!["lon", "lat", "k"];
+    allowed.extend(FILTERS);
+    let p = Params::parse(uri.0.query(), &allowed)?;
+    // The public may find the nearest security posts, and nothing else.
+    let public_posts = who.role == Role::Public && layer == Layer::Posts;
+    if !public_posts {
+        require_read(&who, layer)?;
+    }
+    let crs = p.crs()?;
+    let at = p.point(crs)?;
+    let k = p.bounded("k", 5, 1, 100)?;
+    let q = query_from(&p, crs)?;
+    let features: Vec<Value> = {
+        let state = st.service.layer(layer);
+        state
+            .nearest(at, k, &q, |it| visible_to(&who, it))
+            .into_iter()
+            .map(|(it, d)| if public_posts { public_post_feature(it, crs, d) } else { feature(it, crs, Some(d)) })
+            .collect()
+    };
+    if layer.is_sensitive() {
+        st.service.audit(&who, "nearest", &request_text(&uri, "GET"), features.len()).await?;
+    }
+    let n = features.len();
+    Ok(geojson_response(
+        StatusCode::OK,
+        &json!({"type": "FeatureCollection", "features": features, "numberReturned": n}),
+    ))
+}
+
+/// What a citizen sees of a post: where it is, what it is, how to reach it — not its radio.
+fn public_post_feature(it: &Item, crs: Crs, d: f64) -> Value {
+    let Props::Post(post) = &it.props else { return Value::Null };
+    let p = crs.from_wgs84(it.pos);
+    json!({
+        "type": "Feature",
+        "id": it.id,
+        "geometry": {"type": "Point", "coordinates": [p.lon(), p.lat()]},
+        "properties": {
+            "kind": post.kind.name(),
+            "name": post.name,
+            "phone": post.phone,
+            "opening_hours": post.opening_hours,
+            "distance_m": (d * 10.0).round() / 10.0,
+        },
+    })
+}
+
+/// `POST /api/v1/{layer}`
+pub async fn create(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(layer): Path<String>,
+    uri: OriginalUri,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let layer = layer_of(&layer)?;
+    let p = Params::parse(uri.0.query(), &["crs"])?;
+    require_write(&who, layer)?;
+    let crs = p.crs()?;
+    let (pos, props) = parse_feature(&body, layer, crs)?;
+    let item = st.service.create(&who, pos, props).await?;
+    let mut r = geojson_response(StatusCode::CREATED, &feature(&item, crs, None));
+    if let Ok(v) = format!("/api/v1/{layer}/{}", item.id).parse() {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+fn require_write(who: &Principal, layer: Layer) -> Result<(), ApiError> {
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized(format!("changing {layer} needs a bearer token")));
+    }
+    if !who.may_write(layer) {
+        return Err(ApiError::forbidden(format!("role {} may not change {layer}", who.role)));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/{layer}/{id}`
+pub async fn get_one(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((layer, id)): Path<(String, String)>,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let layer = layer_of(&layer)?;
+    let p = Params::parse(uri.0.query(), &["crs"])?;
+    let id = id_of(&id)?;
+    require_read(&who, layer)?;
+    let crs = p.crs()?;
+    let found = st.service.layer(layer).get(id).cloned();
+    let item = found.ok_or_else(|| ApiError::not_found("id", id, format!("no {layer} item with this id")))?;
+    if !visible_to(&who, &item) {
+        return Err(ApiError::forbidden(format!("{layer} {id} is outside the grids assigned to {}", who.name)));
+    }
+    if layer.is_sensitive() {
+        st.service.audit(&who, "get", &request_text(&uri, "GET"), 1).await?;
+    }
+    Ok(geojson_response(StatusCode::OK, &feature(&item, crs, None)))
+}
+
+/// `PUT /api/v1/{layer}/{id}`
+pub async fn replace(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((layer, id)): Path<(String, String)>,
+    uri: OriginalUri,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let layer = layer_of(&layer)?;
+    let p = Params::parse(uri.0.query(), &["crs"])?;
+    let id = id_of(&id)?;
+    require_write(&who, layer)?;
+    let crs = p.crs()?;
+    let (pos, props) = parse_feature(&body, layer, crs)?;
+    let item = st.service.update(&who, id, pos, props).await?;
+    Ok(geojson_response(StatusCode::OK, &feature(&item, crs, None)))
+}
+
+/// `DELETE /api/v1/{layer}/{id}`
+pub async fn delete(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((layer, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let layer = layer_of(&layer)?;
+    let id = id_of(&id)?;
+    require_write(&who, layer)?;
+    st.service.delete(&who, layer, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A JSON body with the GeoJSON media type (RFC 7946 §12).
+pub fn geojson_response(status: StatusCode, v: &Value) -> Response {
+    let mut r = (status, Json(v)).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/geo+json"),
+    );
+    r
+}

@@ -1,0 +1,82 @@
+//! The HTTP API: `app(state)` builds the whole service as an axum `Router`; `main` only parses
+//! configuration and calls it, and the tests drive the same function.
+
+pub mod caller;
+pub mod grids;
+pub mod items;
+pub mod openapi;
+pub mod ops;
+pub mod params;
+pub mod problem;
+
+use crate::metrics::Metrics;
+use crate::service::Service;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use problem::{ApiError, BODY_LIMIT};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Store and live state.
+    pub service: Arc<Service>,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The whole HTTP service.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/audit_log", get(ops::audit_log))
+        .route("/api/v1/locate", get(grids::locate))
+        .route("/api/v1/grids", get(grids::list))
+        .route("/api/v1/grids/{code}", get(grids::get_one).put(grids::put_one))
+        .route("/api/v1/{layer}", get(items::list).post(items::create))
+        .route("/api/v1/{layer}/nearest", get(items::nearest))
+        .route("/api/v1/{layer}/{id}", get(items::get_one).put(items::replace).delete(items::delete))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::not_found("path", req.uri().path(), "no such route; see /api/v1/openapi.json").into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let mut e = ApiError::invalid("method", req.method().as_str(), "this route does not accept this method");
+    e = e.with_status(axum::http::StatusCode::METHOD_NOT_ALLOWED);
+    e.into_response()
+}
+
+/// Records metrics and a structured log line for every request.
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    st.metrics.record(method.as_str(), &route, status, elapsed);
+    // Per-request lines are debug (RUST_LOG=safegrid=debug): at thousands of requests a second
+    // an info line each would cost more than the request. Server errors are always logged.
+    let micros = elapsed.as_micros() as u64;
+    if status >= 500 {
+        tracing::warn!(target: "safegrid::http", method = %method, route = %route, path = %path, status, micros, "request failed");
+    } else {
+        tracing::debug!(target: "safegrid::http", method = %method, route = %route, path = %path, status, micros, "request");
+    }
+    resp
+}

@@ -1,0 +1,140 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, built from the same layer list
+//! the router uses, so a new layer cannot be routed yet undocumented.
+
+use crate::layer::Layer;
+use serde_json::{Map, Value, json};
+
+fn param(name: &str, required: bool, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": required, "description": description, "schema": schema})
+}
+
+fn problem_responses() -> Value {
+    let problem = json!({"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    json!({"400": problem, "401": problem, "403": problem, "404": problem})
+}
+
+fn point_params() -> Vec<Value> {
+    vec![
+        param("lon", true, "Longitude, degrees", json!({"type": "number", "minimum": -180, "maximum": 180})),
+        param("lat", true, "Latitude, degrees", json!({"type": "number", "minimum": -90, "maximum": 90})),
+        param("crs", false, "CRS of given and returned positions", json!({"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"})),
+    ]
+}
+
+fn filter_params() -> Vec<Value> {
+    vec![
+        param("type", false, "Incident type / post, responder kind / key-personnel category (aliases: kind, category)", json!({"type": "string"})),
+        param("status", false, "Status (incidents: open, dispatched, on_scene, closed; responders: available, …)", json!({"type": "string"})),
+        param("priority", false, "Incident priority 1–4", json!({"type": "integer", "minimum": 1, "maximum": 4})),
+        param("capability", false, "Responder capability tag", json!({"type": "string"})),
+        param("grid", false, "Grid unit code: the unit and everything beneath it", json!({"type": "string"})),
+    ]
+}
+
+/// The whole document.
+#[must_use]
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    let feature_ref = json!({"$ref": "#/components/schemas/Feature"});
+    let fc = json!({"description": "GeoJSON FeatureCollection", "content": {"application/geo+json": {"schema": {"$ref": "#/components/schemas/FeatureCollection"}}}});
+    let one = json!({"description": "GeoJSON Feature", "content": {"application/geo+json": {"schema": feature_ref}}});
+    for layer in Layer::ALL {
+        let name = layer.name();
+        let sensitive = if layer.is_sensitive() { " Every read is written to the audit log." } else { "" };
+        let mut query = vec![
+            param("bbox", false, "minLon,minLat,maxLon,maxLat", json!({"type": "string"})),
+            param("lon", false, "With lat and radius_m: centre of a radius query", json!({"type": "number"})),
+            param("lat", false, "With lon and radius_m", json!({"type": "number"})),
+            param("radius_m", false, "Radius in metres (≤ 100,000)", json!({"type": "number"})),
+            param("since", false, "Filter time ≥ (RFC 3339 or YYYY-MM-DD)", json!({"type": "string"})),
+            param("until", false, "Filter time <", json!({"type": "string"})),
+            param("limit", false, "Page size", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})),
+            param("cursor", false, "next_cursor of the previous page", json!({"type": "integer"})),
+        ];
+        query.extend(filter_params());
+        let mut near = point_params();
+        near.push(param("k", false, "How many", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 5})));
+        near.extend(filter_params());
+        let body = json!({"required": true, "content": {"application/geo+json": {"schema": feature_ref}, "application/json": {"schema": feature_ref}}});
+        let mut responses_list = problem_responses();
+        responses_list["200"] = fc.clone();
+        let mut responses_one = problem_responses();
+        responses_one["200"] = one.clone();
+        let mut responses_created = problem_responses();
+        responses_created["201"] = one.clone();
+        responses_created["413"] = json!({"description": "Body too large"});
+        responses_created["422"] = json!({"description": "Invalid geometry"});
+        let mut responses_deleted = problem_responses();
+        responses_deleted["204"] = json!({"description": "Deleted"});
+        paths.insert(format!("/api/v1/{name}"), json!({
+            "get": {"tags": [name], "summary": format!("Query {name}.{sensitive}"), "parameters": query, "responses": responses_list},
+            "post": {"tags": [name], "summary": format!("Create one {name} item from a GeoJSON Feature with a Point."), "requestBody": body, "responses": responses_created},
+        }));
+        let nearest_summary = if layer == Layer::Posts {
+            "The k nearest posts. Needs no token: the public sees name, kind, phone, opening hours and distance.".to_owned()
+        } else {
+            format!("The k nearest {name}, nearest first, each with distance_m.{sensitive}")
+        };
+        paths.insert(format!("/api/v1/{name}/nearest"), json!({
+            "get": {"tags": [name], "summary": nearest_summary, "parameters": near, "responses": responses_list},
+        }));
+        let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}});
+        paths.insert(format!("/api/v1/{name}/{{id}}"), json!({
+            "get": {"tags": [name], "summary": format!("One {name} item.{sensitive}"), "parameters": [id], "responses": responses_one},
+            "put": {"tags": [name], "summary": "Replace position and properties.", "parameters": [id], "requestBody": body, "responses": responses_one},
+            "delete": {"tags": [name], "summary": "Delete.", "parameters": [id], "responses": responses_deleted},
+        }));
+    }
+    paths.insert("/api/v1/locate".into(), json!({
+        "get": {"tags": ["grids"], "summary": "The grid holding a point, with its ancestors and managers; or the nearest grid when outside every grid.", "parameters": point_params(), "responses": {"200": {"description": "Location"}}},
+    }));
+    paths.insert("/api/v1/grids".into(), json!({
+        "get": {"tags": ["grids"], "summary": "Grid units as GeoJSON.", "parameters": [
+            param("level", false, "district, street, community or grid", json!({"type": "string"})),
+            param("parent", false, "Only the children of this unit", json!({"type": "string"})),
+            param("limit", false, "Page size", json!({"type": "integer", "minimum": 1, "maximum": 5000, "default": 500})),
+            param("cursor", false, "next_cursor of the previous page", json!({"type": "string"})),
+        ], "responses": {"200": fc}},
+    }));
+    let code = json!({"name": "code", "in": "path", "required": true, "schema": {"type": "string"}});
+    paths.insert("/api/v1/grids/{code}".into(), json!({
+        "get": {"tags": ["grids"], "summary": "One unit with its chain of ancestors.", "parameters": [code], "responses": {"200": one}},
+        "put": {"tags": ["grids"], "summary": "Insert or replace one unit (admin).", "parameters": [code], "requestBody": {"content": {"application/geo+json": {"schema": feature_ref}}}, "responses": {"200": one, "422": {"description": "Invalid geometry"}}},
+    }));
+    paths.insert("/api/v1/audit_log".into(), json!({
+        "get": {"tags": ["audit"], "summary": "The append-only audit log, newest first (admin, auditor).", "parameters": [
+            param("limit", false, "Rows", json!({"type": "integer", "minimum": 1, "maximum": 1000})),
+            param("before", false, "Only rows with a smaller id", json!({"type": "integer"})),
+        ], "responses": {"200": {"description": "Rows"}}},
+    }));
+    paths.insert("/api/v1/openapi.json".into(), json!({"get": {"tags": ["ops"], "summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
+    paths.insert("/healthz".into(), json!({"get": {"tags": ["ops"], "summary": "Liveness.", "responses": {"200": {"description": "ok"}}}}));
+    paths.insert("/readyz".into(), json!({"get": {"tags": ["ops"], "summary": "Readiness: the store answers.", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}}));
+    paths.insert("/metrics".into(), json!({"get": {"tags": ["ops"], "summary": "Prometheus metrics.", "responses": {"200": {"description": "text format"}}}}));
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "safegrid",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Grid management and situational awareness for public-safety command centres. Positions are WGS-84 unless crs= names GCJ-02 or BD-09. Errors are RFC 9457 problem+json.",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Problem": {"type": "object", "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "value": {}, "reason": {"type": "string"}}}},
+                }},
+                "Feature": {"type": "object", "required": ["type", "geometry", "properties"], "properties": {
+                    "type": {"const": "Feature"}, "id": {}, "geometry": {"type": "object"}, "properties": {"type": "object"},
+                }},
+                "FeatureCollection": {"type": "object", "properties": {
+                    "type": {"const": "FeatureCollection"}, "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
+                    "numberMatched": {"type": "integer"}, "numberReturned": {"type": "integer"}, "next_cursor": {},
+                }},
+            },
+        },
+    })
+}

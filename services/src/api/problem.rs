@@ -1,0 +1,225 @@
+//! RFC 9457 problem details: the one error type of the HTTP layer, and the table that maps
+//! every lower-layer error to a status.
+//!
+//! Every problem names what was wrong in an `errors` member — `field`, `value`, `reason` — so a
+//! client can point at the offending input. Store failures are logged with their detail and
+//! answered with a generic 500/503: SQL never reaches a client.
+
+use crate::service::ServiceError;
+use crate::store::StoreError;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+/// One offending input.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FieldProblem {
+    /// Query parameter, path segment or JSON path (`properties.priority`, `geometry.coordinates[0][3]`).
+    pub field: String,
+    /// The value as received.
+    pub value: Value,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// An HTTP error answered as `application/problem+json`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldProblem>,
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, slug, title, detail: detail.into(), errors: Vec::new(), retry_after: None }
+    }
+
+    /// 400: a parameter or body field is wrong.
+    pub fn invalid(field: impl Into<String>, value: impl Into<Value>, reason: impl Into<String>) -> Self {
+        let (field, reason) = (field.into(), reason.into());
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input", format!("{field}: {reason}"));
+        e.errors.push(FieldProblem { field, value: value.into(), reason });
+        e
+    }
+
+    /// 422: a geometry is well-formed JSON but not a valid shape.
+    pub fn invalid_geometry(field: impl Into<String>, value: impl Into<Value>, reason: impl Into<String>) -> Self {
+        let mut e = Self::invalid(field, value, reason);
+        e.status = StatusCode::UNPROCESSABLE_ENTITY;
+        e.slug = "invalid-geometry";
+        e.title = "Invalid geometry";
+        e
+    }
+
+    /// 400: the body is not JSON.
+    pub fn malformed_json(reason: impl Into<String>) -> Self {
+        let mut e = Self::invalid("body", Value::Null, reason);
+        e.slug = "malformed-json";
+        e.title = "Malformed JSON";
+        e
+    }
+
+    /// 404 for an unknown thing named in the path.
+    pub fn not_found(field: impl Into<String>, value: impl Into<Value>, reason: impl Into<String>) -> Self {
+        let mut e = Self::invalid(field, value, reason);
+        e.status = StatusCode::NOT_FOUND;
+        e.slug = "not-found";
+        e.title = "Not found";
+        e
+    }
+
+    /// 401: a token was given but is not valid.
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", reason)
+    }
+
+    /// 403: the caller's role or grid scope does not allow this.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", reason)
+    }
+
+    /// 413: the body is larger than the route accepts.
+    pub fn too_large(limit: usize) -> Self {
+        let mut e = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("the request body exceeds {limit} bytes; use `safegrid import` for bulk data"),
+        );
+        e.errors.push(FieldProblem { field: "body".into(), value: Value::Null, reason: format!("larger than {limit} bytes") });
+        e
+    }
+
+    /// 415: the body is not declared as JSON.
+    pub fn unsupported_media_type(got: &str) -> Self {
+        let mut e = Self::invalid("Content-Type", got, "expected application/json or application/geo+json");
+        e.status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        e.slug = "unsupported-media-type";
+        e.title = "Unsupported media type";
+        e
+    }
+
+    /// 500: our fault; the detail is logged, not sent.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the server failed; the error is logged")
+    }
+
+    /// 503: the store cannot be reached; try later.
+    pub fn unavailable(retry_after_s: u32) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "the store is not answering");
+        e.retry_after = Some(retry_after_s);
+        e
+    }
+
+    /// The status code.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The problem as JSON.
+    #[must_use]
+    pub fn body(&self) -> Value {
+        let mut v = json!({
+            "type": format!("/problems/{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.errors.is_empty() {
+            v["errors"] = serde_json::to_value(&self.errors).unwrap_or(Value::Null);
+        }
+        v
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, self.body().to_string()).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound { layer, id } => Self::not_found("id", id, format!("no {layer} item with this id")),
+            ServiceError::Forbidden(reason) => Self::forbidden(reason),
+            ServiceError::Invalid { field, value, reason } => Self::invalid(field, value, reason),
+            ServiceError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                tracing::warn!(error = %e, "store unavailable");
+                Self::unavailable(5)
+            }
+            _ => {
+                tracing::error!(error = %e, "store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+/// The request body as bytes, bounded by the route's `DefaultBodyLimit`, with rejections
+/// answered as problems.
+pub struct JsonBody(pub Bytes);
+
+/// Largest body an item route accepts: a feature is a few kilobytes; bulk data goes through
+/// `safegrid import`.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !ct.is_empty() && !(essence == "application/json" || essence == "application/geo+json" || essence.ends_with("+json")) {
+            return Err(ApiError::unsupported_media_type(&ct));
+        }
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Self(b)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large(BODY_LIMIT)),
+            Err(r) => Err(ApiError::malformed_json(r.body_text())),
+        }
+    }
+}
+
+impl JsonBody {
+    /// Parses the body as JSON, naming line and column on failure.
+    ///
+    /// # Errors
+    /// [`ApiError::malformed_json`].
+    pub fn json(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|e| ApiError::malformed_json(e.to_string()))
+    }
+}
+
+impl ApiError {
+    /// The same problem with another status (for the router's own fallbacks).
+    #[must_use]
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            self.slug = "method-not-allowed";
+            self.title = "Method not allowed";
+        }
+        self
+    }
+}

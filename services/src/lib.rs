@@ -1,0 +1,21 @@
+//! # safegrid-services — the running system
+//!
+//! - [`layer`]: the five point layers and their typed properties.
+//! - [`access`]: roles, grid scope and tokens.
+//! - [`store`]: the `Store` trait with its SQLite and PostGIS implementations.
+//! - [`live`]: the in-memory state reads are served from.
+//! - [`service`]: store + live state, kept in step.
+//! - [`api`]: the axum HTTP API (`api::app`).
+//! - [`import`]: bulk import from GeoJSON and CSV.
+//! - [`demo`]: Shenzhen demo grids and population.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod access;
+pub mod api;
+pub mod demo;
+pub mod import;
+pub mod layer;
+pub mod live;
+pub mod metrics;
+pub mod service;
+pub mod store;

@@ -1,0 +1,222 @@
+//! The live, in-memory state every read is served from: the grid hierarchy with its locator,
+//! and for each layer its items, a point index and a grid index.
+
+use crate::layer::{Item, Layer};
+use chrono::{DateTime, Utc};
+use safegrid_geodata::point_index::Hit;
+use safegrid_geodata::{BBox, GridCode, GridHierarchy, GridLocator, GridUnit, LonLat, PointIndex};
+use std::collections::{BTreeSet, HashMap};
+
+/// The grid hierarchy and its locator, rebuilt together whenever grids change.
+#[derive(Debug, Default)]
+pub struct GridState {
+    /// Units, sorted by code.
+    pub hierarchy: GridHierarchy,
+    /// Point → leaf unit.
+    pub locator: Option<GridLocator>,
+}
+
+impl GridState {
+    /// Builds the state for a consistent hierarchy.
+    #[must_use]
+    pub fn new(hierarchy: GridHierarchy) -> Self {
+        let locator = (!hierarchy.is_empty()).then(|| GridLocator::new(&hierarchy));
+        Self { hierarchy, locator }
+    }
+
+    /// The code of the leaf grid holding `p`, if any.
+    #[must_use]
+    pub fn grid_of(&self, p: LonLat) -> Option<GridCode> {
+        let i = self.locator.as_ref()?.containing_unit(p)?;
+        Some(self.hierarchy.unit(i).code.clone())
+    }
+
+    /// A unit by code.
+    #[must_use]
+    pub fn unit(&self, code: &GridCode) -> Option<&GridUnit> {
+        self.hierarchy.get(code)
+    }
+}
+
+/// Filters of an item query; all given filters must hold.
+#[derive(Debug, Clone, Default)]
+pub struct ItemQuery {
+    /// Inside this box.
+    pub bbox: Option<BBox>,
+    /// Within this many metres of this point.
+    pub near: Option<(LonLat, f64)>,
+    /// In this unit or beneath it.
+    pub grid: Option<GridCode>,
+    /// Filter time at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Filter time before.
+    pub until: Option<DateTime<Utc>>,
+    /// `type` / `kind` / `category`.
+    pub kind: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Incident priority.
+    pub priority: Option<u32>,
+    /// Responder capability tag.
+    pub capability: Option<String>,
+}
+
+impl ItemQuery {
+    /// Whether an item passes every filter except the spatial candidates' own (box, radius).
+    #[must_use]
+    pub fn matches(&self, it: &Item) -> bool {
+        if let Some(g) = &self.grid {
+            if !it.grid.as_ref().is_some_and(|ig| g.covers(ig)) {
+                return false;
+            }
+        }
+        let t = it.filter_time();
+        self.since.is_none_or(|s| t >= s)
+            && self.until.is_none_or(|u| t < u)
+            && self.kind.as_deref().is_none_or(|k| it.props.kind() == k)
+            && self.status.as_deref().is_none_or(|s| it.props.status() == s)
+            && self.priority.is_none_or(|p| it.props.priority() == Some(p))
+            && self.capability.as_deref().is_none_or(|c| it.props.capabilities().iter().any(|x| x == c))
+            && self.bbox.is_none_or(|b| b.contains(it.pos))
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page<'a> {
+    /// Items in id order, with the distance from the query point for radius queries.
+    pub items: Vec<(&'a Item, Option<f64>)>,
+    /// Items matched in all pages.
+    pub matched: usize,
+    /// The cursor for the next page, if there is one.
+    pub next_cursor: Option<i64>,
+}
+
+/// One layer's live state.
+#[derive(Debug)]
+pub struct LayerState {
+    layer: Layer,
+    items: HashMap<i64, Item>,
+    index: PointIndex,
+    by_grid: BTreeSet<(String, i64)>,
+}
+
+impl LayerState {
+    /// Builds the state from stored items.
+    #[must_use]
+    pub fn new(layer: Layer, items: Vec<Item>) -> Self {
+        let index = PointIndex::bulk_load(items.iter().map(|i| (i.id as u64, i.pos, i.props.status_tag())));
+        let by_grid = items.iter().map(|i| (grid_key(i), i.id)).collect();
+        let items = items.into_iter().map(|i| (i.id, i)).collect();
+        Self { layer, items, index, by_grid }
+    }
+
+    /// The layer.
+    #[must_use]
+    pub fn layer(&self) -> Layer {
+        self.layer
+    }
+
+    /// Number of items.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are no items.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// An item by id.
+    #[must_use]
+    pub fn get(&self, id: i64) -> Option<&Item> {
+        self.items.get(&id)
+    }
+
+    /// Every item, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
+    /// Inserts or replaces an item.
+    pub fn put(&mut self, item: Item) {
+        if let Some(old) = self.items.get(&item.id) {
+            self.by_grid.remove(&(grid_key(old), old.id));
+        }
+        self.index.upsert(item.id as u64, item.pos, item.props.status_tag());
+        self.by_grid.insert((grid_key(&item), item.id));
+        self.items.insert(item.id, item);
+    }
+
+    /// Removes an item.
+    pub fn remove(&mut self, id: i64) -> Option<Item> {
+        let old = self.items.remove(&id)?;
+        self.index.remove(id as u64);
+        self.by_grid.remove(&(grid_key(&old), id));
+        Some(old)
+    }
+
+    /// Items passing `q` and `visible`, a page of at most `limit` after `cursor`, in id order.
+    pub fn query(
+        &self,
+        q: &ItemQuery,
+        visible: impl Fn(&Item) -> bool,
+        limit: usize,
+        cursor: Option<i64>,
+    ) -> Page<'_> {
+        let candidates: Vec<(i64, Option<f64>)> = if let Some((p, r)) = q.near {
+            self.index.within_radius(p, r).into_iter().map(|h| (h.id as i64, Some(h.distance_m))).collect()
+        } else if let Some(b) = q.bbox {
+            self.index.in_bbox(b).into_iter().map(|h| (h.id as i64, None)).collect()
+        } else if let Some(g) = &q.grid {
+            // Codes are digits, and ':' sorts right after '9': the range holds every code with
+            // this prefix.
+            let (lo, hi) = (g.as_str().to_owned(), format!("{}:", g.as_str()));
+            self.by_grid.range((lo, i64::MIN)..(hi, i64::MIN)).map(|(_, id)| (*id, None)).collect()
+        } else {
+            self.items.keys().map(|id| (*id, None)).collect()
+        };
+        let mut hits: Vec<(&Item, Option<f64>)> = candidates
+            .into_iter()
+            .filter_map(|(id, d)| self.items.get(&id).map(|it| (it, d)))
+            .filter(|(it, _)| q.matches(it) && visible(it))
+            .collect();
+        hits.sort_unstable_by_key(|(it, _)| it.id);
+        let matched = hits.len();
+        let start = cursor.map_or(0, |c| hits.partition_point(|(it, _)| it.id <= c));
+        let end = (start + limit).min(hits.len());
+        let next_cursor = (end < hits.len() && end > start).then(|| hits[end - 1].0.id);
+        Page { items: hits[start..end].to_vec(), matched, next_cursor }
+    }
+
+    /// The `k` nearest items passing `q` and `visible`, nearest first, with their distance.
+    pub fn nearest(&self, p: LonLat, k: usize, q: &ItemQuery, visible: impl Fn(&Item) -> bool) -> Vec<(&Item, f64)> {
+        // The status filter is answered from the index's tag; the rest needs the item.
+        let status_tag = q
+            .status
+            .as_deref()
+            .and_then(|s| self.layer.statuses().iter().position(|x| *x == s))
+            .map(|i| i as u32);
+        let unknown_status = q.status.is_some() && status_tag.is_none();
+        if unknown_status {
+            return Vec::new();
+        }
+        let hits: Vec<Hit> = self.index.nearest(p, k, |id, tag| {
+            status_tag.is_none_or(|t| t == tag)
+                && self.items.get(&(id as i64)).is_some_and(|it| q.matches(it) && visible(it))
+        });
+        hits.into_iter().filter_map(|h| self.items.get(&(h.id as i64)).map(|it| (it, h.distance_m))).collect()
+    }
+
+    /// Approximate heap bytes of the point index (for the memory figure in `/metrics`).
+    #[must_use]
+    pub fn index_bytes(&self) -> usize {
+        self.index.heap_bytes()
+    }
+}
+
+fn grid_key(it: &Item) -> String {
+    it.grid.as_ref().map(|g| g.as_str().to_owned()).unwrap_or_default()
+}

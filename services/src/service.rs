@@ -1,0 +1,310 @@
+//! The service: the store plus the live state, and the rules that keep them in step.
+//!
+//! Writes go to the store first and to memory only once committed, under a per-layer gate so
+//! that memory applies writes in the order the store committed them. Reads take a short read
+//! lock on the live state and never touch the store — except the audit log, which is written
+//! (durably) before any key-personnel data leaves the service.
+
+use crate::access::{Principal, Role, token_hash};
+use crate::layer::{Item, Layer, Props};
+use crate::live::{GridState, LayerState};
+use crate::store::{AuditRow, Store, StoreError, TokenRecord};
+use chrono::Utc;
+use safegrid_geodata::{GridHierarchy, GridUnit, LonLat};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+/// Errors of the service layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// No item with this id.
+    #[error("no {layer} item with id {id}")]
+    NotFound { layer: Layer, id: i64 },
+    /// The caller's role or grid scope does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The input is well-formed but not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, value: serde_json::Value, reason: String },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct LayerSlot {
+    state: RwLock<LayerState>,
+    gate: tokio::sync::Mutex<()>,
+    last_id: AtomicI64,
+}
+
+/// The running service's data.
+pub struct Service {
+    store: Arc<dyn Store>,
+    grids: RwLock<Arc<GridState>>,
+    grid_gate: tokio::sync::Mutex<()>,
+    layers: Vec<LayerSlot>,
+    tokens: RwLock<HashMap<String, Principal>>,
+}
+
+/// A poisoned lock means a writer panicked mid-update; the data it guards is still the last
+/// consistent state we wrote (every update is a single insert/remove), so reading on is safe.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Service {
+    /// Loads everything from the store and builds the live state.
+    ///
+    /// # Errors
+    /// [`ServiceError`] when the store fails or holds an inconsistent grid layer.
+    pub async fn open(store: Arc<dyn Store>) -> Result<Self, ServiceError> {
+        let units = store.load_grids().await?;
+        let hierarchy = GridHierarchy::new(units).map_err(|e| ServiceError::Invalid {
+            field: "grid_units".into(),
+            value: serde_json::Value::Null,
+            reason: e.to_string(),
+        })?;
+        let mut layers = Vec::new();
+        for layer in Layer::ALL {
+            let items = store.load_items(layer).await?;
+            let last = items.iter().map(|i| i.id).max().unwrap_or(0);
+            layers.push(LayerSlot {
+                state: RwLock::new(LayerState::new(layer, items)),
+                gate: tokio::sync::Mutex::new(()),
+                last_id: AtomicI64::new(last),
+            });
+        }
+        let tokens = store
+            .tokens()
+            .await?
+            .into_iter()
+            .map(|t| (t.hash, Principal { name: t.name, role: t.role, grids: t.grids }))
+            .collect();
+        Ok(Self {
+            store,
+            grids: RwLock::new(Arc::new(GridState::new(hierarchy))),
+            grid_gate: tokio::sync::Mutex::new(()),
+            layers,
+            tokens: RwLock::new(tokens),
+        })
+    }
+
+    /// The store (for readiness checks and the audit log).
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The current grid state (cheap: an `Arc`).
+    #[must_use]
+    pub fn grids(&self) -> Arc<GridState> {
+        read(&self.grids).clone()
+    }
+
+    /// Read access to a layer's live state.
+    pub fn layer(&self, layer: Layer) -> RwLockReadGuard<'_, LayerState> {
+        read(&self.layers[layer.index()].state)
+    }
+
+    /// The caller a bearer token stands for.
+    #[must_use]
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        read(&self.tokens).get(&token_hash(token)).cloned()
+    }
+
+    /// Stores a new token for a principal.
+    ///
+    /// # Errors
+    /// [`ServiceError::Store`].
+    pub async fn add_token(&self, token: &str, p: &Principal) -> Result<(), ServiceError> {
+        let hash = token_hash(token);
+        self.store
+            .put_token(&TokenRecord { hash: hash.clone(), name: p.name.clone(), role: p.role, grids: p.grids.clone() })
+            .await?;
+        write(&self.tokens).insert(hash, p.clone());
+        Ok(())
+    }
+
+    /// Appends an audit row for a read of sensitive data. Callers must not return the data if
+    /// this fails.
+    ///
+    /// # Errors
+    /// [`ServiceError::Store`].
+    pub async fn audit(&self, who: &Principal, action: &str, request: &str, count: usize) -> Result<(), ServiceError> {
+        self.store
+            .append_audit(&AuditRow {
+                id: 0,
+                at: Utc::now(),
+                actor: who.name.clone(),
+                role: who.role.name().into(),
+                action: action.into(),
+                request: request.into(),
+                result_count: i64::try_from(count).unwrap_or(i64::MAX),
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn check_scope(&self, who: &Principal, layer: Layer, item: &Item) -> Result<(), ServiceError> {
+        if !who.may_write(layer) {
+            return Err(ServiceError::Forbidden(format!("role {} may not change {layer}", who.role)));
+        }
+        if !who.covers(item.grid.as_ref()) {
+            let grid = item.grid.as_ref().map_or("no grid".to_owned(), |g| format!("grid {g}"));
+            return Err(ServiceError::Forbidden(format!("{grid} is outside the grids assigned to {}", who.name)));
+        }
+        Ok(())
+    }
+
+    fn new_item(&self, id: i64, pos: LonLat, props: Props) -> Item {
+        let now = Utc::now();
+        Item { id, pos, grid: self.grids().grid_of(pos), props, created_at: now, updated_at: now }
+    }
+
+    /// Creates an item; its grid is computed from its position.
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] outside the caller's role or scope; [`ServiceError::Store`].
+    pub async fn create(&self, who: &Principal, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
+        let layer = props.layer();
+        let slot = &self.layers[layer.index()];
+        let _gate = slot.gate.lock().await;
+        let id = slot.last_id.load(Ordering::SeqCst) + 1;
+        let item = self.new_item(id, pos, props);
+        self.check_scope(who, layer, &item)?;
+        self.store.insert_items(layer, std::slice::from_ref(&item)).await?;
+        slot.last_id.store(id, Ordering::SeqCst);
+        write(&slot.state).put(item.clone());
+        Ok(item)
+    }
+
+    /// Replaces an item's position and properties.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::Forbidden`] (for the old or the new place),
+    /// [`ServiceError::Store`].
+    pub async fn update(&self, who: &Principal, id: i64, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
+        let layer = props.layer();
+        let slot = &self.layers[layer.index()];
+        let _gate = slot.gate.lock().await;
+        let old = read(&slot.state).get(id).cloned().ok_or(ServiceError::NotFound { layer, id })?;
+        self.check_scope(who, layer, &old)?;
+        let mut item = self.new_item(id, pos, props);
+        item.created_at = old.created_at;
+        self.check_scope(who, layer, &item)?;
+        if !self.store.update_item(&item).await? {
+            return Err(ServiceError::NotFound { layer, id });
+        }
+        write(&slot.state).put(item.clone());
+        Ok(item)
+    }
+
+    /// Deletes an item.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::Forbidden`], [`ServiceError::Store`].
+    pub async fn delete(&self, who: &Principal, layer: Layer, id: i64) -> Result<Item, ServiceError> {
+        let slot = &self.layers[layer.index()];
+        let _gate = slot.gate.lock().await;
+        let old = read(&slot.state).get(id).cloned().ok_or(ServiceError::NotFound { layer, id })?;
+        self.check_scope(who, layer, &old)?;
+        self.store.delete_item(layer, id).await?;
+        write(&slot.state).remove(id);
+        Ok(old)
+    }
+
+    /// Adds many items of one layer in one transaction: all or none. Returns the ids given.
+    ///
+    /// # Errors
+    /// [`ServiceError::Store`]; nothing is written or indexed on error.
+    pub async fn bulk_insert(&self, layer: Layer, rows: Vec<(LonLat, Props)>) -> Result<Vec<i64>, ServiceError> {
+        let slot = &self.layers[layer.index()];
+        let _gate = slot.gate.lock().await;
+        let first = slot.last_id.load(Ordering::SeqCst) + 1;
+        let grids = self.grids();
+        let now = Utc::now();
+        let items: Vec<Item> = rows
+            .into_iter()
+            .zip(first..)
+            .map(|((pos, props), id)| Item { id, pos, grid: grids.grid_of(pos), props, created_at: now, updated_at: now })
+            .collect();
+        self.store.insert_items(layer, &items).await?;
+        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+        slot.last_id.store(first + items.len() as i64 - 1, Ordering::SeqCst);
+        let mut state = write(&slot.state);
+        for it in items {
+            state.put(it);
+        }
+        Ok(ids)
+    }
+
+    /// Inserts or replaces one grid unit (admin). The hierarchy must stay consistent; items are
+    /// not re-located (a boundary edit of a live layer is done with `safegrid import`).
+    ///
+    /// # Errors
+    /// [`ServiceError::Forbidden`] for non-admins, [`ServiceError::Invalid`] when the unit breaks
+    /// the hierarchy, [`ServiceError::Store`].
+    pub async fn put_grid(&self, who: &Principal, unit: GridUnit) -> Result<(), ServiceError> {
+        if !who.is_admin() {
+            return Err(ServiceError::Forbidden(format!("role {} may not change grids", who.role)));
+        }
+        let _gate = self.grid_gate.lock().await;
+        let current = self.grids();
+        let mut units: Vec<GridUnit> =
+            current.hierarchy.units().iter().filter(|u| u.code != unit.code).cloned().collect();
+        units.push(unit.clone());
+        let hierarchy = GridHierarchy::new(units).map_err(|e| ServiceError::Invalid {
+            field: "properties.code".into(),
+            value: unit.code.as_str().into(),
+            reason: e.to_string(),
+        })?;
+        self.store.upsert_grid(&unit).await?;
+        *write(&self.grids) = Arc::new(GridState::new(hierarchy));
+        Ok(())
+    }
+
+    /// Replaces the whole grid layer and re-locates every item (used by import and the demo).
+    ///
+    /// # Errors
+    /// [`ServiceError::Store`].
+    pub async fn replace_grids(&self, hierarchy: GridHierarchy) -> Result<(), ServiceError> {
+        let _gate = self.grid_gate.lock().await;
+        self.store.replace_grids(hierarchy.units()).await?;
+        let state = Arc::new(GridState::new(hierarchy));
+        *write(&self.grids) = state.clone();
+        for layer in Layer::ALL {
+            let slot = &self.layers[layer.index()];
+            let _g = slot.gate.lock().await;
+            let moved: Vec<Item> = read(&slot.state)
+                .iter()
+                .filter_map(|it| {
+                    let g = state.grid_of(it.pos);
+                    (g != it.grid).then(|| Item { grid: g, ..it.clone() })
+                })
+                .collect();
+            for it in moved {
+                self.store.update_item(&it).await?;
+                write(&slot.state).put(it);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts per layer, for metrics and the demo banner.
+    #[must_use]
+    pub fn counts(&self) -> Vec<(Layer, usize)> {
+        Layer::ALL.iter().map(|&l| (l, self.layer(l).len())).collect()
+    }
+
+    /// Whether a role may read the key-personnel layer at all.
+    #[must_use]
+    pub fn role_reads_sensitive(role: Role) -> bool {
+        !matches!(role, Role::Public)
+    }
+}

@@ -1,0 +1,170 @@
+//! Durable storage behind one trait, with two real implementations through sqlx:
+//! [`sqlite::SqliteStore`] (the embedded default: one file, WAL, zero set-up) and
+//! [`postgres::PgStore`] (PostGIS: `geometry(…, 4326)` columns with GiST indexes, readable by
+//! QGIS and `ogrinfo`). Both pass the same test suite (`tests/store_suite.rs`).
+//!
+//! The store is the source of truth; the service keeps live indexes in memory and rebuilds them
+//! from here at start-up. A write returns only once it is committed.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::access::Role;
+use crate::layer::{Item, Layer};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use safegrid_geodata::{GridCode, GridUnit};
+use std::sync::Arc;
+
+/// Errors of the storage layer. SQL text never reaches an API client: the HTTP layer maps
+/// these to a generic 500 or 503 and logs the detail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed or refused.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row does not decode (written by another tool, or a bug).
+    #[error("corrupt row in {table} ({key}): {reason}")]
+    Corrupt { table: &'static str, key: String, reason: String },
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+/// One row of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    /// Sequence number (assigned by the store).
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Token name of the caller.
+    pub actor: String,
+    /// Caller's role.
+    pub role: String,
+    /// What kind of read: `list`, `query`, `get`, `nearest`, `tile`…
+    pub action: String,
+    /// The request as asked (method, path and query string).
+    pub request: String,
+    /// How many items were returned.
+    pub result_count: i64,
+}
+
+/// A stored API token (its hash, never the token).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// Who or what holds it.
+    pub name: String,
+    /// Role granted.
+    pub role: Role,
+    /// Grid scope (grid workers).
+    pub grids: Vec<GridCode>,
+}
+
+/// Audit-log query: newest first, before an id, at most `limit` rows.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditQuery {
+    /// Only rows with a smaller id (paging backwards).
+    pub before_id: Option<i64>,
+    /// Maximum rows.
+    pub limit: i64,
+}
+
+/// What every store does.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgis`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Every grid unit.
+    async fn load_grids(&self) -> Result<Vec<GridUnit>, StoreError>;
+    /// Replaces the whole grid layer in one transaction.
+    async fn replace_grids(&self, units: &[GridUnit]) -> Result<(), StoreError>;
+    /// Inserts or replaces one unit.
+    async fn upsert_grid(&self, unit: &GridUnit) -> Result<(), StoreError>;
+
+    /// Every item of a layer.
+    async fn load_items(&self, layer: Layer) -> Result<Vec<Item>, StoreError>;
+    /// Inserts items (all of one layer) in one transaction: all or none.
+    async fn insert_items(&self, layer: Layer, items: &[Item]) -> Result<(), StoreError>;
+    /// Replaces an item; false when the id does not exist.
+    async fn update_item(&self, item: &Item) -> Result<bool, StoreError>;
+    /// Deletes an item; false when the id does not exist.
+    async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError>;
+    /// The largest id used in a layer (0 when empty).
+    async fn max_id(&self, layer: Layer) -> Result<i64, StoreError>;
+
+    /// Appends to the audit log; returns the row's id.
+    async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError>;
+    /// Reads the audit log, newest first.
+    async fn audit_rows(&self, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// Stores a token.
+    async fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
+    /// Every token.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Reads a small setting.
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes a small setting.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names, creating and migrating it as needed: `sqlite://PATH` (the file
+/// is created on first run) or `postgres://…`.
+///
+/// # Errors
+/// [`StoreError`] when the URL is unsupported or the database refuses.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Helpers shared by both implementations for the columns they have in common.
+pub(crate) mod rows {
+    use super::StoreError;
+    use crate::layer::{Item, Layer, Props};
+    use chrono::{DateTime, Utc};
+    use safegrid_geodata::{GridCode, LonLat};
+
+    /// The raw columns of an item row.
+    pub(crate) struct RawItem {
+        pub id: i64,
+        pub lon: f64,
+        pub lat: f64,
+        pub grid_code: Option<String>,
+        pub props: String,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
+
+    impl RawItem {
+        pub(crate) fn decode(self, layer: Layer) -> Result<Item, StoreError> {
+            let corrupt = |reason: String| StoreError::Corrupt { table: layer.name(), key: self.id.to_string(), reason };
+            let pos = LonLat::new(self.lon, self.lat).map_err(|e| corrupt(e.to_string()))?;
+            let grid = self.grid_code.as_deref().map(GridCode::parse).transpose().map_err(|e| corrupt(e.to_string()))?;
+            let json: serde_json::Value = serde_json::from_str(&self.props).map_err(|e| corrupt(e.to_string()))?;
+            let props = Props::parse(layer, json).map_err(|e| corrupt(e.to_string()))?;
+            Ok(Item { id: self.id, pos, grid, props, created_at: self.created_at, updated_at: self.updated_at })
+        }
+    }
+
+    /// The props column as JSON text.
+    pub(crate) fn props_json(item: &Item) -> String {
+        serde_json::Value::Object(item.props.to_json()).to_string()
+    }
+}

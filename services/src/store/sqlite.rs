@@ -1,0 +1,269 @@
+//! The embedded store: one SQLite file, created on first run.
+//!
+//! WAL mode lets readers run beside the writer; `synchronous = FULL` makes a commit durable
+//! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
+
+use super::rows::{RawItem, props_json};
+use super::{AuditQuery, AuditRow, Store, StoreError, TokenRecord};
+use crate::layer::{Item, Layer};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use safegrid_geodata::grid::{GridLevel, Manager};
+use safegrid_geodata::polygon_check::{multipolygon_to_geojson, polygonal_from_geojson};
+use safegrid_geodata::{GridCode, GridUnit};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use std::path::Path;
+use std::time::Duration;
+
+/// SQLite allows 32,766 bound parameters per statement; ten columns per item row.
+const ROWS_PER_INSERT: usize = 3_000;
+
+/// The embedded SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database file.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be created or migrated.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn grid_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<GridUnit, StoreError> {
+    let code: String = r.try_get("code")?;
+    let corrupt = |reason: String| StoreError::Corrupt { table: "grid_units", key: code.clone(), reason };
+    let geometry_text: String = r.try_get("geometry")?;
+    let g: geojson::Geometry = geometry_text.parse::<geojson::Geometry>().map_err(|e| corrupt(e.to_string()))?;
+    let level: String = r.try_get("level")?;
+    let manager_name: Option<String> = r.try_get("manager_name")?;
+    Ok(GridUnit {
+        code: GridCode::parse(&code).map_err(|e| corrupt(e.to_string()))?,
+        name: r.try_get("name")?,
+        level: level.parse::<GridLevel>().map_err(|e| corrupt(e.to_string()))?,
+        manager: manager_name.map(|name| Manager { name, phone: r.try_get("manager_phone").ok().flatten() }),
+        geometry: polygonal_from_geojson(&g).map_err(|e| corrupt(e.to_string()))?,
+    })
+}
+
+async fn insert_grid<'e, E: sqlx::Executor<'e, Database = Sqlite>>(e: E, u: &GridUnit) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO grid_units (code, name, level, parent_code, manager_name, manager_phone, geometry)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(u.code.as_str())
+    .bind(&u.name)
+    .bind(u.level.name())
+    .bind(u.code.parent().map(String::from))
+    .bind(u.manager.as_ref().map(|m| m.name.clone()))
+    .bind(u.manager.as_ref().and_then(|m| m.phone.clone()))
+    .bind(multipolygon_to_geojson(&u.geometry).to_string())
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn load_grids(&self) -> Result<Vec<GridUnit>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM grid_units ORDER BY code").fetch_all(&self.pool).await?;
+        rows.iter().map(grid_from_row).collect()
+    }
+
+    async fn replace_grids(&self, units: &[GridUnit]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM grid_units").execute(&mut *tx).await?;
+        for u in units {
+            insert_grid(&mut *tx, u).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upsert_grid(&self, unit: &GridUnit) -> Result<(), StoreError> {
+        insert_grid(&self.pool, unit).await
+    }
+
+    async fn load_items(&self, layer: Layer) -> Result<Vec<Item>, StoreError> {
+        let sql = format!(
+            "SELECT id, lon, lat, grid_code, props, created_at, updated_at FROM {} ORDER BY id",
+            layer.name()
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                RawItem {
+                    id: r.try_get("id")?,
+                    lon: r.try_get("lon")?,
+                    lat: r.try_get("lat")?,
+                    grid_code: r.try_get("grid_code")?,
+                    props: r.try_get("props")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                }
+                .decode(layer)
+            })
+            .collect()
+    }
+
+    async fn insert_items(&self, layer: Layer, items: &[Item]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in items.chunks(ROWS_PER_INSERT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT INTO {} (id, lon, lat, grid_code, kind, status, observed_at, props, created_at, updated_at) ",
+                layer.name()
+            ));
+            qb.push_values(chunk, |mut b, it| {
+                b.push_bind(it.id)
+                    .push_bind(it.pos.lon())
+                    .push_bind(it.pos.lat())
+                    .push_bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
+                    .push_bind(it.props.kind().to_owned())
+                    .push_bind(it.props.status())
+                    .push_bind(it.props.observed_at())
+                    .push_bind(props_json(it))
+                    .push_bind(it.created_at)
+                    .push_bind(it.updated_at);
+            });
+            qb.build().persistent(chunk.len() == ROWS_PER_INSERT).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_item(&self, it: &Item) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE {} SET lon = ?, lat = ?, grid_code = ?, kind = ?, status = ?, observed_at = ?, props = ?, updated_at = ?
+             WHERE id = ?",
+            it.layer().name()
+        );
+        let done = sqlx::query(&sql)
+            .bind(it.pos.lon())
+            .bind(it.pos.lat())
+            .bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
+            .bind(it.props.kind())
+            .bind(it.props.status())
+            .bind(it.props.observed_at())
+            .bind(props_json(it))
+            .bind(it.updated_at)
+            .bind(it.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {} WHERE id = ?", layer.name());
+        Ok(sqlx::query(&sql).bind(id).execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    async fn max_id(&self, layer: Layer) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COALESCE(MAX(id), 0) FROM {}", layer.name());
+        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+    }
+
+    async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO audit_log (at, actor, role, action, request, result_count) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.role)
+        .bind(&row.action)
+        .bind(&row.request)
+        .bind(row.result_count)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    async fn audit_rows(&self, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, role, action, request, result_count FROM audit_log
+             WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(q.before_id.unwrap_or(i64::MAX))
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: r.try_get("id")?,
+                    at: r.try_get::<DateTime<Utc>, _>("at")?,
+                    actor: r.try_get("actor")?,
+                    role: r.try_get("role")?,
+                    action: r.try_get("action")?,
+                    request: r.try_get("request")?,
+                    result_count: r.try_get("result_count")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        let scope = serde_json::to_string(&t.grids).unwrap_or_else(|_| "[]".into());
+        sqlx::query("INSERT OR REPLACE INTO api_tokens (token_sha256, name, role, grid_scope, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(&t.hash)
+            .bind(&t.name)
+            .bind(t.role.name())
+            .bind(scope)
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query("SELECT token_sha256, name, role, grid_scope FROM api_tokens").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let hash: String = r.try_get("token_sha256")?;
+                let corrupt = |reason: String| StoreError::Corrupt { table: "api_tokens", key: hash.clone(), reason };
+                let role: String = r.try_get("role")?;
+                let scope: String = r.try_get("grid_scope")?;
+                Ok(TokenRecord {
+                    role: role.parse().map_err(corrupt)?,
+                    grids: serde_json::from_str(&scope).map_err(|e| corrupt(e.to_string()))?,
+                    name: r.try_get("name")?,
+                    hash: hash.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").bind(key).bind(value).execute(&self.pool).await?;
+        Ok(())
+    }
+}
