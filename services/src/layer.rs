@@ -320,11 +320,18 @@ impl Props {
     /// [`PropsError`] naming the property.
     pub fn parse(layer: Layer, value: serde_json::Value) -> Result<Self, PropsError> {
         fn de<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, PropsError> {
-            serde_json::from_value(v).map_err(|e| {
-                let msg = e.to_string();
-                // serde names the field in "unknown field `x`" and "missing field `x`".
-                let field = msg.split('`').nth(1).filter(|_| msg.contains("field")).unwrap_or("properties");
-                PropsError { field: field.to_owned(), reason: msg.clone() }
+            serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                let reason = e.inner().to_string();
+                // serde reports a missing or unknown field at the enclosing object ("."), naming
+                // the field only in its message.
+                let named = reason.split('`').nth(1).filter(|_| reason.contains("field"));
+                let field = match (path.as_str(), named) {
+                    (".", Some(f)) => f.to_owned(),
+                    (".", None) => "properties".to_owned(),
+                    (p, _) => p.to_owned(),
+                };
+                PropsError { field, reason }
             })
         }
         let props = match layer {

@@ -1,1 +1,342 @@
-fn main(){}
+//! `safegrid` — the command-line entry point. Parses configuration, opens the store and runs one
+//! command; everything else lives in the library.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use safegrid_geodata::{Crs, GridCode};
+use safegrid_services::access::{Principal, Role, new_token};
+use safegrid_services::api::{AppState, app};
+use safegrid_services::demo;
+use safegrid_services::import::{self, Format};
+use safegrid_services::layer::Layer;
+use safegrid_services::metrics::Metrics;
+use safegrid_services::service::Service;
+use safegrid_services::store;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+const DEFAULT_DB: &str = "sqlite://safegrid-data/safegrid.db";
+
+/// safegrid: grid management and situational awareness for public-safety command centres.
+///
+/// Divides a territory into management grids (网格), indexes incidents, rental housing, security
+/// posts, responders and key personnel, and serves them over an HTTP API.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// Where data lives: sqlite://PATH (embedded, created on first run) or postgres://… (PostGIS).
+    #[arg(long, env = "SAFEGRID_DATABASE_URL", default_value = DEFAULT_DB, global = true)]
+    database_url: String,
+    /// Log format on stderr. Levels come from RUST_LOG (default: info).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API over the data in the store.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Build (first run) or reopen the Shenzhen demo city and serve it. Prints a token per role.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Also write the tokens as JSON {"admin": "…", "dispatcher": "…", …} to this file.
+        #[arg(long)]
+        tokens_out: Option<PathBuf>,
+        /// Build the city and exit without serving (for scripts and CI).
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Import a GeoJSON or CSV file into a layer, or a grid layer. All rows or none.
+    ///
+    /// Items: a FeatureCollection of Points, or CSV with lon and lat columns; property names as in
+    /// the API. Grids: a FeatureCollection of (Multi)Polygons with code, name and optional level,
+    /// manager, manager_phone; replaces the grid layer and re-locates every item. Import while
+    /// the server is stopped, or restart it afterwards.
+    Import {
+        /// Target: grids, incidents, rental_housing, posts, responders or key_personnel.
+        #[arg(long)]
+        layer: String,
+        /// Input file.
+        #[arg(long)]
+        file: PathBuf,
+        /// File format (default: from the extension, .csv or GeoJSON).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// CRS of the file's coordinates: wgs84, gcj02 or bd09. Converted to WGS-84 on import.
+        #[arg(long, default_value = "wgs84")]
+        crs: String,
+    },
+    /// Create an API token and print it (it is stored hashed and cannot be shown again).
+    Token {
+        /// Role: admin, dispatcher, grid_worker, auditor or public.
+        #[arg(long)]
+        role: String,
+        /// Who holds it (written to the audit log with every sensitive read).
+        #[arg(long)]
+        name: String,
+        /// For grid workers: a grid unit code they are responsible for (repeatable).
+        #[arg(long = "grid")]
+        grids: Vec<String>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { listen } => {
+            let service = open(&cli.database_url).await?;
+            serve(service, &listen, None).await
+        }
+        Command::Demo { listen, tokens_out, no_serve } => {
+            let service = open(&cli.database_url).await?;
+            seed_demo(&service).await?;
+            let tokens = demo_tokens(&service, &cli.database_url, tokens_out.as_deref()).await?;
+            if no_serve {
+                return Ok(());
+            }
+            serve(service, &listen, Some(tokens)).await
+        }
+        Command::Import { layer, file, format, crs } => {
+            let service = open(&cli.database_url).await?;
+            let crs: Crs = crs.parse().map_err(|e| anyhow::anyhow!("--crs: {e}"))?;
+            run_import(&service, &layer, &file, format, crs).await
+        }
+        Command::Token { role, name, grids } => {
+            let service = open(&cli.database_url).await?;
+            let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+            let grids = grids.iter().map(|g| GridCode::parse(g)).collect::<Result<Vec<_>, _>>().context("--grid")?;
+            if role == Role::GridWorker && grids.is_empty() {
+                bail!("a grid_worker token needs at least one --grid CODE");
+            }
+            let token = new_token();
+            service.add_token(&token, &Principal { name, role, grids }).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+async fn open(url: &str) -> Result<Arc<Service>> {
+    let started = Instant::now();
+    let store = store::open(url).await.with_context(|| format!("opening the store at {url}"))?;
+    let service = Service::open(store).await.context("loading the live state from the store")?;
+    let counts: Vec<String> = service.counts().iter().map(|(l, n)| format!("{l}={n}")).collect();
+    tracing::info!(
+        backend = service.store().backend(),
+        grids = service.grids().hierarchy.len(),
+        items = %counts.join(" "),
+        millis = started.elapsed().as_millis() as u64,
+        "live state loaded"
+    );
+    Ok(Arc::new(service))
+}
+
+async fn serve(service: Arc<Service>, listen: &str, tokens: Option<BTreeMap<String, String>>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let state = AppState { service, metrics: Arc::new(Metrics::default()) };
+    tracing::info!(%addr, "listening");
+    if let Some(tokens) = tokens {
+        print_banner(&format!("http://{addr}"), &tokens);
+    }
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+fn print_banner(url: &str, tokens: &BTreeMap<String, String>) {
+    let t = |r: &str| tokens.get(r).cloned().unwrap_or_default();
+    println!("\nsafegrid demo — Shenzhen, serving at {url}\n");
+    println!("Tokens (Authorization: Bearer …):");
+    for (role, token) in tokens {
+        println!("  {role:<12} {token}");
+    }
+    println!("\nTry:");
+    println!("  curl -H 'Authorization: Bearer {}' '{url}/api/v1/locate?lon=114.0579&lat=22.5431'", t("dispatcher"));
+    println!(
+        "  curl -H 'Authorization: Bearer {}' '{url}/api/v1/responders/nearest?lon=114.0579&lat=22.5431&k=5&status=available'",
+        t("dispatcher")
+    );
+    println!("  curl '{url}/api/v1/posts/nearest?lon=114.0579&lat=22.5431&k=3'");
+    println!("\nAPI description: {url}/api/v1/openapi.json   Metrics: {url}/metrics\n");
+}
+
+const DEMO_SEED: u64 = 2026;
+
+async fn seed_demo(service: &Service) -> Result<()> {
+    if service.store().meta("demo_seeded").await?.is_some() {
+        tracing::info!("demo city already built; reusing it");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let spinner = ProgressBar::new_spinner().with_message("generating ~3,000 grids over Shenzhen's 10 districts");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let hierarchy = tokio::task::spawn_blocking(|| demo::hierarchy(DEMO_SEED)).await??;
+    spinner.set_message("storing grids");
+    service.replace_grids(hierarchy).await?;
+    spinner.finish_and_clear();
+    let grids = service.grids();
+    let population = tokio::task::spawn_blocking(move || {
+        demo::population(&grids, demo::Sizes::default(), DEMO_SEED, chrono::Utc::now())
+    })
+    .await?;
+    let total: usize = population.iter().map(|(_, rows)| rows.len()).sum();
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for (layer, rows) in population {
+        bar.set_message(layer.name());
+        let n = rows.len() as u64;
+        service.bulk_insert(layer, rows).await?;
+        bar.inc(n);
+    }
+    bar.finish_and_clear();
+    service.store().set_meta("demo_seeded", &chrono::Utc::now().to_rfc3339()).await?;
+    tracing::info!(millis = started.elapsed().as_millis() as u64, grids = service.grids().hierarchy.len(), items = total, "demo city built");
+    Ok(())
+}
+
+/// The demo's tokens: reused from `<data dir>/demo-tokens.json` when they still authenticate,
+/// minted (and stored hashed) otherwise.
+async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result<BTreeMap<String, String>> {
+    let dir = url
+        .strip_prefix("sqlite://")
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("safegrid-data"));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("demo-tokens.json");
+    let existing: Option<BTreeMap<String, String>> =
+        std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let tokens = match existing {
+        Some(t) if !t.is_empty() && t.values().all(|tok| service.authenticate(tok).is_some()) => t,
+        _ => {
+            let grid_worker_scope: Vec<GridCode> =
+                ["440304001", "440304002", "440304003"].iter().filter_map(|c| GridCode::parse(c).ok()).collect();
+            let worker_name = service
+                .grids()
+                .unit(&grid_worker_scope[0])
+                .and_then(|u| u.manager.as_ref())
+                .map_or_else(|| "grid worker".to_owned(), |m| m.name.clone());
+            let mut t = BTreeMap::new();
+            for (role, name, grids) in [
+                (Role::Admin, "demo admin".to_owned(), vec![]),
+                (Role::Dispatcher, "demo dispatcher".to_owned(), vec![]),
+                (Role::GridWorker, worker_name, grid_worker_scope.clone()),
+                (Role::Auditor, "demo auditor".to_owned(), vec![]),
+                (Role::Public, "demo public".to_owned(), vec![]),
+            ] {
+                let token = new_token();
+                service.add_token(&token, &Principal { name, role, grids }).await?;
+                t.insert(role.name().to_owned(), token);
+            }
+            write_private(&file, &serde_json::to_string_pretty(&t)?)?;
+            t
+        }
+    };
+    if let Some(out) = out {
+        write_private(out, &serde_json::to_string_pretty(&tokens)?)?;
+    }
+    Ok(tokens)
+}
+
+/// Writes a file readable by its owner only: it holds bearer tokens.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<Format>, crs: Crs) -> Result<()> {
+    let started = Instant::now();
+    let path = file.display().to_string();
+    if layer == "grids" {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?;
+        let h = safegrid_geodata::grid::hierarchy_from_geojson(&text).with_context(|| format!("{path}"))?;
+        if crs != Crs::Wgs84 {
+            bail!("grid files must be WGS-84: convert polygons before import (--crs applies to point layers)");
+        }
+        let n = h.len();
+        service.replace_grids(h).await?;
+        println!("imported {n} grid units from {path} in {:.1} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    let layer: Layer = layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids)"))?;
+    let format = format.unwrap_or_else(|| Format::from_path(&path));
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message("checking");
+    let tick = || bar.inc(1);
+    let rows = match format {
+        Format::Geojson => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?;
+            import::parse_geojson(&text, layer, crs, &tick)
+        }
+        Format::Csv => {
+            let f = std::fs::File::open(file).with_context(|| format!("reading {path}"))?;
+            import::parse_csv(std::io::BufReader::new(f), layer, crs, &tick)
+        }
+    }
+    .with_context(|| format!("{path}: nothing was imported"))?;
+    bar.set_message("writing");
+    let n = rows.len();
+    let ids = service.bulk_insert(layer, rows).await.with_context(|| format!("{path}: nothing was imported"))?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {n} {layer} from {path} (ids {}–{}) in {secs:.1} s, {:.0} rows/s",
+        ids.first().copied().unwrap_or(0),
+        ids.last().copied().unwrap_or(0),
+        n as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

@@ -133,7 +133,7 @@ pub async fn put_one(
     if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
         props.entry("code").or_insert_with(|| code.clone().into());
     }
-    let f = geojson::Feature::from_json_value(v).map_err(|e| ApiError::invalid("body", Value::Null, e.to_string()))?;
+    let f = serde_json::from_value::<geojson::Feature>(v).map_err(|e| ApiError::invalid("body", Value::Null, e.to_string()))?;
     let unit = unit_from_feature(&f).map_err(|e| match e {
         GridFeatureError::Geometry(g) => ApiError::invalid_geometry(format!("geometry.{}", g.path), Value::Null, g.fault.to_string()),
         GridFeatureError::MissingProperty { property } => {

@@ -131,6 +131,20 @@ fn parse_point(g: &Value) -> Result<LonLat, ApiError> {
     })
 }
 
+/// The filters every read route shares: type, status, priority, capability, grid.
+fn filters_from(p: &Params) -> Result<ItemQuery, ApiError> {
+    let kind = p.get("type").or(p.get("kind")).or(p.get("category")).map(str::to_owned);
+    Ok(ItemQuery {
+        grid: p.grid("grid")?,
+        kind,
+        status: p.get("status").map(str::to_owned),
+        priority: p.optional("priority", "a priority from 1 to 4")?,
+        capability: p.get("capability").map(str::to_owned),
+        ..ItemQuery::default()
+    })
+}
+
+/// The filters of a list query: the shared ones plus box, radius and time window.
 fn query_from(p: &Params, crs: Crs) -> Result<ItemQuery, ApiError> {
     let near = match p.get("radius_m") {
         None => None,
@@ -145,18 +159,7 @@ fn query_from(p: &Params, crs: Crs) -> Result<ItemQuery, ApiError> {
     if near.is_none() && (p.get("lon").is_some() || p.get("lat").is_some()) {
         return Err(ApiError::invalid("radius_m", Value::Null, "lon/lat in a query need radius_m (or use /nearest)"));
     }
-    let kind = p.get("type").or(p.get("kind")).or(p.get("category")).map(str::to_owned);
-    Ok(ItemQuery {
-        bbox: p.bbox(crs)?,
-        near,
-        grid: p.grid("grid")?,
-        since: p.time("since")?,
-        until: p.time("until")?,
-        kind,
-        status: p.get("status").map(str::to_owned),
-        priority: p.optional("priority", "a priority from 1 to 4")?,
-        capability: p.get("capability").map(str::to_owned),
-    })
+    Ok(ItemQuery { bbox: p.bbox(crs)?, near, since: p.time("since")?, until: p.time("until")?, ..filters_from(p)? })
 }
 
 fn request_text(uri: &OriginalUri, method: &str) -> String {
@@ -220,7 +223,7 @@ pub async fn nearest(
     let crs = p.crs()?;
     let at = p.point(crs)?;
     let k = p.bounded("k", 5, 1, 100)?;
-    let q = query_from(&p, crs)?;
+    let q = filters_from(&p)?;
     let features: Vec<Value> = {
         let state = st.service.layer(layer);
         state

@@ -1,0 +1,554 @@
+//! Every API route, every class of bad input, every role — against the real router and a real
+//! SQLite store in a temporary directory.
+
+mod support;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use safegrid_geodata::{Crs, GridCode, LonLat};
+use safegrid_services::access::{Principal, Role};
+use safegrid_services::api::{AppState, app};
+use safegrid_services::layer::Layer;
+use safegrid_services::metrics::Metrics;
+use safegrid_services::service::Service;
+use safegrid_services::store::{AuditQuery, Store};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: Router,
+    service: Arc<Service>,
+    store: Arc<dyn Store>,
+    tokens: HashMap<Role, String>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let (store, dir, _) = support::sqlite_store().await;
+    let service = Arc::new(Service::open(store.clone()).await.unwrap());
+    service.replace_grids(support::fixture_grids()).await.unwrap();
+    let mut tokens = HashMap::new();
+    for role in [Role::Admin, Role::Dispatcher, Role::GridWorker, Role::Auditor, Role::Public] {
+        let token = format!("test-token-{}", role.name());
+        let grids = if role == Role::GridWorker { vec![GridCode::parse("440304001").unwrap()] } else { vec![] };
+        service.add_token(&token, &Principal { name: format!("{} user", role.name()), role, grids }).await.unwrap();
+        tokens.insert(role, token);
+    }
+    let app = app(AppState { service: service.clone(), metrics: Arc::new(Metrics::default()) });
+    Fixture { app, service, store, tokens, _dir: dir }
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    headers: axum::http::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Fixture {
+    async fn call(&self, method: &str, uri: &str, role: Option<Role>, body: Option<Value>) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(r) = role {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {}", self.tokens[&r]));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/geo+json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> Reply {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, content_type, headers, body, text }
+    }
+
+    async fn count(&self, layer: Layer) -> usize {
+        self.store.load_items(layer).await.unwrap().len()
+    }
+
+    async fn audit_rows(&self) -> Vec<safegrid_services::store::AuditRow> {
+        self.store.audit_rows(AuditQuery { before_id: None, limit: 1000 }).await.unwrap()
+    }
+}
+
+fn point(lon: f64, lat: f64) -> Value {
+    json!({"type": "Point", "coordinates": [lon, lat]})
+}
+
+fn feature(geometry: Value, properties: Value) -> Value {
+    json!({"type": "Feature", "geometry": geometry, "properties": properties})
+}
+
+fn incident(status: &str, priority: u32, reported_at: &str) -> Value {
+    json!({"type": "theft", "priority": priority, "status": status, "reported_at": reported_at, "address": "深南大道1号"})
+}
+
+fn props_for(layer: Layer) -> Value {
+    match layer {
+        Layer::Incidents => incident("open", 2, "2026-11-20T08:00:00Z"),
+        Layer::RentalHousing => json!({"address": "百花路2号", "units": 12, "tenant_count": 20, "safety_rating": "b", "last_inspection": "2026-10-01"}),
+        Layer::Posts => json!({"kind": "police_room", "name": "百花警务室", "phone": "0755-80000000", "radio_channel": "CH-07", "opening_hours": "24h"}),
+        Layer::Responders => json!({"kind": "patrol", "callsign": "巡-0001", "status": "available", "capabilities": ["first_aid"]}),
+        Layer::KeyPersonnel => json!({"category": "community_correction", "name": "赵六", "assigned_grid": "440304001", "caretaker": "张伟"}),
+    }
+}
+
+fn assert_problem(r: &Reply, status: StatusCode, field: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.content_type, "application/problem+json", "{}", r.text);
+    assert_eq!(r.body["status"], status.as_u16());
+    assert!(r.body["type"].as_str().unwrap().starts_with("/problems/"));
+    assert!(r.body["title"].is_string() && r.body["detail"].is_string());
+    if !field.is_empty() {
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+        assert!(r.body["errors"][0]["reason"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi_answer() {
+    let f = fixture().await;
+    let r = f.call("GET", "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = f.call("GET", "/readyz", None, None).await;
+    assert_eq!((r.status, r.body["store"].as_str()), (StatusCode::OK, Some("sqlite")));
+    f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await;
+    let r = f.call("GET", "/metrics", None, None).await;
+    assert!(r.text.contains("safegrid_http_requests_total{method=\"GET\",route=\"/api/v1/locate\",status=\"200\"} 1"), "{}", r.text);
+    assert!(r.text.contains("safegrid_grid_units 5"));
+    let r = f.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(r.body["openapi"], "3.1.0");
+    let paths = r.body["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/locate", "/api/v1/grids", "/api/v1/grids/{code}", "/api/v1/audit_log", "/healthz", "/readyz", "/metrics",
+    ] {
+        assert!(paths.contains_key(p), "{p} undocumented");
+    }
+    for l in Layer::ALL {
+        for suffix in ["", "/nearest", "/{id}"] {
+            assert!(paths.contains_key(&format!("/api/v1/{l}{suffix}")), "{l}{suffix} undocumented");
+        }
+    }
+}
+
+#[tokio::test]
+async fn locate_returns_the_grid_with_its_chain_and_manager() {
+    let f = fixture().await;
+    let r = f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["inside"], true);
+    assert_eq!(r.body["grid"]["code"], "440304001");
+    assert_eq!(r.body["grid"]["manager"]["name"], "张伟");
+    let chain: Vec<&str> = r.body["chain"].as_array().unwrap().iter().map(|u| u["code"].as_str().unwrap()).collect();
+    assert_eq!(chain, ["440304", "440304001"]);
+}
+
+#[tokio::test]
+async fn locate_on_a_shared_border_gives_exactly_one_grid_by_smallest_code() {
+    let f = fixture().await;
+    // lon 114.10 is the border between 440304002 and 440303001.
+    let r = f.call("GET", "/api/v1/locate?lon=114.1&lat=22.55", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.body["grid"]["code"], "440303001", "{}", r.text);
+}
+
+#[tokio::test]
+async fn locate_outside_every_grid_names_the_nearest_and_its_distance() {
+    let f = fixture().await;
+    let r = f.call("GET", "/api/v1/locate?lon=114.02&lat=22.49", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.body["inside"], false);
+    assert_eq!(r.body["nearest"]["grid"]["code"], "440304001");
+    let d = r.body["nearest"]["distance_m"].as_f64().unwrap();
+    assert!((d - 1112.0).abs() < 2.0, "{d}");
+}
+
+#[tokio::test]
+async fn locate_converts_gcj02_and_bd09_input_when_named() {
+    let f = fixture().await;
+    // A WGS-84 point 30 m west of the 114.05 border; its GCJ-02 position lies ~500 m east of it,
+    // so it is located right only if the conversion is applied.
+    let w = LonLat::new(114.0497, 22.55).unwrap();
+    for crs in [Crs::Gcj02, Crs::Bd09] {
+        let c = crs.from_wgs84(w);
+        assert!(c.lon() > 114.05);
+        let uri = format!("/api/v1/locate?lon={}&lat={}&crs={}", c.lon(), c.lat(), crs.name());
+        let r = f.call("GET", &uri, Some(Role::Dispatcher), None).await;
+        assert_eq!(r.body["grid"]["code"], "440304001", "{crs}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn locate_refuses_bad_coordinates_unknown_crs_and_missing_parameters() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    assert_problem(&f.call("GET", "/api/v1/locate?lon=114&lat=95", d, None).await, StatusCode::BAD_REQUEST, "lat");
+    assert_problem(&f.call("GET", "/api/v1/locate?lon=abc&lat=22", d, None).await, StatusCode::BAD_REQUEST, "lon");
+    assert_problem(&f.call("GET", "/api/v1/locate?lon=NaN&lat=22", d, None).await, StatusCode::BAD_REQUEST, "lon");
+    assert_problem(&f.call("GET", "/api/v1/locate?lat=22", d, None).await, StatusCode::BAD_REQUEST, "lon");
+    let r = f.call("GET", "/api/v1/locate?lon=114&lat=22.5&crs=utm50", d, None).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "crs");
+    assert_eq!(r.body["errors"][0]["value"], "utm50");
+    assert_problem(&f.call("GET", "/api/v1/locate?lon=114&lat=22.5&foo=1", d, None).await, StatusCode::BAD_REQUEST, "foo");
+}
+
+#[tokio::test]
+async fn grids_are_listed_and_fetched_as_geojson() {
+    let f = fixture().await;
+    let r = f.call("GET", "/api/v1/grids?level=grid", Some(Role::Auditor), None).await;
+    assert_eq!(r.body["numberReturned"], 3);
+    let r = f.call("GET", "/api/v1/grids?parent=440304&limit=1", Some(Role::Auditor), None).await;
+    assert_eq!(r.body["features"][0]["id"], "440304001");
+    assert_eq!(r.body["next_cursor"], "440304001");
+    let r = f.call("GET", "/api/v1/grids?parent=440304&limit=1&cursor=440304001", Some(Role::Auditor), None).await;
+    assert_eq!(r.body["features"][0]["id"], "440304002");
+    let r = f.call("GET", "/api/v1/grids/440304002", Some(Role::GridWorker), None).await;
+    assert_eq!(r.body["properties"]["manager"], "李娜");
+    assert_eq!(r.body["geometry"]["type"], "MultiPolygon");
+    assert_problem(&f.call("GET", "/api/v1/grids/440304009", Some(Role::Admin), None).await, StatusCode::NOT_FOUND, "code");
+    assert_problem(&f.call("GET", "/api/v1/grids/12", Some(Role::Admin), None).await, StatusCode::BAD_REQUEST, "code");
+    assert_problem(&f.call("GET", "/api/v1/grids?level=county", Some(Role::Admin), None).await, StatusCode::BAD_REQUEST, "level");
+}
+
+fn grid_feature(coords: Value) -> Value {
+    json!({"type": "Feature", "properties": {"name": "新网格", "manager": "孙七"}, "geometry": {"type": "Polygon", "coordinates": coords}})
+}
+
+#[tokio::test]
+async fn admin_puts_a_grid_and_bad_polygons_are_refused_without_writing() {
+    let f = fixture().await;
+    let good = grid_feature(json!([[[114.10, 22.50], [114.15, 22.50], [114.15, 22.55], [114.10, 22.55], [114.10, 22.50]]]));
+    let r = f.call("PUT", "/api/v1/grids/440303002", Some(Role::Dispatcher), Some(good.clone())).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    let r = f.call("PUT", "/api/v1/grids/440303002", Some(Role::Admin), Some(good)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(f.store.load_grids().await.unwrap().len(), 6);
+
+    let bow_tie = grid_feature(json!([[[114.1, 22.5], [114.2, 22.6], [114.2, 22.5], [114.1, 22.6], [114.1, 22.5]]]));
+    let r = f.call("PUT", "/api/v1/grids/440303003", Some(Role::Admin), Some(bow_tie)).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates");
+    assert!(r.body["errors"][0]["reason"].as_str().unwrap().contains("intersects itself"));
+    let unclosed = grid_feature(json!([[[114.1, 22.5], [114.2, 22.5], [114.2, 22.6], [114.1, 22.6]]]));
+    let r = f.call("PUT", "/api/v1/grids/440303003", Some(Role::Admin), Some(unclosed)).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[0]");
+    assert!(r.body["errors"][0]["reason"].as_str().unwrap().contains("not closed"));
+    let out_of_range = grid_feature(json!([[[114.1, 22.5], [194.2, 22.5], [114.2, 22.6], [114.1, 22.5]]]));
+    let r = f.call("PUT", "/api/v1/grids/440303003", Some(Role::Admin), Some(out_of_range)).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[0][1]");
+    // A grid whose parent does not exist breaks the hierarchy.
+    let orphan = grid_feature(json!([[[114.1, 22.5], [114.2, 22.5], [114.2, 22.6], [114.1, 22.5]]]));
+    let r = f.call("PUT", "/api/v1/grids/440399001", Some(Role::Admin), Some(orphan)).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "properties.code");
+    assert_eq!(f.store.load_grids().await.unwrap().len(), 6, "rejected requests wrote nothing");
+}
+
+#[tokio::test]
+async fn every_layer_supports_create_read_replace_query_nearest_and_delete() {
+    let f = fixture().await;
+    for layer in Layer::ALL {
+        let l = layer.name();
+        let admin = Some(Role::Admin);
+        let r = f.call("POST", &format!("/api/v1/{l}"), admin, Some(feature(point(114.02, 22.55), props_for(layer)))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{l}: {}", r.text);
+        assert_eq!(r.content_type, "application/geo+json");
+        let id = r.body["id"].as_i64().unwrap();
+        assert_eq!(r.headers[header::LOCATION], format!("/api/v1/{l}/{id}").as_str());
+        assert_eq!(r.body["properties"]["grid_code"], "440304001", "grid computed on write");
+
+        let r = f.call("GET", &format!("/api/v1/{l}/{id}"), admin, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body["geometry"]["coordinates"], json!([114.02, 22.55]));
+
+        // Move it east across the border: the grid follows.
+        let mut moved = r.body.clone();
+        moved["geometry"] = point(114.07, 22.55);
+        let r = f.call("PUT", &format!("/api/v1/{l}/{id}"), admin, Some(moved)).await;
+        assert_eq!(r.status, StatusCode::OK, "{l}: {}", r.text);
+        assert_eq!(r.body["properties"]["grid_code"], "440304002");
+
+        let r = f.call("GET", &format!("/api/v1/{l}?bbox=114.06,22.54,114.08,22.56"), admin, None).await;
+        assert_eq!(r.body["numberMatched"], 1, "{l} bbox: {}", r.text);
+        let r = f.call("GET", &format!("/api/v1/{l}?bbox=114.00,22.54,114.05,22.56"), admin, None).await;
+        assert_eq!(r.body["numberMatched"], 0);
+        let r = f.call("GET", &format!("/api/v1/{l}?grid=440304002"), admin, None).await;
+        assert_eq!(r.body["numberMatched"], 1);
+        let r = f.call("GET", &format!("/api/v1/{l}?grid=440304"), admin, None).await;
+        assert_eq!(r.body["numberMatched"], 1, "a district covers its grids");
+        let r = f.call("GET", &format!("/api/v1/{l}/nearest?lon=114.07&lat=22.56&k=3"), admin, None).await;
+        let d = r.body["features"][0]["properties"]["distance_m"].as_f64().unwrap();
+        assert!((d - 1112.0).abs() < 2.0, "{l} nearest distance {d}");
+
+        let r = f.call("DELETE", &format!("/api/v1/{l}/{id}"), admin, None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = f.call("GET", &format!("/api/v1/{l}/{id}"), admin, None).await;
+        assert_problem(&r, StatusCode::NOT_FOUND, "id");
+        assert_eq!(f.count(layer).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn queries_filter_by_time_type_status_priority_radius_and_paginate() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    for i in 0..25u32 {
+        let status = if i % 2 == 0 { "open" } else { "closed" };
+        let t = format!("2026-11-{:02}T10:00:00Z", 1 + i);
+        let mut p = incident(status, 1 + i % 4, &t);
+        if i % 5 == 0 {
+            p["type"] = "fire".into();
+        }
+        let r = f.call("POST", "/api/v1/incidents", d, Some(feature(point(114.001 + f64::from(i) * 0.001, 22.55), p))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let n = |r: &Reply| r.body["numberMatched"].as_u64().unwrap();
+    assert_eq!(n(&f.call("GET", "/api/v1/incidents?since=2026-11-10&until=2026-11-20", d, None).await), 10);
+    assert_eq!(n(&f.call("GET", "/api/v1/incidents?type=fire", d, None).await), 5);
+    assert_eq!(n(&f.call("GET", "/api/v1/incidents?status=open", d, None).await), 13);
+    assert_eq!(n(&f.call("GET", "/api/v1/incidents?priority=1&status=open", d, None).await), 7);
+    // Points are ~102.8 m apart along the parallel; 250 m around the first holds three.
+    let r = f.call("GET", "/api/v1/incidents?lon=114.001&lat=22.55&radius_m=250", d, None).await;
+    assert_eq!(n(&r), 3);
+    assert!(r.body["features"][2]["properties"]["distance_m"].as_f64().unwrap() > 200.0);
+    // Pages of 10 cover everything exactly once.
+    let mut seen = Vec::new();
+    let mut cursor: Option<i64> = None;
+    loop {
+        let uri = match cursor {
+            Some(c) => format!("/api/v1/incidents?limit=10&cursor={c}"),
+            None => "/api/v1/incidents?limit=10".to_owned(),
+        };
+        let r = f.call("GET", &uri, d, None).await;
+        seen.extend(r.body["features"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()));
+        match r.body["next_cursor"].as_i64() {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=25).collect::<Vec<_>>());
+    // Nearest with a status filter skips the closed ones.
+    let r = f.call("GET", "/api/v1/incidents/nearest?lon=114.0015&lat=22.55&k=2&status=open", d, None).await;
+    let ids: Vec<i64> = r.body["features"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 3]);
+    // Bad filters are named.
+    assert_problem(&f.call("GET", "/api/v1/incidents?since=yesterday", d, None).await, StatusCode::BAD_REQUEST, "since");
+    assert_problem(&f.call("GET", "/api/v1/incidents?bbox=1,2,3", d, None).await, StatusCode::BAD_REQUEST, "bbox");
+    assert_problem(&f.call("GET", "/api/v1/incidents?bbox=115,22,114,23", d, None).await, StatusCode::BAD_REQUEST, "bbox");
+    assert_problem(&f.call("GET", "/api/v1/incidents?limit=0", d, None).await, StatusCode::BAD_REQUEST, "limit");
+    assert_problem(&f.call("GET", "/api/v1/incidents?lon=114&lat=22.5", d, None).await, StatusCode::BAD_REQUEST, "radius_m");
+    assert_problem(&f.call("GET", "/api/v1/incidents/nearest?lon=114&lat=22.5&k=1000", d, None).await, StatusCode::BAD_REQUEST, "k");
+}
+
+#[tokio::test]
+async fn positions_are_returned_in_the_crs_the_caller_names() {
+    let f = fixture().await;
+    let w = LonLat::new(114.02, 22.55).unwrap();
+    let g = Crs::Gcj02.from_wgs84(w);
+    let r = f
+        .call("POST", "/api/v1/posts?crs=gcj02", Some(Role::Admin), Some(feature(point(g.lon(), g.lat()), props_for(Layer::Posts))))
+        .await;
+    let id = r.body["id"].as_i64().unwrap();
+    let stored = f.service.layer(Layer::Posts).get(id).unwrap().pos;
+    assert!((stored.lon() - 114.02).abs() < 1e-8 && (stored.lat() - 22.55).abs() < 1e-8, "stored as WGS-84");
+    let r = f.call("GET", &format!("/api/v1/posts/{id}?crs=gcj02"), Some(Role::Admin), None).await;
+    let c = &r.body["geometry"]["coordinates"];
+    assert!((c[0].as_f64().unwrap() - g.lon()).abs() < 1e-8);
+}
+
+#[tokio::test]
+async fn every_bad_input_class_is_a_named_problem_and_writes_nothing() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    let good = props_for(Layer::Incidents);
+    let cases: Vec<(Option<Value>, StatusCode, &str)> = vec![
+        (Some(feature(point(114.02, 95.0), good.clone())), StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[1]"),
+        (Some(feature(point(f64::MAX, 22.0), good.clone())), StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[0]"),
+        (
+            Some(feature(json!({"type": "Polygon", "coordinates": [[[114, 22], [115, 22], [115, 23], [114, 22]]]}), good.clone())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "geometry.type",
+        ),
+        (Some(feature(json!({"type": "Point", "coordinates": ["114", 22]}), good.clone())), StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[0]"),
+        (Some(feature(point(114.02, 22.55), json!({"type": "theft"}))), StatusCode::BAD_REQUEST, "properties.priority"),
+        (
+            Some(feature(point(114.02, 22.55), {
+                let mut p = good.clone();
+                p["colour"] = "red".into();
+                p
+            })),
+            StatusCode::BAD_REQUEST,
+            "properties.colour",
+        ),
+        (
+            Some(feature(point(114.02, 22.55), {
+                let mut p = good.clone();
+                p["status"] = "lost".into();
+                p
+            })),
+            StatusCode::BAD_REQUEST,
+            "properties.status",
+        ),
+        (Some(json!({"type": "FeatureCollection", "features": []})), StatusCode::BAD_REQUEST, "type"),
+        (Some(json!([1, 2])), StatusCode::BAD_REQUEST, "body"),
+    ];
+    for (body, status, field) in cases {
+        let r = f.call("POST", "/api/v1/incidents", a, body).await;
+        assert_problem(&r, status, field);
+    }
+    // Malformed JSON names line and column.
+    let req = Request::post("/api/v1/incidents")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Admin]))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"type\": \"Feature\", "))
+        .unwrap();
+    let r = f.send(req).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "body");
+    assert_eq!(r.body["type"], "/problems/malformed-json");
+    assert!(r.body["detail"].as_str().unwrap().contains("line 1"));
+    // Oversize body.
+    let big = json!({"type": "Feature", "geometry": point(114.02, 22.55), "properties": {"description": "x".repeat(2 << 20)}});
+    assert_problem(&f.call("POST", "/api/v1/incidents", a, Some(big)).await, StatusCode::PAYLOAD_TOO_LARGE, "body");
+    // Wrong media type.
+    let req = Request::post("/api/v1/incidents")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Admin]))
+        .header(header::CONTENT_TYPE, "text/csv")
+        .body(Body::from("lon,lat"))
+        .unwrap();
+    assert_problem(&f.send(req).await, StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type");
+    // Unknown layer, unknown CRS, bad id, unknown route, wrong method.
+    assert_problem(&f.call("GET", "/api/v1/bicycles", a, None).await, StatusCode::NOT_FOUND, "layer");
+    let r = f.call("POST", "/api/v1/incidents?crs=mars", a, Some(feature(point(114.02, 22.55), good.clone()))).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "crs");
+    assert_problem(&f.call("GET", "/api/v1/incidents/abc", a, None).await, StatusCode::BAD_REQUEST, "id");
+    assert_problem(&f.call("GET", "/nowhere", a, None).await, StatusCode::NOT_FOUND, "path");
+    assert_problem(&f.call("DELETE", "/api/v1/audit_log", a, None).await, StatusCode::METHOD_NOT_ALLOWED, "method");
+
+    assert_eq!(f.count(Layer::Incidents).await, 0, "no rejected request wrote anything");
+    assert_eq!(f.service.layer(Layer::Incidents).len(), 0);
+}
+
+#[tokio::test]
+async fn tokens_are_checked_and_the_public_sees_only_the_nearest_posts() {
+    let f = fixture().await;
+    f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
+    f.call("POST", "/api/v1/responders", Some(Role::Admin), Some(feature(point(114.02, 22.55), props_for(Layer::Responders)))).await;
+    // Anonymous and public-token callers alike.
+    for role in [None, Some(Role::Public)] {
+        let r = f.call("GET", "/api/v1/posts/nearest?lon=114.021&lat=22.55&k=3", role, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let props = r.body["features"][0]["properties"].as_object().unwrap();
+        let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["distance_m", "kind", "name", "opening_hours", "phone"], "no internal fields");
+        for uri in ["/api/v1/responders/nearest?lon=114&lat=22.5", "/api/v1/posts", "/api/v1/incidents", "/api/v1/locate?lon=114&lat=22.5", "/api/v1/key_personnel"] {
+            assert_problem(&f.call("GET", uri, role, None).await, StatusCode::UNAUTHORIZED, "");
+        }
+        let r = f.call("POST", "/api/v1/posts", role, Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
+        assert_problem(&r, StatusCode::UNAUTHORIZED, "");
+    }
+    let req = Request::get("/api/v1/incidents").header(header::AUTHORIZATION, "Bearer not-a-token").body(Body::empty()).unwrap();
+    assert_problem(&f.send(req).await, StatusCode::UNAUTHORIZED, "");
+    let req = Request::get("/api/v1/incidents").header(header::AUTHORIZATION, "Basic Zm9vOmJhcg==").body(Body::empty()).unwrap();
+    assert_problem(&f.send(req).await, StatusCode::UNAUTHORIZED, "");
+}
+
+#[tokio::test]
+async fn roles_may_write_only_what_they_are_allowed() {
+    let f = fixture().await;
+    let body = |l| Some(feature(point(114.02, 22.55), props_for(l)));
+    let r = f.call("POST", "/api/v1/incidents", Some(Role::Auditor), body(Layer::Incidents)).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::Dispatcher), body(Layer::KeyPersonnel)).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    let r = f.call("POST", "/api/v1/incidents", Some(Role::Dispatcher), body(Layer::Incidents)).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = f.call("GET", "/api/v1/audit_log", Some(Role::Dispatcher), None).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    assert_eq!(f.count(Layer::KeyPersonnel).await, 0);
+}
+
+#[tokio::test]
+async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    let w = Some(Role::GridWorker);
+    let mine = f.call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.02, 22.55), props_for(Layer::RentalHousing)))).await;
+    let theirs = f.call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.07, 22.55), props_for(Layer::RentalHousing)))).await;
+    let (mine, theirs) = (mine.body["id"].as_i64().unwrap(), theirs.body["id"].as_i64().unwrap());
+
+    let r = f.call("GET", "/api/v1/rental_housing", w, None).await;
+    let ids: Vec<i64> = r.body["features"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [mine], "lists are cut to the worker's grids");
+    let r = f.call("GET", "/api/v1/rental_housing/nearest?lon=114.07&lat=22.55&k=5", w, None).await;
+    assert_eq!(r.body["features"].as_array().unwrap().len(), 1);
+    assert_problem(&f.call("GET", &format!("/api/v1/rental_housing/{theirs}"), w, None).await, StatusCode::FORBIDDEN, "");
+
+    // Edit inside: fine. Move out of its grids, edit or delete outside, create outside: refused.
+    let r = f.call("PUT", &format!("/api/v1/rental_housing/{mine}"), w, Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing)))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = f.call("PUT", &format!("/api/v1/rental_housing/{mine}"), w, Some(feature(point(114.08, 22.56), props_for(Layer::RentalHousing)))).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    let r = f.call("PUT", &format!("/api/v1/rental_housing/{theirs}"), w, Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing)))).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    assert_problem(&f.call("DELETE", &format!("/api/v1/rental_housing/{theirs}"), w, None).await, StatusCode::FORBIDDEN, "");
+    let r = f.call("POST", "/api/v1/rental_housing", w, Some(feature(point(114.15, 22.55), props_for(Layer::RentalHousing)))).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    assert_eq!(f.count(Layer::RentalHousing).await, 2);
+    let stored = f.store.load_items(Layer::RentalHousing).await.unwrap();
+    assert_eq!(stored.iter().find(|i| i.id == mine).unwrap().pos.lon(), 114.03, "only the allowed edit landed");
+}
+
+#[tokio::test]
+async fn every_read_of_key_personnel_appends_an_audit_row() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    let r = f.call("POST", "/api/v1/key_personnel", a, Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel)))).await;
+    let id = r.body["id"].as_i64().unwrap();
+    // Seen in the neighbour's grid, but assigned to the worker's: the worker still sees them.
+    let mut moved = r.body.clone();
+    moved["geometry"] = point(114.07, 22.55);
+    assert_eq!(f.call("PUT", &format!("/api/v1/key_personnel/{id}"), a, Some(moved)).await.status, StatusCode::OK);
+    assert!(f.audit_rows().await.is_empty(), "writes are not reads");
+
+    let reads: [(Role, String, &str, i64); 5] = [
+        (Role::Dispatcher, "/api/v1/key_personnel?grid=440304".into(), "query", 1),
+        (Role::Dispatcher, format!("/api/v1/key_personnel/{id}"), "get", 1),
+        (Role::Auditor, "/api/v1/key_personnel/nearest?lon=114.07&lat=22.55&k=3".into(), "nearest", 1),
+        (Role::GridWorker, format!("/api/v1/key_personnel/{id}"), "get", 1),
+        (Role::Admin, "/api/v1/key_personnel?category=mental_health".into(), "query", 0),
+    ];
+    for (i, (role, uri, action, count)) in reads.iter().enumerate() {
+        let r = f.call("GET", uri, Some(*role), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+        let rows = f.audit_rows().await;
+        assert_eq!(rows.len(), i + 1, "one row per read");
+        let row = &rows[0];
+        assert_eq!((row.role.as_str(), row.action.as_str(), row.result_count), (role.name(), *action, *count));
+        assert_eq!(row.actor, format!("{} user", role.name()));
+        assert_eq!(row.request, format!("GET {uri}"));
+    }
+    // Reads of other layers are not audited; the auditor reads the log, nobody can change it.
+    f.call("GET", "/api/v1/incidents", Some(Role::Dispatcher), None).await;
+    assert_eq!(f.audit_rows().await.len(), 5);
+    let r = f.call("GET", "/api/v1/audit_log?limit=2", Some(Role::Auditor), None).await;
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 2);
+    let before = r.body["next_before"].as_i64().unwrap();
+    let r = f.call("GET", &format!("/api/v1/audit_log?before={before}"), Some(Role::Auditor), None).await;
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 3);
+    for method in ["PUT", "DELETE", "POST"] {
+        assert_problem(&f.call(method, "/api/v1/audit_log", Some(Role::Admin), Some(json!({}))).await, StatusCode::METHOD_NOT_ALLOWED, "method");
+    }
+    assert_eq!(f.audit_rows().await.len(), 5);
+}

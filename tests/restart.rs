@@ -1,0 +1,142 @@
+//! The real binary, killed with SIGKILL after acknowledging writes, starts again with every
+//! acknowledged write in place. Also drives `safegrid import` and `safegrid token`.
+
+mod support;
+
+use safegrid_geodata::grid::unit_to_feature;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_safegrid");
+
+fn safegrid(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(["--database-url", url]).args(args).output().expect("run safegrid")
+}
+
+/// Starts `safegrid serve` on a free port; returns the child and its address.
+fn serve(url: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["--database-url", url, "--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn safegrid serve");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["fields"]["message"] == "listening" {
+            break v["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(addr: &str, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let (_, rest) = resp.split_once("\r\n\r\n").unwrap();
+    // Small bodies arrive in one piece; a chunked one is "len\r\njson\r\n0\r\n\r\n".
+    let json_text = if rest.starts_with('{') || rest.is_empty() { rest.to_owned() } else { rest.split("\r\n").nth(1).unwrap_or("").to_owned() };
+    (status, serde_json::from_str(&json_text).unwrap_or(Value::Null))
+}
+
+fn write_fixture_grids(path: &Path) {
+    let fc = geojson::FeatureCollection {
+        bbox: None,
+        features: support::fixture_grids().units().iter().map(unit_to_feature).collect(),
+        foreign_members: None,
+    };
+    std::fs::write(path, fc.to_string()).unwrap();
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_and_the_indexes_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let grids = dir.path().join("grids.geojson");
+    write_fixture_grids(&grids);
+    let out = safegrid(&url, &["import", "--layer", "grids", "--file", grids.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = safegrid(&url, &["token", "--role", "dispatcher", "--name", "值班员"]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let (mut server, addr) = serve(&url);
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let f = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.001 + f64::from(i) * 0.004, 22.55]},
+            "properties": {"type": "fight", "priority": 1, "status": "open", "reported_at": "2026-11-21T09:00:00Z"}});
+        let (status, body) = http(&addr, "POST", "/api/v1/incidents", &token, Some(&f));
+        assert_eq!(status, 201, "{body}");
+        acked.push(body);
+    }
+    server.kill().unwrap(); // SIGKILL: no shutdown hook runs
+    server.wait().unwrap();
+
+    let (mut server, addr) = serve(&url);
+    for want in &acked {
+        let id = want["id"].as_i64().unwrap();
+        let (status, got) = http(&addr, "GET", &format!("/api/v1/incidents/{id}"), &token, None);
+        assert_eq!(status, 200);
+        assert_eq!(&got, want, "incident {id} changed across the restart");
+    }
+    // The rebuilt indexes answer spatial queries, and new ids continue after the old ones.
+    let (_, near) = http(&addr, "GET", "/api/v1/incidents/nearest?lon=114.001&lat=22.55&k=1", &token, None);
+    assert_eq!(near["features"][0]["id"], acked[0]["id"]);
+    let (_, west) = http(&addr, "GET", "/api/v1/incidents?grid=440304001", &token, None);
+    assert_eq!(west["numberMatched"], 13);
+    let f = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.02, 22.55]},
+        "properties": {"type": "fire", "priority": 1, "status": "open", "reported_at": "2026-11-21T09:30:00Z"}});
+    let (status, body) = http(&addr, "POST", "/api/v1/incidents", &token, Some(&f));
+    assert_eq!((status, body["id"].as_i64()), (201, Some(41)));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_failed_import_leaves_the_store_exactly_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let grids = dir.path().join("grids.geojson");
+    write_fixture_grids(&grids);
+    assert!(safegrid(&url, &["import", "--layer", "grids", "--file", grids.to_str().unwrap()]).status.success());
+
+    let good = dir.path().join("posts.csv");
+    std::fs::write(&good, "lon,lat,kind,name,phone,opening_hours\n114.02,22.55,police_room,百花警务室,0755-1,24h\n114.07,22.55,safety_station,园岭平安易站,,08:00-22:00\n").unwrap();
+    let out = safegrid(&url, &["import", "--layer", "posts", "--file", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 posts"));
+
+    let bad = dir.path().join("more.csv");
+    std::fs::write(&bad, "lon,lat,kind,name\n114.03,22.55,police_room,甲\n114.04,22.55,police_room,乙\n114.05,95.0,police_room,丙\n").unwrap();
+    let out = safegrid(&url, &["import", "--layer", "posts", "--file", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("row 4") && err.contains("lat") && err.contains("nothing was imported"), "{err}");
+
+    let out = safegrid(&url, &["token", "--role", "auditor", "--name", "审计"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (mut server, addr) = serve(&url);
+    let (_, all) = http(&addr, "GET", "/api/v1/posts", &token, None);
+    assert_eq!(all["numberMatched"], 2, "the failed import wrote nothing");
+    assert_eq!(all["features"][1]["properties"]["grid_code"], "440304002");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -1,0 +1,151 @@
+//! One behaviour, two stores: the same suite runs on the embedded SQLite store and on PostGIS.
+
+mod support;
+
+use chrono::{TimeZone, Utc};
+use safegrid_geodata::{GridCode, LonLat};
+use safegrid_services::access::Role;
+use safegrid_services::layer::{Item, Layer, Props};
+use safegrid_services::store::{AuditQuery, AuditRow, Store, TokenRecord};
+use serde_json::json;
+use std::sync::Arc;
+
+fn item(id: i64, lon: f64, lat: f64) -> Item {
+    let t = Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, 0).unwrap();
+    Item {
+        id,
+        pos: LonLat::new(lon, lat).unwrap(),
+        grid: Some(GridCode::parse("440304001").unwrap()),
+        props: Props::parse(
+            Layer::Incidents,
+            json!({"type": "theft", "priority": 2, "status": "open", "reported_at": "2026-11-20T07:59:00Z", "description": "电动车被盗"}),
+        )
+        .unwrap(),
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), String>) {
+    // Grids round-trip exactly.
+    let grids = support::fixture_grids();
+    store.replace_grids(grids.units()).await.unwrap();
+    let back = store.load_grids().await.unwrap();
+    assert_eq!(back.len(), grids.len());
+    for (a, b) in grids.units().iter().zip(&back) {
+        assert_eq!((&a.code, &a.name, a.level, &a.manager), (&b.code, &b.name, b.level, &b.manager));
+        assert_eq!(a.geometry, b.geometry, "{} geometry changed in the store", a.code);
+    }
+    store.replace_grids(&grids.units()[..1]).await.unwrap();
+    assert_eq!(store.load_grids().await.unwrap().len(), 1, "replace removes what is not given");
+
+    // Items: insert, load, update, delete.
+    let items: Vec<Item> = (1..=5).map(|i| item(i, 114.0 + f64::from(i as i32) * 0.01, 22.55)).collect();
+    store.insert_items(Layer::Incidents, &items).await.unwrap();
+    assert_eq!(store.load_items(Layer::Incidents).await.unwrap(), items);
+    assert_eq!(store.max_id(Layer::Incidents).await.unwrap(), 5);
+    assert_eq!(store.max_id(Layer::Posts).await.unwrap(), 0);
+    let mut changed = items[2].clone();
+    changed.pos = LonLat::new(114.123_456_789, 22.5).unwrap();
+    changed.grid = None;
+    assert!(store.update_item(&changed).await.unwrap());
+    assert!(!store.update_item(&item(99, 114.0, 22.5)).await.unwrap());
+    assert!(store.delete_item(Layer::Incidents, 1).await.unwrap());
+    assert!(!store.delete_item(Layer::Incidents, 1).await.unwrap());
+    let now = store.load_items(Layer::Incidents).await.unwrap();
+    assert_eq!(now.len(), 4);
+    assert_eq!(now.iter().find(|i| i.id == 3).unwrap(), &changed);
+
+    // A batch with one bad row (a duplicate id) writes nothing.
+    let batch = vec![item(10, 114.0, 22.5), item(11, 114.0, 22.5), item(2, 114.0, 22.5)];
+    assert!(store.insert_items(Layer::Incidents, &batch).await.is_err());
+    assert_eq!(store.load_items(Layer::Incidents).await.unwrap().len(), 4, "all or none");
+
+    // A large batch crosses the statement chunking.
+    let many: Vec<Item> = (100..12_100).map(|i| item(i, 114.0 + (i % 1000) as f64 * 1e-4, 22.5)).collect();
+    store.insert_items(Layer::Incidents, &many).await.unwrap();
+    assert_eq!(store.load_items(Layer::Incidents).await.unwrap().len(), 4 + 12_000);
+
+    // The audit log is append-only, even to someone with SQL access.
+    let row = AuditRow {
+        id: 0,
+        at: Utc::now(),
+        actor: "甲".into(),
+        role: "dispatcher".into(),
+        action: "get".into(),
+        request: "GET /api/v1/key_personnel/1".into(),
+        result_count: 1,
+    };
+    let a = store.append_audit(&row).await.unwrap();
+    let b = store.append_audit(&row).await.unwrap();
+    assert!(b > a);
+    let rows = store.audit_rows(AuditQuery { before_id: None, limit: 10 }).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [b, a]);
+    assert_eq!(rows[0].actor, "甲");
+    assert!(raw_sql("UPDATE audit_log SET actor = 'x'").await.is_err(), "audit rows cannot be changed");
+    assert!(raw_sql("DELETE FROM audit_log").await.is_err(), "audit rows cannot be deleted");
+    assert_eq!(store.audit_rows(AuditQuery { before_id: None, limit: 10 }).await.unwrap().len(), 2);
+
+    // Tokens and settings.
+    let t = TokenRecord { hash: "ab".repeat(32), name: "w".into(), role: Role::GridWorker, grids: vec![GridCode::parse("440304001").unwrap()] };
+    store.put_token(&t).await.unwrap();
+    assert_eq!(store.tokens().await.unwrap(), vec![t]);
+    assert_eq!(store.meta("k").await.unwrap(), None);
+    store.set_meta("k", "v1").await.unwrap();
+    store.set_meta("k", "v2").await.unwrap();
+    assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v2"));
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sqlite_store_passes_the_store_suite() {
+    let (store, _dir, url) = support::sqlite_store().await;
+    let raw = async |sql: &str| -> Result<(), String> {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    suite(store, raw).await;
+}
+
+#[tokio::test]
+async fn the_postgis_store_passes_the_store_suite() {
+    let Some((store, url)) = support::pg_store("the_postgis_store_passes_the_store_suite").await else { return };
+    let raw = async |sql: &str| -> Result<(), String> {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    suite(store, raw).await;
+}
+
+#[tokio::test]
+async fn postgis_tables_are_real_geometry_with_gist_indexes() {
+    let Some((store, url)) = support::pg_store("postgis_tables_are_real_geometry_with_gist_indexes").await else { return };
+    store.replace_grids(support::fixture_grids().units()).await.unwrap();
+    store.insert_items(Layer::Incidents, &[item(1, 114.02, 22.55)]).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let cols: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT f_table_name::text, type::text, srid FROM geometry_columns ORDER BY f_table_name::text",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(cols.contains(&("grid_units".into(), "MULTIPOLYGON".into(), 4326)), "{cols:?}");
+    for l in Layer::ALL {
+        assert!(cols.contains(&(l.name().into(), "POINT".into(), 4326)), "{l}: {cols:?}");
+    }
+    let gist: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%USING gist (geom)%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(gist, 6);
+    // PostGIS itself agrees with where the service put the incident.
+    let code: String = sqlx::query_scalar(
+        "SELECT g.code FROM grid_units g JOIN incidents i ON ST_Contains(g.geom, i.geom) WHERE g.level = 'grid'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(code, "440304001");
+}
