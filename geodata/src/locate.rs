@@ -20,7 +20,7 @@ use crate::LonLat;
 use geo::kernels::RobustKernel;
 use geo::{Coord, Kernel, Orientation, Polygon};
 use rstar::primitives::{GeomWithData, Rectangle};
-use rstar::{AABB, RTree};
+use rstar::RTree;
 use std::cmp::Reverse;
 
 /// Where a point lies relative to a polygon.
@@ -241,13 +241,6 @@ impl GridLocator {
             }
         }
         best
-    }
-
-    /// The candidate parts whose envelope intersects a bounding box (for tiles and audits).
-    pub fn parts_in_envelope(&self, min: [f64; 2], max: [f64; 2]) -> impl Iterator<Item = usize> + '_ {
-        self.tree
-            .locate_in_envelope_intersecting(&AABB::from_corners(min, max))
-            .map(|e| self.unit_of_part[e.data as usize])
     }
 }
 

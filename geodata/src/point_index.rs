@@ -10,14 +10,22 @@
 
 use crate::distance::EARTH_RADIUS_M;
 use crate::LonLat;
-use rstar::{AABB, PointDistance, RTree, RTreeObject};
+use rstar::{AABB, ParentNode, PointDistance, RStarInsertionStrategy, RTree, RTreeNode, RTreeObject, RTreeParams};
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     xyz: [f64; 3],
     id: u64,
     tag: u32,
+}
+
+/// Identity is the id at a position; the tag is payload. This lets `remove` rebuild the entry
+/// from the id map without keeping the tag there too (8 bytes a point less).
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.xyz == other.xyz
+    }
 }
 
 impl RTreeObject for Entry {
@@ -46,6 +54,64 @@ fn chord_to_metres(chord: f64) -> f64 {
 fn metres_to_chord(m: f64) -> f64 {
     let angle = (m / EARTH_RADIUS_M).min(std::f64::consts::PI);
     2.0 * (angle / 2.0).sin()
+}
+
+/// Node fan-out. Measured here: rstar's default of 6 answers k = 5 in 2.8 µs on 100,000 points,
+/// a fan-out of 16 in 3.9 µs (but 15 % less memory) — the search is bound by memory traffic, and
+/// wider nodes bring more of it per level.
+#[derive(Debug, Clone, Copy)]
+struct Params;
+
+impl RTreeParams for Params {
+    const MIN_SIZE: usize = 3;
+    const MAX_SIZE: usize = 6;
+    const REINSERTION_COUNT: usize = 2;
+    type DefaultInsertionStrategy = RStarInsertionStrategy;
+}
+
+/// Children ordered on the stack: as many as a node holds.
+const MAX_CHILDREN: usize = Params::MAX_SIZE;
+
+fn knn_visit(
+    node: &ParentNode<Entry>,
+    q: &[f64; 3],
+    k: usize,
+    best: &mut Vec<(f64, u64, u32)>,
+    filter: &mut impl FnMut(u64, u32) -> bool,
+) {
+    let children = node.children();
+    // Children are ordered on the stack; a node wider than rstar's defaults would spill to the heap.
+    let mut on_stack = [(0.0_f64, 0_usize); MAX_CHILDREN];
+    let mut spilled;
+    let order: &mut [(f64, usize)] = if children.len() <= MAX_CHILDREN {
+        &mut on_stack[..children.len()]
+    } else {
+        spilled = vec![(0.0, 0); children.len()];
+        &mut spilled
+    };
+    for (i, child) in children.iter().enumerate() {
+        let d2 = match child {
+            RTreeNode::Leaf(e) => e.distance_2(q),
+            RTreeNode::Parent(p) => p.envelope().distance_2(q),
+        };
+        order[i] = (d2, i);
+    }
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    for &(d2, i) in order.iter() {
+        if best.len() == k && d2 >= best[k - 1].0 {
+            break;
+        }
+        match &children[i] {
+            RTreeNode::Leaf(e) => {
+                if filter(e.id, e.tag) {
+                    let at = best.partition_point(|b| b.0 <= d2);
+                    best.insert(at, (d2, e.id, e.tag));
+                    best.truncate(k);
+                }
+            }
+            RTreeNode::Parent(p) => knn_visit(p, q, k, best, filter),
+        }
+    }
 }
 
 /// A longitude/latitude box, west-south to east-north (no antimeridian wrap).
@@ -121,29 +187,36 @@ pub struct Hit {
 }
 
 /// The point index. Ids are the caller's; one position per id.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PointIndex {
-    tree: RTree<Entry>,
-    by_id: HashMap<u64, (LonLat, u32)>,
+    tree: RTree<Entry, Params>,
+    by_id: HashMap<u64, LonLat>,
+}
+
+impl Default for PointIndex {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PointIndex {
     /// An empty index.
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        Self { tree: RTree::new_with_params(), by_id: HashMap::new() }
     }
 
     /// Builds an index in one pass (much faster than repeated inserts). Later duplicates of an
     /// id replace earlier ones.
     #[must_use]
     pub fn bulk_load(points: impl IntoIterator<Item = (u64, LonLat, u32)>) -> Self {
-        let mut by_id = HashMap::new();
+        let mut latest: HashMap<u64, (LonLat, u32)> = HashMap::new();
         for (id, p, tag) in points {
-            by_id.insert(id, (p, tag));
+            latest.insert(id, (p, tag));
         }
-        let entries = by_id.iter().map(|(&id, &(p, tag))| Entry { xyz: unit_vector(p), id, tag }).collect();
-        Self { tree: RTree::bulk_load(entries), by_id }
+        let entries = latest.iter().map(|(&id, &(p, tag))| Entry { xyz: unit_vector(p), id, tag }).collect();
+        let by_id = latest.into_iter().map(|(id, (p, _))| (id, p)).collect();
+        Self { tree: RTree::bulk_load_with_params(entries), by_id }
     }
 
     /// Number of points.
@@ -158,45 +231,43 @@ impl PointIndex {
         self.by_id.is_empty()
     }
 
-    /// Position and tag of an id.
+    /// Position of an id.
     #[must_use]
-    pub fn get(&self, id: u64) -> Option<(LonLat, u32)> {
+    pub fn get(&self, id: u64) -> Option<LonLat> {
         self.by_id.get(&id).copied()
     }
 
     /// Inserts a point, or moves it (and replaces its tag) if the id is present. Returns the
-    /// previous position and tag.
-    pub fn upsert(&mut self, id: u64, p: LonLat, tag: u32) -> Option<(LonLat, u32)> {
+    /// previous position.
+    pub fn upsert(&mut self, id: u64, p: LonLat, tag: u32) -> Option<LonLat> {
         let old = self.remove(id);
         self.tree.insert(Entry { xyz: unit_vector(p), id, tag });
-        self.by_id.insert(id, (p, tag));
+        self.by_id.insert(id, p);
         old
     }
 
-    /// Removes a point; returns its position and tag if it was present.
-    pub fn remove(&mut self, id: u64) -> Option<(LonLat, u32)> {
-        let (p, tag) = self.by_id.remove(&id)?;
+    /// Removes a point; returns its position if it was present.
+    pub fn remove(&mut self, id: u64) -> Option<LonLat> {
+        let p = self.by_id.remove(&id)?;
         // The entry is rebuilt bit-for-bit from the stored position, so equality finds it.
-        self.tree.remove(&Entry { xyz: unit_vector(p), id, tag });
-        Some((p, tag))
+        self.tree.remove(&Entry { xyz: unit_vector(p), id, tag: 0 });
+        Some(p)
     }
 
     /// The `k` nearest points that pass `filter(id, tag)`, nearest first.
+    ///
+    /// A depth-first branch-and-bound over the tree: children are visited nearest first and a
+    /// subtree is skipped once it cannot beat the current k-th best. Unlike a global priority
+    /// queue this allocates nothing but the answer, and calls `filter` only for points that would
+    /// enter the answer — 4–5× faster than rstar's `nearest_neighbor_iter` here (BENCHMARKS.md).
     pub fn nearest(&self, p: LonLat, k: usize, mut filter: impl FnMut(u64, u32) -> bool) -> Vec<Hit> {
         if k == 0 {
             return Vec::new();
         }
         let q = unit_vector(p);
-        let mut out = Vec::with_capacity(k);
-        for (e, d2) in self.tree.nearest_neighbor_iter_with_distance_2(&q) {
-            if filter(e.id, e.tag) {
-                out.push(Hit { id: e.id, tag: e.tag, distance_m: chord_to_metres(d2.sqrt()) });
-                if out.len() == k {
-                    break;
-                }
-            }
-        }
-        out
+        let mut best: Vec<(f64, u64, u32)> = Vec::with_capacity(k + 1);
+        knn_visit(self.tree.root(), &q, k, &mut best, &mut filter);
+        best.into_iter().map(|(d2, id, tag)| Hit { id, tag, distance_m: chord_to_metres(d2.sqrt()) }).collect()
     }
 
     /// Every point within `radius_m` metres (great-circle) of `p`, nearest first.
@@ -219,7 +290,7 @@ impl PointIndex {
     pub fn in_bbox(&self, b: BBox) -> Vec<Hit> {
         self.tree
             .locate_in_envelope(&b.unit_envelope())
-            .filter(|e| self.by_id.get(&e.id).is_some_and(|(p, _)| b.contains(*p)))
+            .filter(|e| self.by_id.get(&e.id).is_some_and(|p| b.contains(*p)))
             .map(|e| Hit { id: e.id, tag: e.tag, distance_m: 0.0 })
             .collect()
     }
@@ -230,9 +301,9 @@ impl PointIndex {
     pub fn heap_bytes(&self) -> usize {
         // rstar stores each leaf as an `RTreeNode<Entry>` enum sized for its largest variant
         // (a parent node), plus roughly one parent per (max children × fill) leaves.
-        let node = std::mem::size_of::<rstar::RTreeNode<Entry>>();
+        let node = std::mem::size_of::<RTreeNode<Entry>>();
         let tree = self.tree.size() * node * 8 / 7;
-        let map = self.by_id.capacity() * (std::mem::size_of::<(u64, (LonLat, u32))>() + 1);
+        let map = self.by_id.capacity() * (std::mem::size_of::<(u64, LonLat)>() + 1);
         tree + map
     }
 }
@@ -301,7 +372,7 @@ mod tests {
             let mut model: HashMap<u64, LonLat> = HashMap::new();
             for (id, x, y, remove) in ops {
                 if remove {
-                    prop_assert_eq!(idx.remove(id).map(|v| v.0), model.remove(&id));
+                    prop_assert_eq!(idx.remove(id), model.remove(&id));
                 } else {
                     let p = LonLat::new(x, y).unwrap();
                     idx.upsert(id, p, 0);

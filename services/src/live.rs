@@ -62,7 +62,7 @@ pub struct ItemQuery {
 }
 
 impl ItemQuery {
-    /// Whether an item passes every filter except the spatial candidates' own (box, radius).
+    /// Whether an item passes every filter but the radius, which the candidate search applies.
     #[must_use]
     pub fn matches(&self, it: &Item) -> bool {
         if let Some(g) = &self.grid {
@@ -150,6 +150,25 @@ impl LayerState {
         self.items.insert(item.id, item);
     }
 
+    /// Inserts many new items. A batch that is large next to the layer rebuilds the point index
+    /// in one bulk load, which is several times faster than inserting point by point.
+    pub fn put_many(&mut self, items: Vec<Item>) {
+        if items.len() < 1_000 || items.len() < self.items.len() / 4 {
+            for it in items {
+                self.put(it);
+            }
+            return;
+        }
+        for it in items {
+            if let Some(old) = self.items.get(&it.id) {
+                self.by_grid.remove(&(grid_key(old), old.id));
+            }
+            self.by_grid.insert((grid_key(&it), it.id));
+            self.items.insert(it.id, it);
+        }
+        self.index = PointIndex::bulk_load(self.items.values().map(|i| (i.id as u64, i.pos, i.props.status_tag())));
+    }
+
     /// Removes an item.
     pub fn remove(&mut self, id: i64) -> Option<Item> {
         let old = self.items.remove(&id)?;
@@ -199,9 +218,8 @@ impl LayerState {
             .as_deref()
             .and_then(|s| self.layer.statuses().iter().position(|x| *x == s))
             .map(|i| i as u32);
-        let unknown_status = q.status.is_some() && status_tag.is_none();
-        if unknown_status {
-            return Vec::new();
+        if q.status.is_some() && status_tag.is_none() {
+            return Vec::new(); // a status this layer never has matches nothing
         }
         let hits: Vec<Hit> = self.index.nearest(p, k, |id, tag| {
             status_tag.is_none_or(|t| t == tag)
@@ -219,4 +237,44 @@ impl LayerState {
 
 fn grid_key(it: &Item) -> String {
     it.grid.as_ref().map(|g| g.as_str().to_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::Props;
+    use serde_json::json;
+
+    fn item(id: i64, lon: f64, status: &str) -> Item {
+        let props = Props::parse(
+            Layer::Incidents,
+            json!({"type": "theft", "priority": 2, "status": status, "reported_at": "2026-11-20T08:00:00Z"}),
+        )
+        .unwrap();
+        let t = Utc::now();
+        Item { id, pos: LonLat::new(lon, 22.5).unwrap(), grid: None, props, created_at: t, updated_at: t }
+    }
+
+    #[test]
+    fn a_large_batch_rebuilds_the_index_and_answers_like_single_puts() {
+        let mut one_by_one = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        let mut batched = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        let batch: Vec<Item> =
+            (2..3_000).map(|i| item(i, 114.0 + i as f64 * 1e-4, if i % 3 == 0 { "closed" } else { "open" })).collect();
+        for it in batch.clone() {
+            one_by_one.put(it);
+        }
+        batched.put_many(batch);
+        let q = ItemQuery { status: Some("open".into()), ..ItemQuery::default() };
+        let p = LonLat::new(114.15, 22.5).unwrap();
+        let ids = |s: &LayerState| s.nearest(p, 7, &q, |_| true).iter().map(|(i, _)| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(&batched), ids(&one_by_one));
+        assert_eq!(batched.len(), 2_999);
+        // Removing and moving still work on the rebuilt index.
+        let first = ids(&batched)[0];
+        batched.remove(first);
+        assert!(!ids(&batched).contains(&first));
+        batched.put(item(first, 114.15, "open"));
+        assert_eq!(ids(&batched)[0], first);
+    }
 }

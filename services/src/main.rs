@@ -327,6 +327,7 @@ async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<
         }
     }
     .with_context(|| format!("{path}: nothing was imported"))?;
+    tracing::info!(rows = rows.len(), parse_ms = started.elapsed().as_millis() as u64, "{path} parsed and checked");
     bar.set_message("writing");
     let n = rows.len();
     let ids = service.bulk_insert(layer, rows).await.with_context(|| format!("{path}: nothing was imported"))?;

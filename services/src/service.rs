@@ -5,7 +5,7 @@
 //! lock on the live state and never touch the store — except the audit log, which is written
 //! (durably) before any key-personnel data leaves the service.
 
-use crate::access::{Principal, Role, token_hash};
+use crate::access::{Principal, token_hash};
 use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
@@ -226,6 +226,7 @@ impl Service {
     pub async fn bulk_insert(&self, layer: Layer, rows: Vec<(LonLat, Props)>) -> Result<Vec<i64>, ServiceError> {
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
+        let started = std::time::Instant::now();
         let first = slot.last_id.load(Ordering::SeqCst) + 1;
         let grids = self.grids();
         let now = Utc::now();
@@ -234,13 +235,20 @@ impl Service {
             .zip(first..)
             .map(|((pos, props), id)| Item { id, pos, grid: grids.grid_of(pos), props, created_at: now, updated_at: now })
             .collect();
+        let located = started.elapsed();
         self.store.insert_items(layer, &items).await?;
+        let stored = started.elapsed();
         let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         slot.last_id.store(first + items.len() as i64 - 1, Ordering::SeqCst);
-        let mut state = write(&slot.state);
-        for it in items {
-            state.put(it);
-        }
+        write(&slot.state).put_many(items);
+        tracing::info!(
+            %layer,
+            rows = ids.len(),
+            locate_ms = located.as_millis() as u64,
+            store_ms = (stored - located).as_millis() as u64,
+            index_ms = (started.elapsed() - stored).as_millis() as u64,
+            "bulk insert committed"
+        );
         Ok(ids)
     }
 
@@ -300,11 +308,5 @@ impl Service {
     #[must_use]
     pub fn counts(&self) -> Vec<(Layer, usize)> {
         Layer::ALL.iter().map(|&l| (l, self.layer(l).len())).collect()
-    }
-
-    /// Whether a role may read the key-personnel layer at all.
-    #[must_use]
-    pub fn role_reads_sensitive(role: Role) -> bool {
-        !matches!(role, Role::Public)
     }
 }

@@ -21,5 +21,5 @@ with open(path, "w") as f:
         f.write(f"{random.uniform(113.8, 114.5):.6f},{random.uniform(22.5, 22.8):.6f},{types[i % 6]},{1 + i % 4},closed,2026-11-{1 + i % 28:02d}T08:00:00Z,深南大道{i % 3000}号\n")
 PY
 RUST_LOG=warn $BIN --database-url "sqlite://$WORK/city.db" demo --no-serve >/dev/null
-RUST_LOG=warn /usr/bin/time -f "peak RSS %M KB, wall %e s" \
+RUST_LOG=${RUST_LOG:-info} /usr/bin/time -f "peak RSS %M KB, wall %e s" \
   $BIN --database-url "sqlite://$WORK/city.db" import --layer incidents --file "$WORK/incidents.csv"
