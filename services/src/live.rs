@@ -5,7 +5,7 @@ use crate::layer::{Item, Layer};
 use chrono::{DateTime, Utc};
 use safegrid_geodata::point_index::Hit;
 use safegrid_geodata::{BBox, GridCode, GridHierarchy, GridLocator, GridUnit, LonLat, PointIndex};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The grid hierarchy and its locator, rebuilt together whenever grids change.
 #[derive(Debug, Default)]
@@ -98,7 +98,9 @@ pub struct LayerState {
     layer: Layer,
     items: HashMap<i64, Item>,
     index: PointIndex,
-    by_grid: BTreeSet<(String, i64)>,
+    /// Ids by leaf grid code ("" for outside every grid); sorted by code so that a unit's code
+    /// prefix selects its whole subtree.
+    by_grid: BTreeMap<String, HashSet<i64>>,
 }
 
 impl LayerState {
@@ -106,9 +108,12 @@ impl LayerState {
     #[must_use]
     pub fn new(layer: Layer, items: Vec<Item>) -> Self {
         let index = PointIndex::bulk_load(items.iter().map(|i| (i.id as u64, i.pos, i.props.status_tag())));
-        let by_grid = items.iter().map(|i| (grid_key(i), i.id)).collect();
-        let items = items.into_iter().map(|i| (i.id, i)).collect();
-        Self { layer, items, index, by_grid }
+        let mut state = Self { layer, items: HashMap::with_capacity(items.len()), index, by_grid: BTreeMap::new() };
+        for it in items {
+            state.index_grid(&it);
+            state.items.insert(it.id, it);
+        }
+        state
     }
 
     /// The layer.
@@ -142,39 +147,68 @@ impl LayerState {
 
     /// Inserts or replaces an item.
     pub fn put(&mut self, item: Item) {
-        if let Some(old) = self.items.get(&item.id) {
-            self.by_grid.remove(&(grid_key(old), old.id));
-        }
+        self.unindex_grid(item.id);
         self.index.upsert(item.id as u64, item.pos, item.props.status_tag());
-        self.by_grid.insert((grid_key(&item), item.id));
+        self.index_grid(&item);
         self.items.insert(item.id, item);
     }
 
-    /// Inserts many new items. A batch that is large next to the layer rebuilds the point index
-    /// in one bulk load, which is several times faster than inserting point by point.
-    pub fn put_many(&mut self, items: Vec<Item>) {
-        if items.len() < 1_000 || items.len() < self.items.len() / 4 {
+    /// Whether a batch is large enough next to the layer that rebuilding the point index in one
+    /// bulk load beats inserting point by point.
+    #[must_use]
+    pub fn is_large_batch(&self, batch: usize) -> bool {
+        batch >= 1_000 && batch >= self.items.len() / 4
+    }
+
+    /// The points of every item plus `batch`, for a point index built off the lock.
+    #[must_use]
+    pub fn points_with(&self, batch: &[Item]) -> Vec<(u64, LonLat, u32)> {
+        self.items.values().chain(batch).map(|i| (i.id as u64, i.pos, i.props.status_tag())).collect()
+    }
+
+    /// Inserts many new items. `rebuilt`, when given, is a point index over every item after
+    /// the batch (see [`Self::points_with`]), built off the lock while the store committed.
+    pub fn put_many(&mut self, items: Vec<Item>, rebuilt: Option<PointIndex>) {
+        let Some(index) = rebuilt else {
             for it in items {
                 self.put(it);
             }
             return;
-        }
+        };
         for it in items {
-            if let Some(old) = self.items.get(&it.id) {
-                self.by_grid.remove(&(grid_key(old), old.id));
-            }
-            self.by_grid.insert((grid_key(&it), it.id));
+            self.unindex_grid(it.id);
+            self.index_grid(&it);
             self.items.insert(it.id, it);
         }
-        self.index = PointIndex::bulk_load(self.items.values().map(|i| (i.id as u64, i.pos, i.props.status_tag())));
+        self.index = index;
     }
 
     /// Removes an item.
     pub fn remove(&mut self, id: i64) -> Option<Item> {
+        self.unindex_grid(id);
         let old = self.items.remove(&id)?;
         self.index.remove(id as u64);
-        self.by_grid.remove(&(grid_key(&old), id));
         Some(old)
+    }
+
+    fn index_grid(&mut self, it: &Item) {
+        let key = it.grid.as_ref().map_or("", GridCode::as_str);
+        match self.by_grid.get_mut(key) {
+            Some(ids) => {
+                ids.insert(it.id);
+            }
+            None => {
+                self.by_grid.insert(key.to_owned(), HashSet::from([it.id]));
+            }
+        }
+    }
+
+    fn unindex_grid(&mut self, id: i64) {
+        let Some(old) = self.items.get(&id) else { return };
+        let key = old.grid.as_ref().map_or("", GridCode::as_str);
+        if let Some(ids) = self.by_grid.get_mut(key) {
+            ids.remove(&id);
+        }
     }
 
     /// Items passing `q` and `visible`, a page of at most `limit` after `cursor`, in id order.
@@ -193,7 +227,7 @@ impl LayerState {
             // Codes are digits, and ':' sorts right after '9': the range holds every code with
             // this prefix.
             let (lo, hi) = (g.as_str().to_owned(), format!("{}:", g.as_str()));
-            self.by_grid.range((lo, i64::MIN)..(hi, i64::MIN)).map(|(_, id)| (*id, None)).collect()
+            self.by_grid.range(lo..hi).flat_map(|(_, ids)| ids.iter().map(|id| (*id, None))).collect()
         } else {
             self.items.keys().map(|id| (*id, None)).collect()
         };
@@ -235,9 +269,6 @@ impl LayerState {
     }
 }
 
-fn grid_key(it: &Item) -> String {
-    it.grid.as_ref().map(|g| g.as_str().to_owned()).unwrap_or_default()
-}
 
 #[cfg(test)]
 mod tests {
@@ -264,17 +295,25 @@ mod tests {
         for it in batch.clone() {
             one_by_one.put(it);
         }
-        batched.put_many(batch);
+        batched.put_many(batch, None);
+        let mut rebuilt = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        let batch: Vec<Item> =
+            (2..3_000).map(|i| item(i, 114.0 + i as f64 * 1e-4, if i % 3 == 0 { "closed" } else { "open" })).collect();
+        assert!(rebuilt.is_large_batch(batch.len()));
+        let index = PointIndex::bulk_load(rebuilt.points_with(&batch));
+        rebuilt.put_many(batch, Some(index));
         let q = ItemQuery { status: Some("open".into()), ..ItemQuery::default() };
         let p = LonLat::new(114.15, 22.5).unwrap();
         let ids = |s: &LayerState| s.nearest(p, 7, &q, |_| true).iter().map(|(i, _)| i.id).collect::<Vec<_>>();
         assert_eq!(ids(&batched), ids(&one_by_one));
-        assert_eq!(batched.len(), 2_999);
+        assert_eq!(ids(&rebuilt), ids(&one_by_one));
+        assert_eq!(rebuilt.len(), 2_999);
+        let batched = &mut rebuilt;
         // Removing and moving still work on the rebuilt index.
         let first = ids(&batched)[0];
         batched.remove(first);
-        assert!(!ids(&batched).contains(&first));
+        assert!(!ids(batched).contains(&first));
         batched.put(item(first, 114.15, "open"));
-        assert_eq!(ids(&batched)[0], first);
+        assert_eq!(ids(batched)[0], first);
     }
 }

@@ -19,47 +19,61 @@ struct Histogram {
     count: u64,
 }
 
+/// Per route template: request counts by (method, status), and the latency histogram.
 #[derive(Default)]
-struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+struct RouteStats {
+    counts: Vec<(String, u16, u64)>,
+    latency: Histogram,
 }
 
 /// Request metrics.
 #[derive(Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    routes: Mutex<BTreeMap<String, RouteStats>>,
 }
 
 impl Metrics {
-    /// Records one request.
+    /// Records one request. Allocates only the first time a route, method and status is seen:
+    /// this runs on every request.
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let mut g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *g.requests.entry((method.to_owned(), route.to_owned(), status)).or_insert(0) += 1;
-        let h = g.latency.entry(route.to_owned()).or_default();
-        let s = elapsed.as_secs_f64();
+        let mut g = self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stats = match g.get_mut(route) {
+            Some(s) => s,
+            None => g.entry(route.to_owned()).or_default(),
+        };
+        match stats.counts.iter_mut().find(|(m, s, _)| m == method && *s == status) {
+            Some(c) => c.2 += 1,
+            None => stats.counts.push((method.to_owned(), status, 1)),
+        }
+        let h = &mut stats.latency;
+        let secs = elapsed.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
+            if secs <= *b {
                 h.counts[i] += 1;
             }
         }
-        h.sum += s;
+        h.sum += secs;
         h.count += 1;
     }
 
     /// Renders the request series, then `extra` gauges given as (name, help, labels, value).
     #[must_use]
     pub fn render(&self, extra: &[(&str, &str, String, f64)]) -> String {
-        let g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let g = self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
         out.push_str("# HELP safegrid_http_requests_total HTTP requests by method, route template and status.\n");
         out.push_str("# TYPE safegrid_http_requests_total counter\n");
-        for ((m, r, s), n) in &g.requests {
-            let _ = writeln!(out, "safegrid_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+        for (r, stats) in g.iter() {
+            let mut counts = stats.counts.clone();
+            counts.sort();
+            for (m, s, n) in counts {
+                let _ = writeln!(out, "safegrid_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+            }
         }
         out.push_str("# HELP safegrid_http_request_duration_seconds HTTP request latency by route template.\n");
         out.push_str("# TYPE safegrid_http_request_duration_seconds histogram\n");
-        for (r, h) in &g.latency {
+        for (r, stats) in g.iter() {
+            let h = &stats.latency;
             for (b, c) in BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(out, "safegrid_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {c}");
             }

@@ -10,7 +10,7 @@ use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
 use chrono::Utc;
-use safegrid_geodata::{GridHierarchy, GridUnit, LonLat};
+use safegrid_geodata::{GridHierarchy, GridUnit, LonLat, PointIndex};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -236,11 +236,24 @@ impl Service {
             .map(|((pos, props), id)| Item { id, pos, grid: grids.grid_of(pos), props, created_at: now, updated_at: now })
             .collect();
         let located = started.elapsed();
+        // A large batch gets a freshly bulk-loaded point index, built on the other core while
+        // the store commits; it is used only if the commit succeeds.
+        let rebuild = {
+            let state = read(&slot.state);
+            state.is_large_batch(items.len()).then(|| state.points_with(&items))
+        }
+        .map(|points| tokio::task::spawn_blocking(move || PointIndex::bulk_load(points)));
         self.store.insert_items(layer, &items).await?;
         let stored = started.elapsed();
+        // The rows are committed now: memory must take them whatever happens, so a failed
+        // build (a panic, i.e. a bug) falls back to inserting point by point.
+        let rebuilt = match rebuild {
+            Some(job) => job.await.inspect_err(|e| tracing::error!(error = %e, "point index build failed")).ok(),
+            None => None,
+        };
         let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
         slot.last_id.store(first + items.len() as i64 - 1, Ordering::SeqCst);
-        write(&slot.state).put_many(items);
+        write(&slot.state).put_many(items, rebuilt);
         tracing::info!(
             %layer,
             rows = ids.len(),

@@ -64,19 +64,20 @@ async fn method_not_allowed(req: Request) -> Response {
 async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let path = req.uri().path().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let path = req.uri().clone();
     let resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
-    st.metrics.record(method.as_str(), &route, status, elapsed);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    st.metrics.record(method.as_str(), route, status, elapsed);
     // Per-request lines are debug (RUST_LOG=safegrid=debug): at thousands of requests a second
     // an info line each would cost more than the request. Server errors are always logged.
     let micros = elapsed.as_micros() as u64;
     if status >= 500 {
-        tracing::warn!(target: "safegrid::http", method = %method, route = %route, path = %path, status, micros, "request failed");
+        tracing::warn!(target: "safegrid::http", method = %method, route, path = %path.path(), status, micros, "request failed");
     } else {
-        tracing::debug!(target: "safegrid::http", method = %method, route = %route, path = %path, status, micros, "request");
+        tracing::debug!(target: "safegrid::http", method = %method, route, path = %path.path(), status, micros, "request");
     }
     resp
 }
