@@ -1,5 +1,6 @@
 //! Every API route, every class of bad input, every role — against the real router and a real
 //! SQLite store in a temporary directory.
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
 mod support;
 
@@ -70,7 +71,8 @@ impl Fixture {
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let content_type =
+            headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -101,10 +103,18 @@ fn incident(status: &str, priority: u32, reported_at: &str) -> Value {
 fn props_for(layer: Layer) -> Value {
     match layer {
         Layer::Incidents => incident("open", 2, "2026-11-20T08:00:00Z"),
-        Layer::RentalHousing => json!({"address": "百花路2号", "units": 12, "tenant_count": 20, "safety_rating": "b", "last_inspection": "2026-10-01"}),
-        Layer::Posts => json!({"kind": "police_room", "name": "百花警务室", "phone": "0755-80000000", "radio_channel": "CH-07", "opening_hours": "24h"}),
-        Layer::Responders => json!({"kind": "patrol", "callsign": "巡-0001", "status": "available", "capabilities": ["first_aid"]}),
-        Layer::KeyPersonnel => json!({"category": "community_correction", "name": "赵六", "assigned_grid": "440304001", "caretaker": "张伟"}),
+        Layer::RentalHousing => {
+            json!({"address": "百花路2号", "units": 12, "tenant_count": 20, "safety_rating": "b", "last_inspection": "2026-10-01"})
+        }
+        Layer::Posts => {
+            json!({"kind": "police_room", "name": "百花警务室", "phone": "0755-80000000", "radio_channel": "CH-07", "opening_hours": "24h"})
+        }
+        Layer::Responders => {
+            json!({"kind": "patrol", "callsign": "巡-0001", "status": "available", "capabilities": ["first_aid"]})
+        }
+        Layer::KeyPersonnel => {
+            json!({"category": "community_correction", "name": "赵六", "assigned_grid": "440304001", "caretaker": "张伟"})
+        }
     }
 }
 
@@ -129,13 +139,23 @@ async fn health_readiness_metrics_and_openapi_answer() {
     assert_eq!((r.status, r.body["store"].as_str()), (StatusCode::OK, Some("sqlite")));
     f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await;
     let r = f.call("GET", "/metrics", None, None).await;
-    assert!(r.text.contains("safegrid_http_requests_total{method=\"GET\",route=\"/api/v1/locate\",status=\"200\"} 1"), "{}", r.text);
+    assert!(
+        r.text.contains("safegrid_http_requests_total{method=\"GET\",route=\"/api/v1/locate\",status=\"200\"} 1"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("safegrid_grid_units 5"));
     let r = f.call("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(r.body["openapi"], "3.1.0");
     let paths = r.body["paths"].as_object().unwrap();
     for p in [
-        "/api/v1/locate", "/api/v1/grids", "/api/v1/grids/{code}", "/api/v1/audit_log", "/healthz", "/readyz", "/metrics",
+        "/api/v1/locate",
+        "/api/v1/grids",
+        "/api/v1/grids/{code}",
+        "/api/v1/audit_log",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     ] {
         assert!(paths.contains_key(p), "{p} undocumented");
     }
@@ -202,7 +222,11 @@ async fn locate_refuses_bad_coordinates_unknown_crs_and_missing_parameters() {
     let r = f.call("GET", "/api/v1/locate?lon=114&lat=22.5&crs=utm50", d, None).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "crs");
     assert_eq!(r.body["errors"][0]["value"], "utm50");
-    assert_problem(&f.call("GET", "/api/v1/locate?lon=114&lat=22.5&foo=1", d, None).await, StatusCode::BAD_REQUEST, "foo");
+    assert_problem(
+        &f.call("GET", "/api/v1/locate?lon=114&lat=22.5&foo=1", d, None).await,
+        StatusCode::BAD_REQUEST,
+        "foo",
+    );
 }
 
 #[tokio::test]
@@ -218,9 +242,17 @@ async fn grids_are_listed_and_fetched_as_geojson() {
     let r = f.call("GET", "/api/v1/grids/440304002", Some(Role::GridWorker), None).await;
     assert_eq!(r.body["properties"]["manager"], "李娜");
     assert_eq!(r.body["geometry"]["type"], "MultiPolygon");
-    assert_problem(&f.call("GET", "/api/v1/grids/440304009", Some(Role::Admin), None).await, StatusCode::NOT_FOUND, "code");
+    assert_problem(
+        &f.call("GET", "/api/v1/grids/440304009", Some(Role::Admin), None).await,
+        StatusCode::NOT_FOUND,
+        "code",
+    );
     assert_problem(&f.call("GET", "/api/v1/grids/12", Some(Role::Admin), None).await, StatusCode::BAD_REQUEST, "code");
-    assert_problem(&f.call("GET", "/api/v1/grids?level=county", Some(Role::Admin), None).await, StatusCode::BAD_REQUEST, "level");
+    assert_problem(
+        &f.call("GET", "/api/v1/grids?level=county", Some(Role::Admin), None).await,
+        StatusCode::BAD_REQUEST,
+        "level",
+    );
 }
 
 fn grid_feature(coords: Value) -> Value {
@@ -230,7 +262,8 @@ fn grid_feature(coords: Value) -> Value {
 #[tokio::test]
 async fn admin_puts_a_grid_and_bad_polygons_are_refused_without_writing() {
     let f = fixture().await;
-    let good = grid_feature(json!([[[114.10, 22.50], [114.15, 22.50], [114.15, 22.55], [114.10, 22.55], [114.10, 22.50]]]));
+    let good =
+        grid_feature(json!([[[114.10, 22.50], [114.15, 22.50], [114.15, 22.55], [114.10, 22.55], [114.10, 22.50]]]));
     let r = f.call("PUT", "/api/v1/grids/440303002", Some(Role::Dispatcher), Some(good.clone())).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
     let r = f.call("PUT", "/api/v1/grids/440303002", Some(Role::Admin), Some(good)).await;
@@ -261,7 +294,8 @@ async fn every_layer_supports_create_read_replace_query_nearest_and_delete() {
     for layer in Layer::ALL {
         let l = layer.name();
         let admin = Some(Role::Admin);
-        let r = f.call("POST", &format!("/api/v1/{l}"), admin, Some(feature(point(114.02, 22.55), props_for(layer)))).await;
+        let r =
+            f.call("POST", &format!("/api/v1/{l}"), admin, Some(feature(point(114.02, 22.55), props_for(layer)))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{l}: {}", r.text);
         assert_eq!(r.content_type, "application/geo+json");
         let id = r.body["id"].as_i64().unwrap();
@@ -310,7 +344,9 @@ async fn queries_filter_by_time_type_status_priority_radius_and_paginate() {
         if i % 5 == 0 {
             p["type"] = "fire".into();
         }
-        let r = f.call("POST", "/api/v1/incidents", d, Some(feature(point(114.001 + f64::from(i) * 0.001, 22.55), p))).await;
+        let r = f
+            .call("POST", "/api/v1/incidents", d, Some(feature(point(114.001 + f64::from(i) * 0.001, 22.55), p)))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let n = |r: &Reply| r.body["numberMatched"].as_u64().unwrap();
@@ -343,12 +379,28 @@ async fn queries_filter_by_time_type_status_priority_radius_and_paginate() {
     let ids: Vec<i64> = r.body["features"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, [1, 3]);
     // Bad filters are named.
-    assert_problem(&f.call("GET", "/api/v1/incidents?since=yesterday", d, None).await, StatusCode::BAD_REQUEST, "since");
+    assert_problem(
+        &f.call("GET", "/api/v1/incidents?since=yesterday", d, None).await,
+        StatusCode::BAD_REQUEST,
+        "since",
+    );
     assert_problem(&f.call("GET", "/api/v1/incidents?bbox=1,2,3", d, None).await, StatusCode::BAD_REQUEST, "bbox");
-    assert_problem(&f.call("GET", "/api/v1/incidents?bbox=115,22,114,23", d, None).await, StatusCode::BAD_REQUEST, "bbox");
+    assert_problem(
+        &f.call("GET", "/api/v1/incidents?bbox=115,22,114,23", d, None).await,
+        StatusCode::BAD_REQUEST,
+        "bbox",
+    );
     assert_problem(&f.call("GET", "/api/v1/incidents?limit=0", d, None).await, StatusCode::BAD_REQUEST, "limit");
-    assert_problem(&f.call("GET", "/api/v1/incidents?lon=114&lat=22.5", d, None).await, StatusCode::BAD_REQUEST, "radius_m");
-    assert_problem(&f.call("GET", "/api/v1/incidents/nearest?lon=114&lat=22.5&k=1000", d, None).await, StatusCode::BAD_REQUEST, "k");
+    assert_problem(
+        &f.call("GET", "/api/v1/incidents?lon=114&lat=22.5", d, None).await,
+        StatusCode::BAD_REQUEST,
+        "radius_m",
+    );
+    assert_problem(
+        &f.call("GET", "/api/v1/incidents/nearest?lon=114&lat=22.5&k=1000", d, None).await,
+        StatusCode::BAD_REQUEST,
+        "k",
+    );
 }
 
 #[tokio::test]
@@ -357,7 +409,12 @@ async fn positions_are_returned_in_the_crs_the_caller_names() {
     let w = LonLat::new(114.02, 22.55).unwrap();
     let g = Crs::Gcj02.from_wgs84(w);
     let r = f
-        .call("POST", "/api/v1/posts?crs=gcj02", Some(Role::Admin), Some(feature(point(g.lon(), g.lat()), props_for(Layer::Posts))))
+        .call(
+            "POST",
+            "/api/v1/posts?crs=gcj02",
+            Some(Role::Admin),
+            Some(feature(point(g.lon(), g.lat()), props_for(Layer::Posts))),
+        )
         .await;
     let id = r.body["id"].as_i64().unwrap();
     let stored = f.service.layer(Layer::Posts).get(id).unwrap().pos;
@@ -374,13 +431,24 @@ async fn every_bad_input_class_is_a_named_problem_and_writes_nothing() {
     let good = props_for(Layer::Incidents);
     let cases: Vec<(Option<Value>, StatusCode, &str)> = vec![
         (Some(feature(point(114.02, 95.0), good.clone())), StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[1]"),
-        (Some(feature(point(f64::MAX, 22.0), good.clone())), StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[0]"),
         (
-            Some(feature(json!({"type": "Polygon", "coordinates": [[[114, 22], [115, 22], [115, 23], [114, 22]]]}), good.clone())),
+            Some(feature(point(f64::MAX, 22.0), good.clone())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "geometry.coordinates[0]",
+        ),
+        (
+            Some(feature(
+                json!({"type": "Polygon", "coordinates": [[[114, 22], [115, 22], [115, 23], [114, 22]]]}),
+                good.clone(),
+            )),
             StatusCode::UNPROCESSABLE_ENTITY,
             "geometry.type",
         ),
-        (Some(feature(json!({"type": "Point", "coordinates": ["114", 22]}), good.clone())), StatusCode::UNPROCESSABLE_ENTITY, "geometry.coordinates[0]"),
+        (
+            Some(feature(json!({"type": "Point", "coordinates": ["114", 22]}), good.clone())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "geometry.coordinates[0]",
+        ),
         (Some(feature(point(114.02, 22.55), json!({"type": "theft"}))), StatusCode::BAD_REQUEST, "properties.priority"),
         (
             Some(feature(point(114.02, 22.55), {
@@ -442,8 +510,15 @@ async fn every_bad_input_class_is_a_named_problem_and_writes_nothing() {
 #[tokio::test]
 async fn tokens_are_checked_and_the_public_sees_only_the_nearest_posts() {
     let f = fixture().await;
-    f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
-    f.call("POST", "/api/v1/responders", Some(Role::Admin), Some(feature(point(114.02, 22.55), props_for(Layer::Responders)))).await;
+    f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.02, 22.55), props_for(Layer::Posts))))
+        .await;
+    f.call(
+        "POST",
+        "/api/v1/responders",
+        Some(Role::Admin),
+        Some(feature(point(114.02, 22.55), props_for(Layer::Responders))),
+    )
+    .await;
     // Anonymous and public-token callers alike.
     for role in [None, Some(Role::Public)] {
         let r = f.call("GET", "/api/v1/posts/nearest?lon=114.021&lat=22.55&k=3", role, None).await;
@@ -452,15 +527,28 @@ async fn tokens_are_checked_and_the_public_sees_only_the_nearest_posts() {
         let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["distance_m", "kind", "name", "opening_hours", "phone"], "no internal fields");
-        for uri in ["/api/v1/responders/nearest?lon=114&lat=22.5", "/api/v1/posts", "/api/v1/incidents", "/api/v1/locate?lon=114&lat=22.5", "/api/v1/key_personnel"] {
+        for uri in [
+            "/api/v1/responders/nearest?lon=114&lat=22.5",
+            "/api/v1/posts",
+            "/api/v1/incidents",
+            "/api/v1/locate?lon=114&lat=22.5",
+            "/api/v1/key_personnel",
+        ] {
             assert_problem(&f.call("GET", uri, role, None).await, StatusCode::UNAUTHORIZED, "");
         }
-        let r = f.call("POST", "/api/v1/posts", role, Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
+        let r =
+            f.call("POST", "/api/v1/posts", role, Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
         assert_problem(&r, StatusCode::UNAUTHORIZED, "");
     }
-    let req = Request::get("/api/v1/incidents").header(header::AUTHORIZATION, "Bearer not-a-token").body(Body::empty()).unwrap();
+    let req = Request::get("/api/v1/incidents")
+        .header(header::AUTHORIZATION, "Bearer not-a-token")
+        .body(Body::empty())
+        .unwrap();
     assert_problem(&f.send(req).await, StatusCode::UNAUTHORIZED, "");
-    let req = Request::get("/api/v1/incidents").header(header::AUTHORIZATION, "Basic Zm9vOmJhcg==").body(Body::empty()).unwrap();
+    let req = Request::get("/api/v1/incidents")
+        .header(header::AUTHORIZATION, "Basic Zm9vOmJhcg==")
+        .body(Body::empty())
+        .unwrap();
     assert_problem(&f.send(req).await, StatusCode::UNAUTHORIZED, "");
 }
 
@@ -484,8 +572,12 @@ async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
     let f = fixture().await;
     let a = Some(Role::Admin);
     let w = Some(Role::GridWorker);
-    let mine = f.call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.02, 22.55), props_for(Layer::RentalHousing)))).await;
-    let theirs = f.call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.07, 22.55), props_for(Layer::RentalHousing)))).await;
+    let mine = f
+        .call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.02, 22.55), props_for(Layer::RentalHousing))))
+        .await;
+    let theirs = f
+        .call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.07, 22.55), props_for(Layer::RentalHousing))))
+        .await;
     let (mine, theirs) = (mine.body["id"].as_i64().unwrap(), theirs.body["id"].as_i64().unwrap());
 
     let r = f.call("GET", "/api/v1/rental_housing", w, None).await;
@@ -493,17 +585,48 @@ async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
     assert_eq!(ids, [mine], "lists are cut to the worker's grids");
     let r = f.call("GET", "/api/v1/rental_housing/nearest?lon=114.07&lat=22.55&k=5", w, None).await;
     assert_eq!(r.body["features"].as_array().unwrap().len(), 1);
-    assert_problem(&f.call("GET", &format!("/api/v1/rental_housing/{theirs}"), w, None).await, StatusCode::FORBIDDEN, "");
+    assert_problem(
+        &f.call("GET", &format!("/api/v1/rental_housing/{theirs}"), w, None).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
 
     // Edit inside: fine. Move out of its grids, edit or delete outside, create outside: refused.
-    let r = f.call("PUT", &format!("/api/v1/rental_housing/{mine}"), w, Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing)))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/rental_housing/{mine}"),
+            w,
+            Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing))),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = f.call("PUT", &format!("/api/v1/rental_housing/{mine}"), w, Some(feature(point(114.08, 22.56), props_for(Layer::RentalHousing)))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/rental_housing/{mine}"),
+            w,
+            Some(feature(point(114.08, 22.56), props_for(Layer::RentalHousing))),
+        )
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
-    let r = f.call("PUT", &format!("/api/v1/rental_housing/{theirs}"), w, Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing)))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/rental_housing/{theirs}"),
+            w,
+            Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing))),
+        )
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
-    assert_problem(&f.call("DELETE", &format!("/api/v1/rental_housing/{theirs}"), w, None).await, StatusCode::FORBIDDEN, "");
-    let r = f.call("POST", "/api/v1/rental_housing", w, Some(feature(point(114.15, 22.55), props_for(Layer::RentalHousing)))).await;
+    assert_problem(
+        &f.call("DELETE", &format!("/api/v1/rental_housing/{theirs}"), w, None).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
+    let r = f
+        .call("POST", "/api/v1/rental_housing", w, Some(feature(point(114.15, 22.55), props_for(Layer::RentalHousing))))
+        .await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
     assert_eq!(f.count(Layer::RentalHousing).await, 2);
     let stored = f.store.load_items(Layer::RentalHousing).await.unwrap();
@@ -514,7 +637,9 @@ async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
 async fn every_read_of_key_personnel_appends_an_audit_row() {
     let f = fixture().await;
     let a = Some(Role::Admin);
-    let r = f.call("POST", "/api/v1/key_personnel", a, Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel)))).await;
+    let r = f
+        .call("POST", "/api/v1/key_personnel", a, Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel))))
+        .await;
     let id = r.body["id"].as_i64().unwrap();
     // Seen in the neighbour's grid, but assigned to the worker's: the worker still sees them.
     let mut moved = r.body.clone();
@@ -548,7 +673,11 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
     let r = f.call("GET", &format!("/api/v1/audit_log?before={before}"), Some(Role::Auditor), None).await;
     assert_eq!(r.body["rows"].as_array().unwrap().len(), 3);
     for method in ["PUT", "DELETE", "POST"] {
-        assert_problem(&f.call(method, "/api/v1/audit_log", Some(Role::Admin), Some(json!({}))).await, StatusCode::METHOD_NOT_ALLOWED, "method");
+        assert_problem(
+            &f.call(method, "/api/v1/audit_log", Some(Role::Admin), Some(json!({}))).await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method",
+        );
     }
     assert_eq!(f.audit_rows().await.len(), 5);
 }

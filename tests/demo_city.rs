@@ -1,5 +1,6 @@
 //! The demo city meets what the demo promises: real districts, 2,000–3,500 grids covering every
 //! district without gaps or overlaps, and a population that lands in grids.
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
 mod support;
 
@@ -42,7 +43,8 @@ fn demo_grids_cover_every_district_without_gaps_or_overlaps() {
 fn the_population_is_plausible_and_every_item_is_in_a_grid() {
     let h = demo::hierarchy(2026).unwrap();
     let state = GridState::new(h);
-    let sizes = demo::Sizes { posts: 300, responders: 2_000, rental_housing: 20_000, incidents: 10_000, key_personnel: 500 };
+    let sizes =
+        demo::Sizes { posts: 300, responders: 2_000, rental_housing: 20_000, incidents: 10_000, key_personnel: 500 };
     let pop = demo::population(&state, sizes, 7, chrono::Utc::now());
     let mut per_district = std::collections::HashMap::<String, usize>::new();
     for (_, rows) in &pop {

@@ -1,5 +1,6 @@
 //! Point → grid on the 33 real Dongguan towns, checked against PostGIS `ST_Contains` on the same
 //! polygons and the same points (the data stays in ../shared/data: its licence forbids shipping).
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
 mod support;
 
@@ -25,10 +26,20 @@ fn dongguan(text: &str) -> (GridHierarchy, Vec<(String, String)>) {
         raw.push((code, serde_json::to_string(f.geometry.as_ref().unwrap()).unwrap()));
         units.push(u);
     }
-    let bbox = polygonal_from_geojson(&serde_json::from_str(
-        r#"{"type":"Polygon","coordinates":[[[113.5,22.6],[114.3,22.6],[114.3,23.2],[113.5,23.2],[113.5,22.6]]]}"#,
-    ).unwrap()).unwrap();
-    units.push(GridUnit { code: GridCode::parse("441900").unwrap(), name: "东莞市".into(), level: GridLevel::District, manager: None, geometry: bbox });
+    let bbox = polygonal_from_geojson(
+        &serde_json::from_str(
+            r#"{"type":"Polygon","coordinates":[[[113.5,22.6],[114.3,22.6],[114.3,23.2],[113.5,23.2],[113.5,22.6]]]}"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    units.push(GridUnit {
+        code: GridCode::parse("441900").unwrap(),
+        name: "东莞市".into(),
+        level: GridLevel::District,
+        manager: None,
+        geometry: bbox,
+    });
     (GridHierarchy::new(units).unwrap(), raw)
 }
 
@@ -40,7 +51,10 @@ async fn locating_in_dongguan_towns_agrees_with_postgis_st_contains() {
     let url = support::fresh_pg_database(&server).await;
     let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis").execute(&mut db).await.unwrap();
-    sqlx::query("CREATE TABLE towns (code text PRIMARY KEY, geom geometry(MultiPolygon, 4326))").execute(&mut db).await.unwrap();
+    sqlx::query("CREATE TABLE towns (code text PRIMARY KEY, geom geometry(MultiPolygon, 4326))")
+        .execute(&mut db)
+        .await
+        .unwrap();
 
     let (h, raw) = dongguan(&std::fs::read_to_string(path).unwrap());
     for (code, geojson) in &raw {
@@ -55,7 +69,8 @@ async fn locating_in_dongguan_towns_agrees_with_postgis_st_contains() {
 
     // 20,000 seeded points over Dongguan's bounding box, some outside every town.
     let mut rng = ChaCha8Rng::seed_from_u64(33);
-    let pts: Vec<(f64, f64)> = (0..20_000).map(|_| (rng.random_range(113.50..114.27), rng.random_range(22.64..23.16))).collect();
+    let pts: Vec<(f64, f64)> =
+        (0..20_000).map(|_| (rng.random_range(113.50..114.27), rng.random_range(22.64..23.16))).collect();
     let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     let ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
     let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
@@ -77,6 +92,11 @@ async fn locating_in_dongguan_towns_agrees_with_postgis_st_contains() {
             disagreements.push((x, y, ours, theirs));
         }
     }
-    assert!(disagreements.is_empty(), "{} disagreements, first {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements, first {:?}",
+        disagreements.len(),
+        &disagreements[..disagreements.len().min(5)]
+    );
     assert!(inside > 10_000, "the sample must mostly fall in towns ({inside})");
 }

@@ -1,5 +1,6 @@
 //! The real binary, killed with SIGKILL after acknowledging writes, starts again with every
 //! acknowledged write in place. Also drives `safegrid import` and `safegrid token`.
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
 mod support;
 
@@ -53,7 +54,11 @@ fn http(addr: &str, method: &str, path: &str, token: &str, body: Option<&Value>)
     let status = resp[9..12].parse().unwrap();
     let (_, rest) = resp.split_once("\r\n\r\n").unwrap();
     // Small bodies arrive in one piece; a chunked one is "len\r\njson\r\n0\r\n\r\n".
-    let json_text = if rest.starts_with('{') || rest.is_empty() { rest.to_owned() } else { rest.split("\r\n").nth(1).unwrap_or("").to_owned() };
+    let json_text = if rest.starts_with('{') || rest.is_empty() {
+        rest.to_owned()
+    } else {
+        rest.split("\r\n").nth(1).unwrap_or("").to_owned()
+    };
     (status, serde_json::from_str(&json_text).unwrap_or(Value::Null))
 }
 
@@ -125,7 +130,11 @@ fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 posts"));
 
     let bad = dir.path().join("more.csv");
-    std::fs::write(&bad, "lon,lat,kind,name\n114.03,22.55,police_room,甲\n114.04,22.55,police_room,乙\n114.05,95.0,police_room,丙\n").unwrap();
+    std::fs::write(
+        &bad,
+        "lon,lat,kind,name\n114.03,22.55,police_room,甲\n114.04,22.55,police_room,乙\n114.05,95.0,police_room,丙\n",
+    )
+    .unwrap();
     let out = safegrid(&url, &["import", "--layer", "posts", "--file", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

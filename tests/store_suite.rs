@@ -1,4 +1,5 @@
 //! One behaviour, two stores: the same suite runs on the embedded SQLite store and on PostGIS.
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
 mod support;
 
@@ -87,7 +88,12 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     assert_eq!(store.audit_rows(AuditQuery { before_id: None, limit: 10 }).await.unwrap().len(), 2);
 
     // Tokens and settings.
-    let t = TokenRecord { hash: "ab".repeat(32), name: "w".into(), role: Role::GridWorker, grids: vec![GridCode::parse("440304001").unwrap()] };
+    let t = TokenRecord {
+        hash: "ab".repeat(32),
+        name: "w".into(),
+        role: Role::GridWorker,
+        grids: vec![GridCode::parse("440304001").unwrap()],
+    };
     store.put_token(&t).await.unwrap();
     assert_eq!(store.tokens().await.unwrap(), vec![t]);
     assert_eq!(store.meta("k").await.unwrap(), None);
@@ -121,16 +127,17 @@ async fn the_postgis_store_passes_the_store_suite() {
 
 #[tokio::test]
 async fn postgis_tables_are_real_geometry_with_gist_indexes() {
-    let Some((store, url)) = support::pg_store("postgis_tables_are_real_geometry_with_gist_indexes").await else { return };
+    let Some((store, url)) = support::pg_store("postgis_tables_are_real_geometry_with_gist_indexes").await else {
+        return;
+    };
     store.replace_grids(support::fixture_grids().units()).await.unwrap();
     store.insert_items(Layer::Incidents, &[item(1, 114.02, 22.55)]).await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let cols: Vec<(String, String, i32)> = sqlx::query_as(
-        "SELECT f_table_name::text, type::text, srid FROM geometry_columns ORDER BY f_table_name::text",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let cols: Vec<(String, String, i32)> =
+        sqlx::query_as("SELECT f_table_name::text, type::text, srid FROM geometry_columns ORDER BY f_table_name::text")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert!(cols.contains(&("grid_units".into(), "MULTIPOLYGON".into(), 4326)), "{cols:?}");
     for l in Layer::ALL {
         assert!(cols.contains(&(l.name().into(), "POINT".into(), 4326)), "{l}: {cols:?}");

@@ -201,10 +201,7 @@ mod tests {
     }
 
     fn assert_close(a: LonLat, lon: f64, lat: f64, tol: f64) {
-        assert!(
-            (a.lon() - lon).abs() <= tol && (a.lat() - lat).abs() <= tol,
-            "got {a}, expected {lon},{lat} ± {tol}"
-        );
+        assert!((a.lon() - lon).abs() <= tol && (a.lat() - lat).abs() <= tol, "got {a}, expected {lon},{lat} ± {tol}");
     }
 
     /// Reference values from the README of wandergis/coordtransform, the most widely copied

@@ -42,11 +42,7 @@ pub(crate) struct LocalMetres {
 
 impl LocalMetres {
     pub(crate) fn around(origin: LonLat) -> Self {
-        Self {
-            lon0: origin.lon(),
-            lat0: origin.lat(),
-            kx: METRES_PER_DEGREE * origin.lat().to_radians().cos(),
-        }
+        Self { lon0: origin.lon(), lat0: origin.lat(), kx: METRES_PER_DEGREE * origin.lat().to_radians().cos() }
     }
 
     pub(crate) fn project(&self, lon: f64, lat: f64) -> (f64, f64) {

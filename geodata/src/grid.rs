@@ -93,7 +93,7 @@ impl GridCode {
         if !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("a code has digits only"));
         }
-        if s.len() < Self::PREFIX_LEN || (s.len() - Self::PREFIX_LEN) % Self::LEVEL_DIGITS != 0 {
+        if s.len() < Self::PREFIX_LEN || !(s.len() - Self::PREFIX_LEN).is_multiple_of(Self::LEVEL_DIGITS) {
             return Err(bad("a code is a 6-digit GB/T 2260 prefix followed by 3 digits per level"));
         }
         if (s.len() - Self::PREFIX_LEN) / Self::LEVEL_DIGITS > Self::MAX_DEPTH {
@@ -393,10 +393,10 @@ pub enum GridFeatureError {
 /// # Errors
 /// The feature index and its fault, or the hierarchy fault.
 pub fn hierarchy_from_geojson(text: &str) -> Result<GridHierarchy, GridLoadError> {
-    let fc: geojson::FeatureCollection =
-        text.parse::<geojson::GeoJson>().map_err(|e| GridLoadError::Parse(e.to_string())).and_then(|g| {
-            geojson::FeatureCollection::try_from(g).map_err(|e| GridLoadError::Parse(e.to_string()))
-        })?;
+    let fc: geojson::FeatureCollection = text
+        .parse::<geojson::GeoJson>()
+        .map_err(|e| GridLoadError::Parse(e.to_string()))
+        .and_then(|g| geojson::FeatureCollection::try_from(g).map_err(|e| GridLoadError::Parse(e.to_string())))?;
     let units = fc
         .features
         .iter()
@@ -432,7 +432,13 @@ mod tests {
     }
 
     fn unit(code: &str, level: GridLevel) -> GridUnit {
-        GridUnit { code: GridCode::parse(code).unwrap(), name: code.into(), level, manager: None, geometry: square(0.0, 0.0, 1.0) }
+        GridUnit {
+            code: GridCode::parse(code).unwrap(),
+            name: code.into(),
+            level,
+            manager: None,
+            geometry: square(0.0, 0.0, 1.0),
+        }
     }
 
     #[test]
@@ -454,15 +460,18 @@ mod tests {
     fn hierarchy_refuses_orphans_duplicates_and_inverted_levels() {
         let err = GridHierarchy::new(vec![unit("440304001", GridLevel::Grid)]).unwrap_err();
         assert!(matches!(err, GridError::MissingParent { .. }));
-        let err = GridHierarchy::new(vec![unit("440304", GridLevel::District), unit("440304", GridLevel::District)]).unwrap_err();
+        let err = GridHierarchy::new(vec![unit("440304", GridLevel::District), unit("440304", GridLevel::District)])
+            .unwrap_err();
         assert!(matches!(err, GridError::DuplicateCode { .. }));
-        let err = GridHierarchy::new(vec![unit("440304", GridLevel::Grid), unit("440304001", GridLevel::Street)]).unwrap_err();
+        let err = GridHierarchy::new(vec![unit("440304", GridLevel::Grid), unit("440304001", GridLevel::Street)])
+            .unwrap_err();
         assert!(matches!(err, GridError::LevelOrder { .. }));
     }
 
     #[test]
     fn a_deployment_may_skip_levels_and_chains_run_top_down() {
-        let h = GridHierarchy::new(vec![unit("440304001", GridLevel::Grid), unit("440304", GridLevel::District)]).unwrap();
+        let h =
+            GridHierarchy::new(vec![unit("440304001", GridLevel::Grid), unit("440304", GridLevel::District)]).unwrap();
         let leaf = h.index_of(&GridCode::parse("440304001").unwrap()).unwrap();
         let chain: Vec<_> = h.chain(leaf).iter().map(|u| u.code.to_string()).collect();
         assert_eq!(chain, ["440304", "440304001"]);

@@ -12,6 +12,7 @@
 //! - [`point_index`]: dynamic point index (box, radius, k-nearest with filter).
 //! - [`h3`]: H3 cells and counts.
 //! - [`gridgen`]: grids generated from H3 cells clipped to districts.
+#![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
 pub mod coord;
 pub mod crs;

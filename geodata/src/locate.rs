@@ -14,13 +14,13 @@
 //! Boundary tests use exact orientation predicates, so "on the border" means exactly on it.
 //! A point in no grid is reported as outside, with the nearest grid and its distance.
 
+use crate::LonLat;
 use crate::distance::{LocalMetres, METRES_PER_DEGREE};
 use crate::grid::GridHierarchy;
-use crate::LonLat;
 use geo::kernels::RobustKernel;
 use geo::{Coord, Kernel, Orientation, Polygon};
-use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::RTree;
+use rstar::primitives::{GeomWithData, Rectangle};
 use std::cmp::Reverse;
 
 /// Where a point lies relative to a polygon.
@@ -113,9 +113,9 @@ impl PreparedPolygon {
             }
             // Half-open crossing rule: an edge counts when it spans p.y with one end strictly
             // above, and crosses the ray going east from p.
-            if a.y <= p.y && b.y > p.y && o == Orientation::CounterClockwise {
-                inside = !inside;
-            } else if b.y <= p.y && a.y > p.y && o == Orientation::Clockwise {
+            let upward_left = a.y <= p.y && b.y > p.y && o == Orientation::CounterClockwise;
+            let downward_right = b.y <= p.y && a.y > p.y && o == Orientation::Clockwise;
+            if upward_left || downward_right {
                 inside = !inside;
             }
         }

@@ -8,8 +8,8 @@
 //! 32-bit `tag` (for example a status code), so that a filtered nearest query rejects candidates
 //! without a hash lookup.
 
-use crate::distance::EARTH_RADIUS_M;
 use crate::LonLat;
+use crate::distance::EARTH_RADIUS_M;
 use rstar::{AABB, ParentNode, PointDistance, RStarInsertionStrategy, RTree, RTreeNode, RTreeObject, RTreeParams};
 use std::collections::HashMap;
 
@@ -168,10 +168,7 @@ impl BBox {
         let (y0, y1) = product(cos_lat, sin_lon);
         // A small margin absorbs rounding in the trigonometry; candidates are re-checked exactly.
         let eps = 1e-12;
-        AABB::from_corners(
-            [x0 - eps, y0 - eps, lat0.sin() - eps],
-            [x1 + eps, y1 + eps, lat1.sin() + eps],
-        )
+        AABB::from_corners([x0 - eps, y0 - eps, lat0.sin() - eps], [x1 + eps, y1 + eps, lat1.sin() + eps])
     }
 }
 
@@ -319,7 +316,9 @@ mod tests {
     }
 
     fn index(points: &[(f64, f64, u32)]) -> PointIndex {
-        PointIndex::bulk_load(points.iter().enumerate().map(|(i, &(x, y, t))| (i as u64, LonLat::new(x, y).unwrap(), t)))
+        PointIndex::bulk_load(
+            points.iter().enumerate().map(|(i, &(x, y, t))| (i as u64, LonLat::new(x, y).unwrap(), t)),
+        )
     }
 
     proptest! {

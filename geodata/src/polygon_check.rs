@@ -118,8 +118,7 @@ fn ring_coords(ring: &[geojson::Position], path: &str) -> Result<LineString<f64>
         if s.len() < 2 {
             return Err(err(format!("{path}[{i}]"), GeometryFault::ShortPosition { len: s.len() }));
         }
-        let p = LonLat::new(s[0], s[1])
-            .map_err(|e| err(format!("{path}[{i}]"), GeometryFault::Coordinate(e)))?;
+        let p = LonLat::new(s[0], s[1]).map_err(|e| err(format!("{path}[{i}]"), GeometryFault::Coordinate(e)))?;
         coords.push(p.to_coord());
     }
     if coords.len() < 4 {
@@ -169,7 +168,9 @@ mod tests {
 
     #[test]
     fn out_of_range_coordinates_name_the_position() {
-        let g = parse(r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]],[[[0,0],[1,0],[1,95],[0,0]]]]}"#);
+        let g = parse(
+            r#"{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]],[[[0,0],[1,0],[1,95],[0,0]]]]}"#,
+        );
         let e = polygonal_from_geojson(&g).unwrap_err();
         assert_eq!(e.path, "coordinates[1][0][2]");
         assert!(matches!(e.fault, GeometryFault::Coordinate(_)));

@@ -11,7 +11,7 @@
 //! A request without a token is `public`. Grid scope is a list of unit codes: a grid worker
 //! assigned a community covers every grid beneath it (see `GridCode::covers`).
 
-use crate::layer::Layer;
+use crate::layer::{Item, Layer, Props};
 use rand::RngCore;
 use safegrid_geodata::GridCode;
 use serde::{Deserialize, Serialize};
@@ -112,6 +112,16 @@ impl Principal {
         grid.is_some_and(|g| self.grids.iter().any(|mine| mine.covers(g)))
     }
 
+    /// Whether an item lies within the caller's grid scope. A key person is within the scope of
+    /// the workers of the grid they are assigned to as well as of the grid they were last seen in.
+    #[must_use]
+    pub fn covers_item(&self, it: &Item) -> bool {
+        if self.covers(it.grid.as_ref()) {
+            return true;
+        }
+        matches!(&it.props, Props::KeyPerson(k) if self.covers(Some(&k.assigned_grid)))
+    }
+
     /// Whether the caller may read the audit log.
     #[must_use]
     pub fn may_read_audit(&self) -> bool {
@@ -145,11 +155,8 @@ mod tests {
 
     #[test]
     fn a_grid_worker_covers_only_units_beneath_its_assignment() {
-        let p = Principal {
-            name: "w".into(),
-            role: Role::GridWorker,
-            grids: vec![GridCode::parse("440304001").unwrap()],
-        };
+        let p =
+            Principal { name: "w".into(), role: Role::GridWorker, grids: vec![GridCode::parse("440304001").unwrap()] };
         assert!(p.covers(Some(&GridCode::parse("440304001").unwrap())));
         assert!(!p.covers(Some(&GridCode::parse("440304002").unwrap())));
         assert!(!p.covers(None));

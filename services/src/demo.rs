@@ -72,16 +72,31 @@ pub enum DemoError {
 }
 
 const SURNAMES: [&str; 30] = [
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗", "高",
-    "郑", "梁", "谢", "宋", "唐", "许", "邓", "冯", "韩", "曹",
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗",
+    "高", "郑", "梁", "谢", "宋", "唐", "许", "邓", "冯", "韩", "曹",
 ];
 const GIVEN: [&str; 40] = [
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华", "慧",
-    "建国", "志强", "晓东", "海燕", "文", "斌", "宇", "婷", "浩", "琳", "鹏", "欣", "俊", "雪", "平", "辉", "玲", "刚", "红", "新",
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华",
+    "慧", "建国", "志强", "晓东", "海燕", "文", "斌", "宇", "婷", "浩", "琳", "鹏", "欣", "俊", "雪", "平", "辉", "玲",
+    "刚", "红", "新",
 ];
 const STREETS: [&str; 16] = [
-    "深南大道", "滨河路", "北环大道", "红荔路", "宝安大道", "龙岗大道", "布吉路", "梅观路", "沙河西路", "新洲路", "建设路", "人民路",
-    "创业路", "工业大道", "民治大道", "东门路",
+    "深南大道",
+    "滨河路",
+    "北环大道",
+    "红荔路",
+    "宝安大道",
+    "龙岗大道",
+    "布吉路",
+    "梅观路",
+    "沙河西路",
+    "新洲路",
+    "建设路",
+    "人民路",
+    "创业路",
+    "工业大道",
+    "民治大道",
+    "东门路",
 ];
 
 /// Population centres: (lon, lat, weight, spread in km). From the districts' known built-up
@@ -119,7 +134,10 @@ pub fn districts() -> Result<Vec<GridUnit>, DemoError> {
     fc.features
         .iter()
         .map(|f| {
-            let qh = f.property("qh").and_then(|v| v.as_str()).ok_or_else(|| DemoError::Districts("feature without qh".into()))?;
+            let qh = f
+                .property("qh")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| DemoError::Districts("feature without qh".into()))?;
             let (_, code, full) = DISTRICT_CODES
                 .iter()
                 .find(|(short, _, _)| *short == qh)
@@ -195,10 +213,10 @@ impl<'a> Sampler<'a> {
                 let km_lon = km_lat / c.1.to_radians().cos();
                 (c.0 + self.normal() * c.3 * km_lon, c.1 + self.normal() * c.3 * km_lat)
             };
-            if let Ok(p) = LonLat::new(lon, lat) {
-                if let Some(g) = self.grids.grid_of(p) {
-                    return (p, g);
-                }
+            if let Ok(p) = LonLat::new(lon, lat)
+                && let Some(g) = self.grids.grid_of(p)
+            {
+                return (p, g);
             }
         }
     }
@@ -207,7 +225,12 @@ impl<'a> Sampler<'a> {
 /// The generated population, layer by layer, in insertion order (posts first: responders refer
 /// to them by id 1…posts).
 #[must_use]
-pub fn population(grids: &GridState, sizes: Sizes, seed: u64, now: DateTime<Utc>) -> Vec<(Layer, Vec<(LonLat, Props)>)> {
+pub fn population(
+    grids: &GridState,
+    sizes: Sizes,
+    seed: u64,
+    now: DateTime<Utc>,
+) -> Vec<(Layer, Vec<(LonLat, Props)>)> {
     let mut s = Sampler::new(grids, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let unit_name = |code: &GridCode| grids.unit(code).map(|u| u.name.clone()).unwrap_or_default();
@@ -282,7 +305,11 @@ pub fn population(grids: &GridState, sizes: Sizes, seed: u64, now: DateTime<Utc>
             let (p, _) = s.point();
             let units = rng.random_range(1..=40u32);
             let props = Props::RentalHousing(RentalHousing {
-                address: format!("{}{}号", STREETS.choose(&mut rng).copied().unwrap_or("深南大道"), rng.random_range(1..=3000)),
+                address: format!(
+                    "{}{}号",
+                    STREETS.choose(&mut rng).copied().unwrap_or("深南大道"),
+                    rng.random_range(1..=3000)
+                ),
                 units,
                 tenant_count: rng.random_range(units / 2..=units * 3),
                 landlord_contact: Some(mobile(&mut rng)),
@@ -320,14 +347,19 @@ pub fn population(grids: &GridState, sizes: Sizes, seed: u64, now: DateTime<Utc>
                 priority: [1, 2, 2, 3, 3, 3, 4, 4].choose(&mut rng).copied().unwrap_or(3),
                 status,
                 reported_at: now - age,
-                address: Some(format!("{}{}号附近", STREETS.choose(&mut rng).copied().unwrap_or("深南大道"), rng.random_range(1..=3000))),
+                address: Some(format!(
+                    "{}{}号附近",
+                    STREETS.choose(&mut rng).copied().unwrap_or("深南大道"),
+                    rng.random_range(1..=3000)
+                )),
                 description: None,
             });
             (p, props)
         })
         .collect();
 
-    let categories = ["community_correction", "drug_rehabilitation", "mental_health", "released_prisoner", "petitioner"];
+    let categories =
+        ["community_correction", "drug_rehabilitation", "mental_health", "released_prisoner", "petitioner"];
     let key_personnel: Vec<(LonLat, Props)> = (0..sizes.key_personnel)
         .map(|_| {
             let (p, g) = s.point();

@@ -77,9 +77,14 @@ pub fn parse_geojson(text: &str, layer: Layer, crs: Crs, tick: &dyn Fn()) -> Res
         if g.get("type").and_then(Value::as_str) != Some("Point") {
             return Err(row_err(row, "geometry.type", "expected a Point"));
         }
-        let c = g.get("coordinates").and_then(Value::as_array).ok_or_else(|| row_err(row, "geometry.coordinates", "expected [lon, lat]"))?;
+        let c = g
+            .get("coordinates")
+            .and_then(Value::as_array)
+            .ok_or_else(|| row_err(row, "geometry.coordinates", "expected [lon, lat]"))?;
         let num = |j: usize| {
-            c.get(j).and_then(Value::as_f64).ok_or_else(|| row_err(row, format!("geometry.coordinates[{j}]"), "expected a number"))
+            c.get(j)
+                .and_then(Value::as_f64)
+                .ok_or_else(|| row_err(row, format!("geometry.coordinates[{j}]"), "expected a number"))
         };
         let pos = position(row, num(0)?, num(1)?, crs)?;
         let props = match f.remove("properties") {
@@ -98,11 +103,18 @@ pub fn parse_geojson(text: &str, layer: Layer, crs: Crs, tick: &dyn Fn()) -> Res
 ///
 /// # Errors
 /// [`ImportError`] naming the first bad line and column.
-pub fn parse_csv(input: impl Read, layer: Layer, crs: Crs, tick: &dyn Fn()) -> Result<Vec<(LonLat, Props)>, ImportError> {
+pub fn parse_csv(
+    input: impl Read,
+    layer: Layer,
+    crs: Crs,
+    tick: &dyn Fn(),
+) -> Result<Vec<(LonLat, Props)>, ImportError> {
     let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let headers = rdr.headers().map_err(|e| ImportError::Format(format!("bad CSV header: {e}")))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let (Some(lon_col), Some(lat_col)) = (col("lon").or(col("lng")).or(col("longitude")), col("lat").or(col("latitude"))) else {
+    let (Some(lon_col), Some(lat_col)) =
+        (col("lon").or(col("lng")).or(col("longitude")), col("lat").or(col("latitude")))
+    else {
         return Err(ImportError::Format("the CSV header needs lon and lat columns".into()));
     };
     let mut out = Vec::new();
@@ -148,13 +160,15 @@ mod tests {
 
     #[test]
     fn csv_rows_convert_from_gcj02_and_errors_name_line_and_field() {
-        let csv = "lon,lat,kind,name,phone\n114.06,22.54,police_room,福田警务室,075512345678\n114.07,22.55,police_room,,\n";
+        let csv =
+            "lon,lat,kind,name,phone\n114.06,22.54,police_room,福田警务室,075512345678\n114.07,22.55,police_room,,\n";
         let e = parse_csv(csv.as_bytes(), Layer::Posts, Crs::Gcj02, &|| {}).unwrap_err();
         match e {
             ImportError::Row { row, field, .. } => assert_eq!((row, field.as_str()), (3, "name")),
             other => panic!("{other}"),
         }
-        let ok = parse_csv(&csv.as_bytes()[..csv.find("\n114.07").unwrap() + 1], Layer::Posts, Crs::Gcj02, &|| {}).unwrap();
+        let ok =
+            parse_csv(&csv.as_bytes()[..csv.find("\n114.07").unwrap() + 1], Layer::Posts, Crs::Gcj02, &|| {}).unwrap();
         let p = ok[0].0;
         assert!((p.lon() - 114.06).abs() > 1e-3, "GCJ-02 input must be converted");
     }

@@ -143,7 +143,9 @@ fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     }
     match N::deserialize(d)? {
         N::N(n) => Ok(n),
-        N::S(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
+        N::S(s) => {
+            s.trim().parse().map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}")))
+        }
     }
 }
 
@@ -158,9 +160,11 @@ fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
         None => Ok(None),
         Some(N::N(n)) => Ok(Some(n)),
         Some(N::S(s)) if s.trim().is_empty() => Ok(None),
-        Some(N::S(s)) => {
-            s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}")))
-        }
+        Some(N::S(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
     }
 }
 

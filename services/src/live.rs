@@ -65,10 +65,10 @@ impl ItemQuery {
     /// Whether an item passes every filter but the radius, which the candidate search applies.
     #[must_use]
     pub fn matches(&self, it: &Item) -> bool {
-        if let Some(g) = &self.grid {
-            if !it.grid.as_ref().is_some_and(|ig| g.covers(ig)) {
-                return false;
-            }
+        if let Some(g) = &self.grid
+            && !it.grid.as_ref().is_some_and(|ig| g.covers(ig))
+        {
+            return false;
         }
         let t = it.filter_time();
         self.since.is_none_or(|s| t >= s)
@@ -212,13 +212,7 @@ impl LayerState {
     }
 
     /// Items passing `q` and `visible`, a page of at most `limit` after `cursor`, in id order.
-    pub fn query(
-        &self,
-        q: &ItemQuery,
-        visible: impl Fn(&Item) -> bool,
-        limit: usize,
-        cursor: Option<i64>,
-    ) -> Page<'_> {
+    pub fn query(&self, q: &ItemQuery, visible: impl Fn(&Item) -> bool, limit: usize, cursor: Option<i64>) -> Page<'_> {
         let candidates: Vec<(i64, Option<f64>)> = if let Some((p, r)) = q.near {
             self.index.within_radius(p, r).into_iter().map(|h| (h.id as i64, Some(h.distance_m))).collect()
         } else if let Some(b) = q.bbox {
@@ -247,11 +241,8 @@ impl LayerState {
     /// The `k` nearest items passing `q` and `visible`, nearest first, with their distance.
     pub fn nearest(&self, p: LonLat, k: usize, q: &ItemQuery, visible: impl Fn(&Item) -> bool) -> Vec<(&Item, f64)> {
         // The status filter is answered from the index's tag; the rest needs the item.
-        let status_tag = q
-            .status
-            .as_deref()
-            .and_then(|s| self.layer.statuses().iter().position(|x| *x == s))
-            .map(|i| i as u32);
+        let status_tag =
+            q.status.as_deref().and_then(|s| self.layer.statuses().iter().position(|x| *x == s)).map(|i| i as u32);
         if q.status.is_some() && status_tag.is_none() {
             return Vec::new(); // a status this layer never has matches nothing
         }
@@ -268,7 +259,6 @@ impl LayerState {
         self.index.heap_bytes()
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -310,7 +300,7 @@ mod tests {
         assert_eq!(rebuilt.len(), 2_999);
         let batched = &mut rebuilt;
         // Removing and moving still work on the rebuilt index.
-        let first = ids(&batched)[0];
+        let first = ids(batched)[0];
         batched.remove(first);
         assert!(!ids(batched).contains(&first));
         batched.put(item(first, 114.15, "open"));

@@ -226,7 +226,8 @@ async fn seed_demo(service: &Service) -> Result<()> {
     .await?;
     let total: usize = population.iter().map(|(_, rows)| rows.len()).sum();
     let bar = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     for (layer, rows) in population {
         bar.set_message(layer.name());
@@ -236,7 +237,12 @@ async fn seed_demo(service: &Service) -> Result<()> {
     }
     bar.finish_and_clear();
     service.store().set_meta("demo_seeded", &chrono::Utc::now().to_rfc3339()).await?;
-    tracing::info!(millis = started.elapsed().as_millis() as u64, grids = service.grids().hierarchy.len(), items = total, "demo city built");
+    tracing::info!(
+        millis = started.elapsed().as_millis() as u64,
+        grids = service.grids().hierarchy.len(),
+        items = total,
+        "demo city built"
+    );
     Ok(())
 }
 
@@ -300,7 +306,7 @@ async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<
     let path = file.display().to_string();
     if layer == "grids" {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?;
-        let h = safegrid_geodata::grid::hierarchy_from_geojson(&text).with_context(|| format!("{path}"))?;
+        let h = safegrid_geodata::grid::hierarchy_from_geojson(&text).with_context(|| path.clone())?;
         if crs != Crs::Wgs84 {
             bail!("grid files must be WGS-84: convert polygons before import (--crs applies to point layers)");
         }
@@ -312,7 +318,8 @@ async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<
     let layer: Layer = layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids)"))?;
     let format = format.unwrap_or_else(|| Format::from_path(&path));
     let bar = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_message("checking");
     let tick = || bar.inc(1);

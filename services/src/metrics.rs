@@ -67,7 +67,8 @@ impl Metrics {
             let mut counts = stats.counts.clone();
             counts.sort();
             for (m, s, n) in counts {
-                let _ = writeln!(out, "safegrid_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+                let _ =
+                    writeln!(out, "safegrid_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
             }
         }
         out.push_str("# HELP safegrid_http_request_duration_seconds HTTP request latency by route template.\n");
@@ -77,7 +78,8 @@ impl Metrics {
             for (b, c) in BUCKETS.iter().zip(h.counts) {
                 let _ = writeln!(out, "safegrid_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {c}");
             }
-            let _ = writeln!(out, "safegrid_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
+            let _ =
+                writeln!(out, "safegrid_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "safegrid_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
             let _ = writeln!(out, "safegrid_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
         }

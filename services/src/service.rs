@@ -155,7 +155,7 @@ impl Service {
         if !who.may_write(layer) {
             return Err(ServiceError::Forbidden(format!("role {} may not change {layer}", who.role)));
         }
-        if !who.covers(item.grid.as_ref()) {
+        if !who.covers_item(item) {
             let grid = item.grid.as_ref().map_or("no grid".to_owned(), |g| format!("grid {g}"));
             return Err(ServiceError::Forbidden(format!("{grid} is outside the grids assigned to {}", who.name)));
         }
@@ -233,7 +233,14 @@ impl Service {
         let items: Vec<Item> = rows
             .into_iter()
             .zip(first..)
-            .map(|((pos, props), id)| Item { id, pos, grid: grids.grid_of(pos), props, created_at: now, updated_at: now })
+            .map(|((pos, props), id)| Item {
+                id,
+                pos,
+                grid: grids.grid_of(pos),
+                props,
+                created_at: now,
+                updated_at: now,
+            })
             .collect();
         let located = started.elapsed();
         // A large batch gets a freshly bulk-loaded point index, built on the other core while

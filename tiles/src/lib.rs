@@ -3,6 +3,7 @@
 //! XYZ tile addressing on Web Mercator (EPSG:3857), as used by MapLibre, OSM and MVT: tile
 //! `z/x/y` ↔ its longitude/latitude bounds, and the tile holding a point. Vector-tile encoding,
 //! clustering and the tile cache build on this (see the map-wall issue).
+#![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
 use std::f64::consts::PI;
 use std::fmt;

@@ -69,7 +69,9 @@ pub async fn list(State(st): State<AppState>, Caller(who): Caller, uri: Original
     require_token(&who)?;
     let level: Option<GridLevel> = match p.get("level") {
         None => None,
-        Some(v) => Some(v.parse().map_err(|e: safegrid_geodata::grid::GridError| ApiError::invalid("level", v, e.to_string()))?),
+        Some(v) => Some(
+            v.parse().map_err(|e: safegrid_geodata::grid::GridError| ApiError::invalid("level", v, e.to_string()))?,
+        ),
     };
     let parent = p.grid("parent")?;
     let cursor = p.grid("cursor")?;
@@ -133,16 +135,23 @@ pub async fn put_one(
     if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
         props.entry("code").or_insert_with(|| code.clone().into());
     }
-    let f = serde_json::from_value::<geojson::Feature>(v).map_err(|e| ApiError::invalid("body", Value::Null, e.to_string()))?;
+    let f = serde_json::from_value::<geojson::Feature>(v)
+        .map_err(|e| ApiError::invalid("body", Value::Null, e.to_string()))?;
     let unit = unit_from_feature(&f).map_err(|e| match e {
-        GridFeatureError::Geometry(g) => ApiError::invalid_geometry(format!("geometry.{}", g.path), Value::Null, g.fault.to_string()),
+        GridFeatureError::Geometry(g) => {
+            ApiError::invalid_geometry(format!("geometry.{}", g.path), Value::Null, g.fault.to_string())
+        }
         GridFeatureError::MissingProperty { property } => {
             ApiError::invalid(format!("properties.{property}"), Value::Null, "required")
         }
         other => ApiError::invalid("properties", Value::Null, other.to_string()),
     })?;
     if unit.code.as_str() != code {
-        return Err(ApiError::invalid("properties.code", unit.code.as_str(), format!("differs from the code in the path ({code})")));
+        return Err(ApiError::invalid(
+            "properties.code",
+            unit.code.as_str(),
+            format!("differs from the code in the path ({code})"),
+        ));
     }
     let out = serde_json::to_value(unit_to_feature(&unit)).unwrap_or(Value::Null);
     st.service.put_grid(&who, unit).await?;

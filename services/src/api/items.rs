@@ -40,24 +40,23 @@ fn id_of(text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid("id", text, "expected a positive whole number"))
 }
 
-/// Refuses callers whose role may not read the layer at all.
-fn require_read(who: &Principal, layer: Layer) -> Result<(), ApiError> {
+/// Refuses a caller without a token (401) or whose role does not allow `verb` on the layer (403).
+fn require(who: &Principal, allowed: bool, verb: &str, layer: Layer) -> Result<(), ApiError> {
     if who.role == Role::Public {
-        return Err(ApiError::unauthorized(format!("reading {layer} needs a bearer token")));
+        return Err(ApiError::unauthorized(format!("to {verb} {layer}, send a bearer token")));
     }
-    if !who.may_read(layer) {
-        return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
+    if !allowed {
+        return Err(ApiError::forbidden(format!("role {} may not {verb} {layer}", who.role)));
     }
     Ok(())
 }
 
-/// Whether one item is within the caller's grid scope. A key person is visible to the workers of
-/// the grid they are assigned to as well as of the grid they were last seen in.
-pub fn visible_to(who: &Principal, it: &Item) -> bool {
-    if who.covers(it.grid.as_ref()) {
-        return true;
-    }
-    matches!(&it.props, Props::KeyPerson(k) if who.covers(Some(&k.assigned_grid)))
+fn require_read(who: &Principal, layer: Layer) -> Result<(), ApiError> {
+    require(who, who.may_read(layer), "read", layer)
+}
+
+fn require_write(who: &Principal, layer: Layer) -> Result<(), ApiError> {
+    require(who, who.may_write(layer), "change", layer)
 }
 
 /// An item as a GeoJSON Feature, positions in the caller's CRS. Serialised straight to the
@@ -168,7 +167,11 @@ fn parse_point(g: &Value) -> Result<LonLat, ApiError> {
         ));
     }
     let coords = g.get("coordinates").and_then(Value::as_array).ok_or_else(|| {
-        ApiError::invalid_geometry("geometry.coordinates", g.get("coordinates").cloned().unwrap_or(Value::Null), "expected [lon, lat]")
+        ApiError::invalid_geometry(
+            "geometry.coordinates",
+            g.get("coordinates").cloned().unwrap_or(Value::Null),
+            "expected [lon, lat]",
+        )
     })?;
     let num = |i: usize| -> Result<f64, ApiError> {
         coords.get(i).and_then(Value::as_f64).ok_or_else(|| {
@@ -239,7 +242,7 @@ pub async fn list(
     let cursor: Option<i64> = p.optional("cursor", "a cursor from a previous page")?;
     let (body, count) = {
         let state = st.service.layer(layer);
-        let page = state.query(&q, |it| visible_to(&who, it), limit, cursor);
+        let page = state.query(&q, |it| who.covers_item(it), limit, cursor);
         let features: Vec<FeatureOut<'_>> = page.items.iter().map(|(it, d)| feature(it, crs, *d)).collect();
         let count = features.len();
         (to_bytes(&CollectionOut::new(features, Some(page.matched), page.next_cursor)), count)
@@ -272,7 +275,7 @@ pub async fn nearest(
     let q = filters_from(&p)?;
     let (body, count) = {
         let state = st.service.layer(layer);
-        let hits = state.nearest(at, k, &q, |it| visible_to(&who, it));
+        let hits = state.nearest(at, k, &q, |it| who.covers_item(it));
         let body = if public_posts {
             let features: Vec<Value> = hits.iter().map(|(it, d)| public_post_feature(it, crs, *d)).collect();
             to_bytes(&CollectionOut::new(features, None, None))
@@ -327,16 +330,6 @@ pub async fn create(
     Ok(r)
 }
 
-fn require_write(who: &Principal, layer: Layer) -> Result<(), ApiError> {
-    if who.role == Role::Public {
-        return Err(ApiError::unauthorized(format!("changing {layer} needs a bearer token")));
-    }
-    if !who.may_write(layer) {
-        return Err(ApiError::forbidden(format!("role {} may not change {layer}", who.role)));
-    }
-    Ok(())
-}
-
 /// `GET /api/v1/{layer}/{id}`
 pub async fn get_one(
     State(st): State<AppState>,
@@ -351,7 +344,7 @@ pub async fn get_one(
     let crs = p.crs()?;
     let found = st.service.layer(layer).get(id).cloned();
     let item = found.ok_or_else(|| ApiError::not_found("id", id, format!("no {layer} item with this id")))?;
-    if !visible_to(&who, &item) {
+    if !who.covers_item(&item) {
         return Err(ApiError::forbidden(format!("{layer} {id} is outside the grids assigned to {}", who.name)));
     }
     if layer.is_sensitive() {
@@ -398,10 +391,8 @@ pub fn geojson_response(status: StatusCode, v: &Value) -> Response {
 
 fn geojson_bytes(status: StatusCode, body: Vec<u8>) -> Response {
     let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/geo+json"),
-    );
+    r.headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/geo+json"));
     r
 }
 

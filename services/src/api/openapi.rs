@@ -17,14 +17,29 @@ fn point_params() -> Vec<Value> {
     vec![
         param("lon", true, "Longitude, degrees", json!({"type": "number", "minimum": -180, "maximum": 180})),
         param("lat", true, "Latitude, degrees", json!({"type": "number", "minimum": -90, "maximum": 90})),
-        param("crs", false, "CRS of given and returned positions", json!({"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"})),
+        param(
+            "crs",
+            false,
+            "CRS of given and returned positions",
+            json!({"type": "string", "enum": ["wgs84", "gcj02", "bd09"], "default": "wgs84"}),
+        ),
     ]
 }
 
 fn filter_params() -> Vec<Value> {
     vec![
-        param("type", false, "Incident type / post, responder kind / key-personnel category (aliases: kind, category)", json!({"type": "string"})),
-        param("status", false, "Status (incidents: open, dispatched, on_scene, closed; responders: available, …)", json!({"type": "string"})),
+        param(
+            "type",
+            false,
+            "Incident type / post, responder kind / key-personnel category (aliases: kind, category)",
+            json!({"type": "string"}),
+        ),
+        param(
+            "status",
+            false,
+            "Status (incidents: open, dispatched, on_scene, closed; responders: available, …)",
+            json!({"type": "string"}),
+        ),
         param("priority", false, "Incident priority 1–4", json!({"type": "integer", "minimum": 1, "maximum": 4})),
         param("capability", false, "Responder capability tag", json!({"type": "string"})),
         param("grid", false, "Grid unit code: the unit and everything beneath it", json!({"type": "string"})),
@@ -48,12 +63,22 @@ pub fn document() -> Value {
             param("radius_m", false, "Radius in metres (≤ 100,000)", json!({"type": "number"})),
             param("since", false, "Filter time ≥ (RFC 3339 or YYYY-MM-DD)", json!({"type": "string"})),
             param("until", false, "Filter time <", json!({"type": "string"})),
-            param("limit", false, "Page size", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})),
+            param(
+                "limit",
+                false,
+                "Page size",
+                json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+            ),
             param("cursor", false, "next_cursor of the previous page", json!({"type": "integer"})),
         ];
         query.extend(filter_params());
         let mut near = point_params();
-        near.push(param("k", false, "How many", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 5})));
+        near.push(param(
+            "k",
+            false,
+            "How many",
+            json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 5}),
+        ));
         near.extend(filter_params());
         let body = json!({"required": true, "content": {"application/geo+json": {"schema": feature_ref}, "application/json": {"schema": feature_ref}}});
         let mut responses_list = problem_responses();
@@ -71,13 +96,17 @@ pub fn document() -> Value {
             "post": {"tags": [name], "summary": format!("Create one {name} item from a GeoJSON Feature with a Point."), "requestBody": body, "responses": responses_created},
         }));
         let nearest_summary = if layer == Layer::Posts {
-            "The k nearest posts. Needs no token: the public sees name, kind, phone, opening hours and distance.".to_owned()
+            "The k nearest posts. Needs no token: the public sees name, kind, phone, opening hours and distance."
+                .to_owned()
         } else {
             format!("The k nearest {name}, nearest first, each with distance_m.{sensitive}")
         };
-        paths.insert(format!("/api/v1/{name}/nearest"), json!({
-            "get": {"tags": [name], "summary": nearest_summary, "parameters": near, "responses": responses_list},
-        }));
+        paths.insert(
+            format!("/api/v1/{name}/nearest"),
+            json!({
+                "get": {"tags": [name], "summary": nearest_summary, "parameters": near, "responses": responses_list},
+            }),
+        );
         let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}});
         paths.insert(format!("/api/v1/{name}/{{id}}"), json!({
             "get": {"tags": [name], "summary": format!("One {name} item.{sensitive}"), "parameters": [id], "responses": responses_one},
@@ -108,7 +137,10 @@ pub fn document() -> Value {
         ], "responses": {"200": {"description": "Rows"}}},
     }));
     paths.insert("/api/v1/openapi.json".into(), json!({"get": {"tags": ["ops"], "summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
-    paths.insert("/healthz".into(), json!({"get": {"tags": ["ops"], "summary": "Liveness.", "responses": {"200": {"description": "ok"}}}}));
+    paths.insert(
+        "/healthz".into(),
+        json!({"get": {"tags": ["ops"], "summary": "Liveness.", "responses": {"200": {"description": "ok"}}}}),
+    );
     paths.insert("/readyz".into(), json!({"get": {"tags": ["ops"], "summary": "Readiness: the store answers.", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}}));
     paths.insert("/metrics".into(), json!({"get": {"tags": ["ops"], "summary": "Prometheus metrics.", "responses": {"200": {"description": "text format"}}}}));
     json!({

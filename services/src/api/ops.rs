@@ -32,11 +32,21 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let mut extra = Vec::new();
     for (layer, n) in st.service.counts() {
-        extra.push(("safegrid_layer_items", "Items held in the live state, by layer.", format!("{{layer=\"{layer}\"}}"), n as f64));
+        extra.push((
+            "safegrid_layer_items",
+            "Items held in the live state, by layer.",
+            format!("{{layer=\"{layer}\"}}"),
+            n as f64,
+        ));
     }
     for layer in Layer::ALL {
         let bytes = st.service.layer(layer).index_bytes();
-        extra.push(("safegrid_point_index_bytes", "Approximate heap bytes of each layer's point index.", format!("{{layer=\"{layer}\"}}"), bytes as f64));
+        extra.push((
+            "safegrid_point_index_bytes",
+            "Approximate heap bytes of each layer's point index.",
+            format!("{{layer=\"{layer}\"}}"),
+            bytes as f64,
+        ));
     }
     extra.push(("safegrid_grid_units", "Grid units loaded.", String::new(), st.service.grids().hierarchy.len() as f64));
     let mut r = st.metrics.render(&extra).into_response();
@@ -50,7 +60,11 @@ pub async fn openapi() -> Response {
 }
 
 /// `GET /api/v1/audit_log[?limit=…&before=…]` (admin, auditor): newest first.
-pub async fn audit_log(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
+pub async fn audit_log(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["limit", "before"])?;
     if !who.may_read_audit() {
         return Err(if who.role == crate::access::Role::Public {

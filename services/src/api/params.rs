@@ -47,7 +47,9 @@ impl Params {
     /// # Errors
     /// When absent or unparsable.
     pub fn required<T: FromStr>(&self, name: &str, what: &str) -> Result<T, ApiError> {
-        let v = self.get(name).ok_or_else(|| ApiError::invalid(name, serde_json::Value::Null, format!("required: {what}")))?;
+        let v = self
+            .get(name)
+            .ok_or_else(|| ApiError::invalid(name, serde_json::Value::Null, format!("required: {what}")))?;
         v.trim().parse().map_err(|_| ApiError::invalid(name, v, format!("expected {what}")))
     }
 
@@ -81,7 +83,9 @@ impl Params {
     pub fn crs(&self) -> Result<Crs, ApiError> {
         match self.get("crs") {
             None => Ok(Crs::Wgs84),
-            Some(v) => v.parse().map_err(|e: safegrid_geodata::crs::UnknownCrs| ApiError::invalid("crs", v, e.to_string())),
+            Some(v) => {
+                v.parse().map_err(|e: safegrid_geodata::crs::UnknownCrs| ApiError::invalid("crs", v, e.to_string()))
+            }
         }
     }
 
@@ -154,11 +158,10 @@ mod tests {
 
     #[test]
     fn percent_and_plus_decode() {
-        assert_eq!(form_urlencoded("a=1%2C2&b=x+y&c=%E7%A6%8F"), vec![
-            ("a".into(), "1,2".into()),
-            ("b".into(), "x y".into()),
-            ("c".into(), "福".into())
-        ]);
+        assert_eq!(
+            form_urlencoded("a=1%2C2&b=x+y&c=%E7%A6%8F"),
+            vec![("a".into(), "1,2".into()), ("b".into(), "x y".into()), ("c".into(), "福".into())]
+        );
         assert_eq!(form_urlencoded("a=%4"), vec![("a".into(), "%4".into())]);
     }
 

@@ -92,7 +92,11 @@ impl ApiError {
             "Body too large",
             format!("the request body exceeds {limit} bytes; use `safegrid import` for bulk data"),
         );
-        e.errors.push(FieldProblem { field: "body".into(), value: Value::Null, reason: format!("larger than {limit} bytes") });
+        e.errors.push(FieldProblem {
+            field: "body".into(),
+            value: Value::Null,
+            reason: format!("larger than {limit} bytes"),
+        });
         e
     }
 
@@ -107,12 +111,22 @@ impl ApiError {
 
     /// 500: our fault; the detail is logged, not sent.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "the server failed; the error is logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the server failed; the error is logged",
+        )
     }
 
     /// 503: the store cannot be reached; try later.
     pub fn unavailable(retry_after_s: u32) -> Self {
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", "the store is not answering");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "the store is not answering",
+        );
         e.retry_after = Some(retry_after_s);
         e
     }
@@ -190,7 +204,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !ct.is_empty() && !(essence == "application/json" || essence == "application/geo+json" || essence.ends_with("+json")) {
+        let json = essence == "application/json" || essence == "application/geo+json" || essence.ends_with("+json");
+        if !(ct.is_empty() || json) {
             return Err(ApiError::unsupported_media_type(&ct));
         }
         match Bytes::from_request(req, state).await {

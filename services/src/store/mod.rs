@@ -154,9 +154,11 @@ pub(crate) mod rows {
 
     impl RawItem {
         pub(crate) fn decode(self, layer: Layer) -> Result<Item, StoreError> {
-            let corrupt = |reason: String| StoreError::Corrupt { table: layer.name(), key: self.id.to_string(), reason };
+            let corrupt =
+                |reason: String| StoreError::Corrupt { table: layer.name(), key: self.id.to_string(), reason };
             let pos = LonLat::new(self.lon, self.lat).map_err(|e| corrupt(e.to_string()))?;
-            let grid = self.grid_code.as_deref().map(GridCode::parse).transpose().map_err(|e| corrupt(e.to_string()))?;
+            let grid =
+                self.grid_code.as_deref().map(GridCode::parse).transpose().map_err(|e| corrupt(e.to_string()))?;
             let json: serde_json::Value = serde_json::from_str(&self.props).map_err(|e| corrupt(e.to_string()))?;
             let props = Props::parse(layer, json).map_err(|e| corrupt(e.to_string()))?;
             Ok(Item { id: self.id, pos, grid, props, created_at: self.created_at, updated_at: self.updated_at })

@@ -114,10 +114,8 @@ impl Store for SqliteStore {
     }
 
     async fn load_items(&self, layer: Layer) -> Result<Vec<Item>, StoreError> {
-        let sql = format!(
-            "SELECT id, lon, lat, grid_code, props, created_at, updated_at FROM {} ORDER BY id",
-            layer.name()
-        );
+        let sql =
+            format!("SELECT id, lon, lat, grid_code, props, created_at, updated_at FROM {} ORDER BY id", layer.name());
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|r| {
@@ -244,7 +242,8 @@ impl Store for SqliteStore {
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query("SELECT token_sha256, name, role, grid_scope FROM api_tokens").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT token_sha256, name, role, grid_scope FROM api_tokens").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let hash: String = r.try_get("token_sha256")?;
@@ -266,7 +265,11 @@ impl Store for SqliteStore {
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").bind(key).bind(value).execute(&self.pool).await?;
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }
