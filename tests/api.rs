@@ -138,7 +138,9 @@ async fn health_readiness_metrics_and_openapi_answer() {
     let r = f.call("GET", "/readyz", None, None).await;
     assert_eq!((r.status, r.body["store"].as_str()), (StatusCode::OK, Some("sqlite")));
     f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await;
-    let r = f.call("GET", "/metrics", None, None).await;
+    assert_problem(&f.call("GET", "/metrics", None, None).await, StatusCode::UNAUTHORIZED, "Authorization");
+    assert_problem(&f.call("GET", "/metrics", Some(Role::Dispatcher), None).await, StatusCode::FORBIDDEN, "");
+    let r = f.call("GET", "/metrics", Some(Role::Auditor), None).await;
     assert!(
         r.text.contains("safegrid_http_requests_total{method=\"GET\",route=\"/api/v1/locate\",status=\"200\"} 1"),
         "{}",
@@ -286,6 +288,31 @@ async fn admin_puts_a_grid_and_bad_polygons_are_refused_without_writing() {
     let r = f.call("PUT", "/api/v1/grids/440399001", Some(Role::Admin), Some(orphan)).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "properties.code");
     assert_eq!(f.store.load_grids().await.unwrap().len(), 6, "rejected requests wrote nothing");
+}
+
+#[tokio::test]
+async fn editing_a_grid_boundary_relocates_the_items_it_moves() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    let r = f
+        .call("POST", "/api/v1/rental_housing", a, Some(feature(point(114.04, 22.55), props_for(Layer::RentalHousing))))
+        .await;
+    assert_eq!(r.body["properties"]["grid_code"], "440304001");
+    let id = r.body["id"].as_i64().unwrap();
+    // Shrink grid 001 to west of 114.03 and widen 002 to meet it: the house now lies in 002.
+    let shrink = json!({"type": "Feature", "properties": {"name": "福田第001网格"}, "geometry": {"type": "Polygon",
+        "coordinates": [[[114.00, 22.50], [114.03, 22.50], [114.03, 22.60], [114.00, 22.60], [114.00, 22.50]]]}});
+    let widen = json!({"type": "Feature", "properties": {"name": "福田第002网格"}, "geometry": {"type": "Polygon",
+        "coordinates": [[[114.03, 22.50], [114.10, 22.50], [114.10, 22.60], [114.03, 22.60], [114.03, 22.50]]]}});
+    assert_eq!(f.call("PUT", "/api/v1/grids/440304002", a, Some(widen)).await.status, StatusCode::OK);
+    assert_eq!(f.call("PUT", "/api/v1/grids/440304001", a, Some(shrink)).await.status, StatusCode::OK);
+    let r = f.call("GET", &format!("/api/v1/rental_housing/{id}"), a, None).await;
+    assert_eq!(r.body["properties"]["grid_code"], "440304002");
+    let stored = f.store.load_items(Layer::RentalHousing).await.unwrap();
+    assert_eq!(stored[0].grid.as_ref().unwrap().as_str(), "440304002", "the store moved it too");
+    // The worker of grid 001 no longer sees it.
+    let r = f.call("GET", &format!("/api/v1/rental_housing/{id}"), Some(Role::GridWorker), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "id");
 }
 
 #[tokio::test]
@@ -585,13 +612,15 @@ async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
     assert_eq!(ids, [mine], "lists are cut to the worker's grids");
     let r = f.call("GET", "/api/v1/rental_housing/nearest?lon=114.07&lat=22.55&k=5", w, None).await;
     assert_eq!(r.body["features"].as_array().unwrap().len(), 1);
+    // Outside the worker's grids an item is "not found": a 403 would confirm that it exists.
     assert_problem(
         &f.call("GET", &format!("/api/v1/rental_housing/{theirs}"), w, None).await,
-        StatusCode::FORBIDDEN,
-        "",
+        StatusCode::NOT_FOUND,
+        "id",
     );
 
-    // Edit inside: fine. Move out of its grids, edit or delete outside, create outside: refused.
+    // Edit inside: fine. Move out of its grids, create outside: refused. Edit or delete outside:
+    // not found.
     let r = f
         .call(
             "PUT",
@@ -618,11 +647,11 @@ async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
             Some(feature(point(114.03, 22.56), props_for(Layer::RentalHousing))),
         )
         .await;
-    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    assert_problem(&r, StatusCode::NOT_FOUND, "id");
     assert_problem(
         &f.call("DELETE", &format!("/api/v1/rental_housing/{theirs}"), w, None).await,
-        StatusCode::FORBIDDEN,
-        "",
+        StatusCode::NOT_FOUND,
+        "id",
     );
     let r = f
         .call("POST", "/api/v1/rental_housing", w, Some(feature(point(114.15, 22.55), props_for(Layer::RentalHousing))))

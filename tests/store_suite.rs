@@ -30,15 +30,17 @@ fn item(id: i64, lon: f64, lat: f64) -> Item {
 async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), String>) {
     // Grids round-trip exactly.
     let grids = support::fixture_grids();
-    store.replace_grids(grids.units()).await.unwrap();
+    store.write_grids(grids.units(), true, &[]).await.unwrap();
     let back = store.load_grids().await.unwrap();
     assert_eq!(back.len(), grids.len());
     for (a, b) in grids.units().iter().zip(&back) {
         assert_eq!((&a.code, &a.name, a.level, &a.manager), (&b.code, &b.name, b.level, &b.manager));
         assert_eq!(a.geometry, b.geometry, "{} geometry changed in the store", a.code);
     }
-    store.replace_grids(&grids.units()[..1]).await.unwrap();
+    store.write_grids(&grids.units()[..1], true, &[]).await.unwrap();
     assert_eq!(store.load_grids().await.unwrap().len(), 1, "replace removes what is not given");
+    store.write_grids(&grids.units()[1..2], false, &[]).await.unwrap();
+    assert_eq!(store.load_grids().await.unwrap().len(), 2, "an upsert keeps the others");
 
     // Items: insert, load, update, delete.
     let items: Vec<Item> = (1..=5).map(|i| item(i, 114.0 + f64::from(i as i32) * 0.01, 22.55)).collect();
@@ -51,11 +53,17 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     changed.grid = None;
     assert!(store.update_item(&changed).await.unwrap());
     assert!(!store.update_item(&item(99, 114.0, 22.5)).await.unwrap());
-    assert!(store.delete_item(Layer::Incidents, 1).await.unwrap());
-    assert!(!store.delete_item(Layer::Incidents, 1).await.unwrap());
+    assert!(store.delete_item(Layer::Incidents, 5).await.unwrap());
+    assert!(!store.delete_item(Layer::Incidents, 5).await.unwrap());
+    assert_eq!(store.max_id(Layer::Incidents).await.unwrap(), 5, "a deleted id is never reused");
+    // Items that move to another grid with a grid change are stored in the same transaction.
+    let mut moved = items[0].clone();
+    moved.grid = Some(GridCode::parse("440304002").unwrap());
+    store.write_grids(&[], false, std::slice::from_ref(&moved)).await.unwrap();
     let now = store.load_items(Layer::Incidents).await.unwrap();
     assert_eq!(now.len(), 4);
     assert_eq!(now.iter().find(|i| i.id == 3).unwrap(), &changed);
+    assert_eq!(now.iter().find(|i| i.id == 1).unwrap(), &moved);
 
     // A batch with one bad row (a duplicate id) writes nothing.
     let batch = vec![item(10, 114.0, 22.5), item(11, 114.0, 22.5), item(2, 114.0, 22.5)];
@@ -85,6 +93,17 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     assert_eq!(rows[0].actor, "甲");
     assert!(raw_sql("UPDATE audit_log SET actor = 'x'").await.is_err(), "audit rows cannot be changed");
     assert!(raw_sql("DELETE FROM audit_log").await.is_err(), "audit rows cannot be deleted");
+    let replace = if store.backend() == "sqlite" {
+        format!(
+            "INSERT OR REPLACE INTO audit_log (id, at, actor, role, action, request, result_count) VALUES ({a}, '2026-01-01T00:00:00Z', 'x', 'x', 'x', 'x', 0)"
+        )
+    } else {
+        format!(
+            "INSERT INTO audit_log (id, at, actor, role, action, request, result_count) VALUES ({}, now(), 'x', 'x', 'x', 'x', 0)",
+            b + 1
+        )
+    };
+    assert!(raw_sql(&replace).await.is_err(), "audit rows cannot be replaced or pre-empted: {replace}");
     assert_eq!(store.audit_rows(AuditQuery { before_id: None, limit: 10 }).await.unwrap().len(), 2);
 
     // Tokens and settings.
@@ -130,7 +149,7 @@ async fn postgis_tables_are_real_geometry_with_gist_indexes() {
     let Some((store, url)) = support::pg_store("postgis_tables_are_real_geometry_with_gist_indexes").await else {
         return;
     };
-    store.replace_grids(support::fixture_grids().units()).await.unwrap();
+    store.write_grids(support::fixture_grids().units(), true, &[]).await.unwrap();
     store.insert_items(Layer::Incidents, &[item(1, 114.02, 22.55)]).await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let cols: Vec<(String, String, i32)> =

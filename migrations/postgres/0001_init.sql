@@ -37,7 +37,8 @@ CREATE INDEX responders_grid ON responders (grid_code);
 CREATE INDEX key_personnel_grid ON key_personnel (grid_code);
 
 CREATE TABLE audit_log (
-    id           BIGSERIAL PRIMARY KEY,
+    -- ALWAYS: ids come from the sequence only, so no row can take (or pre-empt) another's id.
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at           TIMESTAMPTZ NOT NULL,
     actor        TEXT NOT NULL,
     role         TEXT NOT NULL,

@@ -57,6 +57,10 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+-- INSERT OR REPLACE deletes without firing delete triggers: refuse any insert of an existing id.
+CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 
 CREATE TABLE api_tokens (
     token_sha256 TEXT PRIMARY KEY,

@@ -73,7 +73,9 @@ impl Service {
         let mut layers = Vec::new();
         for layer in Layer::ALL {
             let items = store.load_items(layer).await?;
-            let last = items.iter().map(|i| i.id).max().unwrap_or(0);
+            // The store's high-water mark, not the largest id present: ids of deleted items are
+            // never handed out again.
+            let last = store.max_id(layer).await?;
             layers.push(LayerSlot {
                 state: RwLock::new(LayerState::new(layer, items)),
                 gate: tokio::sync::Mutex::new(()),
@@ -151,15 +153,23 @@ impl Service {
         Ok(())
     }
 
+    /// May `who` write `item` (a new or changed item, at the place the caller asked for)?
     fn check_scope(&self, who: &Principal, layer: Layer, item: &Item) -> Result<(), ServiceError> {
         if !who.may_write(layer) {
             return Err(ServiceError::Forbidden(format!("role {} may not change {layer}", who.role)));
         }
         if !who.covers_item(item) {
-            let grid = item.grid.as_ref().map_or("no grid".to_owned(), |g| format!("grid {g}"));
-            return Err(ServiceError::Forbidden(format!("{grid} is outside the grids assigned to {}", who.name)));
+            return Err(ServiceError::Forbidden(format!("that place is outside the grids assigned to {}", who.name)));
         }
         Ok(())
+    }
+
+    /// The stored item `id`, if it exists and lies within the caller's scope. An item outside
+    /// the scope is answered as not found: a refusal would confirm that it exists (and, for key
+    /// personnel, roughly where), which is itself a read the caller may not make.
+    fn existing(&self, who: &Principal, layer: Layer, id: i64) -> Result<Item, ServiceError> {
+        let slot = &self.layers[layer.index()];
+        read(&slot.state).get(id).filter(|it| who.covers_item(it)).cloned().ok_or(ServiceError::NotFound { layer, id })
     }
 
     fn new_item(&self, id: i64, pos: LonLat, props: Props) -> Item {
@@ -193,7 +203,7 @@ impl Service {
         let layer = props.layer();
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
-        let old = read(&slot.state).get(id).cloned().ok_or(ServiceError::NotFound { layer, id })?;
+        let old = self.existing(who, layer, id)?;
         self.check_scope(who, layer, &old)?;
         let mut item = self.new_item(id, pos, props);
         item.created_at = old.created_at;
@@ -212,7 +222,7 @@ impl Service {
     pub async fn delete(&self, who: &Principal, layer: Layer, id: i64) -> Result<Item, ServiceError> {
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
-        let old = read(&slot.state).get(id).cloned().ok_or(ServiceError::NotFound { layer, id })?;
+        let old = self.existing(who, layer, id)?;
         self.check_scope(who, layer, &old)?;
         self.store.delete_item(layer, id).await?;
         write(&slot.state).remove(id);
@@ -272,8 +282,8 @@ impl Service {
         Ok(ids)
     }
 
-    /// Inserts or replaces one grid unit (admin). The hierarchy must stay consistent; items are
-    /// not re-located (a boundary edit of a live layer is done with `safegrid import`).
+    /// Inserts or replaces one grid unit (admin). The hierarchy must stay consistent; items whose
+    /// grid changes with the new boundary are re-located in the same transaction.
     ///
     /// # Errors
     /// [`ServiceError::Forbidden`] for non-admins, [`ServiceError::Invalid`] when the unit breaks
@@ -292,35 +302,48 @@ impl Service {
             value: unit.code.as_str().into(),
             reason: e.to_string(),
         })?;
-        self.store.upsert_grid(&unit).await?;
-        *write(&self.grids) = Arc::new(GridState::new(hierarchy));
-        Ok(())
+        self.change_grids(hierarchy, std::slice::from_ref(&unit), false).await
     }
 
-    /// Replaces the whole grid layer and re-locates every item (used by import and the demo).
+    /// Replaces the whole grid layer and re-locates every item (import and the demo).
     ///
     /// # Errors
-    /// [`ServiceError::Store`].
+    /// [`ServiceError::Store`]; nothing changes on error.
     pub async fn replace_grids(&self, hierarchy: GridHierarchy) -> Result<(), ServiceError> {
         let _gate = self.grid_gate.lock().await;
-        self.store.replace_grids(hierarchy.units()).await?;
+        let units = hierarchy.units().to_vec();
+        self.change_grids(hierarchy, &units, true).await
+    }
+
+    /// Re-locates every item against `hierarchy`, then stores the grid change and the moved
+    /// items in one transaction, then swaps the live state. Holds every layer's write gate
+    /// throughout, so no write lands in between. Callers hold the grid gate.
+    async fn change_grids(
+        &self,
+        hierarchy: GridHierarchy,
+        units: &[GridUnit],
+        replace_all: bool,
+    ) -> Result<(), ServiceError> {
         let state = Arc::new(GridState::new(hierarchy));
-        *write(&self.grids) = state.clone();
-        for layer in Layer::ALL {
-            let slot = &self.layers[layer.index()];
-            let _g = slot.gate.lock().await;
-            let moved: Vec<Item> = read(&slot.state)
-                .iter()
-                .filter_map(|it| {
-                    let g = state.grid_of(it.pos);
-                    (g != it.grid).then(|| Item { grid: g, ..it.clone() })
-                })
-                .collect();
-            for it in moved {
-                self.store.update_item(&it).await?;
-                write(&slot.state).put(it);
-            }
+        let mut gates = Vec::with_capacity(self.layers.len());
+        for slot in &self.layers {
+            gates.push(slot.gate.lock().await);
         }
+        let mut moved: Vec<Item> = Vec::new();
+        for slot in &self.layers {
+            moved.extend(read(&slot.state).iter().filter_map(|it| {
+                let g = state.grid_of(it.pos);
+                (g != it.grid).then(|| Item { grid: g, ..it.clone() })
+            }));
+        }
+        self.store.write_grids(units, replace_all, &moved).await?;
+        *write(&self.grids) = state;
+        let n = moved.len();
+        for it in moved {
+            write(&self.layers[it.layer().index()].state).put(it);
+        }
+        tracing::info!(units = units.len(), replace_all, relocated = n, "grid layer changed");
+        drop(gates);
         Ok(())
     }
 

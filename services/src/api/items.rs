@@ -345,7 +345,8 @@ pub async fn get_one(
     let found = st.service.layer(layer).get(id).cloned();
     let item = found.ok_or_else(|| ApiError::not_found("id", id, format!("no {layer} item with this id")))?;
     if !who.covers_item(&item) {
-        return Err(ApiError::forbidden(format!("{layer} {id} is outside the grids assigned to {}", who.name)));
+        // As for writes (see `Service::existing`): outside the caller's scope is not found.
+        return Err(ApiError::not_found("id", id, format!("no {layer} item with this id")));
     }
     if layer.is_sensitive() {
         st.service.audit(&who, "get", &request_text(&uri, "GET"), 1).await?;

@@ -128,7 +128,7 @@ pub fn document() -> Value {
     let code = json!({"name": "code", "in": "path", "required": true, "schema": {"type": "string"}});
     paths.insert("/api/v1/grids/{code}".into(), json!({
         "get": {"tags": ["grids"], "summary": "One unit with its chain of ancestors.", "parameters": [code], "responses": {"200": one}},
-        "put": {"tags": ["grids"], "summary": "Insert or replace one unit (admin).", "parameters": [code], "requestBody": {"content": {"application/geo+json": {"schema": feature_ref}}}, "responses": {"200": one, "422": {"description": "Invalid geometry"}}},
+        "put": {"tags": ["grids"], "summary": "Insert or replace one unit (admin); items whose grid changes are re-located in the same transaction.", "parameters": [code], "requestBody": {"content": {"application/geo+json": {"schema": feature_ref}}}, "responses": {"200": one, "422": {"description": "Invalid geometry"}}},
     }));
     paths.insert("/api/v1/audit_log".into(), json!({
         "get": {"tags": ["audit"], "summary": "The append-only audit log, newest first (admin, auditor).", "parameters": [
@@ -142,7 +142,7 @@ pub fn document() -> Value {
         json!({"get": {"tags": ["ops"], "summary": "Liveness.", "responses": {"200": {"description": "ok"}}}}),
     );
     paths.insert("/readyz".into(), json!({"get": {"tags": ["ops"], "summary": "Readiness: the store answers.", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}}));
-    paths.insert("/metrics".into(), json!({"get": {"tags": ["ops"], "summary": "Prometheus metrics.", "responses": {"200": {"description": "text format"}}}}));
+    paths.insert("/metrics".into(), json!({"get": {"tags": ["ops"], "summary": "Prometheus metrics (admin or auditor token).", "responses": {"200": {"description": "text format"}}}}));
     json!({
         "openapi": "3.1.0",
         "info": {

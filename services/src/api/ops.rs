@@ -28,8 +28,17 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(st): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format, for admin and auditor tokens (configure the scraper
+/// with a bearer token): the figures include how many key personnel are followed.
+pub async fn metrics(State(st): State<AppState>, Caller(who): Caller) -> Response {
+    if !who.may_read_audit() {
+        return if who.role == crate::access::Role::Public {
+            ApiError::unauthorized("/metrics needs an admin or auditor bearer token")
+        } else {
+            ApiError::forbidden(format!("role {} may not read metrics", who.role))
+        }
+        .into_response();
+    }
     let mut extra = Vec::new();
     for (layer, n) in st.service.counts() {
         extra.push((

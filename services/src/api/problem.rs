@@ -76,7 +76,10 @@ impl ApiError {
 
     /// 401: a token was given but is not valid.
     pub fn unauthorized(reason: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", reason)
+        let reason = reason.into();
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", reason.clone());
+        e.errors.push(FieldProblem { field: "Authorization".into(), value: Value::Null, reason });
+        e
     }
 
     /// 403: the caller's role or grid scope does not allow this.

@@ -87,10 +87,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every grid unit.
     async fn load_grids(&self) -> Result<Vec<GridUnit>, StoreError>;
-    /// Replaces the whole grid layer in one transaction.
-    async fn replace_grids(&self, units: &[GridUnit]) -> Result<(), StoreError>;
-    /// Inserts or replaces one unit.
-    async fn upsert_grid(&self, unit: &GridUnit) -> Result<(), StoreError>;
+    /// Changes the grid layer in one transaction: removes every unit first when `replace_all`,
+    /// inserts or replaces `units`, and stores the new grid codes of the items that `moved` to
+    /// another grid as a result — so that no crash can leave items pointing at old grids.
+    async fn write_grids(&self, units: &[GridUnit], replace_all: bool, moved: &[Item]) -> Result<(), StoreError>;
 
     /// Every item of a layer.
     async fn load_items(&self, layer: Layer) -> Result<Vec<Item>, StoreError>;
@@ -100,7 +100,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_item(&self, item: &Item) -> Result<bool, StoreError>;
     /// Deletes an item; false when the id does not exist.
     async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError>;
-    /// The largest id used in a layer (0 when empty).
+    /// The largest id ever used in a layer (0 when none), deleted items included, so that an
+    /// id is never given to a second item (audit rows and clients refer to ids).
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError>;
 
     /// Appends to the audit log; returns the row's id.
@@ -163,6 +164,11 @@ pub(crate) mod rows {
             let props = Props::parse(layer, json).map_err(|e| corrupt(e.to_string()))?;
             Ok(Item { id: self.id, pos, grid, props, created_at: self.created_at, updated_at: self.updated_at })
         }
+    }
+
+    /// The `meta` key holding a layer's highest id ever inserted.
+    pub(crate) fn high_water_key(layer: Layer) -> String {
+        format!("last_id.{}", layer.name())
     }
 
     /// The props column as JSON text.

@@ -4,7 +4,7 @@
 //! index, so GIS tools read the tables as they are. Bulk inserts go through `UNNEST` of column
 //! arrays: one statement per 10,000 rows instead of one per row.
 
-use super::rows::{RawItem, props_json};
+use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use async_trait::async_trait;
@@ -100,18 +100,24 @@ impl Store for PgStore {
         rows.iter().map(grid_from_row).collect()
     }
 
-    async fn replace_grids(&self, units: &[GridUnit]) -> Result<(), StoreError> {
+    async fn write_grids(&self, units: &[GridUnit], replace_all: bool, moved: &[Item]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM grid_units").execute(&mut *tx).await?;
+        if replace_all {
+            sqlx::query("DELETE FROM grid_units").execute(&mut *tx).await?;
+        }
         for u in units {
             insert_grid(&mut *tx, u).await?;
         }
+        for it in moved {
+            let sql = format!("UPDATE {} SET grid_code = $1 WHERE id = $2", it.layer().name());
+            sqlx::query(&sql)
+                .bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
+                .bind(it.id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn upsert_grid(&self, unit: &GridUnit) -> Result<(), StoreError> {
-        insert_grid(&self.pool, unit).await
     }
 
     async fn load_items(&self, layer: Layer) -> Result<Vec<Item>, StoreError> {
@@ -163,6 +169,16 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(top) = items.iter().map(|i| i.id).max() {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value::int8, EXCLUDED.value::int8)::text",
+            )
+            .bind(high_water_key(layer))
+            .bind(top.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -195,8 +211,12 @@ impl Store for PgStore {
     }
 
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError> {
-        let sql = format!("SELECT COALESCE(MAX(id), 0)::int8 FROM {}", layer.name());
-        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+        let sql = format!(
+            "SELECT GREATEST(COALESCE((SELECT MAX(id) FROM {}), 0),
+                             COALESCE((SELECT value::int8 FROM meta WHERE key = $1), 0))::int8",
+            layer.name()
+        );
+        Ok(sqlx::query_scalar(&sql).bind(high_water_key(layer)).fetch_one(&self.pool).await?)
     }
 
     async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
