@@ -276,6 +276,63 @@ mod tests {
         Item { id, pos: LonLat::new(lon, 22.5).unwrap(), grid: None, props, created_at: t, updated_at: t }
     }
 
+    fn grid_item(id: i64, lon: f64, lat: f64, grid: Option<&str>, status: &str) -> Item {
+        let mut it = item(id, lon, status);
+        it.pos = LonLat::new(lon, lat).unwrap();
+        it.grid = grid.map(|g| GridCode::parse(g).unwrap());
+        it
+    }
+
+    proptest::proptest! {
+        /// The layer's query (box, radius and grid indexes, filters, paging) equals a linear scan.
+        #[test]
+        fn queries_equal_a_linear_scan(
+            pts in proptest::collection::vec((113.9f64..114.2, 22.4f64..22.7, 0usize..4, proptest::bool::ANY), 0..200),
+            bbox in (113.9f64..114.2, 22.4f64..22.7, 0.0f64..0.2, 0.0f64..0.2),
+            radius in 10.0f64..20_000.0,
+            grid_pick in 0usize..4,
+            limit in 1usize..50,
+        ) {
+            let grids = [None, Some("440304001"), Some("440304002"), Some("440303001")];
+            let items: Vec<Item> = pts
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y, g, open))| grid_item(i as i64 + 1, x, y, grids[g], if open { "open" } else { "closed" }))
+                .collect();
+            let state = LayerState::new(Layer::Incidents, items.clone());
+            let centre = LonLat::new(bbox.0, bbox.1).unwrap();
+            let b = BBox::new(centre, LonLat::new(bbox.0 + bbox.2, bbox.1 + bbox.3).unwrap()).unwrap();
+            let prefix = ["440304", "440304001", "440303", "440304002"][grid_pick];
+            let queries = [
+                ItemQuery { bbox: Some(b), ..ItemQuery::default() },
+                ItemQuery { near: Some((centre, radius)), status: Some("open".into()), ..ItemQuery::default() },
+                ItemQuery { grid: Some(GridCode::parse(prefix).unwrap()), ..ItemQuery::default() },
+                ItemQuery { grid: Some(GridCode::parse(prefix).unwrap()), bbox: Some(b), ..ItemQuery::default() },
+            ];
+            for q in &queries {
+                let want: Vec<i64> = items
+                    .iter()
+                    .filter(|it| q.matches(it))
+                    .filter(|it| q.near.is_none_or(|(c, r)| safegrid_geodata::haversine_m(c, it.pos) <= r))
+                    .map(|it| it.id)
+                    .collect();
+                // Page through and collect.
+                let mut got = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = state.query(q, |_| true, limit, cursor);
+                    proptest::prop_assert_eq!(page.matched, want.len());
+                    got.extend(page.items.iter().map(|(it, _)| it.id));
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                proptest::prop_assert_eq!(&got, &want);
+            }
+        }
+    }
+
     #[test]
     fn a_large_batch_rebuilds_the_index_and_answers_like_single_puts() {
         let mut one_by_one = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
