@@ -1,9 +1,12 @@
 //! # safegrid-tiles — tile maths
 //!
 //! XYZ tile addressing on Web Mercator (EPSG:3857), as used by MapLibre, OSM and MVT: tile
-//! `z/x/y` ↔ its longitude/latitude bounds, and the tile holding a point. Vector-tile encoding,
-//! clustering and the tile cache build on this (see the map-wall issue).
+//! `z/x/y` ↔ its longitude/latitude bounds, and the tile holding a point; and [`mvt`], Mapbox
+//! Vector Tile encoding and decoding. Clipping, simplification, clustering and the tile cache
+//! build on these (see the map-wall issue).
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
+
+pub mod mvt;
 
 use std::f64::consts::PI;
 use std::fmt;
