@@ -175,3 +175,59 @@ async fn postgis_tables_are_real_geometry_with_gist_indexes() {
     .unwrap();
     assert_eq!(code, "440304001");
 }
+
+/// `postgres://user[:password]@host[:port]/db` as libpq keywords: GDAL appends its own
+/// `application_name=…` to the connection string, which only the keyword form tolerates.
+fn libpq_keywords(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (auth, host_db) = rest.rsplit_once('@').map_or(("", rest), |(a, h)| (a, h));
+    let (host_port, db) = host_db.split_once('/').unwrap_or((host_db, ""));
+    let (host, port) = host_port.split_once(':').unwrap_or((host_port, "5432"));
+    let (user, password) = auth.split_once(':').map_or((auth, None), |(u, p)| (u, Some(p)));
+    let mut s = format!("host={host} port={port} dbname={db}");
+    if !user.is_empty() {
+        s.push_str(&format!(" user={user}"));
+    }
+    if let Some(p) = password {
+        s.push_str(&format!(" password={p}"));
+    }
+    s
+}
+
+#[tokio::test]
+async fn gdal_ogrinfo_reads_every_postgis_table_as_a_layer() {
+    let test = "gdal_ogrinfo_reads_every_postgis_table_as_a_layer";
+    let Some((store, url)) = support::pg_store(test).await else { return };
+    if std::process::Command::new("ogrinfo").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "{test}: CI installs gdal-bin, but ogrinfo is missing");
+        eprintln!("{test}: skipped — ogrinfo (Debian gdal-bin) is not installed");
+        return;
+    }
+    store.write_grids(support::fixture_grids().units(), true, &[]).await.unwrap();
+    store
+        .insert_items(
+            Layer::Posts,
+            &[item(1, 114.02, 22.55)].map(|mut i| {
+                i.props = Props::parse(Layer::Posts, json!({"kind": "police_room", "name": "百花警务室"})).unwrap();
+                i
+            }),
+        )
+        .await
+        .unwrap();
+    let pg = format!("PG:{}", libpq_keywords(&url));
+    let out = std::process::Command::new("ogrinfo").args(["-ro", "-so", &pg]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(listing.contains("grid_units (Multi Polygon)"), "{listing}");
+    for l in Layer::ALL {
+        assert!(listing.contains(&format!("{} (Point)", l.name())), "{l}: {listing}");
+    }
+    let out = std::process::Command::new("ogrinfo").args(["-ro", "-so", &pg, "grid_units"]).output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("Feature Count: 5"), "{summary}");
+    assert!(summary.contains("Extent: (114.000000, 22.500000) - (114.200000, 22.600000)"), "{summary}");
+    let out = std::process::Command::new("ogrinfo").args(["-ro", &pg, "posts"]).output().unwrap();
+    let posts = String::from_utf8_lossy(&out.stdout);
+    assert!(posts.contains("POINT (114.02 22.55)") && posts.contains("百花警务室"), "{posts}");
+}
