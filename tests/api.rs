@@ -151,6 +151,8 @@ async fn health_readiness_metrics_and_openapi_answer() {
     assert_eq!(r.body["openapi"], "3.1.0");
     let paths = r.body["paths"].as_object().unwrap();
     for p in [
+        "/tiles/{layers}/{z}/{x}/{y}.mvt",
+        "/tiles/{layers}.json",
         "/api/v1/locate",
         "/api/v1/grids",
         "/api/v1/grids/{code}",
@@ -709,4 +711,163 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
         );
     }
     assert_eq!(f.audit_rows().await.len(), 5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector tiles
+
+use safegrid_tiles::TileId;
+use safegrid_tiles::mvt::{self, Geometry as TileGeometry, Value as TileValue};
+
+impl Fixture {
+    async fn tile(
+        &self,
+        path: &str,
+        role: Option<Role>,
+        if_none_match: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut req = Request::get(path);
+        if let Some(r) = role {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {}", self.tokens[&r]));
+        }
+        if let Some(e) = if_none_match {
+            req = req.header(header::IF_NONE_MATCH, e);
+        }
+        let resp = self.app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (status, headers, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+    }
+}
+
+fn tile_path(layers: &str, t: TileId) -> String {
+    format!("/tiles/{layers}/{}/{}/{}.mvt", t.z, t.x, t.y)
+}
+
+#[tokio::test]
+async fn a_written_item_is_in_the_very_next_tile_and_etags_follow_the_data() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    let t = TileId::containing(114.02, 22.55, 14);
+    let (status, headers, body) = f.tile(&tile_path("incidents", t), d, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/vnd.mapbox-vector-tile");
+    assert!(mvt::decode(&body).unwrap()[0].features.is_empty());
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (status, _, _) = f.tile(&tile_path("incidents", t), d, Some(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED, "unchanged data: 304");
+
+    let r =
+        f.call("POST", "/api/v1/incidents", d, Some(feature(point(114.02, 22.55), props_for(Layer::Incidents)))).await;
+    let id = r.body["id"].as_u64().unwrap();
+    let (status, headers, body) = f.tile(&tile_path("incidents", t), d, Some(&etag)).await;
+    assert_eq!(status, StatusCode::OK, "the write changes the ETag");
+    assert_ne!(headers[header::ETAG].to_str().unwrap(), etag);
+    let layers = mvt::decode(&body).unwrap();
+    let feat = &layers[0].features[0];
+    assert_eq!(feat.id, Some(id));
+    let want = t.to_pixels(114.02, 22.55, 4096);
+    let TileGeometry::Points(p) = &feat.geometry else { panic!() };
+    assert!((f64::from(p[0][0]) - want[0]).abs() <= 0.5 && (f64::from(p[0][1]) - want[1]).abs() <= 0.5);
+    assert!(feat.properties.contains(&("grid_code".into(), TileValue::String("440304001".into()))));
+}
+
+#[tokio::test]
+async fn the_grids_layer_shows_districts_when_far_and_grids_when_near() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    let codes = |body: &[u8]| -> Vec<String> {
+        let layers = mvt::decode(body).unwrap();
+        let mut c: Vec<String> = layers[0]
+            .features
+            .iter()
+            .map(|f| match &f.properties[0].1 {
+                TileValue::String(s) => s.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        c.sort();
+        c
+    };
+    let near = TileId::containing(114.05, 22.55, 12);
+    let (_, _, body) = f.tile(&tile_path("grids", near), d, None).await;
+    assert_eq!(codes(&body), ["440304001", "440304002"]);
+    let far = TileId::containing(114.1, 22.55, 8);
+    let (_, _, body) = f.tile(&tile_path("grids,posts", far), d, None).await;
+    assert_eq!(codes(&body), ["440303", "440304"]);
+    let layers = mvt::decode(&body).unwrap();
+    assert_eq!(layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["grids", "posts"]);
+    // Every polygon decodes with a clockwise exterior (the decoder refuses anything else).
+    for feat in &layers[0].features {
+        assert!(matches!(&feat.geometry, TileGeometry::Polygons(p) if !p.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn dense_point_layers_are_clustered_with_counts_at_low_zoom() {
+    let f = fixture().await;
+    let rows: Vec<_> = (0..3_000)
+        .map(|i| {
+            let props =
+                safegrid_services::layer::Props::parse(Layer::RentalHousing, props_for(Layer::RentalHousing)).unwrap();
+            (LonLat::new(114.0 + f64::from(i % 100) * 0.001, 22.5 + f64::from(i / 100) * 0.002).unwrap(), props)
+        })
+        .collect();
+    f.service.bulk_insert(Layer::RentalHousing, rows).await.unwrap();
+    let t = TileId::containing(114.05, 22.53, 10);
+    let (_, _, body) = f.tile(&tile_path("rental_housing", t), Some(Role::Auditor), None).await;
+    let layer = &mvt::decode(&body).unwrap()[0];
+    assert!(layer.features.len() < 3_000, "clustered: {} features", layer.features.len());
+    let total: u64 = layer
+        .features
+        .iter()
+        .map(|f| match f.properties.iter().find(|(k, _)| k == "point_count") {
+            Some((_, TileValue::UInt(n))) => *n,
+            _ => panic!("a cluster without point_count"),
+        })
+        .sum();
+    assert_eq!(total, 3_000, "every point is counted once");
+}
+
+#[tokio::test]
+async fn key_personnel_tiles_are_scoped_audited_and_refused_to_the_public() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    f.call("POST", "/api/v1/key_personnel", a, Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel))))
+        .await;
+    let mut elsewhere = props_for(Layer::KeyPersonnel);
+    elsewhere["assigned_grid"] = "440304002".into();
+    f.call("POST", "/api/v1/key_personnel", a, Some(feature(point(114.07, 22.55), elsewhere))).await;
+    let t = TileId::containing(114.05, 22.55, 11);
+    let path = tile_path("key_personnel", t);
+    let (status, _, _) = f.tile(&path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, headers, body) = f.tile(&path, Some(Role::Dispatcher), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get(header::ETAG).is_none(), "sensitive tiles are never answered from a client cache");
+    assert_eq!(mvt::decode(&body).unwrap()[0].features.len(), 2);
+    let (_, _, body) = f.tile(&path, Some(Role::GridWorker), None).await;
+    assert_eq!(mvt::decode(&body).unwrap()[0].features.len(), 1, "a grid worker sees its grid only");
+    let rows = f.audit_rows().await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].action.as_str(), rows[0].role.as_str(), rows[0].result_count), ("tile", "grid_worker", 1));
+    assert_eq!((rows[1].action.as_str(), rows[1].result_count), ("tile", 2));
+}
+
+#[tokio::test]
+async fn bad_tile_requests_name_what_is_wrong_and_tilejson_describes_the_layers() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    for (path, status, field) in [
+        ("/tiles/incidents/25/0/0.mvt", StatusCode::BAD_REQUEST, "z"),
+        ("/tiles/incidents/2/4/0.mvt", StatusCode::BAD_REQUEST, "x"),
+        ("/tiles/incidents/2/0/0.png", StatusCode::NOT_FOUND, "y"),
+        ("/tiles/bicycles/2/0/0.mvt", StatusCode::NOT_FOUND, "layers"),
+        ("/tiles/posts,posts/2/0/0.mvt", StatusCode::BAD_REQUEST, "layers"),
+    ] {
+        assert_problem(&f.call("GET", path, d, None).await, status, field);
+    }
+    let r = f.call("GET", "/tiles/grids,incidents.json", d, None).await;
+    assert_eq!(r.body["tilejson"], "3.0.0");
+    assert_eq!(r.body["tiles"][0], "http://127.0.0.1:8080/tiles/grids,incidents/{z}/{x}/{y}.mvt");
+    assert_eq!(r.body["vector_layers"][1]["id"], "incidents");
 }

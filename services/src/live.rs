@@ -14,6 +14,15 @@ pub struct GridState {
     pub hierarchy: GridHierarchy,
     /// Point → leaf unit.
     pub locator: Option<GridLocator>,
+    /// Changes whenever the grid layer does (tile ETags).
+    pub version: u64,
+}
+
+/// Versions of grid states and layers come from one counter, so no two states share one.
+static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_version() -> u64 {
+    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl GridState {
@@ -21,7 +30,7 @@ impl GridState {
     #[must_use]
     pub fn new(hierarchy: GridHierarchy) -> Self {
         let locator = (!hierarchy.is_empty()).then(|| GridLocator::new(&hierarchy));
-        Self { hierarchy, locator }
+        Self { hierarchy, locator, version: next_version() }
     }
 
     /// The code of the leaf grid holding `p`, if any.
@@ -101,6 +110,8 @@ pub struct LayerState {
     /// Ids by leaf grid code ("" for outside every grid); sorted by code so that a unit's code
     /// prefix selects its whole subtree.
     by_grid: BTreeMap<String, HashSet<i64>>,
+    /// Changes with every write (tile ETags).
+    version: u64,
 }
 
 impl LayerState {
@@ -108,7 +119,13 @@ impl LayerState {
     #[must_use]
     pub fn new(layer: Layer, items: Vec<Item>) -> Self {
         let index = PointIndex::bulk_load(items.iter().map(|i| (i.id as u64, i.pos, i.props.status_tag())));
-        let mut state = Self { layer, items: HashMap::with_capacity(items.len()), index, by_grid: BTreeMap::new() };
+        let mut state = Self {
+            layer,
+            items: HashMap::with_capacity(items.len()),
+            index,
+            by_grid: BTreeMap::new(),
+            version: next_version(),
+        };
         for it in items {
             state.index_grid(&it);
             state.items.insert(it.id, it);
@@ -120,6 +137,12 @@ impl LayerState {
     #[must_use]
     pub fn layer(&self) -> Layer {
         self.layer
+    }
+
+    /// The data version: different after any write.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Number of items.
@@ -147,6 +170,7 @@ impl LayerState {
 
     /// Inserts or replaces an item.
     pub fn put(&mut self, item: Item) {
+        self.version = next_version();
         self.unindex_grid(item.id);
         self.index.upsert(item.id as u64, item.pos, item.props.status_tag());
         self.index_grid(&item);
@@ -169,6 +193,7 @@ impl LayerState {
     /// Inserts many new items. `rebuilt`, when given, is a point index over every item after
     /// the batch (see [`Self::points_with`]), built off the lock while the store committed.
     pub fn put_many(&mut self, items: Vec<Item>, rebuilt: Option<PointIndex>) {
+        self.version = next_version();
         let Some(index) = rebuilt else {
             for it in items {
                 self.put(it);
@@ -185,6 +210,7 @@ impl LayerState {
 
     /// Removes an item.
     pub fn remove(&mut self, id: i64) -> Option<Item> {
+        self.version = next_version();
         self.unindex_grid(id);
         let old = self.items.remove(&id)?;
         self.index.remove(id as u64);

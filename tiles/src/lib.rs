@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
 pub mod mvt;
+pub mod shape;
 
 use std::f64::consts::PI;
 use std::fmt;

@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod problem;
+pub mod tiles;
 
 use crate::metrics::Metrics;
 use crate::service::Service;
@@ -43,6 +44,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/{layer}", get(items::list).post(items::create))
         .route("/api/v1/{layer}/nearest", get(items::nearest))
         .route("/api/v1/{layer}/{id}", get(items::get_one).put(items::replace).delete(items::delete))
+        .route("/tiles/{file}", get(tiles::tilejson))
+        .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -136,6 +136,19 @@ pub fn document() -> Value {
             param("before", false, "Only rows with a smaller id", json!({"type": "integer"})),
         ], "responses": {"200": {"description": "Rows"}}},
     }));
+    let tile_params = json!([
+        {"name": "layers", "in": "path", "required": true, "description": "grids, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas", "schema": {"type": "string"}},
+        {"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}},
+        {"name": "x", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
+        {"name": "y", "in": "path", "required": true, "description": "row, followed by .mvt", "schema": {"type": "string"}},
+    ]);
+    paths.insert("/tiles/{layers}/{z}/{x}/{y}.mvt".into(), json!({
+        "get": {"tags": ["tiles"], "summary": "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile. ETag/If-None-Match; key-personnel tiles are audited and never 304.", "parameters": tile_params,
+                "responses": {"200": {"description": "MVT", "content": {"application/vnd.mapbox-vector-tile": {}}}, "304": {"description": "Not modified"}}},
+    }));
+    paths.insert("/tiles/{layers}.json".into(), json!({
+        "get": {"tags": ["tiles"], "summary": "TileJSON 3.0 for a layer or comma-joined layers.", "parameters": [{"name": "layers", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "TileJSON"}}},
+    }));
     paths.insert("/api/v1/openapi.json".into(), json!({"get": {"tags": ["ops"], "summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     paths.insert(
         "/healthz".into(),

@@ -1,0 +1,350 @@
+//! Vector tiles from the live state (first part of the map-wall issue).
+//!
+//! - `GET /tiles/{layers}/{z}/{x}/{y}.mvt` — `layers` is one name or several joined by commas
+//!   (`grids,incidents`), as martin allows: `grids` and the five point layers.
+//! - `GET /tiles/{layer}.json` — TileJSON 3.0.
+//!
+//! Tiles are built per request from the in-memory indexes, so they are never stale: a write is
+//! in the very next tile. The `ETag` is made of the data versions of the layers asked for (and
+//! the caller's scope), so an unchanged tile costs a 304. Key-personnel tiles are never answered
+//! with 304 and every one is written to the audit log.
+//!
+//! Not yet here (the rest of the map-wall issue): gzip, H3 hexbins, time filters, a tile cache.
+
+use super::AppState;
+use super::caller::Caller;
+use super::params::Params;
+use super::problem::ApiError;
+use crate::access::{Principal, Role};
+use crate::layer::{Item, Layer, Props};
+use crate::live::ItemQuery;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use geo::BoundingRect;
+use safegrid_geodata::{BBox, GridLevel, LonLat};
+use safegrid_tiles::mvt::{self, Feature, Geometry, Value};
+use safegrid_tiles::shape::{clip_ring, simplify_ring, snap_ring};
+use safegrid_tiles::{MAX_ZOOM, TileId};
+use serde_json::json;
+use std::collections::HashMap;
+
+const EXTENT: u32 = 4096;
+/// Pixels drawn beyond the tile edge, so that lines and labels meet across tiles.
+const BUFFER: u32 = 64;
+/// Above this many points a point layer is clustered into cells of `CLUSTER_PX` pixels.
+const CLUSTER_ABOVE: usize = 2_000;
+const CLUSTER_PX: i32 = 64;
+/// Below this zoom the grids layer shows districts (and streets); from it, the grids.
+const GRIDS_FROM_ZOOM: u8 = 11;
+
+/// One layer of a tile request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TileLayer {
+    Grids,
+    Items(Layer),
+}
+
+impl TileLayer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Grids => "grids",
+            Self::Items(l) => l.name(),
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, ApiError> {
+        if s == "grids" {
+            return Ok(Self::Grids);
+        }
+        s.parse::<Layer>().map(Self::Items).map_err(|_| {
+            ApiError::not_found(
+                "layers",
+                s,
+                "unknown tile layer: grids, incidents, rental_housing, posts, responders or key_personnel",
+            )
+        })
+    }
+}
+
+fn parse_layers(text: &str) -> Result<Vec<TileLayer>, ApiError> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let l = TileLayer::parse(part)?;
+        if out.contains(&l) {
+            return Err(ApiError::invalid("layers", text, format!("{part} is named twice")));
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiError> {
+    let y = y_file
+        .strip_suffix(".mvt")
+        .or_else(|| y_file.strip_suffix(".pbf"))
+        .ok_or_else(|| ApiError::not_found("y", y_file, "tile paths end in {y}.mvt"))?;
+    let num = |field: &'static str, v: &str| -> Result<u32, ApiError> {
+        v.parse().map_err(|_| ApiError::invalid(field, v, "expected a whole number"))
+    };
+    let z =
+        u8::try_from(num("z", z)?).map_err(|_| ApiError::invalid("z", z, format!("zoom runs from 0 to {MAX_ZOOM}")))?;
+    TileId::new(z, num("x", x)?, num("y", y)?).map_err(|e| {
+        let field = match e {
+            safegrid_tiles::TileError::Zoom { .. } => "z",
+            safegrid_tiles::TileError::OutOfRange { axis, .. } => axis,
+            _ => "tile",
+        };
+        ApiError::invalid(field, format!("{}/{}/{}", z, x, y), e.to_string())
+    })
+}
+
+/// A short, stable hash (FNV-1a) for ETags.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// `GET /tiles/{layers}/{z}/{x}/{y}.mvt`
+pub async fn tile(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((layers, z, x, y)): Path<(String, String, String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let _ = Params::parse(uri.0.query(), &[])?;
+    let layers = parse_layers(&layers)?;
+    let tile = parse_tile(&z, &x, &y)?;
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized("tiles need a bearer token"));
+    }
+    let sensitive = layers.iter().any(|l| matches!(l, TileLayer::Items(l) if l.is_sensitive()));
+    let grids = st.service.grids();
+    let versions: Vec<String> = layers
+        .iter()
+        .map(|l| match l {
+            TileLayer::Grids => grids.version.to_string(),
+            TileLayer::Items(l) => st.service.layer(*l).version().to_string(),
+        })
+        .collect();
+    let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
+    let etag = format!(
+        "\"{:016x}\"",
+        fnv(&format!("{tile}|{}|{}|{}|{}", versions.join(","), who.role, scope.join(","), names(&layers)))
+    );
+    let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
+    if not_modified && !sensitive {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&etag).map_err(|_| ApiError::internal())?);
+        return Ok(r);
+    }
+
+    let mut out = Vec::with_capacity(layers.len());
+    let mut sensitive_count = 0;
+    for l in &layers {
+        match l {
+            TileLayer::Grids => out.push(grid_layer(&grids, tile)),
+            TileLayer::Items(layer) => {
+                if !who.may_read(*layer) {
+                    return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
+                }
+                let (mvt_layer, n) = point_layer(&st, &who, *layer, tile);
+                if layer.is_sensitive() {
+                    sensitive_count += n;
+                }
+                out.push(mvt_layer);
+            }
+        }
+    }
+    if sensitive {
+        st.service.audit(&who, "tile", &format!("GET {}", uri.0), sensitive_count).await?;
+    }
+    let body = mvt::encode(&out);
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.mapbox-vector-tile"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if !sensitive {
+        h.insert(header::ETAG, HeaderValue::from_str(&etag).map_err(|_| ApiError::internal())?);
+    }
+    Ok(r)
+}
+
+fn names(layers: &[TileLayer]) -> String {
+    layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(",")
+}
+
+/// The tile's bounds widened by the buffer, as a lon/lat box.
+fn buffered_bbox(tile: TileId) -> Option<BBox> {
+    let b = tile.bounds();
+    let (dx, dy) = (
+        (b.east - b.west) * f64::from(BUFFER) / f64::from(EXTENT),
+        (b.north - b.south) * f64::from(BUFFER) / f64::from(EXTENT),
+    );
+    let min = LonLat::new((b.west - dx).max(-180.0), (b.south - dy).max(-90.0)).ok()?;
+    let max = LonLat::new((b.east + dx).min(180.0), (b.north + dy).min(90.0)).ok()?;
+    BBox::new(min, max)
+}
+
+fn grid_layer(grids: &crate::live::GridState, tile: TileId) -> mvt::Layer {
+    let show_grids = tile.z >= GRIDS_FROM_ZOOM;
+    let b = tile.bounds();
+    // Simplify to half a pixel: invisible, and it removes most vertices of a district outline.
+    let tolerance = 0.5;
+    let (lo, hi) = (-f64::from(BUFFER), f64::from(EXTENT + BUFFER));
+    let mut features = Vec::new();
+    for u in grids.hierarchy.units() {
+        let wanted = if show_grids { u.level == GridLevel::Grid } else { u.level < GridLevel::Community };
+        if !wanted {
+            continue;
+        }
+        let Some(r) = u.geometry.bounding_rect() else { continue };
+        if r.max().x < b.west || r.min().x > b.east || r.max().y < b.south || r.min().y > b.north {
+            continue;
+        }
+        let mut polygons = Vec::new();
+        for poly in &u.geometry.0 {
+            let mut rings = Vec::new();
+            for (i, ring) in std::iter::once(poly.exterior()).chain(poly.interiors()).enumerate() {
+                let px: Vec<[f64; 2]> =
+                    ring.0[..ring.0.len().saturating_sub(1)].iter().map(|c| tile.to_pixels(c.x, c.y, EXTENT)).collect();
+                let clipped = clip_ring(&px, lo, hi);
+                match snap_ring(&simplify_ring(&clipped, tolerance)) {
+                    Some(r) => rings.push(r),
+                    None if i == 0 => break, // the exterior vanished: so does the polygon
+                    None => {}
+                }
+            }
+            if !rings.is_empty() {
+                polygons.push(rings);
+            }
+        }
+        if polygons.is_empty() {
+            continue;
+        }
+        let mut properties = vec![
+            ("code".to_owned(), Value::String(u.code.to_string())),
+            ("name".to_owned(), Value::String(u.name.clone())),
+            ("level".to_owned(), Value::String(u.level.name().to_owned())),
+        ];
+        if let Some(m) = &u.manager {
+            properties.push(("manager".to_owned(), Value::String(m.name.clone())));
+        }
+        // Codes are digits: the numeric code is a stable feature id.
+        features.push(Feature { id: u.code.as_str().parse().ok(), geometry: Geometry::Polygons(polygons), properties });
+    }
+    mvt::Layer { name: "grids".into(), extent: EXTENT, features }
+}
+
+/// The properties a map needs to draw and label an item: enough for a popup's first line, not
+/// the whole record (the API gives that).
+fn tile_properties(it: &Item) -> Vec<(String, Value)> {
+    let s = |k: &str, v: &str| (k.to_owned(), Value::String(v.to_owned()));
+    let mut p = match &it.props {
+        Props::Incident(i) => vec![
+            s("type", &i.incident_type),
+            ("priority".to_owned(), Value::UInt(u64::from(i.priority))),
+            s("status", i.status.name()),
+            s("reported_at", &i.reported_at.to_rfc3339()),
+        ],
+        Props::RentalHousing(h) => vec![
+            s("safety_rating", h.safety_rating.name()),
+            ("units".to_owned(), Value::UInt(u64::from(h.units))),
+            ("tenant_count".to_owned(), Value::UInt(u64::from(h.tenant_count))),
+        ],
+        Props::Post(post) => vec![s("kind", post.kind.name()), s("name", &post.name)],
+        Props::Responder(r) => vec![s("kind", r.kind.name()), s("callsign", &r.callsign), s("status", r.status.name())],
+        Props::KeyPerson(k) => {
+            vec![s("category", &k.category), s("name", &k.name), s("assigned_grid", k.assigned_grid.as_str())]
+        }
+    };
+    if let Some(g) = &it.grid {
+        p.push(s("grid_code", g.as_str()));
+    }
+    p
+}
+
+/// A point layer; returns it and how many items it holds (clusters count their members).
+fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId) -> (mvt::Layer, usize) {
+    let Some(bbox) = buffered_bbox(tile) else {
+        return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features: vec![] }, 0);
+    };
+    let state = st.service.layer(layer);
+    let q = ItemQuery { bbox: Some(bbox), ..ItemQuery::default() };
+    let page = state.query(&q, |it| who.covers_item(it), usize::MAX, None);
+    let n = page.items.len();
+    let to_px = |it: &Item| {
+        let p = tile.to_pixels(it.pos.lon(), it.pos.lat(), EXTENT);
+        [p[0].round() as i32, p[1].round() as i32]
+    };
+    let features = if n <= CLUSTER_ABOVE {
+        page.items
+            .iter()
+            .map(|(it, _)| Feature {
+                id: u64::try_from(it.id).ok(),
+                geometry: Geometry::Points(vec![to_px(it)]),
+                properties: tile_properties(it),
+            })
+            .collect()
+    } else {
+        // Too many to draw one by one: one feature per cell, at the members' mean position.
+        let mut cells: HashMap<(i32, i32), (i64, i64, u64)> = HashMap::new();
+        for (it, _) in &page.items {
+            let p = to_px(it);
+            let c = cells.entry((p[0].div_euclid(CLUSTER_PX), p[1].div_euclid(CLUSTER_PX))).or_default();
+            c.0 += i64::from(p[0]);
+            c.1 += i64::from(p[1]);
+            c.2 += 1;
+        }
+        let mut cells: Vec<_> = cells.into_iter().collect();
+        cells.sort_unstable_by_key(|(k, _)| *k);
+        cells
+            .into_iter()
+            .map(|(_, (sx, sy, count))| {
+                let c = count as i64;
+                Feature {
+                    id: None,
+                    geometry: Geometry::Points(vec![[(sx / c) as i32, (sy / c) as i32]]),
+                    properties: vec![("point_count".to_owned(), Value::UInt(count))],
+                }
+            })
+            .collect()
+    };
+    (mvt::Layer { name: layer.name().into(), extent: EXTENT, features }, n)
+}
+
+/// `GET /tiles/{layer}.json` — TileJSON 3.0 for one layer or a comma-joined set.
+pub async fn tilejson(Caller(who): Caller, Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let name = file
+        .strip_suffix(".json")
+        .ok_or_else(|| ApiError::not_found("path", file.as_str(), "TileJSON lives at /tiles/{layer}.json"))?;
+    let layers = parse_layers(name)?;
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized("tiles need a bearer token"));
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
+    let vector_layers: Vec<_> = layers
+        .iter()
+        .map(|l| {
+            let fields = match l {
+                TileLayer::Grids => json!({"code": "String", "name": "String", "level": "String", "manager": "String"}),
+                TileLayer::Items(Layer::Incidents) => json!({"type": "String", "priority": "Number", "status": "String", "reported_at": "String", "grid_code": "String", "point_count": "Number"}),
+                TileLayer::Items(Layer::RentalHousing) => json!({"safety_rating": "String", "units": "Number", "tenant_count": "Number", "grid_code": "String", "point_count": "Number"}),
+                TileLayer::Items(Layer::Posts) => json!({"kind": "String", "name": "String", "grid_code": "String", "point_count": "Number"}),
+                TileLayer::Items(Layer::Responders) => json!({"kind": "String", "callsign": "String", "status": "String", "grid_code": "String", "point_count": "Number"}),
+                TileLayer::Items(Layer::KeyPersonnel) => json!({"category": "String", "name": "String", "assigned_grid": "String", "grid_code": "String", "point_count": "Number"}),
+            };
+            json!({"id": l.name(), "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM})
+        })
+        .collect();
+    let body = json!({
+        "tilejson": "3.0.0",
+        "name": names(&layers),
+        "scheme": "xyz",
+        "tiles": [format!("http://{host}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", names(&layers))],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "vector_layers": vector_layers,
+    });
+    Ok(axum::Json(body).into_response())
+}
