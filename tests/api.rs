@@ -871,3 +871,27 @@ async fn bad_tile_requests_name_what_is_wrong_and_tilejson_describes_the_layers(
     assert_eq!(r.body["tiles"][0], "http://127.0.0.1:8080/tiles/grids,incidents/{z}/{x}/{y}.mvt");
     assert_eq!(r.body["vector_layers"][1]["id"], "incidents");
 }
+
+#[tokio::test]
+async fn gdal_reads_our_tiles_with_their_layers_features_and_properties() {
+    let test = "gdal_reads_our_tiles_with_their_layers_features_and_properties";
+    if std::process::Command::new("ogrinfo").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "{test}: CI installs gdal-bin, but ogrinfo is missing");
+        eprintln!("{test}: skipped — ogrinfo (Debian gdal-bin) is not installed");
+        return;
+    }
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    f.call("POST", "/api/v1/posts", a, Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
+    let t = TileId::containing(114.02, 22.55, 12);
+    let (_, _, body) = f.tile(&tile_path("grids,posts", t), a, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tile.mvt");
+    std::fs::write(&file, &body).unwrap();
+    let out = std::process::Command::new("ogrinfo").args(["-ro", "-al"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Layer name: grids") && text.contains("Layer name: posts"), "{text}");
+    assert!(text.contains("code (String) = 440304001") && text.contains("name (String) = 百花警务室"), "{text}");
+    assert!(text.contains("POLYGON ((") && text.contains("POINT ("), "{text}");
+}
