@@ -895,3 +895,60 @@ async fn gdal_reads_our_tiles_with_their_layers_features_and_properties() {
     assert!(text.contains("code (String) = 440304001") && text.contains("name (String) = 百花警务室"), "{text}");
     assert!(text.contains("POLYGON ((") && text.contains("POINT ("), "{text}");
 }
+
+#[tokio::test]
+async fn hexbins_count_each_incident_once_and_tiles_take_the_list_filters() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    for i in 0..40u32 {
+        let mut p = incident(
+            if i % 4 == 0 { "open" } else { "closed" },
+            1 + i % 4,
+            &format!("2026-11-{:02}T10:00:00Z", 1 + i % 20),
+        );
+        if i % 10 == 0 {
+            p["type"] = "fire".into();
+        }
+        let r =
+            f.call("POST", "/api/v1/incidents", d, Some(feature(point(114.01 + f64::from(i) * 0.002, 22.55), p))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let t = TileId::containing(114.05, 22.55, 10);
+    let count_sum = |body: &[u8]| -> u64 {
+        mvt::decode(body).unwrap()[0]
+            .features
+            .iter()
+            .map(|f| match f.properties.iter().find(|(k, _)| k == "count") {
+                Some((_, TileValue::UInt(n))) => *n,
+                _ => panic!("a hexbin without a count"),
+            })
+            .sum()
+    };
+    let (_, _, body) = f.tile(&tile_path("incidents_h3", t), d, None).await;
+    assert_eq!(count_sum(&body), 40);
+    let (_, _, body) = f.tile(&format!("{}?status=open", tile_path("incidents_h3", t)), d, None).await;
+    assert_eq!(count_sum(&body), 10);
+    let (_, _, body) =
+        f.tile(&format!("{}?type=fire&since=2026-11-01&until=2026-11-11", tile_path("incidents", t)), d, None).await;
+    // Fires are i = 0, 10, 20, 30, reported on the 1st, 11th, 1st, 11th: two before the 11th.
+    assert_eq!(mvt::decode(&body).unwrap()[0].features.len(), 2);
+    let (status, _, _) = f.tile(&format!("{}?colour=red", tile_path("incidents", t)), d, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn tiles_are_gzipped_when_the_client_accepts_it() {
+    use std::io::Read;
+    let f = fixture().await;
+    let req = Request::get(tile_path("grids", TileId::containing(114.05, 22.55, 12)))
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Admin]))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut plain).unwrap();
+    assert_eq!(mvt::decode(&plain).unwrap()[0].features.len(), 2);
+}

@@ -190,7 +190,7 @@ fn parse_point(g: &Value) -> Result<LonLat, ApiError> {
 }
 
 /// The filters every read route shares: type, status, priority, capability, grid.
-fn filters_from(p: &Params) -> Result<ItemQuery, ApiError> {
+pub(super) fn filters_from(p: &Params) -> Result<ItemQuery, ApiError> {
     let kind = p.get("type").or(p.get("kind")).or(p.get("category")).map(str::to_owned);
     Ok(ItemQuery {
         grid: p.grid("grid")?,

@@ -137,13 +137,13 @@ pub fn document() -> Value {
         ], "responses": {"200": {"description": "Rows"}}},
     }));
     let tile_params = json!([
-        {"name": "layers", "in": "path", "required": true, "description": "grids, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas", "schema": {"type": "string"}},
+        {"name": "layers", "in": "path", "required": true, "description": "grids, incidents_h3, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas", "schema": {"type": "string"}},
         {"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}},
         {"name": "x", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}},
         {"name": "y", "in": "path", "required": true, "description": "row, followed by .mvt", "schema": {"type": "string"}},
     ]);
     paths.insert("/tiles/{layers}/{z}/{x}/{y}.mvt".into(), json!({
-        "get": {"tags": ["tiles"], "summary": "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile. ETag/If-None-Match; key-personnel tiles are audited and never 304.", "parameters": tile_params,
+        "get": {"tags": ["tiles"], "summary": "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile; incidents_h3 counts incidents per H3 cell. Point layers take the list filters (since, until, type, status, priority, capability, grid). gzip on Accept-Encoding. ETag/If-None-Match; key-personnel tiles are audited and never 304.", "parameters": tile_params,
                 "responses": {"200": {"description": "MVT", "content": {"application/vnd.mapbox-vector-tile": {}}}, "304": {"description": "Not modified"}}},
     }));
     paths.insert("/tiles/{layers}.json".into(), json!({

@@ -1,7 +1,8 @@
 //! Vector tiles from the live state (first part of the map-wall issue).
 //!
 //! - `GET /tiles/{layers}/{z}/{x}/{y}.mvt` — `layers` is one name or several joined by commas
-//!   (`grids,incidents`), as martin allows: `grids` and the five point layers.
+//!   (`grids,incidents`), as martin allows: `grids`, `incidents_h3` (incident counts per H3
+//!   cell, the resolution chosen by zoom) and the five point layers.
 //! - `GET /tiles/{layer}.json` — TileJSON 3.0.
 //!
 //! Tiles are built per request from the in-memory indexes, so they are never stale: a write is
@@ -9,7 +10,10 @@
 //! the caller's scope), so an unchanged tile costs a 304. Key-personnel tiles are never answered
 //! with 304 and every one is written to the audit log.
 //!
-//! Not yet here (the rest of the map-wall issue): gzip, H3 hexbins, time filters, a tile cache.
+//! Point layers take the list filters as query parameters (`since`, `until`, `type`, `status`,
+//! `priority`, `capability`, `grid`). Responses are gzipped when the client accepts it.
+//!
+//! Not yet here (the rest of the map-wall issue): a tile cache.
 
 use super::AppState;
 use super::caller::Caller;
@@ -42,6 +46,8 @@ const GRIDS_FROM_ZOOM: u8 = 11;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TileLayer {
     Grids,
+    /// Incidents counted per H3 cell, the resolution chosen by zoom (the heat map).
+    IncidentsH3,
     Items(Layer),
 }
 
@@ -49,19 +55,22 @@ impl TileLayer {
     fn name(self) -> &'static str {
         match self {
             Self::Grids => "grids",
+            Self::IncidentsH3 => "incidents_h3",
             Self::Items(l) => l.name(),
         }
     }
 
     fn parse(s: &str) -> Result<Self, ApiError> {
-        if s == "grids" {
-            return Ok(Self::Grids);
+        match s {
+            "grids" => return Ok(Self::Grids),
+            "incidents_h3" => return Ok(Self::IncidentsH3),
+            _ => {}
         }
         s.parse::<Layer>().map(Self::Items).map_err(|_| {
             ApiError::not_found(
                 "layers",
                 s,
-                "unknown tile layer: grids, incidents, rental_housing, posts, responders or key_personnel",
+                "unknown tile layer: grids, incidents_h3, incidents, rental_housing, posts, responders or key_personnel",
             )
         })
     }
@@ -112,7 +121,12 @@ pub async fn tile(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let _ = Params::parse(uri.0.query(), &[])?;
+    let p = Params::parse(
+        uri.0.query(),
+        &["since", "until", "type", "kind", "category", "status", "priority", "capability", "grid"],
+    )?;
+    // Filters apply to the point layers (the map wall's time slider, type and status switches).
+    let filters = ItemQuery { since: p.time("since")?, until: p.time("until")?, ..super::items::filters_from(&p)? };
     let layers = parse_layers(&layers)?;
     let tile = parse_tile(&z, &x, &y)?;
     if who.role == Role::Public {
@@ -124,13 +138,21 @@ pub async fn tile(
         .iter()
         .map(|l| match l {
             TileLayer::Grids => grids.version.to_string(),
+            TileLayer::IncidentsH3 => st.service.layer(Layer::Incidents).version().to_string(),
             TileLayer::Items(l) => st.service.layer(*l).version().to_string(),
         })
         .collect();
     let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
     let etag = format!(
         "\"{:016x}\"",
-        fnv(&format!("{tile}|{}|{}|{}|{}", versions.join(","), who.role, scope.join(","), names(&layers)))
+        fnv(&format!(
+            "{tile}|{}|{}|{}|{}|{}",
+            versions.join(","),
+            who.role,
+            scope.join(","),
+            names(&layers),
+            uri.0.query().unwrap_or("")
+        ))
     );
     let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     if not_modified && !sensitive {
@@ -144,11 +166,12 @@ pub async fn tile(
     for l in &layers {
         match l {
             TileLayer::Grids => out.push(grid_layer(&grids, tile)),
+            TileLayer::IncidentsH3 => out.push(hexbin_layer(&st, &who, tile, &filters)),
             TileLayer::Items(layer) => {
                 if !who.may_read(*layer) {
                     return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
                 }
-                let (mvt_layer, n) = point_layer(&st, &who, *layer, tile);
+                let (mvt_layer, n) = point_layer(&st, &who, *layer, tile, &filters);
                 if layer.is_sensitive() {
                     sensitive_count += n;
                 }
@@ -236,6 +259,61 @@ fn grid_layer(grids: &crate::live::GridState, tile: TileId) -> mvt::Layer {
     mvt::Layer { name: "grids".into(), extent: EXTENT, features }
 }
 
+/// The H3 resolution whose cells are some 20–60 pixels across at a zoom (at Shenzhen's latitude).
+fn hexbin_resolution(z: u8) -> h3o::Resolution {
+    use h3o::Resolution as R;
+    match z {
+        0..=5 => R::Three,
+        6 => R::Four,
+        7..=8 => R::Five,
+        9 => R::Six,
+        10..=11 => R::Seven,
+        12 => R::Eight,
+        13..=14 => R::Nine,
+        _ => R::Ten,
+    }
+}
+
+/// Incidents counted per H3 cell. Every cell that touches the tile gets all its incidents, not
+/// only those inside the tile, so a cell shows the same count in every tile it spans.
+fn hexbin_layer(st: &AppState, who: &Principal, tile: TileId, filters: &ItemQuery) -> mvt::Layer {
+    let res = hexbin_resolution(tile.z);
+    let b = tile.bounds();
+    // A cell touching the tile lies within two edge lengths of it.
+    let reach_deg = 2.0 * res.edge_length_m() / safegrid_geodata::distance::METRES_PER_DEGREE;
+    let lon_reach = reach_deg / b.north.abs().max(b.south.abs()).min(85.0).to_radians().cos();
+    let bbox = LonLat::new((b.west - lon_reach).max(-180.0), (b.south - reach_deg).max(-90.0))
+        .ok()
+        .zip(LonLat::new((b.east + lon_reach).min(180.0), (b.north + reach_deg).min(90.0)).ok())
+        .and_then(|(lo, hi)| BBox::new(lo, hi));
+    let mut layer = mvt::Layer { name: "incidents_h3".into(), extent: EXTENT, features: Vec::new() };
+    let Some(bbox) = bbox else { return layer };
+    let counts = {
+        let state = st.service.layer(Layer::Incidents);
+        let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
+        let page = state.query(&q, |it| who.covers_item(it), usize::MAX, None);
+        safegrid_geodata::h3::counts_per_cell(page.items.iter().map(|(it, _)| it.pos), res)
+    };
+    let mut cells: Vec<_> = counts.into_iter().collect();
+    cells.sort_unstable_by_key(|(c, _)| u64::from(*c));
+    let (lo, hi) = (-f64::from(BUFFER), f64::from(EXTENT + BUFFER));
+    for (cell, count) in cells {
+        let hex = safegrid_geodata::h3::cell_polygon(cell);
+        let px: Vec<[f64; 2]> =
+            hex.exterior().0[..hex.exterior().0.len() - 1].iter().map(|c| tile.to_pixels(c.x, c.y, EXTENT)).collect();
+        let Some(ring) = snap_ring(&clip_ring(&px, lo, hi)) else { continue };
+        layer.features.push(Feature {
+            id: Some(u64::from(cell)),
+            geometry: Geometry::Polygons(vec![vec![ring]]),
+            properties: vec![
+                ("h3".to_owned(), Value::String(cell.to_string())),
+                ("count".to_owned(), Value::UInt(count)),
+            ],
+        });
+    }
+    layer
+}
+
 /// The properties a map needs to draw and label an item: enough for a popup's first line, not
 /// the whole record (the API gives that).
 fn tile_properties(it: &Item) -> Vec<(String, Value)> {
@@ -265,12 +343,12 @@ fn tile_properties(it: &Item) -> Vec<(String, Value)> {
 }
 
 /// A point layer; returns it and how many items it holds (clusters count their members).
-fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId) -> (mvt::Layer, usize) {
+fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filters: &ItemQuery) -> (mvt::Layer, usize) {
     let Some(bbox) = buffered_bbox(tile) else {
         return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features: vec![] }, 0);
     };
     let state = st.service.layer(layer);
-    let q = ItemQuery { bbox: Some(bbox), ..ItemQuery::default() };
+    let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
     let page = state.query(&q, |it| who.covers_item(it), usize::MAX, None);
     let n = page.items.len();
     let to_px = |it: &Item| {
@@ -328,6 +406,7 @@ pub async fn tilejson(Caller(who): Caller, Path(file): Path<String>, headers: He
         .map(|l| {
             let fields = match l {
                 TileLayer::Grids => json!({"code": "String", "name": "String", "level": "String", "manager": "String"}),
+                TileLayer::IncidentsH3 => json!({"h3": "String", "count": "Number"}),
                 TileLayer::Items(Layer::Incidents) => json!({"type": "String", "priority": "Number", "status": "String", "reported_at": "String", "grid_code": "String", "point_count": "Number"}),
                 TileLayer::Items(Layer::RentalHousing) => json!({"safety_rating": "String", "units": "Number", "tenant_count": "Number", "grid_code": "String", "point_count": "Number"}),
                 TileLayer::Items(Layer::Posts) => json!({"kind": "String", "name": "String", "grid_code": "String", "point_count": "Number"}),
