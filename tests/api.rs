@@ -12,7 +12,6 @@ use safegrid_geodata::{Crs, GridCode, LonLat};
 use safegrid_services::access::{Principal, Role};
 use safegrid_services::api::{AppState, app};
 use safegrid_services::layer::Layer;
-use safegrid_services::metrics::Metrics;
 use safegrid_services::service::Service;
 use safegrid_services::store::{AuditQuery, Store};
 use serde_json::{Value, json};
@@ -39,7 +38,7 @@ async fn fixture() -> Fixture {
         service.add_token(&token, &Principal { name: format!("{} user", role.name()), role, grids }).await.unwrap();
         tokens.insert(role, token);
     }
-    let app = app(AppState { service: service.clone(), metrics: Arc::new(Metrics::default()) });
+    let app = app(AppState::new(service.clone()));
     Fixture { app, service, store, tokens, _dir: dir }
 }
 
@@ -951,4 +950,21 @@ async fn tiles_are_gzipped_when_the_client_accepts_it() {
     let mut plain = Vec::new();
     flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut plain).unwrap();
     assert_eq!(mvt::decode(&plain).unwrap()[0].features.len(), 2);
+}
+
+#[tokio::test]
+async fn the_tile_cache_answers_repeats_and_never_serves_a_stale_tile() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    let t = TileId::containing(114.02, 22.55, 13);
+    let path = tile_path("grids,posts", t);
+    let (_, _, first) = f.tile(&path, d, None).await;
+    let (_, _, again) = f.tile(&path, d, None).await;
+    assert_eq!(first, again);
+    let metrics = f.call("GET", "/metrics", Some(Role::Admin), None).await.text;
+    assert!(metrics.contains("safegrid_tile_cache_requests{result=\"hit\"} 1"), "{metrics}");
+    f.call("POST", "/api/v1/posts", d, Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
+    let (_, _, after) = f.tile(&path, d, None).await;
+    let layers = mvt::decode(&after).unwrap();
+    assert_eq!(layers[1].features.len(), 1, "the new post is in the next tile, cache or not");
 }

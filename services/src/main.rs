@@ -10,7 +10,6 @@ use safegrid_services::api::{AppState, app};
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
 use safegrid_services::layer::Layer;
-use safegrid_services::metrics::Metrics;
 use safegrid_services::service::Service;
 use safegrid_services::store;
 use std::collections::BTreeMap;
@@ -163,7 +162,7 @@ async fn open(url: &str) -> Result<Arc<Service>> {
 async fn serve(service: Arc<Service>, listen: &str, tokens: Option<BTreeMap<String, String>>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = AppState { service, metrics: Arc::new(Metrics::default()) };
+    let state = AppState::new(service);
     tracing::info!(%addr, "listening");
     if let Some(tokens) = tokens {
         print_banner(&format!("http://{addr}"), &tokens);

@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod ops;
 pub mod params;
 pub mod problem;
+pub mod tile_cache;
 pub mod tiles;
 
 use crate::metrics::Metrics;
@@ -29,6 +30,23 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
+    /// Encoded tiles, keyed by what they were built from.
+    pub tiles: Arc<tile_cache::TileCache>,
+}
+
+/// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
+const TILE_CACHE_BYTES: usize = 128 << 20;
+
+impl AppState {
+    /// The state of a service, with fresh metrics and an empty tile cache.
+    #[must_use]
+    pub fn new(service: Arc<Service>) -> Self {
+        Self {
+            service,
+            metrics: Arc::new(Metrics::default()),
+            tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
+        }
+    }
 }
 
 /// The whole HTTP service.

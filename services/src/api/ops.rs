@@ -58,6 +58,20 @@ pub async fn metrics(State(st): State<AppState>, Caller(who): Caller) -> Respons
         ));
     }
     extra.push(("safegrid_grid_units", "Grid units loaded.", String::new(), st.service.grids().hierarchy.len() as f64));
+    let (hits, misses, bytes) = st.tiles.stats();
+    extra.push((
+        "safegrid_tile_cache_requests",
+        "Tile cache lookups by result.",
+        "{result=\"hit\"}".into(),
+        hits as f64,
+    ));
+    extra.push((
+        "safegrid_tile_cache_requests",
+        "Tile cache lookups by result.",
+        "{result=\"miss\"}".into(),
+        misses as f64,
+    ));
+    extra.push(("safegrid_tile_cache_bytes", "Bytes of encoded tiles held.", String::new(), bytes as f64));
     let mut r = st.metrics.render(&extra).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     r

@@ -13,7 +13,8 @@
 //! Point layers take the list filters as query parameters (`since`, `until`, `type`, `status`,
 //! `priority`, `capability`, `grid`). Responses are gzipped when the client accepts it.
 //!
-//! Not yet here (the rest of the map-wall issue): a tile cache.
+//! Built tiles are kept in a byte-bounded LRU cache keyed by everything they depend on,
+//! data versions included, so the cache never serves a stale tile (key personnel: never cached).
 
 use super::AppState;
 use super::caller::Caller;
@@ -143,17 +144,16 @@ pub async fn tile(
         })
         .collect();
     let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
-    let etag = format!(
-        "\"{:016x}\"",
-        fnv(&format!(
-            "{tile}|{}|{}|{}|{}|{}",
-            versions.join(","),
-            who.role,
-            scope.join(","),
-            names(&layers),
-            uri.0.query().unwrap_or("")
-        ))
+    // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
+    let key = format!(
+        "{tile}|{}|{}|{}|{}|{}",
+        versions.join(","),
+        who.role,
+        scope.join(","),
+        names(&layers),
+        uri.0.query().unwrap_or("")
     );
+    let etag = format!("\"{:016x}\"", fnv(&key));
     let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     if not_modified && !sensitive {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
@@ -161,6 +161,9 @@ pub async fn tile(
         return Ok(r);
     }
 
+    if !sensitive && let Some(body) = st.tiles.get(&key) {
+        return tile_response(body, Some(&etag));
+    }
     let mut out = Vec::with_capacity(layers.len());
     let mut sensitive_count = 0;
     for l in &layers {
@@ -182,13 +185,21 @@ pub async fn tile(
     if sensitive {
         st.service.audit(&who, "tile", &format!("GET {}", uri.0), sensitive_count).await?;
     }
-    let body = mvt::encode(&out);
+    let body = bytes::Bytes::from(mvt::encode(&out));
+    if sensitive {
+        return tile_response(body, None);
+    }
+    st.tiles.put(key, body.clone());
+    tile_response(body, Some(&etag))
+}
+
+fn tile_response(body: bytes::Bytes, etag: Option<&str>) -> Result<Response, ApiError> {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.mapbox-vector-tile"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if !sensitive {
-        h.insert(header::ETAG, HeaderValue::from_str(&etag).map_err(|_| ApiError::internal())?);
+    if let Some(e) = etag {
+        h.insert(header::ETAG, HeaderValue::from_str(e).map_err(|_| ApiError::internal())?);
     }
     Ok(r)
 }
