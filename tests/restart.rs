@@ -20,7 +20,17 @@ fn safegrid(url: &str, args: &[&str]) -> std::process::Output {
 /// Starts `safegrid serve` on a free port; returns the child and its address.
 fn serve(url: &str) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["--database-url", url, "--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--database-url",
+            url,
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-reload-secs",
+            "1",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -146,6 +156,38 @@ fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     let (_, all) = http(&addr, "GET", "/api/v1/posts", &token, None);
     assert_eq!(all["numberMatched"], 2, "the failed import wrote nothing");
     assert_eq!(all["features"][1]["properties"]["grid_code"], "440304002");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_revoked_token_stops_working_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let out = safegrid(&url, &["token", "--role", "dispatcher", "--name", "夜班调度"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (mut server, addr) = serve(&url);
+    assert_eq!(http(&addr, "GET", "/api/v1/incidents", &token, None).0, 200);
+
+    let out = safegrid(&url, &["tokens"]);
+    let listing = String::from_utf8(out.stdout).unwrap();
+    let line = listing.lines().find(|l| l.contains("夜班调度")).expect("the token is listed");
+    assert!(line.contains("dispatcher"));
+    assert!(!listing.contains(&token), "the token itself is never shown again");
+    let prefix = line.split_whitespace().next().unwrap();
+    assert!(!safegrid(&url, &["revoke", "abc"]).status.success(), "too short a prefix is refused");
+    let out = safegrid(&url, &["revoke", prefix]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let status = http(&addr, "GET", "/api/v1/incidents", &token, None).0;
+        if status == 401 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status} 15 s after revocation");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -114,7 +114,10 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
         grids: vec![GridCode::parse("440304001").unwrap()],
     };
     store.put_token(&t).await.unwrap();
-    assert_eq!(store.tokens().await.unwrap(), vec![t]);
+    assert_eq!(store.tokens().await.unwrap(), vec![t.clone()]);
+    assert!(store.delete_token(&t.hash).await.unwrap());
+    assert!(!store.delete_token(&t.hash).await.unwrap());
+    assert!(store.tokens().await.unwrap().is_empty());
     assert_eq!(store.meta("k").await.unwrap(), None);
     store.set_meta("k", "v1").await.unwrap();
     store.set_meta("k", "v2").await.unwrap();

@@ -49,6 +49,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// How often tokens are re-read from the store, so `safegrid revoke` takes effect.
+        #[arg(long, default_value_t = 10)]
+        token_reload_secs: u64,
     },
     /// Build (first run) or reopen the Shenzhen demo city and serve it. Prints a token per role.
     Demo {
@@ -94,6 +97,14 @@ enum Command {
         #[arg(long = "grid")]
         grids: Vec<String>,
     },
+    /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
+    Tokens,
+    /// Revoke an API token by the start of its hash (see `safegrid tokens`). A running server
+    /// stops accepting it within its --token-reload-secs.
+    Revoke {
+        /// At least 8 hex digits of the token's hash.
+        hash_prefix: String,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -111,8 +122,9 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, token_reload_secs } => {
             let service = open(&cli.database_url).await?;
+            reload_tokens_every(&service, token_reload_secs);
             serve(service, &listen, None).await
         }
         Command::Demo { listen, tokens_out, no_serve } => {
@@ -122,6 +134,7 @@ async fn main() -> Result<()> {
             if no_serve {
                 return Ok(());
             }
+            reload_tokens_every(&service, 10);
             serve(service, &listen, Some(tokens)).await
         }
         Command::Import { layer, file, format, crs } => {
@@ -141,7 +154,49 @@ async fn main() -> Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Tokens => {
+            let store = store::open(&cli.database_url).await?;
+            let mut tokens = store.tokens().await?;
+            tokens.sort_by(|a, b| (a.role.name(), &a.name).cmp(&(b.role.name(), &b.name)));
+            for t in tokens {
+                let grids: Vec<&str> = t.grids.iter().map(GridCode::as_str).collect();
+                println!("{}  {:<12} {}  {}", &t.hash[..12], t.role.name(), t.name, grids.join(","));
+            }
+            Ok(())
+        }
+        Command::Revoke { hash_prefix } => {
+            let prefix = hash_prefix.to_ascii_lowercase();
+            if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("give at least 8 hex digits of the hash, as `safegrid tokens` prints them");
+            }
+            let store = store::open(&cli.database_url).await?;
+            let matches: Vec<_> = store.tokens().await?.into_iter().filter(|t| t.hash.starts_with(&prefix)).collect();
+            match matches.as_slice() {
+                [] => bail!("no token's hash starts with {prefix}"),
+                [t] => {
+                    store.delete_token(&t.hash).await?;
+                    println!("revoked {} ({}, {})", &t.hash[..12], t.role.name(), t.name);
+                    Ok(())
+                }
+                many => bail!("{} tokens' hashes start with {prefix}: give more digits", many.len()),
+            }
+        }
     }
+}
+
+/// Re-reads tokens in the background so revocations reach a running server.
+fn reload_tokens_every(service: &Arc<Service>, secs: u64) {
+    let service = Arc::clone(service);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs.max(1)));
+        tick.tick().await; // the first tick is immediate; the tokens were just loaded
+        loop {
+            tick.tick().await;
+            if let Err(e) = service.reload_tokens().await {
+                tracing::warn!(error = %e, "could not re-read tokens; keeping the ones in memory");
+            }
+        }
+    });
 }
 
 async fn open(url: &str) -> Result<Arc<Service>> {

@@ -58,6 +58,15 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+async fn load_tokens(store: &dyn Store) -> Result<HashMap<String, Principal>, StoreError> {
+    Ok(store
+        .tokens()
+        .await?
+        .into_iter()
+        .map(|t| (t.hash, Principal { name: t.name, role: t.role, grids: t.grids }))
+        .collect())
+}
+
 impl Service {
     /// Loads everything from the store and builds the live state.
     ///
@@ -82,12 +91,7 @@ impl Service {
                 last_id: AtomicI64::new(last),
             });
         }
-        let tokens = store
-            .tokens()
-            .await?
-            .into_iter()
-            .map(|t| (t.hash, Principal { name: t.name, role: t.role, grids: t.grids }))
-            .collect();
+        let tokens = load_tokens(store.as_ref()).await?;
         Ok(Self {
             store,
             grids: RwLock::new(Arc::new(GridState::new(hierarchy))),
@@ -118,6 +122,17 @@ impl Service {
     #[must_use]
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         read(&self.tokens).get(&token_hash(token)).cloned()
+    }
+
+    /// Re-reads the tokens from the store, so that tokens revoked or created by another
+    /// process (`safegrid revoke`, `safegrid token`) take effect without a restart.
+    ///
+    /// # Errors
+    /// [`ServiceError::Store`]; the tokens in memory stay as they were.
+    pub async fn reload_tokens(&self) -> Result<(), ServiceError> {
+        let tokens = load_tokens(self.store.as_ref()).await?;
+        *write(&self.tokens) = tokens;
+        Ok(())
     }
 
     /// Stores a new token for a principal.

@@ -113,6 +113,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
     /// Every token.
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Deletes a token by its hash; false when there was none.
+    async fn delete_token(&self, hash: &str) -> Result<bool, StoreError>;
 
     /// Reads a small setting.
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;

@@ -280,6 +280,11 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE token_sha256 = ?").bind(hash).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
     }
