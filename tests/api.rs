@@ -175,6 +175,7 @@ async fn locate_returns_the_grid_with_its_chain_and_manager() {
     let r = f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["inside"], true);
+    assert_eq!(r.content_type, "application/json", "a location is JSON, not GeoJSON");
     assert_eq!(r.body["grid"]["code"], "440304001");
     assert_eq!(r.body["grid"]["manager"]["name"], "张伟");
     let chain: Vec<&str> = r.body["chain"].as_array().unwrap().iter().map(|u| u["code"].as_str().unwrap()).collect();

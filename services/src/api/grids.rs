@@ -8,10 +8,15 @@ use super::problem::{ApiError, JsonBody};
 use crate::access::{Principal, Role};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use safegrid_geodata::grid::{GridFeatureError, unit_from_feature, unit_to_feature};
 use safegrid_geodata::{GridCode, GridLevel, GridUnit, Location};
 use serde_json::{Value, json};
+
+/// A plain JSON answer (locate's answer is not GeoJSON, so it does not claim that media type).
+fn json_response(v: &Value) -> Response {
+    axum::Json(v).into_response()
+}
 
 fn require_token(who: &Principal) -> Result<(), ApiError> {
     if who.role == Role::Public {
@@ -37,7 +42,7 @@ pub async fn locate(State(st): State<AppState>, Caller(who): Caller, uri: Origin
     let at = p.point(crs)?;
     let grids = st.service.grids();
     let Some(locator) = &grids.locator else {
-        return Ok(geojson_response(StatusCode::OK, &json!({"inside": false, "reason": "no grids are loaded"})));
+        return Ok(json_response(&json!({"inside": false, "reason": "no grids are loaded"})));
     };
     let body = match locator.locate(at) {
         Location::In { unit } => {
@@ -60,7 +65,7 @@ pub async fn locate(State(st): State<AppState>, Caller(who): Caller, uri: Origin
         }),
         Location::NoGrids => json!({"inside": false, "reason": "no grids are loaded"}),
     };
-    Ok(geojson_response(StatusCode::OK, &body))
+    Ok(json_response(&body))
 }
 
 /// `GET /api/v1/grids[?level=…&parent=…&limit=…&cursor=…]`
