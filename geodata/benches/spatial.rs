@@ -7,6 +7,10 @@
 //! - `locate/dongguan_towns`: the 33 real town polygons from ../shared/data (skipped if absent).
 //! - `nearest/k5_status_filter_100k`: 5 nearest of 100,000 points with a status filter that
 //!   passes 62 % of them (the demo's share of available responders).
+//! - `nearest/k5_status_filter_100k_clustered`: the same over clustered points (30 Gaussian
+//!   clusters and an even fifth), queries drawn the same way; `…_after_10k_moves` after 10,000
+//!   random moves, part of which sit in the index's dynamic tree.
+//! - `write/move_one_of_100k`: one move, with its share of the grid rebuilds moves trigger.
 //! - memory per point is measured with a counting allocator and printed before the timings.
 
 #![expect(unsafe_code, reason = "a counting global allocator must implement the unsafe GlobalAlloc trait")]
@@ -165,7 +169,69 @@ fn bench_nearest(c: &mut Criterion) {
             black_box(idx.nearest(queries[i], 5, |_, _| true))
         });
     });
+    // Where a city is denser: 30 Gaussian clusters (σ 1.5 km) plus a fifth spread evenly, and
+    // queries drawn the same way (incidents happen where people are).
+    let clustered = clustered_points(n, 6);
+    let idx = PointIndex::bulk_load(clustered.iter().zip(&tags).enumerate().map(|(i, (p, t))| (i as u64, *p, *t)));
+    let queries = clustered_points(65_536, 7);
+    let mut i = 0;
+    g.bench_function("k5_status_filter_100k_clustered", |b| {
+        b.iter(|| {
+            i = (i + 1) & 65_535;
+            black_box(idx.nearest(queries[i], 5, |_, tag| tag == 0))
+        });
+    });
+    // After 10,000 moves, part of the index is in its dynamic tree (below the rebuild point).
+    let mut moved = idx.clone();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for p in clustered_points(10_000, 9) {
+        let id = rng.random_range(0..n as u64);
+        moved.upsert(id, p, tags[id as usize]);
+    }
+    let mut i = 0;
+    g.bench_function("k5_status_filter_100k_clustered_after_10k_moves", |b| {
+        b.iter(|| {
+            i = (i + 1) & 65_535;
+            black_box(moved.nearest(queries[i], 5, |_, tag| tag == 0))
+        });
+    });
     g.finish();
+
+    // A move, including its share of the rebuilds it triggers.
+    let mut g = c.benchmark_group("write");
+    g.throughput(Throughput::Elements(1));
+    let targets = clustered_points(65_536, 10);
+    let mut i = 0;
+    g.bench_function("move_one_of_100k", |b| {
+        b.iter(|| {
+            i = (i + 1) & 65_535;
+            let id = (i as u64 * 7_919) % n as u64;
+            black_box(moved.upsert(id, targets[i], tags[id as usize]))
+        });
+    });
+    g.finish();
+}
+
+fn clustered_points(n: usize, seed: u64) -> Vec<LonLat> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut centres = ChaCha8Rng::seed_from_u64(99);
+    let centres: Vec<(f64, f64)> =
+        (0..30).map(|_| (centres.random_range(113.80..114.50), centres.random_range(22.50..22.80))).collect();
+    let sigma = 1_500.0 / safegrid_geodata::distance::METRES_PER_DEGREE;
+    (0..n)
+        .map(|_| {
+            if rng.random_bool(0.2) {
+                return LonLat::new(rng.random_range(113.75..114.62), rng.random_range(22.40..22.86))
+                    .expect("in range");
+            }
+            let (x, y) = centres[rng.random_range(0..centres.len())];
+            // Box–Muller.
+            let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random_range(0.0..1.0));
+            let r = (-2.0 * u1.ln()).sqrt() * sigma;
+            let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+            LonLat::new(x + r * c / 22.6_f64.to_radians().cos(), y + r * s).expect("in range")
+        })
+        .collect()
 }
 
 criterion_group!(benches, bench_locate, bench_nearest);
