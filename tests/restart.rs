@@ -150,12 +150,35 @@ fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("row 4") && err.contains("lat") && err.contains("nothing was imported"), "{err}");
 
+    // A bad row after several chunks have gone into the import's transaction (rows stream to
+    // the store while the file is parsed): all of them are rolled back.
+    let mut long = String::from("lon,lat,kind,name\n");
+    for i in 0..(2 * safegrid_services::import::CHUNK_ROWS + 500) {
+        long.push_str(&format!("114.0{},22.55,police_room,岗亭{i}\n", i % 10));
+    }
+    long.push_str("114.05,22.55,police_room,\n");
+    std::fs::write(&bad, long).unwrap();
+    let out = safegrid(&url, &["import", "--layer", "posts", "--file", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = 2 * safegrid_services::import::CHUNK_ROWS + 502;
+    assert!(
+        err.contains(&format!("row {line}")) && err.contains("name") && err.contains("nothing was imported"),
+        "{err}"
+    );
+
+    // Ids continue after the last committed row: the rolled-back rows used none.
+    std::fs::write(&bad, "lon,lat,kind,name\n114.06,22.55,police_room,丁\n").unwrap();
+    assert!(safegrid(&url, &["import", "--layer", "posts", "--file", bad.to_str().unwrap()]).status.success());
+
     let out = safegrid(&url, &["token", "--role", "auditor", "--name", "审计"]);
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (mut server, addr) = serve(&url);
     let (_, all) = http(&addr, "GET", "/api/v1/posts", &token, None);
-    assert_eq!(all["numberMatched"], 2, "the failed import wrote nothing");
+    assert_eq!(all["numberMatched"], 3, "the failed imports wrote nothing");
     assert_eq!(all["features"][1]["properties"]["grid_code"], "440304002");
+    assert_eq!(all["features"][2]["id"], 3);
+    assert_eq!(all["features"][2]["properties"]["name"], "丁");
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -323,8 +323,17 @@ impl Props {
     /// # Errors
     /// [`PropsError`] naming the property.
     pub fn parse(layer: Layer, value: serde_json::Value) -> Result<Self, PropsError> {
-        fn de<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, PropsError> {
-            serde_path_to_error::deserialize(v).map_err(|e| {
+        Self::parse_from(layer, value)
+    }
+
+    /// Checks the properties of an item of `layer` from any serde source (an import reads CSV
+    /// cells straight into the typed struct, without a JSON object in between).
+    ///
+    /// # Errors
+    /// [`PropsError`] naming the property.
+    pub fn parse_from<'de, D: serde::Deserializer<'de>>(layer: Layer, source: D) -> Result<Self, PropsError> {
+        fn de<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<T, PropsError> {
+            serde_path_to_error::deserialize(d).map_err(|e| {
                 let path = e.path().to_string();
                 let reason = e.inner().to_string();
                 // serde reports a missing or unknown field at the enclosing object ("."), naming
@@ -339,11 +348,11 @@ impl Props {
             })
         }
         let props = match layer {
-            Layer::Incidents => Self::Incident(de(value)?),
-            Layer::RentalHousing => Self::RentalHousing(de(value)?),
-            Layer::Posts => Self::Post(de(value)?),
-            Layer::Responders => Self::Responder(de(value)?),
-            Layer::KeyPersonnel => Self::KeyPerson(de(value)?),
+            Layer::Incidents => Self::Incident(de(source)?),
+            Layer::RentalHousing => Self::RentalHousing(de(source)?),
+            Layer::Posts => Self::Post(de(source)?),
+            Layer::Responders => Self::Responder(de(source)?),
+            Layer::KeyPersonnel => Self::KeyPerson(de(source)?),
         };
         props.check()?;
         Ok(props)

@@ -101,6 +101,36 @@ pub struct Page<'a> {
     pub next_cursor: Option<i64>,
 }
 
+/// New items grouped by id and by grid, ready for [`LayerState::merge`]: built without the
+/// layer's lock, beside the store's commit. The ids must be new to the layer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    items: HashMap<i64, Item>,
+    by_grid: BTreeMap<String, HashSet<i64>>,
+}
+
+impl Batch {
+    /// Groups the items.
+    #[must_use]
+    pub fn new(items: Vec<Item>) -> Self {
+        let mut by_grid: BTreeMap<String, HashSet<i64>> = BTreeMap::new();
+        let mut map = HashMap::with_capacity(items.len());
+        for it in items {
+            let key = it.grid.as_ref().map_or("", GridCode::as_str);
+            match by_grid.get_mut(key) {
+                Some(ids) => {
+                    ids.insert(it.id);
+                }
+                None => {
+                    by_grid.insert(key.to_owned(), HashSet::from([it.id]));
+                }
+            }
+            map.insert(it.id, it);
+        }
+        Self { items: map, by_grid }
+    }
+}
+
 /// One layer's live state.
 #[derive(Debug)]
 pub struct LayerState {
@@ -200,10 +230,33 @@ impl LayerState {
             }
             return;
         };
+        // Grow once: a map rehashed by doublings would move every item several times.
+        self.items.reserve(items.len());
         for it in items {
             self.unindex_grid(it.id);
             self.index_grid(&it);
             self.items.insert(it.id, it);
+        }
+        self.index = index;
+    }
+
+    /// Merges a large batch of new items, grouped off the lock by [`Batch::new`], with a point
+    /// index over every item after the batch (see [`Self::points_with`]). The smaller side is
+    /// moved into the larger, so the lock is held for the existing items' worth of work when a
+    /// batch dwarfs the layer (a million-row import into a city of 150,000).
+    pub fn merge(&mut self, batch: Batch, index: PointIndex) {
+        self.version = next_version();
+        let Batch { mut items, by_grid } = batch;
+        if items.len() > self.items.len() {
+            std::mem::swap(&mut self.items, &mut items);
+        }
+        self.items.extend(items);
+        for (code, mut ids) in by_grid {
+            let entry = self.by_grid.entry(code).or_default();
+            if ids.len() > entry.len() {
+                std::mem::swap(entry, &mut ids);
+            }
+            entry.extend(ids);
         }
         self.index = index;
     }
@@ -363,24 +416,41 @@ mod tests {
     fn a_large_batch_rebuilds_the_index_and_answers_like_single_puts() {
         let mut one_by_one = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
         let mut batched = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
-        let batch: Vec<Item> =
-            (2..3_000).map(|i| item(i, 114.0 + i as f64 * 1e-4, if i % 3 == 0 { "closed" } else { "open" })).collect();
+        let batch: Vec<Item> = (2..3_000)
+            .map(|i| {
+                let status = if i % 3 == 0 { "closed" } else { "open" };
+                grid_item(i, 114.0 + i as f64 * 1e-4, 22.5, (i % 2 == 0).then_some("440304001"), status)
+            })
+            .collect();
         for it in batch.clone() {
             one_by_one.put(it);
         }
         batched.put_many(batch, None);
         let mut rebuilt = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
-        let batch: Vec<Item> =
-            (2..3_000).map(|i| item(i, 114.0 + i as f64 * 1e-4, if i % 3 == 0 { "closed" } else { "open" })).collect();
+        let batch: Vec<Item> = (2..3_000)
+            .map(|i| {
+                let status = if i % 3 == 0 { "closed" } else { "open" };
+                grid_item(i, 114.0 + i as f64 * 1e-4, 22.5, (i % 2 == 0).then_some("440304001"), status)
+            })
+            .collect();
         assert!(rebuilt.is_large_batch(batch.len()));
         let index = PointIndex::bulk_load(rebuilt.points_with(&batch));
+        let mut merged = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        merged.merge(Batch::new(batch.clone()), index.clone());
         rebuilt.put_many(batch, Some(index));
         let q = ItemQuery { status: Some("open".into()), ..ItemQuery::default() };
         let p = LonLat::new(114.15, 22.5).unwrap();
         let ids = |s: &LayerState| s.nearest(p, 7, &q, |_| true).iter().map(|(i, _)| i.id).collect::<Vec<_>>();
         assert_eq!(ids(&batched), ids(&one_by_one));
         assert_eq!(ids(&rebuilt), ids(&one_by_one));
-        assert_eq!(rebuilt.len(), 2_999);
+        assert_eq!(ids(&merged), ids(&one_by_one));
+        assert_eq!((rebuilt.len(), merged.len()), (2_999, 2_999));
+        // Grid and status filters see the merged items too.
+        let in_grid = |s: &LayerState| {
+            let q = ItemQuery { grid: Some(GridCode::parse("440304001").unwrap()), ..ItemQuery::default() };
+            s.query(&q, |_| true, 10_000, None).matched
+        };
+        assert_eq!(in_grid(&merged), in_grid(&one_by_one));
         let batched = &mut rebuilt;
         // Removing and moving still work on the rebuilt index.
         let first = ids(batched)[0];

@@ -355,6 +355,12 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// An import's input, opened before the parser thread starts so that a missing file fails early.
+enum Input {
+    Text(String),
+    File(std::fs::File),
+}
+
 async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<Format>, crs: Crs) -> Result<()> {
     let started = Instant::now();
     let path = file.display().to_string();
@@ -375,23 +381,48 @@ async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<
         ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    bar.set_message("checking");
-    let tick = || bar.inc(1);
-    let rows = match format {
-        Format::Geojson => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?;
-            import::parse_geojson(&text, layer, crs, &tick)
-        }
-        Format::Csv => {
-            let f = std::fs::File::open(file).with_context(|| format!("reading {path}"))?;
-            import::parse_csv(std::io::BufReader::new(f), layer, crs, &tick)
+    bar.set_message("checking and writing");
+    let nothing = || format!("{path}: nothing was imported");
+    // Text formats are read whole (GeoJSON) or streamed (CSV) on a blocking thread that parses,
+    // checks and locates; this task writes each chunk into one open transaction meanwhile.
+    let input = match format {
+        Format::Geojson => Input::Text(std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?),
+        Format::Csv => Input::File(std::fs::File::open(file).with_context(|| format!("reading {path}"))?),
+    };
+    let mut import = service.begin_import(layer).await.with_context(nothing)?;
+    let mut locator = import.locator();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<safegrid_services::layer::Item>>(2);
+    let ticker = bar.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        let tick = || ticker.inc(1);
+        let mut sink = |rows| tx.blocking_send(locator.items(rows)).is_ok();
+        let parsed = match input {
+            Input::Text(text) => import::parse_geojson(&text, layer, crs, &tick, &mut sink),
+            Input::File(f) => import::parse_csv(std::io::BufReader::new(f), layer, crs, &tick, &mut sink),
+        };
+        parsed.map(|rows| (rows, locator.time_spent()))
+    });
+    let mut written = Ok(());
+    while let Some(items) = rx.recv().await {
+        written = import.write(items).await;
+        if written.is_err() {
+            break;
         }
     }
-    .with_context(|| format!("{path}: nothing was imported"))?;
-    tracing::info!(rows = rows.len(), parse_ms = started.elapsed().as_millis() as u64, "{path} parsed and checked");
-    bar.set_message("writing");
-    let n = rows.len();
-    let ids = service.bulk_insert(layer, rows).await.with_context(|| format!("{path}: nothing was imported"))?;
+    // Dropping the receiver stops a parser that is still going (after a failed write).
+    drop(rx);
+    let parsed = parser.await.context("the parser thread failed")?;
+    // Either failure drops `import`, which rolls the transaction back.
+    let (n, locate_time) = parsed.with_context(nothing)?;
+    written.with_context(nothing)?;
+    tracing::info!(
+        rows = n,
+        parse_and_locate_ms = started.elapsed().as_millis() as u64,
+        locate_ms = locate_time.as_millis() as u64,
+        "{path} parsed, checked and written; committing"
+    );
+    bar.set_message("committing");
+    let ids = import.commit().await.with_context(nothing)?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(

@@ -10,10 +10,13 @@ use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
 use chrono::Utc;
-use safegrid_geodata::{GridHierarchy, GridUnit, LonLat, PointIndex};
+use safegrid_geodata::{GridHierarchy, GridUnit, LonLat};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+mod bulk;
+pub use bulk::{Import, RowLocator};
 
 /// Errors of the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -242,59 +245,6 @@ impl Service {
         self.store.delete_item(layer, id).await?;
         write(&slot.state).remove(id);
         Ok(old)
-    }
-
-    /// Adds many items of one layer in one transaction: all or none. Returns the ids given.
-    ///
-    /// # Errors
-    /// [`ServiceError::Store`]; nothing is written or indexed on error.
-    pub async fn bulk_insert(&self, layer: Layer, rows: Vec<(LonLat, Props)>) -> Result<Vec<i64>, ServiceError> {
-        let slot = &self.layers[layer.index()];
-        let _gate = slot.gate.lock().await;
-        let started = std::time::Instant::now();
-        let first = slot.last_id.load(Ordering::SeqCst) + 1;
-        let grids = self.grids();
-        let now = Utc::now();
-        let items: Vec<Item> = rows
-            .into_iter()
-            .zip(first..)
-            .map(|((pos, props), id)| Item {
-                id,
-                pos,
-                grid: grids.grid_of(pos),
-                props,
-                created_at: now,
-                updated_at: now,
-            })
-            .collect();
-        let located = started.elapsed();
-        // A large batch gets a freshly bulk-loaded point index, built on the other core while
-        // the store commits; it is used only if the commit succeeds.
-        let rebuild = {
-            let state = read(&slot.state);
-            state.is_large_batch(items.len()).then(|| state.points_with(&items))
-        }
-        .map(|points| tokio::task::spawn_blocking(move || PointIndex::bulk_load(points)));
-        self.store.insert_items(layer, &items).await?;
-        let stored = started.elapsed();
-        // The rows are committed now: memory must take them whatever happens, so a failed
-        // build (a panic, i.e. a bug) falls back to inserting point by point.
-        let rebuilt = match rebuild {
-            Some(job) => job.await.inspect_err(|e| tracing::error!(error = %e, "point index build failed")).ok(),
-            None => None,
-        };
-        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-        slot.last_id.store(first + items.len() as i64 - 1, Ordering::SeqCst);
-        write(&slot.state).put_many(items, rebuilt);
-        tracing::info!(
-            %layer,
-            rows = ids.len(),
-            locate_ms = located.as_millis() as u64,
-            store_ms = (stored - located).as_millis() as u64,
-            index_ms = (started.elapsed() - stored).as_millis() as u64,
-            "bulk insert committed"
-        );
-        Ok(ids)
     }
 
     /// Inserts or replaces one grid unit (admin). The hierarchy must stay consistent; items whose

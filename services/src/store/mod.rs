@@ -95,7 +95,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every item of a layer.
     async fn load_items(&self, layer: Layer) -> Result<Vec<Item>, StoreError>;
     /// Inserts items (all of one layer) in one transaction: all or none.
-    async fn insert_items(&self, layer: Layer, items: &[Item]) -> Result<(), StoreError>;
+    async fn insert_items(&self, layer: Layer, items: &[Item]) -> Result<(), StoreError> {
+        let mut bulk = self.begin_insert(layer).await?;
+        bulk.write(items).await?;
+        bulk.commit().await
+    }
+    /// Opens one transaction for a bulk insert into a layer, written in chunks as they come
+    /// (an import streams its file through it).
+    async fn begin_insert(&self, layer: Layer) -> Result<Box<dyn BulkInsert>, StoreError>;
     /// Replaces an item; false when the id does not exist.
     async fn update_item(&self, item: &Item) -> Result<bool, StoreError>;
     /// Deletes an item; false when the id does not exist.
@@ -120,6 +127,16 @@ pub trait Store: Send + Sync + 'static {
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes a small setting.
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// A bulk insert in progress: one open transaction. Dropping it without [`BulkInsert::commit`]
+/// rolls everything back, so a failed import leaves the store exactly as it was.
+#[async_trait]
+pub trait BulkInsert: Send {
+    /// Writes items of the layer the insert was begun for.
+    async fn write(&mut self, items: &[Item]) -> Result<(), StoreError>;
+    /// Raises the layer's high-water id to the largest written, and commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Opens the store a URL names, creating and migrating it as needed: `sqlite://PATH` (the file
@@ -174,7 +191,13 @@ pub(crate) mod rows {
     }
 
     /// The props column as JSON text.
-    pub(crate) fn props_json(item: &Item) -> String {
-        serde_json::Value::Object(item.props.to_json()).to_string()
+    pub(crate) fn props_json(item: &Item) -> Result<String, StoreError> {
+        // Straight from the typed struct, with no intermediate map. Plain structs of strings and
+        // numbers always serialise; the error path exists so that nothing is ever stored blank.
+        serde_json::to_string(&item.props).map_err(|e| StoreError::Corrupt {
+            table: item.layer().name(),
+            key: item.id.to_string(),
+            reason: e.to_string(),
+        })
     }
 }

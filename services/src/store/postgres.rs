@@ -5,7 +5,7 @@
 //! arrays: one statement per 10,000 rows instead of one per row.
 
 use super::rows::{RawItem, high_water_key, props_json};
-use super::{AuditQuery, AuditRow, Store, StoreError, TokenRecord};
+use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -79,6 +79,60 @@ async fn insert_grid<'e, E: sqlx::Executor<'e, Database = Postgres>>(e: E, u: &G
     Ok(())
 }
 
+/// A bulk insert: one transaction, `UNNEST` inserts of [`ROWS_PER_INSERT`] rows.
+struct PgBulk {
+    tx: sqlx::Transaction<'static, Postgres>,
+    layer: Layer,
+    top: Option<i64>,
+}
+
+#[async_trait]
+impl BulkInsert for PgBulk {
+    async fn write(&mut self, items: &[Item]) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (id, geom, grid_code, kind, status, observed_at, props, created_at, updated_at)
+             SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326), grid_code, kind, status, observed_at,
+                    props::jsonb, created_at, updated_at
+             FROM UNNEST($1::int8[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+               AS u(id, lon, lat, grid_code, kind, status, observed_at, props, created_at, updated_at)",
+            self.layer.name()
+        );
+        for chunk in items.chunks(ROWS_PER_INSERT) {
+            sqlx::query(&sql)
+                .bind(chunk.iter().map(|i| i.id).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.pos.lon()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.pos.lat()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.grid.as_ref().map(|g| g.as_str().to_owned())).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.props.kind().to_owned()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.props.status().to_owned()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.props.observed_at()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(props_json).collect::<Result<Vec<_>, _>>()?)
+                .bind(chunk.iter().map(|i| i.created_at).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|i| i.updated_at).collect::<Vec<_>>())
+                .execute(&mut *self.tx)
+                .await?;
+            self.top = self.top.max(chunk.iter().map(|i| i.id).max());
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if let Some(top) = self.top {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value::int8, EXCLUDED.value::int8)::text",
+            )
+            .bind(high_water_key(self.layer))
+            .bind(top.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -143,44 +197,8 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn insert_items(&self, layer: Layer, items: &[Item]) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO {} (id, geom, grid_code, kind, status, observed_at, props, created_at, updated_at)
-             SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326), grid_code, kind, status, observed_at,
-                    props::jsonb, created_at, updated_at
-             FROM UNNEST($1::int8[], $2::float8[], $3::float8[], $4::text[], $5::text[], $6::text[],
-                         $7::timestamptz[], $8::text[], $9::timestamptz[], $10::timestamptz[])
-               AS u(id, lon, lat, grid_code, kind, status, observed_at, props, created_at, updated_at)",
-            layer.name()
-        );
-        let mut tx = self.pool.begin().await?;
-        for chunk in items.chunks(ROWS_PER_INSERT) {
-            sqlx::query(&sql)
-                .bind(chunk.iter().map(|i| i.id).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.pos.lon()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.pos.lat()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.grid.as_ref().map(|g| g.as_str().to_owned())).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.props.kind().to_owned()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.props.status().to_owned()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.props.observed_at()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(props_json).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.created_at).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|i| i.updated_at).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(top) = items.iter().map(|i| i.id).max() {
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value::int8, EXCLUDED.value::int8)::text",
-            )
-            .bind(high_water_key(layer))
-            .bind(top.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn begin_insert(&self, layer: Layer) -> Result<Box<dyn BulkInsert>, StoreError> {
+        Ok(Box::new(PgBulk { tx: self.pool.begin().await?, layer, top: None }))
     }
 
     async fn update_item(&self, it: &Item) -> Result<bool, StoreError> {
@@ -197,7 +215,7 @@ impl Store for PgStore {
             .bind(it.props.kind())
             .bind(it.props.status())
             .bind(it.props.observed_at())
-            .bind(props_json(it))
+            .bind(props_json(it)?)
             .bind(it.updated_at)
             .bind(it.id)
             .execute(&self.pool)

@@ -4,7 +4,7 @@
 //! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
 
 use super::rows::{RawItem, high_water_key, props_json};
-use super::{AuditQuery, AuditRow, Store, StoreError, TokenRecord};
+use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -37,6 +37,10 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
+            // 16 KiB pages (default 4): a third less time to write and checkpoint a bulk import,
+            // measured with the sqlite3 shell on a million rows (BENCHMARKS.md). It applies when the
+            // file is created; an existing file keeps its page size.
+            .page_size(16_384)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
@@ -47,6 +51,77 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
+    }
+}
+
+/// A bulk insert: one transaction, multi-row INSERTs of [`ROWS_PER_INSERT`].
+///
+/// (Tried and dropped: one JSON array a chunk, unpacked by `json_each` — SQLite re-parses the
+/// row for each `->>`, and the import got slower, 5.5 s of writing instead of 3.)
+struct SqliteBulk {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    layer: Layer,
+    top: Option<i64>,
+}
+
+/// SQLite stores timestamps as RFC 3339 text, in sqlx's format (so that rows written here and
+/// through `bind(DateTime)` read back alike). A bulk insert stamps every row with the same
+/// instant: formatting it once per chunk instead of twice per row saves 0.3 µs a row.
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+#[async_trait]
+impl BulkInsert for SqliteBulk {
+    async fn write(&mut self, items: &[Item]) -> Result<(), StoreError> {
+        for chunk in items.chunks(ROWS_PER_INSERT) {
+            // Everything a row binds, computed before the statement borrows it.
+            let mut props = Vec::with_capacity(chunk.len());
+            let mut stamps: Vec<(DateTime<Utc>, String)> = Vec::new();
+            for it in chunk {
+                props.push(props_json(it)?);
+                for t in [it.created_at, it.updated_at] {
+                    if !stamps.iter().any(|(s, _)| *s == t) {
+                        stamps.push((t, stamp(t)));
+                    }
+                }
+            }
+            let text = |t: DateTime<Utc>| stamps.iter().find(|(s, _)| *s == t).map_or("", |(_, text)| text.as_str());
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "INSERT INTO {} (id, lon, lat, grid_code, kind, status, observed_at, props, created_at, updated_at) ",
+                self.layer.name()
+            ));
+            qb.push_values(chunk.iter().zip(&props), |mut b, (it, props)| {
+                b.push_bind(it.id)
+                    .push_bind(it.pos.lon())
+                    .push_bind(it.pos.lat())
+                    .push_bind(it.grid.as_ref().map(GridCode::as_str))
+                    .push_bind(it.props.kind())
+                    .push_bind(it.props.status())
+                    .push_bind(it.props.observed_at())
+                    .push_bind(props.as_str())
+                    .push_bind(text(it.created_at))
+                    .push_bind(text(it.updated_at));
+            });
+            qb.build().persistent(chunk.len() == ROWS_PER_INSERT).execute(&mut *self.tx).await?;
+            self.top = self.top.max(chunk.iter().map(|i| i.id).max());
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if let Some(top) = self.top {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(?2 AS INTEGER))",
+            )
+            .bind(high_water_key(self.layer))
+            .bind(top.to_string())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -139,39 +214,8 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn insert_items(&self, layer: Layer, items: &[Item]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for chunk in items.chunks(ROWS_PER_INSERT) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-                "INSERT INTO {} (id, lon, lat, grid_code, kind, status, observed_at, props, created_at, updated_at) ",
-                layer.name()
-            ));
-            qb.push_values(chunk, |mut b, it| {
-                b.push_bind(it.id)
-                    .push_bind(it.pos.lon())
-                    .push_bind(it.pos.lat())
-                    .push_bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
-                    .push_bind(it.props.kind().to_owned())
-                    .push_bind(it.props.status())
-                    .push_bind(it.props.observed_at())
-                    .push_bind(props_json(it))
-                    .push_bind(it.created_at)
-                    .push_bind(it.updated_at);
-            });
-            qb.build().persistent(chunk.len() == ROWS_PER_INSERT).execute(&mut *tx).await?;
-        }
-        if let Some(top) = items.iter().map(|i| i.id).max() {
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(?2 AS INTEGER))",
-            )
-            .bind(high_water_key(layer))
-            .bind(top.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn begin_insert(&self, layer: Layer) -> Result<Box<dyn BulkInsert>, StoreError> {
+        Ok(Box::new(SqliteBulk { tx: self.pool.begin().await?, layer, top: None }))
     }
 
     async fn update_item(&self, it: &Item) -> Result<bool, StoreError> {
@@ -187,7 +231,7 @@ impl Store for SqliteStore {
             .bind(it.props.kind())
             .bind(it.props.status())
             .bind(it.props.observed_at())
-            .bind(props_json(it))
+            .bind(props_json(it)?)
             .bind(it.updated_at)
             .bind(it.id)
             .execute(&self.pool)
