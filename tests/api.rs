@@ -969,3 +969,105 @@ async fn the_tile_cache_answers_repeats_and_never_serves_a_stale_tile() {
     let layers = mvt::decode(&after).unwrap();
     assert_eq!(layers[1].features.len(), 1, "the new post is in the next tile, cache or not");
 }
+
+#[tokio::test]
+async fn the_wall_learns_who_it_is_counts_within_scope_and_hears_of_changes() {
+    let f = fixture().await;
+    for (lon, prio, status) in
+        [(114.02, 1, "open"), (114.03, 2, "dispatched"), (114.07, 1, "open"), (114.15, 3, "closed")]
+    {
+        let r = f
+            .call(
+                "POST",
+                "/api/v1/incidents",
+                Some(Role::Admin),
+                Some(feature(point(lon, 22.55), incident(status, prio, "2026-11-20T08:00:00Z"))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let me = f.call("GET", "/api/v1/whoami", Some(Role::GridWorker), None).await;
+    assert_eq!(me.body["role"], "grid_worker");
+    assert_eq!(me.body["grids"], json!(["440304001"]));
+    assert!(me.body["layers"].as_array().unwrap().contains(&json!("key_personnel")));
+    let public = f.call("GET", "/api/v1/whoami", None, None).await;
+    assert_eq!((public.body["role"].clone(), public.body["layers"].clone()), (json!("public"), json!([])));
+
+    // The dispatcher sees the whole city; the grid worker only its grid. Closed ones don't count.
+    let all = f.call("GET", "/api/v1/stats", Some(Role::Dispatcher), None).await;
+    let open = &all.body["open_incidents"];
+    assert_eq!(open["total"], 3);
+    assert_eq!(open["by_priority"], json!({"1": 2, "2": 1, "3": 0, "4": 0}));
+    assert_eq!(open["by_district"], json!([{"code": "440304", "name": "福田区", "open": 3}]));
+    assert_eq!(open["top_grids"][0], json!({"code": "440304001", "name": "福田第001网格", "open": 2}));
+    assert_eq!(all.body["counts"]["incidents"], 4);
+    let mine = f.call("GET", "/api/v1/stats", Some(Role::GridWorker), None).await;
+    assert_eq!(mine.body["open_incidents"]["total"], 2);
+    assert_eq!(mine.body["counts"]["incidents"], 2);
+    assert_eq!(f.call("GET", "/api/v1/stats", None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(f.call("GET", "/api/v1/events", None, None).await.status, StatusCode::UNAUTHORIZED);
+
+    // The event feed: versions at once, and new ones after a write.
+    let req = Request::builder()
+        .uri("/api/v1/events")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Dispatcher]))
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = resp.into_body();
+    let mut next_event = async || -> Value {
+        let mut text = String::new();
+        loop {
+            let frame =
+                tokio::time::timeout(std::time::Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(&String::from_utf8_lossy(&data));
+            }
+            if let Some(line) = text.lines().find_map(|l| l.strip_prefix("data:"))
+                && text.contains("\n\n")
+            {
+                return serde_json::from_str(line.trim()).unwrap();
+            }
+        }
+    };
+    let first = next_event().await;
+    assert!(first["incidents"].is_string() && first["grids"].is_string(), "{first}");
+    let r = f
+        .call(
+            "POST",
+            "/api/v1/incidents",
+            Some(Role::Admin),
+            Some(feature(point(114.04, 22.55), incident("open", 1, "2026-11-21T08:00:00Z"))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let second = next_event().await;
+    assert_ne!(second["incidents"], first["incidents"]);
+    assert_eq!(second["posts"], first["posts"]);
+}
+
+#[tokio::test]
+async fn the_map_wall_and_its_vendored_library_are_served_from_the_binary() {
+    let f = fixture().await;
+    let page = f.call("GET", "/", None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.content_type.starts_with("text/html"));
+    assert!(page.text.contains("/web/app.js"));
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    for path in [
+        "/web/app.js",
+        "/web/vendor/maplibre-gl/maplibre-gl.mjs",
+        "/web/vendor/maplibre-gl/maplibre-gl-worker.mjs",
+        "/web/vendor/maplibre-gl/LICENSE.txt",
+    ] {
+        let r = f.call("GET", path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let etag = r.headers[header::ETAG].clone();
+        let again =
+            f.send(Request::builder().uri(path).header(header::IF_NONE_MATCH, etag).body(Body::empty()).unwrap()).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+    }
+    assert_problem(&f.call("GET", "/web/nothing.js", None, None).await, StatusCode::NOT_FOUND, "path");
+}

@@ -4,82 +4,9 @@
 
 mod support;
 
-use safegrid_geodata::grid::unit_to_feature;
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_safegrid");
-
-fn safegrid(url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(["--database-url", url]).args(args).output().expect("run safegrid")
-}
-
-/// Starts `safegrid serve` on a free port; returns the child and its address.
-fn serve(url: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--database-url",
-            url,
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--token-reload-secs",
-            "1",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn safegrid serve");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        if v["fields"]["message"] == "listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-/// A minimal HTTP/1.1 client: one request per connection.
-fn http(addr: &str, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp[9..12].parse().unwrap();
-    let (_, rest) = resp.split_once("\r\n\r\n").unwrap();
-    // Small bodies arrive in one piece; a chunked one is "len\r\njson\r\n0\r\n\r\n".
-    let json_text = if rest.starts_with('{') || rest.is_empty() {
-        rest.to_owned()
-    } else {
-        rest.split("\r\n").nth(1).unwrap_or("").to_owned()
-    };
-    (status, serde_json::from_str(&json_text).unwrap_or(Value::Null))
-}
-
-fn write_fixture_grids(path: &Path) {
-    let fc = geojson::FeatureCollection {
-        bbox: None,
-        features: support::fixture_grids().units().iter().map(unit_to_feature).collect(),
-        foreign_members: None,
-    };
-    std::fs::write(path, fc.to_string()).unwrap();
-}
+use support::process::{http, safegrid, serve, write_fixture_grids};
 
 #[test]
 fn acknowledged_writes_survive_kill_9_and_the_indexes_are_rebuilt() {

@@ -7,6 +7,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset of the fixtures")]
 
+pub mod process;
+
 use geo::{MultiPolygon, polygon};
 use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridUnit, Manager};
 use safegrid_services::store::{self, Store};

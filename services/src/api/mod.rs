@@ -10,6 +10,8 @@ pub mod params;
 pub mod problem;
 pub mod tile_cache;
 pub mod tiles;
+pub mod wall;
+pub mod web;
 
 use crate::metrics::Metrics;
 use crate::service::Service;
@@ -52,6 +54,11 @@ impl AppState {
 /// The whole HTTP service.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(web::index))
+        .route("/web/{*path}", get(web::file))
+        .route("/api/v1/whoami", get(wall::whoami))
+        .route("/api/v1/stats", get(wall::stats))
+        .route("/api/v1/events", get(wall::events))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

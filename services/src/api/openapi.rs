@@ -143,11 +143,23 @@ pub fn document() -> Value {
         {"name": "y", "in": "path", "required": true, "description": "row, followed by .mvt", "schema": {"type": "string"}},
     ]);
     paths.insert("/tiles/{layers}/{z}/{x}/{y}.mvt".into(), json!({
-        "get": {"tags": ["tiles"], "summary": "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile; incidents_h3 counts incidents per H3 cell. Point layers take the list filters (since, until, type, status, priority, capability, grid). gzip on Accept-Encoding. ETag/If-None-Match; key-personnel tiles are audited and never 304.", "parameters": tile_params,
+        "get": {"tags": ["tiles"], "summary": "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile; incidents_h3 counts incidents per H3 cell. Point layers take the list filters (since, until, type, status, priority, capability, grid); `v` is ignored (a client's cache-buster). gzip on Accept-Encoding. ETag/If-None-Match; key-personnel tiles are audited and never 304.", "parameters": tile_params,
                 "responses": {"200": {"description": "MVT", "content": {"application/vnd.mapbox-vector-tile": {}}}, "304": {"description": "Not modified"}}},
     }));
     paths.insert("/tiles/{layers}.json".into(), json!({
         "get": {"tags": ["tiles"], "summary": "TileJSON 3.0 for a layer or comma-joined layers.", "parameters": [{"name": "layers", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "TileJSON"}}},
+    }));
+    paths.insert("/api/v1/whoami".into(), json!({
+        "get": {"tags": ["wall"], "summary": "The caller: name, role, grid scope, the layers it may read, and whether it may read the audit log.", "responses": {"200": {"description": "the caller"}}},
+    }));
+    paths.insert("/api/v1/stats".into(), json!({
+        "get": {"tags": ["wall"], "summary": "The map wall's statistics within the caller's grid scope: unresolved incidents (open, dispatched, on scene) in total, by priority, by district and the ten grids with most; items per readable layer.", "responses": {"200": {"description": "statistics"}, "401": {"description": "no token"}}},
+    }));
+    paths.insert("/api/v1/events".into(), json!({
+        "get": {"tags": ["wall"], "summary": "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change. Versions only: refetch tiles or items to see what changed.", "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}, "401": {"description": "no token"}}},
+    }));
+    paths.insert("/".into(), json!({
+        "get": {"tags": ["wall"], "summary": "The dispatch-centre map wall (HTML; its files under /web/ are built into the binary).", "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}},
     }));
     paths.insert("/api/v1/openapi.json".into(), json!({"get": {"tags": ["ops"], "summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     paths.insert(

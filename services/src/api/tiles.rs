@@ -124,8 +124,12 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let p = Params::parse(
         uri.0.query(),
-        &["since", "until", "type", "kind", "category", "status", "priority", "capability", "grid"],
+        &["since", "until", "type", "kind", "category", "status", "priority", "capability", "grid", "v"],
     )?;
+    // `v` is the client's cache-buster (the wall adds the data version it saw on the event feed,
+    // so that its own tile cache refetches); it changes nothing, so it is not part of the key.
+    let query: String =
+        uri.0.query().unwrap_or("").split('&').filter(|kv| !kv.starts_with("v=")).collect::<Vec<_>>().join("&");
     // Filters apply to the point layers (the map wall's time slider, type and status switches).
     let filters = ItemQuery { since: p.time("since")?, until: p.time("until")?, ..super::items::filters_from(&p)? };
     let layers = parse_layers(&layers)?;
@@ -145,14 +149,7 @@ pub async fn tile(
         .collect();
     let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
     // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
-    let key = format!(
-        "{tile}|{}|{}|{}|{}|{}",
-        versions.join(","),
-        who.role,
-        scope.join(","),
-        names(&layers),
-        uri.0.query().unwrap_or("")
-    );
+    let key = format!("{tile}|{}|{}|{}|{}|{}", versions.join(","), who.role, scope.join(","), names(&layers), query);
     let etag = format!("\"{:016x}\"", fnv(&key));
     let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     if not_modified && !sensitive {
@@ -403,7 +400,12 @@ fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filte
 }
 
 /// `GET /tiles/{layer}.json` — TileJSON 3.0 for one layer or a comma-joined set.
-pub async fn tilejson(Caller(who): Caller, Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn tilejson(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let name = file
         .strip_suffix(".json")
         .ok_or_else(|| ApiError::not_found("path", file.as_str(), "TileJSON lives at /tiles/{layer}.json"))?;
@@ -427,7 +429,7 @@ pub async fn tilejson(Caller(who): Caller, Path(file): Path<String>, headers: He
             json!({"id": l.name(), "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM})
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "tilejson": "3.0.0",
         "name": names(&layers),
         "scheme": "xyz",
@@ -436,5 +438,17 @@ pub async fn tilejson(Caller(who): Caller, Path(file): Path<String>, headers: He
         "maxzoom": MAX_ZOOM,
         "vector_layers": vector_layers,
     });
+    // Where the data is: the grid layer's extent (clients open the map there).
+    let grids = st.service.grids();
+    let extent = grids.hierarchy.units().iter().filter_map(|u| u.geometry.bounding_rect()).reduce(|a, b| {
+        geo::Rect::new(
+            geo::coord! { x: a.min().x.min(b.min().x), y: a.min().y.min(b.min().y) },
+            geo::coord! { x: a.max().x.max(b.max().x), y: a.max().y.max(b.max().y) },
+        )
+    });
+    if let Some(r) = extent {
+        body["bounds"] = json!([r.min().x, r.min().y, r.max().x, r.max().y]);
+        body["center"] = json!([r.center().x, r.center().y, 10]);
+    }
     Ok(axum::Json(body).into_response())
 }

@@ -1,0 +1,129 @@
+//! What the map wall needs beyond items and tiles: who the caller is and what it may see
+//! (`/api/v1/whoami`), the statistics panel (`/api/v1/stats`), and a feed of data versions that
+//! tells the wall when to refetch (`/api/v1/events`, server-sent events).
+//!
+//! The feed carries versions, not data: a client refetches through the routes that check its
+//! role and audit its reads, so the feed cannot leak what the tiles would not show.
+
+use super::AppState;
+use super::caller::Caller;
+use super::problem::ApiError;
+use crate::access::{Principal, Role};
+use crate::layer::{Layer, Props};
+use axum::Json;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// The layers a caller may read: what the wall asks tiles for.
+fn readable(who: &Principal) -> Vec<Layer> {
+    Layer::ALL.into_iter().filter(|&l| who.may_read(l)).collect()
+}
+
+/// `GET /api/v1/whoami`: the caller's name, role, grid scope and readable layers.
+pub async fn whoami(Caller(who): Caller) -> Response {
+    Json(json!({
+        "name": who.name,
+        "role": who.role.name(),
+        "grids": who.grids.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "layers": readable(&who).iter().map(|l| l.name()).collect::<Vec<_>>(),
+        "may_read_audit": who.may_read_audit(),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/stats`: counts for the statistics panel, within the caller's grid scope.
+/// Unresolved incidents (open, dispatched, on scene) by priority and by district, and the ten
+/// grids with the most; item counts per readable layer. Key personnel are counted only as a
+/// total, and not at all for roles that may not read them.
+pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized("statistics need a bearer token"));
+    }
+    let grids = st.service.grids();
+    let mut by_priority = [0_usize; 4];
+    let mut by_district: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_grid: BTreeMap<String, usize> = BTreeMap::new();
+    {
+        let incidents = st.service.layer(Layer::Incidents);
+        for it in incidents.iter().filter(|it| who.covers_item(it)) {
+            let Props::Incident(i) = &it.props else { continue };
+            if i.status.name() == "closed" {
+                continue;
+            }
+            by_priority[(i.priority.clamp(1, 4) - 1) as usize] += 1;
+            let code = it.grid.as_ref().map_or("", |g| g.as_str());
+            *by_district.entry(code.get(..6).unwrap_or("").to_owned()).or_default() += 1;
+            *by_grid.entry(code.to_owned()).or_default() += 1;
+        }
+    }
+    let name_of = |code: &str| -> Value {
+        safegrid_geodata::GridCode::parse(code)
+            .ok()
+            .and_then(|c| grids.unit(&c).map(|u| Value::from(u.name.clone())))
+            .unwrap_or(Value::Null)
+    };
+    let districts: Vec<Value> =
+        by_district.iter().map(|(code, n)| json!({"code": code, "name": name_of(code), "open": n})).collect();
+    let mut top: Vec<(&String, &usize)> = by_grid.iter().filter(|(c, _)| !c.is_empty()).collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<Value> =
+        top.into_iter().take(10).map(|(code, n)| json!({"code": code, "name": name_of(code), "open": n})).collect();
+    let mut counts = serde_json::Map::new();
+    for layer in readable(&who) {
+        let state = st.service.layer(layer);
+        let n = if who.role == Role::GridWorker {
+            state.iter().filter(|it| who.covers_item(it)).count()
+        } else {
+            state.len()
+        };
+        counts.insert(layer.name().into(), n.into());
+    }
+    Ok(Json(json!({
+        "open_incidents": {
+            "total": by_priority.iter().sum::<usize>(),
+            "by_priority": {"1": by_priority[0], "2": by_priority[1], "3": by_priority[2], "4": by_priority[3]},
+            "by_district": districts,
+            "top_grids": top,
+        },
+        "counts": counts,
+    }))
+    .into_response())
+}
+
+/// The versions the wall watches: the grid layer and each readable layer.
+fn versions(st: &AppState, who: &Principal) -> Value {
+    let mut v = serde_json::Map::new();
+    v.insert("grids".into(), st.service.grids().version.to_string().into());
+    for layer in readable(who) {
+        v.insert(layer.name().into(), st.service.layer(layer).version().to_string().into());
+    }
+    Value::Object(v)
+}
+
+/// How often the feed looks for changes: the wall shows a write within about this long.
+const FEED_PERIOD: Duration = Duration::from_millis(500);
+
+/// `GET /api/v1/events`: server-sent events. A `versions` event at once and whenever a version
+/// changes: `{"grids": "…", "incidents": "…", …}`; comments keep the connection alive.
+pub async fn events(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized("the event feed needs a bearer token"));
+    }
+    let start = (st, who, None::<Value>);
+    let stream = futures_util::stream::unfold(start, |(st, who, last)| async move {
+        loop {
+            let now = versions(&st, &who);
+            if last.as_ref() != Some(&now) {
+                let event = Event::default().event("versions").data(now.to_string());
+                return Some((Ok::<_, Infallible>(event), (st, who, Some(now))));
+            }
+            tokio::time::sleep(FEED_PERIOD).await;
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}

@@ -1,0 +1,299 @@
+//! The map wall in a real browser: Debian's Chromium driven through chromedriver (WebDriver,
+//! spoken here over plain HTTP). It opens the wall of a running `safegrid serve`, signs in,
+//! waits for the tiles, clicks a grid and expects its code; the page must log no error and
+//! fetch nothing from any host but safegrid. A screenshot is saved under the test target's
+//! temporary directory.
+//!
+//! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` the test says it is skipped — unless
+//! `SAFEGRID_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs both), when that is a failure.
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::process::{http, safegrid, serve, write_fixture_grids};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A WebDriver session on a chromedriver child; both end when it drops.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut b = Self { driver, port, session: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while b.call("GET", "/status", None).is_none() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--window-size=1600,1000",
+            // WebGL without a GPU.
+            "--use-angle=swiftshader",
+            "--enable-unsafe-swiftshader",
+            // No host but this one resolves: a request elsewhere fails, and the page reports it.
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+            // A browser that prefers Chinese, like the wall's users.
+            "--lang=zh-CN",
+            "--accept-lang=zh-CN,zh",
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": {"intl.accept_languages": "zh-CN,zh"}},
+        }}});
+        let v = b.call("POST", "/session", Some(&caps)).expect("new session");
+        b.session = v["sessionId"].as_str().expect("a session id").to_owned();
+        b
+    }
+
+    /// One WebDriver command; `None` when chromedriver is not listening yet.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Option<Value> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let body = body.map(Value::to_string).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        // chromedriver keeps the connection open whatever the request says: read the head, then
+        // exactly Content-Length bytes (or chunks up to the last).
+        let mut resp = Vec::new();
+        let mut buf = [0_u8; 65_536];
+        let text = loop {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            resp.extend_from_slice(&buf[..n]);
+            let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(&resp[..end]).to_ascii_lowercase();
+            let body = &resp[end + 4..];
+            if head.contains("transfer-encoding: chunked") {
+                if body.ends_with(b"0\r\n\r\n") {
+                    break dechunk(&String::from_utf8_lossy(body));
+                }
+            } else {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break String::from_utf8_lossy(&body[..len]).into_owned();
+                }
+            }
+        };
+        let v: Value = serde_json::from_str(&text).ok()?;
+        Some(v["value"].clone())
+    }
+
+    fn cmd(&self, method: &str, what: &str, body: Value) -> Value {
+        let path = format!("/session/{}/{what}", self.session);
+        let body = (!body.is_null()).then_some(&body);
+        let v = self.call(method, &path, body).unwrap_or_else(|| panic!("{what}: no answer"));
+        assert!(v.get("error").is_none(), "{what}: {v}");
+        v
+    }
+
+    fn run(&self, script: &str, args: Value) -> Value {
+        self.cmd("POST", "execute/sync", json!({"script": script, "args": args}))
+    }
+
+    /// Polls a script until it returns something truthy.
+    fn wait_for(&self, what: &str, script: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self.run(script, json!([]));
+            if !(v.is_null() || v == false || v == "") {
+                return v;
+            }
+            let errors = self.run("return window.sgErrors || []", json!([]));
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; page errors: {errors}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// A real click (pointer down and up) at page coordinates.
+    fn click_at(&self, x: f64, y: f64) {
+        let actions = json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": "viewport", "x": x.round() as i64, "y": y.round() as i64},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerUp", "button": 0},
+            ],
+        }]});
+        self.cmd("POST", "actions", actions);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn browser_available() -> bool {
+    let present = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    if !present {
+        let required = std::env::var("SAFEGRID_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+        assert!(!required, "SAFEGRID_REQUIRE_BROWSER=1 but {CHROMIUM} or {CHROMEDRIVER} is missing");
+        eprintln!("browser test skipped: install Debian's chromium and chromium-driver to run it");
+    }
+    present
+}
+
+#[test]
+fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let grids = dir.path().join("grids.geojson");
+    write_fixture_grids(&grids);
+    assert!(safegrid(&url, &["import", "--layer", "grids", "--file", grids.to_str().unwrap()]).status.success());
+    // Incidents in the east grid only, so that a click in the west grid meets no point.
+    let csv = dir.path().join("incidents.csv");
+    let mut rows = String::from("lon,lat,type,priority,status,reported_at\n");
+    let now = chrono::Utc::now().to_rfc3339();
+    for i in 0..40 {
+        rows.push_str(&format!("114.0{},22.5{},theft,{},open,{now}\n", 6 + i % 4, 1 + i % 8, 1 + i % 4));
+    }
+    std::fs::write(&csv, rows).unwrap();
+    assert!(safegrid(&url, &["import", "--layer", "incidents", "--file", csv.to_str().unwrap()]).status.success());
+    let out = safegrid(&url, &["token", "--role", "dispatcher", "--name", "大屏值班"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = safegrid(&url, &["token", "--role", "public", "--name", "市民"]);
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (mut server, addr) = serve(&url);
+    let origin = format!("http://{addr}");
+
+    let b = Browser::start();
+    // A public token cannot open the wall: the sign-in form says so and no tile is fetched.
+    b.cmd("POST", "url", json!({"url": format!("{origin}/")}));
+    b.run("sessionStorage.setItem('sg.token', arguments[0]); location.reload()", json!([public]));
+    let said = b.wait_for("the sign-in refusal", "return document.getElementById('signin_error').textContent", 30);
+    assert!(said.as_str().unwrap().contains("公众"), "{said}");
+    let tiles = b.run(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/tiles/')).length",
+        json!([]),
+    );
+    assert_eq!(tiles, 0, "a public caller fetched tiles");
+
+    b.run("sessionStorage.setItem('sg.token', arguments[0]); location.reload()", json!([token]));
+    b.wait_for("the map to load its tiles", "return window.sgReady === true", 60);
+    let fetched = b.run("return performance.getEntriesByType('resource').map(e => e.name)", json!([]));
+    let fetched: Vec<&str> = fetched.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for u in &fetched {
+        assert!(u.starts_with(&format!("{origin}/")), "the wall fetched from another host: {u}");
+    }
+    // Tiles are fetched by MapLibre's worker (not in the page's resource list): ask MapLibre
+    // what it decoded. Any request to another host fails (see the resolver rule above) and the
+    // wall logs map errors, which the error check below would catch.
+    let grid_features = b.run("return sgMap.querySourceFeatures('grids', {sourceLayer: 'grids'}).length", json!([]));
+    assert!(grid_features.as_u64().unwrap() >= 3, "grid tiles decoded: {grid_features}");
+    let incident_features =
+        b.run("return sgMap.querySourceFeatures('incidents', {sourceLayer: 'incidents'}).length", json!([]));
+    assert!(incident_features.as_u64().unwrap() > 0, "incident tiles decoded: {incident_features}");
+    // Chinese is the default for a browser that prefers it.
+    assert_eq!(b.run("return document.documentElement.lang", json!([])), "zh-CN");
+
+    // A click in the west grid, away from every point, asks which grid this is.
+    let at = b.run("const p = sgMap.project([114.02, 22.55]); return [p.x, p.y]", json!([]));
+    b.click_at(at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+    let code = b.wait_for(
+        "the clicked grid's code",
+        "const e = document.querySelector('.maplibregl-popup .grid-code'); return e && e.textContent",
+        20,
+    );
+    assert_eq!(code, "440304001");
+    let popup = b.run("return document.querySelector('.maplibregl-popup').textContent", json!([]));
+    assert!(popup.as_str().unwrap().contains("张伟"), "the grid's manager is shown: {popup}");
+
+    // A new incident reaches the open wall without a reload: the statistics panel counts it.
+    let before = b.run("return Number(document.getElementById('open_total').textContent)", json!([]));
+    let created = http(
+        &addr,
+        "POST",
+        "/api/v1/incidents",
+        &token,
+        Some(&json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.16, 22.55]},
+            "properties": {"type": "fire", "priority": 1, "status": "open", "reported_at": chrono::Utc::now().to_rfc3339()}})),
+    );
+    assert_eq!(created.0, 201, "{}", created.1);
+    let want = before.as_f64().unwrap() + 1.0;
+    b.wait_for(
+        "the statistics to count the new incident",
+        &format!("return Number(document.getElementById('open_total').textContent) === {want}"),
+        20,
+    );
+
+    let errors = b.run("return window.sgErrors", json!([]));
+    assert_eq!(errors, json!([]), "the page logged errors");
+    let png = b.cmd("GET", "screenshot", Value::Null);
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("map-wall.png");
+    std::fs::write(&shot, base64_decode(png.as_str().unwrap())).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+    drop(b);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Standard base64 (the screenshot), without a dependency for one call.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits: Vec<u8> = s.bytes().filter_map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c.iter().enumerate().fold(0u32, |n, (i, &d)| n | (u32::from(d) << (18 - 6 * i)));
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            bytes.into_iter().take(c.len().saturating_sub(1))
+        })
+        .collect()
+}

@@ -1,0 +1,365 @@
+// The dispatch-centre map wall. Everything it loads comes from this safegrid server: the page,
+// MapLibre GL JS (vendored), the tiles and the API. It signs in with a bearer token and asks
+// only for the layers the token's role may read (GET /api/v1/whoami), so what a role may not
+// read is neither fetched nor shown.
+
+import { Map as MapLibre, Popup, NavigationControl, ScaleControl } from '/web/vendor/maplibre-gl/maplibre-gl.mjs';
+import { STRINGS, initialLanguage } from '/web/i18n.js';
+
+const $ = (id) => document.getElementById(id);
+let lang = initialLanguage();
+const t = (key) => (STRINGS[lang] && STRINGS[lang][key]) || key;
+
+/** Text for HTML: every value shown in a popup comes from data that users typed. */
+const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+// Colours of the point layers (also the legend swatches).
+const COLOURS = {
+  incidents: '#ff4d4f',
+  rental_housing: '#a78bfa',
+  posts: '#4cc2ff',
+  responders: '#2ecc71',
+  key_personnel: '#ff66c4',
+};
+const POINT_LAYERS = ['rental_housing', 'posts', 'responders', 'key_personnel', 'incidents'];
+// Incidents as hexbins below this zoom (when hexbins are on), as clusters and points above.
+const HEXBIN_UNTIL = 12;
+
+const state = {
+  token: sessionStorage.getItem('sg.token') || '',
+  me: null,
+  map: null,
+  versions: {},
+  days: 30,
+  hexbins: true,
+  visible: new Set(['grids', 'incidents', 'posts', 'responders']),
+  feed: null,
+};
+
+function applyLanguage() {
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  document.title = t('title');
+  for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
+  for (const el of document.querySelectorAll('[data-t-title]')) el.title = t(el.dataset.tTitle);
+  $('lang').textContent = t('language');
+  if (state.me) {
+    $('who').textContent = `${state.me.name} · ${state.me.role}`;
+    buildSwitches();
+    refreshStats();
+  }
+}
+
+async function api(path, init = {}) {
+  const headers = Object.assign({}, init.headers || {}, { Authorization: `Bearer ${state.token}` });
+  return fetch(path, Object.assign({}, init, { headers }));
+}
+
+// ---- sign-in ---------------------------------------------------------------------------------
+
+async function signIn(token) {
+  state.token = token.trim();
+  const r = await api('/api/v1/whoami');
+  const me = r.ok ? await r.json() : null;
+  if (!me || me.role === 'public') {
+    $('signin_error').textContent = me ? t('public_only') : t('signin_failed');
+    $('signin').hidden = false;
+    return;
+  }
+  sessionStorage.setItem('sg.token', state.token);
+  state.me = me;
+  $('signin').hidden = true;
+  $('panel').hidden = false;
+  $('signout').hidden = false;
+  applyLanguage();
+  await startMap();
+  startFeed();
+}
+
+function signOut() {
+  sessionStorage.removeItem('sg.token');
+  location.reload();
+}
+
+// ---- the map ---------------------------------------------------------------------------------
+
+/** Tile URL for a set of layers, with the time window and a version to defeat stale caches. */
+function tileUrl(layers, extra = '') {
+  const since = new Date(Date.now() - state.days * 86400e3).toISOString();
+  const v = layers.map((l) => state.versions[l === 'incidents_h3' ? 'incidents' : l] || '0').join('.');
+  // The time window applies to incidents only (other layers have no report time).
+  const filters = layers.every((l) => l.startsWith('incidents')) ? `since=${encodeURIComponent(since)}&` : '';
+  return `${location.origin}/tiles/${layers.join(',')}/{z}/{x}/{y}.mvt?${filters}${extra}v=${v}`;
+}
+
+function readableLayers() {
+  return POINT_LAYERS.filter((l) => state.me.layers.includes(l));
+}
+
+/** The readable point layers but incidents (which have their own source, with the time window). */
+function others() {
+  return readableLayers().filter((l) => l !== 'incidents');
+}
+
+function style() {
+  const points = readableLayers();
+  const layers = [{ id: 'background', type: 'background', paint: { 'background-color': '#0b1220' } }];
+  layers.push(
+    { id: 'grids-fill', type: 'fill', source: 'grids', 'source-layer': 'grids',
+      paint: { 'fill-color': ['match', ['get', 'level'], 'district', '#132340', '#10203a'], 'fill-opacity': 0.6 } },
+    { id: 'grids-line', type: 'line', source: 'grids', 'source-layer': 'grids',
+      paint: { 'line-color': ['match', ['get', 'level'], 'district', '#4cc2ff', '#2d5a88'],
+               'line-width': ['match', ['get', 'level'], 'district', 1.6, 0.7] } },
+    { id: 'grids-hover', type: 'line', source: 'grids', 'source-layer': 'grids',
+      paint: { 'line-color': '#ffffff', 'line-width': 2 }, filter: ['==', ['get', 'code'], ''] },
+  );
+  if (state.me.layers.includes('incidents')) {
+    layers.push({ id: 'incidents_h3', type: 'fill', source: 'hexbins', 'source-layer': 'incidents_h3', maxzoom: HEXBIN_UNTIL,
+      paint: { 'fill-color': ['interpolate', ['linear'], ['get', 'count'], 1, '#3b1d2e', 10, '#8c2a3c', 50, '#ff4d4f', 200, '#ffd93d'],
+               'fill-opacity': 0.75 } });
+  }
+  for (const l of points) {
+    const base = { source: l === 'incidents' ? 'incidents' : 'points', 'source-layer': l };
+    // A cluster is a point with point_count: bigger for more.
+    layers.push({ id: l, type: 'circle', ...base,
+      paint: {
+        'circle-color': COLOURS[l],
+        'circle-radius': ['case', ['has', 'point_count'],
+          ['interpolate', ['linear'], ['get', 'point_count'], 2, 6, 100, 14, 1000, 24], l === 'incidents' ? 4 : 3.5],
+        'circle-opacity': ['case', ['has', 'point_count'], 0.55, 0.9],
+        'circle-stroke-color': '#0b1220', 'circle-stroke-width': 1,
+      } });
+    if (l === 'incidents') {
+      // Priority 1 glows.
+      layers.push({ id: 'incidents-p1', type: 'circle', ...base, filter: ['==', ['get', 'priority'], 1],
+        paint: { 'circle-color': 'rgba(0,0,0,0)', 'circle-radius': 8, 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 1.5 } });
+    }
+  }
+  return {
+    version: 8,
+    sources: {
+      grids: { type: 'vector', tiles: [tileUrl(['grids'])], maxzoom: 16 },
+      ...(others().length ? { points: { type: 'vector', tiles: [tileUrl(others())], maxzoom: 16 } } : {}),
+      ...(state.me.layers.includes('incidents') ? {
+        incidents: { type: 'vector', tiles: [tileUrl(['incidents'])], maxzoom: 16 },
+        hexbins: { type: 'vector', tiles: [tileUrl(['incidents_h3'])], maxzoom: HEXBIN_UNTIL },
+      } : {}),
+    },
+    layers,
+  };
+}
+
+async function startMap() {
+  const tj = await (await api('/tiles/grids.json')).json();
+  const map = new MapLibre({
+    container: 'map',
+    style: style(),
+    bounds: tj.bounds,
+    fitBoundsOptions: { padding: 40 },
+    attributionControl: { compact: true, customAttribution: 'safegrid · 深圳市行政区划 © OpenStreetMap contributors (ODbL)' },
+    // Tiles need the token; they come from this origin only.
+    transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: { Authorization: `Bearer ${state.token}` } } : { url }),
+  });
+  state.map = map;
+  window.sgMap = map;
+  map.addControl(new NavigationControl(), 'bottom-right');
+  map.addControl(new ScaleControl(), 'bottom-left');
+  map.on('load', () => {
+    applyVisibility();
+    map.once('idle', () => { window.sgReady = true; });
+  });
+  map.on('mousemove', 'grids-fill', (e) => {
+    const f = e.features && e.features[0];
+    if (!f) return;
+    $('hover').hidden = false;
+    $('hover').textContent = `${f.properties.code} ${f.properties.name}`;
+    map.setFilter('grids-hover', ['==', ['get', 'code'], f.properties.code]);
+  });
+  map.on('mouseleave', 'grids-fill', () => {
+    $('hover').hidden = true;
+    map.setFilter('grids-hover', ['==', ['get', 'code'], '']);
+  });
+  map.on('click', onClick);
+  // A tile or style that fails to load is an error an engineer must see.
+  map.on('error', (e) => console.error('map error:', (e.error && e.error.message) || e));
+}
+
+function applyVisibility() {
+  const map = state.map;
+  if (!map || !map.isStyleLoaded()) return;
+  const show = (id, on) => map.getLayer(id) && map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
+  for (const id of ['grids-fill', 'grids-line', 'grids-hover']) show(id, state.visible.has('grids'));
+  for (const l of readableLayers()) show(l, state.visible.has(l));
+  show('incidents-p1', state.visible.has('incidents'));
+  show('incidents_h3', state.visible.has('incidents') && state.hexbins);
+  // With hexbins on, incident points start where the hexbins stop.
+  if (map.getLayer('incidents')) {
+    const from = state.hexbins ? HEXBIN_UNTIL : 0;
+    map.setLayerZoomRange('incidents', from, 24);
+    map.setLayerZoomRange('incidents-p1', from, 24);
+  }
+}
+
+/** Point a source at fresh tiles (new data version or time window). */
+function refreshSource(id, layers) {
+  const src = state.map && state.map.getSource(id);
+  if (src) src.setTiles([tileUrl(layers)]);
+}
+
+function refreshAll() {
+  refreshSource('grids', ['grids']);
+  refreshSource('points', others());
+  refreshSource('incidents', ['incidents']);
+  refreshSource('hexbins', ['incidents_h3']);
+}
+
+// ---- clicks: an item's details, or which grid a place is in ------------------------------------
+
+const LABELS = { type: 'type', priority: 'priority', status: 'status', reported_at: 'reported_at', code: 'code',
+  name: 'name', level: 'level', manager: 'manager', grid_code: 'grids' };
+
+function table(rows) {
+  return `<table>${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('')}</table>`;
+}
+
+async function onClick(e) {
+  const map = state.map;
+  const pointIds = readableLayers().filter((l) => map.getLayer(l) && state.visible.has(l));
+  const hit = map.queryRenderedFeatures(e.point, { layers: pointIds })[0];
+  let html;
+  if (hit) {
+    const p = hit.properties;
+    if (p.point_count) {
+      html = `<h3>${esc(t(hit.sourceLayer))} · ${esc(t('cluster'))}</h3>${esc(p.point_count)} ${esc(t('items'))}`;
+    } else {
+      const rows = Object.entries(p).map(([k, v]) => [t(LABELS[k] || k), v]);
+      html = `<h3>${esc(t(hit.sourceLayer))} #${esc(hit.id)}</h3>${table(rows)}`;
+    }
+  } else {
+    html = await whichGrid(e.lngLat);
+  }
+  new Popup({ maxWidth: '28rem' }).setLngLat(e.lngLat).setHTML(`<div class="popup">${html}</div>`).addTo(map);
+}
+
+async function whichGrid(at) {
+  const r = await api(`/api/v1/locate?lon=${at.lng.toFixed(6)}&lat=${at.lat.toFixed(6)}`);
+  if (!r.ok) return `<h3>${esc(t('error'))}</h3>${esc(r.status)}`;
+  const body = await r.json();
+  const unitRows = (u) => [[t('code'), u.code], [t('name'), u.name],
+    [t('manager'), u.manager ? `${u.manager.name || ''} ${u.manager.phone || ''}` : '—']];
+  if (body.inside) {
+    const chain = (body.chain || []).map((u) => u.name).join(' › ');
+    return `<h3>${esc(t('which_grid'))}</h3><div class="grid-code">${esc(body.grid.code)}</div>${table(unitRows(body.grid))}<div>${esc(chain)}</div>`;
+  }
+  if (body.nearest) {
+    return `<h3>${esc(t('outside'))}</h3>${table([...unitRows(body.nearest.grid), [t('distance'), `${body.nearest.distance_m} m`]])}`;
+  }
+  return `<h3>${esc(t('outside'))}</h3>`;
+}
+
+// ---- side panel: switches and statistics -------------------------------------------------------
+
+function buildSwitches() {
+  const box = $('switches');
+  box.textContent = '';
+  for (const l of ['grids', ...readableLayers()]) {
+    const label = document.createElement('label');
+    const input = Object.assign(document.createElement('input'), { type: 'checkbox', checked: state.visible.has(l) });
+    input.dataset.layer = l;
+    input.addEventListener('change', () => {
+      if (input.checked) state.visible.add(l); else state.visible.delete(l);
+      applyVisibility();
+    });
+    const sw = Object.assign(document.createElement('span'), { className: 'swatch' });
+    sw.style.background = COLOURS[l] || '#2d5a88';
+    label.append(input, sw, document.createTextNode(t(l)));
+    box.append(label);
+  }
+}
+
+async function refreshStats() {
+  const r = await api('/api/v1/stats');
+  if (!r.ok) return;
+  const s = await r.json();
+  const o = s.open_incidents;
+  const rows = (list) => list.map((d) => `<tr><td>${esc(d.name || d.code || '—')}</td><td>${esc(d.code)}</td><td class="n">${esc(d.open)}</td></tr>`).join('');
+  $('stats').innerHTML = `
+    <div>${esc(t('open_incidents'))}: <span class="big" id="open_total">${esc(o.total)}</span></div>
+    <table><tr><th colspan="2">${esc(t('by_priority'))}</th></tr>
+      ${[1, 2, 3, 4].map((p) => `<tr><td class="p${p}">${esc(t('priority'))} ${p}</td><td class="n">${esc(o.by_priority[p])}</td></tr>`).join('')}
+    </table>
+    <table><tr><th colspan="3">${esc(t('by_district'))}</th></tr>${rows(o.by_district)}</table>
+    <table><tr><th colspan="3">${esc(t('top_grids'))}</th></tr>${rows(o.top_grids)}</table>
+    <table><tr><th colspan="2">${esc(t('counts'))}</th></tr>
+      ${Object.entries(s.counts).map(([k, v]) => `<tr><td>${esc(t(k))}</td><td class="n">${esc(v)}</td></tr>`).join('')}
+    </table>`;
+}
+
+// ---- live updates: server-sent events read through fetch, so the token goes in a header --------
+
+async function startFeed() {
+  for (;;) {
+    try {
+      const r = await api('/api/v1/events', { headers: { Accept: 'text/event-stream' } });
+      if (r.status === 401) return signOut();
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      $('live').classList.add('on');
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+          if (block.includes('event: versions') && data) onVersions(JSON.parse(data));
+        }
+      }
+    } catch (err) {
+      console.warn('event feed interrupted; reconnecting', err);
+    }
+    $('live').classList.remove('on');
+    await new Promise((ok) => setTimeout(ok, 2000));
+  }
+}
+
+function onVersions(v) {
+  const changed = Object.keys(v).filter((k) => state.versions[k] !== v[k]);
+  const first = Object.keys(state.versions).length === 0;
+  state.versions = v;
+  if (first || changed.length === 0) return;
+  if (changed.includes('grids')) refreshSource('grids', ['grids']);
+  if (changed.some((k) => k !== 'grids' && k !== 'incidents')) refreshSource('points', others());
+  if (changed.includes('incidents')) {
+    refreshSource('incidents', ['incidents']);
+    refreshSource('hexbins', ['incidents_h3']);
+  }
+  if (changed.includes('incidents') || changed.includes('grids')) refreshStats();
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
+$('lang').addEventListener('click', () => {
+  lang = lang === 'zh' ? 'en' : 'zh';
+  localStorage.setItem('sg.lang', lang);
+  applyLanguage();
+});
+$('signout').addEventListener('click', signOut);
+$('signin').addEventListener('submit', (e) => {
+  e.preventDefault();
+  signIn($('token').value);
+});
+$('window').addEventListener('input', () => {
+  state.days = Number($('window').value);
+  $('days').textContent = state.days;
+});
+$('window').addEventListener('change', refreshAll);
+$('hexbins').addEventListener('change', () => {
+  state.hexbins = $('hexbins').checked;
+  applyVisibility();
+});
+$('days').textContent = state.days;
+applyLanguage();
+if (state.token) signIn(state.token); else $('signin').hidden = false;
+setInterval(() => state.me && refreshStats(), 30000);
