@@ -155,7 +155,7 @@ async function startMap() {
     style: style(),
     bounds: tj.bounds,
     fitBoundsOptions: { padding: 40 },
-    attributionControl: { compact: true, customAttribution: 'safegrid · 深圳市行政区划 © OpenStreetMap contributors (ODbL)' },
+    attributionControl: { compact: true, customAttribution: 'safegrid' },
     // Tiles need the token; they come from this origin only.
     transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: { Authorization: `Bearer ${state.token}` } } : { url }),
   });

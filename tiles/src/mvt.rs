@@ -518,7 +518,8 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Layer>, DecodeError> {
 
 fn decode_layer(bytes: &[u8]) -> Result<Layer, DecodeError> {
     let mut r = Reader::new(bytes);
-    let (mut name, mut version, mut extent) = (None, 1u64, 4096u64);
+    // The version is required (the specification: "MUST"); the extent defaults to 4096.
+    let (mut name, mut version, mut extent) = (None, None, 4096u64);
     let (mut raw_features, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
     while let Some((field, f)) = r.next("layer")? {
         match (field, f) {
@@ -527,24 +528,31 @@ fn decode_layer(bytes: &[u8]) -> Result<Layer, DecodeError> {
             (3, Field::Bytes(b)) => keys.push(text(b)?),
             (4, Field::Bytes(b)) => values.push(decode_value(b)?),
             (5, Field::Varint(v)) => extent = v,
-            (15, Field::Varint(v)) => version = v,
+            (15, Field::Varint(v)) => version = Some(v),
             (1..=5 | 15, f) => return Err(wire_err("layer", field, &f, if matches!(field, 5 | 15) { 0 } else { 2 })),
             _ => {}
         }
     }
     let name = name.ok_or_else(|| DecodeError::BadLayer("without a name".into()))?;
-    if !(1..=2).contains(&version) {
-        return Err(DecodeError::BadLayer(format!("{name:?} has version {version}")));
+    match version {
+        Some(1 | 2) => {}
+        Some(v) => return Err(DecodeError::BadLayer(format!("{name:?} has version {v}"))),
+        None => return Err(DecodeError::BadLayer(format!("{name:?} has no version"))),
     }
     let extent = u32::try_from(extent).map_err(|_| DecodeError::BadLayer(format!("{name:?} extent {extent}")))?;
     let mut features = Vec::with_capacity(raw_features.len());
     for b in raw_features {
-        features.push(decode_feature(b, &keys, &values)?);
+        // A feature of UNKNOWN geometry type is valid but has no geometry we can draw: skipped,
+        // as the specification lets decoders do.
+        if let Some(f) = decode_feature(b, &keys, &values)? {
+            features.push(f);
+        }
     }
     Ok(Layer { name, extent, features })
 }
 
-fn decode_feature(bytes: &[u8], keys: &[String], values: &[Value]) -> Result<Feature, DecodeError> {
+/// A feature, or `None` for one of UNKNOWN geometry type (0, also the default when absent).
+fn decode_feature(bytes: &[u8], keys: &[String], values: &[Value]) -> Result<Option<Feature>, DecodeError> {
     let mut r = Reader::new(bytes);
     let (mut id, mut tags, mut ty, mut cmds) = (None, Vec::new(), 0u64, Vec::new());
     while let Some((field, f)) = r.next("feature")? {
@@ -568,7 +576,10 @@ fn decode_feature(bytes: &[u8], keys: &[String], values: &[Value]) -> Result<Fea
             Ok((k.clone(), v.clone()))
         })
         .collect::<Result<Vec<_>, DecodeError>>()?;
-    Ok(Feature { id, geometry: decode_geometry(ty, &cmds)?, properties })
+    if ty == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Feature { id, geometry: decode_geometry(ty, &cmds)?, properties }))
 }
 
 #[cfg(test)]
@@ -640,8 +651,9 @@ mod tests {
         }
         // A LineTo with no MoveTo.
         assert!(matches!(decode_geometry(2, &[command(2, 1), 2, 2]), Err(DecodeError::BadGeometry(_))));
-        // A command count running past the end.
+        // A command count running past the end (mvt-fixtures 051, 052, 058).
         assert!(matches!(decode_geometry(1, &[command(1, 3), 2, 2]), Err(DecodeError::BadGeometry(_))));
+        assert!(matches!(decode_geometry(1, &[command(1, 2), 2, 2, 4]), Err(DecodeError::BadGeometry(_))));
         // Unknown geometry type.
         assert!(matches!(decode_geometry(9, &[command(1, 1), 2, 2]), Err(DecodeError::BadGeometry(_))));
     }

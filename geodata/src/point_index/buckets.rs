@@ -85,6 +85,9 @@ impl Buckets {
             }
             cell /= 2.0;
         }
+        // A floor (about 6 mm on Earth) keeps coincident points from shrinking cells towards
+        // zero, where a distant query's cell number would overflow.
+        let cell = cell.max(1e-9);
         let (cols, rows) = shape(cell);
         let mut grid =
             Self { origin: lo, cell, cols, rows, starts: vec![0; cols * rows + 1], slots: Vec::new(), live: n };

@@ -2,8 +2,8 @@
 //! nothing but safegrid: the page at `/`, its script and style, and MapLibre GL JS vendored
 //! from its npm package under `/web/vendor/maplibre-gl/`.
 //!
-//! The page is served with a Content-Security-Policy that allows only this origin, so a browser
-//! refuses (and reports) any request to another host — the wall's browser test relies on it.
+//! Every file is served with a Content-Security-Policy that allows only this origin, so a
+//! browser refuses any request to another host, from the page or from MapLibre's worker.
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -72,10 +72,10 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     // Revalidate every time: an upgraded server must not run yesterday's script.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if path == "index.html" {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    }
+    // On every file, not only the page: a worker started from a script URL (MapLibre's) takes
+    // its policy from that script's response, and it is the worker that fetches tiles.
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     r
 }
 

@@ -161,7 +161,9 @@ impl Import<'_> {
     /// Commits, then makes the rows visible in memory. Returns their ids.
     ///
     /// # Errors
-    /// [`ServiceError::Store`]; then nothing was written.
+    /// [`ServiceError::Store`] when the commit fails (then nothing was written), or — only after
+    /// a bug made preparing the rows for memory fail — when reloading the layer does (then the
+    /// rows are stored, and a restart shows them).
     pub async fn commit(self) -> Result<Vec<i64>, ServiceError> {
         let Self { service, layer, _gate, bulk, items, started, store_time, .. } = self;
         let slot = &service.layers[layer.index()];
@@ -194,11 +196,17 @@ impl Import<'_> {
             None => write(&slot.state).put_many(small, None),
             Some((index, batch)) => match (index.await, batch.await) {
                 (Ok(index), Ok(batch)) => write(&slot.state).merge(batch, index),
-                (index, batch) => tracing::error!(
-                    index_failed = index.is_err(),
-                    batch_failed = batch.is_err(),
-                    "committed rows could not be made live; restart the service to load them"
-                ),
+                (index, batch) => {
+                    // A job panicked (a bug): the batch may be gone with it. Rebuild the layer
+                    // from the store, which holds every committed row, while the gate is held.
+                    tracing::error!(
+                        index_failed = index.is_err(),
+                        batch_failed = batch.is_err(),
+                        "preparing committed rows for memory failed; reloading the layer from the store"
+                    );
+                    let items = service.store.load_items(layer).await?;
+                    *write(&slot.state) = crate::live::LayerState::new(layer, items);
+                }
             },
         }
         tracing::info!(
