@@ -158,8 +158,12 @@ pub async fn tile(
         return Ok(r);
     }
 
-    if !sensitive && let Some(body) = st.tiles.get(&key) {
-        return tile_response(body, Some(&etag));
+    // Tiles are cached gzipped too: compressing a 100 KB tile on every request cost more than
+    // everything else a cache hit does (the map-wall benchmark, BENCHMARKS.md).
+    let gzip = accepts_gzip(&headers);
+    let gz_key = format!("{key}|gzip");
+    if !sensitive && let Some(body) = st.tiles.get(if gzip { &gz_key } else { &key }) {
+        return tile_response(body, Some(&etag), gzip);
     }
     let mut out = Vec::with_capacity(layers.len());
     let mut sensitive_count = 0;
@@ -184,17 +188,46 @@ pub async fn tile(
     }
     let body = bytes::Bytes::from(mvt::encode(&out));
     if sensitive {
-        return tile_response(body, None);
+        // Never cached; the compression layer gzips it on the way out if asked.
+        return tile_response(body, None, false);
     }
     st.tiles.put(key, body.clone());
-    tile_response(body, Some(&etag))
+    if gzip {
+        let gz = gzipped(&body).map_err(|_| ApiError::internal())?;
+        st.tiles.put(gz_key, gz.clone());
+        return tile_response(gz, Some(&etag), true);
+    }
+    tile_response(body, Some(&etag), false)
 }
 
-fn tile_response(body: bytes::Bytes, etag: Option<&str>) -> Result<Response, ApiError> {
+/// Whether the client takes gzip (and has not refused it with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next() == Some("gzip") && !parts.any(|p| p.replace(' ', "").starts_with("q=0") && !p.contains('.'))
+        },
+    )
+}
+
+fn gzipped(body: &[u8]) -> std::io::Result<bytes::Bytes> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 3), flate2::Compression::default());
+    enc.write_all(body)?;
+    Ok(bytes::Bytes::from(enc.finish()?))
+}
+
+/// A tile response; `gzip` when the body is already gzipped (the compression layer leaves a
+/// response with a Content-Encoding alone).
+fn tile_response(body: bytes::Bytes, etag: Option<&str>, gzip: bool) -> Result<Response, ApiError> {
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.mapbox-vector-tile"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     if let Some(e) = etag {
         h.insert(header::ETAG, HeaderValue::from_str(e).map_err(|_| ApiError::internal())?);
     }
