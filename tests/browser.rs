@@ -201,6 +201,8 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     assert!(safegrid(&url, &["import", "--layer", "incidents", "--file", csv.to_str().unwrap()]).status.success());
     let out = safegrid(&url, &["token", "--role", "dispatcher", "--name", "大屏值班"]);
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = safegrid(&url, &["token", "--role", "admin", "--name", "审计查看"]);
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let out = safegrid(&url, &["token", "--role", "public", "--name", "市民"]);
     let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let (mut server, addr) = serve(&url);
@@ -230,6 +232,9 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     // wall logs map errors, which the error check below would catch.
     let grid_features = b.run("return sgMap.querySourceFeatures('grids', {sourceLayer: 'grids'}).length", json!([]));
     assert!(grid_features.as_u64().unwrap() >= 3, "grid tiles decoded: {grid_features}");
+    // Key personnel (each tile read audited) are not fetched while their switch is off.
+    let audited = http(&addr, "GET", "/api/v1/audit_log", &admin, None).1;
+    assert_eq!(audited["rows"].as_array().expect("the audit log answers").len(), 0, "key-personnel tiles were read");
     let incident_features =
         b.run("return sgMap.querySourceFeatures('incidents', {sourceLayer: 'incidents'}).length", json!([]));
     assert!(incident_features.as_u64().unwrap() > 0, "incident tiles decoded: {incident_features}");
@@ -265,6 +270,19 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
         &format!("return Number(document.getElementById('open_total').textContent) === {want}"),
         20,
     );
+
+    // Switching key personnel on fetches their tiles, and each read is audited.
+    b.run("document.querySelector('input[data-layer=key_personnel]').click()", json!([]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = http(&addr, "GET", "/api/v1/audit_log", &admin, None).1;
+        let rows = rows["rows"].as_array().expect("the audit log answers").clone();
+        if rows.iter().any(|r| r["action"] == "tile" && r["actor"] == "大屏值班") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audited key-personnel tile read after switching the layer on");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     let errors = b.run("return window.sgErrors", json!([]));
     assert_eq!(errors, json!([]), "the page logged errors");

@@ -95,9 +95,19 @@ function readableLayers() {
   return POINT_LAYERS.filter((l) => state.me.layers.includes(l));
 }
 
-/** The readable point layers but incidents (which have their own source, with the time window). */
+/**
+ * The readable point layers that share one source: not incidents (their own source, with the
+ * time window) and not key personnel. Key personnel have their own source so that their tiles,
+ * each read audited, are fetched only while their switch is on (MapLibre loads no tiles for a
+ * source whose layers are all hidden).
+ */
 function others() {
-  return readableLayers().filter((l) => l !== 'incidents');
+  return readableLayers().filter((l) => l !== 'incidents' && l !== 'key_personnel');
+}
+
+/** The source a point layer draws from. */
+function sourceOf(l) {
+  return l === 'incidents' || l === 'key_personnel' ? l : 'points';
 }
 
 function style() {
@@ -118,7 +128,7 @@ function style() {
                'fill-opacity': 0.75 } });
   }
   for (const l of points) {
-    const base = { source: l === 'incidents' ? 'incidents' : 'points', 'source-layer': l };
+    const base = { source: sourceOf(l), 'source-layer': l };
     // A cluster is a point with point_count: bigger for more.
     layers.push({ id: l, type: 'circle', ...base,
       paint: {
@@ -134,11 +144,19 @@ function style() {
         paint: { 'circle-color': 'rgba(0,0,0,0)', 'circle-radius': 8, 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 1.5 } });
     }
   }
+  // Visibility is set in the style itself, not after loading: MapLibre would otherwise fetch
+  // tiles for every layer once before the switches hide them (audited reads, for key personnel).
+  for (const layer of layers) {
+    const owner = layerOwner(layer.id);
+    if (owner) layer.layout = { visibility: isShown(owner, layer.id) ? 'visible' : 'none' };
+  }
   return {
     version: 8,
     sources: {
       grids: { type: 'vector', tiles: [tileUrl(['grids'])], maxzoom: 16 },
       ...(others().length ? { points: { type: 'vector', tiles: [tileUrl(others())], maxzoom: 16 } } : {}),
+      ...(state.me.layers.includes('key_personnel')
+        ? { key_personnel: { type: 'vector', tiles: [tileUrl(['key_personnel'])], maxzoom: 16 } } : {}),
       ...(state.me.layers.includes('incidents') ? {
         incidents: { type: 'vector', tiles: [tileUrl(['incidents'])], maxzoom: 16 },
         hexbins: { type: 'vector', tiles: [tileUrl(['incidents_h3'])], maxzoom: HEXBIN_UNTIL },
@@ -183,6 +201,17 @@ async function startMap() {
   map.on('error', (e) => console.error('map error:', (e.error && e.error.message) || e));
 }
 
+/** Which switch a style layer belongs to. */
+function layerOwner(id) {
+  if (id.startsWith('grids')) return 'grids';
+  if (id.startsWith('incidents')) return 'incidents';
+  return POINT_LAYERS.includes(id) ? id : null;
+}
+
+function isShown(owner, id) {
+  return state.visible.has(owner) && (id !== 'incidents_h3' || state.hexbins);
+}
+
 function applyVisibility() {
   const map = state.map;
   if (!map || !map.isStyleLoaded()) return;
@@ -210,6 +239,7 @@ function refreshAll() {
   refreshSource('points', others());
   refreshSource('incidents', ['incidents']);
   refreshSource('hexbins', ['incidents_h3']);
+  refreshSource('key_personnel', ['key_personnel']);
 }
 
 // ---- clicks: an item's details, or which grid a place is in ------------------------------------
@@ -330,7 +360,8 @@ function onVersions(v) {
   state.versions = v;
   if (first || changed.length === 0) return;
   if (changed.includes('grids')) refreshSource('grids', ['grids']);
-  if (changed.some((k) => k !== 'grids' && k !== 'incidents')) refreshSource('points', others());
+  if (changed.some((k) => others().includes(k))) refreshSource('points', others());
+  if (changed.includes('key_personnel')) refreshSource('key_personnel', ['key_personnel']);
   if (changed.includes('incidents')) {
     refreshSource('incidents', ['incidents']);
     refreshSource('hexbins', ['incidents_h3']);
