@@ -101,6 +101,20 @@ pub struct Page<'a> {
     pub next_cursor: Option<i64>,
 }
 
+/// Files an item's id under its leaf grid code ("" for outside every grid), allocating the
+/// code's key only the first time it is seen.
+fn add_to_grid_index(by_grid: &mut BTreeMap<String, HashSet<i64>>, it: &Item) {
+    let key = it.grid.as_ref().map_or("", GridCode::as_str);
+    match by_grid.get_mut(key) {
+        Some(ids) => {
+            ids.insert(it.id);
+        }
+        None => {
+            by_grid.insert(key.to_owned(), HashSet::from([it.id]));
+        }
+    }
+}
+
 /// New items grouped by id and by grid, ready for [`LayerState::merge`]: built without the
 /// layer's lock, beside the store's commit. The ids must be new to the layer.
 #[derive(Debug, Default)]
@@ -116,15 +130,7 @@ impl Batch {
         let mut by_grid: BTreeMap<String, HashSet<i64>> = BTreeMap::new();
         let mut map = HashMap::with_capacity(items.len());
         for it in items {
-            let key = it.grid.as_ref().map_or("", GridCode::as_str);
-            match by_grid.get_mut(key) {
-                Some(ids) => {
-                    ids.insert(it.id);
-                }
-                None => {
-                    by_grid.insert(key.to_owned(), HashSet::from([it.id]));
-                }
-            }
+            add_to_grid_index(&mut by_grid, &it);
             map.insert(it.id, it);
         }
         Self { items: map, by_grid }
@@ -220,24 +226,12 @@ impl LayerState {
         self.items.values().chain(batch).map(|i| (i.id as u64, i.pos, i.props.status_tag())).collect()
     }
 
-    /// Inserts many new items. `rebuilt`, when given, is a point index over every item after
-    /// the batch (see [`Self::points_with`]), built off the lock while the store committed.
-    pub fn put_many(&mut self, items: Vec<Item>, rebuilt: Option<PointIndex>) {
+    /// Inserts many items point by point (a batch too small for [`Self::merge`] to pay).
+    pub fn put_many(&mut self, items: Vec<Item>) {
         self.version = next_version();
-        let Some(index) = rebuilt else {
-            for it in items {
-                self.put(it);
-            }
-            return;
-        };
-        // Grow once: a map rehashed by doublings would move every item several times.
-        self.items.reserve(items.len());
         for it in items {
-            self.unindex_grid(it.id);
-            self.index_grid(&it);
-            self.items.insert(it.id, it);
+            self.put(it);
         }
-        self.index = index;
     }
 
     /// Merges a large batch of new items, grouped off the lock by [`Batch::new`], with a point
@@ -271,15 +265,7 @@ impl LayerState {
     }
 
     fn index_grid(&mut self, it: &Item) {
-        let key = it.grid.as_ref().map_or("", GridCode::as_str);
-        match self.by_grid.get_mut(key) {
-            Some(ids) => {
-                ids.insert(it.id);
-            }
-            None => {
-                self.by_grid.insert(key.to_owned(), HashSet::from([it.id]));
-            }
-        }
+        add_to_grid_index(&mut self.by_grid, it);
     }
 
     fn unindex_grid(&mut self, id: i64) {
@@ -414,8 +400,8 @@ mod tests {
 
     #[test]
     fn a_large_batch_rebuilds_the_index_and_answers_like_single_puts() {
-        let mut one_by_one = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
-        let mut batched = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        let start = || LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        let (mut one_by_one, mut batched, mut merged) = (start(), start(), start());
         let batch: Vec<Item> = (2..3_000)
             .map(|i| {
                 let status = if i % 3 == 0 { "closed" } else { "open" };
@@ -425,38 +411,28 @@ mod tests {
         for it in batch.clone() {
             one_by_one.put(it);
         }
-        batched.put_many(batch, None);
-        let mut rebuilt = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
-        let batch: Vec<Item> = (2..3_000)
-            .map(|i| {
-                let status = if i % 3 == 0 { "closed" } else { "open" };
-                grid_item(i, 114.0 + i as f64 * 1e-4, 22.5, (i % 2 == 0).then_some("440304001"), status)
-            })
-            .collect();
-        assert!(rebuilt.is_large_batch(batch.len()));
-        let index = PointIndex::bulk_load(rebuilt.points_with(&batch));
-        let mut merged = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
-        merged.merge(Batch::new(batch.clone()), index.clone());
-        rebuilt.put_many(batch, Some(index));
+        batched.put_many(batch.clone());
+        assert!(merged.is_large_batch(batch.len()));
+        let index = PointIndex::bulk_load(merged.points_with(&batch));
+        merged.merge(Batch::new(batch), index);
         let q = ItemQuery { status: Some("open".into()), ..ItemQuery::default() };
         let p = LonLat::new(114.15, 22.5).unwrap();
         let ids = |s: &LayerState| s.nearest(p, 7, &q, |_| true).iter().map(|(i, _)| i.id).collect::<Vec<_>>();
         assert_eq!(ids(&batched), ids(&one_by_one));
-        assert_eq!(ids(&rebuilt), ids(&one_by_one));
         assert_eq!(ids(&merged), ids(&one_by_one));
-        assert_eq!((rebuilt.len(), merged.len()), (2_999, 2_999));
+        assert_eq!((batched.len(), merged.len()), (2_999, 2_999));
         // Grid and status filters see the merged items too.
         let in_grid = |s: &LayerState| {
             let q = ItemQuery { grid: Some(GridCode::parse("440304001").unwrap()), ..ItemQuery::default() };
             s.query(&q, |_| true, 10_000, None).matched
         };
         assert_eq!(in_grid(&merged), in_grid(&one_by_one));
-        let batched = &mut rebuilt;
+        assert_eq!(in_grid(&batched), in_grid(&one_by_one));
         // Removing and moving still work on the rebuilt index.
-        let first = ids(batched)[0];
-        batched.remove(first);
-        assert!(!ids(batched).contains(&first));
-        batched.put(item(first, 114.15, "open"));
-        assert_eq!(ids(batched)[0], first);
+        let first = ids(&merged)[0];
+        merged.remove(first);
+        assert!(!ids(&merged).contains(&first));
+        merged.put(item(first, 114.15, "open"));
+        assert_eq!(ids(&merged)[0], first);
     }
 }

@@ -278,7 +278,8 @@ const IN_DELTA: u32 = u32::MAX;
 
 /// The dynamic side is folded into a new bucket grid once it holds more than this many points,
 /// or more than [`DELTA_SHARE`] of the grid's, whichever is larger. A rebuild re-buckets every
-/// point without trigonometry (about 3 ms for 100,000); a large dynamic tree slows every query
+/// point without trigonometry (a move among 100,000 points costs 4.6–8.3 µs with its share of
+/// the rebuilds, BENCHMARKS.md); a large dynamic tree slows every query
 /// (5 nearest of 100,000 clustered points: 0.65 µs with none, 2 µs with 10,000 points in it).
 const DELTA_MIN: usize = if cfg!(test) { 8 } else { 1_024 };
 /// See [`DELTA_MIN`].

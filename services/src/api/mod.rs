@@ -81,6 +81,11 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A short, stable hash (FNV-1a) for ETags.
+fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 async fn not_found(req: Request) -> Response {
     ApiError::not_found("path", req.uri().path(), "no such route; see /api/v1/openapi.json").into_response()
 }

@@ -109,11 +109,6 @@ fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiError> {
     })
 }
 
-/// A short, stable hash (FNV-1a) for ETags.
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// `GET /tiles/{layers}/{z}/{x}/{y}.mvt`
 pub async fn tile(
     State(st): State<AppState>,
@@ -150,7 +145,7 @@ pub async fn tile(
     let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
     // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
     let key = format!("{tile}|{}|{}|{}|{}|{}", versions.join(","), who.role, scope.join(","), names(&layers), query);
-    let etag = format!("\"{:016x}\"", fnv(&key));
+    let etag = format!("\"{:016x}\"", super::fnv(key.bytes()));
     let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     if not_modified && !sensitive {
         let mut r = StatusCode::NOT_MODIFIED.into_response();

@@ -51,10 +51,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; worker-src 'self' blob
 fn etag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
     TAG.get_or_init(|| {
-        let h = FILES
-            .iter()
-            .flat_map(|(_, b, _)| b.iter())
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let h = super::fnv(FILES.iter().flat_map(|(_, b, _)| b.iter().copied()));
         format!("\"{h:016x}\"")
     })
 }

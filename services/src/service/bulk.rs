@@ -125,18 +125,6 @@ impl Import<'_> {
         RowLocator { grids: self.grids.clone(), next_id: self.first_id, now: self.now, spent: Duration::ZERO }
     }
 
-    /// Rows written so far.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether nothing has been written.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
     /// Writes the next items (from this import's [`RowLocator`], in order) into the
     /// transaction. They become visible only at [`Self::commit`].
     ///
@@ -193,7 +181,7 @@ impl Import<'_> {
         // only by panicking (a bug); the items are lost with the batch job then, and the log
         // says to restart, which reloads them from the store.
         match prepared {
-            None => write(&slot.state).put_many(small, None),
+            None => write(&slot.state).put_many(small),
             Some((index, batch)) => match (index.await, batch.await) {
                 (Ok(index), Ok(batch)) => write(&slot.state).merge(batch, index),
                 (index, batch) => {

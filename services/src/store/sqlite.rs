@@ -66,7 +66,7 @@ struct SqliteBulk {
 
 /// SQLite stores timestamps as RFC 3339 text, in sqlx's format (so that rows written here and
 /// through `bind(DateTime)` read back alike). A bulk insert stamps every row with the same
-/// instant: formatting it once per chunk instead of twice per row saves 0.3 µs a row.
+/// instant, so each distinct instant is formatted once per chunk, not twice per row.
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
