@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::process::{http, safegrid, serve, write_fixture_grids};
+use support::process::{http, safegrid, serve_with, write_fixture_grids};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -59,6 +59,8 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": {"intl.accept_languages": "zh-CN,zh"}},
+            // Chrome's network log: every request the page and its workers make.
+            "goog:loggingPrefs": {"performance": "ALL"},
         }}});
         let v = b.call("POST", "/session", Some(&caps)).expect("new session");
         b.session = v["sessionId"].as_str().expect("a session id").to_owned();
@@ -117,6 +119,19 @@ impl Browser {
 
     fn run(&self, script: &str, args: Value) -> Value {
         self.cmd("POST", "execute/sync", json!({"script": script, "args": args}))
+    }
+
+    /// Every URL the browser requested since the last call, from the page and its workers alike
+    /// (DevTools' Network.requestWillBeSent, through chromedriver's performance log).
+    fn requested_urls(&self) -> Vec<String> {
+        let log = self.cmd("POST", "se/log", json!({"type": "performance"}));
+        log.as_array()
+            .expect("the performance log")
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+            .filter(|m| m["message"]["method"] == "Network.requestWillBeSent")
+            .filter_map(|m| m["message"]["params"]["request"]["url"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Polls a script until it returns something truthy.
@@ -205,7 +220,9 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let out = safegrid(&url, &["token", "--role", "public", "--name", "市民"]);
     let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let (mut server, addr) = serve(&url);
+    // The basemap the demo ships: OpenStreetMap around Longgang, served from its MBTiles.
+    let basemap = concat!(env!("CARGO_MANIFEST_DIR"), "/../tiles/basemap/longgang.mbtiles");
+    let (mut server, addr) = serve_with(&url, &["--basemap", basemap]);
     let origin = format!("http://{addr}");
 
     let b = Browser::start();
@@ -232,6 +249,16 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     // wall logs map errors, which the error check below would catch.
     let grid_features = b.run("return sgMap.querySourceFeatures('grids', {sourceLayer: 'grids'}).length", json!([]));
     assert!(grid_features.as_u64().unwrap() >= 3, "grid tiles decoded: {grid_features}");
+    // Grid codes are labelled (glyphs served by safegrid) from z13.
+    b.run("sgMap.jumpTo({center: [114.04, 22.55], zoom: 14})", json!([]));
+    b.wait_for("the map to settle at z14", "return sgMap.loaded() && !sgMap.isMoving()", 30);
+    let labels = b.wait_for(
+        "grid-code labels",
+        "const c = sgMap.queryRenderedFeatures({layers: ['grids-label']}).map(f => f.properties.code).filter(c => c && c.length === 9); return c.length ? c : null",
+        30,
+    );
+    assert!(labels.as_array().is_some_and(|l| !l.is_empty()), "grid codes drawn: {labels}");
+    b.run("sgMap.jumpTo({center: [114.04, 22.55], zoom: 11})", json!([]));
     // Key personnel (each tile read audited) are not fetched while their switch is off.
     let audited = http(&addr, "GET", "/api/v1/audit_log", &admin, None).1;
     assert_eq!(audited["rows"].as_array().expect("the audit log answers").len(), 0, "key-personnel tiles were read");
@@ -280,16 +307,57 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
         if rows.iter().any(|r| r["action"] == "tile" && r["actor"] == "大屏值班") {
             break;
         }
-        assert!(Instant::now() < deadline, "no audited key-personnel tile read after switching the layer on");
+        if Instant::now() > deadline {
+            let seen = b.run(
+                "return {visibility: sgMap.getLayoutProperty('key_personnel', 'visibility'), loaded: sgMap.isSourceLoaded('key_personnel'), errors: window.sgErrors, zoom: sgMap.getZoom()}",
+                json!([]),
+            );
+            panic!("no audited key-personnel tile read after switching the layer on; the map: {seen}");
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
 
+    let shot = |name: &str| {
+        let png = b.cmd("GET", "screenshot", Value::Null);
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        std::fs::write(&path, base64_decode(png.as_str().unwrap())).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    };
+    shot("map-wall.png");
+
+    // Over Longgang the basemap draws: roads from safegrid's MBTiles, named with its glyphs
+    // (Latin) and the browser's CJK font, and its police station with a sprite icon.
+    b.run("sgMap.jumpTo({center: [114.212, 22.692], zoom: 15.5})", json!([]));
+    b.wait_for("the basemap to settle", "return sgMap.loaded() && !sgMap.isMoving() && sgMap.areTilesLoaded()", 30);
+    let roads = b.wait_for("basemap roads", "return sgMap.queryRenderedFeatures({layers: ['bm-road']}).length", 30);
+    assert!(roads.as_u64().unwrap() > 10, "roads drawn: {roads}");
+    let names = b.wait_for(
+        "road names",
+        "const n = sgMap.queryRenderedFeatures({layers: ['bm-road-name']}).map(f => f.properties.name).filter(Boolean); return n.length ? n : null",
+        30,
+    );
+    assert!(names.as_array().is_some_and(|n| !n.is_empty()), "road names drawn: {names}");
+    shot("map-wall-basemap.png");
+
+    // Nothing came from anywhere else. The page's own requests (the library, style, glyphs,
+    // sprite, API) are in Chrome's network log; tiles are fetched by MapLibre's worker, which
+    // that log does not see, but every URL MapLibre loads passes through the wall's
+    // transformRequest first, which notes its origin. Other hosts do not even resolve (see the
+    // resolver rule) and a failed load is a logged map error, so this also proves the wall
+    // needs none.
+    let urls = b.requested_urls();
+    for wanted in ["/basemap/style.json", "/basemap/tiles.json", "/basemap/fonts/", "/basemap/sprite"] {
+        assert!(urls.iter().any(|u| u.contains(wanted)), "no request for {wanted}; requests: {urls:?}");
+    }
+    for u in &urls {
+        let local = u.starts_with(&format!("{origin}/")) || u.starts_with("data:") || u.starts_with("blob:");
+        assert!(local, "the wall requested another host: {u}");
+    }
+    let origins = b.run("return [...window.sgRequestedOrigins]", json!([]));
+    assert_eq!(origins, json!([origin]), "MapLibre loaded from other hosts");
+
     let errors = b.run("return window.sgErrors", json!([]));
     assert_eq!(errors, json!([]), "the page logged errors");
-    let png = b.cmd("GET", "screenshot", Value::Null);
-    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("map-wall.png");
-    std::fs::write(&shot, base64_decode(png.as_str().unwrap())).unwrap();
-    eprintln!("screenshot: {}", shot.display());
     drop(b);
     server.kill().unwrap();
     server.wait().unwrap();

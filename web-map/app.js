@@ -3,7 +3,7 @@
 // only for the layers the token's role may read (GET /api/v1/whoami), so what a role may not
 // read is neither fetched nor shown.
 
-import { Map as MapLibre, Popup, NavigationControl, ScaleControl } from '/web/vendor/maplibre-gl/maplibre-gl.mjs';
+import { Map as MapLibre, Popup, NavigationControl, ScaleControl, AttributionControl } from '/web/vendor/maplibre-gl/maplibre-gl.mjs';
 import { STRINGS, initialLanguage } from '/web/i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -22,8 +22,18 @@ const COLOURS = {
   key_personnel: '#ff66c4',
 };
 const POINT_LAYERS = ['rental_housing', 'posts', 'responders', 'key_personnel', 'incidents'];
+// Their icons in the sprite, drawn from this zoom on (circles and clusters below).
+const ICONS = { incidents: 'incident', rental_housing: 'rental_housing', posts: 'post', responders: 'responder', key_personnel: 'key_personnel' };
+const ICONS_FROM = 15;
+// Chinese characters are drawn by the browser from these fonts unless the server has the glyphs
+// (style metadata safegrid:server-ideographs); README: the wall machine needs fonts-noto-cjk.
+const LOCAL_CJK_FONTS = "'Noto Sans CJK SC', 'Source Han Sans SC', 'Microsoft YaHei', 'PingFang SC', sans-serif";
 // Incidents as hexbins below this zoom (when hexbins are on), as clusters and points above.
 const HEXBIN_UNTIL = 12;
+
+/** The origins of everything MapLibre has loaded (window.sgRequestedOrigins, for tests). */
+const requestedOrigins = new Set();
+window.sgRequestedOrigins = requestedOrigins;
 
 const state = {
   token: sessionStorage.getItem('sg.token') || '',
@@ -34,6 +44,8 @@ const state = {
   hexbins: true,
   visible: new Set(['grids', 'incidents', 'posts', 'responders']),
   feed: null,
+  base: null,
+  styleReady: false,
 };
 
 function applyLanguage() {
@@ -42,6 +54,11 @@ function applyLanguage() {
   for (const el of document.querySelectorAll('[data-t]')) el.textContent = t(el.dataset.t);
   for (const el of document.querySelectorAll('[data-t-title]')) el.title = t(el.dataset.tTitle);
   $('lang').textContent = t('language');
+  if (state.styleReady) {
+    for (const id of ['bm-road-name', 'bm-poi', 'bm-place']) {
+      if (state.map.getLayer(id)) state.map.setLayoutProperty(id, 'text-field', labelField());
+    }
+  }
   if (state.me) {
     $('who').textContent = `${state.me.name} · ${state.me.role}`;
     buildSwitches();
@@ -110,17 +127,39 @@ function sourceOf(l) {
   return l === 'incidents' || l === 'key_personnel' ? l : 'points';
 }
 
+/** Basemap labels in the wall's language: Chinese names, or English where OSM has them. */
+function labelField() {
+  return lang === 'en'
+    ? ['coalesce', ['get', 'name_en'], ['get', 'name'], ['get', 'ref']]
+    : ['coalesce', ['get', 'name'], ['get', 'name_en'], ['get', 'ref']];
+}
+
+/**
+ * The wall's style: the server's basemap style (GET /basemap/style.json: background, OSM
+ * layers, glyphs and sprite) with the data layers on top.
+ */
 function style() {
+  const base = state.base;
+  const font = [base.metadata['safegrid:font']];
   const points = readableLayers();
-  const layers = [{ id: 'background', type: 'background', paint: { 'background-color': '#0b1220' } }];
+  const layers = base.layers.map((l) => (l.layout && l.layout['text-field'] ? { ...l, layout: { ...l.layout, 'text-field': labelField() } } : l));
+  // Over a basemap the grids are a tint, so the streets beneath stay readable.
+  const tint = base.sources.basemap ? 0.3 : 0.6;
   layers.push(
     { id: 'grids-fill', type: 'fill', source: 'grids', 'source-layer': 'grids',
-      paint: { 'fill-color': ['match', ['get', 'level'], 'district', '#132340', '#10203a'], 'fill-opacity': 0.6 } },
+      paint: { 'fill-color': ['match', ['get', 'level'], 'district', '#132340', '#10203a'], 'fill-opacity': tint } },
     { id: 'grids-line', type: 'line', source: 'grids', 'source-layer': 'grids',
       paint: { 'line-color': ['match', ['get', 'level'], 'district', '#4cc2ff', '#2d5a88'],
                'line-width': ['match', ['get', 'level'], 'district', 1.6, 0.7] } },
     { id: 'grids-hover', type: 'line', source: 'grids', 'source-layer': 'grids',
       paint: { 'line-color': '#ffffff', 'line-width': 2 }, filter: ['==', ['get', 'code'], ''] },
+    // District names at low zoom, grid codes from z13 (what a dispatcher reads out on the radio).
+    { id: 'grids-label', type: 'symbol', source: 'grids', 'source-layer': 'grids',
+      layout: { 'text-field': ['case', ['==', ['get', 'level'], 'grid'], ['get', 'code'], ['get', 'name']],
+                'text-font': font, 'text-size': ['case', ['==', ['get', 'level'], 'grid'], 11, 15] },
+      paint: { 'text-color': ['case', ['==', ['get', 'level'], 'grid'], '#6f93c0', '#9fc4ff'],
+               'text-halo-color': '#0b1220', 'text-halo-width': 1.5 },
+      filter: ['any', ['!=', ['get', 'level'], 'grid'], ['>=', ['zoom'], 13]] },
   );
   if (state.me.layers.includes('incidents')) {
     layers.push({ id: 'incidents_h3', type: 'fill', source: 'hexbins', 'source-layer': 'incidents_h3', maxzoom: HEXBIN_UNTIL,
@@ -144,15 +183,25 @@ function style() {
         paint: { 'circle-color': 'rgba(0,0,0,0)', 'circle-radius': 8, 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 1.5 } });
     }
   }
+  // Close in, single items are icons (clusters stay circles with their counts).
+  for (const l of points) {
+    layers.push({ id: `${l}-icon`, type: 'symbol', source: sourceOf(l), 'source-layer': l, minzoom: ICONS_FROM,
+      filter: ['!', ['has', 'point_count']],
+      layout: { 'icon-image': ICONS[l], 'icon-allow-overlap': true, 'icon-size': 0.9 } });
+  }
   // Visibility is set in the style itself, not after loading: MapLibre would otherwise fetch
   // tiles for every layer once before the switches hide them (audited reads, for key personnel).
   for (const layer of layers) {
     const owner = layerOwner(layer.id);
-    if (owner) layer.layout = { visibility: isShown(owner, layer.id) ? 'visible' : 'none' };
+    if (owner) layer.layout = { ...(layer.layout || {}), visibility: isShown(owner, layer.id) ? 'visible' : 'none' };
   }
   return {
     version: 8,
+    glyphs: base.glyphs,
+    sprite: base.sprite,
+    layers,
     sources: {
+      ...base.sources,
       grids: { type: 'vector', tiles: [tileUrl(['grids'])], maxzoom: 16 },
       ...(others().length ? { points: { type: 'vector', tiles: [tileUrl(others())], maxzoom: 16 } } : {}),
       ...(state.me.layers.includes('key_personnel')
@@ -162,26 +211,38 @@ function style() {
         hexbins: { type: 'vector', tiles: [tileUrl(['incidents_h3'])], maxzoom: HEXBIN_UNTIL },
       } : {}),
     },
-    layers,
   };
 }
 
 async function startMap() {
-  const tj = await (await api('/tiles/grids.json')).json();
+  const [tj, base] = await Promise.all([
+    api('/tiles/grids.json').then((r) => r.json()),
+    api('/basemap/style.json').then((r) => r.json()),
+  ]);
+  state.base = base;
   const map = new MapLibre({
     container: 'map',
     style: style(),
+    localIdeographFontFamily: base.metadata['safegrid:server-ideographs'] ? false : LOCAL_CJK_FONTS,
     bounds: tj.bounds,
     fitBoundsOptions: { padding: 40 },
-    attributionControl: { compact: true, customAttribution: 'safegrid' },
-    // Tiles need the token; they come from this origin only.
-    transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: { Authorization: `Bearer ${state.token}` } } : { url }),
+    // Added below, on the left: the side panel covers the right-hand corners.
+    attributionControl: false,
+    // Every URL MapLibre loads passes here first (tiles too, which its worker then fetches):
+    // tiles need the token, and the hosts are noted so a test can prove there is only this one.
+    transformRequest: (url) => {
+      requestedOrigins.add(new URL(url, location.href).origin);
+      return url.startsWith(location.origin) ? { url, headers: { Authorization: `Bearer ${state.token}` } } : { url };
+    },
   });
   state.map = map;
   window.sgMap = map;
-  map.addControl(new NavigationControl(), 'bottom-right');
+  map.addControl(new NavigationControl(), 'top-left');
   map.addControl(new ScaleControl(), 'bottom-left');
+  // The basemap's licence (ODbL) asks for its attribution to be shown: always open.
+  map.addControl(new AttributionControl({ compact: false, customAttribution: 'safegrid' }), 'bottom-left');
   map.on('load', () => {
+    state.styleReady = true;
     applyVisibility();
     map.once('idle', () => { window.sgReady = true; });
   });
@@ -205,7 +266,8 @@ async function startMap() {
 function layerOwner(id) {
   if (id.startsWith('grids')) return 'grids';
   if (id.startsWith('incidents')) return 'incidents';
-  return POINT_LAYERS.includes(id) ? id : null;
+  const l = id.replace(/-icon$/, '');
+  return POINT_LAYERS.includes(l) ? l : null;
 }
 
 function isShown(owner, id) {
@@ -214,10 +276,15 @@ function isShown(owner, id) {
 
 function applyVisibility() {
   const map = state.map;
-  if (!map || !map.isStyleLoaded()) return;
+  // Not isStyleLoaded(): that is false while any tile loads, and a switch flipped then would be
+  // lost. The style's layers exist from 'load' on.
+  if (!map || !state.styleReady) return;
   const show = (id, on) => map.getLayer(id) && map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
-  for (const id of ['grids-fill', 'grids-line', 'grids-hover']) show(id, state.visible.has('grids'));
-  for (const l of readableLayers()) show(l, state.visible.has(l));
+  for (const id of ['grids-fill', 'grids-line', 'grids-hover', 'grids-label']) show(id, state.visible.has('grids'));
+  for (const l of readableLayers()) {
+    show(l, state.visible.has(l));
+    show(`${l}-icon`, state.visible.has(l));
+  }
   show('incidents-p1', state.visible.has('incidents'));
   show('incidents_h3', state.visible.has('incidents') && state.hexbins);
   // With hexbins on, incident points start where the hexbins stop.
@@ -253,7 +320,7 @@ function table(rows) {
 
 async function onClick(e) {
   const map = state.map;
-  const pointIds = readableLayers().filter((l) => map.getLayer(l) && state.visible.has(l));
+  const pointIds = readableLayers().flatMap((l) => [l, `${l}-icon`]).filter((id) => map.getLayer(id) && state.visible.has(layerOwner(id)));
   const hit = map.queryRenderedFeatures(e.point, { layers: pointIds })[0];
   let html;
   if (hit) {

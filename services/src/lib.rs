@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod api;
+pub mod basemap;
 pub mod demo;
 pub mod import;
 pub mod layer;

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::{Crs, GridCode};
 use safegrid_services::access::{Principal, Role, new_token};
 use safegrid_services::api::{AppState, app};
+use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
 use safegrid_services::layer::Layer;
@@ -36,6 +37,43 @@ struct Cli {
     command: Command,
 }
 
+/// The map wall's basemap.
+#[derive(clap::Args)]
+struct MapArgs {
+    /// Basemap: a vector MBTiles file (build one for your city with tiles/basemap/build.sh).
+    /// The demo uses its compiled-in Longgang basemap unless this is given.
+    #[arg(long)]
+    basemap: Option<PathBuf>,
+    /// Serve the wall without a basemap (grids on a plain background).
+    #[arg(long, conflicts_with = "basemap")]
+    no_basemap: bool,
+    /// Glyph ranges built with `safegrid glyphs`, served before the compiled-in ones; with it,
+    /// Chinese labels are drawn from these instead of the wall machine's own CJK font.
+    #[arg(long)]
+    glyphs: Option<PathBuf>,
+}
+
+impl MapArgs {
+    /// The basemap to serve; `demo` picks the compiled-in one when no file is named.
+    async fn open(&self, demo: bool) -> Result<Basemap> {
+        let b = match &self.basemap {
+            _ if self.no_basemap => Basemap::none(),
+            Some(path) => Basemap::open(path).await?,
+            None if demo => Basemap::demo().await?,
+            None => Basemap::none(),
+        };
+        let b = match &self.glyphs {
+            Some(dir) => b.with_glyph_dir(dir.clone())?,
+            None => b,
+        };
+        match &b.tiles {
+            Some(t) => tracing::info!(name = %t.metadata.name, zooms = %format!("{}-{}", t.metadata.minzoom, t.metadata.maxzoom), "basemap"),
+            None => tracing::info!("no basemap: the wall draws grids on a plain background"),
+        }
+        Ok(b)
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -52,6 +90,8 @@ enum Command {
         /// How often tokens are re-read from the store, so `safegrid revoke` takes effect.
         #[arg(long, default_value_t = 10)]
         token_reload_secs: u64,
+        #[command(flatten)]
+        map: MapArgs,
     },
     /// Build (first run) or reopen the Shenzhen demo city and serve it. Prints a token per role.
     Demo {
@@ -64,6 +104,8 @@ enum Command {
         /// Build the city and exit without serving (for scripts and CI).
         #[arg(long)]
         no_serve: bool,
+        #[command(flatten)]
+        map: MapArgs,
     },
     /// Import a GeoJSON or CSV file into a layer, or a grid layer. All rows or none.
     ///
@@ -97,6 +139,30 @@ enum Command {
         #[arg(long = "grid")]
         grids: Vec<String>,
     },
+    /// Build the SDF glyph ranges map labels need from a TrueType/OpenType font, as
+    /// DIR/NAME/{start}-{end}.pbf; serve them with `--glyphs DIR`.
+    ///
+    /// Example, every range of Noto Sans CJK SC (Debian: fonts-noto-cjk; face 2 of the .ttc is SC),
+    /// so that wall machines need no CJK font of their own:
+    ///   safegrid glyphs --font /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc --face 2
+    ///     --name "Noto Sans CJK SC Regular" --out glyphs
+    Glyphs {
+        /// Font file (.ttf, .otf or .ttc).
+        #[arg(long)]
+        font: PathBuf,
+        /// Face index within a font collection (.ttc).
+        #[arg(long, default_value_t = 0)]
+        face: u32,
+        /// Font stack name the style's text-font uses (the directory written under --out).
+        #[arg(long)]
+        name: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Ranges by their first code point (0,256,8192…); default: every range the font covers.
+        #[arg(long, value_delimiter = ',')]
+        ranges: Vec<u32>,
+    },
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
     /// Revoke an API token by the start of its hash (see `safegrid tokens`). A running server
@@ -122,12 +188,15 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { listen, token_reload_secs } => {
+        Command::Serve { listen, token_reload_secs, map } => {
+            let basemap = map.open(false).await?;
             let service = open(&cli.database_url).await?;
             reload_tokens_every(&service, token_reload_secs);
-            serve(service, &listen, None).await
+            serve(service, basemap, &listen, None).await
         }
-        Command::Demo { listen, tokens_out, no_serve } => {
+        Command::Glyphs { font, face, name, out, ranges } => build_glyphs(&font, face, &name, &out, &ranges),
+        Command::Demo { listen, tokens_out, no_serve, map } => {
+            let basemap = map.open(true).await?;
             let service = open(&cli.database_url).await?;
             seed_demo(&service).await?;
             let tokens = demo_tokens(&service, &cli.database_url, tokens_out.as_deref()).await?;
@@ -135,7 +204,7 @@ async fn main() -> Result<()> {
                 return Ok(());
             }
             reload_tokens_every(&service, 10);
-            serve(service, &listen, Some(tokens)).await
+            serve(service, basemap, &listen, Some(tokens)).await
         }
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
@@ -184,6 +253,35 @@ async fn main() -> Result<()> {
     }
 }
 
+/// `safegrid glyphs`: renders each range on its own, with a progress bar (a CJK font has ~250).
+fn build_glyphs(font: &Path, face: u32, name: &str, out: &Path, ranges: &[u32]) -> Result<()> {
+    use safegrid_tiles::glyphs::{self, FontFace, RANGE_SIZE};
+    if name.is_empty() || name.contains(['/', '\\', ',']) || name.starts_with('.') {
+        bail!("--name {name:?}: a font stack name may not be empty or hold '/', '\\' or ','");
+    }
+    let data = std::fs::read(font).with_context(|| format!("reading {}", font.display()))?;
+    let face = FontFace::parse(&data, face)?;
+    let ranges: Vec<u32> = if ranges.is_empty() {
+        (0..0x11_0000 / RANGE_SIZE).map(|r| r * RANGE_SIZE).filter(|s| face.covers(*s)).collect()
+    } else {
+        ranges.to_vec()
+    };
+    let dir = out.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bar = ProgressBar::new(ranges.len() as u64)
+        .with_style(ProgressStyle::with_template("{bar:40} {pos}/{len} ranges {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let mut total = 0;
+    for start in ranges {
+        let rendered = face.render_range(start)?;
+        total += rendered.len();
+        let path = dir.join(format!("{}.pbf", glyphs::range_label(start)));
+        std::fs::write(&path, glyphs::encode(name, start, &rendered)).with_context(|| format!("writing {}", path.display()))?;
+        bar.inc(1);
+    }
+    bar.finish_with_message(format!("{total} glyphs in {}", dir.display()));
+    Ok(())
+}
+
 /// Re-reads tokens in the background so revocations reach a running server.
 fn reload_tokens_every(service: &Arc<Service>, secs: u64) {
     let service = Arc::clone(service);
@@ -214,10 +312,15 @@ async fn open(url: &str) -> Result<Arc<Service>> {
     Ok(Arc::new(service))
 }
 
-async fn serve(service: Arc<Service>, listen: &str, tokens: Option<BTreeMap<String, String>>) -> Result<()> {
+async fn serve(
+    service: Arc<Service>,
+    basemap: Basemap,
+    listen: &str,
+    tokens: Option<BTreeMap<String, String>>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(service);
+    let state = AppState::new(service).with_basemap(basemap);
     tracing::info!(%addr, "listening");
     if let Some(tokens) = tokens {
         print_banner(&format!("http://{addr}"), &tokens);

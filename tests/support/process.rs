@@ -17,6 +17,11 @@ pub fn safegrid(url: &str, args: &[&str]) -> std::process::Output {
 
 /// Starts `safegrid serve` on a free port; returns the child and its address.
 pub fn serve(url: &str) -> (Child, String) {
+    serve_with(url, &[])
+}
+
+/// [`serve`] with more `serve` options (`--basemap FILE`, say).
+pub fn serve_with(url: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "--database-url",
@@ -29,6 +34,7 @@ pub fn serve(url: &str) -> (Child, String) {
             "--token-reload-secs",
             "1",
         ])
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

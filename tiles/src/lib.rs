@@ -6,7 +6,10 @@
 //! build on these (see the map-wall issue).
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
+pub mod glyphs;
 pub mod mvt;
+pub mod sprite;
+mod pbf;
 pub mod shape;
 
 use std::f64::consts::PI;

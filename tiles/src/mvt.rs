@@ -7,6 +7,7 @@
 //! checks everything a producer can get wrong and names it in [`DecodeError`]; it is what the
 //! tests use to read tiles back.
 
+use crate::pbf::{Field, Reader, put_bytes, put_key, put_packed, put_varint};
 use std::collections::HashMap;
 
 /// A tile coordinate (x right, y down).
@@ -88,32 +89,6 @@ pub enum DecodeError {
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_key(out: &mut Vec<u8>, field: u32, wire: u8) {
-    put_varint(out, (u64::from(field) << 3) | u64::from(wire));
-}
-
-fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
-    put_key(out, field, 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn put_packed(out: &mut Vec<u8>, field: u32, values: &[u32]) {
-    let mut buf = Vec::with_capacity(values.len() * 2);
-    for v in values {
-        put_varint(&mut buf, u64::from(*v));
-    }
-    put_bytes(out, field, &buf);
-}
 
 fn zigzag(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
@@ -323,63 +298,6 @@ pub fn encode(layers: &[Layer]) -> Vec<u8> {
 
 // ---------------------------------------------------------------------------------------------
 // Decoding
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-enum Field<'a> {
-    Varint(u64),
-    Fixed64([u8; 8]),
-    Bytes(&'a [u8]),
-    Fixed32([u8; 4]),
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    fn varint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated(what))?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError::Truncated(what))
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or(DecodeError::Truncated(what))?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn next(&mut self, message: &'static str) -> Result<Option<(u64, Field<'a>)>, DecodeError> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let key = self.varint(message)?;
-        let (field, wire) = (key >> 3, (key & 7) as u8);
-        let f = match wire {
-            0 => Field::Varint(self.varint(message)?),
-            1 => Field::Fixed64(self.take(8, message)?.try_into().map_err(|_| DecodeError::Truncated(message))?),
-            2 => {
-                let n = self.varint(message)?;
-                Field::Bytes(self.take(usize::try_from(n).map_err(|_| DecodeError::Truncated(message))?, message)?)
-            }
-            5 => Field::Fixed32(self.take(4, message)?.try_into().map_err(|_| DecodeError::Truncated(message))?),
-            _ => return Err(DecodeError::WireType { message, field, wire, expected: 2 }),
-        };
-        Ok(Some((field, f)))
-    }
-}
 
 fn packed(bytes: &[u8], what: &'static str) -> Result<Vec<u32>, DecodeError> {
     let mut r = Reader::new(bytes);

@@ -1,6 +1,7 @@
 //! The HTTP API: `app(state)` builds the whole service as an axum `Router`; `main` only parses
 //! configuration and calls it, and the tests drive the same function.
 
+pub mod basemap;
 pub mod caller;
 pub mod grids;
 pub mod items;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Encoded tiles, keyed by what they were built from.
     pub tiles: Arc<tile_cache::TileCache>,
+    /// The offline basemap, glyphs and sprite.
+    pub basemap: Arc<crate::basemap::Basemap>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -47,7 +50,15 @@ impl AppState {
             service,
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
+            basemap: Arc::new(crate::basemap::Basemap::none()),
         }
+    }
+
+    /// The same state serving a basemap.
+    #[must_use]
+    pub fn with_basemap(mut self, basemap: crate::basemap::Basemap) -> Self {
+        self.basemap = Arc::new(basemap);
+        self
     }
 }
 
@@ -59,6 +70,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/whoami", get(wall::whoami))
         .route("/api/v1/stats", get(wall::stats))
         .route("/api/v1/events", get(wall::events))
+        .route("/basemap/style.json", get(basemap::style))
+        .route("/basemap/tiles.json", get(basemap::tilejson))
+        .route("/basemap/tiles/{z}/{x}/{y}", get(basemap::tile))
+        .route("/basemap/fonts/{stack}/{range}", get(basemap::glyphs))
+        .route("/basemap/{file}", get(basemap::sprite))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -89,7 +89,7 @@ fn parse_layers(text: &str) -> Result<Vec<TileLayer>, ApiError> {
     Ok(out)
 }
 
-fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiError> {
+pub(super) fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiError> {
     let y = y_file
         .strip_suffix(".mvt")
         .or_else(|| y_file.strip_suffix(".pbf"))
@@ -195,8 +195,15 @@ pub async fn tile(
     tile_response(body, Some(&etag), false)
 }
 
+/// This server as the client reached it (`http://` + Host), for the absolute URLs TileJSON and
+/// styles carry.
+pub(super) fn origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
+    format!("http://{host}")
+}
+
 /// Whether the client takes gzip (and has not refused it with `q=0`).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
         |coding| {
             let mut parts = coding.split(';').map(str::trim);
@@ -441,7 +448,6 @@ pub async fn tilejson(
     if who.role == Role::Public {
         return Err(ApiError::unauthorized("tiles need a bearer token"));
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8080");
     let vector_layers: Vec<_> = layers
         .iter()
         .map(|l| {
@@ -461,7 +467,7 @@ pub async fn tilejson(
         "tilejson": "3.0.0",
         "name": names(&layers),
         "scheme": "xyz",
-        "tiles": [format!("http://{host}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", names(&layers))],
+        "tiles": [format!("{}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", origin(&headers), names(&layers))],
         "minzoom": 0,
         "maxzoom": MAX_ZOOM,
         "vector_layers": vector_layers,

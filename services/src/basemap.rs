@@ -1,0 +1,260 @@
+//! The offline basemap: vector tiles read from an MBTiles file (built by tilemaker from
+//! OpenStreetMap with `tiles/basemap/`), plus the glyph ranges and sprite its labels and icons
+//! need — everything a command centre's closed network needs to draw a map, from this server.
+//!
+//! The demo ships one for Shenzhen's Longgang (龙岗) extract, compiled into the binary; a
+//! deployment builds its own for its city (`tiles/basemap/README.md`) and passes `--basemap`.
+//! Glyphs: Latin, punctuation and symbol ranges of Noto Sans CJK SC are compiled in; Chinese
+//! characters are drawn by the browser from a local CJK font (MapLibre's
+//! `localIdeographFontFamily`), unless `--glyphs DIR` supplies ranges built with
+//! `safegrid glyphs` — then every range comes from the server.
+
+use safegrid_tiles::{glyphs, sprite};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The font stack compiled in, as styles name it.
+pub const FONT_STACK: &str = "Noto Sans CJK SC Regular";
+
+/// The compiled-in glyph ranges (built with `safegrid glyphs` from Noto Sans CJK SC, OFL 1.1;
+/// see `web-map/fonts/README.md`): Latin with pinyin tone marks, punctuation, letter-like
+/// symbols (℃, №), arrows, maths and geometric shapes.
+const EMBEDDED_GLYPHS: &[(u32, &[u8])] = &[
+    (0, include_bytes!("../../web-map/fonts/Noto Sans CJK SC Regular/0-255.pbf")),
+    (256, include_bytes!("../../web-map/fonts/Noto Sans CJK SC Regular/256-511.pbf")),
+    (8192, include_bytes!("../../web-map/fonts/Noto Sans CJK SC Regular/8192-8447.pbf")),
+    (8448, include_bytes!("../../web-map/fonts/Noto Sans CJK SC Regular/8448-8703.pbf")),
+    (8704, include_bytes!("../../web-map/fonts/Noto Sans CJK SC Regular/8704-8959.pbf")),
+    (9472, include_bytes!("../../web-map/fonts/Noto Sans CJK SC Regular/9472-9727.pbf")),
+];
+
+/// The demo's basemap: OpenStreetMap around Longgang, Shenzhen (ODbL; `tiles/basemap/NOTICE.md`).
+const DEMO_MBTILES: &[u8] = include_bytes!("../../tiles/basemap/longgang.mbtiles");
+
+/// Why a basemap cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BasemapError {
+    /// The file cannot be opened or read as MBTiles.
+    #[error("basemap {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// The MBTiles holds raster tiles, or says nothing of its format.
+    #[error("basemap {path}: format is {format:?}; safegrid serves vector (pbf) MBTiles")]
+    NotVector { path: PathBuf, format: String },
+    /// A glyph directory that is not one.
+    #[error("glyph directory {0}: not a directory")]
+    Glyphs(PathBuf),
+}
+
+/// What the MBTiles `metadata` table says, as TileJSON and the style need it.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// Tileset name.
+    pub name: String,
+    /// Attribution text (OpenStreetMap's, for an OSM basemap).
+    pub attribution: String,
+    /// Zoom range of the stored tiles; MapLibre over-zooms beyond the maximum.
+    pub minzoom: u8,
+    /// See `minzoom`.
+    pub maxzoom: u8,
+    /// West, south, east, north; `None` when the file does not say (or says 0,0,0,0).
+    pub bounds: Option<[f64; 4]>,
+    /// The layers and their fields (TileJSON `vector_layers`).
+    pub vector_layers: Value,
+}
+
+/// A read-only MBTiles file.
+pub struct MbTiles {
+    pool: SqlitePool,
+    /// What it holds.
+    pub metadata: Metadata,
+    /// Tiles are stored gzipped (tilemaker's `"compress": "gzip"`); detected from the data.
+    pub gzipped: bool,
+    path: PathBuf,
+}
+
+impl MbTiles {
+    /// Opens a file read-only and reads its metadata.
+    pub async fn open(path: &Path) -> Result<Self, BasemapError> {
+        let err = |e: &dyn std::fmt::Display| BasemapError::Open { path: path.to_owned(), reason: e.to_string() };
+        if !path.is_file() {
+            return Err(err(&"no such file"));
+        }
+        let opts = SqliteConnectOptions::new().filename(path).read_only(true).immutable(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(|e| err(&e))?;
+        let rows = sqlx::query("SELECT name, value FROM metadata").fetch_all(&pool).await.map_err(|e| err(&e))?;
+        let get = |key: &str| {
+            rows.iter().find(|r| r.get::<String, _>(0) == key).map(|r| r.get::<String, _>(1)).unwrap_or_default()
+        };
+        let format = get("format");
+        if format != "pbf" {
+            return Err(BasemapError::NotVector { path: path.to_owned(), format });
+        }
+        let zoom = |key: &str, default: u8| get(key).parse().unwrap_or(default);
+        let bounds = parse_bounds(&get("bounds"));
+        let json: Value = serde_json::from_str(&get("json")).unwrap_or(Value::Null);
+        let metadata = Metadata {
+            name: get("name"),
+            attribution: get("attribution"),
+            minzoom: zoom("minzoom", 0),
+            maxzoom: zoom("maxzoom", 14),
+            bounds,
+            vector_layers: json.get("vector_layers").cloned().unwrap_or_else(|| Value::Array(vec![])),
+        };
+        let first: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT tile_data FROM tiles LIMIT 1").fetch_optional(&pool).await.map_err(|e| err(&e))?;
+        let gzipped = first.is_some_and(|t| t.starts_with(&[0x1f, 0x8b]));
+        Ok(Self { pool, metadata, gzipped, path: path.to_owned() })
+    }
+
+    /// The stored bytes of tile z/x/y (gzipped if [`Self::gzipped`]); `None` where there is none.
+    pub async fn tile(&self, z: u8, x: u32, y: u32) -> Result<Option<Vec<u8>>, BasemapError> {
+        // MBTiles rows are TMS: y counts from the south.
+        let tms_y = (1u32 << z) - 1 - y;
+        sqlx::query_scalar("SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?")
+            .bind(i64::from(z))
+            .bind(i64::from(x))
+            .bind(i64::from(tms_y))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| BasemapError::Open { path: self.path.clone(), reason: e.to_string() })
+    }
+}
+
+fn parse_bounds(text: &str) -> Option<[f64; 4]> {
+    let v: Vec<f64> = text.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let b: [f64; 4] = v.try_into().ok()?;
+    (b[0] < b[2] && b[1] < b[3]).then_some(b)
+}
+
+/// Tiles (if any), glyphs and sprites.
+pub struct Basemap {
+    /// The vector tiles; `None` draws the wall on a plain background.
+    pub tiles: Option<MbTiles>,
+    /// A directory of `{stack}/{start}-{end}.pbf` built with `safegrid glyphs`, searched before
+    /// the compiled-in ranges. With it, the wall asks the server for CJK glyphs too.
+    pub glyph_dir: Option<PathBuf>,
+}
+
+impl Basemap {
+    /// No tiles: glyphs and sprites only.
+    #[must_use]
+    pub fn none() -> Self {
+        Self { tiles: None, glyph_dir: None }
+    }
+
+    /// The basemap of an MBTiles file.
+    pub async fn open(path: &Path) -> Result<Self, BasemapError> {
+        Ok(Self { tiles: Some(MbTiles::open(path).await?), glyph_dir: None })
+    }
+
+    /// The demo's compiled-in Longgang basemap (written once to the temporary directory, since
+    /// SQLite reads files).
+    pub async fn demo() -> Result<Self, BasemapError> {
+        let hash = DEMO_MBTILES.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        let path = std::env::temp_dir().join(format!("safegrid-basemap-{hash:016x}.mbtiles"));
+        let current = std::fs::metadata(&path).is_ok_and(|m| m.len() == DEMO_MBTILES.len() as u64);
+        if !current {
+            // Written beside and renamed, so a concurrent start never opens half a file.
+            let tmp = path.with_extension(format!("{}.part", std::process::id()));
+            let io = |e: std::io::Error| BasemapError::Open { path: path.clone(), reason: e.to_string() };
+            std::fs::write(&tmp, DEMO_MBTILES).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+        }
+        Self::open(&path).await
+    }
+
+    /// Adds a glyph directory.
+    pub fn with_glyph_dir(mut self, dir: PathBuf) -> Result<Self, BasemapError> {
+        if !dir.is_dir() {
+            return Err(BasemapError::Glyphs(dir));
+        }
+        self.glyph_dir = Some(dir);
+        Ok(self)
+    }
+
+    /// The glyph PBF for `stacks` (MapLibre joins a layer's `text-font` list with commas) and
+    /// the range starting at `start`: the first stack found in the glyph directory, else the
+    /// compiled-in font. A range nobody has is an empty, valid PBF — its characters are simply
+    /// not drawn, which is quieter than the error a 404 raises in every viewer.
+    pub fn glyph_range(&self, stacks: &str, start: u32) -> Vec<u8> {
+        let label = glyphs::range_label(start);
+        if let Some(dir) = &self.glyph_dir {
+            for stack in stacks.split(',').map(str::trim) {
+                // The stack names a directory: no separators or parent steps from a URL.
+                if stack.is_empty() || stack.contains(['/', '\\']) || stack.starts_with('.') {
+                    continue;
+                }
+                if let Ok(bytes) = std::fs::read(dir.join(stack).join(format!("{label}.pbf"))) {
+                    return bytes;
+                }
+            }
+        }
+        match EMBEDDED_GLYPHS.iter().find(|(s, _)| *s == start) {
+            Some((_, bytes)) => bytes.to_vec(),
+            None => glyphs::encode(stacks.split(',').next().unwrap_or(FONT_STACK), start, &[]),
+        }
+    }
+
+    /// Whether Chinese glyphs come from the server (a glyph directory) rather than the
+    /// browser's local CJK font.
+    #[must_use]
+    pub fn server_ideographs(&self) -> bool {
+        self.glyph_dir.is_some()
+    }
+}
+
+/// The sprite sheet at ratio 1 or 2, drawn once.
+pub fn sprite(ratio: u32) -> &'static sprite::Sprite {
+    static ONE: OnceLock<sprite::Sprite> = OnceLock::new();
+    static TWO: OnceLock<sprite::Sprite> = OnceLock::new();
+    if ratio >= 2 { TWO.get_or_init(|| sprite::sheet(2)) } else { ONE.get_or_init(|| sprite::sheet(1)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_glyphs_hold_latin_digits_and_pinyin() {
+        let b = Basemap::none();
+        let latin = glyphs::decode(&b.glyph_range(FONT_STACK, 0)).unwrap();
+        assert_eq!(latin.range, "0-255");
+        let has = |r: &glyphs::GlyphRange, c: char| r.glyphs.iter().find(|g| g.id == u32::from(c)).cloned();
+        for c in "0123456789ABCxyz-()".chars() {
+            let g = has(&latin, c).unwrap_or_else(|| panic!("{c} missing"));
+            assert!(g.width > 0 && g.advance > 0 && !g.bitmap.is_empty(), "{c}: {g:?}");
+            // The outline is in there: some pixels inside (≥ 192), some outside.
+            assert!(g.bitmap.iter().any(|v| *v >= 192) && g.bitmap.iter().any(|v| *v < 100), "{c}");
+        }
+        let space = has(&latin, ' ').unwrap();
+        assert!(space.advance > 0 && space.bitmap.is_empty());
+        let pinyin = glyphs::decode(&b.glyph_range(FONT_STACK, 256)).unwrap();
+        assert!(has(&pinyin, 'ǎ').is_some() && has(&pinyin, 'ā').is_some());
+        // A range nobody has is empty but valid.
+        let none = glyphs::decode(&b.glyph_range("Nobody Regular", 0x4e00)).unwrap();
+        assert!(none.glyphs.is_empty());
+        assert_eq!(none.range, "19968-20223");
+    }
+
+    #[tokio::test]
+    async fn the_demo_basemap_opens_as_vector_tiles_with_osm_attribution() {
+        let b = Basemap::demo().await.unwrap();
+        let t = b.tiles.as_ref().unwrap();
+        assert!(t.gzipped);
+        assert!(t.metadata.attribution.contains("OpenStreetMap"));
+        let [w, s, e, n] = t.metadata.bounds.unwrap();
+        assert!(w < 114.2 && e > 114.2 && s < 22.69 && n > 22.69, "Longgang lies inside");
+        // The z14 tile over 大运 holds roads.
+        let tile = safegrid_tiles::TileId::containing(114.21, 22.69, 14);
+        let bytes = t.tile(tile.z, tile.x, tile.y).await.unwrap().expect("a z14 tile over Longgang");
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw).unwrap();
+        let layers = safegrid_tiles::mvt::decode(&raw).unwrap();
+        assert!(layers.iter().any(|l| l.name == "road" && !l.features.is_empty()), "{:?}", layers.iter().map(|l| &l.name).collect::<Vec<_>>());
+        assert!(t.tile(14, 0, 0).await.unwrap().is_none());
+    }
+}
