@@ -48,6 +48,7 @@ struct Reply {
     headers: axum::http::HeaderMap,
     body: Value,
     text: String,
+    raw: Vec<u8>,
 }
 
 impl Fixture {
@@ -75,7 +76,7 @@ impl Fixture {
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, headers, body, text }
+        Reply { status, content_type, headers, body, text, raw: bytes.to_vec() }
     }
 
     async fn count(&self, layer: Layer) -> usize {
@@ -1070,4 +1071,92 @@ async fn the_map_wall_and_its_vendored_library_are_served_from_the_binary() {
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
     }
     assert_problem(&f.call("GET", "/web/nothing.js", None, None).await, StatusCode::NOT_FOUND, "path");
+}
+
+#[tokio::test]
+async fn the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token() {
+    use safegrid_services::basemap::{Basemap, FONT_STACK};
+    use safegrid_tiles::glyphs;
+    use std::io::Read;
+    let mut f = fixture().await;
+    let plain = fixture().await;
+    f.app = app(AppState::new(f.service.clone()).with_basemap(Basemap::demo().await.unwrap()));
+    let get = |uri: &str, host: &str, extra: Option<(header::HeaderName, &str)>| {
+        let mut req = Request::get(uri).header(header::HOST, host);
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+
+    // The style names this server as the client reached it, and every layer's source exists.
+    let style = f.send(get("/basemap/style.json", "wall.example:8080", None)).await;
+    assert_eq!(style.status, StatusCode::OK);
+    let s = &style.body;
+    assert_eq!(s["version"], 8);
+    assert_eq!(s["glyphs"], "http://wall.example:8080/basemap/fonts/{fontstack}/{range}.pbf");
+    assert_eq!(s["sprite"], "http://wall.example:8080/basemap/sprite");
+    assert_eq!(s["sources"]["basemap"]["url"], "http://wall.example:8080/basemap/tiles.json");
+    assert!(s["sources"]["basemap"]["attribution"].as_str().unwrap().contains("OpenStreetMap"));
+    let layers = s["layers"].as_array().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for l in layers {
+        assert!(ids.insert(l["id"].as_str().unwrap()), "duplicate layer {}", l["id"]);
+        if let Some(src) = l["source"].as_str() {
+            assert!(s["sources"].get(src).is_some(), "{} draws from missing source {src}", l["id"]);
+        }
+        if let Some(font) = l["layout"].get("text-font") {
+            assert_eq!(font, &json!([FONT_STACK]), "{}", l["id"]);
+        }
+    }
+    assert!(ids.contains("bm-road") && ids.contains("bm-poi"));
+    // Without a basemap the style still carries glyphs and sprite, and no basemap source.
+    let bare = plain.send(get("/basemap/style.json", "h", None)).await;
+    assert_eq!(bare.body["layers"].as_array().unwrap().len(), 1);
+    assert!(bare.body["sources"].get("basemap").is_none());
+    assert_problem(&plain.send(get("/basemap/tiles.json", "h", None)).await, StatusCode::NOT_FOUND, "basemap");
+
+    // TileJSON and a tile over Longgang: gzipped as stored when accepted, plain otherwise, with
+    // an ETag that revalidates; 204 where the file has no tile.
+    let tj = f.send(get("/basemap/tiles.json", "h:1", None)).await;
+    assert_eq!(tj.body["tilejson"], "3.0.0");
+    assert_eq!(tj.body["tiles"][0], "http://h:1/basemap/tiles/{z}/{x}/{y}.mvt");
+    let t = TileId::containing(114.21, 22.69, 14);
+    let path = format!("/basemap/tiles/{}/{}/{}.mvt", t.z, t.x, t.y);
+    let gz = f.send(get(&path, "h", Some((header::ACCEPT_ENCODING, "gzip")))).await;
+    assert_eq!(gz.status, StatusCode::OK);
+    assert_eq!(gz.headers[header::CONTENT_ENCODING], "gzip");
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&gz.raw[..]).read_to_end(&mut unzipped).unwrap();
+    let raw = f.send(get(&path, "h", None)).await;
+    assert!(raw.headers.get(header::CONTENT_ENCODING).is_none());
+    assert_eq!(raw.raw, unzipped);
+    let tile = mvt::decode(&raw.raw).unwrap();
+    assert!(tile.iter().any(|l| l.name == "road" && !l.features.is_empty()));
+    let etag = raw.headers[header::ETAG].to_str().unwrap().to_owned();
+    assert_eq!(f.send(get(&path, "h", Some((header::IF_NONE_MATCH, &etag)))).await.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(f.send(get("/basemap/tiles/14/0/0.mvt", "h", None)).await.status, StatusCode::NO_CONTENT);
+    assert_problem(&f.send(get("/basemap/tiles/99/0/0.mvt", "h", None)).await, StatusCode::BAD_REQUEST, "z");
+
+    // Glyph ranges: the compiled-in Latin range, an empty one for what nobody has, and a named
+    // problem for a malformed range.
+    let latin = f.send(get("/basemap/fonts/Noto%20Sans%20CJK%20SC%20Regular/0-255.pbf", "h", None)).await;
+    assert_eq!(latin.status, StatusCode::OK);
+    let range = glyphs::decode(&latin.raw).unwrap();
+    assert!(range.glyphs.iter().any(|g| g.id == u32::from('7') && g.width > 0));
+    let han = f.send(get("/basemap/fonts/Noto%20Sans%20CJK%20SC%20Regular/19968-20223.pbf", "h", None)).await;
+    assert!(glyphs::decode(&han.raw).unwrap().glyphs.is_empty());
+    for bad in ["1-256.pbf", "0-511.pbf", "0-255", "a-b.pbf"] {
+        assert_problem(&f.send(get(&format!("/basemap/fonts/x/{bad}"), "h", None)).await, StatusCode::BAD_REQUEST, "range");
+    }
+
+    // The sprite: an index whose icons lie inside a PNG twice as large at @2x.
+    let one = f.send(get("/basemap/sprite.json", "h", None)).await;
+    let two = f.send(get("/basemap/sprite@2x.json", "h", None)).await;
+    assert_eq!(one.body["post"]["pixelRatio"], 1);
+    assert_eq!(two.body["post"]["width"].as_u64().unwrap(), 2 * one.body["post"]["width"].as_u64().unwrap());
+    let png = f.send(get("/basemap/sprite@2x.png", "h", None)).await;
+    assert_eq!(png.content_type, "image/png");
+    assert!(png.raw.starts_with(b"\x89PNG"));
+    assert_problem(&f.send(get("/basemap/sprite@3x.png", "h", None)).await, StatusCode::NOT_FOUND, "path");
 }
