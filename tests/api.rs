@@ -1046,6 +1046,23 @@ async fn the_wall_learns_who_it_is_counts_within_scope_and_hears_of_changes() {
     let second = next_event().await;
     assert_ne!(second["incidents"], first["incidents"]);
     assert_eq!(second["posts"], first["posts"]);
+
+    // Revoking the token ends the open feed: it is re-checked on every turn, not only at
+    // connection.
+    let hash = safegrid_services::access::token_hash(&f.tokens[&Role::Dispatcher]);
+    assert!(f.store.delete_token(&hash).await.unwrap());
+    f.service.reload_tokens().await.unwrap();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match body.frame().await {
+                None => return,
+                Some(Ok(_)) => {} // a keep-alive or an event written before the check
+                Some(Err(e)) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the feed went on after its token was revoked");
 }
 
 #[tokio::test]

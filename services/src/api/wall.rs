@@ -12,6 +12,7 @@ use crate::access::{Principal, Role};
 use crate::layer::{Layer, Props};
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -110,17 +111,25 @@ const FEED_PERIOD: Duration = Duration::from_millis(500);
 
 /// `GET /api/v1/events`: server-sent events. A `versions` event at once and whenever a version
 /// changes: `{"grids": "…", "incidents": "…", …}`; comments keep the connection alive.
-pub async fn events(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+pub async fn events(State(st): State<AppState>, Caller(who): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
     if who.role == Role::Public {
         return Err(ApiError::unauthorized("the event feed needs a bearer token"));
     }
-    let start = (st, who, None::<Value>);
-    let stream = futures_util::stream::unfold(start, |(st, who, last)| async move {
+    // The token is checked again on every turn: a feed outlives many token reloads, and a
+    // revoked token (or one whose role or grids changed) must stop hearing of changes. The
+    // stream then ends; the wall reconnects, is refused, and signs out.
+    let token = super::caller::bearer(&headers)?.unwrap_or_default().to_owned();
+    let start = (st, who, token, None::<Value>);
+    let stream = futures_util::stream::unfold(start, |(st, who, token, last)| async move {
         loop {
+            if st.service.authenticate(&token).as_ref() != Some(&who) {
+                tracing::info!(holder = %who.name, "event feed closed: the token was revoked or changed");
+                return None;
+            }
             let now = versions(&st, &who);
             if last.as_ref() != Some(&now) {
                 let event = Event::default().event("versions").data(now.to_string());
-                return Some((Ok::<_, Infallible>(event), (st, who, Some(now))));
+                return Some((Ok::<_, Infallible>(event), (st, who, token, Some(now))));
             }
             tokio::time::sleep(FEED_PERIOD).await;
         }
