@@ -969,6 +969,18 @@ async fn the_tile_cache_answers_repeats_and_never_serves_a_stale_tile() {
     let (_, _, after) = f.tile(&path, d, None).await;
     let layers = mvt::decode(&after).unwrap();
     assert_eq!(layers[1].features.len(), 1, "the new post is in the next tile, cache or not");
+
+    // A write invalidates the tiles around it, not the whole layer: a tile across the city
+    // keeps its ETag (and its cache entry), the one under the write does not.
+    let far = tile_path("grids,posts", TileId::containing(114.15, 22.55, 13));
+    let etag = async |path: &str| {
+        let r = f.call("GET", path, d, None).await;
+        (r.status, r.headers[header::ETAG].to_str().unwrap().to_owned())
+    };
+    let (far_before, near_before) = (etag(&far).await, etag(&path).await);
+    f.call("POST", "/api/v1/posts", d, Some(feature(point(114.021, 22.551), props_for(Layer::Posts)))).await;
+    assert_eq!(etag(&far).await, far_before, "a write elsewhere changed a distant tile's ETag");
+    assert_ne!(etag(&path).await, near_before);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ use crate::layer::{Item, Layer};
 use chrono::{DateTime, Utc};
 use safegrid_geodata::point_index::Hit;
 use safegrid_geodata::{BBox, GridCode, GridHierarchy, GridLocator, GridUnit, LonLat, PointIndex};
+use safegrid_tiles::TileId;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The grid hierarchy and its locator, rebuilt together whenever grids change.
@@ -137,6 +138,52 @@ impl Batch {
     }
 }
 
+/// Where a layer last changed, and when: for each map tile from z0 to [`Self::FINEST`] that
+/// ever held a written point, the version of the last write there. A tile's content depends only
+/// on the points inside its buffered bounds, which lie in the tile or its eight neighbours; so
+/// the largest stamp among those nine cells changes whenever the tile's content may have —
+/// and stays put when the city changes elsewhere. The tile cache keys on it instead of the
+/// layer's version: a write then invalidates the few tiles around it, not every tile of the
+/// layer (which under a steady stream of writes left the cache empty and the wall generating
+/// every tile; `tests/peer/wall_tiles_load.sh`).
+#[derive(Debug, Default)]
+struct ChangeStamps {
+    /// Anything older is covered: set by writes too large to stamp point by point.
+    floor: u64,
+    /// (zoom, x, y) → version of the last write in that tile.
+    cells: HashMap<(u8, u32, u32), u64>,
+}
+
+impl ChangeStamps {
+    /// Zooms above this share its cells (a z16 tile looks at the z14 cells around it).
+    const FINEST: u8 = 14;
+
+    fn touch(&mut self, p: LonLat, version: u64) {
+        for z in 0..=Self::FINEST {
+            let t = TileId::containing(p.lon(), p.lat(), z);
+            let stamp = self.cells.entry((z, t.x, t.y)).or_default();
+            *stamp = (*stamp).max(version);
+        }
+    }
+
+    /// The latest write that could have changed `tile` (never below the floor).
+    fn at(&self, tile: TileId) -> u64 {
+        let z = tile.z.min(Self::FINEST);
+        let shift = tile.z - z;
+        let (x, y) = (i64::from(tile.x >> shift), i64::from(tile.y >> shift));
+        let mut latest = self.floor;
+        for dx in -1..=1 {
+            for dy in -1..=1 {
+                let (Ok(cx), Ok(cy)) = (u32::try_from(x + dx), u32::try_from(y + dy)) else { continue };
+                if let Some(v) = self.cells.get(&(z, cx, cy)) {
+                    latest = latest.max(*v);
+                }
+            }
+        }
+        latest
+    }
+}
+
 /// One layer's live state.
 #[derive(Debug)]
 pub struct LayerState {
@@ -146,8 +193,10 @@ pub struct LayerState {
     /// Ids by leaf grid code ("" for outside every grid); sorted by code so that a unit's code
     /// prefix selects its whole subtree.
     by_grid: BTreeMap<String, HashSet<i64>>,
-    /// Changes with every write (tile ETags).
+    /// Changes with every write (the event feed; hexbin tiles).
     version: u64,
+    /// Where writes happened, for tiles (see [`Self::version_at`]).
+    stamps: ChangeStamps,
 }
 
 impl LayerState {
@@ -161,7 +210,9 @@ impl LayerState {
             index,
             by_grid: BTreeMap::new(),
             version: next_version(),
+            stamps: ChangeStamps::default(),
         };
+        state.stamps.floor = state.version;
         for it in items {
             state.index_grid(&it);
             state.items.insert(it.id, it);
@@ -179,6 +230,13 @@ impl LayerState {
     #[must_use]
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The version of the last write that could change the tile's content (points within
+    /// its buffered bounds): equal for two reads of the tile iff nothing it shows has changed.
+    #[must_use]
+    pub fn version_at(&self, tile: TileId) -> u64 {
+        self.stamps.at(tile)
     }
 
     /// Number of items.
@@ -207,6 +265,11 @@ impl LayerState {
     /// Inserts or replaces an item.
     pub fn put(&mut self, item: Item) {
         self.version = next_version();
+        // Both where it was and where it is now.
+        if let Some(old) = self.items.get(&item.id) {
+            self.stamps.touch(old.pos, self.version);
+        }
+        self.stamps.touch(item.pos, self.version);
         self.unindex_grid(item.id);
         self.index.upsert(item.id as u64, item.pos, item.props.status_tag());
         self.index_grid(&item);
@@ -240,6 +303,8 @@ impl LayerState {
     /// batch dwarfs the layer (a million-row import into a city of 150,000).
     pub fn merge(&mut self, batch: Batch, index: PointIndex) {
         self.version = next_version();
+        // A batch this large touches most of the map anyway.
+        self.stamps.floor = self.version;
         let Batch { mut items, by_grid } = batch;
         if items.len() > self.items.len() {
             std::mem::swap(&mut self.items, &mut items);
@@ -260,6 +325,7 @@ impl LayerState {
         self.version = next_version();
         self.unindex_grid(id);
         let old = self.items.remove(&id)?;
+        self.stamps.touch(old.pos, self.version);
         self.index.remove(id as u64);
         Some(old)
     }
@@ -396,6 +462,63 @@ mod tests {
                 proptest::prop_assert_eq!(&got, &want);
             }
         }
+    }
+
+    proptest::proptest! {
+        /// Whenever the points inside a tile's buffered bounds change (by a put, a move or a
+        /// removal), its version changes; the oracle is a scan of the items before and after.
+        #[test]
+        fn a_tile_version_changes_whenever_what_it_shows_does(
+            writes in proptest::collection::vec((0i64..40, 113.95f64..114.05, 22.45f64..22.55, 0u8..3), 1..60),
+            z in 9u8..18,
+        ) {
+            let mut state = LayerState::new(Layer::Incidents, Vec::new());
+            // Every tile over the area at zoom z.
+            let (a, b) = (TileId::containing(113.95, 22.55, z), TileId::containing(114.05, 22.45, z));
+            let tiles: Vec<TileId> = (a.x..=b.x).flat_map(|x| (a.y..=b.y).map(move |y| TileId::new(z, x, y).unwrap())).collect();
+            let shown = |s: &LayerState, t: TileId| {
+                let bb = t.bounds();
+                let (mx, my) = ((bb.east - bb.west) / 64.0, (bb.north - bb.south) / 64.0);
+                let mut v: Vec<(i64, u64, u64)> = s
+                    .iter()
+                    .filter(|i| {
+                        let (x, y) = (i.pos.lon(), i.pos.lat());
+                        x >= bb.west - mx && x <= bb.east + mx && y >= bb.south - my && y <= bb.north + my
+                    })
+                    .map(|i| (i.id, i.pos.lon().to_bits(), i.pos.lat().to_bits()))
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            for (id, lon, lat, op) in writes {
+                let before: Vec<_> = tiles.iter().map(|t| (shown(&state, *t), state.version_at(*t))).collect();
+                match op {
+                    0 | 1 => state.put(grid_item(id, lon, lat, None, "open")),
+                    _ => { state.remove(id); }
+                }
+                for (t, (items, version)) in tiles.iter().zip(before) {
+                    if shown(&state, *t) != items {
+                        proptest::prop_assert_ne!(state.version_at(*t), version, "tile {} changed", t);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_leaves_the_versions_of_distant_tiles_alone() {
+        let mut state = LayerState::new(Layer::Incidents, vec![item(1, 114.0, "open")]);
+        let far = TileId::containing(114.3, 22.7, 14);
+        let near = TileId::containing(114.0, 22.5, 14);
+        let (far_before, near_before) = (state.version_at(far), state.version_at(near));
+        state.put(item(2, 114.0, "open"));
+        assert_eq!(state.version_at(far), far_before);
+        assert_ne!(state.version_at(near), near_before);
+        // A whole-layer change (a large merged batch) reaches every tile.
+        let batch: Vec<Item> = (3..2_000).map(|i| item(i, 114.1, "open")).collect();
+        let index = PointIndex::bulk_load(state.points_with(&batch));
+        state.merge(Batch::new(batch), index);
+        assert_ne!(state.version_at(far), far_before);
     }
 
     #[test]

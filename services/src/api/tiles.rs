@@ -139,7 +139,8 @@ pub async fn tile(
         .map(|l| match l {
             TileLayer::Grids => grids.version.to_string(),
             TileLayer::IncidentsH3 => st.service.layer(Layer::Incidents).version().to_string(),
-            TileLayer::Items(l) => st.service.layer(*l).version().to_string(),
+            // Where this tile is: writes elsewhere in the city leave its cached bytes valid.
+            TileLayer::Items(l) => st.service.layer(*l).version_at(tile).to_string(),
         })
         .collect();
     let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
