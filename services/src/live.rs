@@ -72,6 +72,13 @@ pub struct ItemQuery {
 }
 
 impl ItemQuery {
+    /// Whether no filter but `bbox` and `status` is set: those the point index answers alone.
+    #[must_use]
+    pub fn is_index_only(&self) -> bool {
+        let Self { since, until, kind, status: _, priority, capability, bbox: _, grid, near } = self;
+        since.is_none() && until.is_none() && kind.is_none() && priority.is_none() && capability.is_none() && grid.is_none() && near.is_none()
+    }
+
     /// Whether an item passes every filter but the radius, which the candidate search applies.
     #[must_use]
     pub fn matches(&self, it: &Item) -> bool {
@@ -342,25 +349,55 @@ impl LayerState {
         }
     }
 
-    /// Items passing `q` and `visible`, a page of at most `limit` after `cursor`, in id order.
-    pub fn query(&self, q: &ItemQuery, visible: impl Fn(&Item) -> bool, limit: usize, cursor: Option<i64>) -> Page<'_> {
-        let candidates: Vec<(i64, Option<f64>)> = if let Some((p, r)) = q.near {
-            self.index.within_radius(p, r).into_iter().map(|h| (h.id as i64, Some(h.distance_m))).collect()
+    /// Calls `f(lon, lat)` for every item inside `b` with status `status` (any if `None`),
+    /// straight from the point index: no item is read, so a city-wide tile's clusters cost a
+    /// scan of packed positions rather than a hash lookup per item.
+    pub fn for_each_position_in(&self, b: BBox, status: Option<&str>, mut f: impl FnMut(f64, f64)) {
+        let tag = match status {
+            Some(s) => match self.layer.statuses().iter().position(|x| *x == s) {
+                Some(i) => Some(i as u32),
+                None => return, // a status the layer does not have: nothing matches
+            },
+            None => None,
+        };
+        self.index.for_each_in_bbox(b, |_, t, xyz| {
+            if tag.is_none_or(|want| want == t) {
+                let (lon, lat) = safegrid_geodata::point_index::unit_to_lonlat(xyz);
+                f(lon, lat);
+            }
+        });
+    }
+
+    /// Every item passing `q` and `visible`, in no particular order, with its distance when `q`
+    /// asks for a radius. Tiles use this directly: a clustered tile needs no order.
+    pub fn matching(&self, q: &ItemQuery, visible: impl Fn(&Item) -> bool) -> Vec<(&Item, Option<f64>)> {
+        let keep = |it: &Item| q.matches(it) && visible(it);
+        if let Some((p, r)) = q.near {
+            self.index
+                .within_radius(p, r)
+                .into_iter()
+                .filter_map(|h| self.items.get(&(h.id as i64)).filter(|it| keep(it)).map(|it| (it, Some(h.distance_m))))
+                .collect()
         } else if let Some(b) = q.bbox {
-            self.index.in_bbox(b).into_iter().map(|h| (h.id as i64, None)).collect()
+            self.index.in_bbox(b).into_iter().filter_map(|h| self.items.get(&(h.id as i64)).filter(|it| keep(it))).map(|it| (it, None)).collect()
         } else if let Some(g) = &q.grid {
             // Codes are digits, and ':' sorts right after '9': the range holds every code with
             // this prefix.
             let (lo, hi) = (g.as_str().to_owned(), format!("{}:", g.as_str()));
-            self.by_grid.range(lo..hi).flat_map(|(_, ids)| ids.iter().map(|id| (*id, None))).collect()
+            self.by_grid
+                .range(lo..hi)
+                .flat_map(|(_, ids)| ids.iter())
+                .filter_map(|id| self.items.get(id).filter(|it| keep(it)))
+                .map(|it| (it, None))
+                .collect()
         } else {
-            self.items.keys().map(|id| (*id, None)).collect()
-        };
-        let mut hits: Vec<(&Item, Option<f64>)> = candidates
-            .into_iter()
-            .filter_map(|(id, d)| self.items.get(&id).map(|it| (it, d)))
-            .filter(|(it, _)| q.matches(it) && visible(it))
-            .collect();
+            self.items.values().filter(|it| keep(it)).map(|it| (it, None)).collect()
+        }
+    }
+
+    /// Items passing `q` and `visible`, a page of at most `limit` after `cursor`, in id order.
+    pub fn query(&self, q: &ItemQuery, visible: impl Fn(&Item) -> bool, limit: usize, cursor: Option<i64>) -> Page<'_> {
+        let mut hits = self.matching(q, visible);
         hits.sort_unstable_by_key(|(it, _)| it.id);
         let matched = hits.len();
         let start = cursor.map_or(0, |c| hits.partition_point(|(it, _)| it.id <= c));

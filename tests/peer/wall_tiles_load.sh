@@ -2,8 +2,9 @@
 # Map-wall tile latency at every zoom the wall uses (z10-z16), and under concurrent writes.
 #
 # 1. For each zoom, every tile over Shenzhen's districts is walked by wrk (2 threads, CONC
-#    connections): once as the cache fills (first pass) and once warm. Prints req/s, p50, p99.
-# 2. At z14, the same walk while a writer POSTs incidents (WRITES per second) and, after each
+#    connections) after one connection has built up to 1,000 of them once each (cold: the
+#    time to build a tile). Prints req/s, p50, p99.
+# 2. At z11 (the whole city on a wall) and z14, the same walk while a writer POSTs incidents (WRITES per second) and, after each
 #    write, fetches the tile under it and checks the new incident's id is in it — the freshness
 #    guarantee, kept under load. Every write bumps the incidents' data version, so the cache
 #    misses for every incident tile after it: this measures tile generation, not the cache.
@@ -72,18 +73,40 @@ measure() { # $1: label; prints "label tiles rps p50 p99"
   printf "%-30s %6s tiles %10s req/s   p50 %8s   p99 %8s %s\n" "$1" "$(wc -l <"$WORK/tiles.txt")" "$rps" "$p50" "$p99" "${errs:+non-2xx: $errs}"
 }
 
-echo "== z10-z16, grids+incidents+housing, ${CONC} connections, ${DUR}s each"
+cold() { # $1: zoom; one connection fetches up to 1,000 of the tiles once each, cache cold
+  python3 - "$PORT" "$TOKEN" "$WORK/tiles.txt" "$1" <<'PY'
+import http.client, random, sys, time
+port, token, path, z = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+tiles = [l.split() for l in open(path)]
+random.Random(1).shuffle(tiles)
+conn = http.client.HTTPConnection("127.0.0.1", port)
+ms = []
+for x, y in tiles[:1000]:
+    t0 = time.perf_counter()
+    conn.request("GET", f"/tiles/grids,incidents,rental_housing/{z}/{x}/{y}.mvt",
+                 headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"})
+    r = conn.getresponse(); r.read()
+    assert r.status == 200, r.status
+    ms.append((time.perf_counter() - t0) * 1000)
+ms.sort()
+q = lambda f: ms[min(len(ms) - 1, int(f * len(ms)))]
+print(f"{'z' + z + ' cold, each tile once':30s} {len(ms):6d} tiles   p50 {q(.5):6.2f}ms   p99 {q(.99):6.2f}ms   max {ms[-1]:6.2f}ms")
+PY
+}
+
+echo "== z10-z16, grids+incidents+housing: each tile built once (cold), then ${CONC} connections for ${DUR}s"
 for z in 10 11 12 13 14 15 16; do
   tiles "$z"
   walk "$z"
-  measure "z$z first pass"
-  measure "z$z warm"
+  cold "$z"
+  measure "z$z, cache filled"
 done
 
-echo "== z14 while incidents are written (${WRITES}/s), each write checked in the very next tile"
-tiles 14
-walk 14
-measure "z14 warm, before writes" >/dev/null
+under_writes() { # $1: zoom
+echo "== z$1 while incidents are written (${WRITES}/s), each write checked in the very next z14 tile"
+tiles "$1"
+walk "$1"
+measure "z$1 warm, before writes" >/dev/null
 python3 - "$PORT" "$TOKEN" "$WRITES" "$((DUR + 2))" >"$WORK/writer.txt" <<'PY' &
 # Writes incidents at a steady rate; after each, fetches the z14 tile under it (the wall's
 # layers) and looks for the new id in its incidents layer: a tiny MVT reader, enough for ids.
@@ -138,6 +161,9 @@ print(f"writes {done}, seen in the very next tile {fresh}, write+tile p50 {lat_m
 PY
 WRITER=$!
 sleep 1
-measure "z14 under ${WRITES} writes/s"
+measure "z$1 under ${WRITES} writes/s"
 wait "$WRITER"
 cat "$WORK/writer.txt"
+}
+under_writes 11
+under_writes 14

@@ -107,6 +107,12 @@ fn unit_vector(p: LonLat) -> [f64; 3] {
     [cos_lat * cos_lon, cos_lat * sin_lon, sin_lat]
 }
 
+/// The position of a unit vector (the inverse of the index's own projection, to rounding).
+#[must_use]
+pub fn unit_to_lonlat(v: &[f64; 3]) -> (f64, f64) {
+    (v[1].atan2(v[0]).to_degrees(), v[2].clamp(-1.0, 1.0).asin().to_degrees())
+}
+
 fn chord_to_metres(chord: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * (chord / 2.0).min(1.0).asin()
 }
@@ -252,6 +258,63 @@ impl BBox {
         // A small margin absorbs rounding in the trigonometry; candidates are re-checked exactly.
         let eps = 1e-12;
         AABB::from_corners([x0 - eps, y0 - eps, lat0.sin() - eps], [x1 + eps, y1 + eps, lat1.sin() + eps])
+    }
+}
+
+/// A lon/lat box as tests on unit vectors, so that a box query needs no lookup of each
+/// candidate's stored coordinates: latitude bounds are bounds on z = sin(lat), and the longitude
+/// range is the wedge between two meridian half-planes. A point within rounding of an edge is
+/// left undecided, and the caller checks it exactly.
+struct UnitBox {
+    z: (f64, f64),
+    /// Unit directions of the west and east meridians in the equatorial plane.
+    west: [f64; 2],
+    east: [f64; 2],
+    /// The range spans more than 180° (the wedge test inverts), or all 360°.
+    wide: bool,
+    all_lon: bool,
+}
+
+impl UnitBox {
+    /// Closer than this to an edge (in unit-vector terms, ~6 µm on the ground): undecided.
+    const EDGE: f64 = 1e-12;
+
+    fn new(b: &BBox) -> Self {
+        let dir = |lon: f64| {
+            let (s, c) = lon.to_radians().sin_cos();
+            [c, s]
+        };
+        let span = b.max.lon() - b.min.lon();
+        Self {
+            z: (b.min.lat().to_radians().sin(), b.max.lat().to_radians().sin()),
+            west: dir(b.min.lon()),
+            east: dir(b.max.lon()),
+            wide: span > 180.0,
+            all_lon: span >= 360.0,
+        }
+    }
+
+    /// `Some(inside)` when clear, `None` within rounding of an edge.
+    fn classify(&self, p: &[f64; 3]) -> Option<bool> {
+        let (lo, hi) = (p[2] - self.z.0, self.z.1 - p[2]);
+        if lo.abs() < Self::EDGE || hi.abs() < Self::EDGE {
+            return None;
+        }
+        if lo < 0.0 || hi < 0.0 {
+            return Some(false);
+        }
+        if self.all_lon {
+            return Some(true);
+        }
+        // Left of the west meridian's direction and right of the east one's (counter-clockwise
+        // seen from the north pole is eastward).
+        let after_west = self.west[0] * p[1] - self.west[1] * p[0];
+        let before_east = p[0] * self.east[1] - p[1] * self.east[0];
+        if after_west.abs() < Self::EDGE || before_east.abs() < Self::EDGE {
+            return None;
+        }
+        let (a, b) = (after_west > 0.0, before_east > 0.0);
+        Some(if self.wide { a || b } else { a && b })
     }
 }
 
@@ -449,20 +512,31 @@ impl PointIndex {
     /// Every point inside a lon/lat box (edges included), in no particular order.
     #[must_use]
     pub fn in_bbox(&self, b: BBox) -> Vec<Hit> {
-        let env = b.frame_envelope(&self.frame);
-        let inside = |id: u64| self.by_id.get(&id).is_some_and(|place| b.contains(place.p));
         let mut out = Vec::new();
+        self.for_each_in_bbox(b, |id, tag, _| out.push(Hit { id, tag, distance_m: 0.0 }));
+        out
+    }
+
+    /// Calls `f(id, tag, unit vector)` for every point inside a lon/lat box (edges included), in
+    /// no particular order; [`unit_to_lonlat`] turns the vector back into a position. Most
+    /// candidates are decided on their unit vector alone (see `UnitBox`), without a lookup.
+    pub fn for_each_in_bbox(&self, b: BBox, mut f: impl FnMut(u64, u32, &[f64; 3])) {
+        let env = b.frame_envelope(&self.frame);
+        let unit = UnitBox::new(&b);
+        let inside = |id: u64, xyz: &[f64; 3]| match unit.classify(xyz) {
+            Some(v) => v,
+            None => self.by_id.get(&id).is_some_and(|place| b.contains(place.p)),
+        };
         self.grid.candidates_in(&env, &mut |s| {
-            if inside(s.id) {
-                out.push(Hit { id: s.id, tag: s.tag, distance_m: 0.0 });
+            if inside(s.id, &s.xyz) {
+                f(s.id, s.tag, &s.xyz);
             }
         });
-        out.extend(self.delta.locate_in_envelope_intersecting(&env).filter(|e| inside(e.id)).map(|e| Hit {
-            id: e.id,
-            tag: e.tag,
-            distance_m: 0.0,
-        }));
-        out
+        for e in self.delta.locate_in_envelope_intersecting(&env) {
+            if inside(e.id, &e.xyz) {
+                f(e.id, e.tag, &e.xyz);
+            }
+        }
     }
 
     /// Approximate heap bytes held by the index (both trees and the id map), for the
@@ -492,6 +566,29 @@ mod tests {
         PointIndex::bulk_load(
             points.iter().enumerate().map(|(i, &(x, y, t))| (i as u64, LonLat::new(x, y).unwrap(), t)),
         )
+    }
+
+    proptest! {
+        /// The unit-vector box test agrees with the lon/lat one wherever it decides, anywhere
+        /// on Earth, for narrow and wide boxes, and for points exactly on an edge.
+        #[test]
+        fn the_unit_box_test_agrees_with_lon_lat_containment(
+            w in -180.0f64..180.0, span in 0.0f64..360.0, s in -90.0f64..90.0, h in 0.0f64..180.0,
+            pts in proptest::collection::vec((-180.0f64..180.0, -90.0f64..90.0, 0u8..4), 1..50),
+        ) {
+            let e = (w + span).min(180.0);
+            let n = (s + h).min(90.0);
+            let b = BBox::new(LonLat::new(w, s).unwrap(), LonLat::new(e, n).unwrap()).unwrap();
+            let unit = UnitBox::new(&b);
+            for (lon, lat, edge) in pts {
+                // Some points sit exactly on an edge.
+                let (lon, lat) = match edge { 1 => (w, lat), 2 => (lon, n), 3 => (e, s), _ => (lon, lat) };
+                let p = LonLat::new(lon, lat).unwrap();
+                if let Some(inside) = unit.classify(&unit_vector(p)) {
+                    prop_assert_eq!(inside, b.contains(p), "{:?} in {:?}", p, b);
+                }
+            }
+        }
     }
 
     proptest! {

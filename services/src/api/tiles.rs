@@ -20,6 +20,7 @@ use super::AppState;
 use super::caller::Caller;
 use super::params::Params;
 use super::problem::ApiError;
+use super::tile_cache::Built;
 use crate::access::{Principal, Role};
 use crate::layer::{Item, Layer, Props};
 use crate::live::ItemQuery;
@@ -33,6 +34,7 @@ use safegrid_tiles::shape::{clip_ring, simplify_ring, snap_ring};
 use safegrid_tiles::{MAX_ZOOM, TileId};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const EXTENT: u32 = 4096;
 /// Pixels drawn beyond the tile edge, so that lines and labels meet across tiles.
@@ -144,8 +146,9 @@ pub async fn tile(
         })
         .collect();
     let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
+    let scope = scope.join(",");
     // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
-    let key = format!("{tile}|{}|{}|{}|{}|{}", versions.join(","), who.role, scope.join(","), names(&layers), query);
+    let key = format!("{tile}|{}|{}|{scope}|{}|{query}", versions.join(","), who.role, names(&layers));
     let etag = format!("\"{:016x}\"", super::fnv(key.bytes()));
     let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     if not_modified && !sensitive {
@@ -161,39 +164,92 @@ pub async fn tile(
     if !sensitive && let Some(body) = st.tiles.get(if gzip { &gz_key } else { &key }) {
         return tile_response(body, Some(&etag), gzip);
     }
-    let mut out = Vec::with_capacity(layers.len());
-    let mut sensitive_count = 0;
     for l in &layers {
-        match l {
-            TileLayer::Grids => out.push(grid_layer(&grids, tile)),
-            TileLayer::IncidentsH3 => out.push(hexbin_layer(&st, &who, tile, &filters)),
-            TileLayer::Items(layer) => {
-                if !who.may_read(*layer) {
-                    return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
-                }
-                let (mvt_layer, n) = point_layer(&st, &who, *layer, tile, &filters);
-                if layer.is_sensitive() {
-                    sensitive_count += n;
-                }
-                out.push(mvt_layer);
-            }
+        if let TileLayer::Items(layer) = l
+            && !who.may_read(*layer)
+        {
+            return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
         }
     }
+    let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query };
     if sensitive {
-        st.service.audit(&who, "tile", &format!("GET {}", uri.0), sensitive_count).await?;
+        // Built for this request alone (never cached, never shared), audited before it leaves.
+        let (raw, count) =
+            tokio::task::spawn_blocking(move || job.build()).await.map_err(|_| ApiError::internal())?;
+        st.service.audit(&who, "tile", &format!("GET {}", uri.0), count).await?;
+        // The compression layer gzips it on the way out if asked.
+        return tile_response(bytes::Bytes::from(raw), None, false);
     }
-    let body = bytes::Bytes::from(mvt::encode(&out));
-    if sensitive {
-        // Never cached; the compression layer gzips it on the way out if asked.
-        return tile_response(body, None, false);
+    let cache = Arc::clone(&st.tiles);
+    let raw_key = key.clone();
+    let built = st
+        .tiles
+        .build_once(&key, move || {
+            let (raw, _) = job.build();
+            let raw = bytes::Bytes::from(raw);
+            let gz = gzipped(&raw).map_err(|_| ApiError::internal())?;
+            cache.put(raw_key, raw.clone());
+            cache.put(gz_key, gz.clone());
+            Ok(Built { raw, gz })
+        })
+        .await?;
+    if gzip { tile_response(built.gz, Some(&etag), true) } else { tile_response(built.raw, Some(&etag), false) }
+}
+
+/// What a tile is built from, owned, so the build can run on a blocking thread.
+struct Job {
+    st: AppState,
+    who: Principal,
+    layers: Vec<TileLayer>,
+    versions: Vec<String>,
+    tile: TileId,
+    filters: ItemQuery,
+    query: String,
+}
+
+impl Job {
+    /// The tile's bytes, and how many sensitive items it holds (for the audit row).
+    ///
+    /// Each layer's bytes are cached on their own too, keyed by what that layer depends on (an
+    /// MVT tile is its layers' messages one after another, so cached layers concatenate): a
+    /// write to incidents then rebuilds only the incidents part of a composite wall tile, not
+    /// its grids and housing, which at low zoom cost the most.
+    fn build(&self) -> (Vec<u8>, usize) {
+        let Self { st, who, layers, versions, tile, filters, query } = self;
+        let tile = *tile;
+        let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
+        let grids = st.service.grids();
+        let mut raw = Vec::new();
+        let mut sensitive_count = 0;
+        for (l, version) in layers.iter().zip(versions) {
+            let layer_key = match l {
+                TileLayer::Grids => format!("L|{tile}|grids|{version}"),
+                _ => format!("L|{tile}|{}|{version}|{}|{}|{query}", l.name(), who.role, scope.join(",")),
+            };
+            let layer_sensitive = matches!(l, TileLayer::Items(l) if l.is_sensitive());
+            if !layer_sensitive && let Some(bytes) = st.tiles.get(&layer_key) {
+                raw.extend_from_slice(&bytes);
+                continue;
+            }
+            let built = match l {
+                TileLayer::Grids => grid_layer(&grids, tile),
+                TileLayer::IncidentsH3 => hexbin_layer(st, who, tile, filters),
+                TileLayer::Items(layer) => {
+                    let (mvt_layer, n) = point_layer(st, who, *layer, tile, filters);
+                    if layer.is_sensitive() {
+                        sensitive_count += n;
+                    }
+                    mvt_layer
+                }
+            };
+            let bytes = mvt::encode(std::slice::from_ref(&built));
+            raw.extend_from_slice(&bytes);
+            if !layer_sensitive {
+                st.tiles.put(layer_key, bytes::Bytes::from(bytes));
+            }
+        }
+        (raw, sensitive_count)
     }
-    st.tiles.put(key, body.clone());
-    if gzip {
-        let gz = gzipped(&body).map_err(|_| ApiError::internal())?;
-        st.tiles.put(gz_key, gz.clone());
-        return tile_response(gz, Some(&etag), true);
-    }
-    tile_response(body, Some(&etag), false)
 }
 
 /// This server as the client reached it (`http://` + Host), for the absolute URLs TileJSON and
@@ -335,8 +391,8 @@ fn hexbin_layer(st: &AppState, who: &Principal, tile: TileId, filters: &ItemQuer
     let counts = {
         let state = st.service.layer(Layer::Incidents);
         let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
-        let page = state.query(&q, |it| who.covers_item(it), usize::MAX, None);
-        safegrid_geodata::h3::counts_per_cell(page.items.iter().map(|(it, _)| it.pos), res)
+        let items = state.matching(&q, |it| who.covers_item(it));
+        safegrid_geodata::h3::counts_per_cell(items.iter().map(|(it, _)| it.pos), res)
     };
     let mut cells: Vec<_> = counts.into_iter().collect();
     cells.sort_unstable_by_key(|(c, _)| u64::from(*c));
@@ -392,15 +448,28 @@ fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filte
         return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features: vec![] }, 0);
     };
     let state = st.service.layer(layer);
-    let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
-    let page = state.query(&q, |it| who.covers_item(it), usize::MAX, None);
-    let n = page.items.len();
-    let to_px = |it: &Item| {
-        let p = tile.to_pixels(it.pos.lon(), it.pos.lat(), EXTENT);
+    let px = |lon: f64, lat: f64| {
+        let p = tile.to_pixels(lon, lat, EXTENT);
         [p[0].round() as i32, p[1].round() as i32]
     };
+    // A caller who sees every grid, filtering by status at most: the point index alone knows
+    // which points are in, and when they are too many to draw, their clusters need nothing else.
+    if who.covers(None) && filters.is_index_only() {
+        let mut points = Vec::new();
+        state.for_each_position_in(bbox, filters.status.as_deref(), |lon, lat| points.push(px(lon, lat)));
+        if points.len() > CLUSTER_ABOVE {
+            let n = points.len();
+            return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features: clusters(&points) }, n);
+        }
+    }
+    let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
+    let mut items = state.matching(&q, |it| who.covers_item(it));
+    let n = items.len();
+    let to_px = |it: &Item| px(it.pos.lon(), it.pos.lat());
     let features = if n <= CLUSTER_ABOVE {
-        page.items
+        // In id order, so that the same data always makes the same bytes (and ETag).
+        items.sort_unstable_by_key(|(it, _)| it.id);
+        items
             .iter()
             .map(|(it, _)| Feature {
                 id: u64::try_from(it.id).ok(),
@@ -409,30 +478,34 @@ fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filte
             })
             .collect()
     } else {
-        // Too many to draw one by one: one feature per cell, at the members' mean position.
-        let mut cells: HashMap<(i32, i32), (i64, i64, u64)> = HashMap::new();
-        for (it, _) in &page.items {
-            let p = to_px(it);
-            let c = cells.entry((p[0].div_euclid(CLUSTER_PX), p[1].div_euclid(CLUSTER_PX))).or_default();
-            c.0 += i64::from(p[0]);
-            c.1 += i64::from(p[1]);
-            c.2 += 1;
-        }
-        let mut cells: Vec<_> = cells.into_iter().collect();
-        cells.sort_unstable_by_key(|(k, _)| *k);
-        cells
-            .into_iter()
-            .map(|(_, (sx, sy, count))| {
-                let c = count as i64;
-                Feature {
-                    id: None,
-                    geometry: Geometry::Points(vec![[(sx / c) as i32, (sy / c) as i32]]),
-                    properties: vec![("point_count".to_owned(), Value::UInt(count))],
-                }
-            })
-            .collect()
+        clusters(&items.iter().map(|(it, _)| to_px(it)).collect::<Vec<_>>())
     };
     (mvt::Layer { name: layer.name().into(), extent: EXTENT, features }, n)
+}
+
+/// Too many points to draw one by one: one feature per `CLUSTER_PX` cell, at its members' mean
+/// position, with their count.
+fn clusters(points: &[[i32; 2]]) -> Vec<Feature> {
+    let mut cells: HashMap<(i32, i32), (i64, i64, u64)> = HashMap::new();
+    for p in points {
+        let c = cells.entry((p[0].div_euclid(CLUSTER_PX), p[1].div_euclid(CLUSTER_PX))).or_default();
+        c.0 += i64::from(p[0]);
+        c.1 += i64::from(p[1]);
+        c.2 += 1;
+    }
+    let mut cells: Vec<_> = cells.into_iter().collect();
+    cells.sort_unstable_by_key(|(k, _)| *k);
+    cells
+        .into_iter()
+        .map(|(_, (sx, sy, count))| {
+            let c = count as i64;
+            Feature {
+                id: None,
+                geometry: Geometry::Points(vec![[(sx / c) as i32, (sy / c) as i32]]),
+                properties: vec![("point_count".to_owned(), Value::UInt(count))],
+            }
+        })
+        .collect()
 }
 
 /// `GET /tiles/{layer}.json` — TileJSON 3.0 for one layer or a comma-joined set.
