@@ -1176,7 +1176,11 @@ async fn the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token() 
     let han = f.send(get("/basemap/fonts/Noto%20Sans%20CJK%20SC%20Regular/19968-20223.pbf", "h", None)).await;
     assert!(glyphs::decode(&han.raw).unwrap().glyphs.is_empty());
     for bad in ["1-256.pbf", "0-511.pbf", "0-255", "a-b.pbf"] {
-        assert_problem(&f.send(get(&format!("/basemap/fonts/x/{bad}"), "h", None)).await, StatusCode::BAD_REQUEST, "range");
+        assert_problem(
+            &f.send(get(&format!("/basemap/fonts/x/{bad}"), "h", None)).await,
+            StatusCode::BAD_REQUEST,
+            "range",
+        );
     }
 
     // The sprite: an index whose icons lie inside a PNG twice as large at @2x.
@@ -1188,4 +1192,67 @@ async fn the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token() 
     assert_eq!(png.content_type, "image/png");
     assert!(png.raw.starts_with(b"\x89PNG"));
     assert_problem(&f.send(get("/basemap/sprite@3x.png", "h", None)).await, StatusCode::NOT_FOUND, "path");
+}
+
+#[tokio::test]
+async fn a_cached_tile_always_equals_one_built_afresh_after_writes_nearby_and_far() {
+    // The oracle is a tile built by a second app over the same service with an empty cache.
+    // Every tile around the writes, at every zoom the wall uses and for hexbins, clusters and
+    // points, must match it byte for byte after each write: the cache keys (change stamps
+    // around each tile) may never let a stale tile through.
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    let layer_sets = ["incidents_h3", "incidents", "grids,incidents,rental_housing"];
+    let writes = [(114.03, 22.55), (114.0999, 22.5501), (114.15, 22.58), (114.03, 22.55)];
+    let around = |z: u8| {
+        let c = TileId::containing(114.06, 22.55, z);
+        let mut v = Vec::new();
+        for dx in -2i64..=2 {
+            for dy in -2i64..=2 {
+                if let Ok(t) = TileId::new(z, (i64::from(c.x) + dx) as u32, (i64::from(c.y) + dy) as u32) {
+                    v.push(t);
+                }
+            }
+        }
+        v
+    };
+    // Warm the cache first, so that every later comparison goes through it.
+    let check = async |f: &Fixture, fresh: &Router| {
+        for z in [6, 8, 10, 11, 12, 14] {
+            for t in around(z) {
+                for layers in layer_sets {
+                    let path = tile_path(layers, t);
+                    let (_, _, cached) = f.tile(&path, d, None).await;
+                    let req = Request::get(&path)
+                        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Dispatcher]))
+                        .body(Body::empty())
+                        .unwrap();
+                    let resp = fresh.clone().oneshot(req).await.unwrap();
+                    let built = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+                    assert_eq!(cached, built, "stale {path}");
+                }
+            }
+        }
+    };
+    check(&f, &app(AppState::new(f.service.clone()))).await;
+    for (i, (lon, lat)) in writes.into_iter().enumerate() {
+        let r = f
+            .call(
+                "POST",
+                "/api/v1/incidents",
+                d,
+                Some(feature(point(lon, lat), incident("open", 1, "2026-11-21T08:00:00Z"))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        if i == 3 {
+            // And a removal.
+            let id = r.body["id"].as_i64().unwrap();
+            assert_eq!(
+                f.call("DELETE", &format!("/api/v1/incidents/{id}"), Some(Role::Admin), None).await.status,
+                StatusCode::NO_CONTENT
+            );
+        }
+        check(&f, &app(AppState::new(f.service.clone()))).await;
+    }
 }

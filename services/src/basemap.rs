@@ -104,8 +104,10 @@ impl MbTiles {
             bounds,
             vector_layers: json.get("vector_layers").cloned().unwrap_or_else(|| Value::Array(vec![])),
         };
-        let first: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT tile_data FROM tiles LIMIT 1").fetch_optional(&pool).await.map_err(|e| err(&e))?;
+        let first: Option<Vec<u8>> = sqlx::query_scalar("SELECT tile_data FROM tiles LIMIT 1")
+            .fetch_optional(&pool)
+            .await
+            .map_err(|e| err(&e))?;
         let gzipped = first.is_some_and(|t| t.starts_with(&[0x1f, 0x8b]));
         Ok(Self { pool, metadata, gzipped, path: path.to_owned() })
     }
@@ -154,7 +156,9 @@ impl Basemap {
     /// The demo's compiled-in Longgang basemap (written once to the temporary directory, since
     /// SQLite reads files).
     pub async fn demo() -> Result<Self, BasemapError> {
-        let hash = DEMO_MBTILES.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = DEMO_MBTILES
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
         let path = std::env::temp_dir().join(format!("safegrid-basemap-{hash:016x}.mbtiles"));
         let current = std::fs::metadata(&path).is_ok_and(|m| m.len() == DEMO_MBTILES.len() as u64);
         if !current {
@@ -254,7 +258,11 @@ mod tests {
         let mut raw = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw).unwrap();
         let layers = safegrid_tiles::mvt::decode(&raw).unwrap();
-        assert!(layers.iter().any(|l| l.name == "road" && !l.features.is_empty()), "{:?}", layers.iter().map(|l| &l.name).collect::<Vec<_>>());
+        assert!(
+            layers.iter().any(|l| l.name == "road" && !l.features.is_empty()),
+            "{:?}",
+            layers.iter().map(|l| &l.name).collect::<Vec<_>>()
+        );
         assert!(t.tile(14, 0, 0).await.unwrap().is_none());
     }
 }

@@ -76,7 +76,13 @@ impl ItemQuery {
     #[must_use]
     pub fn is_index_only(&self) -> bool {
         let Self { since, until, kind, status: _, priority, capability, bbox: _, grid, near } = self;
-        since.is_none() && until.is_none() && kind.is_none() && priority.is_none() && capability.is_none() && grid.is_none() && near.is_none()
+        since.is_none()
+            && until.is_none()
+            && kind.is_none()
+            && priority.is_none()
+            && capability.is_none()
+            && grid.is_none()
+            && near.is_none()
     }
 
     /// Whether an item passes every filter but the radius, which the candidate search applies.
@@ -379,7 +385,12 @@ impl LayerState {
                 .filter_map(|h| self.items.get(&(h.id as i64)).filter(|it| keep(it)).map(|it| (it, Some(h.distance_m))))
                 .collect()
         } else if let Some(b) = q.bbox {
-            self.index.in_bbox(b).into_iter().filter_map(|h| self.items.get(&(h.id as i64)).filter(|it| keep(it))).map(|it| (it, None)).collect()
+            self.index
+                .in_bbox(b)
+                .into_iter()
+                .filter_map(|h| self.items.get(&(h.id as i64)).filter(|it| keep(it)))
+                .map(|it| (it, None))
+                .collect()
         } else if let Some(g) = &q.grid {
             // Codes are digits, and ':' sorts right after '9': the range holds every code with
             // this prefix.

@@ -67,7 +67,9 @@ impl MapArgs {
             None => b,
         };
         match &b.tiles {
-            Some(t) => tracing::info!(name = %t.metadata.name, zooms = %format!("{}-{}", t.metadata.minzoom, t.metadata.maxzoom), "basemap"),
+            Some(t) => {
+                tracing::info!(name = %t.metadata.name, zooms = %format!("{}-{}", t.metadata.minzoom, t.metadata.maxzoom), "basemap")
+            }
             None => tracing::info!("no basemap: the wall draws grids on a plain background"),
         }
         Ok(b)
@@ -268,14 +270,17 @@ fn build_glyphs(font: &Path, face: u32, name: &str, out: &Path, ranges: &[u32]) 
     };
     let dir = out.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bar = ProgressBar::new(ranges.len() as u64)
-        .with_style(ProgressStyle::with_template("{bar:40} {pos}/{len} ranges {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = ProgressBar::new(ranges.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} ranges {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let mut total = 0;
     for start in ranges {
         let rendered = face.render_range(start)?;
         total += rendered.len();
         let path = dir.join(format!("{}.pbf", glyphs::range_label(start)));
-        std::fs::write(&path, glyphs::encode(name, start, &rendered)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, glyphs::encode(name, start, &rendered))
+            .with_context(|| format!("writing {}", path.display()))?;
         bar.inc(1);
     }
     bar.finish_with_message(format!("{total} glyphs in {}", dir.display()));

@@ -103,7 +103,7 @@ impl<'a> FontFace<'a> {
 
     /// Every glyph the face has in the range starting at `start`.
     pub fn render_range(&self, start: u32) -> Result<Vec<Glyph>, GlyphError> {
-        if start % RANGE_SIZE != 0 {
+        if !start.is_multiple_of(RANGE_SIZE) {
             return Err(GlyphError::Range(start));
         }
         Ok((start..start + RANGE_SIZE).filter_map(char::from_u32).filter_map(|c| self.render(c)).collect())
@@ -386,7 +386,15 @@ mod tests {
     fn ranges_round_trip_through_the_pbf() {
         let glyphs = vec![
             Glyph { id: 32, bitmap: vec![], width: 0, height: 0, left: 0, top: 0, advance: 6 },
-            Glyph { id: 65, bitmap: (0..(7 * 8) as u8).collect(), width: 1, height: 2, left: -1, top: -21, advance: 14 },
+            Glyph {
+                id: 65,
+                bitmap: (0..(7 * 8) as u8).collect(),
+                width: 1,
+                height: 2,
+                left: -1,
+                top: -21,
+                advance: 14,
+            },
         ];
         let bytes = encode("Noto Sans Regular", 0, &glyphs);
         let back = decode(&bytes).unwrap();

@@ -8,9 +8,9 @@
 
 pub mod glyphs;
 pub mod mvt;
-pub mod sprite;
 mod pbf;
 pub mod shape;
+pub mod sprite;
 
 use std::f64::consts::PI;
 use std::fmt;

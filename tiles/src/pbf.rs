@@ -85,4 +85,3 @@ impl<'a> Reader<'a> {
         Ok(Some((field, f)))
     }
 }
-

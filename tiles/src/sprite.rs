@@ -29,16 +29,8 @@ struct Icon {
     glyph: &'static [Outline],
 }
 
-const SHIELD: &[Outline] = &[Curvy(&[
-    (11.0, 4.5),
-    (13.8, 6.0),
-    (16.5, 6.2),
-    (16.6, 12.5),
-    (11.0, 17.8),
-    (5.4, 12.5),
-    (5.5, 6.2),
-    (8.2, 6.0),
-])];
+const SHIELD: &[Outline] =
+    &[Curvy(&[(11.0, 4.5), (13.8, 6.0), (16.5, 6.2), (16.6, 12.5), (11.0, 17.8), (5.4, 12.5), (5.5, 6.2), (8.2, 6.0)])];
 const HOUSE: &[Outline] = &[
     Poly(&[(11.0, 4.5), (17.5, 10.5), (15.5, 10.5), (15.5, 17.0), (6.5, 17.0), (6.5, 10.5), (4.5, 10.5)]),
     // The door, wound the other way: a hole.
@@ -73,7 +65,17 @@ const BOOK: &[Outline] = &[
     Poly(&[(4.5, 7.0), (10.5, 8.0), (10.5, 16.5), (4.5, 15.5)]),
     Poly(&[(11.5, 8.0), (17.5, 7.0), (17.5, 15.5), (11.5, 16.5)]),
 ];
-const FLAME: &[Outline] = &[Curvy(&[(11.0, 4.0), (17.0, 10.0), (15.5, 14.5), (13.5, 18.0), (11.0, 18.0), (8.5, 18.0), (6.5, 14.5), (5.5, 10.0), (11.0, 4.0)])];
+const FLAME: &[Outline] = &[Curvy(&[
+    (11.0, 4.0),
+    (17.0, 10.0),
+    (15.5, 14.5),
+    (13.5, 18.0),
+    (11.0, 18.0),
+    (8.5, 18.0),
+    (6.5, 14.5),
+    (5.5, 10.0),
+    (11.0, 4.0),
+])];
 const DOT: &[Outline] = &[Circle(11.0, 11.0, 3.0)];
 
 /// Every icon in the sheet, in order. Names are what styles use in `icon-image`.
@@ -133,11 +135,8 @@ pub fn sheet(ratio: u32) -> Sprite {
         if n > 0 {
             json.push(',');
         }
-        let _ = write!(
-            json,
-            r#""{}":{{"x":{x0},"y":0,"width":{size},"height":{size},"pixelRatio":{ratio}}}"#,
-            icon.name
-        );
+        let _ =
+            write!(json, r#""{}":{{"x":{x0},"y":0,"width":{size},"height":{size},"pixelRatio":{ratio}}}"#, icon.name);
     }
     json.push('}');
     Sprite { png: encode_png(&rgba, w, h), json }
@@ -223,7 +222,11 @@ mod tests {
             assert_eq!(h, ICON_PX * ratio);
             for name in icon_names() {
                 let e = &index[name];
-                let (x, y, s) = (e["x"].as_u64().unwrap() as u32, e["y"].as_u64().unwrap() as u32, e["width"].as_u64().unwrap() as u32);
+                let (x, y, s) = (
+                    e["x"].as_u64().unwrap() as u32,
+                    e["y"].as_u64().unwrap() as u32,
+                    e["width"].as_u64().unwrap() as u32,
+                );
                 assert_eq!(e["pixelRatio"], ratio);
                 assert!(x + s <= w && y + s <= h, "{name} lies inside the sheet");
                 let at = |dx: u32, dy: u32| &px[(((y + dy) * w + x + dx) * 4) as usize..][..4];

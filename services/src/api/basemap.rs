@@ -24,7 +24,8 @@ const CACHE: &str = "public, max-age=3600";
 fn respond(body: impl Into<axum::body::Body>, kind: &'static str, etag: u64, headers: &HeaderMap) -> Response {
     let tag = format!("\"{etag:016x}\"");
     let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(tag.as_str());
-    let mut r = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, body.into()).into_response() };
+    let mut r =
+        if fresh { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, body.into()).into_response() };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE));
@@ -114,10 +115,16 @@ pub async fn glyphs(
     Path((stack, range)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let bad = || ApiError::invalid("range", range.as_str(), "a glyph range is START-END.pbf, 256 code points from a multiple of 256");
+    let bad = || {
+        ApiError::invalid(
+            "range",
+            range.as_str(),
+            "a glyph range is START-END.pbf, 256 code points from a multiple of 256",
+        )
+    };
     let (start, end) = range.strip_suffix(".pbf").and_then(|r| r.split_once('-')).ok_or_else(bad)?;
     let (start, end): (u32, u32) = (start.parse().map_err(|_| bad())?, end.parse().map_err(|_| bad())?);
-    if start % 256 != 0 || end != start + 255 || start > 0x10_ffff {
+    if !start.is_multiple_of(256) || end != start + 255 || start > 0x10_ffff {
         return Err(bad());
     }
     let body = st.basemap.glyph_range(&stack, start);
@@ -178,45 +185,82 @@ fn basemap_layers(font: &Value) -> Vec<Value> {
     // Widths grow with zoom; `base` (a number or a per-class expression) sets a road's weight.
     // MapLibre allows one zoom curve per expression, and it must be outermost.
     let road_width = |base: Value| {
-        json!(["interpolate", ["exponential", 1.6], ["zoom"], 10, ["*", base, 0.3], 14, ["*", base, 1.6], 18, ["*", base, 8.0]])
+        json!([
+            "interpolate",
+            ["exponential", 1.6],
+            ["zoom"],
+            10,
+            ["*", base, 0.3],
+            14,
+            ["*", base, 1.6],
+            18,
+            ["*", base, 8.0]
+        ])
     };
     let name = json!(["coalesce", ["get", "name"], ["get", "name_en"], ["get", "ref"]]);
     vec![
-        with(src("bm-landuse", "landuse"), json!({"type": "fill", "paint": {
+        with(
+            src("bm-landuse", "landuse"),
+            json!({"type": "fill", "paint": {
             "fill-color": ["match", ["get", "class"],
                 "park", "#10291f", "green", "#10291f", "forest", "#0f2a1d",
                 "industrial", "#17172a", "commercial", "#1b1830", "education", "#1f1c14", "hospital", "#2a1519",
                 "#111a2b"],
-            "fill-opacity": 0.9}})),
+            "fill-opacity": 0.9}}),
+        ),
         with(src("bm-water", "water"), json!({"type": "fill", "paint": {"fill-color": "#0c2a47"}})),
-        with(src("bm-waterway", "waterway"), json!({"type": "line", "paint": {"line-color": "#0c2a47",
-            "line-width": ["match", ["get", "class"], "river", 2.5, 1.2]}})),
-        with(src("bm-building", "building"), json!({"type": "fill", "minzoom": 14, "paint": {
-            "fill-color": "#1a2436", "fill-outline-color": "#26334a"}})),
-        with(src("bm-path", "road"), json!({"type": "line", "filter": ["in", ["get", "class"], ["literal", ["path", "service"]]],
-            "paint": {"line-color": "#223046", "line-width": road_width(json!(0.6)), "line-dasharray": [2, 1]}})),
-        with(src("bm-rail", "road"), json!({"type": "line", "filter": ["==", ["get", "class"], "rail"],
-            "paint": {"line-color": "#39404f", "line-width": 1.2, "line-dasharray": [3, 2]}})),
-        with(src("bm-road", "road"), json!({"type": "line",
+        with(
+            src("bm-waterway", "waterway"),
+            json!({"type": "line", "paint": {"line-color": "#0c2a47",
+            "line-width": ["match", ["get", "class"], "river", 2.5, 1.2]}}),
+        ),
+        with(
+            src("bm-building", "building"),
+            json!({"type": "fill", "minzoom": 14, "paint": {
+            "fill-color": "#1a2436", "fill-outline-color": "#26334a"}}),
+        ),
+        with(
+            src("bm-path", "road"),
+            json!({"type": "line", "filter": ["in", ["get", "class"], ["literal", ["path", "service"]]],
+            "paint": {"line-color": "#223046", "line-width": road_width(json!(0.6)), "line-dasharray": [2, 1]}}),
+        ),
+        with(
+            src("bm-rail", "road"),
+            json!({"type": "line", "filter": ["==", ["get", "class"], "rail"],
+            "paint": {"line-color": "#39404f", "line-width": 1.2, "line-dasharray": [3, 2]}}),
+        ),
+        with(
+            src("bm-road", "road"),
+            json!({"type": "line",
             "filter": ["!", ["in", ["get", "class"], ["literal", ["path", "service", "rail"]]]],
             "layout": {"line-cap": "round", "line-join": "round"},
             "paint": {
                 "line-color": ["match", ["get", "class"], "motorway", "#6b5634", "trunk", "#5e4f36", "primary", "#3f4d63",
                     "secondary", "#35435a", "tertiary", "#2e3b50", "#28344a"],
                 "line-width": road_width(json!(["match", ["get", "class"], "motorway", 2.2, "trunk", 2.0,
-                    "primary", 1.7, "secondary", 1.4, "tertiary", 1.1, 0.8]))}})),
-        with(src("bm-road-name", "road_name"), json!({"type": "symbol", "minzoom": 13,
+                    "primary", 1.7, "secondary", 1.4, "tertiary", 1.1, 0.8]))}}),
+        ),
+        with(
+            src("bm-road-name", "road_name"),
+            json!({"type": "symbol", "minzoom": 13,
             "layout": {"symbol-placement": "line", "text-field": name, "text-font": font, "text-size": 12,
                 "text-max-angle": 30, "symbol-spacing": 300},
-            "paint": {"text-color": "#7f8fa8", "text-halo-color": "#0b1220", "text-halo-width": 1.5}})),
-        with(src("bm-poi", "poi"), json!({"type": "symbol", "minzoom": 13,
+            "paint": {"text-color": "#7f8fa8", "text-halo-color": "#0b1220", "text-halo-width": 1.5}}),
+        ),
+        with(
+            src("bm-poi", "poi"),
+            json!({"type": "symbol", "minzoom": 13,
             "layout": {
                 "icon-image": ["coalesce", ["image", ["concat", "poi-", ["get", "class"]]], ["image", "poi"]],
                 "icon-size": 0.9, "text-field": name, "text-font": font, "text-size": 11,
                 "text-offset": [0, 1.1], "text-anchor": "top", "text-optional": true},
-            "paint": {"text-color": "#9aa8bf", "text-halo-color": "#0b1220", "text-halo-width": 1.5}})),
-        with(src("bm-place", "place"), json!({"type": "symbol",
+            "paint": {"text-color": "#9aa8bf", "text-halo-color": "#0b1220", "text-halo-width": 1.5}}),
+        ),
+        with(
+            src("bm-place", "place"),
+            json!({"type": "symbol",
             "layout": {"text-field": name, "text-font": font, "text-size": ["match", ["get", "class"], "suburb", 15, "town", 15, 12]},
-            "paint": {"text-color": "#a9b6cc", "text-halo-color": "#0b1220", "text-halo-width": 2}})),
+            "paint": {"text-color": "#a9b6cc", "text-halo-color": "#0b1220", "text-halo-width": 2}}),
+        ),
     ]
 }

@@ -6,8 +6,8 @@ use super::AppState;
 use super::problem::ApiError;
 use crate::access::Principal;
 use axum::extract::FromRequestParts;
-use axum::http::{HeaderMap, header};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 /// The authenticated caller of a request.
 pub struct Caller(pub Principal);
@@ -19,7 +19,11 @@ impl FromRequestParts<AppState> for Caller {
         let Some(token) = bearer(&parts.headers)? else {
             return Ok(Self(Principal::public()));
         };
-        state.service.authenticate(token).map(Self).ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))
+        state
+            .service
+            .authenticate(token)
+            .map(Self)
+            .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))
     }
 }
 

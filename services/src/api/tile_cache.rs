@@ -5,8 +5,8 @@
 use super::problem::ApiError;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A tile as built: its bytes, and gzipped.
 #[derive(Debug, Clone)]
@@ -107,7 +107,9 @@ impl TileCache {
             Arc::clone(f.entry(key.to_owned()).or_default())
         };
         let out = flight
-            .get_or_init(|| async move { tokio::task::spawn_blocking(build).await.unwrap_or_else(|_| Err(ApiError::internal())) })
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(build).await.unwrap_or_else(|_| Err(ApiError::internal()))
+            })
             .await
             .clone();
         // Later requests find the tile in the cache (or build anew for a newer version).

@@ -140,7 +140,11 @@ pub async fn tile(
         .iter()
         .map(|l| match l {
             TileLayer::Grids => grids.version.to_string(),
-            TileLayer::IncidentsH3 => st.service.layer(Layer::Incidents).version().to_string(),
+            TileLayer::IncidentsH3 => {
+                let incidents = st.service.layer(Layer::Incidents);
+                let v = if hexbins_within_neighbours(tile) { incidents.version_at(tile) } else { incidents.version() };
+                v.to_string()
+            }
             // Where this tile is: writes elsewhere in the city leave its cached bytes valid.
             TileLayer::Items(l) => st.service.layer(*l).version_at(tile).to_string(),
         })
@@ -174,8 +178,7 @@ pub async fn tile(
     let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query };
     if sensitive {
         // Built for this request alone (never cached, never shared), audited before it leaves.
-        let (raw, count) =
-            tokio::task::spawn_blocking(move || job.build()).await.map_err(|_| ApiError::internal())?;
+        let (raw, count) = tokio::task::spawn_blocking(move || job.build()).await.map_err(|_| ApiError::internal())?;
         st.service.audit(&who, "tile", &format!("GET {}", uri.0), count).await?;
         // The compression layer gzips it on the way out if asked.
         return tile_response(bytes::Bytes::from(raw), None, false);
@@ -374,14 +377,30 @@ fn hexbin_resolution(z: u8) -> h3o::Resolution {
     }
 }
 
+/// How far beyond a tile (degrees of longitude, of latitude) the incidents its hexbins count
+/// may lie: a cell touching the tile lies within two edge lengths of it.
+fn hexbin_reach(tile: TileId) -> (f64, f64) {
+    let b = tile.bounds();
+    let reach_deg = 2.0 * hexbin_resolution(tile.z).edge_length_m() / safegrid_geodata::distance::METRES_PER_DEGREE;
+    (reach_deg / b.north.abs().max(b.south.abs()).min(85.0).to_radians().cos(), reach_deg)
+}
+
+/// Whether every incident a hexbin tile counts lies in the tile or its eight neighbours, so
+/// that the incidents' change stamps there ([`crate::live::LayerState::version_at`]) cover it.
+/// True wherever cells are smaller than tiles — everywhere but near the poles.
+fn hexbins_within_neighbours(tile: TileId) -> bool {
+    let b = tile.bounds();
+    let (lon_reach, lat_reach) = hexbin_reach(tile);
+    // A margin for the neighbours' slightly different heights in Mercator.
+    lon_reach < (b.east - b.west) * 0.9 && lat_reach < (b.north - b.south) * 0.9
+}
+
 /// Incidents counted per H3 cell. Every cell that touches the tile gets all its incidents, not
 /// only those inside the tile, so a cell shows the same count in every tile it spans.
 fn hexbin_layer(st: &AppState, who: &Principal, tile: TileId, filters: &ItemQuery) -> mvt::Layer {
     let res = hexbin_resolution(tile.z);
     let b = tile.bounds();
-    // A cell touching the tile lies within two edge lengths of it.
-    let reach_deg = 2.0 * res.edge_length_m() / safegrid_geodata::distance::METRES_PER_DEGREE;
-    let lon_reach = reach_deg / b.north.abs().max(b.south.abs()).min(85.0).to_radians().cos();
+    let (lon_reach, reach_deg) = hexbin_reach(tile);
     let bbox = LonLat::new((b.west - lon_reach).max(-180.0), (b.south - reach_deg).max(-90.0))
         .ok()
         .zip(LonLat::new((b.east + lon_reach).min(180.0), (b.north + reach_deg).min(90.0)).ok())
