@@ -44,9 +44,9 @@ pub enum BasemapError {
     /// The MBTiles holds raster tiles, or says nothing of its format.
     #[error("basemap {path}: format is {format:?}; safegrid serves vector (pbf) MBTiles")]
     NotVector { path: PathBuf, format: String },
-    /// A glyph directory that is not one.
-    #[error("glyph directory {0}: not a directory")]
-    Glyphs(PathBuf),
+    /// A glyph directory that cannot serve the style's font.
+    #[error("glyph directory {dir}: {reason}")]
+    Glyphs { dir: PathBuf, reason: String },
 }
 
 /// What the MBTiles `metadata` table says, as TileJSON and the style need it.
@@ -71,8 +71,6 @@ pub struct MbTiles {
     pool: SqlitePool,
     /// What it holds.
     pub metadata: Metadata,
-    /// Tiles are stored gzipped (tilemaker's `"compress": "gzip"`); detected from the data.
-    pub gzipped: bool,
     path: PathBuf,
 }
 
@@ -104,15 +102,11 @@ impl MbTiles {
             bounds,
             vector_layers: json.get("vector_layers").cloned().unwrap_or_else(|| Value::Array(vec![])),
         };
-        let first: Option<Vec<u8>> = sqlx::query_scalar("SELECT tile_data FROM tiles LIMIT 1")
-            .fetch_optional(&pool)
-            .await
-            .map_err(|e| err(&e))?;
-        let gzipped = first.is_some_and(|t| t.starts_with(&[0x1f, 0x8b]));
-        Ok(Self { pool, metadata, gzipped, path: path.to_owned() })
+        Ok(Self { pool, metadata, path: path.to_owned() })
     }
 
-    /// The stored bytes of tile z/x/y (gzipped if [`Self::gzipped`]); `None` where there is none.
+    /// The bytes of tile z/x/y as stored (tilemaker gzips them; [`is_gzip`] tells); `None`
+    /// where there is none.
     pub async fn tile(&self, z: u8, x: u32, y: u32) -> Result<Option<Vec<u8>>, BasemapError> {
         // MBTiles rows are TMS: y counts from the south.
         let tms_y = (1u32 << z) - 1 - y;
@@ -124,6 +118,12 @@ impl MbTiles {
             .await
             .map_err(|e| BasemapError::Open { path: self.path.clone(), reason: e.to_string() })
     }
+}
+
+/// Whether stored tile bytes are gzipped (checked per tile: a file may mix both).
+#[must_use]
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
 }
 
 fn parse_bounds(text: &str) -> Option<[f64; 4]> {
@@ -153,28 +153,43 @@ impl Basemap {
         Ok(Self { tiles: Some(MbTiles::open(path).await?), glyph_dir: None })
     }
 
-    /// The demo's compiled-in Longgang basemap (written once to the temporary directory, since
-    /// SQLite reads files).
+    /// The demo's compiled-in Longgang basemap (written to the temporary directory, since SQLite
+    /// reads files).
     pub async fn demo() -> Result<Self, BasemapError> {
         let hash = DEMO_MBTILES
             .iter()
             .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
         let path = std::env::temp_dir().join(format!("safegrid-basemap-{hash:016x}.mbtiles"));
-        let current = std::fs::metadata(&path).is_ok_and(|m| m.len() == DEMO_MBTILES.len() as u64);
+        // The directory is shared: serve what was compiled in, not whatever lies there.
+        let current = std::fs::read(&path).is_ok_and(|b| b == DEMO_MBTILES);
         if !current {
-            // Written beside and renamed, so a concurrent start never opens half a file.
+            // Written beside and renamed, so a concurrent start never opens half a file; the
+            // part file is created new, never written through a file or link already there.
             let tmp = path.with_extension(format!("{}.part", std::process::id()));
             let io = |e: std::io::Error| BasemapError::Open { path: path.clone(), reason: e.to_string() };
-            std::fs::write(&tmp, DEMO_MBTILES).map_err(io)?;
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io)?;
+            std::io::Write::write_all(&mut f, DEMO_MBTILES).map_err(io)?;
+            drop(f);
             std::fs::rename(&tmp, &path).map_err(io)?;
         }
         Self::open(&path).await
     }
 
-    /// Adds a glyph directory.
+    /// Adds a glyph directory. It must hold the style's font stack with the Chinese ranges:
+    /// with it the wall stops drawing Chinese from its local font, so a directory built under
+    /// another name, or with only some ranges, would leave Chinese labels blank.
     pub fn with_glyph_dir(mut self, dir: PathBuf) -> Result<Self, BasemapError> {
         if !dir.is_dir() {
-            return Err(BasemapError::Glyphs(dir));
+            return Err(BasemapError::Glyphs { dir, reason: "not a directory".into() });
+        }
+        let probe = dir.join(FONT_STACK).join(format!("{}.pbf", glyphs::range_label(0x4e00)));
+        if !probe.is_file() {
+            let reason = format!(
+                "no {} (build every range with `safegrid glyphs --name \"{FONT_STACK}\" --out DIR`, without --ranges)",
+                probe.display()
+            );
+            return Err(BasemapError::Glyphs { dir, reason });
         }
         self.glyph_dir = Some(dir);
         Ok(self)
@@ -244,17 +259,37 @@ mod tests {
         assert_eq!(none.range, "19968-20223");
     }
 
+    #[test]
+    fn a_glyph_directory_must_hold_the_chinese_ranges_of_the_style_font() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(Basemap::none().with_glyph_dir(dir.path().join("nope")), Err(BasemapError::Glyphs { .. })));
+        // Built under another name, or without the CJK ranges: refused, with what to do.
+        let err = Basemap::none().with_glyph_dir(dir.path().to_owned()).err().unwrap().to_string();
+        assert!(err.contains("safegrid glyphs"), "{err}");
+        let stack = dir.path().join(FONT_STACK);
+        std::fs::create_dir_all(&stack).unwrap();
+        let han = glyphs::encode(FONT_STACK, 0x4e00, &[]);
+        std::fs::write(stack.join("19968-20223.pbf"), &han).unwrap();
+        let b = Basemap::none().with_glyph_dir(dir.path().to_owned()).unwrap();
+        assert!(b.server_ideographs());
+        assert_eq!(b.glyph_range(FONT_STACK, 0x4e00), han);
+        // Ranges the directory lacks still come from the compiled-in font.
+        assert_eq!(b.glyph_range(FONT_STACK, 0), EMBEDDED_GLYPHS[0].1);
+        // A stack name cannot leave the directory.
+        assert!(glyphs::decode(&b.glyph_range("../Noto Sans CJK SC Regular", 0x4e00)).unwrap().glyphs.is_empty());
+    }
+
     #[tokio::test]
     async fn the_demo_basemap_opens_as_vector_tiles_with_osm_attribution() {
         let b = Basemap::demo().await.unwrap();
         let t = b.tiles.as_ref().unwrap();
-        assert!(t.gzipped);
         assert!(t.metadata.attribution.contains("OpenStreetMap"));
         let [w, s, e, n] = t.metadata.bounds.unwrap();
         assert!(w < 114.2 && e > 114.2 && s < 22.69 && n > 22.69, "Longgang lies inside");
         // The z14 tile over 大运 holds roads.
         let tile = safegrid_tiles::TileId::containing(114.21, 22.69, 14);
         let bytes = t.tile(tile.z, tile.x, tile.y).await.unwrap().expect("a z14 tile over Longgang");
+        assert!(is_gzip(&bytes), "tilemaker gzips its tiles");
         let mut raw = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut raw).unwrap();
         let layers = safegrid_tiles::mvt::decode(&raw).unwrap();

@@ -172,9 +172,11 @@ impl ChangeStamps {
     const FINEST: u8 = 14;
 
     fn touch(&mut self, p: LonLat, version: u64) {
+        // The tile holding p at each coarser zoom is its finest tile's ancestor.
+        let t = TileId::containing(p.lon(), p.lat(), Self::FINEST);
         for z in 0..=Self::FINEST {
-            let t = TileId::containing(p.lon(), p.lat(), z);
-            let stamp = self.cells.entry((z, t.x, t.y)).or_default();
+            let shift = Self::FINEST - z;
+            let stamp = self.cells.entry((z, t.x >> shift, t.y >> shift)).or_default();
             *stamp = (*stamp).max(version);
         }
     }
@@ -355,10 +357,10 @@ impl LayerState {
         }
     }
 
-    /// Calls `f(lon, lat)` for every item inside `b` with status `status` (any if `None`),
+    /// Calls `f(id, lon, lat)` for every item inside `b` with status `status` (any if `None`),
     /// straight from the point index: no item is read, so a city-wide tile's clusters cost a
     /// scan of packed positions rather than a hash lookup per item.
-    pub fn for_each_position_in(&self, b: BBox, status: Option<&str>, mut f: impl FnMut(f64, f64)) {
+    pub fn for_each_position_in(&self, b: BBox, status: Option<&str>, mut f: impl FnMut(i64, f64, f64)) {
         let tag = match status {
             Some(s) => match self.layer.statuses().iter().position(|x| *x == s) {
                 Some(i) => Some(i as u32),
@@ -366,10 +368,10 @@ impl LayerState {
             },
             None => None,
         };
-        self.index.for_each_in_bbox(b, |_, t, xyz| {
+        self.index.for_each_in_bbox(b, |id, t, xyz| {
             if tag.is_none_or(|want| want == t) {
                 let (lon, lat) = safegrid_geodata::point_index::unit_to_lonlat(xyz);
-                f(lon, lat);
+                f(id as i64, lon, lat);
             }
         });
     }

@@ -87,9 +87,15 @@ pub async fn tile(
     })?;
     // No tile: an empty answer, as martin gives, which MapLibre draws as an empty tile.
     let Some(stored) = stored else { return Ok(StatusCode::NO_CONTENT.into_response()) };
-    let tag = super::fnv(stored.iter().copied());
-    let gzip_out = t.gzipped && accepts_gzip(&headers);
-    let body = if t.gzipped && !gzip_out {
+    let stored_gzip = basemap::is_gzip(&stored);
+    let gzip_out = stored_gzip && accepts_gzip(&headers);
+    // The two encodings are different representations: different ETags.
+    let tag = super::fnv(stored.iter().copied()) ^ u64::from(gzip_out);
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(format!("\"{tag:016x}\"").as_str()) {
+        // Fresh: no need to unpack what will not be sent.
+        return Ok(respond(Vec::new(), "application/vnd.mapbox-vector-tile", tag, &headers));
+    }
+    let body = if stored_gzip && !gzip_out {
         let mut raw = Vec::with_capacity(stored.len() * 4);
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&stored[..]), &mut raw).map_err(|e| {
             tracing::error!(error = %e, tile = %id, "basemap tile is not valid gzip");

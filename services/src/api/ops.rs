@@ -61,13 +61,13 @@ pub async fn metrics(State(st): State<AppState>, Caller(who): Caller) -> Respons
     let (hits, misses, bytes) = st.tiles.stats();
     extra.push((
         "safegrid_tile_cache_requests",
-        "Tile cache lookups by result.",
+        "Tile cache lookups by result: whole tiles, and on a miss each of its layers.",
         "{result=\"hit\"}".into(),
         hits as f64,
     ));
     extra.push((
         "safegrid_tile_cache_requests",
-        "Tile cache lookups by result.",
+        "Tile cache lookups by result: whole tiles, and on a miss each of its layers.",
         "{result=\"miss\"}".into(),
         misses as f64,
     ));

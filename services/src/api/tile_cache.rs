@@ -1,6 +1,8 @@
-//! A bounded cache of encoded tiles. Keys include the data versions of every layer a tile was
-//! built from, so a write makes its old entries unreachable at once — the cache can never serve
-//! a stale tile — and least-recently-used entries are evicted once the byte budget is spent.
+//! A bounded cache of encoded tiles (whole tiles, gzipped tiles and single layers). Keys include
+//! what an entry was built from — for point layers, the latest write around the tile — so a
+//! write makes the old entries it affects unreachable at once: the cache can never serve a stale
+//! tile. Least-recently-used entries are evicted once the byte budget is spent. `build_once`
+//! builds a missing tile once however many requests want it.
 
 use super::problem::ApiError;
 use bytes::Bytes;
@@ -19,11 +21,29 @@ pub struct Built {
 
 type Flight = Arc<tokio::sync::OnceCell<Result<Built, ApiError>>>;
 
+/// Removes a finished or abandoned flight from the map (if it is still the one there).
+struct Forget<'a> {
+    cache: &'a TileCache,
+    key: &'a str,
+    flight: &'a Flight,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        let mut f = self.cache.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if f.get(self.key).is_some_and(|x| Arc::ptr_eq(x, self.flight)) {
+            f.remove(self.key);
+        }
+    }
+}
+
 /// The cache.
 pub struct TileCache {
     inner: Mutex<Inner>,
     /// Builds in progress, by key (see [`TileCache::build_once`]).
     flights: Mutex<HashMap<String, Flight>>,
+    /// Bounds the builds running at once.
+    builders: tokio::sync::Semaphore,
     budget_bytes: usize,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -43,6 +63,9 @@ impl TileCache {
         Self {
             inner: Mutex::new(Inner::default()),
             flights: Mutex::new(HashMap::new()),
+            builders: tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            ),
             budget_bytes,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -106,18 +129,19 @@ impl TileCache {
             let mut f = self.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(f.entry(key.to_owned()).or_default())
         };
-        let out = flight
+        // However this ends (done, or every waiter gone: MapLibre cancels tile requests as the
+        // map pans), the flight is forgotten; later requests find the tile in the cache, or
+        // build anew.
+        let _forget = Forget { cache: self, key, flight: &flight };
+        flight
             .get_or_init(|| async move {
+                // At most a few builds at once: a cold walk of a thousand tiles must not start a
+                // thousand threads on two cores.
+                let Ok(_permit) = self.builders.acquire().await else { return Err(ApiError::internal()) };
                 tokio::task::spawn_blocking(build).await.unwrap_or_else(|_| Err(ApiError::internal()))
             })
             .await
-            .clone();
-        // Later requests find the tile in the cache (or build anew for a newer version).
-        let mut f = self.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if f.get(key).is_some_and(|x| Arc::ptr_eq(x, &flight)) {
-            f.remove(key);
-        }
-        out
+            .clone()
     }
 
     /// (hits, misses, bytes held), for `/metrics`.
@@ -172,5 +196,17 @@ mod tests {
         // The flight is forgotten once done: a later request (a newer version) builds again.
         cache.build_once("t", || Ok(Built { raw: Bytes::new(), gz: Bytes::new() })).await.unwrap();
         assert!(cache.flights.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_build_is_forgotten() {
+        let cache = TileCache::new(1 << 20);
+        let slow = cache.build_once("t", || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok(Built { raw: Bytes::new(), gz: Bytes::new() })
+        });
+        // The only requester goes away (a cancelled tile request) before the build ends.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), slow).await.is_err());
+        assert!(cache.flights.lock().unwrap().is_empty(), "the flight outlived its last requester");
     }
 }

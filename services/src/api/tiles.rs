@@ -5,16 +5,18 @@
 //!   cell, the resolution chosen by zoom) and the five point layers.
 //! - `GET /tiles/{layer}.json` — TileJSON 3.0.
 //!
-//! Tiles are built per request from the in-memory indexes, so they are never stale: a write is
-//! in the very next tile. The `ETag` is made of the data versions of the layers asked for (and
-//! the caller's scope), so an unchanged tile costs a 304. Key-personnel tiles are never answered
-//! with 304 and every one is written to the audit log.
+//! Tiles are built from the in-memory indexes, never from the store, and are never stale: a
+//! write is in the very next tile. Each tile's cache key and `ETag` hold, for each point layer,
+//! the latest write in and around the tile ([`crate::live::LayerState::version_at`]), the grid
+//! version, the caller's role and scope, and the filters: an unchanged tile costs a 304, and a
+//! write elsewhere in the city leaves it cached. Key-personnel tiles are never cached, never
+//! answered with 304, and every one is written to the audit log.
 //!
 //! Point layers take the list filters as query parameters (`since`, `until`, `type`, `status`,
 //! `priority`, `capability`, `grid`). Responses are gzipped when the client accepts it.
 //!
-//! Built tiles are kept in a byte-bounded LRU cache keyed by everything they depend on,
-//! data versions included, so the cache never serves a stale tile (key personnel: never cached).
+//! Whole tiles (plain and gzipped) and single layers are kept in a byte-bounded LRU cache
+//! (`tile_cache.rs`); a missing tile is built once, on a blocking thread, however many ask.
 
 use super::AppState;
 use super::caller::Caller;
@@ -164,7 +166,8 @@ pub async fn tile(
     // Tiles are cached gzipped too: compressing a 100 KB tile on every request cost more than
     // everything else a cache hit does (the map-wall benchmark, BENCHMARKS.md).
     let gzip = accepts_gzip(&headers);
-    let gz_key = format!("{key}|gzip");
+    // Prefixed, not suffixed: the key ends with the caller's query string.
+    let gz_key = format!("gz|{key}");
     if !sensitive && let Some(body) = st.tiles.get(if gzip { &gz_key } else { &key }) {
         return tile_response(body, Some(&etag), gzip);
     }
@@ -175,7 +178,7 @@ pub async fn tile(
             return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
         }
     }
-    let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query };
+    let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query, scope };
     if sensitive {
         // Built for this request alone (never cached, never shared), audited before it leaves.
         let (raw, count) = tokio::task::spawn_blocking(move || job.build()).await.map_err(|_| ApiError::internal())?;
@@ -208,6 +211,8 @@ struct Job {
     tile: TileId,
     filters: ItemQuery,
     query: String,
+    /// The caller's grid scope, joined (part of each layer's cache key).
+    scope: String,
 }
 
 impl Job {
@@ -218,16 +223,16 @@ impl Job {
     /// write to incidents then rebuilds only the incidents part of a composite wall tile, not
     /// its grids and housing, which at low zoom cost the most.
     fn build(&self) -> (Vec<u8>, usize) {
-        let Self { st, who, layers, versions, tile, filters, query } = self;
+        let Self { st, who, layers, versions, tile, filters, query, .. } = self;
         let tile = *tile;
-        let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
+        let scope = &self.scope;
         let grids = st.service.grids();
         let mut raw = Vec::new();
         let mut sensitive_count = 0;
         for (l, version) in layers.iter().zip(versions) {
             let layer_key = match l {
                 TileLayer::Grids => format!("L|{tile}|grids|{version}"),
-                _ => format!("L|{tile}|{}|{version}|{}|{}|{query}", l.name(), who.role, scope.join(",")),
+                _ => format!("L|{tile}|{}|{version}|{}|{scope}|{query}", l.name(), who.role),
             };
             let layer_sensitive = matches!(l, TileLayer::Items(l) if l.is_sensitive());
             if !layer_sensitive && let Some(bytes) = st.tiles.get(&layer_key) {
@@ -378,10 +383,11 @@ fn hexbin_resolution(z: u8) -> h3o::Resolution {
 }
 
 /// How far beyond a tile (degrees of longitude, of latitude) the incidents its hexbins count
-/// may lie: a cell touching the tile lies within two edge lengths of it.
+/// may lie: a cell touching the tile lies within a few edge lengths of it.
 fn hexbin_reach(tile: TileId) -> (f64, f64) {
     let b = tile.bounds();
-    let reach_deg = 2.0 * hexbin_resolution(tile.z).edge_length_m() / safegrid_geodata::distance::METRES_PER_DEGREE;
+    // Three mean edge lengths: cells vary in size, and the mean understates the large ones.
+    let reach_deg = 3.0 * hexbin_resolution(tile.z).edge_length_m() / safegrid_geodata::distance::METRES_PER_DEGREE;
     (reach_deg / b.north.abs().max(b.south.abs()).min(85.0).to_radians().cos(), reach_deg)
 }
 
@@ -475,11 +481,24 @@ fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filte
     // which points are in, and when they are too many to draw, their clusters need nothing else.
     if who.covers(None) && filters.is_index_only() {
         let mut points = Vec::new();
-        state.for_each_position_in(bbox, filters.status.as_deref(), |lon, lat| points.push(px(lon, lat)));
-        if points.len() > CLUSTER_ABOVE {
-            let n = points.len();
-            return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features: clusters(&points) }, n);
-        }
+        state.for_each_position_in(bbox, filters.status.as_deref(), |id, lon, lat| points.push((id, px(lon, lat))));
+        let n = points.len();
+        let features = if n > CLUSTER_ABOVE {
+            clusters(&points.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+        } else {
+            // Few enough to draw: each item with its properties, in id order.
+            points.sort_unstable_by_key(|(id, _)| *id);
+            points
+                .iter()
+                .filter_map(|(id, _)| state.get(*id))
+                .map(|it| Feature {
+                    id: u64::try_from(it.id).ok(),
+                    geometry: Geometry::Points(vec![px(it.pos.lon(), it.pos.lat())]),
+                    properties: tile_properties(it),
+                })
+                .collect()
+        };
+        return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features }, n);
     }
     let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
     let mut items = state.matching(&q, |it| who.covers_item(it));
