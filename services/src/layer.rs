@@ -487,6 +487,52 @@ impl Item {
     pub fn filter_time(&self) -> DateTime<Utc> {
         self.props.observed_at().unwrap_or(self.updated_at)
     }
+
+    /// The item's tag in the point index: its status ([`Props::status_tag`], low
+    /// [`tag::STATUS_BITS`] bits) and the hour of its filter time (the rest), so that status
+    /// and time-window filters — the wall's `since` — are answered from the index alone, but
+    /// for items in the window's first or last hour.
+    #[must_use]
+    pub fn index_tag(&self) -> u32 {
+        tag::new(self.props.status_tag(), self.filter_time())
+    }
+}
+
+/// The point-index tag of an item: status and hour packed in a `u32`.
+pub mod tag {
+    use chrono::{DateTime, Utc};
+
+    /// Bits for the status index (every layer has fewer than 16 statuses).
+    pub const STATUS_BITS: u32 = 4;
+    const STATUS_MASK: u32 = (1 << STATUS_BITS) - 1;
+    /// Hours are counted from 2020-01-01T00:00Z; 28 bits last thirty thousand years.
+    const EPOCH_SECS: i64 = 1_577_836_800;
+    const MAX_HOUR: i64 = (1 << (32 - STATUS_BITS)) - 1;
+
+    /// A tag from a status index and a time.
+    #[must_use]
+    pub fn new(status: u32, t: DateTime<Utc>) -> u32 {
+        debug_assert!(status <= STATUS_MASK);
+        ((hour_of(t) as u32) << STATUS_BITS) | (status & STATUS_MASK)
+    }
+
+    /// The status index in a tag.
+    #[must_use]
+    pub fn status(tag: u32) -> u32 {
+        tag & STATUS_MASK
+    }
+
+    /// The hour in a tag.
+    #[must_use]
+    pub fn hour(tag: u32) -> i64 {
+        i64::from(tag >> STATUS_BITS)
+    }
+
+    /// The hour of a time, as tags count them (clamped to their range).
+    #[must_use]
+    pub fn hour_of(t: DateTime<Utc>) -> i64 {
+        (t.timestamp() - EPOCH_SECS).div_euclid(3600).clamp(0, MAX_HOUR)
+    }
 }
 
 #[cfg(test)]

@@ -72,17 +72,12 @@ pub struct ItemQuery {
 }
 
 impl ItemQuery {
-    /// Whether no filter but `bbox` and `status` is set: those the point index answers alone.
+    /// Whether no filter but `bbox`, `status` and the time window is set: those the point index
+    /// answers (see [`LayerState::for_each_position_in`]).
     #[must_use]
     pub fn is_index_only(&self) -> bool {
-        let Self { since, until, kind, status: _, priority, capability, bbox: _, grid, near } = self;
-        since.is_none()
-            && until.is_none()
-            && kind.is_none()
-            && priority.is_none()
-            && capability.is_none()
-            && grid.is_none()
-            && near.is_none()
+        let Self { since: _, until: _, kind, status: _, priority, capability, bbox: _, grid, near } = self;
+        kind.is_none() && priority.is_none() && capability.is_none() && grid.is_none() && near.is_none()
     }
 
     /// Whether an item passes every filter but the radius, which the candidate search applies.
@@ -218,7 +213,7 @@ impl LayerState {
     /// Builds the state from stored items.
     #[must_use]
     pub fn new(layer: Layer, items: Vec<Item>) -> Self {
-        let index = PointIndex::bulk_load(items.iter().map(|i| (i.id as u64, i.pos, i.props.status_tag())));
+        let index = PointIndex::bulk_load(items.iter().map(|i| (i.id as u64, i.pos, i.index_tag())));
         let mut state = Self {
             layer,
             items: HashMap::with_capacity(items.len()),
@@ -286,7 +281,7 @@ impl LayerState {
         }
         self.stamps.touch(item.pos, self.version);
         self.unindex_grid(item.id);
-        self.index.upsert(item.id as u64, item.pos, item.props.status_tag());
+        self.index.upsert(item.id as u64, item.pos, item.index_tag());
         self.index_grid(&item);
         self.items.insert(item.id, item);
     }
@@ -301,7 +296,7 @@ impl LayerState {
     /// The points of every item plus `batch`, for a point index built off the lock.
     #[must_use]
     pub fn points_with(&self, batch: &[Item]) -> Vec<(u64, LonLat, u32)> {
-        self.items.values().chain(batch).map(|i| (i.id as u64, i.pos, i.props.status_tag())).collect()
+        self.items.values().chain(batch).map(|i| (i.id as u64, i.pos, i.index_tag())).collect()
     }
 
     /// Inserts many items point by point (a batch too small for [`Self::merge`] to pay).
@@ -357,22 +352,38 @@ impl LayerState {
         }
     }
 
-    /// Calls `f(id, lon, lat)` for every item inside `b` with status `status` (any if `None`),
-    /// straight from the point index: no item is read, so a city-wide tile's clusters cost a
-    /// scan of packed positions rather than a hash lookup per item.
-    pub fn for_each_position_in(&self, b: BBox, status: Option<&str>, mut f: impl FnMut(i64, f64, f64)) {
-        let tag = match status {
+    /// Calls `f(id, lon, lat)` for every item inside `q`'s box that passes its status and time
+    /// window (`q` must be [`ItemQuery::is_index_only`]), straight from the point index: the
+    /// tags hold status and hour, so only items in the window's first or last hour are read.
+    /// A city-wide tile's clusters then cost a scan of packed positions rather than a hash
+    /// lookup per item.
+    pub fn for_each_position_in(&self, q: &ItemQuery, mut f: impl FnMut(i64, f64, f64)) {
+        use crate::layer::tag;
+        debug_assert!(q.is_index_only());
+        let Some(b) = q.bbox else { return };
+        let status = match q.status.as_deref() {
             Some(s) => match self.layer.statuses().iter().position(|x| *x == s) {
                 Some(i) => Some(i as u32),
                 None => return, // a status the layer does not have: nothing matches
             },
             None => None,
         };
+        let (since, until) = (q.since.map(tag::hour_of), q.until.map(tag::hour_of));
         self.index.for_each_in_bbox(b, |id, t, xyz| {
-            if tag.is_none_or(|want| want == t) {
-                let (lon, lat) = safegrid_geodata::point_index::unit_to_lonlat(xyz);
-                f(id as i64, lon, lat);
+            if status.is_some_and(|want| want != tag::status(t)) {
+                return;
             }
+            let hour = tag::hour(t);
+            if since.is_some_and(|s| hour < s) || until.is_some_and(|u| hour > u) {
+                return;
+            }
+            // In a boundary hour (or clamped to the tags' range): the item decides.
+            let exact = since.is_some_and(|s| hour == s) || until.is_some_and(|u| hour == u);
+            if exact && !self.items.get(&(id as i64)).is_some_and(|it| q.matches(it)) {
+                return;
+            }
+            let (lon, lat) = safegrid_geodata::point_index::unit_to_lonlat(xyz);
+            f(id as i64, lon, lat);
         });
     }
 
@@ -428,7 +439,7 @@ impl LayerState {
             return Vec::new(); // a status this layer never has matches nothing
         }
         let hits: Vec<Hit> = self.index.nearest(p, k, |id, tag| {
-            status_tag.is_none_or(|t| t == tag)
+            status_tag.is_none_or(|t| t == crate::layer::tag::status(tag))
                 && self.items.get(&(id as i64)).is_some_and(|it| q.matches(it) && visible(it))
         });
         hits.into_iter().filter_map(|h| self.items.get(&(h.id as i64)).map(|it| (it, h.distance_m))).collect()
@@ -552,6 +563,51 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The index-only path (status and hour in the tag) finds exactly the items the full
+        /// filter does, for any time window, including edges inside an hour and times before
+        /// the tags' epoch.
+        #[test]
+        fn positions_from_the_index_match_the_full_filter(
+            pts in proptest::collection::vec((113.9f64..114.2, 22.4f64..22.7, 0usize..3, -400i64..400), 0..150),
+            bbox in (113.9f64..114.2, 22.4f64..22.7, 0.0f64..0.3, 0.0f64..0.3),
+            since in proptest::option::of(-400i64..400),
+            span in proptest::option::of(0i64..500),
+            status in proptest::option::of(0usize..4),
+        ) {
+            // Minutes around 2026-11-20 08:00, and a few years before 2020 for the clamp.
+            let base = DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").unwrap().with_timezone(&Utc);
+            let at = |m: i64| if m < -350 { base - chrono::Duration::days(3_000) } else { base + chrono::Duration::minutes(m * 7) };
+            let statuses = ["open", "closed", "dispatched", "nonsense"];
+            let items: Vec<Item> = pts
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y, st, m))| {
+                    let status = ["open", "closed", "dispatched"][st];
+                    let mut it = grid_item(i as i64 + 1, x, y, None, status);
+                    let props = json!({"type": "theft", "priority": 2, "status": status, "reported_at": at(m).to_rfc3339()});
+                    it.props = Props::parse(Layer::Incidents, props).unwrap();
+                    it
+                })
+                .collect();
+            let state = LayerState::new(Layer::Incidents, items.clone());
+            let b = BBox::new(LonLat::new(bbox.0, bbox.1).unwrap(), LonLat::new(bbox.0 + bbox.2, bbox.1 + bbox.3).unwrap()).unwrap();
+            let q = ItemQuery {
+                bbox: Some(b),
+                since: since.map(at),
+                until: since.zip(span).map(|(s, d)| at(s + d)),
+                status: status.map(|s| statuses[s].to_owned()),
+                ..ItemQuery::default()
+            };
+            proptest::prop_assert!(q.is_index_only());
+            let mut got = Vec::new();
+            state.for_each_position_in(&q, |id, _, _| got.push(id));
+            got.sort_unstable();
+            let want: Vec<i64> = items.iter().filter(|it| q.matches(it)).map(|it| it.id).collect();
+            proptest::prop_assert_eq!(got, want);
         }
     }
 

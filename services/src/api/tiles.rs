@@ -416,8 +416,15 @@ fn hexbin_layer(st: &AppState, who: &Principal, tile: TileId, filters: &ItemQuer
     let counts = {
         let state = st.service.layer(Layer::Incidents);
         let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
-        let items = state.matching(&q, |it| who.covers_item(it));
-        safegrid_geodata::h3::counts_per_cell(items.iter().map(|(it, _)| it.pos), res)
+        if who.covers(None) && q.is_index_only() {
+            // Positions straight from the point index, as for clusters (`point_layer`).
+            let mut points = Vec::new();
+            state.for_each_position_in(&q, |_, lon, lat| points.extend(LonLat::new(lon, lat).ok()));
+            safegrid_geodata::h3::counts_per_cell(points.into_iter(), res)
+        } else {
+            let items = state.matching(&q, |it| who.covers_item(it));
+            safegrid_geodata::h3::counts_per_cell(items.iter().map(|(it, _)| it.pos), res)
+        }
     };
     let mut cells: Vec<_> = counts.into_iter().collect();
     cells.sort_unstable_by_key(|(c, _)| u64::from(*c));
@@ -477,11 +484,13 @@ fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filte
         let p = tile.to_pixels(lon, lat, EXTENT);
         [p[0].round() as i32, p[1].round() as i32]
     };
-    // A caller who sees every grid, filtering by status at most: the point index alone knows
-    // which points are in, and when they are too many to draw, their clusters need nothing else.
+    // A caller who sees every grid, filtering by status and time at most: the point index alone
+    // knows which points are in, and when they are too many to draw, their clusters need
+    // nothing else.
     if who.covers(None) && filters.is_index_only() {
         let mut points = Vec::new();
-        state.for_each_position_in(bbox, filters.status.as_deref(), |id, lon, lat| points.push((id, px(lon, lat))));
+        let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
+        state.for_each_position_in(&q, |id, lon, lat| points.push((id, px(lon, lat))));
         let n = points.len();
         let features = if n > CLUSTER_ABOVE {
             clusters(&points.iter().map(|(_, p)| *p).collect::<Vec<_>>())
