@@ -420,7 +420,7 @@ fn hexbin_layer(st: &AppState, who: &Principal, tile: TileId, filters: &ItemQuer
             // Positions straight from the point index, as for clusters (`point_layer`).
             let mut points = Vec::new();
             state.for_each_position_in(&q, |_, lon, lat| points.extend(LonLat::new(lon, lat).ok()));
-            safegrid_geodata::h3::counts_per_cell(points.into_iter(), res)
+            safegrid_geodata::h3::counts_per_cell(points, res)
         } else {
             let items = state.matching(&q, |it| who.covers_item(it));
             safegrid_geodata::h3::counts_per_cell(items.iter().map(|(it, _)| it.pos), res)
