@@ -158,26 +158,72 @@ impl Batch {
 struct ChangeStamps {
     /// Anything older is covered: set by writes too large to stamp point by point.
     floor: u64,
-    /// (zoom, x, y) → version of the last write in that tile.
+    /// (zoom, x, y) → version of the last write inside that tile.
     cells: HashMap<(u8, u32, u32), u64>,
+    /// (zoom, x, y) → version of the last write inside that tile's buffered bounds (with a
+    /// safety factor), from [`Self::PRECISE_FROM`] on: what point tiles key on.
+    near: HashMap<(u8, u32, u32), u64>,
 }
 
 impl ChangeStamps {
-    /// Zooms above this share its cells (a z16 tile looks at the z14 cells around it).
+    /// Zooms above this share its stamps (a z16 tile looks at its z14 ancestor).
     const FINEST: u8 = 14;
+    /// From this zoom on, a write stamps exactly the tiles whose buffered bounds hold it
+    /// (usually one), so a point tile needs only its own stamp. Below, a tile spans enough
+    /// latitude that Mercator's stretch makes the margin uncertain, and the 3 × 3 rule applies.
+    const PRECISE_FROM: u8 = 7;
+    /// The buffered bounds reach 64/4096 of a tile beyond it; stamps use twice that.
+    const MARGIN: f64 = 2.0 * 64.0 / 4096.0;
 
     fn touch(&mut self, p: LonLat, version: u64) {
+        let stamp = |map: &mut HashMap<(u8, u32, u32), u64>, key| {
+            let v: &mut u64 = map.entry(key).or_default();
+            *v = (*v).max(version);
+        };
         // The tile holding p at each coarser zoom is its finest tile's ancestor.
         let t = TileId::containing(p.lon(), p.lat(), Self::FINEST);
         for z in 0..=Self::FINEST {
             let shift = Self::FINEST - z;
-            let stamp = self.cells.entry((z, t.x >> shift, t.y >> shift)).or_default();
-            *stamp = (*stamp).max(version);
+            stamp(&mut self.cells, (z, t.x >> shift, t.y >> shift));
+        }
+        // Fractional tile coordinates at the finest zoom; halved for each zoom above.
+        let n = f64::from(1u32 << Self::FINEST);
+        let lat = p.lat().clamp(-safegrid_tiles::MAX_LAT, safegrid_tiles::MAX_LAT).to_radians();
+        let fx = (p.lon() + 180.0) / 360.0 * n;
+        let fy = (1.0 - lat.tan().asinh() / std::f64::consts::PI) / 2.0 * n;
+        for z in Self::PRECISE_FROM..=Self::FINEST {
+            let scale = f64::from(1u32 << (Self::FINEST - z));
+            let limit = (1i64 << z) - 1;
+            let span = |f: f64| {
+                let f = f / scale;
+                let i = f.floor();
+                let frac = f - i;
+                let i = i as i64;
+                let lo = if frac < Self::MARGIN { i - 1 } else { i };
+                let hi = if frac > 1.0 - Self::MARGIN { i + 1 } else { i };
+                lo.max(0)..=hi.min(limit)
+            };
+            for x in span(fx) {
+                for y in span(fy) {
+                    stamp(&mut self.near, (z, x as u32, y as u32));
+                }
+            }
         }
     }
 
-    /// The latest write that could have changed `tile` (never below the floor).
+    /// The latest write that could have changed a point tile (never below the floor).
     fn at(&self, tile: TileId) -> u64 {
+        if tile.z < Self::PRECISE_FROM {
+            return self.around(tile);
+        }
+        let z = tile.z.min(Self::FINEST);
+        let shift = tile.z - z;
+        self.near.get(&(z, tile.x >> shift, tile.y >> shift)).map_or(self.floor, |v| self.floor.max(*v))
+    }
+
+    /// The latest write inside the tile or its eight neighbours (never below the floor): for
+    /// tiles whose content reaches further than a point tile's buffer, up to a tile (hexbins).
+    fn around(&self, tile: TileId) -> u64 {
         let z = tile.z.min(Self::FINEST);
         let shift = tile.z - z;
         let (x, y) = (i64::from(tile.x >> shift), i64::from(tile.y >> shift));
@@ -242,11 +288,18 @@ impl LayerState {
         self.version
     }
 
-    /// The version of the last write that could change the tile's content (points within
-    /// its buffered bounds): equal for two reads of the tile iff nothing it shows has changed.
+    /// The version of the last write that could change the tile's points (those within its
+    /// buffered bounds): unchanged as long as nothing the tile shows has changed.
     #[must_use]
     pub fn version_at(&self, tile: TileId) -> u64 {
         self.stamps.at(tile)
+    }
+
+    /// The version of the last write in the tile or the eight around it: for tile content
+    /// that reaches further than a point tile's buffer, up to one tile (hexbins).
+    #[must_use]
+    pub fn version_around(&self, tile: TileId) -> u64 {
+        self.stamps.around(tile)
     }
 
     /// Number of items.
@@ -531,7 +584,7 @@ mod tests {
         #[test]
         fn a_tile_version_changes_whenever_what_it_shows_does(
             writes in proptest::collection::vec((0i64..40, 113.95f64..114.05, 22.45f64..22.55, 0u8..3), 1..60),
-            z in 9u8..18,
+            z in 3u8..18,
         ) {
             let mut state = LayerState::new(Layer::Incidents, Vec::new());
             // Every tile over the area at zoom z.
