@@ -19,5 +19,6 @@ pub mod import;
 pub mod layer;
 pub mod live;
 pub mod metrics;
+pub mod positions;
 pub mod service;
 pub mod store;
