@@ -136,6 +136,15 @@ pub async fn tile(
     if who.role == Role::Public {
         return Err(ApiError::unauthorized("tiles need a bearer token"));
     }
+    // Before anything else answers (a 304 included): a role that may not read a layer learns
+    // nothing of its tiles.
+    for l in &layers {
+        if let TileLayer::Items(layer) = l
+            && !who.may_read(*layer)
+        {
+            return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
+        }
+    }
     let sensitive = layers.iter().any(|l| matches!(l, TileLayer::Items(l) if l.is_sensitive()));
     let grids = st.service.grids();
     let versions: Vec<String> = layers
@@ -171,13 +180,6 @@ pub async fn tile(
     let gz_key = format!("gz|{key}");
     if !sensitive && let Some(body) = st.tiles.get(if gzip { &gz_key } else { &key }) {
         return tile_response(body, Some(&etag), gzip);
-    }
-    for l in &layers {
-        if let TileLayer::Items(layer) = l
-            && !who.may_read(*layer)
-        {
-            return Err(ApiError::forbidden(format!("role {} may not read {layer}", who.role)));
-        }
     }
     let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query, scope };
     if sensitive {
