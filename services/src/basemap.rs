@@ -156,9 +156,7 @@ impl Basemap {
     /// The demo's compiled-in Longgang basemap (written to the temporary directory, since SQLite
     /// reads files).
     pub async fn demo() -> Result<Self, BasemapError> {
-        let hash = DEMO_MBTILES
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = crate::api::fnv(DEMO_MBTILES.iter().copied());
         let path = std::env::temp_dir().join(format!("safegrid-basemap-{hash:016x}.mbtiles"));
         // The directory is shared: serve what was compiled in, not whatever lies there.
         let current = std::fs::read(&path).is_ok_and(|b| b == DEMO_MBTILES);

@@ -97,8 +97,8 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A short, stable hash (FNV-1a) for ETags.
-fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
+/// A short, stable hash (FNV-1a) for ETags and content names.
+pub(crate) fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

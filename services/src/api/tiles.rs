@@ -281,8 +281,9 @@ pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 /// Gzip for the wire. Large tiles (low zooms, rebuilt after every write around them) use the
-/// fastest level: on a 100 KB city-view tile it compresses in a third of the time for 15 %
-/// more bytes, which a command centre's LAN does not notice but the wall's p99 does.
+/// fastest level: on a 104 KB z11 wall tile, zlib took 1.1 ms at level 1 against 2.8 ms at
+/// the default level, for 15 % more bytes (measured with Python's zlib, not this encoder) —
+/// which a command centre's LAN does not notice but the wall's p99 under writes does.
 fn gzipped(body: &[u8]) -> std::io::Result<bytes::Bytes> {
     use std::io::Write;
     let level = if body.len() > 32 << 10 { flate2::Compression::fast() } else { flate2::Compression::default() };
