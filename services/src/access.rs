@@ -6,6 +6,7 @@
 //! | `dispatcher` | every layer (key personnel audited) | incidents, posts, responders, rental housing |
 //! | `grid_worker` | items in its grids (key personnel audited) | items in its grids |
 //! | `auditor` | everything, audit log (key personnel audited) | nothing |
+//! | `gateway` | nothing | position reports (`POST /api/v1/positions`) |
 //! | `public` | the nearest-security-post lookup and health | nothing |
 //!
 //! A request without a token is `public`. Grid scope is a list of unit codes: a grid worker
@@ -31,13 +32,16 @@ pub enum Role {
     GridWorker,
     /// Checks everything, changes nothing.
     Auditor,
+    /// A tracker gateway or fleet bridge: reports positions, reads nothing.
+    Gateway,
     /// A citizen or anyone without a token.
     Public,
 }
 
 impl Role {
     /// All roles.
-    pub const ALL: [Role; 5] = [Role::Admin, Role::Dispatcher, Role::GridWorker, Role::Auditor, Role::Public];
+    pub const ALL: [Role; 6] =
+        [Role::Admin, Role::Dispatcher, Role::GridWorker, Role::Auditor, Role::Gateway, Role::Public];
 
     /// The role's name.
     #[must_use]
@@ -47,6 +51,7 @@ impl Role {
             Self::Dispatcher => "dispatcher",
             Self::GridWorker => "grid_worker",
             Self::Auditor => "auditor",
+            Self::Gateway => "gateway",
             Self::Public => "public",
         }
     }
@@ -64,7 +69,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: expected admin, dispatcher, grid_worker, auditor or public"))
+            .ok_or_else(|| format!("unknown role {s:?}: expected admin, dispatcher, grid_worker, auditor, gateway or public"))
     }
 }
 
@@ -89,7 +94,7 @@ impl Principal {
     /// Whether the caller may read items of `layer` at all (grid scope aside).
     #[must_use]
     pub fn may_read(&self, _layer: Layer) -> bool {
-        !matches!(self.role, Role::Public)
+        !matches!(self.role, Role::Public | Role::Gateway)
     }
 
     /// Whether the caller may create, change or delete items of `layer` (grid scope aside).
@@ -98,8 +103,15 @@ impl Principal {
         match self.role {
             Role::Admin | Role::GridWorker => true,
             Role::Dispatcher => !layer.is_sensitive(),
-            Role::Auditor | Role::Public => false,
+            Role::Auditor | Role::Gateway | Role::Public => false,
         }
+    }
+
+    /// Whether the caller may report positions in bulk (`POST /api/v1/positions`). Single
+    /// trackers speak OsmAnd, where the device id is the credential, as in Traccar.
+    #[must_use]
+    pub fn may_report_positions(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Dispatcher | Role::Gateway)
     }
 
     /// Whether the caller's grid scope covers an item in `grid` (`None`: outside every grid).

@@ -253,6 +253,16 @@ pub struct LayerState {
     version: u64,
     /// Where writes happened, for tiles (see [`Self::version_at`]).
     stamps: ChangeStamps,
+    /// Responders by the device id of their tracker (empty for other layers).
+    by_device: HashMap<String, i64>,
+}
+
+/// The tracker a responder carries.
+fn device_of(it: &Item) -> Option<&str> {
+    match &it.props {
+        crate::layer::Props::Responder(r) => r.device_id.as_deref(),
+        _ => None,
+    }
 }
 
 impl LayerState {
@@ -267,10 +277,12 @@ impl LayerState {
             by_grid: BTreeMap::new(),
             version: next_version(),
             stamps: ChangeStamps::default(),
+            by_device: HashMap::new(),
         };
         state.stamps.floor = state.version;
         for it in items {
             state.index_grid(&it);
+            state.index_device(&it);
             state.items.insert(it.id, it);
         }
         state
@@ -334,9 +346,51 @@ impl LayerState {
         }
         self.stamps.touch(item.pos, self.version);
         self.unindex_grid(item.id);
+        self.unindex_device(item.id);
         self.index.upsert(item.id as u64, item.pos, item.index_tag());
         self.index_grid(&item);
+        self.index_device(&item);
         self.items.insert(item.id, item);
+    }
+
+    /// Moves an item (a unit's new live fix): position and grid only, nothing cloned.
+    /// False when there is no such item.
+    pub fn relocate(&mut self, id: i64, pos: LonLat, grid: Option<GridCode>) -> bool {
+        let Some(old) = self.items.get(&id) else { return false };
+        let old_pos = old.pos;
+        let tag = old.index_tag();
+        self.version = next_version();
+        self.stamps.touch(old_pos, self.version);
+        self.stamps.touch(pos, self.version);
+        self.unindex_grid(id);
+        self.index.upsert(id as u64, pos, tag);
+        if let Some(it) = self.items.get_mut(&id) {
+            it.pos = pos;
+            it.grid = grid;
+        }
+        if let Some(it) = self.items.get(&id) {
+            add_to_grid_index(&mut self.by_grid, it);
+        }
+        true
+    }
+
+    /// The responder that carries tracker `device`.
+    #[must_use]
+    pub fn unit_of_device(&self, device: &str) -> Option<i64> {
+        self.by_device.get(device).copied()
+    }
+
+    fn index_device(&mut self, it: &Item) {
+        if let Some(d) = device_of(it) {
+            self.by_device.insert(d.to_owned(), it.id);
+        }
+    }
+
+    fn unindex_device(&mut self, id: i64) {
+        let Some(d) = self.items.get(&id).and_then(device_of) else { return };
+        if self.by_device.get(d) == Some(&id) {
+            self.by_device.remove(d);
+        }
     }
 
     /// Whether a batch is large enough next to the layer that rebuilding the point index in one
@@ -369,6 +423,11 @@ impl LayerState {
         // A batch this large touches most of the map anyway.
         self.stamps.floor = self.version;
         let Batch { mut items, by_grid } = batch;
+        for it in items.values() {
+            if let Some(d) = device_of(it) {
+                self.by_device.insert(d.to_owned(), it.id);
+            }
+        }
         if items.len() > self.items.len() {
             std::mem::swap(&mut self.items, &mut items);
         }
@@ -387,6 +446,7 @@ impl LayerState {
     pub fn remove(&mut self, id: i64) -> Option<Item> {
         self.version = next_version();
         self.unindex_grid(id);
+        self.unindex_device(id);
         let old = self.items.remove(&id)?;
         self.stamps.touch(old.pos, self.version);
         self.index.remove(id as u64);

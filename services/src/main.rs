@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::{Crs, GridCode};
 use safegrid_services::access::{Principal, Role, new_token};
-use safegrid_services::api::{AppState, app};
+use safegrid_services::api::{AppState, app, osmand_app};
+use safegrid_services::positions::ingest::{IngestConfig, spawn_retention};
+use safegrid_services::positions::live::FreshnessConfig;
+use safegrid_services::positions::noise::NoiseConfig;
 use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
@@ -53,6 +56,67 @@ struct MapArgs {
     glyphs: Option<PathBuf>,
 }
 
+/// Live positions: the OsmAnd port, noise thresholds, freshness, retention.
+#[derive(clap::Args)]
+struct PositionArgs {
+    /// Where tracker apps (OsmAnd, Traccar Client) report: GET or POST with id, lat, lon,
+    /// timestamp… on any path. The same protocol is also at /api/v1/osmand on --listen.
+    #[arg(long, default_value = "127.0.0.1:5055")]
+    osmand_listen: String,
+    /// Do not open the OsmAnd port (trackers can still use /api/v1/osmand).
+    #[arg(long, conflicts_with = "osmand_listen")]
+    no_osmand: bool,
+    /// Fastest plausible speed between two fixes, km/h; a faster jump is kept as history only.
+    #[arg(long, default_value_t = 250.0)]
+    max_speed_kmh: f64,
+    /// Worst accuracy (metres) that may move a unit's live position.
+    #[arg(long, default_value_t = 100.0)]
+    max_accuracy_m: f64,
+    /// Days of position history kept (older fixes are refused and deleted hourly).
+    #[arg(long, default_value_t = 183)]
+    retention_days: u32,
+    /// A unit that reported within this many seconds is live…
+    #[arg(long, default_value_t = 60)]
+    live_secs: u32,
+    /// …within this many stale, and lost beyond.
+    #[arg(long, default_value_t = 600)]
+    stale_secs: u32,
+    /// Most fixes waiting to be stored; beyond it ingest answers 503 with Retry-After.
+    #[arg(long, default_value_t = 200_000)]
+    ingest_queue: usize,
+}
+
+impl PositionArgs {
+    fn ingest(&self) -> Result<IngestConfig> {
+        if !(self.max_speed_kmh > 0.0 && self.max_accuracy_m > 0.0) {
+            bail!("--max-speed-kmh and --max-accuracy-m must be positive");
+        }
+        if self.live_secs == 0 || self.stale_secs <= self.live_secs {
+            bail!("--stale-secs must be greater than --live-secs, and both positive");
+        }
+        if self.retention_days == 0 {
+            bail!("--retention-days must be at least 1");
+        }
+        Ok(IngestConfig {
+            noise: NoiseConfig {
+                max_speed_mps: self.max_speed_kmh / 3.6,
+                max_accuracy_m: self.max_accuracy_m,
+                max_age: chrono::Duration::days(i64::from(self.retention_days)),
+                ..NoiseConfig::default()
+            },
+            queue_fixes: self.ingest_queue.max(1),
+            ..IngestConfig::default()
+        })
+    }
+
+    fn freshness(&self) -> FreshnessConfig {
+        FreshnessConfig {
+            live: chrono::Duration::seconds(i64::from(self.live_secs)),
+            stale: chrono::Duration::seconds(i64::from(self.stale_secs)),
+        }
+    }
+}
+
 impl MapArgs {
     /// The basemap to serve; `demo` picks the compiled-in one when no file is named.
     async fn open(&self, demo: bool) -> Result<Basemap> {
@@ -94,6 +158,8 @@ enum Command {
         token_reload_secs: u64,
         #[command(flatten)]
         map: MapArgs,
+        #[command(flatten)]
+        positions: PositionArgs,
     },
     /// Build (first run) or reopen the Shenzhen demo city and serve it. Prints a token per role.
     Demo {
@@ -108,6 +174,8 @@ enum Command {
         no_serve: bool,
         #[command(flatten)]
         map: MapArgs,
+        #[command(flatten)]
+        positions: PositionArgs,
     },
     /// Import a GeoJSON or CSV file into a layer, or a grid layer. All rows or none.
     ///
@@ -190,14 +258,14 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { listen, token_reload_secs, map } => {
+        Command::Serve { listen, token_reload_secs, map, positions } => {
             let basemap = map.open(false).await?;
             let service = open(&cli.database_url).await?;
             reload_tokens_every(&service, token_reload_secs);
-            serve(service, basemap, &listen, None).await
+            serve(service, basemap, &listen, &positions, None).await
         }
         Command::Glyphs { font, face, name, out, ranges } => build_glyphs(&font, face, &name, &out, &ranges),
-        Command::Demo { listen, tokens_out, no_serve, map } => {
+        Command::Demo { listen, tokens_out, no_serve, map, positions } => {
             let basemap = map.open(true).await?;
             let service = open(&cli.database_url).await?;
             seed_demo(&service).await?;
@@ -206,7 +274,7 @@ async fn main() -> Result<()> {
                 return Ok(());
             }
             reload_tokens_every(&service, 10);
-            serve(service, basemap, &listen, Some(tokens)).await
+            serve(service, basemap, &listen, &positions, Some(tokens)).await
         }
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
@@ -321,11 +389,29 @@ async fn serve(
     service: Arc<Service>,
     basemap: Basemap,
     listen: &str,
+    positions: &PositionArgs,
     tokens: Option<BTreeMap<String, String>>,
 ) -> Result<()> {
+    let ingest = positions.ingest()?;
+    service.set_freshness(positions.freshness());
+    spawn_retention(Arc::clone(&service), ingest.noise.max_age);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(service).with_basemap(basemap);
+    let state = AppState::with_ingest(service, ingest).with_basemap(basemap);
+    if !positions.no_osmand {
+        let at = &positions.osmand_listen;
+        let osmand = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("binding the OsmAnd port {at} (--osmand-listen ADDR, or --no-osmand)"))?;
+        let osmand_addr = osmand.local_addr()?;
+        tracing::info!(addr = %osmand_addr, "OsmAnd trackers report here");
+        let router = osmand_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(osmand, router).await {
+                tracing::error!(error = %e, "the OsmAnd listener stopped");
+            }
+        });
+    }
     tracing::info!(%addr, "listening");
     if let Some(tokens) = tokens {
         print_banner(&format!("http://{addr}"), &tokens);

@@ -8,6 +8,8 @@
 use crate::access::{Principal, token_hash};
 use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
+use crate::positions::TracePoint;
+use crate::positions::live::{FreshnessConfig, LiveUnits};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
 use chrono::Utc;
 use safegrid_geodata::{GridHierarchy, GridUnit, LonLat};
@@ -49,6 +51,8 @@ pub struct Service {
     grid_gate: tokio::sync::Mutex<()>,
     layers: Vec<LayerSlot>,
     tokens: RwLock<HashMap<String, Principal>>,
+    /// The latest fix of each responder that reported (its position is the responder's).
+    units: RwLock<LiveUnits>,
 }
 
 /// A poisoned lock means a writer panicked mid-update; the data it guards is still the last
@@ -95,13 +99,76 @@ impl Service {
             });
         }
         let tokens = load_tokens(store.as_ref()).await?;
-        Ok(Self {
+        let service = Self {
             store,
             grids: RwLock::new(Arc::new(GridState::new(hierarchy))),
             grid_gate: tokio::sync::Mutex::new(()),
             layers,
             tokens: RwLock::new(tokens),
-        })
+            units: RwLock::new(LiveUnits::default()),
+        };
+        // Responders stand where their last live fix put them, not where they were entered.
+        let ids: Vec<i64> = service.layer(Layer::Responders).iter().map(|it| it.id).collect();
+        let last = service.store.last_live_fixes(&ids).await?;
+        service.apply_fixes(&last).await;
+        Ok(service)
+    }
+
+    /// Sets the freshness thresholds of live positions.
+    pub fn set_freshness(&self, config: FreshnessConfig) {
+        let mut units = write(&self.units);
+        let old = std::mem::take(&mut *units);
+        *units = LiveUnits::new(config);
+        for (id, f) in old.iter() {
+            units.insert(id, *f);
+        }
+    }
+
+    /// The latest fixes of the responders.
+    pub fn live_units(&self) -> RwLockReadGuard<'_, LiveUnits> {
+        read(&self.units)
+    }
+
+    /// Moves responders to their new live fixes (stored already): position and grid in the
+    /// responders layer (tiles, nearest, the wall), the fix's details in [`LiveUnits`].
+    pub async fn apply_fixes(&self, fixes: &[TracePoint]) {
+        if fixes.is_empty() {
+            return;
+        }
+        let slot = &self.layers[Layer::Responders.index()];
+        // The gate orders this against an admin's edit of a unit and against a grid change,
+        // which re-locates every item under every gate.
+        let _gate = slot.gate.lock().await;
+        let grids = self.grids();
+        let located: Vec<_> = fixes.iter().map(|f| grids.grid_of(f.pos)).collect();
+        let mut moved = Vec::with_capacity(fixes.len());
+        {
+            let mut state = write(&slot.state);
+            for (f, grid) in fixes.iter().zip(located) {
+                if state.relocate(f.unit_id, f.pos, grid) {
+                    moved.push(f);
+                }
+            }
+        }
+        let mut units = write(&self.units);
+        for f in moved {
+            units.set(f);
+        }
+    }
+
+    /// Refuses a responder's tracker when another responder already carries it: a fix must
+    /// never be attached to the wrong unit.
+    fn check_device(&self, item: &Item) -> Result<(), ServiceError> {
+        let Props::Responder(r) = &item.props else { return Ok(()) };
+        let Some(device) = r.device_id.as_deref() else { return Ok(()) };
+        match self.layer(Layer::Responders).unit_of_device(device) {
+            Some(other) if other != item.id => Err(ServiceError::Invalid {
+                field: "properties.device_id".into(),
+                value: device.into(),
+                reason: format!("responder {other} already carries this tracker"),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The store (for readiness checks and the audit log).
@@ -206,6 +273,7 @@ impl Service {
         let id = slot.last_id.load(Ordering::SeqCst) + 1;
         let item = self.new_item(id, pos, props);
         self.check_scope(who, layer, &item)?;
+        self.check_device(&item)?;
         self.store.insert_items(layer, std::slice::from_ref(&item)).await?;
         slot.last_id.store(id, Ordering::SeqCst);
         write(&slot.state).put(item.clone());
@@ -226,6 +294,7 @@ impl Service {
         let mut item = self.new_item(id, pos, props);
         item.created_at = old.created_at;
         self.check_scope(who, layer, &item)?;
+        self.check_device(&item)?;
         if !self.store.update_item(&item).await? {
             return Err(ServiceError::NotFound { layer, id });
         }
@@ -244,6 +313,9 @@ impl Service {
         self.check_scope(who, layer, &old)?;
         self.store.delete_item(layer, id).await?;
         write(&slot.state).remove(id);
+        if layer == Layer::Responders {
+            write(&self.units).remove(id);
+        }
         Ok(old)
     }
 

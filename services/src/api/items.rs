@@ -33,7 +33,7 @@ fn layer_of(name: &str) -> Result<Layer, ApiError> {
     name.parse().map_err(|e: crate::layer::UnknownLayer| ApiError::not_found("layer", name, e.to_string()))
 }
 
-fn id_of(text: &str) -> Result<i64, ApiError> {
+pub(super) fn id_of(text: &str) -> Result<i64, ApiError> {
     text.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
@@ -51,7 +51,7 @@ fn require(who: &Principal, allowed: bool, verb: &str, layer: Layer) -> Result<(
     Ok(())
 }
 
-fn require_read(who: &Principal, layer: Layer) -> Result<(), ApiError> {
+pub(super) fn require_read(who: &Principal, layer: Layer) -> Result<(), ApiError> {
     require(who, who.may_read(layer), "read", layer)
 }
 
@@ -220,7 +220,7 @@ fn query_from(p: &Params, crs: Crs) -> Result<ItemQuery, ApiError> {
     Ok(ItemQuery { bbox: p.bbox(crs)?, near, since: p.time("since")?, until: p.time("until")?, ..filters_from(p)? })
 }
 
-fn request_text(uri: &OriginalUri, method: &str) -> String {
+pub(super) fn request_text(uri: &OriginalUri, method: &str) -> String {
     format!("{method} {}", uri.0)
 }
 

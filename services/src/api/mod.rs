@@ -8,6 +8,7 @@ pub mod items;
 pub mod openapi;
 pub mod ops;
 pub mod params;
+pub mod positions;
 pub mod problem;
 pub mod tile_cache;
 pub mod tiles;
@@ -15,12 +16,13 @@ pub mod wall;
 pub mod web;
 
 use crate::metrics::Metrics;
+use crate::positions::ingest::{Ingest, IngestConfig};
 use crate::service::Service;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use problem::{ApiError, BODY_LIMIT};
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub tiles: Arc<tile_cache::TileCache>,
     /// The offline basemap, glyphs and sprite.
     pub basemap: Arc<crate::basemap::Basemap>,
+    /// Position ingest (group commit); shared by every ingest route.
+    pub ingest: Arc<Ingest>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -46,7 +50,14 @@ impl AppState {
     /// The state of a service, with fresh metrics and an empty tile cache.
     #[must_use]
     pub fn new(service: Arc<Service>) -> Self {
+        Self::with_ingest(service, IngestConfig::default())
+    }
+
+    /// The state of a service whose position ingest uses `config`.
+    #[must_use]
+    pub fn with_ingest(service: Arc<Service>, config: IngestConfig) -> Self {
         Self {
+            ingest: Arc::new(Ingest::start(Arc::clone(&service), config)),
             service,
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
@@ -83,6 +94,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/locate", get(grids::locate))
         .route("/api/v1/grids", get(grids::list))
         .route("/api/v1/grids/{code}", get(grids::get_one).put(grids::put_one))
+        .route("/api/v1/osmand", get(positions::osmand).post(positions::osmand))
+        .route("/api/v1/positions", post(positions::batch))
+        .route("/api/v1/positions/live", get(positions::live))
+        .route("/api/v1/responders/{id}/trace", get(positions::trace))
         .route("/api/v1/{layer}", get(items::list).post(items::create))
         .route("/api/v1/{layer}/nearest", get(items::nearest))
         .route("/api/v1/{layer}/{id}", get(items::get_one).put(items::replace).delete(items::delete))
@@ -93,6 +108,15 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         // gzip when the client asks for it: tiles and GeoJSON shrink four- to tenfold.
         .layer(CompressionLayer::new().gzip(true))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The OsmAnd port (5055 by default, like Traccar): every path and method goes to the OsmAnd
+/// handler, since tracker apps post to the server's root or to a path of their own.
+pub fn osmand_app(state: AppState) -> Router {
+    Router::new()
+        .fallback(positions::osmand)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -72,6 +72,25 @@ pub async fn metrics(State(st): State<AppState>, Caller(who): Caller) -> Respons
         misses as f64,
     ));
     extra.push(("safegrid_tile_cache_bytes", "Bytes of encoded tiles held.", String::new(), bytes as f64));
+    // Counters since start-up, rendered as gauges (the renderer has one TYPE line per name).
+    for (outcome, n) in st.ingest.counters().snapshot() {
+        extra.push((
+            "safegrid_fixes_total",
+            "Position fixes by outcome since start-up: live, history flags (late, jump, inaccurate, invalid), refusals.",
+            format!("{{outcome=\"{outcome}\"}}"),
+            n as f64,
+        ));
+    }
+    let (commits, failures) = st.ingest.counters().commits();
+    extra.push(("safegrid_fix_commits", "Group commits of fixes since start-up.", String::new(), commits as f64));
+    extra.push(("safegrid_fix_commit_failures", "Failed group commits since start-up.", String::new(), failures as f64));
+    extra.push(("safegrid_fix_queue", "Fixes waiting to be stored.", String::new(), st.ingest.queued() as f64));
+    extra.push((
+        "safegrid_live_units",
+        "Responders with a live fix.",
+        String::new(),
+        st.service.live_units().len() as f64,
+    ));
     let mut r = st.metrics.render(&extra).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     r

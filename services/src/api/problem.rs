@@ -134,6 +134,11 @@ impl ApiError {
         e
     }
 
+    /// Replaces the human-readable detail.
+    pub fn set_detail(&mut self, detail: impl Into<String>) {
+        self.detail = detail.into();
+    }
+
     /// The status code.
     #[must_use]
     pub fn status(&self) -> StatusCode {
@@ -193,6 +198,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Whether a Content-Type names JSON (`application/json`, `application/geo+json`, any `+json`).
+#[must_use]
+pub fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
 /// The request body as bytes, bounded by the route's `DefaultBodyLimit`, with rejections
 /// answered as problems.
 pub struct JsonBody(pub Bytes);
@@ -206,9 +218,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        let json = essence == "application/json" || essence == "application/geo+json" || essence.ends_with("+json");
-        if !(ct.is_empty() || json) {
+        if !(ct.is_empty() || is_json(&ct)) {
             return Err(ApiError::unsupported_media_type(&ct));
         }
         match Bytes::from_request(req, state).await {

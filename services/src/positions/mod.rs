@@ -1,7 +1,14 @@
-//! Positions reported by trackers (the live-positions issue). So far: the [`Fix`] a report
-//! decodes to, and the OsmAnd / Traccar Client protocol decoder ([`osmand`]). Ingest (durable,
-//! acknowledged once stored), noise filtering, traces and geofences build on these.
+//! Positions reported by trackers: decoded ([`osmand`], [`batch`]), checked for noise
+//! ([`noise`]), stored durably in groups and only then acknowledged ([`ingest`]), and kept as
+//! the latest fix per unit ([`live`]).
+//!
+//! A fix belongs to a unit (a responder) through the `device_id` the responder carries; a fix
+//! from a device no responder carries is refused and counted, never attached to a guess.
 
+pub mod batch;
+pub mod ingest;
+pub mod live;
+pub mod noise;
 pub mod osmand;
 
 use chrono::{DateTime, Utc};
@@ -32,4 +39,72 @@ pub struct Fix {
     pub valid: bool,
     /// Every other parameter the device sent, as text.
     pub attributes: BTreeMap<String, String>,
+}
+
+/// Why a stored fix did not move the unit's live position (bits of [`TracePoint::flags`]).
+pub mod flags {
+    /// Older than the unit's live fix: history only.
+    pub const LATE: u8 = 1;
+    /// An impossible jump from the live fix (faster than the configured maximum speed).
+    pub const JUMP: u8 = 2;
+    /// Worse than the accuracy threshold.
+    pub const INACCURATE: u8 = 4;
+    /// The device marked it invalid.
+    pub const INVALID: u8 = 8;
+
+    /// The names of the bits set, for APIs and exports.
+    #[must_use]
+    pub fn names(f: u8) -> Vec<&'static str> {
+        [(LATE, "late"), (JUMP, "jump"), (INACCURATE, "inaccurate"), (INVALID, "invalid")]
+            .into_iter()
+            .filter(|(b, _)| f & b != 0)
+            .map(|(_, n)| n)
+            .collect()
+    }
+}
+
+/// A fix as stored: attached to a unit, with the flags of the noise checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracePoint {
+    /// The responder's id.
+    pub unit_id: i64,
+    /// When the fix was taken (millisecond precision: what the store keeps).
+    pub time: DateTime<Utc>,
+    /// Position.
+    pub pos: LonLat,
+    /// Ground speed, m/s.
+    pub speed_mps: Option<f32>,
+    /// Course, degrees.
+    pub bearing_deg: Option<f32>,
+    /// Altitude, metres.
+    pub altitude_m: Option<f32>,
+    /// Horizontal accuracy, metres.
+    pub accuracy_m: Option<f32>,
+    /// Battery, percent.
+    pub battery_pct: Option<f32>,
+    /// See [`flags`]; 0 for a fix that became the live position.
+    pub flags: u8,
+    /// The tracker's other parameters as a JSON object, if it sent any.
+    pub attributes: Option<String>,
+    /// When safegrid received it.
+    pub received: DateTime<Utc>,
+}
+
+/// Milliseconds since the epoch: the precision the store keeps.
+#[must_use]
+pub fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The instant of a stored millisecond count (clamped into chrono's range).
+#[must_use]
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Truncates an instant to whole milliseconds, so that what is compared in memory is what the
+/// store keeps.
+#[must_use]
+pub fn to_store_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_millis(to_millis(t))
 }

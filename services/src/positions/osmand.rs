@@ -171,7 +171,7 @@ pub fn decode(params: &[(String, String)], received: DateTime<Utc>) -> Result<Fi
 
 /// Unix seconds or milliseconds (fractions allowed), RFC 3339 / ISO-8601 with an offset, or a
 /// date and time without one (taken as UTC, as Traccar does).
-fn parse_time(v: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(v: &str) -> Option<DateTime<Utc>> {
     let v = v.trim();
     if let Ok(x) = v.parse::<f64>() {
         if !x.is_finite() || x < 0.0 {

@@ -11,6 +11,7 @@ pub mod sqlite;
 
 use crate::access::Role;
 use crate::layer::{Item, Layer};
+use crate::positions::TracePoint;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, GridUnit};
@@ -127,6 +128,23 @@ pub trait Store: Send + Sync + 'static {
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes a small setting.
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Appends fixes to the position history in one transaction, durably, skipping any whose
+    /// (unit, time) is already stored (a tracker re-sending after a lost answer). Returns how
+    /// many were new.
+    async fn insert_fixes(&self, fixes: &[TracePoint]) -> Result<u64, StoreError>;
+    /// The newest unflagged fix of each unit that has one (restores the live state at start-up).
+    async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError>;
+    /// A unit's fixes in `[from, to)`, oldest first, at most `limit`.
+    async fn trace(
+        &self,
+        unit: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TracePoint>, StoreError>;
+    /// Deletes fixes taken before `t` (retention); returns how many went, when the store knows.
+    async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// A bulk insert in progress: one open transaction. Dropping it without [`BulkInsert::commit`]

@@ -7,21 +7,80 @@
 use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
+use crate::positions::TracePoint;
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
 use safegrid_geodata::polygon_check::{multipolygon_to_geojson, polygonal_from_geojson};
-use safegrid_geodata::{GridCode, GridUnit};
+use safegrid_geodata::{GridCode, GridUnit, LonLat};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row};
+use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 const ROWS_PER_INSERT: usize = 10_000;
+
+/// The columns of a fix row, in the order [`fix_from_row`] reads them.
+const FIX_COLUMNS: &str = "unit_id, t, ST_X(geom), ST_Y(geom), speed_mps, bearing_deg, altitude_m, accuracy_m, \
+                           battery_pct, flags, attributes::text, received";
+
+fn fix_from_row(r: &sqlx::postgres::PgRow) -> Result<TracePoint, StoreError> {
+    let unit_id: i64 = r.try_get(0)?;
+    let time: DateTime<Utc> = r.try_get(1)?;
+    let corrupt = |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{unit_id}@{time}"), reason };
+    let flags: i16 = r.try_get(9)?;
+    Ok(TracePoint {
+        unit_id,
+        time,
+        pos: LonLat::new(r.try_get(2)?, r.try_get(3)?).map_err(|e| corrupt(e.to_string()))?,
+        speed_mps: r.try_get(4)?,
+        bearing_deg: r.try_get(5)?,
+        altitude_m: r.try_get(6)?,
+        accuracy_m: r.try_get(7)?,
+        battery_pct: r.try_get(8)?,
+        flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
+        attributes: r.try_get(10)?,
+        received: r.try_get(11)?,
+    })
+}
+
+/// The name of a day's partition of `fixes`.
+fn fix_partition(day: NaiveDate) -> String {
+    format!("fixes_{}", day.format("%Y%m%d"))
+}
+
+impl PgStore {
+    /// Creates the day partitions `fixes` needs for these times. One writer task inserts fixes,
+    /// so creation does not race within a process; `IF NOT EXISTS` covers a restart.
+    async fn ensure_fix_partitions(&self, fixes: &[TracePoint]) -> Result<(), StoreError> {
+        let needed: Vec<NaiveDate> = {
+            let known = self.fix_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut days: Vec<NaiveDate> =
+                fixes.iter().map(|f| f.time.date_naive()).filter(|d| !known.contains(d)).collect();
+            days.sort_unstable();
+            days.dedup();
+            days
+        };
+        for day in needed {
+            let next = day.succ_opt().unwrap_or(day);
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF fixes FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
+                fix_partition(day)
+            );
+            sqlx::query(&sql).execute(&self.pool).await?;
+            self.fix_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(day);
+        }
+        Ok(())
+    }
+}
 
 /// The PostGIS store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Days whose `fixes` partition is known to exist (created here or found at start-up).
+    fix_days: Arc<Mutex<HashSet<NaiveDate>>>,
 }
 
 impl PgStore {
@@ -33,7 +92,7 @@ impl PgStore {
         let opts = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new().max_connections(8).connect_with(opts).await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, fix_days: Arc::default() })
     }
 
     /// The pool, for tests and benchmarks that compare with PostGIS queries.
@@ -331,5 +390,92 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn insert_fixes(&self, fixes: &[TracePoint]) -> Result<u64, StoreError> {
+        self.ensure_fix_partitions(fixes).await?;
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in fixes.chunks(ROWS_PER_INSERT) {
+            let done = sqlx::query(
+                "INSERT INTO fixes (unit_id, t, geom, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct,
+                                    flags, attributes, received)
+                 SELECT unit_id, t, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, bearing, altitude, accuracy,
+                        battery, flags, attributes::jsonb, received
+                 FROM UNNEST($1::int8[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float4[], $6::float4[],
+                             $7::float4[], $8::float4[], $9::float4[], $10::int2[], $11::text[], $12::timestamptz[])
+                   AS u(unit_id, t, lon, lat, speed, bearing, altitude, accuracy, battery, flags, attributes, received)
+                 ON CONFLICT (unit_id, t) DO NOTHING",
+            )
+            .bind(chunk.iter().map(|f| f.unit_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.time).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.pos.lon()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.pos.lat()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.speed_mps).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.bearing_deg).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.altitude_m).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.accuracy_m).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.battery_pct).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| i16::from(f.flags)).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.attributes.clone()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| f.received).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+            inserted += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError> {
+        let sql = format!(
+            "SELECT {FIX_COLUMNS} FROM UNNEST($1::int8[]) AS u(id)
+             CROSS JOIN LATERAL (SELECT * FROM fixes WHERE unit_id = u.id AND flags = 0 ORDER BY t DESC LIMIT 1) f"
+        );
+        let rows = sqlx::query(&sql).bind(units).fetch_all(&self.pool).await?;
+        rows.iter().map(fix_from_row).collect()
+    }
+
+    async fn trace(
+        &self,
+        unit: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TracePoint>, StoreError> {
+        let sql =
+            format!("SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = $1 AND t >= $2 AND t < $3 ORDER BY t LIMIT $4");
+        let rows = sqlx::query(&sql)
+            .bind(unit)
+            .bind(from)
+            .bind(to)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(fix_from_row).collect()
+    }
+
+    async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Whole days go by dropping their partition (no dead rows, no vacuum); the rest of the
+        // boundary day by DELETE.
+        let parts: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'fixes'::regclass",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let cutoff = t.date_naive();
+        for name in parts {
+            let Some(day) = name.strip_prefix("fixes_").and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+            else {
+                continue;
+            };
+            if day < cutoff {
+                sqlx::query(&format!("DROP TABLE IF EXISTS {name}")).execute(&self.pool).await?;
+                self.fix_days.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&day);
+            }
+        }
+        let done = sqlx::query("DELETE FROM fixes WHERE t < $1").bind(t).execute(&self.pool).await?;
+        Ok(done.rows_affected())
     }
 }

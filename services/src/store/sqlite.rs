@@ -6,11 +6,12 @@
 use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
+use crate::positions::{TracePoint, from_millis, to_millis};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
 use safegrid_geodata::polygon_check::{multipolygon_to_geojson, polygonal_from_geojson};
-use safegrid_geodata::{GridCode, GridUnit};
+use safegrid_geodata::{GridCode, GridUnit, LonLat};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
@@ -18,6 +19,31 @@ use std::time::Duration;
 
 /// SQLite allows 32,766 bound parameters per statement; ten columns per item row.
 const ROWS_PER_INSERT: usize = 3_000;
+/// Twelve columns per fix.
+const FIXES_PER_INSERT: usize = 2_500;
+/// The columns of a fix row, in the order [`fix_from_row`] reads them.
+const FIX_COLUMNS: &str =
+    "unit_id, t, lon, lat, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct, flags, attributes, received";
+
+fn fix_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TracePoint, StoreError> {
+    let unit_id: i64 = r.try_get(0)?;
+    let t: i64 = r.try_get(1)?;
+    let corrupt = |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{unit_id}@{t}"), reason };
+    let flags: i64 = r.try_get(9)?;
+    Ok(TracePoint {
+        unit_id,
+        time: from_millis(t),
+        pos: LonLat::new(r.try_get(2)?, r.try_get(3)?).map_err(|e| corrupt(e.to_string()))?,
+        speed_mps: r.try_get(4)?,
+        bearing_deg: r.try_get(5)?,
+        altitude_m: r.try_get(6)?,
+        accuracy_m: r.try_get(7)?,
+        battery_pct: r.try_get(8)?,
+        flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
+        attributes: r.try_get(10)?,
+        received: from_millis(r.try_get(11)?),
+    })
+}
 
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
@@ -340,5 +366,68 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn insert_fixes(&self, fixes: &[TracePoint]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in fixes.chunks(FIXES_PER_INSERT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR IGNORE INTO fixes ({FIX_COLUMNS}) "));
+            qb.push_values(chunk, |mut b, f| {
+                b.push_bind(f.unit_id)
+                    .push_bind(to_millis(f.time))
+                    .push_bind(f.pos.lon())
+                    .push_bind(f.pos.lat())
+                    .push_bind(f.speed_mps)
+                    .push_bind(f.bearing_deg)
+                    .push_bind(f.altitude_m)
+                    .push_bind(f.accuracy_m)
+                    .push_bind(f.battery_pct)
+                    .push_bind(i64::from(f.flags))
+                    .push_bind(f.attributes.as_deref())
+                    .push_bind(to_millis(f.received));
+            });
+            let done = qb.build().persistent(chunk.len() == FIXES_PER_INSERT).execute(&mut *tx).await?;
+            inserted += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError> {
+        // One backward range scan of the primary key per unit: a few thousand units cost
+        // milliseconds, where a GROUP BY would read the whole history.
+        let sql = format!("SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = ? AND flags = 0 ORDER BY t DESC LIMIT 1");
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        for &u in units {
+            if let Some(r) = sqlx::query(&sql).bind(u).fetch_optional(&mut *conn).await? {
+                out.push(fix_from_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn trace(
+        &self,
+        unit: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<TracePoint>, StoreError> {
+        let sql = format!("SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = ? AND t >= ? AND t < ? ORDER BY t LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(unit)
+            .bind(to_millis(from))
+            .bind(to_millis(to))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(fix_from_row).collect()
+    }
+
+    async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM fixes WHERE t < ?").bind(to_millis(t)).execute(&self.pool).await?;
+        Ok(done.rows_affected())
     }
 }

@@ -1,0 +1,313 @@
+//! Positions over HTTP.
+//!
+//! - `GET|POST /api/v1/osmand` (and `/` on the OsmAnd port, 5055 by default): the OsmAnd /
+//!   Traccar Client protocol. No token: as in Traccar, the device id is the credential, and a
+//!   device no responder carries is refused (400) and counted. `200` means stored — or refused
+//!   as noise (a duplicate, a clock in the future, older than the history keeps), because a
+//!   tracker retries anything else forever and would never send its next fix.
+//! - `POST /api/v1/positions`: a gateway's JSON batch (roles admin, dispatcher, gateway),
+//!   answered with what became of each fix.
+//! - `GET /api/v1/positions/live`: every responder with its latest fix and freshness (audited).
+//! - `GET /api/v1/responders/{id}/trace`: a unit's history as JSON, GeoJSON or GPX (audited).
+//!
+//! Every ingest answers only once the fixes are committed; a full queue answers 503 with
+//! `Retry-After`.
+
+use super::AppState;
+use super::caller::Caller;
+use super::items::{geojson_response, id_of, request_text, require_read};
+use super::params::Params;
+use super::problem::{ApiError, is_json};
+use crate::access::Role;
+use crate::layer::{Layer, Props};
+use crate::positions::ingest::{IngestError, Receipt};
+use crate::positions::live::Freshness;
+use crate::positions::{TracePoint, batch, flags, osmand};
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{Duration, Utc};
+use geo::{Coord, LineString, SimplifyIdx};
+use safegrid_geodata::{Crs, GridCode};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+
+/// Largest OsmAnd request body (a form of a dozen parameters).
+const OSMAND_BODY_LIMIT: usize = 16 << 10;
+/// Largest batch body: [`batch::MAX_FIXES`] fixes with a few attributes each.
+const BATCH_BODY_LIMIT: usize = 4 << 20;
+/// Most points one trace request returns.
+const MAX_TRACE_POINTS: usize = 100_000;
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Overloaded { retry_after_s } => {
+                let mut a = ApiError::unavailable(retry_after_s);
+                a.set_detail("the ingest queue is full; nothing of this request was stored, retry after the delay");
+                a
+            }
+            IngestError::TooLarge { got, max } => {
+                ApiError::invalid("fixes", got, format!("at most {max} fixes per request"))
+            }
+            IngestError::StoreFailed | IngestError::Stopped => {
+                let mut a = ApiError::unavailable(1);
+                a.set_detail("the fixes could not be stored; nothing of this request was acknowledged, retry");
+                a
+            }
+        }
+    }
+}
+
+/// `GET|POST /api/v1/osmand` and the OsmAnd port.
+pub async fn osmand(State(st): State<AppState>, req: Request) -> Response {
+    match osmand_inner(&st, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn osmand_inner(st: &AppState, req: Request) -> Result<Response, ApiError> {
+    let received = Utc::now();
+    let mut params = osmand::pairs(req.uri().query().unwrap_or(""));
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let body = axum::body::to_bytes(req.into_body(), OSMAND_BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::too_large(OSMAND_BODY_LIMIT))?;
+    if form || (!body.is_empty() && params.is_empty()) {
+        let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", Value::Null, "not UTF-8"))?;
+        params.extend(osmand::pairs(text));
+    }
+    let fix = osmand::decode(&params, received).map_err(|e| {
+        st.ingest.counters().count_malformed();
+        ApiError::invalid(e.field, e.value, e.reason)
+    })?;
+    let device = fix.device_id.clone();
+    let receipt = st.ingest.submit(vec![fix]).await?;
+    match receipt.refused.first() {
+        Some(r) if r.reason == "unknown_device" => Err(ApiError::invalid(
+            "id",
+            device,
+            "no responder carries this device id; set it as a responder's device_id",
+        )),
+        Some(r) => Ok((StatusCode::OK, format!("refused: {}\n", r.reason)).into_response()),
+        None => Ok(StatusCode::OK.into_response()),
+    }
+}
+
+/// `POST /api/v1/positions`
+pub async fn batch(State(st): State<AppState>, Caller(who): Caller, req: Request) -> Result<Response, ApiError> {
+    if who.role == Role::Public {
+        return Err(ApiError::unauthorized("to report positions, send a bearer token"));
+    }
+    if !who.may_report_positions() {
+        return Err(ApiError::forbidden(format!("role {} may not report positions", who.role)));
+    }
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if !(ct.is_empty() || is_json(&ct)) {
+        return Err(ApiError::unsupported_media_type(&ct));
+    }
+    let body: Body = req.into_body();
+    let bytes = axum::body::to_bytes(body, BATCH_BODY_LIMIT).await.map_err(|_| ApiError::too_large(BATCH_BODY_LIMIT))?;
+    let fixes = batch::decode(&bytes).map_err(|e| {
+        st.ingest.counters().count_malformed();
+        ApiError::invalid(e.field, e.value, e.reason)
+    })?;
+    let sent = fixes.len();
+    let receipt: Receipt = st.ingest.submit(fixes).await?;
+    let body = json!({
+        "received": sent,
+        "stored": receipt.live + receipt.history,
+        "live": receipt.live,
+        "history": receipt.history,
+        "refused": receipt.refused,
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// `GET /api/v1/positions/live`
+pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["freshness", "grid", "crs"])?;
+    require_read(&who, Layer::Responders)?;
+    let crs = p.crs()?;
+    let grid: Option<GridCode> = p.grid("grid")?;
+    let wanted: Option<Vec<Freshness>> = p
+        .get("freshness")
+        .map(|v| {
+            v.split(',')
+                .map(|s| {
+                    Freshness::parse(s.trim())
+                        .ok_or_else(|| ApiError::invalid("freshness", v, "expected a list of live, stale, lost, none"))
+                })
+                .collect::<Result<_, _>>()
+        })
+        .transpose()?;
+    let now = Utc::now();
+    let features: Vec<Value> = {
+        let units = st.service.live_units();
+        let responders = st.service.layer(Layer::Responders);
+        let mut items: Vec<_> = responders
+            .iter()
+            .filter(|it| who.covers_item(it))
+            .filter(|it| grid.as_ref().is_none_or(|g| it.grid.as_ref().is_some_and(|c| g.covers(c))))
+            .filter(|it| wanted.as_ref().is_none_or(|w| w.contains(&units.freshness(it.id, now))))
+            .collect();
+        items.sort_by_key(|it| it.id);
+        items
+            .into_iter()
+            .map(|it| {
+                let Props::Responder(r) = &it.props else { return Value::Null };
+                let fix = units.get(it.id);
+                let at = crs.from_wgs84(it.pos);
+                json!({
+                    "type": "Feature",
+                    "id": it.id,
+                    "geometry": {"type": "Point", "coordinates": [at.lon(), at.lat()]},
+                    "properties": {
+                        "callsign": r.callsign, "kind": r.kind.name(), "status": r.status.name(),
+                        "capabilities": r.capabilities, "device_id": r.device_id,
+                        "grid_code": it.grid.as_ref().map(GridCode::as_str),
+                        "freshness": units.freshness(it.id, now).name(),
+                        "fix": fix,
+                        "age_s": fix.map(|f| (now - f.time).num_milliseconds() as f64 / 1000.0),
+                    }
+                })
+            })
+            .collect()
+    };
+    st.service.audit(&who, "live", &request_text(&uri, "GET"), features.len()).await?;
+    Ok(geojson_response(
+        StatusCode::OK,
+        &json!({"type": "FeatureCollection", "features": features, "generated_at": now}),
+    ))
+}
+
+/// `GET /api/v1/responders/{id}/trace`
+pub async fn trace(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["since", "until", "format", "simplify_m", "flagged", "limit", "crs"])?;
+    require_read(&who, Layer::Responders)?;
+    let id = id_of(&id)?;
+    let crs = p.crs()?;
+    let until = p.time("until")?.unwrap_or_else(Utc::now);
+    let since = p.time("since")?.unwrap_or(until - Duration::hours(24));
+    if since >= until {
+        return Err(ApiError::invalid("since", since.to_rfc3339(), "must be before until"));
+    }
+    let format = p.get("format").unwrap_or("geojson");
+    if !["json", "geojson", "gpx"].contains(&format) {
+        return Err(ApiError::invalid("format", format, "expected json, geojson or gpx"));
+    }
+    let simplify_m: f64 = p.optional("simplify_m", "metres, 0 or more")?.unwrap_or(0.0);
+    if !(0.0..=10_000.0).contains(&simplify_m) {
+        return Err(ApiError::invalid("simplify_m", simplify_m, "from 0 to 10000 metres"));
+    }
+    let with_flagged = match p.get("flagged") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(ApiError::invalid("flagged", v, "expected true or false")),
+    };
+    let limit = p.bounded("limit", 20_000, 1, MAX_TRACE_POINTS)?;
+    let callsign = {
+        let responders = st.service.layer(Layer::Responders);
+        match responders.get(id).filter(|it| who.covers_item(it)) {
+            Some(it) => match &it.props {
+                Props::Responder(r) => r.callsign.clone(),
+                _ => String::new(),
+            },
+            None => return Err(ApiError::not_found("id", id, "no responders item with this id")),
+        }
+    };
+    let mut points = st.service.store().trace(id, since, until, limit + 1).await?;
+    let truncated = points.len() > limit;
+    points.truncate(limit);
+    if !with_flagged {
+        points.retain(|p| p.flags == 0);
+    }
+    let shown = if simplify_m > 0.0 { simplify(&points, simplify_m) } else { points.clone() };
+    st.service.audit(&who, "trace", &request_text(&uri, "GET"), shown.len()).await?;
+    Ok(match format {
+        "gpx" => gpx(&callsign, id, &shown),
+        "json" => axum::Json(json!({
+            "unit_id": id, "callsign": callsign, "since": since, "until": until,
+            "truncated": truncated, "stored": points.len(),
+            "points": shown.iter().map(|p| point_json(p, crs)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        _ => {
+            let coords: Vec<[f64; 2]> = shown.iter().map(|p| crs.from_wgs84(p.pos)).map(|q| [q.lon(), q.lat()]).collect();
+            let geometry = if coords.len() == 1 {
+                json!({"type": "Point", "coordinates": coords[0]})
+            } else {
+                json!({"type": "LineString", "coordinates": coords})
+            };
+            let feature = json!({
+                "type": "Feature", "id": id,
+                "geometry": if coords.is_empty() { Value::Null } else { geometry },
+                "properties": {
+                    "unit_id": id, "callsign": callsign, "since": since, "until": until,
+                    "truncated": truncated, "stored": points.len(), "shown": shown.len(),
+                    "simplify_m": simplify_m,
+                    "times": shown.iter().map(|p| p.time).collect::<Vec<_>>(),
+                }
+            });
+            geojson_response(StatusCode::OK, &feature)
+        }
+    })
+}
+
+fn point_json(p: &TracePoint, crs: Crs) -> Value {
+    let at = crs.from_wgs84(p.pos);
+    json!({
+        "time": p.time, "lon": at.lon(), "lat": at.lat(),
+        "speed_mps": p.speed_mps, "bearing_deg": p.bearing_deg, "altitude_m": p.altitude_m,
+        "accuracy_m": p.accuracy_m, "battery_pct": p.battery_pct,
+        "flags": flags::names(p.flags),
+    })
+}
+
+/// Douglas–Peucker in a local metric frame (equirectangular about the trace's first point),
+/// keeping the chosen fixes whole so that times survive.
+fn simplify(points: &[TracePoint], tolerance_m: f64) -> Vec<TracePoint> {
+    let Some(first) = points.first() else { return Vec::new() };
+    let k = first.pos.lat().to_radians().cos();
+    let m_per_deg = 111_320.0;
+    let line: LineString<f64> = points
+        .iter()
+        .map(|p| Coord { x: (p.pos.lon() - first.pos.lon()) * k * m_per_deg, y: (p.pos.lat() - first.pos.lat()) * m_per_deg })
+        .collect();
+    line.simplify_idx(tolerance_m).into_iter().map(|i| points[i].clone()).collect()
+}
+
+/// GPX 1.1: one track, one segment, a point per fix (WGS-84, as GPX requires).
+fn gpx(callsign: &str, id: i64, points: &[TracePoint]) -> Response {
+    let mut out = String::with_capacity(100 + points.len() * 120);
+    out.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gpx version=\"1.1\" creator=\"safegrid\" xmlns=\"http://www.topografix.com/GPX/1/1\">\n",
+    );
+    let _ = writeln!(out, "  <trk><name>{} ({id})</name><trkseg>", xml_escape(callsign));
+    for p in points {
+        let _ = write!(out, "    <trkpt lat=\"{:.7}\" lon=\"{:.7}\">", p.pos.lat(), p.pos.lon());
+        if let Some(e) = p.altitude_m {
+            let _ = write!(out, "<ele>{e}</ele>");
+        }
+        let _ = writeln!(out, "<time>{}</time></trkpt>", p.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+    out.push_str("  </trkseg></trk>\n</gpx>\n");
+    let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gpx+xml"));
+    r
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,181 @@
+//! The JSON batch of fixes a gateway posts (`POST /api/v1/positions`): many fixes per request,
+//! in SI units, each checked as strictly as an OsmAnd report. One bad fix refuses the whole
+//! request, naming it (`fixes[12].lat`), so a gateway never has to guess what was kept.
+//!
+//! ```json
+//! {"fixes": [{"device_id": "862100012345678", "time": "2026-11-22T08:00:00Z",
+//!             "lon": 114.25, "lat": 22.72, "speed_mps": 8.3, "bearing_deg": 90,
+//!             "accuracy_m": 6, "battery_pct": 71, "attributes": {"sat": "9"}}]}
+//! ```
+//! `time` is ISO-8601 or unix seconds or milliseconds, like OsmAnd's `timestamp`, and is required:
+//! a gateway forwards fixes taken earlier, so the time of receipt would be wrong.
+
+use super::Fix;
+use super::osmand::parse_time;
+use safegrid_geodata::LonLat;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Most fixes in one request (about 1.5 MB of JSON).
+pub const MAX_FIXES: usize = 10_000;
+
+/// A refused batch: the field path, the value and the reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct BatchError {
+    /// `fixes[3].lat`, or `body`.
+    pub field: String,
+    /// The value as sent.
+    pub value: Value,
+    /// Why.
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    fixes: Vec<RawFix>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFix {
+    device_id: String,
+    time: Value,
+    lon: f64,
+    lat: f64,
+    #[serde(default)]
+    speed_mps: Option<f64>,
+    #[serde(default)]
+    bearing_deg: Option<f64>,
+    #[serde(default)]
+    altitude_m: Option<f64>,
+    #[serde(default)]
+    accuracy_m: Option<f64>,
+    #[serde(default)]
+    battery_pct: Option<f64>,
+    #[serde(default = "yes")]
+    valid: bool,
+    #[serde(default)]
+    attributes: BTreeMap<String, Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Decodes and checks a batch body.
+///
+/// # Errors
+/// [`BatchError`] naming the first fault.
+pub fn decode(body: &[u8]) -> Result<Vec<Fix>, BatchError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed: Body = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        BatchError {
+            // A body that is not an object (`[…]` reads as a struct's fields in order) is the body's fault.
+            field: if path.starts_with("fixes") { path } else { "body".into() },
+            value: Value::Null,
+            reason: e.into_inner().to_string(),
+        }
+    })?;
+    if parsed.fixes.len() > MAX_FIXES {
+        return Err(BatchError {
+            field: "fixes".into(),
+            value: parsed.fixes.len().into(),
+            reason: format!("at most {MAX_FIXES} fixes per request; split the batch"),
+        });
+    }
+    parsed.fixes.into_iter().enumerate().map(|(i, f)| check(i, f)).collect()
+}
+
+fn check(i: usize, f: RawFix) -> Result<Fix, BatchError> {
+    let fail = |field: &str, value: Value, reason: &str| BatchError {
+        field: format!("fixes[{i}].{field}"),
+        value,
+        reason: reason.to_owned(),
+    };
+    let id = f.device_id.trim();
+    if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
+        return Err(fail("device_id", f.device_id.clone().into(), "a device id is 1 to 64 printable characters"));
+    }
+    let time = match &f.time {
+        Value::Number(n) => n.as_f64().map(|x| x.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+    .and_then(|t| parse_time(&t))
+    .ok_or_else(|| fail("time", f.time.clone(), "expected ISO-8601, or unix seconds or milliseconds"))?;
+    let pos = LonLat::new(f.lon, f.lat).map_err(|e| {
+        let (field, v) = if (-90.0..=90.0).contains(&f.lat) { ("lon", f.lon) } else { ("lat", f.lat) };
+        fail(field, v.into(), &e.to_string())
+    })?;
+    let range = |field: &str, v: Option<f64>, lo: f64, hi: f64, unit: &str| match v {
+        Some(x) if !(lo..=hi).contains(&x) => Err(fail(field, x.into(), &format!("{unit} from {lo} to {hi}"))),
+        _ => Ok(v),
+    };
+    let attributes = f
+        .attributes
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            Value::Number(_) | Value::Bool(_) => Ok((k, v.to_string())),
+            other => Err(fail(&format!("attributes.{k}"), other, "attributes are strings, numbers or booleans")),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Fix {
+        device_id: id.to_owned(),
+        time,
+        pos,
+        speed_mps: range("speed_mps", f.speed_mps, 0.0, 500.0, "m/s")?,
+        bearing_deg: range("bearing_deg", f.bearing_deg, 0.0, 360.0, "degrees")?.map(|b| b % 360.0),
+        altitude_m: range("altitude_m", f.altitude_m, -500.0, 20_000.0, "metres")?,
+        accuracy_m: range("accuracy_m", f.accuracy_m, 0.0, 1_000_000.0, "metres")?,
+        battery_pct: range("battery_pct", f.battery_pct, 0.0, 100.0, "percent")?,
+        valid: f.valid,
+        attributes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_decodes_with_every_time_form() {
+        let body = br#"{"fixes": [
+            {"device_id": "a", "time": "2026-11-22T08:00:00Z", "lon": 114.25, "lat": 22.72, "speed_mps": 8.5,
+             "bearing_deg": 360, "accuracy_m": 6, "battery_pct": 71, "attributes": {"sat": 9, "ign": true}},
+            {"device_id": "b", "time": 1795334400, "lon": 114.0, "lat": 22.5},
+            {"device_id": "c", "time": 1795334400123, "lon": 114.0, "lat": 22.5, "valid": false}
+        ]}"#;
+        let fixes = decode(body).unwrap();
+        assert_eq!(fixes.len(), 3);
+        assert_eq!(fixes[0].bearing_deg, Some(0.0));
+        assert_eq!(fixes[0].attributes["sat"], "9");
+        assert_eq!(fixes[0].attributes["ign"], "true");
+        assert_eq!(fixes[1].time.timestamp(), 1_795_334_400);
+        assert_eq!(fixes[2].time.timestamp_millis(), 1_795_334_400_123);
+        assert!(!fixes[2].valid);
+    }
+
+    #[test]
+    fn each_fault_names_its_fix_and_field() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":95}]}"#, "fixes[0].lat"),
+            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":200,"lat":22}]}"#, "fixes[0].lon"),
+            (r#"{"fixes":[{"device_id":"a","time":"yesterday","lon":114,"lat":22}]}"#, "fixes[0].time"),
+            (r#"{"fixes":[{"device_id":"","time":1795334400,"lon":114,"lat":22}]}"#, "fixes[0].device_id"),
+            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"battery_pct":140}]}"#, "fixes[0].battery_pct"),
+            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"colour":"red"}]}"#, "fixes[0].colour"),
+            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22},{"device_id":"a","lon":114,"lat":22}]}"#, "fixes[1]"),
+            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"attributes":{"x":[1]}}]}"#, "fixes[0].attributes.x"),
+            (r#"[1,2]"#, "body"),
+        ];
+        for (body, field) in cases {
+            let e = decode(body.as_bytes()).unwrap_err();
+            assert_eq!(&e.field, field, "{body}: {e}");
+        }
+    }
+}

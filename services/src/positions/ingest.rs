@@ -1,0 +1,361 @@
+//! Durable ingest with group commit. Every ingest route (OsmAnd, the JSON batch, MQTT) hands
+//! its fixes to [`Ingest::submit`], which answers only once they are committed to the store.
+//!
+//! One writer task takes whatever requests are waiting (up to [`IngestConfig::group_fixes`]),
+//! attaches each fix to its unit by device id, judges it ([`super::noise`]), stores the group in
+//! one transaction, and only then moves the units' live positions and answers every request in
+//! the group. One fsync thus serves many requests: while a commit runs, the next group gathers.
+//!
+//! The queue is bounded in fixes: when it is full, [`Ingest::submit`] refuses at once with
+//! [`IngestError::Overloaded`] (the API answers 503 with `Retry-After`), so a flood is pushed
+//! back to the trackers, who keep their fixes and retry, instead of growing memory here.
+
+use super::noise::{NoiseConfig, NoiseFilter, Scratch, Verdict};
+use super::{Fix, TracePoint, flags, to_store_precision};
+use crate::layer::Layer;
+use crate::service::Service;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+/// Queue and group sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestConfig {
+    /// Noise thresholds.
+    pub noise: NoiseConfig,
+    /// Most fixes waiting for the writer before requests are refused with 503.
+    pub queue_fixes: usize,
+    /// Most fixes in one commit.
+    pub group_fixes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { noise: NoiseConfig::default(), queue_fixes: 200_000, group_fixes: 50_000 }
+    }
+}
+
+/// Why fixes were not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The queue is full: retry after this many seconds.
+    #[error("the ingest queue is full; retry in {retry_after_s} s")]
+    Overloaded {
+        /// Seconds.
+        retry_after_s: u32,
+    },
+    /// More fixes in one request than the queue holds.
+    #[error("{got} fixes in one request; at most {max}")]
+    TooLarge {
+        /// Fixes sent.
+        got: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store failed (logged with its detail); nothing of the request was acknowledged.
+    #[error("the store failed; nothing was acknowledged")]
+    StoreFailed,
+    /// The writer has stopped (the service is shutting down).
+    #[error("the ingest writer has stopped")]
+    Stopped,
+}
+
+/// A fix that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Refused {
+    /// Its position in the request.
+    pub index: usize,
+    /// Its device id.
+    pub device_id: String,
+    /// `unknown_device`, `future`, `too_old` or `duplicate`.
+    pub reason: &'static str,
+}
+
+/// The answer to a request: its fixes are in the store unless listed in `refused`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Receipt {
+    /// Fixes stored that moved their unit's live position.
+    pub live: usize,
+    /// Fixes stored as history only (late, jump, inaccurate or invalid).
+    pub history: usize,
+    /// Fixes not stored (a duplicate is already stored).
+    pub refused: Vec<Refused>,
+}
+
+/// Counts since start-up, by outcome (exported at `/metrics`).
+#[derive(Debug, Default)]
+pub struct Counters {
+    live: AtomicU64,
+    late: AtomicU64,
+    jump: AtomicU64,
+    inaccurate: AtomicU64,
+    invalid: AtomicU64,
+    duplicate: AtomicU64,
+    future: AtomicU64,
+    too_old: AtomicU64,
+    unknown_device: AtomicU64,
+    malformed: AtomicU64,
+    overloaded: AtomicU64,
+    commits: AtomicU64,
+    store_failures: AtomicU64,
+}
+
+impl Counters {
+    /// (outcome, count) for every outcome, in a fixed order.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("live", c(&self.live)),
+            ("late", c(&self.late)),
+            ("jump", c(&self.jump)),
+            ("inaccurate", c(&self.inaccurate)),
+            ("invalid", c(&self.invalid)),
+            ("duplicate", c(&self.duplicate)),
+            ("future", c(&self.future)),
+            ("too_old", c(&self.too_old)),
+            ("unknown_device", c(&self.unknown_device)),
+            ("malformed", c(&self.malformed)),
+            ("overloaded", c(&self.overloaded)),
+        ]
+    }
+
+    /// Group commits and failed commits.
+    #[must_use]
+    pub fn commits(&self) -> (u64, u64) {
+        (self.commits.load(Ordering::Relaxed), self.store_failures.load(Ordering::Relaxed))
+    }
+
+    /// Counts a request whose parameters could not be decoded.
+    pub fn count_malformed(&self) {
+        self.malformed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add(&self, a: &AtomicU64, n: usize) {
+        if n > 0 {
+            a.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Job {
+    fixes: Vec<Fix>,
+    reply: oneshot::Sender<Result<Receipt, IngestError>>,
+    /// Held until the job is answered: the queue's bound.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The ingest handle, shared by every route.
+pub struct Ingest {
+    tx: mpsc::UnboundedSender<Job>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    counters: Arc<Counters>,
+}
+
+impl Ingest {
+    /// Starts the writer task. The noise filter starts from the live fixes the service restored.
+    #[must_use]
+    pub fn start(service: Arc<Service>, config: IngestConfig) -> Self {
+        let mut filter = NoiseFilter::new(config.noise);
+        {
+            let live = service.live_units();
+            let responders = service.layer(Layer::Responders);
+            for (unit, last) in live.iter() {
+                if let Some(it) = responders.get(unit) {
+                    filter.seed(unit, last.time, it.pos);
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let writer = Writer { service, filter, counters: Arc::clone(&counters), group: config.group_fixes.max(1) };
+        tokio::spawn(writer.run(rx));
+        let capacity = config.queue_fixes.clamp(1, Semaphore::MAX_PERMITS);
+        Self { tx, permits: Arc::new(Semaphore::new(capacity)), capacity, counters }
+    }
+
+    /// Queues fixes and waits until they are stored (or refused).
+    ///
+    /// # Errors
+    /// [`IngestError::Overloaded`] at once when the queue is full; [`IngestError::TooLarge`];
+    /// [`IngestError::StoreFailed`] when the commit failed (nothing of the request is acknowledged).
+    pub async fn submit(&self, fixes: Vec<Fix>) -> Result<Receipt, IngestError> {
+        if fixes.is_empty() {
+            return Ok(Receipt::default());
+        }
+        if fixes.len() > self.capacity {
+            return Err(IngestError::TooLarge { got: fixes.len(), max: self.capacity });
+        }
+        let n = u32::try_from(fixes.len()).unwrap_or(u32::MAX);
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(n) else {
+            self.counters.add(&self.counters.overloaded, fixes.len());
+            return Err(IngestError::Overloaded { retry_after_s: 1 });
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Job { fixes, reply, _permit: permit }).map_err(|_| IngestError::Stopped)?;
+        answer.await.map_err(|_| IngestError::Stopped)?
+    }
+
+    /// The outcome counters.
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Fixes waiting for the writer or being committed.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+}
+
+struct Writer {
+    service: Arc<Service>,
+    filter: NoiseFilter,
+    counters: Arc<Counters>,
+    group: usize,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = rx.recv().await {
+            let mut n = first.fixes.len();
+            let mut jobs = vec![first];
+            while n < self.group {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        n += j.fixes.len();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(jobs, n).await;
+        }
+    }
+
+    async fn commit_group(&mut self, jobs: Vec<Job>, n: usize) {
+        let now = Utc::now();
+        let mut rows: Vec<TracePoint> = Vec::with_capacity(n);
+        let mut receipts: Vec<Receipt> = Vec::with_capacity(jobs.len());
+        let mut scratch = Scratch::default();
+        // The newest live fix of each unit in this group (verdicts keep a unit's live fixes in
+        // time order, so the last one wins).
+        let mut moves: HashMap<i64, usize> = HashMap::new();
+        {
+            let responders = self.service.layer(Layer::Responders);
+            for job in &jobs {
+                let mut r = Receipt::default();
+                for (index, fix) in job.fixes.iter().enumerate() {
+                    let refuse = |reason| Refused { index, device_id: fix.device_id.clone(), reason };
+                    let Some(unit) = responders.unit_of_device(&fix.device_id) else {
+                        r.refused.push(refuse("unknown_device"));
+                        continue;
+                    };
+                    let mut fix_at_store_precision;
+                    let fix = if fix.time == to_store_precision(fix.time) {
+                        fix
+                    } else {
+                        fix_at_store_precision = fix.clone();
+                        fix_at_store_precision.time = to_store_precision(fix.time);
+                        &fix_at_store_precision
+                    };
+                    let f = match self.filter.judge(&mut scratch, unit, fix, now) {
+                        Verdict::Refused(why) => {
+                            r.refused.push(refuse(why.name()));
+                            continue;
+                        }
+                        Verdict::Live => {
+                            moves.insert(unit, rows.len());
+                            r.live += 1;
+                            0
+                        }
+                        Verdict::History(f) => {
+                            r.history += 1;
+                            f
+                        }
+                    };
+                    rows.push(trace_point(unit, fix, f, now));
+                }
+                receipts.push(r);
+            }
+        }
+        let stored = if rows.is_empty() { Ok(0) } else { self.service.store().insert_fixes(&rows).await };
+        match stored {
+            Ok(inserted) => {
+                self.filter.commit(scratch);
+                let mut latest: Vec<TracePoint> = moves.into_values().map(|i| rows[i].clone()).collect();
+                latest.sort_by_key(|p| p.unit_id);
+                self.service.apply_fixes(&latest).await;
+                self.count(&rows, &receipts, inserted);
+                for (job, r) in jobs.into_iter().zip(receipts) {
+                    let _ = job.reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, fixes = rows.len(), requests = jobs.len(), "storing fixes failed; none acknowledged");
+                for job in jobs {
+                    let _ = job.reply.send(Err(IngestError::StoreFailed));
+                }
+            }
+        }
+    }
+
+    fn count(&self, rows: &[TracePoint], receipts: &[Receipt], inserted: u64) {
+        let c = &self.counters;
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        let bit = |b: u8| rows.iter().filter(|p| p.flags & b != 0).count();
+        c.add(&c.live, rows.iter().filter(|p| p.flags == 0).count());
+        c.add(&c.late, bit(flags::LATE));
+        c.add(&c.jump, bit(flags::JUMP));
+        c.add(&c.inaccurate, bit(flags::INACCURATE));
+        c.add(&c.invalid, bit(flags::INVALID));
+        // Re-sent fixes older than the live one reach the store, which keeps the first copy.
+        c.add(&c.duplicate, rows.len().saturating_sub(inserted as usize));
+        for r in receipts.iter().flat_map(|r| &r.refused) {
+            let a = match r.reason {
+                "unknown_device" => &c.unknown_device,
+                "future" => &c.future,
+                "too_old" => &c.too_old,
+                _ => &c.duplicate,
+            };
+            a.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn trace_point(unit: i64, fix: &Fix, flags: u8, received: DateTime<Utc>) -> TracePoint {
+    let narrow = |x: Option<f64>| x.map(|v| v as f32);
+    TracePoint {
+        unit_id: unit,
+        time: fix.time,
+        pos: fix.pos,
+        speed_mps: narrow(fix.speed_mps),
+        bearing_deg: narrow(fix.bearing_deg),
+        altitude_m: narrow(fix.altitude_m),
+        accuracy_m: narrow(fix.accuracy_m),
+        battery_pct: narrow(fix.battery_pct),
+        flags,
+        attributes: (!fix.attributes.is_empty()).then(|| serde_json::to_string(&fix.attributes).unwrap_or_default()),
+        received: to_store_precision(received),
+    }
+}
+
+/// Deletes history older than `max_age` once an hour (and once at start).
+pub fn spawn_retention(service: Arc<Service>, max_age: chrono::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let cutoff = Utc::now() - max_age;
+            match service.store().drop_fixes_before(cutoff).await {
+                Ok(n) => tracing::info!(%cutoff, deleted = n, "position history trimmed"),
+                Err(e) => tracing::warn!(error = %e, "trimming the position history failed; will retry in an hour"),
+            }
+        }
+    });
+}
