@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 
-use support::process::{http, safegrid, serve, write_fixture_grids};
+use support::process::{http, safegrid, serve, serve_tracking, write_fixture_grids};
 
 #[test]
 fn acknowledged_writes_survive_kill_9_and_the_indexes_are_rebuilt() {
@@ -48,6 +48,81 @@ fn acknowledged_writes_survive_kill_9_and_the_indexes_are_rebuilt() {
         "properties": {"type": "fire", "priority": 1, "status": "open", "reported_at": "2026-11-21T09:30:00Z"}});
     let (status, body) = http(&addr, "POST", "/api/v1/incidents", &token, Some(&f));
     assert_eq!((status, body["id"].as_i64()), (201, Some(41)));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// The status of a GET, or `None` when the server does not answer (it was killed).
+fn status_of_get(addr: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split(' ').nth(1)?.parse().ok()
+}
+
+/// Four trackers report over the OsmAnd port as fast as they can; the server is killed with
+/// SIGKILL mid-stream. Every fix it had answered 200 must be in the trace after the restart.
+#[test]
+fn acknowledged_fixes_survive_kill_9_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let out = safegrid(&url, &["token", "--role", "dispatcher", "--name", "值班员"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (mut server, addr, osmand) = serve_tracking(&url, &[]);
+    let mut units = Vec::new();
+    for k in 0..4 {
+        let f = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.01, 22.51]},
+            "properties": {"kind": "patrol", "callsign": format!("巡-{k}"), "status": "available", "device_id": format!("kill-{k}")}});
+        let (status, body) = http(&addr, "POST", "/api/v1/responders", &token, Some(&f));
+        assert_eq!(status, 201, "{body}");
+        units.push(body["id"].as_i64().unwrap());
+    }
+    let base = chrono::Utc::now().timestamp() - 5_000;
+    let senders: Vec<_> = (0..4)
+        .map(|k| {
+            let osmand = osmand.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0..4_000 {
+                    let path = format!(
+                        "/?id=kill-{k}&lat=22.51&lon={:.6}&timestamp={}",
+                        114.01 + f64::from(i) * 0.00001,
+                        base + i64::from(i)
+                    );
+                    match status_of_get(&osmand, &path) {
+                        Some(200) => acked.push(base + i64::from(i)),
+                        _ => break, // the server is gone
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let acked: Vec<Vec<i64>> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    eprintln!("acknowledged before the kill: {:?}", acked.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(acked.iter().all(|a| a.len() > 10), "the trackers got going before the kill: {:?}", acked.iter().map(Vec::len).collect::<Vec<_>>());
+
+    let (mut server, addr, _) = serve_tracking(&url, &[]);
+    for (k, unit) in units.iter().enumerate() {
+        let since = chrono::DateTime::from_timestamp(base - 1, 0).unwrap().to_rfc3339().replace('+', "%2B");
+        let (status, trace) =
+            http(&addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json&limit=100000&since={since}"), &token, None);
+        assert_eq!(status, 200, "{trace}");
+        let stored: std::collections::HashSet<i64> =
+            trace["points"].as_array().unwrap().iter().map(|p| chrono::DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap().timestamp()).collect();
+        let lost: Vec<&i64> = acked[k].iter().filter(|t| !stored.contains(t)).collect();
+        assert!(lost.is_empty(), "tracker {k}: {} acknowledged fixes lost, first {:?}", lost.len(), lost.first());
+        // The unit stands at its last acknowledged fix (or one after it that was stored unanswered).
+        let (_, unit_now) = http(&addr, "GET", &format!("/api/v1/responders/{unit}"), &token, None);
+        let lon = unit_now["geometry"]["coordinates"][0].as_f64().unwrap();
+        let last = acked[k].last().unwrap() - base;
+        assert!(lon >= 114.01 + last as f64 * 0.00001 - 1e-9, "unit {unit} at {lon}, behind its last acknowledged fix");
+    }
     server.kill().unwrap();
     server.wait().unwrap();
 }

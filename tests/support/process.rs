@@ -22,6 +22,12 @@ pub fn serve(url: &str) -> (Child, String) {
 
 /// [`serve`] with more `serve` options (`--basemap FILE`, say).
 pub fn serve_with(url: &str, extra: &[&str]) -> (Child, String) {
+    let (child, addr, _) = serve_tracking(url, extra);
+    (child, addr)
+}
+
+/// [`serve_with`], also returning the address of the OsmAnd port (a free one).
+pub fn serve_tracking(url: &str, extra: &[&str]) -> (Child, String, String) {
     let mut child = Command::new(BIN)
         .args([
             "--database-url",
@@ -33,6 +39,8 @@ pub fn serve_with(url: &str, extra: &[&str]) -> (Child, String) {
             "127.0.0.1:0",
             "--token-reload-secs",
             "1",
+            "--osmand-listen",
+            "127.0.0.1:0",
         ])
         .args(extra)
         .stderr(Stdio::piped())
@@ -41,16 +49,20 @@ pub fn serve_with(url: &str, extra: &[&str]) -> (Child, String) {
         .expect("spawn safegrid serve");
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut osmand = String::new();
     let addr = loop {
         let line = lines.next().expect("server exited before listening").unwrap();
         let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["fields"]["message"] == "OsmAnd trackers report here" {
+            osmand = v["fields"]["addr"].as_str().unwrap().to_owned();
+        }
         if v["fields"]["message"] == "listening" {
             break v["fields"]["addr"].as_str().unwrap().to_owned();
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (child, addr, osmand)
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
