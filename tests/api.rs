@@ -1453,3 +1453,84 @@ async fn a_trace_comes_as_geojson_simplified_and_as_gpx() {
     let r = f.call("GET", &format!("/api/v1/responders/{id}/trace"), Some(Role::Gateway), None).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
 }
+
+/// Fixes of a walk along lat 22.55 from `from_m` to `to_m` metres east of the border at lon
+/// 114.05, one metre and one second a fix, with ±12 m of jitter across the street.
+fn border_walk(device: &str, t0: i64, from_m: i32, to_m: i32) -> Value {
+    let metre = 1.0 / (111_320.0 * 22.55f64.to_radians().cos());
+    let step = if to_m >= from_m { 1 } else { -1 };
+    let fixes: Vec<Value> = (0..=(to_m - from_m).abs())
+        .map(|i| {
+            let along = f64::from(from_m + step * i);
+            let jitter = 12.0 * (f64::from(i) * 2.39).sin();
+            json!({"device_id": device, "time": t0 + i64::from(i), "lon": 114.05 + (along + jitter) * metre, "lat": 22.55, "accuracy_m": 8})
+        })
+        .collect();
+    json!({ "fixes": fixes })
+}
+
+/// Reads server-sent events from a streaming body until `n` events have come (or 10 s pass).
+async fn sse_events(body: &mut axum::body::Body, n: usize) -> Vec<(String, Value)> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while out.len() < n {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("events in time").unwrap().unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()));
+            if let (Some(id), Some(data)) = (field("id"), field("data")) {
+                out.push((id, serde_json::from_str(&data).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes() {
+    let f = fixture().await;
+    let id = tracked_unit(&f, "border", 114.049, 22.55).await;
+    let t0 = unix_now() - 1_000;
+    // 150 m east across the border, jittering all the way.
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(border_walk("border", t0, -80, 70))).await;
+    assert_eq!(r.body["live"], 151, "{}", r.text);
+    let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let kinds: Vec<(Value, Value, Value)> =
+        r.body["events"].as_array().unwrap().iter().map(|e| (e["kind"].clone(), e["grid_code"].clone(), e["unit_id"].clone())).collect();
+    assert_eq!(kinds, [(json!("exit"), json!("440304001"), json!(id)), (json!("enter"), json!("440304002"), json!(id))]);
+    let first = r.body["events"][0]["id"].as_i64().unwrap();
+    let r = f.call("GET", &format!("/api/v1/responders/{id}"), Some(Role::Dispatcher), None).await;
+    assert_eq!(r.body["properties"]["grid_code"], "440304002");
+
+    // A feed resumed after the first event replays the second, then follows live crossings.
+    let req = Request::builder()
+        .uri("/api/v1/geofence/stream")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Dispatcher]))
+        .header("Last-Event-ID", first.to_string())
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let replayed = sse_events(&mut body, 1).await;
+    assert_eq!(replayed[0].0, (first + 1).to_string());
+    assert_eq!(replayed[0].1["kind"], "enter");
+    // Back west, well into the first grid.
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(border_walk("border", t0 + 200, 70, -80))).await;
+    assert_eq!(r.body["live"], 151, "{}", r.text);
+    let live = sse_events(&mut body, 2).await;
+    let got: Vec<(Value, Value)> = live.iter().map(|(_, e)| (e["kind"].clone(), e["grid_code"].clone())).collect();
+    assert_eq!(got, [(json!("exit"), json!("440304002")), (json!("enter"), json!("440304001"))]);
+
+    // A grid worker of 440304001 sees the crossings of its grid only; a gateway none.
+    let r = f.call("GET", "/api/v1/geofence/events", Some(Role::GridWorker), None).await;
+    let grids: Vec<Value> = r.body["events"].as_array().unwrap().iter().map(|e| e["grid_code"].clone()).collect();
+    assert_eq!(grids, [json!("440304001"), json!("440304001")]);
+    let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Gateway), None).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+}

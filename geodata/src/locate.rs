@@ -224,6 +224,17 @@ impl GridLocator {
         best.map(|(_, Reverse(u))| u)
     }
 
+    /// Distance in metres from `p` to the boundary of leaf unit `unit` (an index in the
+    /// [`GridHierarchy`]), inside or out; `None` when it is not a leaf. Geofence hysteresis asks
+    /// how far a unit has gone past a grid's border.
+    #[must_use]
+    pub fn distance_to_unit_boundary_m(&self, unit: usize, p: LonLat) -> Option<f64> {
+        // Parts are pushed unit by unit in index order, so a unit's parts are one run.
+        let lo = self.unit_of_part.partition_point(|&u| u < unit);
+        let hi = self.unit_of_part.partition_point(|&u| u <= unit);
+        (lo < hi).then(|| self.parts[lo..hi].iter().map(|part| part.edge_distance_m(p)).fold(f64::INFINITY, f64::min))
+    }
+
     fn nearest_unit(&self, p: LonLat) -> Option<(usize, f64)> {
         // Envelope distances are in degrees; a degree of longitude shrinks with latitude, so the
         // lower bound in metres uses the cosine of the highest latitude a candidate can reach.

@@ -12,7 +12,7 @@ use crate::positions::TracePoint;
 use crate::positions::live::{FreshnessConfig, LiveUnits};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
 use chrono::Utc;
-use safegrid_geodata::{GridHierarchy, GridUnit, LonLat};
+use safegrid_geodata::{GridCode, GridHierarchy, GridUnit, LonLat};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -110,7 +110,12 @@ impl Service {
         // Responders stand where their last live fix put them, not where they were entered.
         let ids: Vec<i64> = service.layer(Layer::Responders).iter().map(|it| it.id).collect();
         let last = service.store.last_live_fixes(&ids).await?;
-        service.apply_fixes(&last).await;
+        let grids = service.grids();
+        let moves: Vec<_> = last.into_iter().map(|f| {
+            let g = grids.grid_of(f.pos);
+            (f, g)
+        }).collect();
+        service.apply_fixes(&moves, grids.version).await;
         Ok(service)
     }
 
@@ -130,9 +135,11 @@ impl Service {
     }
 
     /// Moves responders to their new live fixes (stored already): position and grid in the
-    /// responders layer (tiles, nearest, the wall), the fix's details in [`LiveUnits`].
-    pub async fn apply_fixes(&self, fixes: &[TracePoint]) {
-        if fixes.is_empty() {
+    /// responders layer (tiles, nearest, the wall), the fix's details in [`LiveUnits`]. Each
+    /// grid was decided against the grid state of version `grids_version` (with geofence
+    /// hysteresis); should the grid layer have changed since, the plain grid is taken instead.
+    pub async fn apply_fixes(&self, moves: &[(TracePoint, Option<GridCode>)], grids_version: u64) {
+        if moves.is_empty() {
             return;
         }
         let slot = &self.layers[Layer::Responders.index()];
@@ -140,11 +147,12 @@ impl Service {
         // which re-locates every item under every gate.
         let _gate = slot.gate.lock().await;
         let grids = self.grids();
-        let located: Vec<_> = fixes.iter().map(|f| grids.grid_of(f.pos)).collect();
-        let mut moved = Vec::with_capacity(fixes.len());
+        let stale = grids.version != grids_version;
+        let mut moved = Vec::with_capacity(moves.len());
         {
             let mut state = write(&slot.state);
-            for (f, grid) in fixes.iter().zip(located) {
+            for (f, grid) in moves {
+                let grid = if stale { grids.grid_of(f.pos) } else { grid.clone() };
                 if state.relocate(f.unit_id, f.pos, grid) {
                     moved.push(f);
                 }

@@ -97,6 +97,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/osmand", get(positions::osmand).post(positions::osmand))
         .route("/api/v1/positions", post(positions::batch))
         .route("/api/v1/positions/live", get(positions::live))
+        .route("/api/v1/geofence/events", get(positions::geofence_events))
+        .route("/api/v1/geofence/stream", get(positions::geofence_stream))
         .route("/api/v1/responders/{id}/trace", get(positions::trace))
         .route("/api/v1/{layer}", get(items::list).post(items::create))
         .route("/api/v1/{layer}/nearest", get(items::nearest))

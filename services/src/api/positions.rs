@@ -22,6 +22,7 @@ use crate::access::Role;
 use crate::layer::{Layer, Props};
 use crate::positions::ingest::{IngestError, Receipt};
 use crate::positions::live::Freshness;
+use crate::positions::geofence::GridEvent;
 use crate::positions::{TracePoint, batch, flags, osmand};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Request, State};
@@ -310,4 +311,89 @@ fn gpx(callsign: &str, id: i64, points: &[TracePoint]) -> Response {
 
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Most grid crossings one page or one replay returns.
+const MAX_EVENTS: usize = 10_000;
+
+fn require_events(who: &crate::access::Principal) -> Result<(), ApiError> {
+    require_read(who, Layer::Responders)
+}
+
+/// `GET /api/v1/geofence/events?after=ID&limit=N`: grid crossings after an id, oldest first,
+/// within the caller's grids.
+pub async fn geofence_events(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["after", "limit"])?;
+    require_events(&who)?;
+    let after: i64 = p.optional("after", "an event id")?.unwrap_or(0);
+    let limit = p.bounded("limit", 1_000, 1, MAX_EVENTS)?;
+    let events: Vec<GridEvent> = st
+        .service
+        .store()
+        .geofence_events(after, limit)
+        .await?
+        .into_iter()
+        .filter(|e| who.covers(Some(&e.grid_code)))
+        .collect();
+    st.service.audit(&who, "geofence_events", &request_text(&uri, "GET"), events.len()).await?;
+    let last = events.last().map_or(after, |e| e.id);
+    Ok(axum::Json(json!({"events": events, "last_id": last})).into_response())
+}
+
+/// `GET /api/v1/geofence/stream`: the same as server-sent events (`event: enter|exit`, `id:`
+/// the event id). A client resumes with `Last-Event-ID` (browsers send it on reconnect) or
+/// `?after=ID`: what it missed is replayed from the store, then crossings follow live.
+pub async fn geofence_stream(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    headers: axum::http::HeaderMap,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures_util::StreamExt as _;
+    let p = Params::parse(uri.0.query(), &["after"])?;
+    require_events(&who)?;
+    let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let after: i64 = match (p.get("after"), from_header) {
+        (Some(_), _) => p.optional("after", "an event id")?.unwrap_or(0),
+        (None, Some(h)) => h.parse().map_err(|_| ApiError::invalid("Last-Event-ID", h, "expected an event id"))?,
+        (None, None) => st.service.store().max_geofence_event_id().await?,
+    };
+    // Subscribe before reading the store, then drop live events already replayed: nothing is
+    // missed in between and nothing is sent twice.
+    let live = st.ingest.subscribe();
+    let missed = st.service.store().geofence_events(after, MAX_EVENTS).await?;
+    let replayed_to = missed.last().map_or(after, |e| e.id);
+    st.service.audit(&who, "geofence_stream", &request_text(&uri, "GET"), missed.len()).await?;
+    let to_event = |e: &GridEvent| {
+        Event::default().id(e.id.to_string()).event(e.kind.name()).data(serde_json::to_string(e).unwrap_or_default())
+    };
+    let token = super::caller::bearer(&headers)?.unwrap_or_default().to_owned();
+    let who2 = who.clone();
+    let replay = futures_util::stream::iter(
+        missed.into_iter().filter(move |e| who2.covers(Some(&e.grid_code))).map(move |e| to_event(&e)),
+    );
+    let follow = futures_util::stream::unfold((live, who, st, token), move |(mut live, who, st, token)| async move {
+        loop {
+            let e = match live.recv().await {
+                Ok(e) => e,
+                // Fell behind (or shutting down): end the stream; the client reconnects with its
+                // Last-Event-ID and is replayed the rest from the store.
+                Err(_) => return None,
+            };
+            // As on the wall's feed, a revoked or changed token ends the stream.
+            if st.service.authenticate(&token).as_ref() != Some(&who) {
+                return None;
+            }
+            if e.id > replayed_to && who.covers(Some(&e.grid_code)) {
+                return Some((to_event(&e), (live, who, st, token)));
+            }
+        }
+    });
+    let stream = replay.chain(follow).map(Ok::<_, std::convert::Infallible>);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response())
 }

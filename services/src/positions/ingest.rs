@@ -10,6 +10,7 @@
 //! [`IngestError::Overloaded`] (the API answers 503 with `Retry-After`), so a flood is pushed
 //! back to the trackers, who keep their fixes and retry, instead of growing memory here.
 
+use super::geofence::{GridEvent, crossing, held_grid};
 use super::noise::{NoiseConfig, NoiseFilter, Scratch, Verdict};
 use super::{Fix, TracePoint, flags, to_store_precision};
 use crate::layer::Layer;
@@ -18,7 +19,8 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use safegrid_geodata::GridCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 
 /// Queue and group sizes.
 #[derive(Debug, Clone, Copy)]
@@ -29,11 +31,18 @@ pub struct IngestConfig {
     pub queue_fixes: usize,
     /// Most fixes in one commit.
     pub group_fixes: usize,
+    /// Geofence hysteresis, metres (see [`super::geofence`]).
+    pub geofence_margin_m: f64,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { noise: NoiseConfig::default(), queue_fixes: 200_000, group_fixes: 50_000 }
+        Self {
+            noise: NoiseConfig::default(),
+            queue_fixes: 200_000,
+            group_fixes: 50_000,
+            geofence_margin_m: super::geofence::DEFAULT_MARGIN_M,
+        }
     }
 }
 
@@ -150,6 +159,7 @@ struct Job {
 /// The ingest handle, shared by every route.
 pub struct Ingest {
     tx: mpsc::UnboundedSender<Job>,
+    events: broadcast::Sender<GridEvent>,
     permits: Arc<Semaphore>,
     capacity: usize,
     counters: Arc<Counters>,
@@ -171,10 +181,20 @@ impl Ingest {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let writer = Writer { service, filter, counters: Arc::clone(&counters), group: config.group_fixes.max(1) };
+        // Subscribers that fall this far behind miss events and resume from the store.
+        let (events, _) = broadcast::channel(4_096);
+        let writer = Writer {
+            service,
+            filter,
+            counters: Arc::clone(&counters),
+            group: config.group_fixes.max(1),
+            margin_m: config.geofence_margin_m,
+            events: events.clone(),
+            last_event_id: None,
+        };
         tokio::spawn(writer.run(rx));
         let capacity = config.queue_fixes.clamp(1, Semaphore::MAX_PERMITS);
-        Self { tx, permits: Arc::new(Semaphore::new(capacity)), capacity, counters }
+        Self { tx, events, permits: Arc::new(Semaphore::new(capacity)), capacity, counters }
     }
 
     /// Queues fixes and waits until they are stored (or refused).
@@ -199,6 +219,12 @@ impl Ingest {
         answer.await.map_err(|_| IngestError::Stopped)?
     }
 
+    /// Grid crossings as they are committed.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<GridEvent> {
+        self.events.subscribe()
+    }
+
     /// The outcome counters.
     #[must_use]
     pub fn counters(&self) -> &Counters {
@@ -217,11 +243,26 @@ struct Writer {
     filter: NoiseFilter,
     counters: Arc<Counters>,
     group: usize,
+    margin_m: f64,
+    events: broadcast::Sender<GridEvent>,
+    /// The last grid-crossing id stored; read from the store before the first group.
+    last_event_id: Option<i64>,
 }
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
         while let Some(first) = rx.recv().await {
+            if self.last_event_id.is_none() {
+                // Seeded on the first group, not at start, so that starting needs no await.
+                match self.service.store().max_geofence_event_id().await {
+                    Ok(id) => self.last_event_id = Some(id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the last geofence event id failed; fixes refused");
+                        let _ = first.reply.send(Err(IngestError::StoreFailed));
+                        continue;
+                    }
+                }
+            }
             let mut n = first.fixes.len();
             let mut jobs = vec![first];
             while n < self.group {
@@ -245,6 +286,11 @@ impl Writer {
         // The newest live fix of each unit in this group (verdicts keep a unit's live fixes in
         // time order, so the last one wins).
         let mut moves: HashMap<i64, usize> = HashMap::new();
+        // The grid each moving unit is held in (geofence hysteresis), and the crossings.
+        let grids = self.service.grids();
+        let mut held: HashMap<i64, Option<GridCode>> = HashMap::new();
+        let mut events: Vec<GridEvent> = Vec::new();
+        let mut next_id = self.last_event_id.unwrap_or_default();
         {
             let responders = self.service.layer(Layer::Responders);
             for job in &jobs {
@@ -271,6 +317,13 @@ impl Writer {
                         Verdict::Live => {
                             moves.insert(unit, rows.len());
                             r.live += 1;
+                            let cur = held.entry(unit).or_insert_with(|| responders.get(unit).and_then(|it| it.grid.clone()));
+                            let next = held_grid(&grids, cur.as_ref(), fix.pos, self.margin_m);
+                            events.extend(crossing(cur.as_ref(), next.as_ref(), unit, fix.time, fix.pos, || {
+                                next_id += 1;
+                                next_id
+                            }));
+                            *cur = next;
                             0
                         }
                         Verdict::History(f) => {
@@ -283,13 +336,21 @@ impl Writer {
                 receipts.push(r);
             }
         }
-        let stored = if rows.is_empty() { Ok(0) } else { self.service.store().insert_fixes(&rows).await };
+        let stored = if rows.is_empty() { Ok(0) } else { self.service.store().insert_fixes(&rows, &events).await };
         match stored {
             Ok(inserted) => {
                 self.filter.commit(scratch);
-                let mut latest: Vec<TracePoint> = moves.into_values().map(|i| rows[i].clone()).collect();
-                latest.sort_by_key(|p| p.unit_id);
-                self.service.apply_fixes(&latest).await;
+                self.last_event_id = Some(next_id);
+                let mut latest: Vec<(TracePoint, Option<GridCode>)> = moves
+                    .into_iter()
+                    .map(|(unit, i)| (rows[i].clone(), held.get(&unit).cloned().flatten()))
+                    .collect();
+                latest.sort_by_key(|(p, _)| p.unit_id);
+                self.service.apply_fixes(&latest, grids.version).await;
+                for e in events {
+                    // No subscriber is fine: the events are stored.
+                    let _ = self.events.send(e);
+                }
                 self.count(&rows, &receipts, inserted);
                 for (job, r) in jobs.into_iter().zip(receipts) {
                     let _ = job.reply.send(Ok(r));

@@ -1,11 +1,12 @@
 //! Positions reported by trackers: decoded ([`osmand`], [`batch`]), checked for noise
-//! ([`noise`]), stored durably in groups and only then acknowledged ([`ingest`]), and kept as
-//! the latest fix per unit ([`live`]).
+//! ([`noise`]), stored durably in groups and only then acknowledged ([`ingest`]), kept as
+//! the latest fix per unit ([`live`]), and watched for grid crossings ([`geofence`]).
 //!
 //! A fix belongs to a unit (a responder) through the `device_id` the responder carries; a fix
 //! from a device no responder carries is refused and counted, never attached to a guess.
 
 pub mod batch;
+pub mod geofence;
 pub mod ingest;
 pub mod live;
 pub mod noise;

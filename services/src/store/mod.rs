@@ -12,6 +12,7 @@ pub mod sqlite;
 use crate::access::Role;
 use crate::layer::{Item, Layer};
 use crate::positions::TracePoint;
+use crate::positions::geofence::GridEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, GridUnit};
@@ -129,10 +130,14 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a small setting.
     async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
 
-    /// Appends fixes to the position history in one transaction, durably, skipping any whose
-    /// (unit, time) is already stored (a tracker re-sending after a lost answer). Returns how
-    /// many were new.
-    async fn insert_fixes(&self, fixes: &[TracePoint]) -> Result<u64, StoreError>;
+    /// Appends fixes to the position history, and the grid crossings they caused, in one
+    /// transaction, durably; skips fixes whose (unit, time) is already stored (a tracker
+    /// re-sending after a lost answer). Returns how many fixes were new.
+    async fn insert_fixes(&self, fixes: &[TracePoint], events: &[GridEvent]) -> Result<u64, StoreError>;
+    /// Grid crossings with an id above `after`, oldest first, at most `limit`.
+    async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError>;
+    /// The largest grid-crossing id stored (0 when none).
+    async fn max_geofence_event_id(&self) -> Result<i64, StoreError>;
     /// The newest unflagged fix of each unit that has one (restores the live state at start-up).
     async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError>;
     /// A unit's fixes in `[from, to)`, oldest first, at most `limit`.

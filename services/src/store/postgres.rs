@@ -8,6 +8,7 @@ use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::positions::TracePoint;
+use crate::positions::geofence::{EventKind, GridEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
@@ -392,9 +393,26 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn insert_fixes(&self, fixes: &[TracePoint]) -> Result<u64, StoreError> {
+    async fn insert_fixes(&self, fixes: &[TracePoint], events: &[GridEvent]) -> Result<u64, StoreError> {
         self.ensure_fix_partitions(fixes).await?;
         let mut tx = self.pool.begin().await?;
+        if !events.is_empty() {
+            sqlx::query(
+                "INSERT INTO geofence_events (id, t, unit_id, kind, grid_code, geom)
+                 SELECT id, t, unit_id, kind, grid_code, ST_SetSRID(ST_MakePoint(lon, lat), 4326)
+                 FROM UNNEST($1::int8[], $2::timestamptz[], $3::int8[], $4::text[], $5::text[], $6::float8[], $7::float8[])
+                   AS u(id, t, unit_id, kind, grid_code, lon, lat)",
+            )
+            .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.unit_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.name()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.grid_code.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.pos.lon()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.pos.lat()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut inserted = 0;
         for chunk in fixes.chunks(ROWS_PER_INSERT) {
             let done = sqlx::query(
@@ -453,6 +471,37 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(fix_from_row).collect()
+    }
+
+    async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, t, unit_id, kind, grid_code, ST_X(geom), ST_Y(geom) FROM geofence_events
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let corrupt = |reason: String| StoreError::Corrupt { table: "geofence_events", key: id.to_string(), reason };
+                let kind: String = r.try_get(3)?;
+                let code: String = r.try_get(4)?;
+                Ok(GridEvent {
+                    id,
+                    time: r.try_get(1)?,
+                    unit_id: r.try_get(2)?,
+                    kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
+                    grid_code: GridCode::parse(&code).map_err(|e| corrupt(e.to_string()))?,
+                    pos: LonLat::new(r.try_get(5)?, r.try_get(6)?).map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn max_geofence_event_id(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0)::int8 FROM geofence_events").fetch_one(&self.pool).await?)
     }
 
     async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError> {

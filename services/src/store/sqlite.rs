@@ -6,6 +6,7 @@
 use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
+use crate::positions::geofence::{EventKind, GridEvent};
 use crate::positions::{TracePoint, from_millis, to_millis};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -368,8 +369,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_fixes(&self, fixes: &[TracePoint]) -> Result<u64, StoreError> {
+    async fn insert_fixes(&self, fixes: &[TracePoint], events: &[GridEvent]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(ROWS_PER_INSERT) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO geofence_events (id, t, unit_id, kind, grid_code, lon, lat) ");
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(e.id)
+                    .push_bind(to_millis(e.time))
+                    .push_bind(e.unit_id)
+                    .push_bind(e.kind.name())
+                    .push_bind(e.grid_code.as_str())
+                    .push_bind(e.pos.lon())
+                    .push_bind(e.pos.lat());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
         let mut inserted = 0;
         for chunk in fixes.chunks(FIXES_PER_INSERT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR IGNORE INTO fixes ({FIX_COLUMNS}) "));
@@ -424,6 +439,36 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(fix_from_row).collect()
+    }
+
+    async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, t, unit_id, kind, grid_code, lon, lat FROM geofence_events WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let corrupt = |reason: String| StoreError::Corrupt { table: "geofence_events", key: id.to_string(), reason };
+                let kind: String = r.try_get(3)?;
+                let code: String = r.try_get(4)?;
+                Ok(GridEvent {
+                    id,
+                    time: from_millis(r.try_get(1)?),
+                    unit_id: r.try_get(2)?,
+                    kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
+                    grid_code: GridCode::parse(&code).map_err(|e| corrupt(e.to_string()))?,
+                    pos: LonLat::new(r.try_get(5)?, r.try_get(6)?).map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn max_geofence_event_id(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM geofence_events").fetch_one(&self.pool).await?)
     }
 
     async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError> {
