@@ -4,6 +4,8 @@
 #   SQLite store and into PostGIS, driven by services/examples/fix_load.rs
 #   vs  PostGIS row-per-fix: one transaction per fix that UPDATEs the unit and INSERTs the fix
 #   (what a tracker server without group commit does), driven by pgbench.
+#   and the geofence cost: the SQLite run again in the demo city, whose ~3,000 grids are each a
+#   geofence (every live fix is located, crossings decided with hysteresis and stored).
 # Also prints the stored bytes per fix in each store.
 # Needs: pgbench (postgresql-client), PostGIS on the server, python3.
 # Usage: tests/peer/ingest_vs_postgis.sh
@@ -38,7 +40,7 @@ run_store() {
   local url=$1
   RUST_LOG=warn $BIN --database-url "$url" import --layer responders --file "$WORK/units.geojson" >/dev/null
   local token
-  token=$($BIN --database-url "$url" token --role gateway --name load)
+  token=$(RUST_LOG=warn $BIN --database-url "$url" token --role gateway --name load)
   RUST_LOG=warn $BIN --database-url "$url" serve --listen "127.0.0.1:$PORT" --no-osmand &
   SERVER_PID=$!
   for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
@@ -59,6 +61,12 @@ size = os.path.getsize(os.path.join(w, "ingest.db"))
 print(f"{n} {size / n:.1f}")
 PY
 )
+
+echo "== safegrid into SQLite, in the demo city (~3,000 grid geofences)"
+RUST_LOG=warn $BIN --database-url "sqlite://$WORK/fenced.db" demo --no-serve >/dev/null
+FENCED_JSON=$(run_store "sqlite://$WORK/fenced.db")
+echo "$FENCED_JSON"
+FENCE_EVENTS=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM geofence_events').fetchone()[0])" "$WORK/fenced.db")
 
 echo "== safegrid into PostGIS"
 psql -X -q "$PGURL/test" -c "DROP DATABASE IF EXISTS safegrid_ingest" -c "CREATE DATABASE safegrid_ingest"
@@ -82,14 +90,17 @@ END;
 SQL
 PEER_TPS=$(pgbench -n -c "$CONC" -j 2 -T "$DUR" -f "$WORK/peer.sql" "$PGURL/safegrid_ingest" 2>/dev/null | awk '/^tps/ {print $3; exit}')
 
-python3 - "$SQLITE_JSON" "$PG_JSON" "$PEER_TPS" "$SQLITE_BYTES" "$PG_BYTES" <<'PY'
+python3 - "$SQLITE_JSON" "$PG_JSON" "$PEER_TPS" "$SQLITE_BYTES" "$PG_BYTES" "$FENCED_JSON" "$FENCE_EVENTS" <<'PY'
 import json, sys
 s, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 peer = float(sys.argv[3])
 sb, pb = sys.argv[4].split(), sys.argv[5].split()
+g = json.loads(sys.argv[6])
 print(f"\n{'store':<34}{'fixes/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'503s':>6}{'vs peer':>9}{'B/fix':>8}")
 print(f"{'safegrid → SQLite (batch API)':<34}{s['fixes_per_s']:>12,.0f}{s['p50_ms']:>9.1f}{s['p99_ms']:>9.1f}{s['overloaded_answers']:>6}{s['fixes_per_s']/peer:>8.1f}x{sb[1]:>8}")
 print(f"{'safegrid → PostGIS (batch API)':<34}{p['fixes_per_s']:>12,.0f}{p['p50_ms']:>9.1f}{p['p99_ms']:>9.1f}{p['overloaded_answers']:>6}{p['fixes_per_s']/peer:>8.1f}x{pb[1]:>8}")
 print(f"{'PostGIS row-per-fix (pgbench)':<34}{peer:>12,.0f}")
+print(f"{'safegrid → SQLite, 3,000 fences':<34}{g['fixes_per_s']:>12,.0f}{g['p50_ms']:>9.1f}{g['p99_ms']:>9.1f}{g['overloaded_answers']:>6}{g['fixes_per_s']/peer:>8.1f}x")
+print(f"\ngeofence cost: ingest {s['fixes_per_s'] / g['fixes_per_s']:.2f}x slower with 3,000 grid fences than with none ({sys.argv[7]} crossings stored)")
 PY
 echo "($(date -u +%F), $(nproc) cores; fixes stored: SQLite ${SQLITE_BYTES%% *}, PostGIS ${PG_BYTES%% *})"
