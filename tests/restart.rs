@@ -127,6 +127,128 @@ fn acknowledged_fixes_survive_kill_9_mid_stream() {
     server.wait().unwrap();
 }
 
+/// The broker the MQTT test publishes to, or `None` (after saying so) when it is skipped.
+fn mosquitto() -> Option<(String, u16)> {
+    let (host, port) = ("127.0.0.1".to_owned(), 1883);
+    if std::net::TcpStream::connect((host.as_str(), port)).is_ok() {
+        return Some((host, port));
+    }
+    assert!(
+        std::env::var("SAFEGRID_REQUIRE_MQTT").as_deref() != Ok("1"),
+        "SAFEGRID_REQUIRE_MQTT=1 but no MQTT broker answers on 127.0.0.1:1883"
+    );
+    eprintln!("mqtt test skipped: no broker on 127.0.0.1:1883 (Debian: mosquitto)");
+    None
+}
+
+/// Publishes fixes at QoS 1 and waits for the broker's acknowledgements.
+fn publish(host: &str, port: u16, topic: &str, payloads: &[serde_json::Value]) {
+    let id = format!("safegrid-test-pub-{}", std::process::id());
+    let mut opts = rumqttc::MqttOptions::new(id, host, port);
+    opts.set_keep_alive(std::time::Duration::from_secs(5));
+    let (client, mut conn) = rumqttc::Client::new(opts, 64);
+    for p in payloads {
+        client.publish(topic, rumqttc::QoS::AtLeastOnce, false, p.to_string()).unwrap();
+    }
+    let mut acked = 0;
+    for event in conn.iter() {
+        if let rumqttc::Event::Incoming(rumqttc::Incoming::PubAck(_)) = event.unwrap() {
+            acked += 1;
+            if acked == payloads.len() {
+                break;
+            }
+        }
+    }
+    client.disconnect().ok();
+}
+
+/// Fixes published to the broker are stored; fixes published while safegrid is down (killed
+/// with SIGKILL) are delivered from its persistent session after the restart.
+#[test]
+fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
+    let Some((host, port)) = mosquitto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let token = String::from_utf8(safegrid(&url, &["token", "--role", "dispatcher", "--name", "d"]).stdout).unwrap().trim().to_owned();
+    let run = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+    let topic_root = format!("safegrid-test/{run}");
+    let args = [
+        "--mqtt-url".to_owned(),
+        format!("mqtt://{host}:{port}"),
+        "--mqtt-topic".to_owned(),
+        format!("{topic_root}/#"),
+        "--mqtt-client-id".to_owned(),
+        format!("safegrid-test-{run}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (mut server, addr, _) = serve_tracking(&url, &args);
+    let f = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.01, 22.51]},
+        "properties": {"kind": "patrol", "callsign": "巡-MQ", "status": "available", "device_id": "mq-1"}});
+    let (status, body) = http(&addr, "POST", "/api/v1/responders", &token, Some(&f));
+    assert_eq!(status, 201, "{body}");
+    let unit = body["id"].as_i64().unwrap();
+    let base = chrono::Utc::now().timestamp() - 600;
+    let fixes = |from: i64, to: i64| -> Vec<serde_json::Value> {
+        (from..to).map(|i| json!({"time": base + i, "lon": 114.01 + i as f64 * 0.00001, "lat": 22.51})).collect()
+    };
+    let stored = |addr: &str| -> usize {
+        let (_, t) = http(addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json&flagged=true"), &token, None);
+        t["points"].as_array().map_or(0, Vec::len)
+    };
+    let wait_for = |addr: &str, n: usize| {
+        for _ in 0..100 {
+            if stored(addr) >= n {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("only {} of {n} fixes from MQTT stored", stored(addr));
+    };
+    // Wait until the subscription exists, then publish (the device id is the topic's last level).
+    let auditor = String::from_utf8(safegrid(&url, &["token", "--role", "auditor", "--name", "a"]).stdout).unwrap().trim().to_owned();
+    wait_for_subscription(&host, port, &topic_root, &addr, &auditor);
+    publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(0, 20));
+    wait_for(&addr, 20);
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(20, 50));
+    let (mut server, addr, _) = serve_tracking(&url, &args);
+    wait_for(&addr, 50);
+    assert_eq!(stored(&addr), 50);
+    // In order: every fix moved the unit, none was taken for a late one.
+    let (_, t) = http(&addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json"), &token, None);
+    assert_eq!(t["points"].as_array().unwrap().len(), 50, "{t}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Waits until the server's subscription reaches the broker (a message to a topic nobody
+/// subscribes to yet is dropped, not queued): probes from an unregistered device are published
+/// until the server counts one as refused.
+fn wait_for_subscription(host: &str, port: u16, topic_root: &str, addr: &str, auditor: &str) {
+    let probe = json!({"time": chrono::Utc::now().timestamp() - 5, "lon": 114.0, "lat": 22.5});
+    for _ in 0..50 {
+        publish(host, port, &format!("{topic_root}/probe"), std::slice::from_ref(&probe));
+        let text = raw_get(addr, "/metrics", auditor);
+        if text.lines().any(|l| l.starts_with("safegrid_fixes_total{outcome=\"unknown_device\"} ") && !l.ends_with(" 0")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("the server never subscribed to {topic_root}/#");
+}
+
+/// A GET's body as text.
+fn raw_get(addr: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
 #[test]
 fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     let dir = tempfile::tempdir().unwrap();

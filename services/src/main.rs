@@ -9,6 +9,7 @@ use safegrid_services::access::{Principal, Role, new_token};
 use safegrid_services::api::{AppState, app, osmand_app};
 use safegrid_services::positions::ingest::{IngestConfig, spawn_retention};
 use safegrid_services::positions::live::FreshnessConfig;
+use safegrid_services::positions::mqtt::MqttConfig;
 use safegrid_services::positions::noise::NoiseConfig;
 use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
@@ -84,6 +85,18 @@ struct PositionArgs {
     /// Most fixes waiting to be stored; beyond it ingest answers 503 with Retry-After.
     #[arg(long, default_value_t = 200_000)]
     ingest_queue: usize,
+    /// Also take fixes from this MQTT broker (mqtt://host[:port]); messages are acknowledged
+    /// to the broker only once stored.
+    #[arg(long)]
+    mqtt_url: Option<String>,
+    /// Topic filter to subscribe to (QoS 1). Payload: a fix or a batch as JSON (see
+    /// POST /api/v1/positions; a fix without device_id takes the topic's last level), or an
+    /// OwnTracks location (device = the topic after owntracks/).
+    #[arg(long, default_value = "safegrid/positions/#")]
+    mqtt_topic: String,
+    /// MQTT client id; the broker keeps unacknowledged messages in this id's session.
+    #[arg(long, default_value = "safegrid")]
+    mqtt_client_id: String,
 }
 
 impl PositionArgs {
@@ -397,7 +410,17 @@ async fn serve(
     spawn_retention(Arc::clone(&service), ingest.noise.max_age);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    let mqtt = match &positions.mqtt_url {
+        Some(url) => Some(
+            MqttConfig::from_url(url, &positions.mqtt_topic, &positions.mqtt_client_id)
+                .map_err(|e| anyhow::anyhow!("--mqtt-url: {e}"))?,
+        ),
+        None => None,
+    };
     let state = AppState::with_ingest(service, ingest).with_basemap(basemap);
+    if let Some(config) = mqtt {
+        safegrid_services::positions::mqtt::spawn(Arc::clone(&state.ingest), config);
+    }
     if !positions.no_osmand {
         let at = &positions.osmand_listen;
         let osmand = tokio::net::TcpListener::bind(at)

@@ -90,6 +90,63 @@ pub fn decode(body: &[u8]) -> Result<Vec<Fix>, BatchError> {
     parsed.fixes.into_iter().enumerate().map(|(i, f)| check(i, f)).collect()
 }
 
+/// Decodes one MQTT message: a batch (`{"fixes": […]}`), one fix in the batch's form (its
+/// `device_id` may be left out: the topic's last level is used), or an OwnTracks `location`
+/// message, whose device is the topic's levels after `owntracks/` (`alice/phone`).
+///
+/// # Errors
+/// [`BatchError`] naming the first fault.
+pub fn decode_message(topic: &str, payload: &[u8]) -> Result<Vec<Fix>, BatchError> {
+    let body = |reason: String| BatchError { field: "payload".into(), value: Value::Null, reason };
+    let mut v: Value = serde_json::from_slice(payload).map_err(|e| body(e.to_string()))?;
+    let Some(obj) = v.as_object_mut() else { return Err(body("expected a JSON object".into())) };
+    if obj.contains_key("fixes") {
+        return decode(payload);
+    }
+    if obj.get("_type").and_then(Value::as_str) == Some("location") {
+        return owntracks(topic, obj).map(|f| vec![f]);
+    }
+    if !obj.contains_key("device_id") {
+        let device = topic.rsplit('/').next().unwrap_or_default();
+        obj.insert("device_id".into(), device.into());
+    }
+    let raw: RawFix = serde_path_to_error::deserialize(v).map_err(|e| BatchError {
+        field: e.path().to_string(),
+        value: Value::Null,
+        reason: e.into_inner().to_string(),
+    })?;
+    check(0, raw).map(|f| vec![f]).map_err(|e| BatchError { field: e.field.replacen("fixes[0].", "", 1), ..e })
+}
+
+/// An OwnTracks location: `lat`, `lon`, `tst` (unix seconds), `acc` (m), `alt` (m), `vel`
+/// (km/h), `cog` (degrees), `batt` (%); other members are kept as attributes.
+fn owntracks(topic: &str, obj: &serde_json::Map<String, Value>) -> Result<Fix, BatchError> {
+    let device = topic.strip_prefix("owntracks/").unwrap_or(topic);
+    let num = |k: &str| obj.get(k).and_then(Value::as_f64);
+    let mut attributes = serde_json::Map::new();
+    for (k, v) in obj {
+        if !["_type", "lat", "lon", "tst", "acc", "alt", "vel", "cog", "batt"].contains(&k.as_str())
+            && (v.is_string() || v.is_number() || v.is_boolean())
+        {
+            attributes.insert(k.clone(), v.clone());
+        }
+    }
+    let raw = RawFix {
+        device_id: device.to_owned(),
+        time: obj.get("tst").cloned().unwrap_or(Value::Null),
+        lon: num("lon").ok_or_else(|| BatchError { field: "lon".into(), value: Value::Null, reason: "required".into() })?,
+        lat: num("lat").ok_or_else(|| BatchError { field: "lat".into(), value: Value::Null, reason: "required".into() })?,
+        speed_mps: num("vel").map(|kmh| kmh / 3.6),
+        bearing_deg: num("cog"),
+        altitude_m: num("alt"),
+        accuracy_m: num("acc"),
+        battery_pct: num("batt"),
+        valid: true,
+        attributes: attributes.into_iter().collect(),
+    };
+    check(0, raw).map_err(|e| BatchError { field: e.field.replacen("fixes[0].", "", 1), ..e })
+}
+
 fn check(i: usize, f: RawFix) -> Result<Fix, BatchError> {
     let fail = |field: &str, value: Value, reason: &str| BatchError {
         field: format!("fixes[{i}].{field}"),
@@ -158,6 +215,24 @@ mod tests {
         assert_eq!(fixes[1].time.timestamp(), 1_795_334_400);
         assert_eq!(fixes[2].time.timestamp_millis(), 1_795_334_400_123);
         assert!(!fixes[2].valid);
+    }
+
+    #[test]
+    fn mqtt_messages_come_as_batches_single_fixes_or_owntracks() {
+        let one = decode_message("safegrid/positions/dev-7", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#).unwrap();
+        assert_eq!(one[0].device_id, "dev-7");
+        let own = decode_message(
+            "owntracks/alice/phone",
+            br#"{"_type": "location", "lat": 22.6, "lon": 114.1, "tst": 1795334400, "acc": 8, "vel": 36, "cog": 90, "batt": 55, "tid": "al"}"#,
+        )
+        .unwrap();
+        assert_eq!(own[0].device_id, "alice/phone");
+        assert!((own[0].speed_mps.unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(own[0].attributes["tid"], "al");
+        let batch = decode_message("x", br#"{"fixes": [{"device_id": "a", "time": 1795334400, "lon": 114, "lat": 22}]}"#).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(decode_message("t/d", br#"{"time": 1795334400, "lon": 114, "lat": 95}"#).unwrap_err().field, "lat");
+        assert_eq!(decode_message("t/d", b"not json").unwrap_err().field, "payload");
     }
 
     #[test]

@@ -203,20 +203,34 @@ impl Ingest {
     /// [`IngestError::Overloaded`] at once when the queue is full; [`IngestError::TooLarge`];
     /// [`IngestError::StoreFailed`] when the commit failed (nothing of the request is acknowledged).
     pub async fn submit(&self, fixes: Vec<Fix>) -> Result<Receipt, IngestError> {
-        if fixes.is_empty() {
-            return Ok(Receipt::default());
-        }
-        if fixes.len() > self.capacity {
-            return Err(IngestError::TooLarge { got: fixes.len(), max: self.capacity });
-        }
-        let n = u32::try_from(fixes.len()).unwrap_or(u32::MAX);
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(n) else {
-            self.counters.add(&self.counters.overloaded, fixes.len());
-            return Err(IngestError::Overloaded { retry_after_s: 1 });
-        };
+        self.enqueue(fixes)?.await
+    }
+
+    /// Queues fixes now and returns a future of their receipt: a caller that must keep the
+    /// order of its messages (an MQTT subscription) queues them one after another without
+    /// waiting for each commit.
+    ///
+    /// # Errors
+    /// [`IngestError::Overloaded`] when the queue is full; [`IngestError::TooLarge`].
+    pub fn enqueue(
+        &self,
+        fixes: Vec<Fix>,
+    ) -> Result<impl Future<Output = Result<Receipt, IngestError>> + Send + 'static, IngestError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Job { fixes, reply, _permit: permit }).map_err(|_| IngestError::Stopped)?;
-        answer.await.map_err(|_| IngestError::Stopped)?
+        if fixes.is_empty() {
+            let _ = reply.send(Ok(Receipt::default()));
+        } else {
+            if fixes.len() > self.capacity {
+                return Err(IngestError::TooLarge { got: fixes.len(), max: self.capacity });
+            }
+            let n = u32::try_from(fixes.len()).unwrap_or(u32::MAX);
+            let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(n) else {
+                self.counters.add(&self.counters.overloaded, fixes.len());
+                return Err(IngestError::Overloaded { retry_after_s: 1 });
+            };
+            self.tx.send(Job { fixes, reply, _permit: permit }).map_err(|_| IngestError::Stopped)?;
+        }
+        Ok(async move { answer.await.map_err(|_| IngestError::Stopped)? })
     }
 
     /// Grid crossings as they are committed.

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod geofence;
 pub mod ingest;
 pub mod live;
+pub mod mqtt;
 pub mod noise;
 pub mod osmand;
 
