@@ -23,6 +23,7 @@ pub mod h3;
 pub mod locate;
 pub mod point_index;
 pub mod polygon_check;
+pub mod roads;
 
 pub use coord::{CoordError, LonLat};
 pub use crs::Crs;

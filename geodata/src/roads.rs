@@ -1,0 +1,541 @@
+//! The road network: an OpenStreetMap extract (`.osm.pbf`) turned into a directed graph
+//! weighted by travel time, a contraction hierarchy over it (`fast_paths`), and snapping of
+//! any point to the nearest road.
+//!
+//! - **Which ways**: driving takes `highway` = motorway … residential, service, living_street,
+//!   unclassified, road and the `_link`s, minus `access`/`motor_vehicle` = no/private; walking
+//!   takes every highway but motorways and trunks (and their links), plus footways, paths,
+//!   steps and pedestrian areas' ways, minus `foot` = no.
+//! - **Direction**: `oneway` = yes/true/1 (and motorways, roundabouts) one way, `-1` the other;
+//!   walking ignores one-ways.
+//! - **Speed**: `maxspeed` when it parses (km/h, or `mph`), capped by the class's urban speed
+//!   (a posted 120 is not what a patrol car makes in a city); else the class's speed
+//!   ([`drive_speed_kmh`]). Walking is 5 km/h everywhere.
+//! - **Weights** are milliseconds (the hierarchy wants whole numbers, at least 1).
+//! - **Snapping** projects a point onto the nearest road segment (an R-tree of segments in a
+//!   local metric frame). A route leaves the start along the segment in the directions it
+//!   allows, and reaches the end likewise, so an ETA is exact along roads; the distance off
+//!   the road is added at [`ACCESS_MPS`].
+
+use crate::LonLat;
+use crate::distance::haversine_m;
+use fast_paths::{FastGraph, InputGraph, PathCalculator};
+use rstar::primitives::{GeomWithData, Line};
+use rstar::{PointDistance, RTree};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// Speed on foot from a point to the road it snaps to (and walking everywhere), m/s.
+pub const ACCESS_MPS: f64 = 5.0 / 3.6;
+/// Farthest a point may lie from every road and still be routed, metres.
+pub const MAX_SNAP_M: f64 = 500.0;
+
+/// Driving or walking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// Patrol cars and motorbikes.
+    Drive,
+    /// On foot.
+    Walk,
+}
+
+/// Why a road network could not be built or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoadError {
+    /// The PBF could not be read.
+    #[error("reading the OpenStreetMap extract: {0}")]
+    Pbf(String),
+    /// No way of the extract is usable in this mode.
+    #[error("the extract has no {0:?} roads")]
+    Empty(Mode),
+    /// A cached hierarchy does not decode (another version wrote it, or it is damaged).
+    #[error("the cached road graph does not decode: {0}")]
+    Cache(String),
+}
+
+/// Urban driving speed of a `highway` class, km/h; `None` when cars do not use it.
+#[must_use]
+pub fn drive_speed_kmh(highway: &str) -> Option<f64> {
+    Some(match highway {
+        "motorway" => 90.0,
+        "trunk" => 70.0,
+        "primary" => 50.0,
+        "secondary" => 45.0,
+        "tertiary" => 40.0,
+        "motorway_link" | "trunk_link" => 45.0,
+        "primary_link" | "secondary_link" | "tertiary_link" => 35.0,
+        "unclassified" | "road" => 30.0,
+        "residential" => 25.0,
+        "service" => 15.0,
+        "living_street" => 10.0,
+        _ => return None,
+    })
+}
+
+fn walkable(highway: &str) -> bool {
+    !matches!(highway, "motorway" | "motorway_link" | "trunk" | "trunk_link" | "construction" | "proposed" | "raceway" | "bus_guideway")
+}
+
+/// `maxspeed` in km/h: `50`, `30 mph`; `None` for anything else (`CN:urban`, `signals`…).
+fn parse_maxspeed(v: &str) -> Option<f64> {
+    let v = v.trim();
+    let (num, factor) = match v.strip_suffix("mph") {
+        Some(n) => (n.trim(), 1.609_344),
+        None => (v.strip_suffix("km/h").unwrap_or(v).trim(), 1.0),
+    };
+    num.parse::<f64>().ok().filter(|x| *x > 0.0 && *x < 300.0).map(|x| x * factor)
+}
+
+/// One piece of road between two consecutive way nodes.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Segment {
+    a: u32,
+    b: u32,
+    /// Travel time a → b, ms (`None`: not allowed).
+    fwd_ms: Option<u32>,
+    /// Travel time b → a, ms.
+    bwd_ms: Option<u32>,
+}
+
+/// Where a point meets the road network.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snap {
+    segment: usize,
+    /// Position along the segment, 0 at `a`, 1 at `b`.
+    frac: f64,
+    /// Distance from the point to the road, metres.
+    pub off_road_m: f64,
+}
+
+/// A local flat frame (metres) around the network's centre, for the segment R-tree.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Frame {
+    lon0: f64,
+    lat0: f64,
+    kx: f64,
+    ky: f64,
+}
+
+impl Frame {
+    fn around(lon0: f64, lat0: f64) -> Self {
+        let ky = 111_132.954 - 559.822 * (2.0 * lat0.to_radians()).cos();
+        Self { lon0, lat0, kx: 111_412.84 * lat0.to_radians().cos(), ky }
+    }
+    fn xy(&self, p: LonLat) -> [f64; 2] {
+        [(p.lon() - self.lon0) * self.kx, (p.lat() - self.lat0) * self.ky]
+    }
+}
+
+/// What is cached on disk: everything but the R-tree, which is rebuilt in milliseconds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    mode: Mode,
+    nodes: Vec<(f64, f64)>,
+    segments: Vec<Segment>,
+    frame: Frame,
+    max_mps: f64,
+    ch: FastGraph,
+}
+
+/// A road network in one mode, with its contraction hierarchy.
+pub struct RoadGraph {
+    mode: Mode,
+    nodes: Vec<LonLat>,
+    segments: Vec<Segment>,
+    /// Out-edges per node (for the plain Dijkstra oracle and for path lengths): (to, ms).
+    adjacency: Vec<Vec<(u32, u32)>>,
+    frame: Frame,
+    tree: RTree<GeomWithData<Line<[f64; 2]>, u32>>,
+    max_mps: f64,
+    ch: FastGraph,
+}
+
+impl std::fmt::Debug for RoadGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoadGraph")
+            .field("mode", &self.mode)
+            .field("nodes", &self.nodes.len())
+            .field("segments", &self.segments.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A route's time and length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Route {
+    /// Travel time, seconds, including the walk to and from the road.
+    pub eta_s: f64,
+    /// Length along roads plus the distances off them, metres.
+    pub distance_m: f64,
+}
+
+impl RoadGraph {
+    /// Builds the network of `mode` from a PBF extract and contracts it (seconds for a city
+    /// district; cache the result with [`Self::to_bytes`]).
+    ///
+    /// # Errors
+    /// [`RoadError`] when the PBF does not read or holds no usable road.
+    pub fn from_pbf(pbf: &[u8], mode: Mode) -> Result<Self, RoadError> {
+        let mut coords: HashMap<i64, (f64, f64)> = HashMap::new();
+        // (node refs, forward allowed, backward allowed, speed m/s)
+        let mut ways: Vec<(Vec<i64>, bool, bool, f64)> = Vec::new();
+        let reader = osmpbf::ElementReader::new(std::io::Cursor::new(pbf));
+        reader
+            .for_each(|el| match el {
+                osmpbf::Element::Node(n) => {
+                    coords.insert(n.id(), (n.lon(), n.lat()));
+                }
+                osmpbf::Element::DenseNode(n) => {
+                    coords.insert(n.id(), (n.lon(), n.lat()));
+                }
+                osmpbf::Element::Way(w) => {
+                    let tags: HashMap<&str, &str> = w.tags().collect();
+                    if let Some(way) = usable(&tags, mode) {
+                        ways.push((w.refs().collect(), way.0, way.1, way.2));
+                    }
+                }
+                osmpbf::Element::Relation(_) => {}
+            })
+            .map_err(|e| RoadError::Pbf(e.to_string()))?;
+
+        let mut index: HashMap<i64, u32> = HashMap::new();
+        let mut nodes: Vec<LonLat> = Vec::new();
+        let mut segments = Vec::new();
+        let mut max_mps: f64 = ACCESS_MPS;
+        for (refs, fwd, bwd, mps) in &ways {
+            max_mps = max_mps.max(*mps);
+            let mut prev: Option<u32> = None;
+            for r in refs {
+                let Some(&(lon, lat)) = coords.get(r) else {
+                    prev = None; // a node outside the extract: the way is cut there
+                    continue;
+                };
+                let Ok(p) = LonLat::new(lon, lat) else { continue };
+                let id = *index.entry(*r).or_insert_with(|| {
+                    nodes.push(p);
+                    (nodes.len() - 1) as u32
+                });
+                if let Some(a) = prev
+                    && a != id
+                {
+                    let metres = haversine_m(nodes[a as usize], nodes[id as usize]);
+                    let ms = ((metres / mps) * 1000.0).round().max(1.0) as u32;
+                    segments.push(Segment { a, b: id, fwd_ms: fwd.then_some(ms), bwd_ms: bwd.then_some(ms) });
+                }
+                prev = Some(id);
+            }
+        }
+        if segments.is_empty() {
+            return Err(RoadError::Empty(mode));
+        }
+        let (sum_lon, sum_lat) = nodes.iter().fold((0.0, 0.0), |(x, y), p| (x + p.lon(), y + p.lat()));
+        let frame = Frame::around(sum_lon / nodes.len() as f64, sum_lat / nodes.len() as f64);
+        let mut input = InputGraph::new();
+        for s in &segments {
+            if let Some(ms) = s.fwd_ms {
+                input.add_edge(s.a as usize, s.b as usize, ms as usize);
+            }
+            if let Some(ms) = s.bwd_ms {
+                input.add_edge(s.b as usize, s.a as usize, ms as usize);
+            }
+        }
+        // Nodes without a segment (a way cut to one node by the extract's edge) may lie beyond
+        // the hierarchy's node count; they are never snapped to, as snapping finds segments.
+        input.freeze();
+        let ch = fast_paths::prepare(&input);
+        Ok(Self::assemble(Stored {
+            mode,
+            nodes: nodes.iter().map(|p| (p.lon(), p.lat())).collect(),
+            segments,
+            frame,
+            max_mps,
+            ch,
+        }))
+    }
+
+    fn assemble(s: Stored) -> Self {
+        let nodes: Vec<LonLat> =
+            s.nodes.iter().map(|&(lon, lat)| LonLat::new(lon, lat).unwrap_or_else(|_| LonLat::new(0.0, 0.0).expect("the origin is a valid position"))).collect();
+        let mut adjacency = vec![Vec::new(); nodes.len()];
+        for seg in &s.segments {
+            if let Some(ms) = seg.fwd_ms {
+                adjacency[seg.a as usize].push((seg.b, ms));
+            }
+            if let Some(ms) = seg.bwd_ms {
+                adjacency[seg.b as usize].push((seg.a, ms));
+            }
+        }
+        let tree = RTree::bulk_load(
+            s.segments
+                .iter()
+                .enumerate()
+                .map(|(i, seg)| {
+                    let (a, b) = (s.frame.xy(nodes[seg.a as usize]), s.frame.xy(nodes[seg.b as usize]));
+                    GeomWithData::new(Line::new(a, b), i as u32)
+                })
+                .collect(),
+        );
+        Self { mode: s.mode, nodes, segments: s.segments, adjacency, frame: s.frame, tree, max_mps: s.max_mps, ch: s.ch }
+    }
+
+    /// The network as bytes, for the on-disk cache.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let s = StoredRef {
+            mode: self.mode,
+            nodes: self.nodes.iter().map(|p| (p.lon(), p.lat())).collect(),
+            segments: &self.segments,
+            frame: self.frame,
+            max_mps: self.max_mps,
+            ch: &self.ch,
+        };
+        bincode::serialize(&s).unwrap_or_default()
+    }
+
+    /// A network from [`Self::to_bytes`].
+    ///
+    /// # Errors
+    /// [`RoadError::Cache`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RoadError> {
+        let s: Stored = bincode::deserialize(bytes).map_err(|e| RoadError::Cache(e.to_string()))?;
+        let top = s.segments.iter().map(|g| g.a.max(g.b) as usize).max().unwrap_or(0);
+        if s.ch.get_num_nodes() <= top || s.nodes.len() <= top {
+            return Err(RoadError::Cache("node counts differ".into()));
+        }
+        Ok(Self::assemble(s))
+    }
+
+    /// Driving or walking.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Graph nodes (way nodes of the roads taken).
+    #[must_use]
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Road segments.
+    #[must_use]
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Fastest speed anywhere in the network, m/s: an ETA is never below distance / this.
+    #[must_use]
+    pub fn max_mps(&self) -> f64 {
+        self.max_mps
+    }
+
+    /// A reusable query state (one per thread).
+    #[must_use]
+    pub fn calculator(&self) -> PathCalculator {
+        fast_paths::create_calculator(&self.ch)
+    }
+
+    /// Snaps a point to the nearest road within [`MAX_SNAP_M`].
+    #[must_use]
+    pub fn snap(&self, p: LonLat) -> Option<Snap> {
+        let q = self.frame.xy(p);
+        let nearest = self.tree.nearest_neighbor(&q)?;
+        let off = nearest.geom().distance_2(&q).sqrt();
+        if off > MAX_SNAP_M {
+            return None;
+        }
+        let (a, b) = (nearest.geom().from, nearest.geom().to);
+        let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+        let len2 = dx * dx + dy * dy;
+        let frac = if len2 > 0.0 { (((q[0] - a[0]) * dx + (q[1] - a[1]) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+        Some(Snap { segment: nearest.data as usize, frac, off_road_m: off })
+    }
+
+    /// Where a route may leave a snapped point: (node, ms to reach it).
+    fn exits(&self, s: &Snap) -> Vec<(usize, usize)> {
+        let seg = self.segments[s.segment];
+        let mut out = Vec::with_capacity(2);
+        if let Some(ms) = seg.fwd_ms {
+            out.push((seg.b as usize, ((1.0 - s.frac) * f64::from(ms)).round() as usize));
+        }
+        if let Some(ms) = seg.bwd_ms {
+            out.push((seg.a as usize, (s.frac * f64::from(ms)).round() as usize));
+        }
+        out
+    }
+
+    /// Where a route may arrive at a snapped point: (node, ms from it).
+    fn entries(&self, s: &Snap) -> Vec<(usize, usize)> {
+        let seg = self.segments[s.segment];
+        let mut out = Vec::with_capacity(2);
+        if let Some(ms) = seg.fwd_ms {
+            out.push((seg.a as usize, (s.frac * f64::from(ms)).round() as usize));
+        }
+        if let Some(ms) = seg.bwd_ms {
+            out.push((seg.b as usize, ((1.0 - s.frac) * f64::from(ms)).round() as usize));
+        }
+        out
+    }
+
+    /// Along the shared segment, when both points lie on one and its direction allows.
+    fn same_segment_ms(&self, from: &Snap, to: &Snap) -> Option<usize> {
+        if from.segment != to.segment {
+            return None;
+        }
+        let seg = self.segments[from.segment];
+        let along = to.frac - from.frac;
+        let fwd = seg.fwd_ms.filter(|_| along >= 0.0).map(|ms| (along * f64::from(ms)).round() as usize);
+        let bwd = seg.bwd_ms.filter(|_| along <= 0.0).map(|ms| (-along * f64::from(ms)).round() as usize);
+        fwd.into_iter().chain(bwd).min()
+    }
+
+    fn access_s(from: &Snap, to: &Snap) -> f64 {
+        (from.off_road_m + to.off_road_m) / ACCESS_MPS
+    }
+
+    /// The fastest route between two snapped points, through the contraction hierarchy.
+    #[must_use]
+    pub fn route(&self, calc: &mut PathCalculator, from: &Snap, to: &Snap) -> Option<Route> {
+        let direct = self.same_segment_ms(from, to);
+        let (starts, ends) = (self.exits(from), self.entries(to));
+        let via = if starts.is_empty() || ends.is_empty() {
+            None
+        } else {
+            calc.calc_path_multiple_sources_and_targets(&self.ch, starts, ends)
+        };
+        let via_ms = via.as_ref().map(fast_paths::ShortestPath::get_weight);
+        let (ms, metres) = match (direct, via_ms) {
+            (Some(d), v) if v.is_none_or(|v| d <= v) => {
+                let seg = self.segments[from.segment];
+                let len = haversine_m(self.nodes[seg.a as usize], self.nodes[seg.b as usize]);
+                (d, (to.frac - from.frac).abs() * len)
+            }
+            (_, Some(v)) => {
+                let path = via.as_ref().map(|p| p.get_nodes().as_slice()).unwrap_or_default();
+                let along: f64 = path.windows(2).map(|w| haversine_m(self.nodes[w[0]], self.nodes[w[1]])).sum();
+                let ends = self.end_metres(from, path.first().copied(), true) + self.end_metres(to, path.last().copied(), false);
+                (v, along + ends)
+            }
+            _ => return None,
+        };
+        Some(Route {
+            eta_s: ms as f64 / 1000.0 + Self::access_s(from, to),
+            distance_m: metres + from.off_road_m + to.off_road_m,
+        })
+    }
+
+    /// Metres between a snapped point and the end node of its segment a route used.
+    fn end_metres(&self, s: &Snap, node: Option<usize>, _leaving: bool) -> f64 {
+        let seg = self.segments[s.segment];
+        let len = haversine_m(self.nodes[seg.a as usize], self.nodes[seg.b as usize]);
+        match node {
+            Some(n) if n == seg.a as usize => s.frac * len,
+            Some(n) if n == seg.b as usize => (1.0 - s.frac) * len,
+            _ => 0.0,
+        }
+    }
+
+    /// The same travel time by a plain Dijkstra over the uncontracted graph: the oracle the
+    /// hierarchy is tested against. Seconds, including the walk to and from the road.
+    #[must_use]
+    pub fn dijkstra_eta_s(&self, from: &Snap, to: &Snap) -> Option<f64> {
+        let direct = self.same_segment_ms(from, to);
+        let mut dist = vec![usize::MAX; self.nodes.len()];
+        let mut heap = BinaryHeap::new();
+        for (n, w) in self.exits(from) {
+            if w < dist[n] {
+                dist[n] = w;
+                heap.push(Reverse((w, n)));
+            }
+        }
+        while let Some(Reverse((d, n))) = heap.pop() {
+            if d > dist[n] {
+                continue;
+            }
+            for &(m, w) in &self.adjacency[n] {
+                let nd = d + w as usize;
+                if nd < dist[m as usize] {
+                    dist[m as usize] = nd;
+                    heap.push(Reverse((nd, m as usize)));
+                }
+            }
+        }
+        let via = self.entries(to).into_iter().filter(|(n, _)| dist[*n] != usize::MAX).map(|(n, w)| dist[n] + w).min();
+        let ms = match (direct, via) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(ms as f64 / 1000.0 + Self::access_s(from, to))
+    }
+}
+
+/// Borrowing twin of [`Stored`] for serialising without copying the hierarchy.
+#[derive(serde::Serialize)]
+struct StoredRef<'a> {
+    mode: Mode,
+    nodes: Vec<(f64, f64)>,
+    segments: &'a [Segment],
+    frame: Frame,
+    max_mps: f64,
+    ch: &'a FastGraph,
+}
+
+/// Whether a way is usable in `mode`: (forward, backward, speed m/s).
+fn usable(tags: &HashMap<&str, &str>, mode: Mode) -> Option<(bool, bool, f64)> {
+    let highway = *tags.get("highway")?;
+    let no = |k: &str| tags.get(k).is_some_and(|v| matches!(*v, "no" | "private"));
+    match mode {
+        Mode::Walk => {
+            if !walkable(highway) || no("foot") || tags.get("area") == Some(&"yes") && highway != "pedestrian" {
+                return None;
+            }
+            Some((true, true, ACCESS_MPS))
+        }
+        Mode::Drive => {
+            let class_kmh = drive_speed_kmh(highway)?;
+            if no("access") || no("motor_vehicle") || no("motorcar") || tags.get("area") == Some(&"yes") {
+                return None;
+            }
+            let kmh = tags.get("maxspeed").and_then(|v| parse_maxspeed(v)).map_or(class_kmh, |m| m.min(class_kmh));
+            let oneway = tags.get("oneway").copied();
+            let implied = highway == "motorway" || tags.get("junction").is_some_and(|j| *j == "roundabout" || *j == "circular");
+            let (fwd, bwd) = match oneway {
+                Some("yes" | "true" | "1") => (true, false),
+                Some("-1" | "reverse") => (false, true),
+                Some("no" | "false" | "0") => (true, true),
+                _ if implied => (true, false),
+                _ => (true, true),
+            };
+            Some((fwd, bwd, kmh / 3.6))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maxspeed_parses_kmh_and_mph_and_ignores_the_rest() {
+        assert_eq!(parse_maxspeed("50"), Some(50.0));
+        assert!((parse_maxspeed("30 mph").unwrap() - 48.28).abs() < 0.01);
+        assert_eq!(parse_maxspeed("CN:urban"), None);
+        assert_eq!(parse_maxspeed("signals"), None);
+    }
+
+    #[test]
+    fn one_ways_and_roundabouts_are_one_way_for_cars_only() {
+        let t = |pairs: &[(&'static str, &'static str)]| pairs.iter().copied().collect::<HashMap<_, _>>();
+        assert_eq!(usable(&t(&[("highway", "primary"), ("oneway", "yes")]), Mode::Drive).map(|u| (u.0, u.1)), Some((true, false)));
+        assert_eq!(usable(&t(&[("highway", "primary"), ("oneway", "-1")]), Mode::Drive).map(|u| (u.0, u.1)), Some((false, true)));
+        assert_eq!(usable(&t(&[("highway", "tertiary"), ("junction", "roundabout")]), Mode::Drive).map(|u| (u.0, u.1)), Some((true, false)));
+        assert_eq!(usable(&t(&[("highway", "primary"), ("oneway", "yes")]), Mode::Walk).map(|u| (u.0, u.1)), Some((true, true)));
+        assert!(usable(&t(&[("highway", "footway")]), Mode::Drive).is_none());
+        assert!(usable(&t(&[("highway", "residential"), ("access", "private")]), Mode::Drive).is_none());
+        assert!(usable(&t(&[("highway", "motorway")]), Mode::Walk).is_none());
+        // A posted limit above the class's urban speed is capped; a lower one is taken.
+        assert!((usable(&t(&[("highway", "primary"), ("maxspeed", "120")]), Mode::Drive).unwrap().2 - 50.0 / 3.6).abs() < 1e-9);
+        assert!((usable(&t(&[("highway", "primary"), ("maxspeed", "30")]), Mode::Drive).unwrap().2 - 30.0 / 3.6).abs() < 1e-9);
+    }
+}

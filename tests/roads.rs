@@ -1,0 +1,75 @@
+//! The road network on real OpenStreetMap extracts (`../shared/data/osm_monaco`,
+//! `osm_shenzhen_longgang`): every ETA through the contraction hierarchy equals a plain
+//! Dijkstra's on the same graph; one-ways make A→B differ from B→A; the on-disk cache gives
+//! the same answers; points far from every road are not routed.
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
+
+mod support;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safegrid_geodata::LonLat;
+use safegrid_geodata::roads::{Mode, RoadGraph};
+
+fn graph(test: &str, rel: &str, mode: Mode) -> Option<RoadGraph> {
+    let path = support::shared_data(test, rel)?;
+    Some(RoadGraph::from_pbf(&std::fs::read(path).unwrap(), mode).unwrap())
+}
+
+/// Random points in a box, snapped; 200 pairs compared with Dijkstra.
+fn ch_matches_dijkstra(g: &RoadGraph, bbox: (f64, f64, f64, f64), seed: u64) -> usize {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut calc = g.calculator();
+    let mut routed = 0;
+    let mut asymmetric = 0;
+    for _ in 0..200 {
+        let mut pt = || LonLat::new(rng.random_range(bbox.0..bbox.2), rng.random_range(bbox.1..bbox.3)).unwrap();
+        let (a, b) = (pt(), pt());
+        let (Some(sa), Some(sb)) = (g.snap(a), g.snap(b)) else { continue };
+        let ch = g.route(&mut calc, &sa, &sb).map(|r| r.eta_s);
+        let dj = g.dijkstra_eta_s(&sa, &sb);
+        match (ch, dj) {
+            (Some(x), Some(y)) => assert!((x - y).abs() < 1e-6, "{a:?} → {b:?}: hierarchy {x} s, Dijkstra {y} s"),
+            (x, y) => assert_eq!(x, y, "{a:?} → {b:?}: reachable by one and not the other"),
+        }
+        if let (Some(x), Some(back)) = (ch, g.route(&mut calc, &sb, &sa).map(|r| r.eta_s))
+            && (x - back).abs() > 1.0
+        {
+            asymmetric += 1;
+        }
+        routed += usize::from(ch.is_some());
+    }
+    assert!(asymmetric > 0 || g.mode() == Mode::Walk, "one-ways should make some trips differ by direction");
+    routed
+}
+
+#[test]
+fn monaco_driving_times_through_the_hierarchy_equal_dijkstra() {
+    let Some(g) = graph("monaco_driving", "osm_monaco/monaco.osm.pbf", Mode::Drive) else { return };
+    assert!(g.segment_count() > 5_000, "{g:?}");
+    let routed = ch_matches_dijkstra(&g, (7.409, 43.725, 7.439, 43.751), 1);
+    assert!(routed > 150, "only {routed} of 200 pairs routed");
+    // The cache round trip answers alike.
+    let again = RoadGraph::from_bytes(&g.to_bytes()).unwrap();
+    let (a, b) = (LonLat::new(7.4200, 43.7310).unwrap(), LonLat::new(7.4280, 43.7400).unwrap());
+    let (mut c1, mut c2) = (g.calculator(), again.calculator());
+    let r1 = g.route(&mut c1, &g.snap(a).unwrap(), &g.snap(b).unwrap()).unwrap();
+    let r2 = again.route(&mut c2, &again.snap(a).unwrap(), &again.snap(b).unwrap()).unwrap();
+    assert_eq!(r1, r2);
+    // A plausible city trip: 1.3 km as the crow flies takes 2 to 10 minutes by car.
+    assert!((120.0..600.0).contains(&r1.eta_s), "{r1:?}");
+    assert!(r1.distance_m > 1_300.0, "{r1:?}");
+    // Out at sea, nothing snaps.
+    assert!(g.snap(LonLat::new(7.46, 43.70).unwrap()).is_none());
+}
+
+#[test]
+fn monaco_walking_and_longgang_driving_equal_dijkstra() {
+    if let Some(g) = graph("monaco_walking", "osm_monaco/monaco.osm.pbf", Mode::Walk) {
+        assert!(ch_matches_dijkstra(&g, (7.409, 43.725, 7.439, 43.751), 2) > 150);
+    }
+    if let Some(g) = graph("longgang_driving", "osm_shenzhen_longgang/shenzhen_longgang.osm.pbf", Mode::Drive) {
+        assert!(g.segment_count() > 1_000, "{g:?}");
+        assert!(ch_matches_dijkstra(&g, (114.19, 22.675, 114.23, 22.70), 3) > 100);
+    }
+}
