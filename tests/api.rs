@@ -1534,3 +1534,111 @@ async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Gateway), None).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
 }
+
+// ---- dispatch ------------------------------------------------------------------------------
+
+/// The fixture with the demo's Longgang road network, and `n` live units scattered over it.
+async fn longgang_fixture(n: usize) -> (Fixture, Arc<safegrid_services::roads::Roads>, tempfile::TempDir, Vec<i64>) {
+    use rand::{Rng, SeedableRng};
+    let mut f = fixture().await;
+    let cache = tempfile::tempdir().unwrap();
+    let roads = Arc::new(safegrid_services::roads::Roads::demo(cache.path()).unwrap());
+    f.app = app(AppState::new(f.service.clone()).with_roads(Some(roads.clone())));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let mut ids = Vec::new();
+    let mut fixes = Vec::new();
+    let t = unix_now() - 10;
+    for i in 0..n {
+        let (lon, lat) = (rng.random_range(114.195..114.225), rng.random_range(22.678..22.698));
+        let kind = if i % 3 == 0 { "police" } else { "patrol" };
+        let caps = if i % 2 == 0 { json!(["first_aid"]) } else { json!([]) };
+        let props = json!({"kind": kind, "callsign": format!("龙-{i}"), "status": "available", "capabilities": caps, "device_id": format!("lg-{i}")});
+        let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(lon, lat), props))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        ids.push(r.body["id"].as_i64().unwrap());
+        fixes.push(json!({"device_id": format!("lg-{i}"), "time": t, "lon": lon, "lat": lat}));
+    }
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(json!({"fixes": fixes}))).await;
+    assert_eq!(r.body["live"], n, "{}", r.text);
+    (f, roads, cache, ids)
+}
+
+#[tokio::test]
+async fn nearest_units_are_ranked_by_road_time_as_a_brute_force_dijkstra_ranks_them() {
+    let (f, roads, _cache, _) = longgang_fixture(40).await;
+    let g = &roads.drive;
+    let mut differs = 0;
+    for (lon, lat) in [(114.205, 22.685), (114.215, 22.690), (114.220, 22.680), (114.200, 22.695)] {
+        let r = f.call("GET", &format!("/api/v1/dispatch/nearest?lon={lon}&lat={lat}&k=5"), Some(Role::Dispatcher), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["road_network"]["covers_this_place"], true);
+        let got: Vec<(i64, f64)> = r.body["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["id"].as_i64().unwrap(), u["properties"]["eta_s"].as_f64().unwrap()))
+            .collect();
+        // The oracle: every unit, a plain Dijkstra each; a unit the roads do not connect to the
+        // place (the extract cuts some streets off) is estimated from the straight line.
+        use safegrid_services::dispatch::nearest::{ESTIMATE_DETOUR, ESTIMATE_MPS};
+        let target = g.snap(LonLat::new(lon, lat).unwrap()).unwrap();
+        let mut all: Vec<(i64, f64, f64)> = f
+            .service
+            .layer(Layer::Responders)
+            .iter()
+            .map(|it| {
+                let straight = safegrid_geodata::haversine_m(it.pos, LonLat::new(lon, lat).unwrap());
+                let eta = g
+                    .snap(it.pos)
+                    .and_then(|s| g.dijkstra_eta_s(&s, &target))
+                    .unwrap_or(straight * ESTIMATE_DETOUR / ESTIMATE_MPS);
+                (it.id, eta, straight)
+            })
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let want: Vec<(i64, f64)> = all.iter().take(5).map(|(id, eta, _)| (*id, (eta * 10.0).round() / 10.0)).collect();
+        assert_eq!(got, want, "at {lon},{lat}");
+        let crow = all.iter().min_by(|a, b| a.2.total_cmp(&b.2)).unwrap().0;
+        differs += usize::from(crow != want[0].0);
+    }
+    eprintln!("straight-line top 1 differs from road top 1 at {differs} of 4 places");
+    let audit = f.store.audit_rows(AuditQuery { before_id: None, limit: 1 }).await.unwrap();
+    assert_eq!(audit[0].action, "dispatch_nearest");
+}
+
+#[tokio::test]
+async fn nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate() {
+    let (f, _roads, _cache, ids) = longgang_fixture(9).await;
+    let q = |extra: &str| format!("/api/v1/dispatch/nearest?lon=114.21&lat=22.688&k=50{extra}");
+    let count = |r: &Reply| r.body["features"].as_array().unwrap().len();
+    let r = f.call("GET", &q(""), Some(Role::Dispatcher), None).await;
+    assert_eq!(count(&r), 9);
+    let r = f.call("GET", &q("&kind=police"), Some(Role::Dispatcher), None).await;
+    assert_eq!(count(&r), 3);
+    let r = f.call("GET", &q("&capability=first_aid"), Some(Role::Dispatcher), None).await;
+    assert_eq!(count(&r), 5);
+    // A dispatched unit is busy: left out unless asked for.
+    let busy = ids[0];
+    let it = f.service.layer(Layer::Responders).get(busy).unwrap().clone();
+    let props = json!({"kind": "police", "callsign": "龙-0", "status": "dispatched", "capabilities": ["first_aid"], "device_id": "lg-0"});
+    let r = f.call("PUT", &format!("/api/v1/responders/{busy}"), Some(Role::Dispatcher), Some(feature(point(it.pos.lon(), it.pos.lat()), props))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = f.call("GET", &q(""), Some(Role::Dispatcher), None).await;
+    assert_eq!(count(&r), 8);
+    let r = f.call("GET", &q("&include=busy"), Some(Role::Dispatcher), None).await;
+    assert_eq!(count(&r), 9);
+    // A unit that never reported is left out unless asked for.
+    let props = json!({"kind": "patrol", "callsign": "岗亭", "status": "available"});
+    f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.21, 22.688), props))).await;
+    assert_eq!(count(&f.call("GET", &q(""), Some(Role::Dispatcher), None).await), 8);
+    assert_eq!(count(&f.call("GET", &q("&include=untracked"), Some(Role::Dispatcher), None).await), 9);
+    // Off the road network (far from Longgang), every ETA is an estimate.
+    let r = f.call("GET", "/api/v1/dispatch/nearest?lon=114.05&lat=22.55&k=3", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.body["road_network"]["covers_this_place"], false);
+    assert!(r.body["features"].as_array().unwrap().iter().all(|u| u["properties"]["eta_source"] == "estimate"));
+    // Who may ask, and bad parameters.
+    assert_problem(&f.call("GET", &q(""), None, None).await, StatusCode::UNAUTHORIZED, "Authorization");
+    assert_problem(&f.call("GET", &q(""), Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+    assert_problem(&f.call("GET", &q("&include=everyone"), Some(Role::Dispatcher), None).await, StatusCode::BAD_REQUEST, "include");
+    assert_problem(&f.call("GET", &q("&kind=tank"), Some(Role::Dispatcher), None).await, StatusCode::BAD_REQUEST, "kind");
+}

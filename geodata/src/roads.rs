@@ -19,7 +19,8 @@
 
 use crate::LonLat;
 use crate::distance::haversine_m;
-use fast_paths::{FastGraph, InputGraph, PathCalculator};
+use fast_paths::{FastGraph, InputGraph};
+pub use fast_paths::PathCalculator;
 use rstar::primitives::{GeomWithData, Line};
 use rstar::{PointDistance, RTree};
 use std::cmp::Reverse;

@@ -15,6 +15,7 @@ use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
 use safegrid_services::layer::Layer;
+use safegrid_services::roads::Roads;
 use safegrid_services::service::Service;
 use safegrid_services::store;
 use std::collections::BTreeMap;
@@ -99,6 +100,43 @@ struct PositionArgs {
     mqtt_client_id: String,
 }
 
+/// The road network for travel times.
+#[derive(clap::Args)]
+struct RoadArgs {
+    /// An OpenStreetMap extract (.osm.pbf) of the territory: responders are ranked by driving
+    /// time on it, posts by walking time. The demo uses its compiled-in Longgang extract.
+    #[arg(long)]
+    roads: Option<PathBuf>,
+    /// Rank by straight-line estimates only, with no road network.
+    #[arg(long, conflicts_with = "roads")]
+    no_roads: bool,
+    /// Where the contracted road graphs are cached (built on the first start after a new
+    /// extract, a few seconds for a district, minutes for a whole city).
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("safegrid-roads"))]
+    roads_cache: PathBuf,
+}
+
+impl RoadArgs {
+    /// Loads the network, off the async threads (contraction is CPU work).
+    async fn open(&self, demo: bool) -> Result<Option<Arc<Roads>>> {
+        if self.no_roads {
+            tracing::info!("no road network: ETAs are straight-line estimates");
+            return Ok(None);
+        }
+        let (file, cache) = (self.roads.clone(), self.roads_cache.clone());
+        if file.is_none() && !demo {
+            tracing::info!("no road network (--roads FILE.osm.pbf): ETAs are straight-line estimates");
+            return Ok(None);
+        }
+        let roads = tokio::task::spawn_blocking(move || match file {
+            Some(f) => Roads::open(&f, &cache),
+            None => Roads::demo(&cache),
+        })
+        .await??;
+        Ok(Some(Arc::new(roads)))
+    }
+}
+
 impl PositionArgs {
     fn ingest(&self) -> Result<IngestConfig> {
         if !(self.max_speed_kmh > 0.0 && self.max_accuracy_m > 0.0) {
@@ -173,6 +211,8 @@ enum Command {
         map: MapArgs,
         #[command(flatten)]
         positions: PositionArgs,
+        #[command(flatten)]
+        roads: RoadArgs,
     },
     /// Build (first run) or reopen the Shenzhen demo city and serve it. Prints a token per role.
     Demo {
@@ -189,6 +229,8 @@ enum Command {
         map: MapArgs,
         #[command(flatten)]
         positions: PositionArgs,
+        #[command(flatten)]
+        roads: RoadArgs,
     },
     /// Import a GeoJSON or CSV file into a layer, or a grid layer. All rows or none.
     ///
@@ -271,14 +313,15 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { listen, token_reload_secs, map, positions } => {
+        Command::Serve { listen, token_reload_secs, map, positions, roads } => {
             let basemap = map.open(false).await?;
+            let roads = roads.open(false).await?;
             let service = open(&cli.database_url).await?;
             reload_tokens_every(&service, token_reload_secs);
-            serve(service, basemap, &listen, &positions, None).await
+            serve(service, basemap, roads, &listen, &positions, None).await
         }
         Command::Glyphs { font, face, name, out, ranges } => build_glyphs(&font, face, &name, &out, &ranges),
-        Command::Demo { listen, tokens_out, no_serve, map, positions } => {
+        Command::Demo { listen, tokens_out, no_serve, map, positions, roads } => {
             let basemap = map.open(true).await?;
             let service = open(&cli.database_url).await?;
             seed_demo(&service).await?;
@@ -287,7 +330,8 @@ async fn main() -> Result<()> {
                 return Ok(());
             }
             reload_tokens_every(&service, 10);
-            serve(service, basemap, &listen, &positions, Some(tokens)).await
+            let roads = roads.open(true).await?;
+            serve(service, basemap, roads, &listen, &positions, Some(tokens)).await
         }
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
@@ -401,6 +445,7 @@ async fn open(url: &str) -> Result<Arc<Service>> {
 async fn serve(
     service: Arc<Service>,
     basemap: Basemap,
+    roads: Option<Arc<Roads>>,
     listen: &str,
     positions: &PositionArgs,
     tokens: Option<BTreeMap<String, String>>,
@@ -417,7 +462,7 @@ async fn serve(
         ),
         None => None,
     };
-    let state = AppState::with_ingest(service, ingest).with_basemap(basemap);
+    let state = AppState::with_ingest(service, ingest).with_basemap(basemap).with_roads(roads);
     if let Some(config) = mqtt {
         safegrid_services::positions::mqtt::spawn(Arc::clone(&state.ingest), config);
     }

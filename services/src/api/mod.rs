@@ -3,6 +3,7 @@
 
 pub mod basemap;
 pub mod caller;
+pub mod dispatch;
 pub mod grids;
 pub mod items;
 pub mod openapi;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub basemap: Arc<crate::basemap::Basemap>,
     /// Position ingest (group commit); shared by every ingest route.
     pub ingest: Arc<Ingest>,
+    /// The road networks for travel times, when one was loaded.
+    pub roads: Option<Arc<crate::roads::Roads>>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -58,11 +61,19 @@ impl AppState {
     pub fn with_ingest(service: Arc<Service>, config: IngestConfig) -> Self {
         Self {
             ingest: Arc::new(Ingest::start(Arc::clone(&service), config)),
+            roads: None,
             service,
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
             basemap: Arc::new(crate::basemap::Basemap::none()),
         }
+    }
+
+    /// The same state routing on these road networks.
+    #[must_use]
+    pub fn with_roads(mut self, roads: Option<Arc<crate::roads::Roads>>) -> Self {
+        self.roads = roads;
+        self
     }
 
     /// The same state serving a basemap.
@@ -97,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/osmand", get(positions::osmand).post(positions::osmand))
         .route("/api/v1/positions", post(positions::batch))
         .route("/api/v1/positions/live", get(positions::live))
+        .route("/api/v1/dispatch/nearest", get(dispatch::nearest))
         .route("/api/v1/geofence/events", get(positions::geofence_events))
         .route("/api/v1/geofence/stream", get(positions::geofence_stream))
         .route("/api/v1/responders/{id}/trace", get(positions::trace))

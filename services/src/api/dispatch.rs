@@ -1,0 +1,89 @@
+//! `GET /api/v1/dispatch/nearest?lon=…&lat=…&k=…[&kind=…&capability=…&include=…&crs=…]`: the
+//! k best units for a place by road travel time ([`crate::dispatch::nearest`]).
+//!
+//! `include` is a comma list of `stale`, `lost`, `untracked` and `busy`: by default only
+//! available units with a live fix are ranked. Each result says how its ETA was found
+//! (`eta_source`: `road` or `estimate`). Positions of units are whereabouts: every answer is
+//! audited.
+
+use super::AppState;
+use super::caller::Caller;
+use super::items::{request_text, require_read};
+use super::params::Params;
+use super::problem::ApiError;
+use crate::dispatch::nearest::{NearestQuery, rank};
+use crate::layer::{Layer, Props};
+use axum::extract::{OriginalUri, State};
+use axum::response::Response;
+use chrono::Utc;
+use safegrid_geodata::GridCode;
+use serde_json::{Value, json};
+
+/// `GET /api/v1/dispatch/nearest`
+pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["lon", "lat", "k", "kind", "capability", "include", "crs"])?;
+    require_read(&who, Layer::Responders)?;
+    let crs = p.crs()?;
+    let at = p.point(crs)?;
+    let mut q = NearestQuery {
+        k: p.bounded("k", 5, 1, 50)?,
+        kind: p.get("kind").map(str::to_owned),
+        capability: p.get("capability").map(str::to_owned),
+        ..NearestQuery::default()
+    };
+    if let Some(kind) = &q.kind
+        && !crate::layer::ResponderKind::NAMES.contains(&kind.as_str())
+    {
+        return Err(ApiError::invalid("kind", kind.as_str(), format!("expected one of {}", crate::layer::ResponderKind::NAMES.join(", "))));
+    }
+    if let Some(list) = p.get("include") {
+        for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match part {
+                "stale" => q.include_stale = true,
+                "lost" => q.include_lost = true,
+                "untracked" => q.include_untracked = true,
+                "busy" => q.include_busy = true,
+                other => {
+                    return Err(ApiError::invalid("include", other, "expected a list of stale, lost, untracked, busy"));
+                }
+            }
+        }
+    }
+    let now = Utc::now();
+    let roads = st.roads.as_deref();
+    let covered = roads.and_then(|r| r.drive.snap(at)).is_some();
+    let features: Vec<Value> = {
+        let responders = st.service.layer(Layer::Responders);
+        let live = st.service.live_units();
+        rank(at, responders.iter().filter(|it| who.covers_item(it)), &live, roads, &q, now)
+            .into_iter()
+            .map(|r| {
+                let Props::Responder(u) = &r.item.props else { return Value::Null };
+                let pos = crs.from_wgs84(r.item.pos);
+                json!({
+                    "type": "Feature",
+                    "id": r.item.id,
+                    "geometry": {"type": "Point", "coordinates": [pos.lon(), pos.lat()]},
+                    "properties": {
+                        "callsign": u.callsign, "kind": u.kind.name(), "status": u.status.name(),
+                        "capabilities": u.capabilities,
+                        "grid_code": r.item.grid.as_ref().map(GridCode::as_str),
+                        "eta_s": (r.eta_s * 10.0).round() / 10.0,
+                        "eta_source": r.source,
+                        "distance_m": r.distance_m.round(),
+                        "straight_m": r.straight_m.round(),
+                        "freshness": r.freshness.name(),
+                        "age_s": r.age_s.map(|a| a.round()),
+                    }
+                })
+            })
+            .collect()
+    };
+    st.service.audit(&who, "dispatch_nearest", &request_text(&uri, "GET"), features.len()).await?;
+    let body = json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "road_network": roads.map(|r| json!({"source": r.source, "covers_this_place": covered, "attribution": crate::roads::ATTRIBUTION})),
+    });
+    Ok(super::items::geojson_response(axum::http::StatusCode::OK, &body))
+}

@@ -1,0 +1,2 @@
+//! Quick-reaction dispatch: which units to send ([`nearest`]).
+pub mod nearest;
