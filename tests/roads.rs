@@ -73,3 +73,32 @@ fn monaco_walking_and_longgang_driving_equal_dijkstra() {
         assert!(ch_matches_dijkstra(&g, (114.19, 22.675, 114.23, 22.70), 3) > 100);
     }
 }
+
+#[test]
+fn the_k_nearest_by_time_equal_a_brute_force_over_every_candidate() {
+    let Some(g) = graph("monaco_nearest_by_time", "osm_monaco/monaco.osm.pbf", Mode::Drive) else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut snapped = |rng: &mut ChaCha8Rng| loop {
+        let p = LonLat::new(rng.random_range(7.409..7.439), rng.random_range(43.725..43.751)).unwrap();
+        if let Some(s) = g.snap(p) {
+            return s;
+        }
+    };
+    let candidates: Vec<_> = (0..200).map(|_| snapped(&mut rng)).collect();
+    let mut calc = g.calculator();
+    for _ in 0..50 {
+        let to = snapped(&mut rng);
+        let got = g.nearest_by_time(&to, &candidates, 5);
+        // Every candidate routed on its own (the hierarchy, itself checked against Dijkstra above).
+        let mut all: Vec<(usize, f64)> =
+            candidates.iter().enumerate().filter_map(|(i, c)| g.route(&mut calc, c, &to).map(|r| (i, r.eta_s))).collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        assert_eq!(got.len(), 5);
+        for (rank, ((gi, gt), (_, wt))) in got.iter().zip(&all).enumerate() {
+            // Same times (to the millisecond the search counts in); the same unit unless tied.
+            assert!((gt - wt).abs() < 0.002, "rank {rank}: {gt} s vs {wt} s");
+            let truth = g.dijkstra_eta_s(&candidates[*gi], &to).unwrap();
+            assert!((gt - truth).abs() < 0.002, "candidate {gi}: search says {gt} s, Dijkstra {truth} s");
+        }
+    }
+}

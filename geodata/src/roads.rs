@@ -12,8 +12,8 @@
 //!   (a posted 120 is not what a patrol car makes in a city); else the class's speed
 //!   ([`drive_speed_kmh`]). Walking is 5 km/h everywhere.
 //! - **Weights** are milliseconds (the hierarchy wants whole numbers, at least 1).
-//! - **Snapping** projects a point onto the nearest road segment (an R-tree of segments in a
-//!   local metric frame). A route leaves the start along the segment in the directions it
+//! - **Snapping** projects a point onto the nearest road segment of the network's largest
+//!   strongly connected part (an R-tree of segments in a local metric frame). A route leaves the start along the segment in the directions it
 //!   allows, and reaches the end likewise, so an ETA is exact along roads; the distance off
 //!   the road is added at [`ACCESS_MPS`].
 
@@ -144,8 +144,10 @@ pub struct RoadGraph {
     mode: Mode,
     nodes: Vec<LonLat>,
     segments: Vec<Segment>,
-    /// Out-edges per node (for the plain Dijkstra oracle and for path lengths): (to, ms).
+    /// Out-edges per node (for the plain Dijkstra oracle): (to, ms).
     adjacency: Vec<Vec<(u32, u32)>>,
+    /// In-edges per node (for the many-to-one search of [`Self::nearest_by_time`]): (from, ms).
+    reverse: Vec<Vec<(u32, u32)>>,
     frame: Frame,
     tree: RTree<GeomWithData<Line<[f64; 2]>, u32>>,
     max_mps: f64,
@@ -267,17 +269,38 @@ impl RoadGraph {
                 adjacency[seg.b as usize].push((seg.a, ms));
             }
         }
+        let mut reverse = vec![Vec::new(); nodes.len()];
+        for (a, outs) in adjacency.iter().enumerate() {
+            for &(b, ms) in outs {
+                reverse[b as usize].push((a as u32, ms));
+            }
+        }
+        // Only roads of the largest strongly connected part are snapped to: from anywhere there
+        // every other place there is reachable, so no query is lost in a one-way trap or on a
+        // street the extract cut off (and no search explores the whole graph in vain).
+        let main = largest_scc(&adjacency);
         let tree = RTree::bulk_load(
             s.segments
                 .iter()
                 .enumerate()
+                .filter(|(_, seg)| main[seg.a as usize] && main[seg.b as usize])
                 .map(|(i, seg)| {
                     let (a, b) = (s.frame.xy(nodes[seg.a as usize]), s.frame.xy(nodes[seg.b as usize]));
                     GeomWithData::new(Line::new(a, b), i as u32)
                 })
                 .collect(),
         );
-        Self { mode: s.mode, nodes, segments: s.segments, adjacency, frame: s.frame, tree, max_mps: s.max_mps, ch: s.ch }
+        Self {
+            mode: s.mode,
+            nodes,
+            segments: s.segments,
+            adjacency,
+            reverse,
+            frame: s.frame,
+            tree,
+            max_mps: s.max_mps,
+            ch: s.ch,
+        }
     }
 
     /// The network as bytes, for the on-disk cache.
@@ -329,6 +352,25 @@ impl RoadGraph {
     #[must_use]
     pub fn max_mps(&self) -> f64 {
         self.max_mps
+    }
+
+    /// Every segment as (node a, node b, ms a→b, ms b→a), for exporting the same graph to
+    /// another router (the pgRouting comparison).
+    pub fn segments(&self) -> impl Iterator<Item = (u32, u32, Option<u32>, Option<u32>)> + '_ {
+        self.segments.iter().map(|s| (s.a, s.b, s.fwd_ms, s.bwd_ms))
+    }
+
+    /// A node's position.
+    #[must_use]
+    pub fn node(&self, i: u32) -> Option<LonLat> {
+        self.nodes.get(i as usize).copied()
+    }
+
+    /// The node of a snapped point's segment nearer to it (for routers without partial segments).
+    #[must_use]
+    pub fn nearer_node(&self, s: &Snap) -> u32 {
+        let seg = self.segments[s.segment];
+        if s.frac < 0.5 { seg.a } else { seg.b }
     }
 
     /// A reusable query state (one per thread).
@@ -437,6 +479,75 @@ impl RoadGraph {
         }
     }
 
+    /// The `k` candidates that reach `to` soonest, soonest first: (index into `candidates`,
+    /// travel time in seconds, walks to and from the road included). Candidates that cannot
+    /// reach `to` are left out.
+    ///
+    /// One Dijkstra search backwards from `to`, stopped as soon as `k` candidates are known to
+    /// arrive before anything the search has not yet reached: it settles the few streets
+    /// around the place rather than routing each candidate (which the hierarchy does fast, but
+    /// once per candidate).
+    #[must_use]
+    pub fn nearest_by_time(&self, to: &Snap, candidates: &[Snap], k: usize) -> Vec<(usize, f64)> {
+        use std::collections::BTreeSet;
+        if k == 0 || candidates.is_empty() {
+            return Vec::new();
+        }
+        let access_ms = |c: &Snap| ((c.off_road_m + to.off_road_m) / ACCESS_MPS * 1000.0).round() as usize;
+        // Where each candidate joins the network: node → (candidate, ms from the candidate to it).
+        let mut joins: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
+        // Tentative road time per candidate (without the walks), and the ordered set of ETAs.
+        let mut road: Vec<usize> = vec![usize::MAX; candidates.len()];
+        let mut etas: BTreeSet<(usize, usize)> = BTreeSet::new();
+        for (i, c) in candidates.iter().enumerate() {
+            for (n, w) in self.exits(c) {
+                joins.entry(n as u32).or_default().push((i, w));
+            }
+            if let Some(ms) = self.same_segment_ms(c, to) {
+                road[i] = ms;
+                etas.insert((ms + access_ms(c), i));
+            }
+        }
+        let mut dist: HashMap<u32, usize> = HashMap::new();
+        let mut heap = BinaryHeap::new();
+        for (n, w) in self.entries(to) {
+            if dist.get(&(n as u32)).is_none_or(|d| w < *d) {
+                dist.insert(n as u32, w);
+                heap.push(Reverse((w, n as u32)));
+            }
+        }
+        while let Some(Reverse((d, v))) = heap.pop() {
+            if dist.get(&v).is_some_and(|best| d > *best) {
+                continue;
+            }
+            // Every candidate whose ETA is at most d is final: anything still to come arrives
+            // at d or later. Enough of them ends the search.
+            if etas.iter().take(k).filter(|(eta, _)| *eta <= d).count() >= k {
+                break;
+            }
+            if let Some(list) = joins.get(&v) {
+                for &(i, w) in list {
+                    let via = d + w;
+                    if via < road[i] {
+                        if road[i] != usize::MAX {
+                            etas.remove(&(road[i] + access_ms(&candidates[i]), i));
+                        }
+                        road[i] = via;
+                        etas.insert((via + access_ms(&candidates[i]), i));
+                    }
+                }
+            }
+            for &(u, ms) in &self.reverse[v as usize] {
+                let nd = d + ms as usize;
+                if dist.get(&u).is_none_or(|best| nd < *best) {
+                    dist.insert(u, nd);
+                    heap.push(Reverse((nd, u)));
+                }
+            }
+        }
+        etas.into_iter().take(k).map(|(ms, i)| (i, ms as f64 / 1000.0)).collect()
+    }
+
     /// The same travel time by a plain Dijkstra over the uncontracted graph: the oracle the
     /// hierarchy is tested against. Seconds, including the walk to and from the road.
     #[must_use]
@@ -469,6 +580,63 @@ impl RoadGraph {
         };
         Some(ms as f64 / 1000.0 + Self::access_s(from, to))
     }
+}
+
+/// Which nodes belong to the largest strongly connected component (Kosaraju, iterative).
+fn largest_scc(adjacency: &[Vec<(u32, u32)>]) -> Vec<bool> {
+    let n = adjacency.len();
+    let mut reverse: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (a, outs) in adjacency.iter().enumerate() {
+        for &(b, _) in outs {
+            reverse[b as usize].push(a as u32);
+        }
+    }
+    // First pass: finishing order on the forward graph.
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut stack = vec![(start, 0usize)];
+        while let Some((v, i)) = stack.last_mut() {
+            if let Some(&(w, _)) = adjacency[*v].get(*i) {
+                *i += 1;
+                if !seen[w as usize] {
+                    seen[w as usize] = true;
+                    stack.push((w as usize, 0));
+                }
+            } else {
+                order.push(*v);
+                stack.pop();
+            }
+        }
+    }
+    // Second pass: components on the reverse graph, in reverse finishing order.
+    let mut comp = vec![u32::MAX; n];
+    let mut sizes: Vec<usize> = Vec::new();
+    for &root in order.iter().rev() {
+        if comp[root] != u32::MAX {
+            continue;
+        }
+        let c = sizes.len() as u32;
+        let mut size = 0;
+        comp[root] = c;
+        let mut stack = vec![root];
+        while let Some(v) = stack.pop() {
+            size += 1;
+            for &w in &reverse[v] {
+                if comp[w as usize] == u32::MAX {
+                    comp[w as usize] = c;
+                    stack.push(w as usize);
+                }
+            }
+        }
+        sizes.push(size);
+    }
+    let best = sizes.iter().enumerate().max_by_key(|(_, s)| **s).map_or(u32::MAX, |(i, _)| i as u32);
+    comp.into_iter().map(|c| c == best).collect()
 }
 
 /// Borrowing twin of [`Stored`] for serialising without copying the hierarchy.

@@ -7,9 +7,10 @@
 //! ([`ESTIMATE_DETOUR`] × distance at [`ESTIMATE_MPS`]). Each answer says which (`road` or
 //! `estimate`).
 //!
-//! Candidates are taken nearest first by straight line, and the search stops once the next
-//! one's straight-line distance at the network's top speed could not beat the k-th best ETA:
-//! usually a handful of routes, not one per candidate.
+//! On the network, one search runs backwards from the place and stops as soon as k units are
+//! known to arrive first (`RoadGraph::nearest_by_time`); the winners' routes then come from
+//! the contraction hierarchy for their lengths. A place far from the network ranks every unit
+//! by estimate, nearest first.
 
 use crate::layer::{Item, Props, ResponderStatus};
 use crate::positions::live::{Freshness, LiveUnits};
@@ -123,28 +124,34 @@ pub fn rank<'a>(
         age_s: age(it),
     };
     let mut out: Vec<Ranked<'a>> = Vec::with_capacity(q.k + 1);
-    let kth = |out: &Vec<Ranked<'a>>| if out.len() < q.k { f64::INFINITY } else { out[q.k - 1].eta_s };
     let target = roads.and_then(|r| r.drive.snap(at));
     match (roads, target) {
-        (Some(roads), Some(target)) => roads.with_calculator(Mode::Drive, |g, calc| {
-            let top = g.max_mps().max(ESTIMATE_MPS / ESTIMATE_DETOUR);
+        (Some(roads), Some(target)) => {
+            // Units on the network race on it; units off it (farther than a snap) are estimated.
+            let g = &roads.drive;
+            let mut on: Vec<(&Item, f64, Freshness, safegrid_geodata::roads::Snap)> = Vec::with_capacity(pool.len());
             for (it, straight, fresh) in pool {
-                if straight / top >= kth(&out) {
-                    break; // no one farther can arrive sooner
-                }
-                let routed = g.snap(it.pos).and_then(|s| g.route(calc, &s, &target));
-                let r = match routed {
-                    Some(route) => make(it, straight, fresh, route.eta_s, route.distance_m, EtaSource::Road),
+                match g.snap(it.pos) {
+                    Some(s) => on.push((it, straight, fresh, s)),
                     None => {
                         let (eta, d) = estimate(straight);
-                        make(it, straight, fresh, eta, d, EtaSource::Estimate)
+                        out.push(make(it, straight, fresh, eta, d, EtaSource::Estimate));
                     }
-                };
-                let at = out.partition_point(|x| x.eta_s <= r.eta_s);
-                out.insert(at, r);
-                out.truncate(q.k);
+                }
             }
-        }),
+            let snaps: Vec<_> = on.iter().map(|c| c.3).collect();
+            let winners = g.nearest_by_time(&target, &snaps, q.k);
+            roads.with_calculator(Mode::Drive, |g, calc| {
+                for (i, eta_s) in winners {
+                    let (it, straight, fresh, s) = on[i];
+                    // The winners' times and lengths along their routes (same times as the search's).
+                    let (eta, d) = g.route(calc, &s, &target).map_or((eta_s, straight), |r| (r.eta_s, r.distance_m));
+                    out.push(make(it, straight, fresh, eta, d, EtaSource::Road));
+                }
+            });
+            out.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s).then(a.item.id.cmp(&b.item.id)));
+            out.truncate(q.k);
+        }
         _ => {
             for (it, straight, fresh) in pool.into_iter().take(q.k) {
                 let (eta, d) = estimate(straight);
