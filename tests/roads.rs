@@ -78,7 +78,7 @@ fn monaco_walking_and_longgang_driving_equal_dijkstra() {
 fn the_k_nearest_by_time_equal_a_brute_force_over_every_candidate() {
     let Some(g) = graph("monaco_nearest_by_time", "osm_monaco/monaco.osm.pbf", Mode::Drive) else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut snapped = |rng: &mut ChaCha8Rng| loop {
+    let snapped = |rng: &mut ChaCha8Rng| loop {
         let p = LonLat::new(rng.random_range(7.409..7.439), rng.random_range(43.725..43.751)).unwrap();
         if let Some(s) = g.snap(p) {
             return s;
