@@ -556,7 +556,17 @@ async fn tokens_are_checked_and_the_public_sees_only_the_nearest_posts() {
         let props = r.body["features"][0]["properties"].as_object().unwrap();
         let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["distance_m", "kind", "name", "opening_hours", "phone"], "no internal fields");
+        assert_eq!(
+            keys,
+            ["distance_m", "kind", "name", "open_now", "opening_hours", "phone", "walk_s", "walk_source"],
+            "no internal fields"
+        );
+        assert!(r.body["features"][0].get("id").is_none(), "no ids: {}", r.text);
+        // Filters that would probe internal data are refused by name.
+        for probe in ["status=open", "grid=440304001", "capability=first_aid", "type=theft", "fields=radio_channel"] {
+            let r = f.call("GET", &format!("/api/v1/posts/nearest?lon=114.021&lat=22.55&{probe}"), role, None).await;
+            assert_problem(&r, StatusCode::BAD_REQUEST, probe.split('=').next().unwrap());
+        }
         for uri in [
             "/api/v1/responders/nearest?lon=114&lat=22.5",
             "/api/v1/posts",
@@ -1641,4 +1651,56 @@ async fn nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate() {
     assert_problem(&f.call("GET", &q(""), Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
     assert_problem(&f.call("GET", &q("&include=everyone"), Some(Role::Dispatcher), None).await, StatusCode::BAD_REQUEST, "include");
     assert_problem(&f.call("GET", &q("&kind=tank"), Some(Role::Dispatcher), None).await, StatusCode::BAD_REQUEST, "kind");
+}
+
+#[tokio::test]
+async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
+    let (f, roads, _cache, _) = longgang_fixture(0).await;
+    // A post open around the clock, one that is never open now (a one-minute window an hour
+    // ahead of China time), and one far off the road network.
+    let cst = (chrono::Utc::now() + chrono::Duration::hours(9)).format("%H:%M").to_string();
+    let cst_end = (chrono::Utc::now() + chrono::Duration::hours(9) + chrono::Duration::minutes(1)).format("%H:%M").to_string();
+    for (lon, lat, name, hours) in [
+        (114.2050, 22.6850, "大运警务室", "24h".to_owned()),
+        (114.2052, 22.6851, "夜间岗亭", format!("{cst}-{cst_end}")),
+        (114.2600, 22.6200, "远处岗亭", "24h".to_owned()),
+    ] {
+        let props = json!({"kind": "police_room", "name": name, "phone": "0755-110", "radio_channel": "CH-9", "opening_hours": hours});
+        let r = f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(lon, lat), props))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = f.call("GET", "/api/v1/posts/nearest?lon=114.2100&lat=22.6880&k=3", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let names: Vec<&str> = r.body["features"].as_array().unwrap().iter().map(|p| p["properties"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["大运警务室", "远处岗亭"], "the closed post is left out");
+    let near = &r.body["features"][0]["properties"];
+    assert_eq!(near["walk_source"], "road");
+    assert_eq!(near["open_now"], true);
+    // Walking time agrees with the walking network's own route, and is a walker's pace.
+    let g = &roads.walk;
+    let (from, to) = (g.snap(LonLat::new(114.21, 22.688).unwrap()).unwrap(), g.snap(LonLat::new(114.205, 22.685).unwrap()).unwrap());
+    let want = g.dijkstra_eta_s(&from, &to).unwrap();
+    assert!((near["walk_s"].as_f64().unwrap() - want.round()).abs() <= 1.0, "{near} vs {want}");
+    let metres = near["distance_m"].as_f64().unwrap();
+    assert!(metres > 500.0 && metres / near["walk_s"].as_f64().unwrap() < 1.5, "{near}");
+    assert!(!r.text.contains("CH-9"), "never the radio channel");
+    // The far post is off the walking network: estimated.
+    assert_eq!(r.body["features"][1]["properties"]["walk_source"], "estimate");
+    // Each address gets a burst, then 429 with Retry-After.
+    let mut limited = None;
+    for i in 0..40 {
+        let r = f.call("GET", "/api/v1/posts/nearest?lon=114.21&lat=22.688", None, None).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, r));
+            break;
+        }
+    }
+    let (i, r) = limited.expect("rate-limited within 40 requests");
+    assert!(i >= 15, "limited after only {i}");
+    assert!(r.headers.get(header::RETRY_AFTER).is_some());
+    assert_eq!(r.content_type, "application/problem+json");
+    // A dispatcher's token is not rate-limited and sees the full post.
+    let r = f.call("GET", "/api/v1/posts/nearest?lon=114.21&lat=22.688&k=1", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["features"][0]["properties"]["radio_channel"], "CH-9");
 }

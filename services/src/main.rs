@@ -484,7 +484,9 @@ async fn serve(
     if let Some(tokens) = tokens {
         print_banner(&format!("http://{addr}"), &tokens);
     }
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    // With the peer address: the public lookup is rate-limited per client.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{Crs, GridCode, LonLat};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Properties the server computes; ignored on input so a client may send back what it got.
 const SERVER_OWNED: [&str; 5] = ["id", "grid_code", "created_at", "updated_at", "distance_m"];
@@ -259,16 +259,17 @@ pub async fn nearest(
     Caller(who): Caller,
     Path(layer): Path<String>,
     uri: OriginalUri,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
 ) -> Result<Response, ApiError> {
     let layer = layer_of(&layer)?;
+    // The public may find the nearest open security posts, and nothing else.
+    if who.role == Role::Public && layer == Layer::Posts {
+        return super::public::nearest_posts(&st, uri.0.query(), peer.map(|p| p.0.0.ip()));
+    }
     let mut allowed = vec!["lon", "lat", "k"];
     allowed.extend(FILTERS);
     let p = Params::parse(uri.0.query(), &allowed)?;
-    // The public may find the nearest security posts, and nothing else.
-    let public_posts = who.role == Role::Public && layer == Layer::Posts;
-    if !public_posts {
-        require_read(&who, layer)?;
-    }
+    require_read(&who, layer)?;
     let crs = p.crs()?;
     let at = p.point(crs)?;
     let k = p.bounded("k", 5, 1, 100)?;
@@ -276,37 +277,14 @@ pub async fn nearest(
     let (body, count) = {
         let state = st.service.layer(layer);
         let hits = state.nearest(at, k, &q, |it| who.covers_item(it));
-        let body = if public_posts {
-            let features: Vec<Value> = hits.iter().map(|(it, d)| public_post_feature(it, crs, *d)).collect();
-            to_bytes(&CollectionOut::new(features, None, None))
-        } else {
-            let features: Vec<FeatureOut<'_>> = hits.iter().map(|(it, d)| feature(it, crs, Some(*d))).collect();
-            to_bytes(&CollectionOut::new(features, None, None))
-        };
+        let features: Vec<FeatureOut<'_>> = hits.iter().map(|(it, d)| feature(it, crs, Some(*d))).collect();
+        let body = to_bytes(&CollectionOut::new(features, None, None));
         (body, hits.len())
     };
     if layer.is_sensitive() {
         st.service.audit(&who, "nearest", &request_text(&uri, "GET"), count).await?;
     }
     Ok(geojson_bytes(StatusCode::OK, body))
-}
-
-/// What a citizen sees of a post: where it is, what it is, how to reach it — not its radio.
-fn public_post_feature(it: &Item, crs: Crs, d: f64) -> Value {
-    let Props::Post(post) = &it.props else { return Value::Null };
-    let p = crs.from_wgs84(it.pos);
-    json!({
-        "type": "Feature",
-        "id": it.id,
-        "geometry": {"type": "Point", "coordinates": [p.lon(), p.lat()]},
-        "properties": {
-            "kind": post.kind.name(),
-            "name": post.name,
-            "phone": post.phone,
-            "opening_hours": post.opening_hours,
-            "distance_m": decimetres(d),
-        },
-    })
 }
 
 /// `POST /api/v1/{layer}`

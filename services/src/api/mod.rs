@@ -11,6 +11,7 @@ pub mod ops;
 pub mod params;
 pub mod positions;
 pub mod problem;
+pub mod public;
 pub mod tile_cache;
 pub mod tiles;
 pub mod wall;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     /// The road networks for travel times, when one was loaded.
     pub roads: Option<Arc<crate::roads::Roads>>,
+    /// Per-address limits of the public lookup.
+    pub public_rate: Arc<public::RateLimiter>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -62,6 +65,7 @@ impl AppState {
         Self {
             ingest: Arc::new(Ingest::start(Arc::clone(&service), config)),
             roads: None,
+            public_rate: Arc::default(),
             service,
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),

@@ -1,0 +1,197 @@
+//! The citizens' lookup: `GET /api/v1/posts/nearest?lon=…&lat=…[&k=…&crs=…]` without a token.
+//!
+//! It answers the nearest security posts that are open now (or whose hours are not known),
+//! with name, kind, phone, opening hours, distance and walking time (along footpaths and
+//! streets where the road network covers the place, `walk_source: road`; else estimated from
+//! the straight line). It accepts only those parameters and shows only those fields: never a
+//! post's radio channel or grid, never a responder, a person or an id, and a filter that would
+//! probe other data is refused by name. Each client address may ask [`RATE_PER_MINUTE`] times a
+//! minute (bursts of [`BURST`]); beyond that the answer is 429 with `Retry-After`.
+
+use super::AppState;
+use super::params::Params;
+use super::problem::ApiError;
+use crate::layer::{Item, Layer, Props};
+use crate::roads::Roads;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveTime, Timelike, Utc};
+use safegrid_geodata::roads::{ACCESS_MPS, Mode};
+use safegrid_geodata::{Crs, LonLat, haversine_m};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Sustained lookups a minute per client address. Generous: carrier-grade NAT puts many
+/// phones behind one address.
+pub const RATE_PER_MINUTE: f64 = 60.0;
+/// Lookups a client may make at once before the rate applies.
+pub const BURST: f64 = 20.0;
+/// Walking detour over the straight line assumed by an estimate.
+const WALK_DETOUR: f64 = 1.3;
+/// Posts considered for the walking race (the nearest by straight line).
+const POOL: usize = 50;
+
+/// Token buckets per client address.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes one token for `client`; `Err(seconds)` to wait when there is none.
+    pub fn take(&self, client: Option<IpAddr>) -> Result<(), u32> {
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if b.len() > 100_000 {
+            // Forget clients whose bucket has refilled: they lose nothing.
+            b.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0 < BURST);
+        }
+        let (tokens, at) = b.entry(client).or_insert((BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0).min(BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - *tokens) * 60.0 / RATE_PER_MINUTE).ceil() as u32).max(1))
+        }
+    }
+}
+
+/// Whether `hours` (`24h`, `HH:MM-HH:MM`, possibly past midnight) holds `t`; `None` when the
+/// hours are missing or unreadable.
+fn open_at(hours: Option<&str>, t: NaiveTime) -> Option<bool> {
+    let h = hours?.trim();
+    if h.eq_ignore_ascii_case("24h") || h == "24/7" {
+        return Some(true);
+    }
+    let (a, b) = h.split_once('-')?;
+    let parse = |s: &str| NaiveTime::parse_from_str(s.trim(), "%H:%M").ok();
+    let (from, to) = (parse(a)?, parse(b)?);
+    Some(if from <= to { from <= t && t < to } else { t >= from || t < to })
+}
+
+/// `GET /api/v1/posts/nearest` for a caller without a token.
+pub fn nearest_posts(st: &AppState, query: Option<&str>, client: Option<IpAddr>) -> Result<Response, ApiError> {
+    if let Err(wait) = st.public_rate.take(client) {
+        let mut e = ApiError::unavailable(wait).with_status(StatusCode::TOO_MANY_REQUESTS);
+        e.set_detail(format!("too many lookups from this address; try again in {wait} s"));
+        return Err(e);
+    }
+    let p = Params::parse(query, &["lon", "lat", "k", "crs"]).map_err(|e| {
+        let mut e = e;
+        e.set_detail("the public lookup takes lon, lat, k and crs only; other data needs a token");
+        e
+    })?;
+    let crs = p.crs()?;
+    let at = p.point(crs)?;
+    let k = p.bounded("k", 3, 1, 10)?;
+    // Opening hours are local: China Standard Time, UTC+8 all year.
+    let local = (Utc::now() + chrono::Duration::hours(8)).time();
+    let local = NaiveTime::from_hms_opt(local.hour(), local.minute(), 0).unwrap_or(local);
+    let features: Vec<Value> = {
+        let posts = st.service.layer(Layer::Posts);
+        let mut open: Vec<(&Item, f64, Option<bool>)> = posts
+            .iter()
+            .filter_map(|it| {
+                let Props::Post(post) = &it.props else { return None };
+                let now_open = open_at(post.opening_hours.as_deref(), local);
+                (now_open != Some(false)).then(|| (it, haversine_m(it.pos, at), now_open))
+            })
+            .collect();
+        open.sort_by(|a, b| a.1.total_cmp(&b.1));
+        open.truncate(POOL.max(k));
+        walking_race(st.roads.as_deref(), at, &open, k)
+            .into_iter()
+            .map(|(i, walk_s, distance_m, road)| public_feature(open[i].0, crs, open[i].2, walk_s, distance_m, road))
+            .collect()
+    };
+    let mut r = super::items::geojson_response(StatusCode::OK, &json!({"type": "FeatureCollection", "features": features}));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r.into_response())
+}
+
+/// The `k` posts soonest reached on foot: (index, seconds, metres, along roads?).
+fn walking_race(roads: Option<&Roads>, at: LonLat, posts: &[(&Item, f64, Option<bool>)], k: usize) -> Vec<(usize, f64, f64, bool)> {
+    let estimate = |i: usize| {
+        let d = posts[i].1 * WALK_DETOUR;
+        (i, d / ACCESS_MPS, d, false)
+    };
+    let Some((roads, from)) = roads.and_then(|r| r.walk.snap(at).map(|s| (r, s))) else {
+        return (0..posts.len().min(k)).map(estimate).collect();
+    };
+    let g = &roads.walk;
+    let (mut on, mut out): (Vec<(usize, _)>, Vec<_>) = (Vec::new(), Vec::new());
+    for (i, (it, _, _)) in posts.iter().enumerate() {
+        match g.snap(it.pos) {
+            Some(s) => on.push((i, s)),
+            None => out.push(estimate(i)),
+        }
+    }
+    // Walking is symmetric (one-ways do not bind pedestrians): the race runs from the citizen.
+    let snaps: Vec<_> = on.iter().map(|(_, s)| *s).collect();
+    let winners = g.nearest_by_time(&from, &snaps, k);
+    roads.with_calculator(Mode::Walk, |g, calc| {
+        for (j, secs) in winners {
+            let (i, s) = on[j];
+            let (secs, metres) = g.route(calc, &from, &s).map_or((secs, posts[i].1), |r| (r.eta_s, r.distance_m));
+            out.push((i, secs, metres, true));
+        }
+    });
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out.truncate(k);
+    out
+}
+
+/// What a citizen sees of a post: where it is, what it is, how to reach it, whether it is open.
+fn public_feature(it: &Item, crs: Crs, open_now: Option<bool>, walk_s: f64, distance_m: f64, road: bool) -> Value {
+    let Props::Post(post) = &it.props else { return Value::Null };
+    let p = crs.from_wgs84(it.pos);
+    json!({
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [p.lon(), p.lat()]},
+        "properties": {
+            "kind": post.kind.name(),
+            "name": post.name,
+            "phone": post.phone,
+            "opening_hours": post.opening_hours,
+            "open_now": open_now,
+            "distance_m": distance_m.round(),
+            "walk_s": walk_s.round(),
+            "walk_source": if road { "road" } else { "estimate" },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_hours_are_read_as_local_time_including_past_midnight() {
+        let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(open_at(Some("24h"), t(3, 0)), Some(true));
+        assert_eq!(open_at(Some("08:00-22:00"), t(7, 59)), Some(false));
+        assert_eq!(open_at(Some("08:00-22:00"), t(8, 0)), Some(true));
+        assert_eq!(open_at(Some("08:00-22:00"), t(22, 0)), Some(false));
+        assert_eq!(open_at(Some("20:00-06:00"), t(2, 0)), Some(true));
+        assert_eq!(open_at(Some("20:00-06:00"), t(12, 0)), Some(false));
+        assert_eq!(open_at(Some("weekdays"), t(12, 0)), None);
+        assert_eq!(open_at(None, t(12, 0)), None);
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_then_the_rate() {
+        let r = RateLimiter::default();
+        let ip: Option<IpAddr> = "10.0.0.1".parse().ok();
+        for _ in 0..BURST as usize {
+            assert!(r.take(ip).is_ok());
+        }
+        assert!(r.take(ip).is_err());
+        // Another address is not affected.
+        assert!(r.take("10.0.0.2".parse().ok()).is_ok());
+    }
+}
