@@ -1704,3 +1704,130 @@ async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["features"][0]["properties"]["radio_channel"], "CH-9");
 }
+
+// ---- dispatch lifecycle --------------------------------------------------------------------
+
+async fn create_at(f: &Fixture, layer: Layer, lon: f64, lat: f64, props: Value) -> i64 {
+    let r = f.call("POST", &format!("/api/v1/{}", layer.name()), Some(Role::Admin), Some(feature(point(lon, lat), props))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["id"].as_i64().unwrap()
+}
+
+fn unit_props(name: &str) -> Value {
+    json!({"kind": "patrol", "callsign": name, "status": "available"})
+}
+
+#[tokio::test]
+async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_timeline() {
+    let f = fixture().await;
+    // Deadlines short enough to watch: acknowledge in 1 s, arrive in 2 s; 罗湖 (440303) gets 10 min.
+    let cfg = json!({"default": {"ack_s": 1, "arrive_s": 2}, "grids": {"440303": {"ack_s": 60, "arrive_s": 600}}});
+    let r = f.call("PUT", "/api/v1/dispatch/deadlines", Some(Role::Dispatcher), Some(cfg.clone())).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    let r = f.call("PUT", "/api/v1/dispatch/deadlines", Some(Role::Admin), Some(cfg)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let bad = json!({"default": {"ack_s": 30, "arrive_s": 10}});
+    assert_problem(&f.call("PUT", "/api/v1/dispatch/deadlines", Some(Role::Admin), Some(bad)).await, StatusCode::BAD_REQUEST, "grids");
+
+    let inc = create_at(&f, Layer::Incidents, 114.02, 22.55, incident("open", 1, "2026-11-22T08:00:00Z")).await;
+    let (slow, quick) = (
+        create_at(&f, Layer::Responders, 114.021, 22.551, unit_props("巡-慢")).await,
+        create_at(&f, Layer::Responders, 114.022, 22.552, unit_props("巡-快")).await,
+    );
+    let body = json!({"incident_id": inc, "units": [slow, quick], "note": "打架"});
+    assert_problem(&f.call("POST", "/api/v1/dispatches", Some(Role::Auditor), Some(body.clone())).await, StatusCode::FORBIDDEN, "");
+    let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(body.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(r.body["deadlines"], json!({"ack_s": 1, "arrive_s": 2}));
+    assert_eq!(r.body["grid_code"], "440304001");
+    let status = |u: i64| {
+        let it = f.service.layer(Layer::Responders).get(u).unwrap().clone();
+        match it.props {
+            safegrid_services::layer::Props::Responder(r) => r.status.name(),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!((status(slow), status(quick)), ("dispatched", "dispatched"));
+    // A busy unit cannot be sent again.
+    let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(body)).await;
+    assert_problem(&r, StatusCode::CONFLICT, "");
+    // The quick unit acknowledges and arrives in time; steps only go forward.
+    let step = |u: i64, s: &'static str| {
+        let (f, uri) = (&f, format!("/api/v1/dispatches/{id}/units/{u}"));
+        async move { f.call("POST", &uri, Some(Role::Dispatcher), Some(json!({"step": s}))).await }
+    };
+    assert_eq!(step(quick, "acknowledged").await.status, StatusCode::OK);
+    assert_eq!(step(quick, "on_scene").await.status, StatusCode::OK);
+    assert_problem(&step(quick, "en_route").await, StatusCode::CONFLICT, "");
+    assert_problem(&step(quick, "teleported").await, StatusCode::BAD_REQUEST, "step");
+    assert_eq!(status(quick), "on_scene");
+    // The slow one misses both deadlines.
+    tokio::time::sleep(std::time::Duration::from_millis(3_200)).await;
+    let r = f.call("GET", &format!("/api/v1/dispatches/{id}"), Some(Role::Auditor), None).await;
+    assert_eq!(r.body["units"][slow.to_string()]["alarms"], json!(["ack_overdue", "arrival_overdue"]), "{}", r.text);
+    assert_eq!(r.body["units"][quick.to_string()]["alarms"], json!([]));
+    // Both clear: the dispatch closes and the units are free.
+    assert_eq!(step(slow, "cleared").await.status, StatusCode::OK);
+    let r = step(quick, "cleared").await;
+    assert!(r.body["closed_at"].is_string(), "{}", r.text);
+    assert_eq!((status(slow), status(quick)), ("available", "available"));
+    // The incident's timeline, in order.
+    let r = f.call("GET", &format!("/api/v1/incidents/{inc}/timeline"), Some(Role::GridWorker), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let kinds: Vec<(String, Option<i64>)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["unit_id"].as_i64()))
+        .collect();
+    let want: Vec<(String, Option<i64>)> = [
+        ("created", None),
+        ("dispatched", Some(slow)),
+        ("dispatched", Some(quick)),
+        ("acknowledged", Some(quick)),
+        ("on_scene", Some(quick)),
+        ("ack_overdue", Some(slow)),
+        ("arrival_overdue", Some(slow)),
+        ("cleared", Some(slow)),
+        ("cleared", Some(quick)),
+        ("closed", None),
+    ]
+    .into_iter()
+    .map(|(k, u)| (k.to_owned(), u))
+    .collect();
+    assert_eq!(kinds, want);
+    // An incident in 罗湖 gets 罗湖's deadlines.
+    let far = create_at(&f, Layer::Incidents, 114.15, 22.55, incident("open", 2, "2026-11-22T08:00:00Z")).await;
+    let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": far, "units": [slow]}))).await;
+    assert_eq!(r.body["deadlines"], json!({"ack_s": 60, "arrive_s": 600}), "{}", r.text);
+    // Roles: the public and gateways read nothing.
+    assert_problem(&f.call("GET", "/api/v1/dispatches", None, None).await, StatusCode::UNAUTHORIZED, "Authorization");
+    assert_problem(&f.call("GET", "/api/v1/dispatches", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+}
+
+#[tokio::test]
+async fn a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once() {
+    let f = fixture().await;
+    let inc = create_at(&f, Layer::Incidents, 114.02, 22.55, incident("open", 1, "2026-11-22T08:00:00Z")).await;
+    let near = create_at(&f, Layer::Responders, 114.025, 22.55, unit_props("近")).await; // ~515 m
+    let far = create_at(&f, Layer::Responders, 114.08, 22.55, unit_props("远")).await; // ~6 km
+    let post = create_at(&f, Layer::Posts, 114.021, 22.551, props_for(Layer::Posts)).await;
+    let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": inc, "units": [near]}))).await;
+    let id = r.body["id"].as_i64().unwrap();
+    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/city_wide"), Some(Role::Dispatcher), Some(json!({"radius_m": 2000}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let ids = |k: &str| r.body[k].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(ids("units"), [near]);
+    assert_eq!(ids("posts"), [post]);
+    let _ = far;
+    // By travel time instead (no road network here: estimates at 30 km/h with a 1.4 detour).
+    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/city_wide"), Some(Role::Dispatcher), Some(json!({"within_s": 1200}))).await;
+    assert_eq!(r.body["units"].as_array().unwrap().len(), 2, "{}", r.text);
+    let both = json!({"radius_m": 100, "within_s": 60});
+    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/city_wide"), Some(Role::Dispatcher), Some(both)).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "radius_m");
+    let r = f.call("GET", &format!("/api/v1/incidents/{inc}/timeline"), Some(Role::Dispatcher), None).await;
+    let notified = r.body["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "notified").count();
+    assert_eq!(notified, 2 + 3, "two reached by radius, three by travel time");
+}

@@ -164,6 +164,28 @@ impl Service {
         }
     }
 
+    /// Sets a responder's status (the dispatch desk mirrors each step here): stored, then live.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::Store`].
+    pub async fn set_responder_status(&self, id: i64, status: crate::layer::ResponderStatus) -> Result<(), ServiceError> {
+        let layer = Layer::Responders;
+        let slot = &self.layers[layer.index()];
+        let _gate = slot.gate.lock().await;
+        let mut item = read(&slot.state).get(id).cloned().ok_or(ServiceError::NotFound { layer, id })?;
+        let Props::Responder(r) = &mut item.props else { return Err(ServiceError::NotFound { layer, id }) };
+        if r.status == status {
+            return Ok(());
+        }
+        r.status = status;
+        item.updated_at = Utc::now();
+        if !self.store.update_item(&item).await? {
+            return Err(ServiceError::NotFound { layer, id });
+        }
+        write(&slot.state).put(item);
+        Ok(())
+    }
+
     /// Refuses a responder's tracker when another responder already carries it: a fix must
     /// never be attached to the wrong unit.
     fn check_device(&self, item: &Item) -> Result<(), ServiceError> {

@@ -4,6 +4,7 @@
 pub mod basemap;
 pub mod caller;
 pub mod dispatch;
+pub mod dispatches;
 pub mod grids;
 pub mod items;
 pub mod openapi;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub roads: Option<Arc<crate::roads::Roads>>,
     /// Per-address limits of the public lookup.
     pub public_rate: Arc<public::RateLimiter>,
+    /// The dispatch lifecycle.
+    pub desk: Arc<crate::dispatch::desk::Desk>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -62,7 +65,10 @@ impl AppState {
     /// The state of a service whose position ingest uses `config`.
     #[must_use]
     pub fn with_ingest(service: Arc<Service>, config: IngestConfig) -> Self {
+        let desk = Arc::new(crate::dispatch::desk::Desk::new(Arc::clone(&service)));
+        desk.spawn_alarms();
         Self {
+            desk,
             ingest: Arc::new(Ingest::start(Arc::clone(&service), config)),
             roads: None,
             public_rate: Arc::default(),
@@ -113,6 +119,13 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/positions", post(positions::batch))
         .route("/api/v1/positions/live", get(positions::live))
         .route("/api/v1/dispatch/nearest", get(dispatch::nearest))
+        .route("/api/v1/dispatch/deadlines", get(dispatches::deadlines).put(dispatches::set_deadlines))
+        .route("/api/v1/dispatches", get(dispatches::list).post(dispatches::create))
+        .route("/api/v1/dispatches/{id}", get(dispatches::get_one))
+        .route("/api/v1/dispatches/{id}/units", post(dispatches::add_units))
+        .route("/api/v1/dispatches/{id}/units/{unit}", post(dispatches::step))
+        .route("/api/v1/dispatches/{id}/city_wide", post(dispatches::city_wide))
+        .route("/api/v1/incidents/{id}/timeline", get(dispatches::timeline))
         .route("/api/v1/geofence/events", get(positions::geofence_events))
         .route("/api/v1/geofence/stream", get(positions::geofence_stream))
         .route("/api/v1/responders/{id}/trace", get(positions::trace))

@@ -74,6 +74,11 @@ impl ApiError {
         e
     }
 
+    /// 409: the request conflicts with the current state (a busy unit, a step backwards).
+    pub fn conflict(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", reason)
+    }
+
     /// 401: a token was given but is not valid.
     pub fn unauthorized(reason: impl Into<String>) -> Self {
         let reason = reason.into();

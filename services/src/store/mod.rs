@@ -12,6 +12,7 @@ pub mod sqlite;
 use crate::access::Role;
 use crate::layer::{Item, Layer};
 use crate::positions::TracePoint;
+use crate::dispatch::board::DispatchEvent;
 use crate::positions::geofence::GridEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -148,6 +149,11 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<TracePoint>, StoreError>;
+    /// Appends dispatch-lifecycle events in one transaction (ids assigned by the service).
+    async fn append_dispatch_events(&self, events: &[DispatchEvent]) -> Result<(), StoreError>;
+    /// Every dispatch-lifecycle event, in id order (folded into the live board at start-up).
+    async fn dispatch_events(&self) -> Result<Vec<DispatchEvent>, StoreError>;
+
     /// Deletes fixes taken before `t` (retention); returns how many went, when the store knows.
     async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -8,6 +8,7 @@ use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::positions::TracePoint;
+use crate::dispatch::board::DispatchEvent;
 use crate::positions::geofence::{EventKind, GridEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -495,6 +496,52 @@ impl Store for PgStore {
                     kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
                     grid_code: GridCode::parse(&code).map_err(|e| corrupt(e.to_string()))?,
                     pos: LonLat::new(r.try_get(5)?, r.try_get(6)?).map_err(|e| corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_dispatch_events(&self, events: &[DispatchEvent]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO dispatch_events (id, dispatch_id, incident_id, unit_id, post_id, kind, at, actor, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(e.id)
+            .bind(e.dispatch_id)
+            .bind(e.incident_id)
+            .bind(e.unit_id)
+            .bind(e.post_id)
+            .bind(&e.kind)
+            .bind(e.at)
+            .bind(&e.actor)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dispatch_events(&self) -> Result<Vec<DispatchEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, dispatch_id, incident_id, unit_id, post_id, kind, at, actor, detail FROM dispatch_events ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DispatchEvent {
+                    id: r.try_get(0)?,
+                    dispatch_id: r.try_get(1)?,
+                    incident_id: r.try_get(2)?,
+                    unit_id: r.try_get(3)?,
+                    post_id: r.try_get(4)?,
+                    kind: r.try_get(5)?,
+                    at: r.try_get(6)?,
+                    actor: r.try_get(7)?,
+                    detail: r.try_get(8)?,
                 })
             })
             .collect()

@@ -1,0 +1,202 @@
+//! The dispatch lifecycle over HTTP ([`crate::dispatch::desk`]):
+//!
+//! - `POST /api/v1/dispatches` `{"incident_id": 12, "units": [3, 5], "note": "…"}` → 201
+//! - `GET  /api/v1/dispatches[?open=true&limit=N]`, `GET /api/v1/dispatches/{id}`
+//! - `POST /api/v1/dispatches/{id}/units` `{"units": [7]}`: send more units
+//! - `POST /api/v1/dispatches/{id}/units/{unit}` `{"step": "acknowledged" | "en_route" | "on_scene" | "cleared"}`
+//! - `POST /api/v1/dispatches/{id}/city_wide` `{"radius_m": 3000}` or `{"within_s": 300}`: 全城响应
+//! - `GET  /api/v1/incidents/{id}/timeline`: every dispatch event of an incident, in order
+//! - `GET|PUT /api/v1/dispatch/deadlines`: acknowledge / arrive deadlines by grid (admin writes)
+//!
+//! Dispatchers and admins change; auditors read everything; grid workers read the dispatches
+//! of incidents in their grids.
+
+use super::AppState;
+use super::caller::Caller;
+use super::items::id_of;
+use super::params::Params;
+use super::problem::{ApiError, JsonBody};
+use crate::access::{Principal, Role};
+use crate::dispatch::board::{DeadlineConfig, Dispatch, Step};
+use crate::dispatch::desk::DeskError;
+use crate::layer::Layer;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use safegrid_geodata::GridCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+impl From<DeskError> for ApiError {
+    fn from(e: DeskError) -> Self {
+        match e {
+            DeskError::NotFound { what, id } => ApiError::not_found("id", id, format!("no {what} with this id")),
+            DeskError::Forbidden(r) => ApiError::forbidden(r),
+            DeskError::Conflict(r) => ApiError::conflict(r),
+            DeskError::Invalid { field, value, reason } => ApiError::invalid(field, value, reason),
+            DeskError::Store(s) => s.into(),
+            DeskError::Service(s) => s.into(),
+        }
+    }
+}
+
+fn require_reader(who: &Principal) -> Result<(), ApiError> {
+    match who.role {
+        Role::Public => Err(ApiError::unauthorized("dispatches need a bearer token")),
+        Role::Gateway => Err(ApiError::forbidden("role gateway may not read dispatches")),
+        _ => Ok(()),
+    }
+}
+
+/// Grid workers see the dispatches of incidents in their grids.
+fn visible(who: &Principal, d: &Dispatch) -> bool {
+    let grid = d.grid_code.as_deref().and_then(|c| GridCode::parse(c).ok());
+    who.covers(grid.as_ref())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &JsonBody) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(&body.0);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid(if path == "." { "body".to_owned() } else { path }, Value::Null, e.into_inner().to_string())
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDispatch {
+    incident_id: i64,
+    units: Vec<i64>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoreUnits {
+    units: Vec<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepBody {
+    step: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CityWide {
+    #[serde(default)]
+    radius_m: Option<f64>,
+    #[serde(default)]
+    within_s: Option<f64>,
+}
+
+/// `POST /api/v1/dispatches`
+pub async fn create(State(st): State<AppState>, Caller(who): Caller, body: JsonBody) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let b: NewDispatch = parse(&body)?;
+    let d = st.desk.create(&who, b.incident_id, &b.units, b.note).await?;
+    Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+/// `GET /api/v1/dispatches`
+pub async fn list(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["open", "limit"])?;
+    require_reader(&who)?;
+    let open = match p.get("open") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(ApiError::invalid("open", v, "expected true or false")),
+    };
+    let limit = p.bounded("limit", 100, 1, 1000)?;
+    let all: Vec<Dispatch> = st.desk.list(open, usize::MAX).await?.into_iter().filter(|d| visible(&who, d)).take(limit).collect();
+    Ok(Json(json!({"dispatches": all})).into_response())
+}
+
+async fn visible_dispatch(st: &AppState, who: &Principal, id: i64) -> Result<Dispatch, ApiError> {
+    st.desk
+        .get(id)
+        .await?
+        .filter(|d| visible(who, d))
+        .ok_or_else(|| ApiError::not_found("id", id, "no dispatch with this id"))
+}
+
+/// `GET /api/v1/dispatches/{id}`
+pub async fn get_one(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let d = visible_dispatch(&st, &who, id_of(&id)?).await?;
+    Ok(Json(d).into_response())
+}
+
+/// `POST /api/v1/dispatches/{id}/units`
+pub async fn add_units(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let b: MoreUnits = parse(&body)?;
+    let d = st.desk.add_units(&who, id_of(&id)?, &b.units).await?;
+    Ok(Json(d).into_response())
+}
+
+/// `POST /api/v1/dispatches/{id}/units/{unit}`
+pub async fn step(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path((id, unit)): Path<(String, String)>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let b: StepBody = parse(&body)?;
+    let step = Step::parse(&b.step)
+        .filter(|s| *s != Step::Dispatched)
+        .ok_or_else(|| ApiError::invalid("step", b.step.as_str(), "expected acknowledged, en_route, on_scene or cleared"))?;
+    let d = st.desk.step(&who, id_of(&id)?, id_of(&unit)?, step).await?;
+    Ok(Json(d).into_response())
+}
+
+/// `POST /api/v1/dispatches/{id}/city_wide`
+pub async fn city_wide(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let b: CityWide = parse(&body)?;
+    let n = st.desk.city_wide(&who, id_of(&id)?, b.radius_m, b.within_s, st.roads.as_deref()).await?;
+    Ok(Json(n).into_response())
+}
+
+/// `GET /api/v1/incidents/{id}/timeline`
+pub async fn timeline(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let id = id_of(&id)?;
+    let incident = st
+        .service
+        .layer(Layer::Incidents)
+        .get(id)
+        .filter(|it| who.covers_item(it))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("id", id, "no incidents item with this id"))?;
+    let events = st.desk.timeline(id).await?;
+    Ok(Json(json!({"incident_id": id, "created_at": incident.created_at, "events": events})).into_response())
+}
+
+/// `GET /api/v1/dispatch/deadlines`
+pub async fn deadlines(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    Ok(Json(st.desk.deadlines().await?).into_response())
+}
+
+/// `PUT /api/v1/dispatch/deadlines`
+pub async fn set_deadlines(State(st): State<AppState>, Caller(who): Caller, body: JsonBody) -> Result<Response, ApiError> {
+    require_reader(&who)?;
+    let config: DeadlineConfig = parse(&body)?;
+    st.desk.set_deadlines(&who, config).await?;
+    Ok(Json(st.desk.deadlines().await?).into_response())
+}

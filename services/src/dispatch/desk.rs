@@ -1,0 +1,484 @@
+//! The dispatch desk: creates dispatches, moves units through their steps, makes city-wide
+//! calls (全城响应), and raises deadline alarms. Each change is checked against the board,
+//! stored in the append-only log, applied to the board, published, and mirrored in the
+//! responder's status (dispatched, acknowledged, en route, on scene; available once cleared),
+//! so the map wall and `nearest` see units as busy.
+
+use super::board::{Board, BoardError, DeadlineConfig, Dispatch, DispatchEvent, Step};
+use crate::access::{Principal, Role};
+use crate::layer::{Layer, Props, ResponderStatus};
+use crate::roads::Roads;
+use crate::service::{Service, ServiceError};
+use crate::store::StoreError;
+use chrono::{DateTime, Utc};
+use safegrid_geodata::haversine_m;
+use safegrid_geodata::roads::RoadGraph;
+use serde_json::{Value, json};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Mutex, broadcast};
+
+/// The `meta` key holding the deadline configuration.
+const DEADLINES_KEY: &str = "dispatch.deadlines";
+
+/// Why the desk refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Something named does not exist (or is outside the caller's grids).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// `incident`, `responder`, `dispatch`.
+        what: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the current state (a busy unit, a step backwards).
+    #[error("{0}")]
+    Conflict(String),
+    /// A field is unusable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: Value,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The service refused.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<BoardError> for DeskError {
+    fn from(e: BoardError) -> Self {
+        match e {
+            BoardError::NoDispatch(id) => Self::NotFound { what: "dispatch", id },
+            other => Self::Conflict(other.to_string()),
+        }
+    }
+}
+
+/// What a city-wide call reached.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Notified {
+    /// Units: id, callsign, distance or ETA.
+    pub units: Vec<Value>,
+    /// Posts: id, name, distance or ETA.
+    pub posts: Vec<Value>,
+}
+
+/// The desk.
+pub struct Desk {
+    service: Arc<Service>,
+    /// Loaded from the store on first use, so that the desk can be built without waiting.
+    loaded: tokio::sync::OnceCell<Loaded>,
+    events: broadcast::Sender<DispatchEvent>,
+}
+
+struct Loaded {
+    board: Mutex<Board>,
+    deadlines: RwLock<DeadlineConfig>,
+}
+
+fn may_dispatch(who: &Principal) -> Result<(), DeskError> {
+    if matches!(who.role, Role::Admin | Role::Dispatcher) {
+        Ok(())
+    } else {
+        Err(DeskError::Forbidden(format!("role {} may not dispatch", who.role)))
+    }
+}
+
+fn status_of(step: Step) -> ResponderStatus {
+    match step {
+        Step::Dispatched => ResponderStatus::Dispatched,
+        Step::Acknowledged => ResponderStatus::Acknowledged,
+        Step::EnRoute => ResponderStatus::EnRoute,
+        Step::OnScene => ResponderStatus::OnScene,
+        Step::Cleared => ResponderStatus::Available,
+    }
+}
+
+impl Desk {
+    /// A desk over the service's store; the log is read on first use.
+    #[must_use]
+    pub fn new(service: Arc<Service>) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self { service, loaded: tokio::sync::OnceCell::new(), events }
+    }
+
+    async fn loaded(&self) -> Result<&Loaded, DeskError> {
+        self.loaded
+            .get_or_try_init(|| async {
+                let events = self.service.store().dispatch_events().await?;
+                let deadlines = match self.service.store().meta(DEADLINES_KEY).await? {
+                    Some(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "stored dispatch deadlines unreadable; using the defaults");
+                        DeadlineConfig::default()
+                    }),
+                    None => DeadlineConfig::default(),
+                };
+                Ok::<_, DeskError>(Loaded { board: Mutex::new(Board::from_events(&events)), deadlines: RwLock::new(deadlines) })
+            })
+            .await
+    }
+
+    async fn board(&self) -> Result<tokio::sync::MutexGuard<'_, Board>, DeskError> {
+        Ok(self.loaded().await?.board.lock().await)
+    }
+
+    /// Dispatch events as they are stored (alarms included).
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<DispatchEvent> {
+        self.events.subscribe()
+    }
+
+    /// The deadline configuration.
+    ///
+    /// # Errors
+    /// [`DeskError::Store`] when the desk cannot load.
+    pub async fn deadlines(&self) -> Result<DeadlineConfig, DeskError> {
+        Ok(self.loaded().await?.deadlines.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+
+    /// Replaces the deadline configuration (admin); applies to dispatches created afterwards.
+    ///
+    /// # Errors
+    /// [`DeskError::Forbidden`], [`DeskError::Invalid`], [`DeskError::Store`].
+    pub async fn set_deadlines(&self, who: &Principal, config: DeadlineConfig) -> Result<(), DeskError> {
+        if !who.is_admin() {
+            return Err(DeskError::Forbidden(format!("role {} may not change deadlines", who.role)));
+        }
+        for (prefix, d) in std::iter::once((&"default".to_owned(), &config.default)).chain(&config.grids) {
+            if d.ack_s == 0 || d.arrive_s == 0 || d.ack_s > d.arrive_s {
+                return Err(DeskError::Invalid {
+                    field: "grids",
+                    value: json!({"grid": prefix, "ack_s": d.ack_s, "arrive_s": d.arrive_s}),
+                    reason: "deadlines are positive, and acknowledging comes before arriving".into(),
+                });
+            }
+        }
+        let loaded = self.loaded().await?;
+        let text = serde_json::to_string(&config).unwrap_or_default();
+        self.service.store().set_meta(DEADLINES_KEY, &text).await?;
+        *loaded.deadlines.write().unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+        Ok(())
+    }
+
+    /// Stores events (ids from the board), then applies and publishes them. On a store failure
+    /// the board is as before, ids included.
+    async fn record(&self, board: &mut Board, marks: (i64, i64), events: Vec<DispatchEvent>) -> Result<(), DeskError> {
+        if let Err(e) = self.service.store().append_dispatch_events(&events).await {
+            board.rewind(marks.0, marks.1);
+            return Err(e.into());
+        }
+        for e in events {
+            board.apply(&e);
+            let _ = self.events.send(e);
+        }
+        Ok(())
+    }
+
+    fn event(board: &mut Board, d: (i64, i64), unit: Option<i64>, kind: &str, who: &str, detail: Option<Value>) -> DispatchEvent {
+        DispatchEvent {
+            id: board.next_event_id(),
+            dispatch_id: d.0,
+            incident_id: d.1,
+            unit_id: unit,
+            post_id: None,
+            kind: kind.into(),
+            at: Utc::now(),
+            actor: who.into(),
+            detail,
+        }
+    }
+
+    /// Mirrors steps in the responders' statuses (after the log has them).
+    async fn set_statuses(&self, units: &[i64], step: Step) {
+        for &u in units {
+            if let Err(e) = self.service.set_responder_status(u, status_of(step)).await {
+                tracing::warn!(unit = u, error = %e, "dispatch step stored, but the responder's status was not updated");
+            }
+        }
+    }
+
+    /// Refuses units that are not available responders.
+    fn check_units(&self, board: &Board, units: &[i64]) -> Result<(), DeskError> {
+        let responders = self.service.layer(Layer::Responders);
+        for &u in units {
+            let Some(Props::Responder(r)) = responders.get(u).map(|it| &it.props) else {
+                return Err(DeskError::NotFound { what: "responder", id: u });
+            };
+            if let Some(d) = board.busy_with(u) {
+                return Err(DeskError::Conflict(format!("unit {u} ({}) is busy with dispatch {d}", r.callsign)));
+            }
+            if r.status != ResponderStatus::Available {
+                return Err(DeskError::Conflict(format!("unit {u} ({}) is {}", r.callsign, r.status.name())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a dispatch for an incident and sends `units`.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn create(&self, who: &Principal, incident_id: i64, units: &[i64], note: Option<String>) -> Result<Dispatch, DeskError> {
+        may_dispatch(who)?;
+        if units.is_empty() {
+            return Err(DeskError::Invalid { field: "units", value: json!([]), reason: "send at least one unit".into() });
+        }
+        let grid = self
+            .service
+            .layer(Layer::Incidents)
+            .get(incident_id)
+            .map(|it| it.grid.clone())
+            .ok_or(DeskError::NotFound { what: "incident", id: incident_id })?;
+        let deadlines = self.deadlines().await?.for_grid(grid.as_ref());
+        let mut board = self.board().await?;
+        self.check_units(&board, units)?;
+        let marks = board.marks();
+        let id = board.next_dispatch_id();
+        let detail = json!({"grid_code": grid.as_ref().map(|g| g.as_str()), "deadlines": deadlines, "note": note});
+        let mut events = vec![Self::event(&mut board, (id, incident_id), None, "created", &who.name, Some(detail))];
+        for &u in units {
+            events.push(Self::event(&mut board, (id, incident_id), Some(u), Step::Dispatched.name(), &who.name, None));
+        }
+        self.record(&mut board, marks, events).await?;
+        drop(board);
+        self.set_statuses(units, Step::Dispatched).await;
+        self.get(id).await?.ok_or(DeskError::NotFound { what: "dispatch", id })
+    }
+
+    /// Sends more units to an open dispatch.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn add_units(&self, who: &Principal, dispatch: i64, units: &[i64]) -> Result<Dispatch, DeskError> {
+        may_dispatch(who)?;
+        let mut board = self.board().await?;
+        let d = board.get(dispatch).ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })?;
+        if d.closed_at.is_some() {
+            return Err(BoardError::Closed(dispatch).into());
+        }
+        let incident = d.incident_id;
+        self.check_units(&board, units)?;
+        let marks = board.marks();
+        let events = units
+            .iter()
+            .map(|&u| Self::event(&mut board, (dispatch, incident), Some(u), Step::Dispatched.name(), &who.name, None))
+            .collect();
+        self.record(&mut board, marks, events).await?;
+        drop(board);
+        self.set_statuses(units, Step::Dispatched).await;
+        self.get(dispatch).await?.ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
+    }
+
+    /// Moves a unit to its next step; the dispatch closes when its last unit clears.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn step(&self, who: &Principal, dispatch: i64, unit: i64, step: Step) -> Result<Dispatch, DeskError> {
+        may_dispatch(who)?;
+        let mut board = self.board().await?;
+        board.check_step(dispatch, unit, step)?;
+        let d = board.get(dispatch).ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })?;
+        let incident = d.incident_id;
+        let last_out = step == Step::Cleared && d.units.values().all(|a| a.unit_id == unit || a.step == Step::Cleared);
+        let marks = board.marks();
+        let mut events = vec![Self::event(&mut board, (dispatch, incident), Some(unit), step.name(), &who.name, None)];
+        if last_out {
+            events.push(Self::event(&mut board, (dispatch, incident), None, "closed", &who.name, None));
+        }
+        self.record(&mut board, marks, events).await?;
+        drop(board);
+        self.set_statuses(&[unit], step).await;
+        self.get(dispatch).await?.ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
+    }
+
+    /// 全城响应: notifies at once every unit (not off duty) and every post within `radius_m` of
+    /// the incident, or within `within_s` of travel (units drive, posts' staff walk; straight-line
+    /// estimates off the road network). Statuses do not change: a notification is not a dispatch.
+    ///
+    /// # Errors
+    /// [`DeskError`].
+    pub async fn city_wide(
+        &self,
+        who: &Principal,
+        dispatch: i64,
+        radius_m: Option<f64>,
+        within_s: Option<f64>,
+        roads: Option<&Roads>,
+    ) -> Result<Notified, DeskError> {
+        may_dispatch(who)?;
+        let reach = match (radius_m, within_s) {
+            (Some(r), None) if r > 0.0 && r <= 50_000.0 => Reach::Radius(r),
+            (None, Some(s)) if s > 0.0 && s <= 7_200.0 => Reach::Within(s),
+            _ => {
+                return Err(DeskError::Invalid {
+                    field: "radius_m",
+                    value: json!({"radius_m": radius_m, "within_s": within_s}),
+                    reason: "give radius_m (up to 50,000 m) or within_s (up to 7,200 s), not both".into(),
+                });
+            }
+        };
+        let mut board = self.board().await?;
+        let d = board.get(dispatch).ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })?;
+        let incident = d.incident_id;
+        let at = self
+            .service
+            .layer(Layer::Incidents)
+            .get(incident)
+            .map(|it| it.pos)
+            .ok_or(DeskError::NotFound { what: "incident", id: incident })?;
+        let units: Vec<(i64, String, safegrid_geodata::LonLat)> = self
+            .service
+            .layer(Layer::Responders)
+            .iter()
+            .filter_map(|it| match &it.props {
+                Props::Responder(r) if r.status != ResponderStatus::OffDuty => Some((it.id, r.callsign.clone(), it.pos)),
+                _ => None,
+            })
+            .collect();
+        let posts: Vec<(i64, String, safegrid_geodata::LonLat)> = self
+            .service
+            .layer(Layer::Posts)
+            .iter()
+            .filter_map(|it| match &it.props {
+                Props::Post(p) => Some((it.id, p.name.clone(), it.pos)),
+                _ => None,
+            })
+            .collect();
+        let reached_units = reach.select(at, &units, roads.map(|r| &r.drive));
+        let reached_posts = reach.select(at, &posts, roads.map(|r| &r.walk));
+        let marks = board.marks();
+        let mut events = Vec::new();
+        for (i, how) in &reached_units {
+            events.push(Self::event(&mut board, (dispatch, incident), Some(units[*i].0), "notified", &who.name, Some(how.clone())));
+        }
+        for (i, how) in &reached_posts {
+            let mut e = Self::event(&mut board, (dispatch, incident), None, "notified", &who.name, Some(how.clone()));
+            e.post_id = Some(posts[*i].0);
+            events.push(e);
+        }
+        self.record(&mut board, marks, events).await?;
+        let named = |list: &[(usize, Value)], all: &[(i64, String, safegrid_geodata::LonLat)]| {
+            list.iter().map(|(i, how)| json!({"id": all[*i].0, "name": all[*i].1, "reach": how})).collect()
+        };
+        Ok(Notified { units: named(&reached_units, &units), posts: named(&reached_posts, &posts) })
+    }
+
+    /// Raises the alarms due at `now`; returns them.
+    ///
+    /// # Errors
+    /// [`DeskError::Store`].
+    pub async fn raise_alarms(&self, now: DateTime<Utc>) -> Result<Vec<DispatchEvent>, DeskError> {
+        let mut board = self.board().await?;
+        let due = board.due_alarms(now);
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = board.marks();
+        let events: Vec<DispatchEvent> = due
+            .into_iter()
+            .map(|(d, i, u, kind)| Self::event(&mut board, (d, i), Some(u), kind, "safegrid", None))
+            .collect();
+        for e in &events {
+            tracing::warn!(dispatch = e.dispatch_id, incident = e.incident_id, unit = e.unit_id, kind = %e.kind, "dispatch deadline missed");
+        }
+        self.record(&mut board, marks, events.clone()).await?;
+        Ok(events)
+    }
+
+    /// Checks deadlines every second.
+    pub fn spawn_alarms(self: &Arc<Self>) {
+        let desk = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = desk.raise_alarms(Utc::now()).await {
+                    tracing::warn!(error = %e, "raising dispatch alarms failed; retrying in a second");
+                }
+            }
+        });
+    }
+
+    /// A dispatch.
+    ///
+    /// # Errors
+    /// [`DeskError::Store`] when the desk cannot load.
+    pub async fn get(&self, id: i64) -> Result<Option<Dispatch>, DeskError> {
+        Ok(self.board().await?.get(id).cloned())
+    }
+
+    /// Dispatches, newest first.
+    ///
+    /// # Errors
+    /// [`DeskError::Store`] when the desk cannot load.
+    pub async fn list(&self, open_only: bool, limit: usize) -> Result<Vec<Dispatch>, DeskError> {
+        Ok(self.board().await?.list(open_only).take(limit).cloned().collect())
+    }
+
+    /// An incident's dispatch log.
+    ///
+    /// # Errors
+    /// [`DeskError::Store`] when the desk cannot load.
+    pub async fn timeline(&self, incident: i64) -> Result<Vec<DispatchEvent>, DeskError> {
+        Ok(self.board().await?.timeline(incident).to_vec())
+    }
+}
+
+/// How far a city-wide call reaches.
+#[derive(Debug, Clone, Copy)]
+enum Reach {
+    Radius(f64),
+    Within(f64),
+}
+
+impl Reach {
+    /// The members of `all` within reach of `at`, with how far: (index, detail).
+    fn select(self, at: safegrid_geodata::LonLat, all: &[(i64, String, safegrid_geodata::LonLat)], graph: Option<&RoadGraph>) -> Vec<(usize, Value)> {
+        use crate::dispatch::nearest::{ESTIMATE_DETOUR, ESTIMATE_MPS};
+        match self {
+            Self::Radius(r) => all
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    let d = haversine_m(m.2, at);
+                    (d <= r).then(|| (i, json!({"distance_m": d.round()})))
+                })
+                .collect(),
+            Self::Within(limit) => {
+                let target = graph.and_then(|g| g.snap(at).map(|t| (g, t)));
+                let mut out = Vec::new();
+                let mut on = Vec::new();
+                for (i, m) in all.iter().enumerate() {
+                    match target.and_then(|(g, _)| g.snap(m.2)) {
+                        Some(s) => on.push((i, s)),
+                        None => {
+                            let eta = haversine_m(m.2, at) * ESTIMATE_DETOUR / ESTIMATE_MPS;
+                            if eta <= limit {
+                                out.push((i, json!({"eta_s": eta.round(), "eta_source": "estimate"})));
+                            }
+                        }
+                    }
+                }
+                if let Some((g, t)) = target {
+                    let snaps: Vec<_> = on.iter().map(|(_, s)| *s).collect();
+                    for (j, eta) in g.nearest_by_time(&t, &snaps, snaps.len()) {
+                        if eta <= limit {
+                            out.push((on[j].0, json!({"eta_s": eta.round(), "eta_source": "road"})));
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
