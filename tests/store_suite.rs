@@ -122,6 +122,31 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     store.set_meta("k", "v1").await.unwrap();
     store.set_meta("k", "v2").await.unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v2"));
+
+    // The dispatch log: written whole, read back in order, never rewritten.
+    use safegrid_services::dispatch::board::DispatchEvent;
+    let at = chrono::DateTime::from_timestamp_millis(1_795_334_400_123).unwrap();
+    let events: Vec<DispatchEvent> = (1..=3)
+        .map(|i| DispatchEvent {
+            id: i,
+            dispatch_id: 1,
+            incident_id: 7,
+            unit_id: (i > 1).then_some(40 + i),
+            post_id: None,
+            kind: if i == 1 { "created".into() } else { "dispatched".into() },
+            at,
+            actor: "值班员".into(),
+            detail: (i == 1).then(|| serde_json::json!({"deadlines": {"ack_s": 60, "arrive_s": 300}})),
+        })
+        .collect();
+    store.append_dispatch_events(&events).await.unwrap();
+    assert_eq!(store.dispatch_events().await.unwrap(), events);
+    assert!(raw_sql("UPDATE dispatch_events SET kind = 'x'").await.is_err(), "the dispatch log is append-only");
+    assert!(raw_sql("DELETE FROM dispatch_events").await.is_err(), "the dispatch log is append-only");
+    // A failed batch writes none of its rows.
+    let dup = vec![DispatchEvent { id: 4, ..events[0].clone() }, events[0].clone()];
+    assert!(store.append_dispatch_events(&dup).await.is_err());
+    assert_eq!(store.dispatch_events().await.unwrap().len(), 3);
     store.ping().await.unwrap();
 }
 
