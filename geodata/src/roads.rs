@@ -468,6 +468,28 @@ impl RoadGraph {
         })
     }
 
+    /// The fastest route's geometry: the start's point on its road, the nodes passed, the end's
+    /// point on its road (for a simulated unit to drive along).
+    #[must_use]
+    pub fn path(&self, calc: &mut PathCalculator, from: &Snap, to: &Snap) -> Option<Vec<LonLat>> {
+        let on_road = |s: &Snap| {
+            let seg = self.segments[s.segment];
+            let (a, b) = (self.nodes[seg.a as usize], self.nodes[seg.b as usize]);
+            LonLat::new(a.lon() + (b.lon() - a.lon()) * s.frac, a.lat() + (b.lat() - a.lat()) * s.frac).ok()
+        };
+        let mut out = vec![on_road(from)?];
+        if self.same_segment_ms(from, to).is_none() {
+            let (starts, ends) = (self.exits(from), self.entries(to));
+            if starts.is_empty() || ends.is_empty() {
+                return None;
+            }
+            let p = calc.calc_path_multiple_sources_and_targets(&self.ch, starts, ends)?;
+            out.extend(p.get_nodes().iter().map(|&n| self.nodes[n]));
+        }
+        out.push(on_road(to)?);
+        Some(out)
+    }
+
     /// Metres between a snapped point and the end node of its segment a route used.
     fn end_metres(&self, s: &Snap, node: Option<usize>, _leaving: bool) -> f64 {
         let seg = self.segments[s.segment];

@@ -23,4 +23,5 @@ pub mod metrics;
 pub mod positions;
 pub mod roads;
 pub mod service;
+pub mod simulation;
 pub mod store;

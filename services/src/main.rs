@@ -225,6 +225,9 @@ enum Command {
         /// Build the city and exit without serving (for scripts and CI).
         #[arg(long)]
         no_serve: bool,
+        /// Do not simulate the patrol fleet, incidents and dispatches on Longgang's roads.
+        #[arg(long)]
+        no_simulation: bool,
         #[command(flatten)]
         map: MapArgs,
         #[command(flatten)]
@@ -318,10 +321,10 @@ async fn main() -> Result<()> {
             let roads = roads.open(false).await?;
             let service = open(&cli.database_url).await?;
             reload_tokens_every(&service, token_reload_secs);
-            serve(service, basemap, roads, &listen, &positions, None).await
+            serve(service, basemap, roads, &listen, &positions, None, false).await
         }
         Command::Glyphs { font, face, name, out, ranges } => build_glyphs(&font, face, &name, &out, &ranges),
-        Command::Demo { listen, tokens_out, no_serve, map, positions, roads } => {
+        Command::Demo { listen, tokens_out, no_serve, no_simulation, map, positions, roads } => {
             let basemap = map.open(true).await?;
             let service = open(&cli.database_url).await?;
             seed_demo(&service).await?;
@@ -331,7 +334,14 @@ async fn main() -> Result<()> {
             }
             reload_tokens_every(&service, 10);
             let roads = roads.open(true).await?;
-            serve(service, basemap, roads, &listen, &positions, Some(tokens)).await
+            let simulate = match &roads {
+                Some(r) if !no_simulation => {
+                    safegrid_services::simulation::seed(&service, r).await?;
+                    true
+                }
+                _ => false,
+            };
+            serve(service, basemap, roads, &listen, &positions, Some(tokens), simulate).await
         }
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
@@ -449,6 +459,7 @@ async fn serve(
     listen: &str,
     positions: &PositionArgs,
     tokens: Option<BTreeMap<String, String>>,
+    simulate: bool,
 ) -> Result<()> {
     let ingest = positions.ingest()?;
     service.set_freshness(positions.freshness());
@@ -466,6 +477,9 @@ async fn serve(
     if let Some(config) = mqtt {
         safegrid_services::positions::mqtt::spawn(Arc::clone(&state.ingest), config);
     }
+    if simulate && positions.no_osmand {
+        tracing::warn!("the demo simulation reports over the OsmAnd port, which --no-osmand closes: not simulating");
+    }
     if !positions.no_osmand {
         let at = &positions.osmand_listen;
         let osmand = tokio::net::TcpListener::bind(at)
@@ -473,6 +487,14 @@ async fn serve(
             .with_context(|| format!("binding the OsmAnd port {at} (--osmand-listen ADDR, or --no-osmand)"))?;
         let osmand_addr = osmand.local_addr()?;
         tracing::info!(addr = %osmand_addr, "OsmAnd trackers report here");
+        if simulate && let Some(roads) = &state.roads {
+            safegrid_services::simulation::spawn(
+                Arc::clone(&state.service),
+                Arc::clone(&state.desk),
+                Arc::clone(roads),
+                osmand_addr,
+            );
+        }
         let router = osmand_app(state.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(osmand, router).await {
