@@ -261,12 +261,32 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     b.run("sgMap.jumpTo({center: [114.04, 22.55], zoom: 11})", json!([]));
     // Key personnel (each tile read audited) are not fetched while their switch is off.
     let audited = http(&addr, "GET", "/api/v1/audit_log", &admin, None).1;
-    assert_eq!(audited["rows"].as_array().expect("the audit log answers").len(), 0, "key-personnel tiles were read");
+    let kp_reads = audited["rows"]
+        .as_array()
+        .expect("the audit log answers")
+        .iter()
+        .filter(|r| r["request"].as_str().unwrap_or_default().contains("key_personnel"))
+        .count();
+    assert_eq!(kp_reads, 0, "key-personnel tiles were read: {audited}");
     let incident_features =
         b.run("return sgMap.querySourceFeatures('incidents', {sourceLayer: 'incidents'}).length", json!([]));
     assert!(incident_features.as_u64().unwrap() > 0, "incident tiles decoded: {incident_features}");
     // Chinese is the default for a browser that prefers it.
     assert_eq!(b.run("return document.documentElement.lang", json!([])), "zh-CN");
+
+    // A patrol unit reports through OsmAnd: the wall draws it live, coloured by freshness.
+    let unit = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.03, 22.57]},
+        "properties": {"kind": "patrol", "callsign": "巡-大屏", "status": "available", "device_id": "wall-1"}});
+    assert_eq!(http(&addr, "POST", "/api/v1/responders", &token, Some(&unit)).0, 201);
+    let fix = format!("/api/v1/osmand?id=wall-1&lat=22.57&lon=114.03&timestamp={}", chrono::Utc::now().timestamp());
+    assert_eq!(http(&addr, "GET", &fix, "", None).0, 200);
+    b.wait_for("the live unit on the wall", "return window.sgLiveCount >= 1", 20);
+    let colour = b.wait_for(
+        "the live unit drawn",
+        "const f = sgMap.queryRenderedFeatures({layers: ['live-units']})[0]; return f ? f.properties.freshness : null",
+        20,
+    );
+    assert_eq!(colour, "live");
 
     // A click in the west grid, away from every point, asks which grid this is.
     let at = b.run("const p = sgMap.project([114.02, 22.55]); return [p.x, p.y]", json!([]));
@@ -279,6 +299,13 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     assert_eq!(code, "440304001");
     let popup = b.run("return document.querySelector('.maplibregl-popup').textContent", json!([]));
     assert!(popup.as_str().unwrap().contains("张伟"), "the grid's manager is shown: {popup}");
+    // …and which units would get there first (no road network on this server: estimates).
+    let suggested = b.wait_for(
+        "the suggested units",
+        "const e = document.querySelector('.maplibregl-popup table.suggested'); return e && e.textContent",
+        20,
+    );
+    assert!(suggested.as_str().unwrap().contains("巡-大屏"), "the live unit is suggested: {suggested}");
 
     // A new incident reaches the open wall without a reload: the statistics panel counts it.
     let before = b.run("return Number(document.getElementById('open_total').textContent)", json!([]));

@@ -243,6 +243,7 @@ async function startMap() {
   map.addControl(new AttributionControl({ compact: false, customAttribution: 'safegrid' }), 'bottom-left');
   map.on('load', () => {
     state.styleReady = true;
+    addLiveLayers(map);
     applyVisibility();
     map.once('idle', () => { window.sgReady = true; });
   });
@@ -286,6 +287,8 @@ function applyVisibility() {
     show(`${l}-icon`, state.visible.has(l));
   }
   show('incidents-p1', state.visible.has('incidents'));
+  show('live-units', state.visible.has('responders'));
+  show('live-label', state.visible.has('responders'));
   show('incidents_h3', state.visible.has('incidents') && state.hexbins);
   // With hexbins on, incident points start where the hexbins stop.
   if (map.getLayer('incidents')) {
@@ -323,6 +326,11 @@ async function onClick(e) {
   const pointIds = readableLayers().flatMap((l) => [l, `${l}-icon`]).filter((id) => map.getLayer(id) && state.visible.has(layerOwner(id)));
   const hit = map.queryRenderedFeatures(e.point, { layers: pointIds })[0];
   let html;
+  const unit = map.getLayer('live-units') && map.queryRenderedFeatures(e.point, { layers: ['live-units'] })[0];
+  if (unit) {
+    new Popup({ maxWidth: '28rem' }).setLngLat(e.lngLat).setHTML(`<div class="popup">${unitHtml(unit)}</div>`).addTo(map);
+    return;
+  }
   if (hit) {
     const p = hit.properties;
     if (p.point_count) {
@@ -330,9 +338,14 @@ async function onClick(e) {
     } else {
       const rows = Object.entries(p).map(([k, v]) => [t(LABELS[k] || k), v]);
       html = `<h3>${esc(t(hit.sourceLayer))} #${esc(hit.id)}</h3>${table(rows)}`;
+      // An open incident: the units that would get there first, each with a dispatch button.
+      if (hit.sourceLayer === 'incidents' && p.status !== 'closed' && canRead('responders')) {
+        html += await suggestions(e.lngLat, hit.id);
+      }
     }
   } else {
     html = await whichGrid(e.lngLat);
+    if (canRead('responders')) html += await suggestions(e.lngLat, null);
   }
   new Popup({ maxWidth: '28rem' }).setLngLat(e.lngLat).setHTML(`<div class="popup">${html}</div>`).addTo(map);
 }
@@ -351,6 +364,133 @@ async function whichGrid(at) {
     return `<h3>${esc(t('outside'))}</h3>${table([...unitRows(body.nearest.grid), [t('distance'), `${body.nearest.distance_m} m`]])}`;
   }
   return `<h3>${esc(t('outside'))}</h3>`;
+}
+
+// ---- live units, traces and dispatch ----------------------------------------------------------
+
+const FRESH_COLOURS = ['match', ['get', 'freshness'], 'live', '#22c55e', 'stale', '#f59e0b', 'lost', '#6b7280', '#94a3b8'];
+const LIVE_EVERY_MS = 3000;
+
+function canRead(layer) {
+  return readableLayers().includes(layer);
+}
+
+/** Units with a fix, drawn from /api/v1/positions/live and refreshed every few seconds. */
+function addLiveLayers(map) {
+  if (!canRead('responders')) return;
+  const empty = { type: 'FeatureCollection', features: [] };
+  map.addSource('live', { type: 'geojson', data: empty });
+  map.addSource('trace', { type: 'geojson', data: empty });
+  map.addSource('trace-head', { type: 'geojson', data: empty });
+  map.addLayer({ id: 'trace-line', type: 'line', source: 'trace', paint: { 'line-color': '#38bdf8', 'line-width': 3, 'line-opacity': 0.8 } });
+  map.addLayer({
+    id: 'live-units', type: 'circle', source: 'live',
+    paint: {
+      'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 4, 16, 9],
+      'circle-color': FRESH_COLOURS,
+      // Busy units (dispatched, en route, on scene…) get a red ring.
+      'circle-stroke-color': ['case', ['==', ['get', 'status'], 'available'], '#f8fafc', '#ef4444'],
+      'circle-stroke-width': 2,
+    },
+  });
+  map.addLayer({
+    id: 'live-label', type: 'symbol', source: 'live', minzoom: 14,
+    layout: { 'text-field': ['get', 'callsign'], 'text-font': [state.base.metadata['safegrid:font']], 'text-size': 11, 'text-offset': [0, 1.2] },
+    paint: { 'text-color': '#e2e8f0', 'text-halo-color': '#0f172a', 'text-halo-width': 1 },
+  });
+  map.addLayer({ id: 'trace-head', type: 'circle', source: 'trace-head', paint: { 'circle-radius': 7, 'circle-color': '#38bdf8', 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
+  refreshLive();
+  setInterval(refreshLive, LIVE_EVERY_MS);
+}
+
+async function refreshLive() {
+  const src = state.map && state.map.getSource('live');
+  if (!src || !state.visible.has('responders')) return;
+  const r = await api('/api/v1/positions/live?freshness=live,stale,lost');
+  if (r.status === 401) return signOut();
+  if (!r.ok) return;
+  const body = await r.json();
+  // Flat properties: MapLibre expressions read top-level values.
+  for (const f of body.features) {
+    const fix = f.properties.fix || {};
+    Object.assign(f.properties, { id: f.id, speed_mps: fix.speed_mps, battery_pct: fix.battery_pct });
+    delete f.properties.fix;
+    delete f.properties.capabilities;
+  }
+  src.setData(body);
+  window.sgLiveCount = body.features.length;
+}
+
+function unitHtml(f) {
+  const p = f.properties;
+  const rows = [[t('status'), p.status], [t('freshness'), t(`fresh_${p.freshness}`)], [t('age'), p.age_s], [t('grids'), p.grid_code || '—']];
+  if (p.speed_mps !== undefined && p.speed_mps !== null) rows.push(['km/h', Math.round(p.speed_mps * 3.6)]);
+  return `<h3>${esc(p.callsign)}</h3>${table(rows)}<button type="button" data-trace="${esc(p.id)}">${esc(t('replay'))}</button>`;
+}
+
+/** The five units that would arrive first, by road time; with dispatch buttons for an incident. */
+async function suggestions(at, incidentId) {
+  const r = await api(`/api/v1/dispatch/nearest?lon=${at.lng.toFixed(6)}&lat=${at.lat.toFixed(6)}&k=5`);
+  if (!r.ok) return '';
+  const body = await r.json();
+  if (!body.features.length) return `<h4>${esc(t('suggested'))}</h4><p>${esc(t('none_available'))}</p>`;
+  const rows = body.features.map((u) => {
+    const p = u.properties;
+    const eta = `${(p.eta_s / 60).toFixed(1)} ${t('minutes')} · ${t(p.eta_source)}`;
+    const button = incidentId !== null ? `<button type="button" data-dispatch="${esc(u.id)}" data-incident="${esc(incidentId)}">${esc(t('dispatch'))}</button>` : '';
+    return `<tr><td>${esc(p.callsign)}</td><td>${esc(eta)}</td><td>${esc(Math.round(p.distance_m))} m</td><td>${button}</td></tr>`;
+  });
+  return `<h4 class="suggested">${esc(t('suggested'))}</h4><table class="suggested">${rows.join('')}</table><p class="dispatch-result"></p>`;
+}
+
+// Buttons inside popups: one listener for all (the page's CSP allows no inline handlers).
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest && e.target.closest('button[data-dispatch], button[data-trace]');
+  if (!b) return;
+  if (b.dataset.trace) return replayTrace(Number(b.dataset.trace));
+  b.disabled = true;
+  const r = await api('/api/v1/dispatches', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ incident_id: Number(b.dataset.incident), units: [Number(b.dataset.dispatch)] }),
+  });
+  const body = await r.json().catch(() => ({}));
+  const out = b.closest('.popup').querySelector('.dispatch-result');
+  if (out) out.textContent = r.ok ? `${t('dispatched_ok')} #${body.id}` : `${t('error')}: ${body.detail || r.status}`;
+  refreshLive();
+});
+
+/** Draws a unit's last hour and runs a marker along it, sixty times faster than it happened. */
+async function replayTrace(id) {
+  const since = new Date(Date.now() - 3600 * 1000).toISOString();
+  const r = await api(`/api/v1/responders/${id}/trace?since=${encodeURIComponent(since)}&simplify_m=2`);
+  if (!r.ok) return;
+  const f = await r.json();
+  const map = state.map;
+  if (!f.geometry || f.geometry.type !== 'LineString') {
+    map.getSource('trace').setData({ type: 'FeatureCollection', features: [] });
+    return;
+  }
+  map.getSource('trace').setData(f);
+  const coords = f.geometry.coordinates;
+  const times = f.properties.times.map((x) => Date.parse(x));
+  const t0 = times[0];
+  const span = times[times.length - 1] - t0;
+  const started = performance.now();
+  state.replay = id;
+  const frame = (now) => {
+    if (state.replay !== id) return;
+    const at = t0 + Math.min(span, (now - started) * 60);
+    let i = 0;
+    while (i < times.length - 2 && times[i + 1] < at) i++;
+    const f2 = times[i + 1] > times[i] ? Math.min(1, Math.max(0, (at - times[i]) / (times[i + 1] - times[i]))) : 0;
+    const [a, b] = [coords[i], coords[Math.min(i + 1, coords.length - 1)]];
+    const p = [a[0] + (b[0] - a[0]) * f2, a[1] + (b[1] - a[1]) * f2];
+    map.getSource('trace-head').setData({ type: 'Feature', geometry: { type: 'Point', coordinates: p }, properties: {} });
+    window.sgReplayAt = at;
+    if (at < t0 + span) requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
 }
 
 // ---- side panel: switches and statistics -------------------------------------------------------
