@@ -96,7 +96,7 @@ pub fn document() -> Value {
             "post": {"tags": [name], "summary": format!("Create one {name} item from a GeoJSON Feature with a Point."), "requestBody": body, "responses": responses_created},
         }));
         let nearest_summary = if layer == Layer::Posts {
-            "The k nearest posts. Needs no token: the public sees name, kind, phone, opening hours and distance."
+            "The k nearest posts. Needs no token: the public sees the nearest open posts (name, kind, phone, opening hours, open_now, walking distance and time along footpaths where the road network covers the place; lon, lat, k up to 10 and crs only; 60 lookups a minute per address, then 429)."
                 .to_owned()
         } else {
             format!("The k nearest {name}, nearest first, each with distance_m.{sensitive}")
@@ -160,6 +160,47 @@ pub fn document() -> Value {
     }));
     paths.insert("/".into(), json!({
         "get": {"tags": ["wall"], "summary": "The dispatch-centre map wall (HTML; its files under /web/ are built into the binary).", "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}},
+    }));
+    // Live positions and dispatch.
+    let ok = |d: &str| json!({"200": {"description": d}});
+    let q = |name: &str, desc: &str| json!({"name": name, "in": "query", "description": desc, "schema": {"type": "string"}});
+    paths.insert("/api/v1/osmand".into(), json!({
+        "get": {"tags": ["positions"], "summary": "A tracker's report in the OsmAnd / Traccar Client protocol (also any path on the OsmAnd port, 5055 by default). No token: the device id is the credential. 200 once stored, or refused as noise (duplicate, future, too old); 400 naming the parameter, or for a device no responder carries; 503 + Retry-After when the queue is full.",
+                "parameters": [q("id", "device id (or deviceid)"), q("lat", "latitude"), q("lon", "longitude"), q("location", "lat,lon instead of lat and lon"), q("timestamp", "unix seconds or milliseconds, or ISO-8601"), q("speed", "knots"), q("bearing", "degrees (or heading)"), q("altitude", "metres"), q("accuracy", "metres"), q("batt", "percent"), q("valid", "false marks a doubtful fix")],
+                "responses": {"200": {"description": "stored"}, "400": {"description": "a parameter, or an unknown device"}, "503": {"description": "overloaded; Retry-After"}}},
+        "post": {"tags": ["positions"], "summary": "The same as a form body (application/x-www-form-urlencoded) or with the parameters in the query string.", "responses": ok("stored")},
+    }));
+    paths.insert("/api/v1/positions".into(), json!({
+        "post": {"tags": ["positions"], "summary": "A gateway's batch {\"fixes\": [{device_id, time, lon, lat, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct, valid, attributes}]}, up to 10,000 fixes; roles admin, dispatcher, gateway. Answered once committed with received, stored, live, history and the refused fixes by index and reason. One bad fix refuses the batch, naming it (fixes[i].field).",
+                 "responses": {"200": {"description": "receipt"}, "400": {"description": "a fix named"}, "503": {"description": "overloaded; Retry-After"}}},
+    }));
+    paths.insert("/api/v1/positions/live".into(), json!({
+        "get": {"tags": ["positions"], "summary": "Every responder in scope with its latest fix, freshness (live, stale, lost, none), age and grid. Audited.", "parameters": [q("freshness", "comma list of live, stale, lost, none"), q("grid", "a grid code prefix"), q("crs", "wgs84, gcj02, bd09")], "responses": ok("GeoJSON FeatureCollection")},
+    }));
+    paths.insert("/api/v1/responders/{id}/trace".into(), json!({
+        "get": {"tags": ["positions"], "summary": "A unit's position history between since and until (default: the last 24 h), as a GeoJSON LineString with times, GPX 1.1 or JSON points; simplify_m simplifies for display; flagged=true includes fixes kept as history only. Audited.", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}, q("since", "ISO-8601"), q("until", "ISO-8601"), q("format", "geojson, gpx or json"), q("simplify_m", "metres"), q("flagged", "true or false"), q("limit", "points, up to 100,000"), q("crs", "wgs84, gcj02, bd09")], "responses": ok("trace")},
+    }));
+    paths.insert("/api/v1/geofence/events".into(), json!({
+        "get": {"tags": ["positions"], "summary": "Grid crossings (enter, exit; 20 m hysteresis) after an event id, in the caller's grids. Audited.", "parameters": [q("after", "event id"), q("limit", "up to 10,000")], "responses": ok("events and last_id")},
+    }));
+    paths.insert("/api/v1/geofence/stream".into(), json!({
+        "get": {"tags": ["positions"], "summary": "The same as server-sent events (event: enter|exit, id: the event id); resume with Last-Event-ID or after=. Audited.", "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}},
+    }));
+    paths.insert("/api/v1/dispatch/nearest".into(), json!({
+        "get": {"tags": ["dispatch"], "summary": "The k units that would arrive first, by road travel time where the road network covers the place (eta_source road) and by straight-line estimate elsewhere (estimate); available units with a live fix unless include says otherwise. Audited.", "parameters": [q("lon", "longitude"), q("lat", "latitude"), q("k", "1 to 50, default 5"), q("kind", "responder kind"), q("capability", "a capability tag"), q("include", "comma list of stale, lost, untracked, busy"), q("crs", "wgs84, gcj02, bd09")], "responses": ok("GeoJSON FeatureCollection with eta_s, eta_source, distance_m, straight_m, freshness, age_s, status, grid_code")},
+    }));
+    paths.insert("/api/v1/dispatches".into(), json!({
+        "get": {"tags": ["dispatch"], "summary": "Dispatches, newest first (open=true: not closed).", "parameters": [q("open", "true or false"), q("limit", "up to 1,000")], "responses": ok("dispatches")},
+        "post": {"tags": ["dispatch"], "summary": "Create a dispatch for an incident and send units: {incident_id, units, note}. Dispatchers and admins. 409 for a busy unit.", "responses": {"201": {"description": "the dispatch with its deadlines"}, "409": {"description": "a unit is busy"}}},
+    }));
+    paths.insert("/api/v1/dispatches/{id}".into(), json!({"get": {"tags": ["dispatch"], "summary": "A dispatch: units, their steps with times, alarms, notifications.", "responses": ok("the dispatch")}}));
+    paths.insert("/api/v1/dispatches/{id}/units".into(), json!({"post": {"tags": ["dispatch"], "summary": "Send more units: {units}.", "responses": ok("the dispatch")}}));
+    paths.insert("/api/v1/dispatches/{id}/units/{unit}".into(), json!({"post": {"tags": ["dispatch"], "summary": "A unit's next step: {step: acknowledged | en_route | on_scene | cleared}; steps only go forward (409). The dispatch closes when its last unit clears.", "responses": ok("the dispatch")}}));
+    paths.insert("/api/v1/dispatches/{id}/city_wide".into(), json!({"post": {"tags": ["dispatch"], "summary": "全城响应: notify every unit (not off duty) and every post within {radius_m} of the incident or within {within_s} of travel.", "responses": ok("units and posts notified")}}));
+    paths.insert("/api/v1/incidents/{id}/timeline".into(), json!({"get": {"tags": ["dispatch"], "summary": "An incident's dispatch log in order: created, each step, notifications, deadline alarms, closed.", "responses": ok("events")}}));
+    paths.insert("/api/v1/dispatch/deadlines".into(), json!({
+        "get": {"tags": ["dispatch"], "summary": "Acknowledge and arrival deadlines: default and by grid-code prefix (longest wins).", "responses": ok("deadlines")},
+        "put": {"tags": ["dispatch"], "summary": "Replace the deadlines (admin): {default: {ack_s, arrive_s}, grids: {prefix: {ack_s, arrive_s}}}.", "responses": ok("deadlines")},
     }));
     paths.insert("/api/v1/openapi.json".into(), json!({"get": {"tags": ["ops"], "summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     paths.insert(
