@@ -1541,6 +1541,10 @@ async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::GridWorker), None).await;
     let grids: Vec<Value> = r.body["events"].as_array().unwrap().iter().map(|e| e["grid_code"].clone()).collect();
     assert_eq!(grids, [json!("440304001"), json!("440304001")]);
+    // Paging moves past crossings of other grids even when a page shows none of them.
+    let r = f.call("GET", &format!("/api/v1/geofence/events?after={first}&limit=1"), Some(Role::GridWorker), None).await;
+    assert_eq!(r.body["events"], json!([]));
+    assert_eq!(r.body["last_id"], first + 1);
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Gateway), None).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
 }
@@ -1769,6 +1773,10 @@ async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_ti
     assert_eq!(r.body["units"][quick.to_string()]["alarms"], json!([]));
     // Both clear: the dispatch closes and the units are free.
     assert_eq!(step(slow, "cleared").await.status, StatusCode::OK);
+    // A unit that cleared cannot be sent on the same dispatch again (its steps are done).
+    let again = json!({"units": [slow]});
+    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/units"), Some(Role::Dispatcher), Some(again)).await;
+    assert_problem(&r, StatusCode::CONFLICT, "");
     let r = step(quick, "cleared").await;
     assert!(r.body["closed_at"].is_string(), "{}", r.text);
     assert_eq!((status(slow), status(quick)), ("available", "available"));

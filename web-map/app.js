@@ -437,7 +437,8 @@ async function suggestions(at, incidentId) {
   const rows = body.features.map((u) => {
     const p = u.properties;
     const eta = `${(p.eta_s / 60).toFixed(1)} ${t('minutes')} · ${t(p.eta_source)}`;
-    const button = incidentId !== null ? `<button type="button" data-dispatch="${esc(u.id)}" data-incident="${esc(incidentId)}">${esc(t('dispatch'))}</button>` : '';
+    const mayDispatch = state.me && (state.me.role === 'admin' || state.me.role === 'dispatcher');
+    const button = incidentId !== null && mayDispatch ? `<button type="button" data-dispatch="${esc(u.id)}" data-incident="${esc(incidentId)}">${esc(t('dispatch'))}</button>` : '';
     return `<tr><td>${esc(p.callsign)}</td><td>${esc(eta)}</td><td>${esc(Math.round(p.distance_m))} m</td><td>${button}</td></tr>`;
   });
   return `<h4 class="suggested">${esc(t('suggested'))}</h4><table class="suggested">${rows.join('')}</table><p class="dispatch-result"></p>`;

@@ -171,7 +171,7 @@ pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: Original
                     "geometry": {"type": "Point", "coordinates": [at.lon(), at.lat()]},
                     "properties": {
                         "callsign": r.callsign, "kind": r.kind.name(), "status": r.status.name(),
-                        "capabilities": r.capabilities, "device_id": r.device_id,
+                        "capabilities": r.capabilities,
                         "grid_code": it.grid.as_ref().map(GridCode::as_str),
                         "freshness": units.freshness(it.id, now).name(),
                         "fix": fix,
@@ -313,8 +313,10 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Most grid crossings one page or one replay returns.
+/// Most grid crossings one page returns.
 const MAX_EVENTS: usize = 10_000;
+/// Pages a stream replays before it ends and lets the client resume (100,000 crossings).
+const REPLAY_PAGES: usize = 10;
 
 fn require_events(who: &crate::access::Principal) -> Result<(), ApiError> {
     require_read(who, Layer::Responders)
@@ -331,16 +333,11 @@ pub async fn geofence_events(
     require_events(&who)?;
     let after: i64 = p.optional("after", "an event id")?.unwrap_or(0);
     let limit = p.bounded("limit", 1_000, 1, MAX_EVENTS)?;
-    let events: Vec<GridEvent> = st
-        .service
-        .store()
-        .geofence_events(after, limit)
-        .await?
-        .into_iter()
-        .filter(|e| who.covers(Some(&e.grid_code)))
-        .collect();
+    let page = st.service.store().geofence_events(after, limit).await?;
+    // The last id read, shown or not: a grid worker pages past other grids' crossings.
+    let last = page.last().map_or(after, |e| e.id);
+    let events: Vec<GridEvent> = page.into_iter().filter(|e| who.covers(Some(&e.grid_code))).collect();
     st.service.audit(&who, "geofence_events", &request_text(&uri, "GET"), events.len()).await?;
-    let last = events.last().map_or(after, |e| e.id);
     Ok(axum::Json(json!({"events": events, "last_id": last})).into_response())
 }
 
@@ -366,18 +363,33 @@ pub async fn geofence_stream(
     // Subscribe before reading the store, then drop live events already replayed: nothing is
     // missed in between and nothing is sent twice.
     let live = st.ingest.subscribe();
-    let missed = st.service.store().geofence_events(after, MAX_EVENTS).await?;
-    let replayed_to = missed.last().map_or(after, |e| e.id);
+    // Everything missed, page by page; a client that is very far behind gets the first
+    // REPLAY_PAGES pages and the stream ends, so it reconnects from its last id for the rest.
+    let mut missed: Vec<GridEvent> = Vec::new();
+    let mut complete = false;
+    let mut from = after;
+    for _ in 0..REPLAY_PAGES {
+        let page = st.service.store().geofence_events(from, MAX_EVENTS).await?;
+        let full = page.len() == MAX_EVENTS;
+        from = page.last().map_or(from, |e| e.id);
+        missed.extend(page);
+        if !full {
+            complete = true;
+            break;
+        }
+    }
+    let replayed_to = from;
+    missed.retain(|e| who.covers(Some(&e.grid_code)));
     st.service.audit(&who, "geofence_stream", &request_text(&uri, "GET"), missed.len()).await?;
     let to_event = |e: &GridEvent| {
         Event::default().id(e.id.to_string()).event(e.kind.name()).data(serde_json::to_string(e).unwrap_or_default())
     };
     let token = super::caller::bearer(&headers)?.unwrap_or_default().to_owned();
-    let who2 = who.clone();
-    let replay = futures_util::stream::iter(
-        missed.into_iter().filter(move |e| who2.covers(Some(&e.grid_code))).map(move |e| to_event(&e)),
-    );
+    let replay = futures_util::stream::iter(missed.into_iter().map(move |e| to_event(&e)));
     let follow = futures_util::stream::unfold((live, who, st, token), move |(mut live, who, st, token)| async move {
+        if !complete {
+            return None; // a truncated replay: the client resumes from its last id
+        }
         loop {
             let e = match live.recv().await {
                 Ok(e) => e,
@@ -390,6 +402,10 @@ pub async fn geofence_stream(
                 return None;
             }
             if e.id > replayed_to && who.covers(Some(&e.grid_code)) {
+                // Each crossing streamed is a read of a unit's whereabouts: audited before it
+                // is sent, and the stream ends if the audit cannot be written.
+                let what = format!("GET /api/v1/geofence/stream event {}", e.id);
+                st.service.audit(&who, "geofence_stream", &what, 1).await.ok()?;
                 return Some((to_event(&e), (live, who, st, token)));
             }
         }

@@ -174,7 +174,12 @@ impl Desk {
     /// the board is as before, ids included.
     async fn record(&self, board: &mut Board, marks: (i64, i64), events: Vec<DispatchEvent>) -> Result<(), DeskError> {
         if let Err(e) = self.service.store().append_dispatch_events(&events).await {
-            board.rewind(marks.0, marks.1);
+            // The write may have landed although it reported failure: fold the log afresh, so
+            // that ids are never reused; failing that, give the ids back.
+            match self.service.store().dispatch_events().await {
+                Ok(all) => *board = Board::from_events(&all),
+                Err(_) => board.rewind(marks.0, marks.1),
+            }
             return Err(e.into());
         }
         for e in events {
@@ -207,18 +212,27 @@ impl Desk {
         }
     }
 
-    /// Refuses units that are not available responders.
-    fn check_units(&self, board: &Board, units: &[i64]) -> Result<(), DeskError> {
+    /// Refuses units that do not exist, are busy with a dispatch (the board decides, not the
+    /// mirrored status, which a failed write could leave behind), are off duty, or are already
+    /// part of `dispatch`.
+    fn check_units(&self, board: &Board, units: &[i64], dispatch: Option<i64>) -> Result<(), DeskError> {
         let responders = self.service.layer(Layer::Responders);
+        let mut seen = std::collections::HashSet::new();
         for &u in units {
             let Some(Props::Responder(r)) = responders.get(u).map(|it| &it.props) else {
                 return Err(DeskError::NotFound { what: "responder", id: u });
             };
+            if !seen.insert(u) {
+                return Err(DeskError::Invalid { field: "units", value: json!(u), reason: "given twice".into() });
+            }
             if let Some(d) = board.busy_with(u) {
                 return Err(DeskError::Conflict(format!("unit {u} ({}) is busy with dispatch {d}", r.callsign)));
             }
-            if r.status != ResponderStatus::Available {
-                return Err(DeskError::Conflict(format!("unit {u} ({}) is {}", r.callsign, r.status.name())));
+            if dispatch.and_then(|d| board.get(d)).is_some_and(|d| d.units.contains_key(&u)) {
+                return Err(DeskError::Conflict(format!("unit {u} ({}) was already sent on this dispatch", r.callsign)));
+            }
+            if r.status == ResponderStatus::OffDuty {
+                return Err(DeskError::Conflict(format!("unit {u} ({}) is off duty", r.callsign)));
             }
         }
         Ok(())
@@ -241,7 +255,7 @@ impl Desk {
             .ok_or(DeskError::NotFound { what: "incident", id: incident_id })?;
         let deadlines = self.deadlines().await?.for_grid(grid.as_ref());
         let mut board = self.board().await?;
-        self.check_units(&board, units)?;
+        self.check_units(&board, units, None)?;
         let marks = board.marks();
         let id = board.next_dispatch_id();
         let detail = json!({"grid_code": grid.as_ref().map(|g| g.as_str()), "deadlines": deadlines, "note": note});
@@ -250,9 +264,9 @@ impl Desk {
             events.push(Self::event(&mut board, (id, incident_id), Some(u), Step::Dispatched.name(), &who.name, None));
         }
         self.record(&mut board, marks, events).await?;
-        drop(board);
+        // Still under the board's lock, so statuses are written in the order of the steps.
         self.set_statuses(units, Step::Dispatched).await;
-        self.get(id).await?.ok_or(DeskError::NotFound { what: "dispatch", id })
+        board.get(id).cloned().ok_or(DeskError::NotFound { what: "dispatch", id })
     }
 
     /// Sends more units to an open dispatch.
@@ -267,16 +281,15 @@ impl Desk {
             return Err(BoardError::Closed(dispatch).into());
         }
         let incident = d.incident_id;
-        self.check_units(&board, units)?;
+        self.check_units(&board, units, Some(dispatch))?;
         let marks = board.marks();
         let events = units
             .iter()
             .map(|&u| Self::event(&mut board, (dispatch, incident), Some(u), Step::Dispatched.name(), &who.name, None))
             .collect();
         self.record(&mut board, marks, events).await?;
-        drop(board);
         self.set_statuses(units, Step::Dispatched).await;
-        self.get(dispatch).await?.ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
+        board.get(dispatch).cloned().ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
     }
 
     /// Moves a unit to its next step; the dispatch closes when its last unit clears.
@@ -296,9 +309,8 @@ impl Desk {
             events.push(Self::event(&mut board, (dispatch, incident), None, "closed", &who.name, None));
         }
         self.record(&mut board, marks, events).await?;
-        drop(board);
         self.set_statuses(&[unit], step).await;
-        self.get(dispatch).await?.ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
+        board.get(dispatch).cloned().ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
     }
 
     /// 全城响应: notifies at once every unit (not off duty) and every post within `radius_m` of

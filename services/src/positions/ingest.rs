@@ -371,6 +371,9 @@ impl Writer {
                 }
             }
             Err(e) => {
+                // The commit may have landed although it reported failure (a connection lost
+                // during COMMIT): read the event ids' high-water mark again before the next group.
+                self.last_event_id = None;
                 self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, fixes = rows.len(), requests = jobs.len(), "storing fixes failed; none acknowledged");
                 for job in jobs {

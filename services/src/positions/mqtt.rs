@@ -16,6 +16,7 @@ use std::future::Future;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Where to subscribe.
 #[derive(Debug, Clone)]
@@ -56,10 +57,19 @@ pub fn spawn(ingest: Arc<Ingest>, config: MqttConfig) {
     let mut opts = MqttOptions::new(config.client_id.clone(), config.host.clone(), config.port);
     opts.set_keep_alive(Duration::from_secs(15)).set_manual_acks(true).set_clean_session(false);
     let (client, eventloop) = AsyncClient::new(opts, 256);
-    tokio::spawn(run(client, eventloop, ingest, config));
+    // Three stages, each in arrival order: the event loop only reads (so keep-alives flow even
+    // under overload); a queuer decodes and queues fixes (waiting while the ingest queue is
+    // full); an acker waits for each commit in turn and acknowledges, so PUBACKs go out in the
+    // order the messages came (MQTT 3.1.1 §4.6). The broker's in-flight window bounds both
+    // channels: it sends no more until earlier messages are acknowledged.
+    let (to_queue, queued) = mpsc::unbounded_channel();
+    let (to_ack, acks) = mpsc::unbounded_channel();
+    tokio::spawn(run(eventloop, client.clone(), to_queue, config));
+    tokio::spawn(queue(Arc::clone(&ingest), queued, to_ack));
+    tokio::spawn(acknowledge(client, ingest, acks));
 }
 
-async fn run(client: AsyncClient, mut eventloop: EventLoop, ingest: Arc<Ingest>, config: MqttConfig) {
+async fn run(mut eventloop: EventLoop, client: AsyncClient, to_queue: mpsc::UnboundedSender<Publish>, config: MqttConfig) {
     let mut connected = false;
     loop {
         match eventloop.poll().await {
@@ -78,12 +88,8 @@ async fn run(client: AsyncClient, mut eventloop: EventLoop, ingest: Arc<Ingest>,
             }
             Ok(Event::Incoming(Incoming::SubAck(_))) => tracing::info!(topic = %config.topic, "MQTT subscribed"),
             Ok(Event::Incoming(Incoming::Publish(p))) => {
-                // Queued here, in arrival order (a device's fixes must not overtake each other);
-                // the commit is awaited and the message acknowledged in a task of its own.
-                if let Some(pending) = enqueue(&ingest, &p).await {
-                    tokio::spawn(finish(client.clone(), Arc::clone(&ingest), p, pending));
-                } else {
-                    ack(&client, &p).await;
+                if to_queue.send(p).is_err() {
+                    return; // shutting down
                 }
             }
             Ok(_) => {}
@@ -102,55 +108,77 @@ async fn run(client: AsyncClient, mut eventloop: EventLoop, ingest: Arc<Ingest>,
 
 type Pending = std::pin::Pin<Box<dyn Future<Output = Result<super::ingest::Receipt, IngestError>> + Send>>;
 
-/// Decodes and queues a message's fixes, waiting while the queue is full (the broker meanwhile
-/// holds further messages: back pressure). `None`: nothing to store (refused, counted).
-async fn enqueue(ingest: &Ingest, p: &Publish) -> Option<Pending> {
+/// What the acker does with a message.
+enum Next {
+    /// Wait for this commit, then acknowledge.
+    Commit(Pending),
+    /// Acknowledge at once: nothing to store (refused and counted).
+    Drop,
+}
+
+/// Decodes and queues each message's fixes in arrival order.
+async fn queue(ingest: Arc<Ingest>, mut queued: mpsc::UnboundedReceiver<Publish>, to_ack: mpsc::UnboundedSender<(Publish, Next)>) {
+    while let Some(p) = queued.recv().await {
+        let Some(next) = enqueue(&ingest, &p).await else { return };
+        if to_ack.send((p, next)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Queues a message's fixes, waiting while the ingest queue is full. `None`: the ingest has
+/// stopped (shutting down): nothing is acknowledged, and the broker keeps the message.
+async fn enqueue(ingest: &Ingest, p: &Publish) -> Option<Next> {
     let fixes = match decode_message(&p.topic, &p.payload) {
         Ok(f) => f,
         Err(e) => {
             ingest.counters().count_malformed();
             tracing::warn!(topic = %p.topic, field = %e.field, reason = %e.reason, "MQTT message refused");
-            return None;
+            return Some(Next::Drop);
         }
     };
     loop {
         match ingest.enqueue(fixes.clone()) {
-            Ok(pending) => return Some(Box::pin(pending)),
+            Ok(pending) => return Some(Next::Commit(Box::pin(pending))),
             Err(IngestError::Overloaded { retry_after_s }) => {
                 tokio::time::sleep(Duration::from_secs(u64::from(retry_after_s))).await;
             }
+            Err(IngestError::Stopped) => return None,
             Err(e) => {
                 ingest.counters().count_malformed();
                 tracing::warn!(topic = %p.topic, error = %e, "MQTT message refused");
-                return None;
+                return Some(Next::Drop);
             }
         }
     }
 }
 
-/// Waits for the commit, then acknowledges the message to the broker.
-async fn finish(client: AsyncClient, ingest: Arc<Ingest>, p: Publish, mut pending: Pending) {
-    loop {
-        match pending.await {
-            Ok(_) => break,
-            Err(IngestError::Stopped) => return, // shutting down; the broker keeps the message
-            Err(e) => {
-                // Held unacknowledged and retried: the store may come back, and should
-                // safegrid stop meanwhile, the broker delivers the message again.
-                tracing::warn!(topic = %p.topic, error = %e, "fixes from MQTT not stored; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                match enqueue(&ingest, &p).await {
-                    Some(again) => pending = again,
-                    None => break,
-                }
+/// Waits for each message's commit in arrival order, then acknowledges it.
+async fn acknowledge(client: AsyncClient, ingest: Arc<Ingest>, mut acks: mpsc::UnboundedReceiver<(Publish, Next)>) {
+    while let Some((p, mut next)) = acks.recv().await {
+        loop {
+            match next {
+                Next::Drop => break,
+                Next::Commit(pending) => match pending.await {
+                    Ok(_) => break,
+                    Err(IngestError::Stopped) => return, // the broker keeps the message
+                    Err(e) => {
+                        // Held unacknowledged (and everything after it) and queued again: the
+                        // store may come back; should safegrid stop meanwhile, the broker
+                        // delivers the message again. Fixes later messages stored meanwhile
+                        // outdate are kept as history (late).
+                        tracing::warn!(topic = %p.topic, error = %e, "fixes from MQTT not stored; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        match enqueue(&ingest, &p).await {
+                            Some(again) => next = again,
+                            None => return,
+                        }
+                    }
+                },
             }
         }
-    }
-    ack(&client, &p).await;
-}
-
-async fn ack(client: &AsyncClient, p: &Publish) {
-    if let Err(e) = client.ack(p).await {
-        tracing::warn!(error = %e, "MQTT acknowledgement not sent; the broker will deliver the message again");
+        if let Err(e) = client.ack(&p).await {
+            tracing::warn!(error = %e, "MQTT acknowledgement not sent; the broker will deliver the message again");
+        }
     }
 }
