@@ -307,6 +307,31 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     );
     assert!(suggested.as_str().unwrap().contains("巡-大屏"), "the live unit is suggested: {suggested}");
 
+    // A dispatch with a one-second acknowledgement deadline: the panel shows it, its alarm,
+    // and a button that moves the unit on.
+    let deadlines = json!({"default": {"ack_s": 1, "arrive_s": 600}});
+    assert_eq!(http(&addr, "PUT", "/api/v1/dispatch/deadlines", &admin, Some(&deadlines)).0, 200);
+    let inc = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.025, 22.565]},
+        "properties": {"type": "fight", "priority": 1, "status": "open", "reported_at": chrono::Utc::now().to_rfc3339()}});
+    let (_, inc) = http(&addr, "POST", "/api/v1/incidents", &token, Some(&inc));
+    let unit_id = http(&addr, "GET", "/api/v1/positions/live", &token, None).1["features"][0]["id"].clone();
+    let (status, d) = http(&addr, "POST", "/api/v1/dispatches", &token, Some(&json!({"incident_id": inc["id"], "units": [unit_id]})));
+    assert_eq!(status, 201, "{d}");
+    let panel = b.wait_for(
+        "the dispatch and its alarm on the panel",
+        "const t = document.getElementById('dispatches').textContent; return t.includes('超时未确认') ? t : null",
+        30,
+    );
+    assert!(panel.as_str().unwrap().contains("巡-大屏"), "{panel}");
+    b.run("document.querySelector('#dispatches button[data-step]').click()", json!([]));
+    b.wait_for(
+        "the unit acknowledged from the wall",
+        "return document.getElementById('dispatches').textContent.includes('已确认')",
+        20,
+    );
+    let (_, after) = http(&addr, "GET", &format!("/api/v1/dispatches/{}", d["id"]), &token, None);
+    assert_eq!(after["units"][unit_id.to_string()]["step"], "acknowledged", "{after}");
+
     // A new incident reaches the open wall without a reload: the statistics panel counts it.
     let before = b.run("return Number(document.getElementById('open_total').textContent)", json!([]));
     let created = http(

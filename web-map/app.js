@@ -90,6 +90,10 @@ async function signIn(token) {
   applyLanguage();
   await startMap();
   startFeed();
+  if (state.me.role !== 'gateway') {
+    refreshDispatches();
+    setInterval(refreshDispatches, DISPATCH_EVERY_MS);
+  }
 }
 
 function signOut() {
@@ -418,6 +422,7 @@ async function refreshLive() {
     delete f.properties.capabilities;
   }
   src.setData(body);
+  state.callsigns = Object.fromEntries(body.features.map((f) => [f.id, f.properties.callsign]));
   window.sgLiveCount = body.features.length;
 }
 
@@ -459,6 +464,7 @@ document.addEventListener('click', async (e) => {
   const out = b.closest('.popup').querySelector('.dispatch-result');
   if (out) out.textContent = r.ok ? `${t('dispatched_ok')} #${body.id}` : `${t('error')}: ${body.detail || r.status}`;
   refreshLive();
+  refreshDispatches();
 });
 
 /** Draws a unit's last hour and runs a marker along it, sixty times faster than it happened. */
@@ -493,6 +499,51 @@ async function replayTrace(id) {
   };
   requestAnimationFrame(frame);
 }
+
+// ---- open dispatches: steps, deadline alarms, next-step buttons ---------------------------------
+
+const STEPS = ['dispatched', 'acknowledged', 'en_route', 'on_scene', 'cleared'];
+const DISPATCH_EVERY_MS = 5000;
+
+function mayDispatch() {
+  return state.me && (state.me.role === 'admin' || state.me.role === 'dispatcher');
+}
+
+async function refreshDispatches() {
+  if (!state.me) return;
+  const r = await api('/api/v1/dispatches?open=true&limit=20');
+  if (!r.ok) return;
+  const body = await r.json();
+  $('dispatch-panel').hidden = false;
+  const box = $('dispatches');
+  if (!body.dispatches.length) {
+    box.innerHTML = `<p class="muted">${esc(t('no_dispatches'))}</p>`;
+    return;
+  }
+  box.innerHTML = body.dispatches.map((d) => {
+    const units = Object.values(d.units).map((a) => {
+      const name = (state.callsigns && state.callsigns[a.unit_id]) || `#${a.unit_id}`;
+      const alarms = a.alarms.map((k) => `<span class="alarm">${esc(t(k))}</span>`).join(' ');
+      const next = STEPS[STEPS.indexOf(a.step) + 1];
+      const button = next && mayDispatch()
+        ? `<button type="button" data-step="${esc(next)}" data-d="${esc(d.id)}" data-u="${esc(a.unit_id)}">${esc(t(`next_${next}`))}</button>` : '';
+      return `<li>${esc(name)} · ${esc(t(`step_${a.step}`))} ${alarms} ${button}</li>`;
+    }).join('');
+    return `<div class="dispatch" data-id="${esc(d.id)}"><strong>#${esc(d.id)}</strong> ${esc(t('incident'))} #${esc(d.incident_id)} · ${esc(d.grid_code || '')}<ul>${units}</ul></div>`;
+  }).join('');
+}
+
+document.addEventListener('click', async (e) => {
+  const b = e.target.closest && e.target.closest('button[data-step]');
+  if (!b) return;
+  b.disabled = true;
+  await api(`/api/v1/dispatches/${b.dataset.d}/units/${b.dataset.u}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ step: b.dataset.step }),
+  });
+  refreshDispatches();
+});
 
 // ---- side panel: switches and statistics -------------------------------------------------------
 
