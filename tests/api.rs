@@ -1377,6 +1377,16 @@ async fn a_tracker_belongs_to_one_responder_only() {
     let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.02, 22.52), props))).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "properties.device_id");
     assert!(r.text.contains(&first.to_string()));
+    // A bulk import is held to the same rule, against the layer and within itself.
+    let unit = |dev: &str| {
+        let props = json!({"kind": "patrol", "callsign": "导入", "status": "available", "device_id": dev});
+        (LonLat::new(114.02, 22.52).unwrap(), safegrid_services::layer::Props::parse(Layer::Responders, props).unwrap())
+    };
+    for rows in [vec![unit("dev-2"), unit("dev-1")], vec![unit("dev-3"), unit("dev-3")]] {
+        let e = f.service.bulk_insert(Layer::Responders, rows).await.unwrap_err();
+        assert!(e.to_string().contains("device_id") && e.to_string().contains("row 2"), "{e}");
+    }
+    assert_eq!(f.service.layer(Layer::Responders).len(), 1, "nothing was imported");
 }
 
 #[tokio::test]

@@ -258,7 +258,7 @@ pub struct LayerState {
 }
 
 /// The tracker a responder carries.
-fn device_of(it: &Item) -> Option<&str> {
+pub(crate) fn device_of(it: &Item) -> Option<&str> {
     match &it.props {
         crate::layer::Props::Responder(r) => r.device_id.as_deref(),
         _ => None,

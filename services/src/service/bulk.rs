@@ -72,6 +72,8 @@ pub struct Import<'a> {
     items: Vec<Item>,
     started: Instant,
     store_time: Duration,
+    /// Trackers carried by this import's rows: a tracker belongs to one responder.
+    devices: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Import<'_> {
@@ -101,6 +103,7 @@ impl Service {
             items: Vec::new(),
             started: Instant::now(),
             store_time: Duration::ZERO,
+            devices: std::collections::HashSet::new(),
         })
     }
 
@@ -138,6 +141,22 @@ impl Import<'_> {
                 value: first.id.into(),
                 reason: format!("bulk rows must come in order from this import's locator (expected id {expected})"),
             });
+        }
+        {
+            let state = read(&self.service.layers[self.layer.index()].state);
+            for it in &items {
+                let Some(d) = crate::live::device_of(it) else { continue };
+                let row = it.id - self.first_id + 1;
+                let taken = state.unit_of_device(d).map(|u| format!("responder {u} already carries it"));
+                let twice = (!self.devices.insert(d.to_owned())).then(|| "an earlier row carries it too".to_owned());
+                if let Some(why) = taken.or(twice) {
+                    return Err(ServiceError::Invalid {
+                        field: "device_id".into(),
+                        value: d.into(),
+                        reason: format!("row {row} of the data: {why}; a tracker belongs to one responder"),
+                    });
+                }
+            }
         }
         let started = Instant::now();
         self.bulk.write(&items).await?;
