@@ -1407,7 +1407,7 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(bad)).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "fixes[1].lat");
     let all = chrono::DateTime::from_timestamp(0, 0).unwrap();
-    assert!(f.store.trace(a, all, chrono::Utc::now(), 10).await.unwrap().is_empty());
+    assert!(f.store.trace(safegrid_services::positions::Subject::Responder, a, all, chrono::Utc::now(), 10).await.unwrap().is_empty());
     // A good batch: live fixes, a late one, a jump, an unknown device; the answer says which.
     let good = json!({"fixes": [
         fix("gw-a", 0, 114.010, 22.510),
@@ -1427,7 +1427,7 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     // The unit stayed at its last plausible fix.
     let r = f.call("GET", &format!("/api/v1/responders/{a}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["geometry"]["coordinates"], json!([114.011, 22.51]));
-    assert_eq!(f.store.trace(b, all, chrono::Utc::now(), 10).await.unwrap().len(), 1);
+    assert_eq!(f.store.trace(safegrid_services::positions::Subject::Responder, b, all, chrono::Utc::now(), 10).await.unwrap().len(), 1);
     // The trace hides flagged fixes unless asked, and names their flags.
     let r = f.call("GET", &format!("/api/v1/responders/{a}/trace?format=json"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["points"].as_array().unwrap().len(), 2);
@@ -1848,4 +1848,62 @@ async fn a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once() {
     let r = f.call("GET", &format!("/api/v1/incidents/{inc}/timeline"), Some(Role::Dispatcher), None).await;
     let notified = r.body["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "notified").count();
     assert_eq!(notified, 2 + 3, "two reached by radius, three by travel time");
+}
+
+#[tokio::test]
+async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
+    let f = fixture().await;
+    let person = json!({"category": "community_correction", "name": "赵六", "assigned_grid": "440304001",
+        "device_id": "kp-1", "zone": {"mode": "stay_inside", "grids": ["440304001"]}});
+    let id = create_at(&f, Layer::KeyPersonnel, 114.03, 22.55, person).await;
+    // The device belongs to the person: no responder may carry it too.
+    let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.0, 22.5), json!({"kind": "patrol", "callsign": "x", "status": "available", "device_id": "kp-1"})))).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "properties.device_id");
+    let bad_zone = json!({"category": "c", "name": "n", "assigned_grid": "440304001", "zone": {"mode": "stay_inside", "grids": []}});
+    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.03, 22.55), bad_zone))).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "properties.zone.grids");
+    // East across the border into 440304002 (100 m every 10 s), then back.
+    let t0 = unix_now() - 2_000;
+    let walk = |from: f64, to: f64, t: i64| {
+        let steps = ((to - from).abs() / 0.001).round() as i64;
+        let fixes: Vec<Value> = (0..=steps)
+            .map(|i| {
+                let lon = from + (to - from).signum() * 0.001 * i as f64;
+                json!({"device_id": "kp-1", "time": t + i * 10, "lon": lon, "lat": 22.55})
+            })
+            .collect();
+        json!({ "fixes": fixes })
+    };
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(walk(114.03, 114.07, t0))).await;
+    assert_eq!(r.body["live"], 41, "{}", r.text);
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(walk(114.07, 114.03, t0 + 500))).await;
+    assert_eq!(r.body["live"], 41, "{}", r.text);
+    let r = f.call("GET", "/api/v1/geofence/events", Some(Role::GridWorker), None).await;
+    let seen: Vec<(Value, Value, Value)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["subject"].clone(), e["kind"].clone(), e["grid_code"].clone()))
+        .collect();
+    let kp = json!("key_person");
+    assert_eq!(
+        seen,
+        [
+            (kp.clone(), json!("exit"), json!("440304001")),
+            (kp.clone(), json!("zone_breach"), json!("440304001")),
+            (kp.clone(), json!("enter"), json!("440304001")),
+            (kp.clone(), json!("zone_return"), json!("440304001")),
+        ],
+        "the worker of 440304001 sees the person leave and return, and both alerts: {}",
+        r.text
+    );
+    // The person stands at the last fix, and the history holds every fix.
+    let it = f.service.layer(Layer::KeyPersonnel).get(id).unwrap().clone();
+    assert!((it.pos.lon() - 114.03).abs() < 1e-9 && it.grid.as_ref().unwrap().as_str() == "440304001");
+    let all = chrono::DateTime::from_timestamp(0, 0).unwrap();
+    let trace = f.store.trace(safegrid_services::positions::Subject::KeyPerson, id, all, chrono::Utc::now(), 1_000).await.unwrap();
+    assert_eq!(trace.len(), 82);
+    // A dispatcher sees every crossing, the person's included.
+    let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.body["events"].as_array().unwrap().len(), 6);
 }

@@ -124,7 +124,7 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
         async move {
             let mut all = HashMap::new();
             for &u in units.values() {
-                for p in store.trace(u, far_past, far_future, 1_000_000).await.unwrap() {
+                for p in store.trace(safegrid_services::positions::Subject::Responder, u, far_past, far_future, 1_000_000).await.unwrap() {
                     all.insert((u, p.time.timestamp_millis()), (p.pos.lon(), p.pos.lat(), p.flags));
                 }
             }

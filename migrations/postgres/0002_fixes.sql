@@ -1,4 +1,5 @@
--- Position history (the live-positions issue): every stored fix of a unit, keyed by unit and
+-- Position history (the live-positions issue): every stored fix of a tracked subject (0: a
+-- responder, 1: a key person; `unit_id` is the item's id in that layer), keyed by subject and
 -- the device's time, so a re-sent fix is stored once. Partitioned by day: the service creates
 -- each day's partition before it writes there, and retention drops whole partitions.
 -- `flags` says why a stored fix did not move the live position (services/src/positions/mod.rs:
@@ -6,6 +7,7 @@
 -- No GiST index on geom: traces are read by unit and time (the primary key); an index per
 -- partition would cost every insert for queries nobody makes yet.
 CREATE TABLE fixes (
+    subject     SMALLINT NOT NULL CHECK (subject IN (0, 1)),
     unit_id     BIGINT NOT NULL,
     t           TIMESTAMPTZ NOT NULL,
     geom        geometry(Point, 4326) NOT NULL,
@@ -17,5 +19,5 @@ CREATE TABLE fixes (
     flags       SMALLINT NOT NULL,
     attributes  JSONB,
     received    TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (unit_id, t)
+    PRIMARY KEY (subject, unit_id, t)
 ) PARTITION BY RANGE (t);

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use safegrid_geodata::LonLat;
 use safegrid_services::dispatch::nearest::{EtaSource, NearestQuery, rank};
 use safegrid_services::layer::{Item, Props, Responder, ResponderKind, ResponderStatus};
-use safegrid_services::positions::TracePoint;
+use safegrid_services::positions::{Subject, TracePoint};
 use safegrid_services::positions::live::{FreshnessConfig, LiveUnits};
 use safegrid_services::roads::Roads;
 use std::io::Write;
@@ -63,6 +63,7 @@ fn main() {
             updated_at: now,
         });
         live.set(&TracePoint {
+            subject: Subject::Responder,
             unit_id: id,
             time: now,
             pos: p,

@@ -370,6 +370,8 @@ pub fn population(
                 assigned_grid: g,
                 last_seen_at: Some(now - Duration::minutes(rng.random_range(0..7 * 24 * 60))),
                 active: rng.random_bool(0.9),
+                device_id: None,
+                zone: None,
             });
             (p, props)
         })

@@ -122,6 +122,10 @@ name_enum!(
     PostKind { SecurityPost = "security_post", SafetyStation = "safety_station", PoliceRoom = "police_room" }
 );
 name_enum!(
+    /// What a key person's zone asks.
+    ZoneMode { StayInside = "stay_inside", KeepOut = "keep_out" }
+);
+name_enum!(
     /// Kinds of responder.
     ResponderKind { Police = "police", Patrol = "patrol", SecurityGuard = "security_guard", Volunteer = "volunteer", GridWorker = "grid_worker" }
 );
@@ -285,6 +289,35 @@ pub struct KeyPerson {
     /// Whether follow-up is active.
     #[serde(default = "yes")]
     pub active: bool,
+    /// Id of the monitoring device the person wears, if any (court-ordered electronic
+    /// monitoring): its fixes move the person, and `zone` is watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Where the person must stay, or must not go: crossing it alerts the assigned grid worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<Zone>,
+}
+
+/// A key person's zone: a set of grids (a unit code covers every grid beneath it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    /// Stay inside these grids, or keep out of them.
+    pub mode: ZoneMode,
+    /// Grid or unit codes.
+    pub grids: Vec<GridCode>,
+}
+
+impl Zone {
+    /// Whether being in `grid` (`None`: outside every grid) breaks the zone.
+    #[must_use]
+    pub fn is_broken_in(&self, grid: Option<&GridCode>) -> bool {
+        let inside = grid.is_some_and(|g| self.grids.iter().any(|z| z.covers(g)));
+        match self.mode {
+            ZoneMode::StayInside => !inside,
+            ZoneMode::KeepOut => inside,
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -368,6 +401,9 @@ impl Props {
             Self::Post(p) if p.name.trim().is_empty() => fail("name", "must not be empty"),
             Self::Responder(r) if r.callsign.trim().is_empty() => fail("callsign", "must not be empty"),
             Self::KeyPerson(k) if k.name.trim().is_empty() => fail("name", "must not be empty"),
+            Self::KeyPerson(k) if k.zone.as_ref().is_some_and(|z| z.grids.is_empty()) => {
+                fail("zone.grids", "name at least one grid or unit code")
+            }
             _ => Ok(()),
         }
     }

@@ -253,14 +253,15 @@ pub struct LayerState {
     version: u64,
     /// Where writes happened, for tiles (see [`Self::version_at`]).
     stamps: ChangeStamps,
-    /// Responders by the device id of their tracker (empty for other layers).
+    /// Items by the id of the device they carry (responders, key personnel; empty elsewhere).
     by_device: HashMap<String, i64>,
 }
 
-/// The tracker a responder carries.
+/// The tracker a responder carries, or the monitoring device a key person wears.
 pub(crate) fn device_of(it: &Item) -> Option<&str> {
     match &it.props {
         crate::layer::Props::Responder(r) => r.device_id.as_deref(),
+        crate::layer::Props::KeyPerson(k) => k.device_id.as_deref(),
         _ => None,
     }
 }

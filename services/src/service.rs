@@ -8,7 +8,7 @@
 use crate::access::{Principal, token_hash};
 use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
-use crate::positions::TracePoint;
+use crate::positions::{Subject, TracePoint};
 use crate::positions::live::{FreshnessConfig, LiveUnits};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
 use chrono::Utc;
@@ -107,14 +107,22 @@ impl Service {
             tokens: RwLock::new(tokens),
             units: RwLock::new(LiveUnits::default()),
         };
-        // Responders stand where their last live fix put them, not where they were entered.
-        let ids: Vec<i64> = service.layer(Layer::Responders).iter().map(|it| it.id).collect();
-        let last = service.store.last_live_fixes(&ids).await?;
+        // Responders and monitored key persons stand where their last live fix put them, not
+        // where they were entered.
         let grids = service.grids();
-        let moves: Vec<_> = last.into_iter().map(|f| {
-            let g = grids.grid_of(f.pos);
-            (f, g)
-        }).collect();
+        let mut moves = Vec::new();
+        for subject in [Subject::Responder, Subject::KeyPerson] {
+            let ids: Vec<i64> = service
+                .layer(subject.layer())
+                .iter()
+                .filter(|it| crate::live::device_of(it).is_some())
+                .map(|it| it.id)
+                .collect();
+            for f in service.store.last_live_fixes(subject, &ids).await? {
+                let g = grids.grid_of(f.pos);
+                moves.push((f, g));
+            }
+        }
         service.apply_fixes(&moves, grids.version).await;
         Ok(service)
     }
@@ -134,33 +142,39 @@ impl Service {
         read(&self.units)
     }
 
-    /// Moves responders to their new live fixes (stored already): position and grid in the
-    /// responders layer (tiles, nearest, the wall), the fix's details in [`LiveUnits`]. Each
-    /// grid was decided against the grid state of version `grids_version` (with geofence
-    /// hysteresis); should the grid layer have changed since, the plain grid is taken instead.
+    /// Moves responders and tracked key persons to their new live fixes (stored already):
+    /// position and grid in their layer (tiles, nearest, the wall); a responder's fix details in
+    /// [`LiveUnits`]. Each grid was decided against the grid state of version `grids_version`
+    /// (with geofence hysteresis); should the grid layer have changed since, the plain grid is
+    /// taken instead.
     pub async fn apply_fixes(&self, moves: &[(TracePoint, Option<GridCode>)], grids_version: u64) {
-        if moves.is_empty() {
-            return;
-        }
-        let slot = &self.layers[Layer::Responders.index()];
-        // The gate orders this against an admin's edit of a unit and against a grid change,
-        // which re-locates every item under every gate.
-        let _gate = slot.gate.lock().await;
-        let grids = self.grids();
-        let stale = grids.version != grids_version;
-        let mut moved = Vec::with_capacity(moves.len());
-        {
-            let mut state = write(&slot.state);
-            for (f, grid) in moves {
-                let grid = if stale { grids.grid_of(f.pos) } else { grid.clone() };
-                if state.relocate(f.unit_id, f.pos, grid) {
-                    moved.push(f);
+        for subject in [Subject::Responder, Subject::KeyPerson] {
+            let mine: Vec<&(TracePoint, Option<GridCode>)> = moves.iter().filter(|(f, _)| f.subject == subject).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let slot = &self.layers[subject.layer().index()];
+            // The gate orders this against an edit of the item and against a grid change,
+            // which re-locates every item under every gate.
+            let _gate = slot.gate.lock().await;
+            let grids = self.grids();
+            let stale = grids.version != grids_version;
+            let mut moved = Vec::with_capacity(mine.len());
+            {
+                let mut state = write(&slot.state);
+                for (f, grid) in mine {
+                    let grid = if stale { grids.grid_of(f.pos) } else { grid.clone() };
+                    if state.relocate(f.unit_id, f.pos, grid) {
+                        moved.push(f);
+                    }
                 }
             }
-        }
-        let mut units = write(&self.units);
-        for f in moved {
-            units.set(f);
+            if subject == Subject::Responder {
+                let mut units = write(&self.units);
+                for f in moved {
+                    units.set(f);
+                }
+            }
         }
     }
 
@@ -186,19 +200,23 @@ impl Service {
         Ok(())
     }
 
-    /// Refuses a responder's tracker when another responder already carries it: a fix must
-    /// never be attached to the wrong unit.
+    /// Refuses a device another responder or key person already carries: a fix must never be
+    /// attached to the wrong one.
     fn check_device(&self, item: &Item) -> Result<(), ServiceError> {
-        let Props::Responder(r) = &item.props else { return Ok(()) };
-        let Some(device) = r.device_id.as_deref() else { return Ok(()) };
-        match self.layer(Layer::Responders).unit_of_device(device) {
-            Some(other) if other != item.id => Err(ServiceError::Invalid {
-                field: "properties.device_id".into(),
-                value: device.into(),
-                reason: format!("responder {other} already carries this tracker"),
-            }),
-            _ => Ok(()),
+        let Some(device) = crate::live::device_of(item) else { return Ok(()) };
+        for layer in [Layer::Responders, Layer::KeyPersonnel] {
+            match self.layer(layer).unit_of_device(device) {
+                Some(other) if !(other == item.id && layer == item.layer()) => {
+                    return Err(ServiceError::Invalid {
+                        field: "properties.device_id".into(),
+                        value: device.into(),
+                        reason: format!("{layer} item {other} already carries this device"),
+                    });
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// The store (for readiness checks and the audit log).

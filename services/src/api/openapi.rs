@@ -181,7 +181,7 @@ pub fn document() -> Value {
         "get": {"tags": ["positions"], "summary": "A unit's position history between since and until (default: the last 24 h), as a GeoJSON LineString with times, GPX 1.1 or JSON points; simplify_m simplifies for display; flagged=true includes fixes kept as history only. Audited.", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}, q("since", "ISO-8601"), q("until", "ISO-8601"), q("format", "geojson, gpx or json"), q("simplify_m", "metres"), q("flagged", "true or false"), q("limit", "points, up to 100,000"), q("crs", "wgs84, gcj02, bd09")], "responses": ok("trace")},
     }));
     paths.insert("/api/v1/geofence/events".into(), json!({
-        "get": {"tags": ["positions"], "summary": "Grid crossings (enter, exit; 20 m hysteresis) after an event id, in the caller's grids. Audited.", "parameters": [q("after", "event id"), q("limit", "up to 10,000")], "responses": ok("events and last_id")},
+        "get": {"tags": ["positions"], "summary": "Grid crossings (enter, exit; 20 m hysteresis) of responders and monitored key persons (subject), and key persons' zone alerts (zone_breach, zone_return, with the person's assigned grid), after an event id, in the caller's grids. Audited.", "parameters": [q("after", "event id"), q("limit", "up to 10,000")], "responses": ok("events and last_id")},
     }));
     paths.insert("/api/v1/geofence/stream".into(), json!({
         "get": {"tags": ["positions"], "summary": "The same as server-sent events (event: enter|exit, id: the event id); resume with Last-Event-ID or after=. Audited.", "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {}}}}},

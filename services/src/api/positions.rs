@@ -23,7 +23,7 @@ use crate::layer::{Layer, Props};
 use crate::positions::ingest::{IngestError, Receipt};
 use crate::positions::live::Freshness;
 use crate::positions::geofence::GridEvent;
-use crate::positions::{TracePoint, batch, flags, osmand};
+use crate::positions::{Subject, TracePoint, batch, flags, osmand};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -228,7 +228,7 @@ pub async fn trace(
             None => return Err(ApiError::not_found("id", id, "no responders item with this id")),
         }
     };
-    let mut points = st.service.store().trace(id, since, until, limit + 1).await?;
+    let mut points = st.service.store().trace(Subject::Responder, id, since, until, limit + 1).await?;
     let truncated = points.len() > limit;
     points.truncate(limit);
     if !with_flagged {

@@ -6,6 +6,8 @@
 //! enters one only once a fix lies `margin_m` inside it. A phone scattering ±10 m across a
 //! street that is also a grid border thus stays in one grid (tested with a jittering track).
 
+use super::Subject;
+use crate::layer::Zone;
 use crate::live::GridState;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, LonLat};
@@ -14,49 +16,57 @@ use serde::Serialize;
 /// Default hysteresis margin, metres: about twice a phone's typical scatter in a city.
 pub const DEFAULT_MARGIN_M: f64 = 20.0;
 
-/// Enter or exit.
+/// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// The unit entered the grid.
+    /// The subject entered the grid.
     Enter,
-    /// The unit left the grid.
+    /// The subject left the grid.
     Exit,
+    /// A key person broke their zone (left a stay-inside zone, entered a keep-out zone).
+    ZoneBreach,
+    /// A key person is back within their zone's terms.
+    ZoneReturn,
 }
 
 impl EventKind {
+    /// Every kind.
+    const ALL: [EventKind; 4] = [Self::Enter, Self::Exit, Self::ZoneBreach, Self::ZoneReturn];
+
     /// The kind's name, as stored.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::Enter => "enter",
             Self::Exit => "exit",
+            Self::ZoneBreach => "zone_breach",
+            Self::ZoneReturn => "zone_return",
         }
     }
 
     /// Parses a stored name.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "enter" => Some(Self::Enter),
-            "exit" => Some(Self::Exit),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.name() == s)
     }
 }
 
-/// One grid crossing.
+/// One grid crossing or zone alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GridEvent {
     /// Sequence number: a client resumes after the last one it saw.
     pub id: i64,
     /// The time of the fix that decided it.
     pub time: DateTime<Utc>,
-    /// The responder.
+    /// A responder or a key person.
+    pub subject: Subject,
+    /// The item's id in the subject's layer.
     pub unit_id: i64,
-    /// Enter or exit.
+    /// What happened.
     pub kind: EventKind,
-    /// The grid entered or left.
+    /// The grid entered or left; for a zone alert, the person's assigned grid (whose worker is
+    /// alerted).
     pub grid_code: GridCode,
     /// Where the fix was.
     #[serde(serialize_with = "lonlat")]
@@ -94,9 +104,9 @@ pub fn held_grid(grids: &GridState, current: Option<&GridCode>, pos: LonLat, mar
 
 /// The events of a move from `from` to `to` (none when they are the same grid).
 pub fn crossing(
+    (subject, unit_id): (Subject, i64),
     from: Option<&GridCode>,
     to: Option<&GridCode>,
-    unit_id: i64,
     time: DateTime<Utc>,
     pos: LonLat,
     mut next_id: impl FnMut() -> i64,
@@ -105,13 +115,25 @@ pub fn crossing(
         return Vec::new();
     }
     let mut out = Vec::with_capacity(2);
+    let mut push = |kind, g: &GridCode| out.push(GridEvent { id: next_id(), time, subject, unit_id, kind, grid_code: g.clone(), pos });
     if let Some(g) = from {
-        out.push(GridEvent { id: next_id(), time, unit_id, kind: EventKind::Exit, grid_code: g.clone(), pos });
+        push(EventKind::Exit, g);
     }
     if let Some(g) = to {
-        out.push(GridEvent { id: next_id(), time, unit_id, kind: EventKind::Enter, grid_code: g.clone(), pos });
+        push(EventKind::Enter, g);
     }
     out
+}
+
+/// A key person's zone alert for a move from grid `from` to grid `to`: a breach when the move
+/// breaks the zone, a return when it ends a breach, nothing otherwise.
+#[must_use]
+pub fn zone_alert(zone: &Zone, from: Option<&GridCode>, to: Option<&GridCode>) -> Option<EventKind> {
+    match (zone.is_broken_in(from), zone.is_broken_in(to)) {
+        (false, true) => Some(EventKind::ZoneBreach),
+        (true, false) => Some(EventKind::ZoneReturn),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -163,7 +185,7 @@ mod tests {
             let mut id = 0;
             for p in &walk {
                 let next = held_grid(&g, held.as_ref(), *p, margin);
-                events.extend(crossing(held.as_ref(), next.as_ref(), 1, DateTime::UNIX_EPOCH, *p, || {
+                events.extend(crossing((Subject::Responder, 1), held.as_ref(), next.as_ref(), DateTime::UNIX_EPOCH, *p, || {
                     id += 1;
                     id
                 }));
@@ -181,6 +203,22 @@ mod tests {
         let at = events[0].pos;
         let border = LonLat::new(114.05, 22.55).unwrap();
         assert!(at.lon() > 114.05 && haversine_m(at, border) >= DEFAULT_MARGIN_M);
+    }
+
+    #[test]
+    fn zones_alert_on_breach_and_on_return_only() {
+        use crate::layer::ZoneMode;
+        let g = |s: &str| GridCode::parse(s).unwrap();
+        let (a, b, c) = (g("440304001"), g("440304002"), g("440303001"));
+        let stay = Zone { mode: ZoneMode::StayInside, grids: vec![g("440304")] };
+        assert_eq!(zone_alert(&stay, Some(&a), Some(&b)), None, "both grids lie in district 440304");
+        assert_eq!(zone_alert(&stay, Some(&b), Some(&c)), Some(EventKind::ZoneBreach));
+        assert_eq!(zone_alert(&stay, Some(&c), None), None, "still out");
+        assert_eq!(zone_alert(&stay, None, Some(&a)), Some(EventKind::ZoneReturn));
+        let keep_out = Zone { mode: ZoneMode::KeepOut, grids: vec![c.clone()] };
+        assert_eq!(zone_alert(&keep_out, Some(&a), Some(&c)), Some(EventKind::ZoneBreach));
+        assert_eq!(zone_alert(&keep_out, Some(&c), Some(&b)), Some(EventKind::ZoneReturn));
+        assert_eq!(zone_alert(&keep_out, Some(&a), Some(&b)), None);
     }
 
     #[test]

@@ -10,10 +10,10 @@
 //! [`IngestError::Overloaded`] (the API answers 503 with `Retry-After`), so a flood is pushed
 //! back to the trackers, who keep their fixes and retry, instead of growing memory here.
 
-use super::geofence::{GridEvent, crossing, held_grid};
-use super::noise::{NoiseConfig, NoiseFilter, Scratch, Verdict};
-use super::{Fix, TracePoint, flags, to_store_precision};
-use crate::layer::Layer;
+use super::geofence::{GridEvent, crossing, held_grid, zone_alert};
+use super::noise::{NoiseConfig, NoiseFilter, Scratch, TrackKey, Verdict};
+use super::{Fix, Subject, TracePoint, flags, to_store_precision};
+use crate::layer::{Layer, Props};
 use crate::service::Service;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -175,7 +175,7 @@ impl Ingest {
             let responders = service.layer(Layer::Responders);
             for (unit, last) in live.iter() {
                 if let Some(it) = responders.get(unit) {
-                    filter.seed(unit, last.time, it.pos);
+                    filter.seed((Subject::Responder, unit), last.time, it.pos);
                 }
             }
         }
@@ -299,21 +299,30 @@ impl Writer {
         let mut scratch = Scratch::default();
         // The newest live fix of each unit in this group (verdicts keep a unit's live fixes in
         // time order, so the last one wins).
-        let mut moves: HashMap<i64, usize> = HashMap::new();
-        // The grid each moving unit is held in (geofence hysteresis), and the crossings.
+        let mut moves: HashMap<TrackKey, usize> = HashMap::new();
+        // The grid each moving subject is held in (geofence hysteresis), and the crossings and
+        // zone alerts.
         let grids = self.service.grids();
-        let mut held: HashMap<i64, Option<GridCode>> = HashMap::new();
+        let mut held: HashMap<TrackKey, Option<GridCode>> = HashMap::new();
         let mut events: Vec<GridEvent> = Vec::new();
         let mut next_id = self.last_event_id.unwrap_or_default();
         {
             let responders = self.service.layer(Layer::Responders);
+            let persons = self.service.layer(Layer::KeyPersonnel);
             for job in &jobs {
                 let mut r = Receipt::default();
                 for (index, fix) in job.fixes.iter().enumerate() {
                     let refuse = |reason| Refused { index, device_id: fix.device_id.clone(), reason };
-                    let Some(unit) = responders.unit_of_device(&fix.device_id) else {
-                        r.refused.push(refuse("unknown_device"));
-                        continue;
+                    // A responder's tracker, or a key person's monitoring device.
+                    let key = match responders.unit_of_device(&fix.device_id) {
+                        Some(u) => (Subject::Responder, u),
+                        None => match persons.unit_of_device(&fix.device_id) {
+                            Some(p) => (Subject::KeyPerson, p),
+                            None => {
+                                r.refused.push(refuse("unknown_device"));
+                                continue;
+                            }
+                        },
                     };
                     let mut fix_at_store_precision;
                     let fix = if fix.time == to_store_precision(fix.time) {
@@ -323,20 +332,36 @@ impl Writer {
                         fix_at_store_precision.time = to_store_precision(fix.time);
                         &fix_at_store_precision
                     };
-                    let f = match self.filter.judge(&mut scratch, unit, fix, now) {
+                    let f = match self.filter.judge(&mut scratch, key, fix, now) {
                         Verdict::Refused(why) => {
                             r.refused.push(refuse(why.name()));
                             continue;
                         }
                         Verdict::Live => {
-                            moves.insert(unit, rows.len());
+                            moves.insert(key, rows.len());
                             r.live += 1;
-                            let cur = held.entry(unit).or_insert_with(|| responders.get(unit).and_then(|it| it.grid.clone()));
+                            let item = if key.0 == Subject::Responder { responders.get(key.1) } else { persons.get(key.1) };
+                            let cur = held.entry(key).or_insert_with(|| item.and_then(|it| it.grid.clone()));
                             let next = held_grid(&grids, cur.as_ref(), fix.pos, self.margin_m);
-                            events.extend(crossing(cur.as_ref(), next.as_ref(), unit, fix.time, fix.pos, || {
+                            let mut id = || {
                                 next_id += 1;
                                 next_id
-                            }));
+                            };
+                            events.extend(crossing(key, cur.as_ref(), next.as_ref(), fix.time, fix.pos, &mut id));
+                            // A key person's zone: an alert for the grid worker of their grid.
+                            if let Some(Props::KeyPerson(k)) = item.map(|it| &it.props)
+                                && let Some(kind) = k.zone.as_ref().and_then(|z| zone_alert(z, cur.as_ref(), next.as_ref()))
+                            {
+                                events.push(GridEvent {
+                                    id: id(),
+                                    time: fix.time,
+                                    subject: key.0,
+                                    unit_id: key.1,
+                                    kind,
+                                    grid_code: k.assigned_grid.clone(),
+                                    pos: fix.pos,
+                                });
+                            }
                             *cur = next;
                             0
                         }
@@ -345,7 +370,7 @@ impl Writer {
                             f
                         }
                     };
-                    rows.push(trace_point(unit, fix, f, now));
+                    rows.push(trace_point(key, fix, f, now));
                 }
                 receipts.push(r);
             }
@@ -357,9 +382,9 @@ impl Writer {
                 self.last_event_id = Some(next_id);
                 let mut latest: Vec<(TracePoint, Option<GridCode>)> = moves
                     .into_iter()
-                    .map(|(unit, i)| (rows[i].clone(), held.get(&unit).cloned().flatten()))
+                    .map(|(key, i)| (rows[i].clone(), held.get(&key).cloned().flatten()))
                     .collect();
-                latest.sort_by_key(|(p, _)| p.unit_id);
+                latest.sort_by_key(|(p, _)| (p.subject, p.unit_id));
                 self.service.apply_fixes(&latest, grids.version).await;
                 for e in events {
                     // No subscriber is fine: the events are stored.
@@ -406,9 +431,10 @@ impl Writer {
     }
 }
 
-fn trace_point(unit: i64, fix: &Fix, flags: u8, received: DateTime<Utc>) -> TracePoint {
+fn trace_point((subject, unit): TrackKey, fix: &Fix, flags: u8, received: DateTime<Utc>) -> TracePoint {
     let narrow = |x: Option<f64>| x.map(|v| v as f32);
     TracePoint {
+        subject,
         unit_id: unit,
         time: fix.time,
         pos: fix.pos,

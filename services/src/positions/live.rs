@@ -163,6 +163,7 @@ mod tests {
         let mut l = LiveUnits::new(FreshnessConfig::default());
         let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         l.set(&TracePoint {
+            subject: crate::positions::Subject::Responder,
             unit_id: 7,
             time: t0,
             pos: LonLat::new(114.0, 22.5).unwrap(),

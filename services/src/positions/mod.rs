@@ -65,10 +65,52 @@ pub mod flags {
     }
 }
 
-/// A fix as stored: attached to a unit, with the flags of the noise checks.
+/// Who a tracker belongs to: a responder, or a key person under electronic monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// An item of the responders layer.
+    Responder,
+    /// An item of the key-personnel layer.
+    KeyPerson,
+}
+
+impl Subject {
+    /// The stored code (`subject` columns).
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Responder => 0,
+            Self::KeyPerson => 1,
+        }
+    }
+
+    /// The subject of a stored code.
+    #[must_use]
+    pub fn from_code(c: i64) -> Option<Self> {
+        match c {
+            0 => Some(Self::Responder),
+            1 => Some(Self::KeyPerson),
+            _ => None,
+        }
+    }
+
+    /// The layer its items live in.
+    #[must_use]
+    pub fn layer(self) -> crate::layer::Layer {
+        match self {
+            Self::Responder => crate::layer::Layer::Responders,
+            Self::KeyPerson => crate::layer::Layer::KeyPersonnel,
+        }
+    }
+}
+
+/// A fix as stored: attached to a responder or a key person, with the noise checks' flags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracePoint {
-    /// The responder's id.
+    /// Whose fix.
+    pub subject: Subject,
+    /// The item's id in the subject's layer.
     pub unit_id: i64,
     /// When the fix was taken (millisecond precision: what the store keeps).
     pub time: DateTime<Utc>,

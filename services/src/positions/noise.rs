@@ -27,7 +27,10 @@ use safegrid_geodata::LonLat;
 use safegrid_geodata::distance::haversine_m;
 use std::collections::HashMap;
 
-use super::{Fix, flags};
+use super::{Fix, Subject, flags};
+
+/// Whose track: responders and key persons have separate id spaces.
+pub type TrackKey = (Subject, i64);
 
 /// Consecutive mutually plausible jumps after which the newest becomes live.
 pub const REANCHOR_AFTER: u32 = 3;
@@ -109,12 +112,12 @@ pub struct Track {
 #[derive(Debug, Default)]
 pub struct NoiseFilter {
     config: NoiseConfig,
-    tracks: HashMap<i64, Track>,
+    tracks: HashMap<TrackKey, Track>,
 }
 
 /// The tracks a group of fixes changed, kept apart until the group is stored.
 #[derive(Debug, Default)]
-pub struct Scratch(HashMap<i64, Track>);
+pub struct Scratch(HashMap<TrackKey, Track>);
 
 impl NoiseFilter {
     /// A filter with no history.
@@ -130,12 +133,12 @@ impl NoiseFilter {
     }
 
     /// Remembers a unit's live fix (restored from the store at start-up).
-    pub fn seed(&mut self, unit: i64, time: DateTime<Utc>, pos: LonLat) {
+    pub fn seed(&mut self, unit: TrackKey, time: DateTime<Utc>, pos: LonLat) {
         self.tracks.insert(unit, Track { live: Some(Anchor { time, pos }), pending: None });
     }
 
     /// Judges `fix` of `unit`, recording its effect in `scratch` (not in the filter).
-    pub fn judge(&self, scratch: &mut Scratch, unit: i64, fix: &Fix, now: DateTime<Utc>) -> Verdict {
+    pub fn judge(&self, scratch: &mut Scratch, unit: TrackKey, fix: &Fix, now: DateTime<Utc>) -> Verdict {
         let c = &self.config;
         if fix.time > now + c.future_tolerance {
             return Verdict::Refused(Refusal::Future);
@@ -183,7 +186,7 @@ impl NoiseFilter {
     }
 
     /// Forgets a unit (deleted, or its tracker moved to another unit).
-    pub fn forget(&mut self, unit: i64) {
+    pub fn forget(&mut self, unit: TrackKey) {
         self.tracks.remove(&unit);
     }
 }
@@ -225,7 +228,7 @@ mod tests {
             .iter()
             .map(|x| {
                 let mut s = Scratch::default();
-                let v = f.judge(&mut s, 1, x, now());
+                let v = f.judge(&mut s, (Subject::Responder, 1), x, now());
                 f.commit(s);
                 v
             })
@@ -311,10 +314,10 @@ mod tests {
     fn an_uncommitted_group_changes_nothing() {
         let f = NoiseFilter::new(NoiseConfig::default());
         let mut s = Scratch::default();
-        assert_eq!(f.judge(&mut s, 1, &fix(0, 114.0, 22.5), now()), Verdict::Live);
-        assert_eq!(f.judge(&mut s, 1, &fix(0, 114.0, 22.5), now()), Verdict::Refused(Refusal::Duplicate));
+        assert_eq!(f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()), Verdict::Live);
+        assert_eq!(f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()), Verdict::Refused(Refusal::Duplicate));
         drop(s);
         let mut s = Scratch::default();
-        assert_eq!(f.judge(&mut s, 1, &fix(0, 114.0, 22.5), now()), Verdict::Live);
+        assert_eq!(f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()), Verdict::Live);
     }
 }

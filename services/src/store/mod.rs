@@ -11,7 +11,7 @@ pub mod sqlite;
 
 use crate::access::Role;
 use crate::layer::{Item, Layer};
-use crate::positions::TracePoint;
+use crate::positions::{Subject, TracePoint};
 use crate::dispatch::board::DispatchEvent;
 use crate::positions::geofence::GridEvent;
 use async_trait::async_trait;
@@ -139,11 +139,13 @@ pub trait Store: Send + Sync + 'static {
     async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError>;
     /// The largest grid-crossing id stored (0 when none).
     async fn max_geofence_event_id(&self) -> Result<i64, StoreError>;
-    /// The newest unflagged fix of each unit that has one (restores the live state at start-up).
-    async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError>;
-    /// A unit's fixes in `[from, to)`, oldest first, at most `limit`.
+    /// The newest unflagged fix of each of these items that has one (restores the live state at
+    /// start-up).
+    async fn last_live_fixes(&self, subject: Subject, ids: &[i64]) -> Result<Vec<TracePoint>, StoreError>;
+    /// An item's fixes in `[from, to)`, oldest first, at most `limit`.
     async fn trace(
         &self,
+        subject: Subject,
         unit: i64,
         from: DateTime<Utc>,
         to: DateTime<Utc>,

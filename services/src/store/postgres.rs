@@ -7,7 +7,7 @@
 use super::rows::{RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
-use crate::positions::TracePoint;
+use crate::positions::{Subject, TracePoint};
 use crate::dispatch::board::DispatchEvent;
 use crate::positions::geofence::{EventKind, GridEvent};
 use async_trait::async_trait;
@@ -24,26 +24,29 @@ use std::sync::{Arc, Mutex};
 const ROWS_PER_INSERT: usize = 10_000;
 
 /// The columns of a fix row, in the order [`fix_from_row`] reads them.
-const FIX_COLUMNS: &str = "unit_id, t, ST_X(geom), ST_Y(geom), speed_mps, bearing_deg, altitude_m, accuracy_m, \
-                           battery_pct, flags, attributes::text, received";
+const FIX_COLUMNS: &str = "subject, unit_id, t, ST_X(geom), ST_Y(geom), speed_mps, bearing_deg, altitude_m, \
+                           accuracy_m, battery_pct, flags, attributes::text, received";
 
 fn fix_from_row(r: &sqlx::postgres::PgRow) -> Result<TracePoint, StoreError> {
-    let unit_id: i64 = r.try_get(0)?;
-    let time: DateTime<Utc> = r.try_get(1)?;
-    let corrupt = |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{unit_id}@{time}"), reason };
-    let flags: i16 = r.try_get(9)?;
+    let subject: i16 = r.try_get(0)?;
+    let unit_id: i64 = r.try_get(1)?;
+    let time: DateTime<Utc> = r.try_get(2)?;
+    let corrupt =
+        |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{subject}/{unit_id}@{time}"), reason };
+    let flags: i16 = r.try_get(10)?;
     Ok(TracePoint {
+        subject: Subject::from_code(i64::from(subject)).ok_or_else(|| corrupt(format!("subject {subject}")))?,
         unit_id,
         time,
-        pos: LonLat::new(r.try_get(2)?, r.try_get(3)?).map_err(|e| corrupt(e.to_string()))?,
-        speed_mps: r.try_get(4)?,
-        bearing_deg: r.try_get(5)?,
-        altitude_m: r.try_get(6)?,
-        accuracy_m: r.try_get(7)?,
-        battery_pct: r.try_get(8)?,
+        pos: LonLat::new(r.try_get(3)?, r.try_get(4)?).map_err(|e| corrupt(e.to_string()))?,
+        speed_mps: r.try_get(5)?,
+        bearing_deg: r.try_get(6)?,
+        altitude_m: r.try_get(7)?,
+        accuracy_m: r.try_get(8)?,
+        battery_pct: r.try_get(9)?,
         flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
-        attributes: r.try_get(10)?,
-        received: r.try_get(11)?,
+        attributes: r.try_get(11)?,
+        received: r.try_get(12)?,
     })
 }
 
@@ -399,10 +402,11 @@ impl Store for PgStore {
         let mut tx = self.pool.begin().await?;
         if !events.is_empty() {
             sqlx::query(
-                "INSERT INTO geofence_events (id, t, unit_id, kind, grid_code, geom)
-                 SELECT id, t, unit_id, kind, grid_code, ST_SetSRID(ST_MakePoint(lon, lat), 4326)
-                 FROM UNNEST($1::int8[], $2::timestamptz[], $3::int8[], $4::text[], $5::text[], $6::float8[], $7::float8[])
-                   AS u(id, t, unit_id, kind, grid_code, lon, lat)",
+                "INSERT INTO geofence_events (id, t, subject, unit_id, kind, grid_code, geom)
+                 SELECT id, t, subject, unit_id, kind, grid_code, ST_SetSRID(ST_MakePoint(lon, lat), 4326)
+                 FROM UNNEST($1::int8[], $2::timestamptz[], $3::int8[], $4::text[], $5::text[], $6::float8[], $7::float8[],
+                             $8::int2[])
+                   AS u(id, t, unit_id, kind, grid_code, lon, lat, subject)",
             )
             .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.time).collect::<Vec<_>>())
@@ -411,20 +415,23 @@ impl Store for PgStore {
             .bind(events.iter().map(|e| e.grid_code.as_str()).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.pos.lon()).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.pos.lat()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| i16::from(e.subject.code())).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
         let mut inserted = 0;
         for chunk in fixes.chunks(ROWS_PER_INSERT) {
             let done = sqlx::query(
-                "INSERT INTO fixes (unit_id, t, geom, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct,
-                                    flags, attributes, received)
-                 SELECT unit_id, t, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, bearing, altitude, accuracy,
-                        battery, flags, attributes::jsonb, received
+                "INSERT INTO fixes (subject, unit_id, t, geom, speed_mps, bearing_deg, altitude_m, accuracy_m,
+                                    battery_pct, flags, attributes, received)
+                 SELECT subject, unit_id, t, ST_SetSRID(ST_MakePoint(lon, lat), 4326), speed, bearing, altitude,
+                        accuracy, battery, flags, attributes::jsonb, received
                  FROM UNNEST($1::int8[], $2::timestamptz[], $3::float8[], $4::float8[], $5::float4[], $6::float4[],
-                             $7::float4[], $8::float4[], $9::float4[], $10::int2[], $11::text[], $12::timestamptz[])
-                   AS u(unit_id, t, lon, lat, speed, bearing, altitude, accuracy, battery, flags, attributes, received)
-                 ON CONFLICT (unit_id, t) DO NOTHING",
+                             $7::float4[], $8::float4[], $9::float4[], $10::int2[], $11::text[], $12::timestamptz[],
+                             $13::int2[])
+                   AS u(unit_id, t, lon, lat, speed, bearing, altitude, accuracy, battery, flags, attributes, received,
+                        subject)
+                 ON CONFLICT (subject, unit_id, t) DO NOTHING",
             )
             .bind(chunk.iter().map(|f| f.unit_id).collect::<Vec<_>>())
             .bind(chunk.iter().map(|f| f.time).collect::<Vec<_>>())
@@ -438,6 +445,7 @@ impl Store for PgStore {
             .bind(chunk.iter().map(|f| i16::from(f.flags)).collect::<Vec<_>>())
             .bind(chunk.iter().map(|f| f.attributes.clone()).collect::<Vec<_>>())
             .bind(chunk.iter().map(|f| f.received).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|f| i16::from(f.subject.code())).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
             inserted += done.rows_affected();
@@ -446,29 +454,33 @@ impl Store for PgStore {
         Ok(inserted)
     }
 
-    async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError> {
+    async fn last_live_fixes(&self, subject: Subject, units: &[i64]) -> Result<Vec<TracePoint>, StoreError> {
         let sql = format!(
             "SELECT {FIX_COLUMNS} FROM UNNEST($1::int8[]) AS u(id)
-             CROSS JOIN LATERAL (SELECT * FROM fixes WHERE unit_id = u.id AND flags = 0 ORDER BY t DESC LIMIT 1) f"
+             CROSS JOIN LATERAL (SELECT * FROM fixes WHERE subject = $2 AND unit_id = u.id AND flags = 0
+                                 ORDER BY t DESC LIMIT 1) f"
         );
-        let rows = sqlx::query(&sql).bind(units).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(units).bind(i16::from(subject.code())).fetch_all(&self.pool).await?;
         rows.iter().map(fix_from_row).collect()
     }
 
     async fn trace(
         &self,
+        subject: Subject,
         unit: i64,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<TracePoint>, StoreError> {
-        let sql =
-            format!("SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = $1 AND t >= $2 AND t < $3 ORDER BY t LIMIT $4");
+        let sql = format!(
+            "SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = $1 AND t >= $2 AND t < $3 AND subject = $5 ORDER BY t LIMIT $4"
+        );
         let rows = sqlx::query(&sql)
             .bind(unit)
             .bind(from)
             .bind(to)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i16::from(subject.code()))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(fix_from_row).collect()
@@ -476,7 +488,7 @@ impl Store for PgStore {
 
     async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, t, unit_id, kind, grid_code, ST_X(geom), ST_Y(geom) FROM geofence_events
+            "SELECT id, t, unit_id, kind, grid_code, ST_X(geom), ST_Y(geom), subject FROM geofence_events
              WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
@@ -489,8 +501,10 @@ impl Store for PgStore {
                 let corrupt = |reason: String| StoreError::Corrupt { table: "geofence_events", key: id.to_string(), reason };
                 let kind: String = r.try_get(3)?;
                 let code: String = r.try_get(4)?;
+                let subject: i16 = r.try_get(7)?;
                 Ok(GridEvent {
                     id,
+                    subject: Subject::from_code(i64::from(subject)).ok_or_else(|| corrupt(format!("subject {subject}")))?,
                     time: r.try_get(1)?,
                     unit_id: r.try_get(2)?,
                     kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,

@@ -8,7 +8,7 @@ use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::dispatch::board::DispatchEvent;
 use crate::positions::geofence::{EventKind, GridEvent};
-use crate::positions::{TracePoint, from_millis, to_millis};
+use crate::positions::{Subject, TracePoint, from_millis, to_millis};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
@@ -21,29 +21,31 @@ use std::time::Duration;
 
 /// SQLite allows 32,766 bound parameters per statement; ten columns per item row.
 const ROWS_PER_INSERT: usize = 3_000;
-/// Twelve columns per fix.
+/// Thirteen columns per fix.
 const FIXES_PER_INSERT: usize = 2_500;
 /// The columns of a fix row, in the order [`fix_from_row`] reads them.
-const FIX_COLUMNS: &str =
-    "unit_id, t, lon, lat, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct, flags, attributes, received";
+const FIX_COLUMNS: &str = "subject, unit_id, t, lon, lat, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct, \
+                           flags, attributes, received";
 
 fn fix_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TracePoint, StoreError> {
-    let unit_id: i64 = r.try_get(0)?;
-    let t: i64 = r.try_get(1)?;
-    let corrupt = |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{unit_id}@{t}"), reason };
-    let flags: i64 = r.try_get(9)?;
+    let subject: i64 = r.try_get(0)?;
+    let unit_id: i64 = r.try_get(1)?;
+    let t: i64 = r.try_get(2)?;
+    let corrupt = |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{subject}/{unit_id}@{t}"), reason };
+    let flags: i64 = r.try_get(10)?;
     Ok(TracePoint {
+        subject: Subject::from_code(subject).ok_or_else(|| corrupt(format!("subject {subject}")))?,
         unit_id,
         time: from_millis(t),
-        pos: LonLat::new(r.try_get(2)?, r.try_get(3)?).map_err(|e| corrupt(e.to_string()))?,
-        speed_mps: r.try_get(4)?,
-        bearing_deg: r.try_get(5)?,
-        altitude_m: r.try_get(6)?,
-        accuracy_m: r.try_get(7)?,
-        battery_pct: r.try_get(8)?,
+        pos: LonLat::new(r.try_get(3)?, r.try_get(4)?).map_err(|e| corrupt(e.to_string()))?,
+        speed_mps: r.try_get(5)?,
+        bearing_deg: r.try_get(6)?,
+        altitude_m: r.try_get(7)?,
+        accuracy_m: r.try_get(8)?,
+        battery_pct: r.try_get(9)?,
         flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
-        attributes: r.try_get(10)?,
-        received: from_millis(r.try_get(11)?),
+        attributes: r.try_get(11)?,
+        received: from_millis(r.try_get(12)?),
     })
 }
 
@@ -374,10 +376,11 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for chunk in events.chunks(ROWS_PER_INSERT) {
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO geofence_events (id, t, unit_id, kind, grid_code, lon, lat) ");
+                QueryBuilder::new("INSERT INTO geofence_events (id, t, subject, unit_id, kind, grid_code, lon, lat) ");
             qb.push_values(chunk, |mut b, e| {
                 b.push_bind(e.id)
                     .push_bind(to_millis(e.time))
+                    .push_bind(i64::from(e.subject.code()))
                     .push_bind(e.unit_id)
                     .push_bind(e.kind.name())
                     .push_bind(e.grid_code.as_str())
@@ -390,7 +393,8 @@ impl Store for SqliteStore {
         for chunk in fixes.chunks(FIXES_PER_INSERT) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR IGNORE INTO fixes ({FIX_COLUMNS}) "));
             qb.push_values(chunk, |mut b, f| {
-                b.push_bind(f.unit_id)
+                b.push_bind(i64::from(f.subject.code()))
+                    .push_bind(f.unit_id)
                     .push_bind(to_millis(f.time))
                     .push_bind(f.pos.lon())
                     .push_bind(f.pos.lat())
@@ -410,14 +414,16 @@ impl Store for SqliteStore {
         Ok(inserted)
     }
 
-    async fn last_live_fixes(&self, units: &[i64]) -> Result<Vec<TracePoint>, StoreError> {
+    async fn last_live_fixes(&self, subject: Subject, units: &[i64]) -> Result<Vec<TracePoint>, StoreError> {
         // One backward range scan of the primary key per unit: a few thousand units cost
         // milliseconds, where a GROUP BY would read the whole history.
-        let sql = format!("SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = ? AND flags = 0 ORDER BY t DESC LIMIT 1");
+        let sql = format!(
+            "SELECT {FIX_COLUMNS} FROM fixes WHERE subject = ? AND unit_id = ? AND flags = 0 ORDER BY t DESC LIMIT 1"
+        );
         let mut conn = self.pool.acquire().await?;
         let mut out = Vec::new();
         for &u in units {
-            if let Some(r) = sqlx::query(&sql).bind(u).fetch_optional(&mut *conn).await? {
+            if let Some(r) = sqlx::query(&sql).bind(i64::from(subject.code())).bind(u).fetch_optional(&mut *conn).await? {
                 out.push(fix_from_row(&r)?);
             }
         }
@@ -426,13 +432,17 @@ impl Store for SqliteStore {
 
     async fn trace(
         &self,
+        subject: Subject,
         unit: i64,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<TracePoint>, StoreError> {
-        let sql = format!("SELECT {FIX_COLUMNS} FROM fixes WHERE unit_id = ? AND t >= ? AND t < ? ORDER BY t LIMIT ?");
+        let sql = format!(
+            "SELECT {FIX_COLUMNS} FROM fixes WHERE subject = ? AND unit_id = ? AND t >= ? AND t < ? ORDER BY t LIMIT ?"
+        );
         let rows = sqlx::query(&sql)
+            .bind(i64::from(subject.code()))
             .bind(unit)
             .bind(to_millis(from))
             .bind(to_millis(to))
@@ -444,7 +454,7 @@ impl Store for SqliteStore {
 
     async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, t, unit_id, kind, grid_code, lon, lat FROM geofence_events WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, t, unit_id, kind, grid_code, lon, lat, subject FROM geofence_events WHERE id > ? ORDER BY id LIMIT ?",
         )
         .bind(after)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -456,8 +466,10 @@ impl Store for SqliteStore {
                 let corrupt = |reason: String| StoreError::Corrupt { table: "geofence_events", key: id.to_string(), reason };
                 let kind: String = r.try_get(3)?;
                 let code: String = r.try_get(4)?;
+                let subject: i64 = r.try_get(7)?;
                 Ok(GridEvent {
                     id,
+                    subject: Subject::from_code(subject).ok_or_else(|| corrupt(format!("subject {subject}")))?,
                     time: from_millis(r.try_get(1)?),
                     unit_id: r.try_get(2)?,
                     kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
