@@ -2,8 +2,9 @@
 //! ([`noise`]), stored durably in groups and only then acknowledged ([`ingest`]), kept as
 //! the latest fix per unit ([`live`]), and watched for grid crossings ([`geofence`]).
 //!
-//! A fix belongs to a unit (a responder) through the `device_id` the responder carries; a fix
-//! from a device no responder carries is refused and counted, never attached to a guess.
+//! A fix belongs to a responder, or to a key person under electronic monitoring, through the
+//! `device_id` the item carries (unique across both layers); a fix from a device nobody carries
+//! is refused and counted, never attached to a guess.
 
 pub mod batch;
 pub mod geofence;
