@@ -86,7 +86,7 @@ struct PositionArgs {
     /// Most fixes waiting to be stored; beyond it ingest answers 503 with Retry-After.
     #[arg(long, default_value_t = 200_000)]
     ingest_queue: usize,
-    /// Also take fixes from this MQTT broker (mqtt://host[:port]); messages are acknowledged
+    /// Also take fixes from this MQTT broker (`mqtt://host[:port]`); messages are acknowledged
     /// to the broker only once stored.
     #[arg(long)]
     mqtt_url: Option<String>,
