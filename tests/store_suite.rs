@@ -123,6 +123,65 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     store.set_meta("k", "v2").await.unwrap();
     assert_eq!(store.meta("k").await.unwrap().as_deref(), Some("v2"));
 
+    // Position history and grid crossings: stored together, read back exactly; a re-sent fix
+    // is kept once; a responder and a key person with the same id are separate histories.
+    use safegrid_services::positions::geofence::{EventKind, GridEvent};
+    use safegrid_services::positions::{Subject, TracePoint};
+    let t = |ms: i64| chrono::DateTime::from_timestamp_millis(1_795_334_400_000 + ms).unwrap();
+    let fix = |subject, ms: i64, lon: f64, flags: u8| TracePoint {
+        subject,
+        unit_id: 7,
+        time: t(ms),
+        pos: LonLat::new(lon, 22.55).unwrap(),
+        speed_mps: Some(3.5),
+        bearing_deg: None,
+        altitude_m: Some(12.0),
+        accuracy_m: Some(6.0),
+        battery_pct: None,
+        flags,
+        attributes: (ms == 0).then(|| r#"{"sat":"9"}"#.to_owned()),
+        received: t(ms + 250),
+    };
+    let fixes = vec![
+        fix(Subject::Responder, 0, 114.049, 0),
+        fix(Subject::Responder, 1_000, 114.0495, 2),
+        fix(Subject::Responder, 2_000, 114.051, 0),
+        fix(Subject::KeyPerson, 1_000, 114.02, 0),
+    ];
+    let crossing = |id: i64, kind, code: &str| GridEvent {
+        id,
+        time: t(2_000),
+        subject: Subject::Responder,
+        unit_id: 7,
+        kind,
+        grid_code: GridCode::parse(code).unwrap(),
+        pos: LonLat::new(114.051, 22.55).unwrap(),
+    };
+    let events = vec![crossing(1, EventKind::Exit, "440304001"), crossing(2, EventKind::Enter, "440304002")];
+    assert_eq!(store.insert_fixes(&fixes, &events).await.unwrap(), 4);
+    assert_eq!(store.insert_fixes(&fixes[..1], &[]).await.unwrap(), 0, "a re-sent fix is stored once");
+    let (from, to) = (t(-1), t(10_000));
+    // Attributes are a JSON object; PostGIS keeps them as JSONB, which spaces them its own way.
+    let same_json = |mut v: Vec<TracePoint>| {
+        for p in &mut v {
+            p.attributes = p.attributes.take().map(|a| serde_json::from_str::<serde_json::Value>(&a).unwrap().to_string());
+        }
+        v
+    };
+    assert_eq!(same_json(store.trace(Subject::Responder, 7, from, to, 100).await.unwrap()), fixes[..3].to_vec());
+    assert_eq!(store.trace(Subject::KeyPerson, 7, from, to, 100).await.unwrap(), fixes[3..].to_vec());
+    assert_eq!(store.last_live_fixes(Subject::Responder, &[7, 8]).await.unwrap(), vec![fixes[2].clone()]);
+    assert_eq!(store.geofence_events(0, 10).await.unwrap(), events);
+    assert_eq!(store.geofence_events(1, 10).await.unwrap(), events[1..].to_vec());
+    assert_eq!(store.max_geofence_event_id().await.unwrap(), 2);
+    // A failed group writes neither its fixes nor its events.
+    let later = vec![fix(Subject::Responder, 3_000, 114.052, 0)];
+    assert!(store.insert_fixes(&later, &events[..1]).await.is_err(), "a reused event id fails the group");
+    assert_eq!(store.trace(Subject::Responder, 7, from, to, 100).await.unwrap().len(), 3);
+    // Retention.
+    store.drop_fixes_before(t(1_500)).await.unwrap();
+    assert_eq!(store.trace(Subject::Responder, 7, from, to, 100).await.unwrap(), fixes[2..3].to_vec());
+
     // The dispatch log: written whole, read back in order, never rewritten.
     use safegrid_services::dispatch::board::DispatchEvent;
     let at = chrono::DateTime::from_timestamp_millis(1_795_334_400_123).unwrap();

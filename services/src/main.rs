@@ -542,6 +542,10 @@ fn print_banner(url: &str, tokens: &BTreeMap<String, String>) {
         t("dispatcher")
     );
     println!("  curl '{url}/api/v1/posts/nearest?lon=114.0579&lat=22.5431&k=3'");
+    println!(
+        "  curl -H 'Authorization: Bearer {}' '{url}/api/v1/dispatch/nearest?lon=114.21&lat=22.688&k=3'   # Longgang, by road",
+        t("dispatcher")
+    );
     println!("\nAPI description: {url}/api/v1/openapi.json   Metrics: {url}/metrics\n");
 }
 
@@ -599,7 +603,14 @@ async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result
     let existing: Option<BTreeMap<String, String>> =
         std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok());
     let tokens = match existing {
-        Some(t) if !t.is_empty() && t.values().all(|tok| service.authenticate(tok).is_some()) => t,
+        // Reused only when there is one for every role (a file from before a role existed is
+        // remade) and each still authenticates.
+        Some(t)
+            if Role::ALL.iter().all(|r| t.contains_key(r.name()))
+                && t.values().all(|tok| service.authenticate(tok).is_some()) =>
+        {
+            t
+        }
         _ => {
             let grid_worker_scope: Vec<GridCode> =
                 ["440304001", "440304002", "440304003"].iter().filter_map(|c| GridCode::parse(c).ok()).collect();
@@ -614,6 +625,7 @@ async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result
                 (Role::Dispatcher, "demo dispatcher".to_owned(), vec![]),
                 (Role::GridWorker, worker_name, grid_worker_scope.clone()),
                 (Role::Auditor, "demo auditor".to_owned(), vec![]),
+                (Role::Gateway, "demo gateway".to_owned(), vec![]),
                 (Role::Public, "demo public".to_owned(), vec![]),
             ] {
                 let token = new_token();

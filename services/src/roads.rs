@@ -5,6 +5,7 @@
 //! The demo compiles in the Longgang extract (`geodata/data/longgang.osm.pbf`, ODbL).
 
 use safegrid_geodata::roads::{Mode, PathCalculator, RoadError, RoadGraph};
+use safegrid_geodata::{LonLat, haversine_m};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -113,6 +114,68 @@ impl Roads {
         let out = f(graph, &mut calc);
         pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(calc);
         out
+    }
+}
+
+/// One contender's arrival in [`Roads::race`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrival {
+    /// Its index in the contenders given.
+    pub index: usize,
+    /// Travel time, seconds.
+    pub eta_s: f64,
+    /// Along its route (by road), or as the estimate says.
+    pub distance_m: f64,
+    /// Along the network (`false`: estimated, the contender being off it).
+    pub by_road: bool,
+}
+
+impl Roads {
+    /// Which of `from` reach `to` soonest in `mode`, soonest first, at most `k`: along the network
+    /// for contenders on it (one backward search, `RoadGraph::nearest_by_time`), by
+    /// `estimate(straight-line metres) → (seconds, metres)` for those off it. `None` when `to`
+    /// itself is off the network (the caller then estimates everyone). With `lengths`, the
+    /// winners' times and lengths come from their routes through the hierarchy; without, a
+    /// road arrival's length is its straight line.
+    pub fn race(
+        &self,
+        mode: Mode,
+        to: LonLat,
+        from: &[LonLat],
+        k: usize,
+        estimate: impl Fn(f64) -> (f64, f64),
+        lengths: bool,
+    ) -> Option<Vec<Arrival>> {
+        let g = match mode {
+            Mode::Drive => &self.drive,
+            Mode::Walk => &self.walk,
+        };
+        let target = g.snap(to)?;
+        let mut out = Vec::new();
+        let mut on = Vec::new();
+        for (index, p) in from.iter().enumerate() {
+            match g.snap(*p) {
+                Some(s) => on.push((index, s)),
+                None => {
+                    let (eta_s, distance_m) = estimate(haversine_m(*p, to));
+                    out.push(Arrival { index, eta_s, distance_m, by_road: false });
+                }
+            }
+        }
+        let snaps: Vec<_> = on.iter().map(|(_, s)| *s).collect();
+        let winners = g.nearest_by_time(&target, &snaps, k);
+        self.with_calculator(mode, |g, calc| {
+            for (j, eta_s) in winners {
+                let (index, s) = on[j];
+                let straight = haversine_m(from[index], to);
+                let routed = if lengths { g.route(calc, &s, &target) } else { None };
+                let (eta_s, distance_m) = routed.map_or((eta_s, straight), |r| (r.eta_s, r.distance_m));
+                out.push(Arrival { index, eta_s, distance_m, by_road: true });
+            }
+        });
+        out.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s).then(a.index.cmp(&b.index)));
+        out.truncate(k);
+        Some(out)
     }
 }
 

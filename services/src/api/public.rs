@@ -116,34 +116,21 @@ pub fn nearest_posts(st: &AppState, query: Option<&str>, client: Option<IpAddr>)
 
 /// The `k` posts soonest reached on foot: (index, seconds, metres, along roads?).
 fn walking_race(roads: Option<&Roads>, at: LonLat, posts: &[(&Item, f64, Option<bool>)], k: usize) -> Vec<(usize, f64, f64, bool)> {
-    let estimate = |i: usize| {
-        let d = posts[i].1 * WALK_DETOUR;
-        (i, d / ACCESS_MPS, d, false)
+    let estimate = |straight: f64| {
+        let d = straight * WALK_DETOUR;
+        (d / ACCESS_MPS, d)
     };
-    let Some((roads, from)) = roads.and_then(|r| r.walk.snap(at).map(|s| (r, s))) else {
-        return (0..posts.len().min(k)).map(estimate).collect();
-    };
-    let g = &roads.walk;
-    let (mut on, mut out): (Vec<(usize, _)>, Vec<_>) = (Vec::new(), Vec::new());
-    for (i, (it, _, _)) in posts.iter().enumerate() {
-        match g.snap(it.pos) {
-            Some(s) => on.push((i, s)),
-            None => out.push(estimate(i)),
-        }
+    // Walking is symmetric (one-ways do not bind pedestrians): posts race to the citizen.
+    let positions: Vec<LonLat> = posts.iter().map(|p| p.0.pos).collect();
+    match roads.and_then(|r| r.race(Mode::Walk, at, &positions, k, estimate, true)) {
+        Some(arrivals) => arrivals.into_iter().map(|a| (a.index, a.eta_s, a.distance_m, a.by_road)).collect(),
+        None => (0..posts.len().min(k))
+            .map(|i| {
+                let (secs, metres) = estimate(posts[i].1);
+                (i, secs, metres, false)
+            })
+            .collect(),
     }
-    // Walking is symmetric (one-ways do not bind pedestrians): the race runs from the citizen.
-    let snaps: Vec<_> = on.iter().map(|(_, s)| *s).collect();
-    let winners = g.nearest_by_time(&from, &snaps, k);
-    roads.with_calculator(Mode::Walk, |g, calc| {
-        for (j, secs) in winners {
-            let (i, s) = on[j];
-            let (secs, metres) = g.route(calc, &from, &s).map_or((secs, posts[i].1), |r| (r.eta_s, r.distance_m));
-            out.push((i, secs, metres, true));
-        }
-    });
-    out.sort_by(|a, b| a.1.total_cmp(&b.1));
-    out.truncate(k);
-    out
 }
 
 /// What a citizen sees of a post: where it is, what it is, how to reach it, whether it is open.

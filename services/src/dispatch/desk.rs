@@ -12,7 +12,9 @@ use crate::service::{Service, ServiceError};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::haversine_m;
-use safegrid_geodata::roads::RoadGraph;
+use crate::roads::Arrival;
+use safegrid_geodata::LonLat;
+use safegrid_geodata::roads::Mode;
 use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
 use tokio::sync::{Mutex, broadcast};
@@ -348,7 +350,7 @@ impl Desk {
             .get(incident)
             .map(|it| it.pos)
             .ok_or(DeskError::NotFound { what: "incident", id: incident })?;
-        let units: Vec<(i64, String, safegrid_geodata::LonLat)> = self
+        let units: Vec<(i64, String, LonLat)> = self
             .service
             .layer(Layer::Responders)
             .iter()
@@ -357,7 +359,7 @@ impl Desk {
                 _ => None,
             })
             .collect();
-        let posts: Vec<(i64, String, safegrid_geodata::LonLat)> = self
+        let posts: Vec<(i64, String, LonLat)> = self
             .service
             .layer(Layer::Posts)
             .iter()
@@ -366,8 +368,8 @@ impl Desk {
                 _ => None,
             })
             .collect();
-        let reached_units = reach.select(at, &units, roads.map(|r| &r.drive));
-        let reached_posts = reach.select(at, &posts, roads.map(|r| &r.walk));
+        let reached_units = reach.select(at, &units, roads, Mode::Drive);
+        let reached_posts = reach.select(at, &posts, roads, Mode::Walk);
         let marks = board.marks();
         let mut events = Vec::new();
         for (i, how) in &reached_units {
@@ -379,7 +381,7 @@ impl Desk {
             events.push(e);
         }
         self.record(&mut board, marks, events).await?;
-        let named = |list: &[(usize, Value)], all: &[(i64, String, safegrid_geodata::LonLat)]| {
+        let named = |list: &[(usize, Value)], all: &[(i64, String, LonLat)]| {
             list.iter().map(|(i, how)| json!({"id": all[*i].0, "name": all[*i].1, "reach": how})).collect()
         };
         Ok(Notified { units: named(&reached_units, &units), posts: named(&reached_posts, &posts) })
@@ -455,7 +457,7 @@ enum Reach {
 
 impl Reach {
     /// The members of `all` within reach of `at`, with how far: (index, detail).
-    fn select(self, at: safegrid_geodata::LonLat, all: &[(i64, String, safegrid_geodata::LonLat)], graph: Option<&RoadGraph>) -> Vec<(usize, Value)> {
+    fn select(self, at: LonLat, all: &[(i64, String, LonLat)], roads: Option<&Roads>, mode: Mode) -> Vec<(usize, Value)> {
         use crate::dispatch::nearest::{ESTIMATE_DETOUR, ESTIMATE_MPS};
         match self {
             Self::Radius(r) => all
@@ -467,29 +469,21 @@ impl Reach {
                 })
                 .collect(),
             Self::Within(limit) => {
-                let target = graph.and_then(|g| g.snap(at).map(|t| (g, t)));
-                let mut out = Vec::new();
-                let mut on = Vec::new();
-                for (i, m) in all.iter().enumerate() {
-                    match target.and_then(|(g, _)| g.snap(m.2)) {
-                        Some(s) => on.push((i, s)),
-                        None => {
-                            let eta = haversine_m(m.2, at) * ESTIMATE_DETOUR / ESTIMATE_MPS;
-                            if eta <= limit {
-                                out.push((i, json!({"eta_s": eta.round(), "eta_source": "estimate"})));
-                            }
-                        }
-                    }
-                }
-                if let Some((g, t)) = target {
-                    let snaps: Vec<_> = on.iter().map(|(_, s)| *s).collect();
-                    for (j, eta) in g.nearest_by_time(&t, &snaps, snaps.len()) {
-                        if eta <= limit {
-                            out.push((on[j].0, json!({"eta_s": eta.round(), "eta_source": "road"})));
-                        }
-                    }
-                }
-                out
+                let estimate = |straight: f64| (straight * ESTIMATE_DETOUR / ESTIMATE_MPS, straight * ESTIMATE_DETOUR);
+                let positions: Vec<LonLat> = all.iter().map(|m| m.2).collect();
+                let arrivals = roads.and_then(|r| r.race(mode, at, &positions, all.len(), estimate, false)).unwrap_or_else(|| {
+                    (0..all.len())
+                        .map(|index| {
+                            let (eta_s, distance_m) = estimate(haversine_m(all[index].2, at));
+                            Arrival { index, eta_s, distance_m, by_road: false }
+                        })
+                        .collect()
+                });
+                arrivals
+                    .into_iter()
+                    .filter(|a| a.eta_s <= limit)
+                    .map(|a| (a.index, json!({"eta_s": a.eta_s.round(), "eta_source": if a.by_road { "road" } else { "estimate" }})))
+                    .collect()
             }
         }
     }

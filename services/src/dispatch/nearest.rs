@@ -124,35 +124,17 @@ pub fn rank<'a>(
         age_s: age(it),
     };
     let mut out: Vec<Ranked<'a>> = Vec::with_capacity(q.k + 1);
-    let target = roads.and_then(|r| r.drive.snap(at));
-    match (roads, target) {
-        (Some(roads), Some(target)) => {
-            // Units on the network race on it; units off it (farther than a snap) are estimated.
-            let g = &roads.drive;
-            let mut on: Vec<(&Item, f64, Freshness, safegrid_geodata::roads::Snap)> = Vec::with_capacity(pool.len());
-            for (it, straight, fresh) in pool {
-                match g.snap(it.pos) {
-                    Some(s) => on.push((it, straight, fresh, s)),
-                    None => {
-                        let (eta, d) = estimate(straight);
-                        out.push(make(it, straight, fresh, eta, d, EtaSource::Estimate));
-                    }
-                }
+    // Units on the network race on it; units off it are estimated; a place off it estimates all.
+    let positions: Vec<LonLat> = pool.iter().map(|c| c.0.pos).collect();
+    match roads.and_then(|r| r.race(Mode::Drive, at, &positions, q.k, estimate, true)) {
+        Some(arrivals) => {
+            for a in arrivals {
+                let (it, straight, fresh) = pool[a.index];
+                let source = if a.by_road { EtaSource::Road } else { EtaSource::Estimate };
+                out.push(make(it, straight, fresh, a.eta_s, a.distance_m, source));
             }
-            let snaps: Vec<_> = on.iter().map(|c| c.3).collect();
-            let winners = g.nearest_by_time(&target, &snaps, q.k);
-            roads.with_calculator(Mode::Drive, |g, calc| {
-                for (i, eta_s) in winners {
-                    let (it, straight, fresh, s) = on[i];
-                    // The winners' times and lengths along their routes (same times as the search's).
-                    let (eta, d) = g.route(calc, &s, &target).map_or((eta_s, straight), |r| (r.eta_s, r.distance_m));
-                    out.push(make(it, straight, fresh, eta, d, EtaSource::Road));
-                }
-            });
-            out.sort_by(|a, b| a.eta_s.total_cmp(&b.eta_s).then(a.item.id.cmp(&b.item.id)));
-            out.truncate(q.k);
         }
-        _ => {
+        None => {
             for (it, straight, fresh) in pool.into_iter().take(q.k) {
                 let (eta, d) = estimate(straight);
                 out.push(make(it, straight, fresh, eta, d, EtaSource::Estimate));

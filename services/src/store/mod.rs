@@ -216,6 +216,36 @@ pub(crate) mod rows {
         }
     }
 
+    /// The raw columns of a `geofence_events` row.
+    pub(crate) struct RawGridEvent {
+        pub id: i64,
+        pub time: DateTime<Utc>,
+        pub subject: i64,
+        pub unit_id: i64,
+        pub kind: String,
+        pub grid_code: String,
+        pub lon: f64,
+        pub lat: f64,
+    }
+
+    impl RawGridEvent {
+        pub(crate) fn decode(self) -> Result<crate::positions::geofence::GridEvent, StoreError> {
+            use crate::positions::Subject;
+            use crate::positions::geofence::{EventKind, GridEvent};
+            let corrupt =
+                |reason: String| StoreError::Corrupt { table: "geofence_events", key: self.id.to_string(), reason };
+            Ok(GridEvent {
+                id: self.id,
+                time: self.time,
+                subject: Subject::from_code(self.subject).ok_or_else(|| corrupt(format!("subject {}", self.subject)))?,
+                unit_id: self.unit_id,
+                kind: EventKind::parse(&self.kind).ok_or_else(|| corrupt(format!("kind {:?}", self.kind)))?,
+                grid_code: GridCode::parse(&self.grid_code).map_err(|e| corrupt(e.to_string()))?,
+                pos: LonLat::new(self.lon, self.lat).map_err(|e| corrupt(e.to_string()))?,
+            })
+        }
+    }
+
     /// The `meta` key holding a layer's highest id ever inserted.
     pub(crate) fn high_water_key(layer: Layer) -> String {
         format!("last_id.{}", layer.name())

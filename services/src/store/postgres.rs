@@ -4,12 +4,12 @@
 //! index, so GIS tools read the tables as they are. Bulk inserts go through `UNNEST` of column
 //! arrays: one statement per 10,000 rows instead of one per row.
 
-use super::rows::{RawItem, high_water_key, props_json};
+use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::positions::{Subject, TracePoint};
 use crate::dispatch::board::DispatchEvent;
-use crate::positions::geofence::{EventKind, GridEvent};
+use crate::positions::geofence::GridEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
@@ -497,20 +497,17 @@ impl Store for PgStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let id: i64 = r.try_get(0)?;
-                let corrupt = |reason: String| StoreError::Corrupt { table: "geofence_events", key: id.to_string(), reason };
-                let kind: String = r.try_get(3)?;
-                let code: String = r.try_get(4)?;
-                let subject: i16 = r.try_get(7)?;
-                Ok(GridEvent {
-                    id,
-                    subject: Subject::from_code(i64::from(subject)).ok_or_else(|| corrupt(format!("subject {subject}")))?,
+                RawGridEvent {
+                    id: r.try_get(0)?,
                     time: r.try_get(1)?,
                     unit_id: r.try_get(2)?,
-                    kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
-                    grid_code: GridCode::parse(&code).map_err(|e| corrupt(e.to_string()))?,
-                    pos: LonLat::new(r.try_get(5)?, r.try_get(6)?).map_err(|e| corrupt(e.to_string()))?,
-                })
+                    kind: r.try_get(3)?,
+                    grid_code: r.try_get(4)?,
+                    lon: r.try_get(5)?,
+                    lat: r.try_get(6)?,
+                    subject: i64::from(r.try_get::<i16, _>(7)?),
+                }
+                .decode()
             })
             .collect()
     }

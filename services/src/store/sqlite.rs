@@ -3,11 +3,11 @@
 //! WAL mode lets readers run beside the writer; `synchronous = FULL` makes a commit durable
 //! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
 
-use super::rows::{RawItem, high_water_key, props_json};
+use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::dispatch::board::DispatchEvent;
-use crate::positions::geofence::{EventKind, GridEvent};
+use crate::positions::geofence::GridEvent;
 use crate::positions::{Subject, TracePoint, from_millis, to_millis};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -462,20 +462,17 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|r| {
-                let id: i64 = r.try_get(0)?;
-                let corrupt = |reason: String| StoreError::Corrupt { table: "geofence_events", key: id.to_string(), reason };
-                let kind: String = r.try_get(3)?;
-                let code: String = r.try_get(4)?;
-                let subject: i64 = r.try_get(7)?;
-                Ok(GridEvent {
-                    id,
-                    subject: Subject::from_code(subject).ok_or_else(|| corrupt(format!("subject {subject}")))?,
+                RawGridEvent {
+                    id: r.try_get(0)?,
                     time: from_millis(r.try_get(1)?),
                     unit_id: r.try_get(2)?,
-                    kind: EventKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind:?}")))?,
-                    grid_code: GridCode::parse(&code).map_err(|e| corrupt(e.to_string()))?,
-                    pos: LonLat::new(r.try_get(5)?, r.try_get(6)?).map_err(|e| corrupt(e.to_string()))?,
-                })
+                    kind: r.try_get(3)?,
+                    grid_code: r.try_get(4)?,
+                    lon: r.try_get(5)?,
+                    lat: r.try_get(6)?,
+                    subject: r.try_get(7)?,
+                }
+                .decode()
             })
             .collect()
     }
