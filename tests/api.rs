@@ -1271,7 +1271,8 @@ async fn a_cached_tile_always_equals_one_built_afresh_after_writes_nearby_and_fa
 
 /// A responder carrying tracker `device` at (lon, lat); returns its id.
 async fn tracked_unit(f: &Fixture, device: &str, lon: f64, lat: f64) -> i64 {
-    let props = json!({"kind": "patrol", "callsign": format!("巡-{device}"), "status": "available", "device_id": device});
+    let props =
+        json!({"kind": "patrol", "callsign": format!("巡-{device}"), "status": "available", "device_id": device});
     let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(lon, lat), props))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     r.body["id"].as_i64().unwrap()
@@ -1310,11 +1311,26 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
     assert_eq!(r.body["geometry"]["coordinates"], json!([114.049, 22.52]));
     assert_eq!(r.body["properties"]["grid_code"], "440304001");
     // A form POST with deviceid, location=lat,lon and milliseconds moves it across the border.
-    let r = form_post(&f, "/api/v1/osmand", &format!("deviceid=862100012345678&location=22.52,114.051&timestamp={}", (t + 10) * 1000)).await;
+    let r = form_post(
+        &f,
+        "/api/v1/osmand",
+        &format!("deviceid=862100012345678&location=22.52,114.051&timestamp={}", (t + 10) * 1000),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // Traccar Client posts its parameters in the query string with an empty body.
     let iso = chrono::DateTime::from_timestamp(t + 20, 0).unwrap().to_rfc3339();
-    let r = f.call("POST", &format!("/api/v1/osmand?id=862100012345678&lat=22.5201&lon=114.0512&timestamp={}", iso.replace('+', "%2B")), None, None).await;
+    let r = f
+        .call(
+            "POST",
+            &format!(
+                "/api/v1/osmand?id=862100012345678&lat=22.5201&lon=114.0512&timestamp={}",
+                iso.replace('+', "%2B")
+            ),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = f.call("GET", &format!("/api/v1/responders/{id}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["geometry"]["coordinates"], json!([114.0512, 22.5201]));
@@ -1364,7 +1380,14 @@ async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them()
     assert_eq!(f.call("GET", &q, None, None).await.status, StatusCode::OK);
     assert_eq!(metric(&f, "duplicate").await, 1.0);
     // A phone whose clock is an hour ahead.
-    let r = f.call("GET", &format!("/api/v1/osmand?id=known&lat=22.52&lon=114.02&timestamp={}", unix_now() + 3600), None, None).await;
+    let r = f
+        .call(
+            "GET",
+            &format!("/api/v1/osmand?id=known&lat=22.52&lon=114.02&timestamp={}", unix_now() + 3600),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(metric(&f, "future").await, 1.0);
 }
@@ -1374,7 +1397,8 @@ async fn a_tracker_belongs_to_one_responder_only() {
     let f = fixture().await;
     let first = tracked_unit(&f, "dev-1", 114.01, 22.51).await;
     let props = json!({"kind": "patrol", "callsign": "巡-X", "status": "available", "device_id": "dev-1"});
-    let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.02, 22.52), props))).await;
+    let r =
+        f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.02, 22.52), props))).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "properties.device_id");
     assert!(r.text.contains(&first.to_string()));
     // A bulk import is held to the same rule, against the layer and within itself.
@@ -1407,7 +1431,13 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(bad)).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "fixes[1].lat");
     let all = chrono::DateTime::from_timestamp(0, 0).unwrap();
-    assert!(f.store.trace(safegrid_services::positions::Subject::Responder, a, all, chrono::Utc::now(), 10).await.unwrap().is_empty());
+    assert!(
+        f.store
+            .trace(safegrid_services::positions::Subject::Responder, a, all, chrono::Utc::now(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A good batch: live fixes, a late one, a jump, an unknown device; the answer says which.
     let good = json!({"fixes": [
         fix("gw-a", 0, 114.010, 22.510),
@@ -1427,11 +1457,20 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     // The unit stayed at its last plausible fix.
     let r = f.call("GET", &format!("/api/v1/responders/{a}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["geometry"]["coordinates"], json!([114.011, 22.51]));
-    assert_eq!(f.store.trace(safegrid_services::positions::Subject::Responder, b, all, chrono::Utc::now(), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        f.store
+            .trace(safegrid_services::positions::Subject::Responder, b, all, chrono::Utc::now(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // The trace hides flagged fixes unless asked, and names their flags.
     let r = f.call("GET", &format!("/api/v1/responders/{a}/trace?format=json"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["points"].as_array().unwrap().len(), 2);
-    let r = f.call("GET", &format!("/api/v1/responders/{a}/trace?format=json&flagged=true"), Some(Role::Dispatcher), None).await;
+    let r = f
+        .call("GET", &format!("/api/v1/responders/{a}/trace?format=json&flagged=true"), Some(Role::Dispatcher), None)
+        .await;
     let flags: Vec<Value> = r.body["points"].as_array().unwrap().iter().map(|p| p["flags"].clone()).collect();
     assert_eq!(flags, [json!([]), json!(["late"]), json!([]), json!(["jump"])]);
     assert_eq!(metric(&f, "late").await, 1.0);
@@ -1446,7 +1485,11 @@ async fn a_trace_comes_as_geojson_simplified_and_as_gpx() {
     // A straight walk east with one corner: 40 fixes, 20 m apart, 10 s apart.
     let fixes: Vec<Value> = (0..40)
         .map(|i| {
-            let (lon, lat) = if i < 20 { (114.01 + f64::from(i) * 0.0002, 22.51) } else { (114.014, 22.51 + f64::from(i - 20) * 0.0002) };
+            let (lon, lat) = if i < 20 {
+                (114.01 + f64::from(i) * 0.0002, 22.51)
+            } else {
+                (114.014, 22.51 + f64::from(i - 20) * 0.0002)
+            };
             json!({"device_id": "walker", "time": t + i64::from(i) * 10, "lon": lon, "lat": lat, "altitude_m": 12.5})
         })
         .collect();
@@ -1501,7 +1544,9 @@ async fn sse_events(body: &mut axum::body::Body, n: usize) -> Vec<(String, Value
         }
         while let Some(end) = text.find("\n\n") {
             let block: String = text.drain(..end + 2).collect();
-            let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()));
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+            };
             if let (Some(id), Some(data)) = (field("id"), field("data")) {
                 out.push((id, serde_json::from_str(&data).unwrap()));
             }
@@ -1520,9 +1565,16 @@ async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes
     assert_eq!(r.body["live"], 151, "{}", r.text);
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Dispatcher), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let kinds: Vec<(Value, Value, Value)> =
-        r.body["events"].as_array().unwrap().iter().map(|e| (e["kind"].clone(), e["grid_code"].clone(), e["unit_id"].clone())).collect();
-    assert_eq!(kinds, [(json!("exit"), json!("440304001"), json!(id)), (json!("enter"), json!("440304002"), json!(id))]);
+    let kinds: Vec<(Value, Value, Value)> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].clone(), e["grid_code"].clone(), e["unit_id"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(json!("exit"), json!("440304001"), json!(id)), (json!("enter"), json!("440304002"), json!(id))]
+    );
     let first = r.body["events"][0]["id"].as_i64().unwrap();
     let r = f.call("GET", &format!("/api/v1/responders/{id}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["properties"]["grid_code"], "440304002");
@@ -1541,7 +1593,8 @@ async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes
     assert_eq!(replayed[0].0, (first + 1).to_string());
     assert_eq!(replayed[0].1["kind"], "enter");
     // Back west, well into the first grid.
-    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(border_walk("border", t0 + 200, 70, -80))).await;
+    let r =
+        f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(border_walk("border", t0 + 200, 70, -80))).await;
     assert_eq!(r.body["live"], 151, "{}", r.text);
     let live = sse_events(&mut body, 2).await;
     let got: Vec<(Value, Value)> = live.iter().map(|(_, e)| (e["kind"].clone(), e["grid_code"].clone())).collect();
@@ -1552,7 +1605,8 @@ async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes
     let grids: Vec<Value> = r.body["events"].as_array().unwrap().iter().map(|e| e["grid_code"].clone()).collect();
     assert_eq!(grids, [json!("440304001"), json!("440304001")]);
     // Paging moves past crossings of other grids even when a page shows none of them.
-    let r = f.call("GET", &format!("/api/v1/geofence/events?after={first}&limit=1"), Some(Role::GridWorker), None).await;
+    let r =
+        f.call("GET", &format!("/api/v1/geofence/events?after={first}&limit=1"), Some(Role::GridWorker), None).await;
     assert_eq!(r.body["events"], json!([]));
     assert_eq!(r.body["last_id"], first + 1);
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Gateway), None).await;
@@ -1577,7 +1631,8 @@ async fn longgang_fixture(n: usize) -> (Fixture, Arc<safegrid_services::roads::R
         let kind = if i % 3 == 0 { "police" } else { "patrol" };
         let caps = if i % 2 == 0 { json!(["first_aid"]) } else { json!([]) };
         let props = json!({"kind": kind, "callsign": format!("龙-{i}"), "status": "available", "capabilities": caps, "device_id": format!("lg-{i}")});
-        let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(lon, lat), props))).await;
+        let r =
+            f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(lon, lat), props))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         ids.push(r.body["id"].as_i64().unwrap());
         fixes.push(json!({"device_id": format!("lg-{i}"), "time": t, "lon": lon, "lat": lat}));
@@ -1593,7 +1648,9 @@ async fn nearest_units_are_ranked_by_road_time_as_a_brute_force_dijkstra_ranks_t
     let g = &roads.drive;
     let mut differs = 0;
     for (lon, lat) in [(114.205, 22.685), (114.215, 22.690), (114.220, 22.680), (114.200, 22.695)] {
-        let r = f.call("GET", &format!("/api/v1/dispatch/nearest?lon={lon}&lat={lat}&k=5"), Some(Role::Dispatcher), None).await;
+        let r = f
+            .call("GET", &format!("/api/v1/dispatch/nearest?lon={lon}&lat={lat}&k=5"), Some(Role::Dispatcher), None)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["road_network"]["covers_this_place"], true);
         let got: Vec<(i64, f64)> = r.body["features"]
@@ -1645,7 +1702,14 @@ async fn nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate() {
     let busy = ids[0];
     let it = f.service.layer(Layer::Responders).get(busy).unwrap().clone();
     let props = json!({"kind": "police", "callsign": "龙-0", "status": "dispatched", "capabilities": ["first_aid"], "device_id": "lg-0"});
-    let r = f.call("PUT", &format!("/api/v1/responders/{busy}"), Some(Role::Dispatcher), Some(feature(point(it.pos.lon(), it.pos.lat()), props))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/responders/{busy}"),
+            Some(Role::Dispatcher),
+            Some(feature(point(it.pos.lon(), it.pos.lat()), props)),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = f.call("GET", &q(""), Some(Role::Dispatcher), None).await;
     assert_eq!(count(&r), 8);
@@ -1663,8 +1727,16 @@ async fn nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate() {
     // Who may ask, and bad parameters.
     assert_problem(&f.call("GET", &q(""), None, None).await, StatusCode::UNAUTHORIZED, "Authorization");
     assert_problem(&f.call("GET", &q(""), Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
-    assert_problem(&f.call("GET", &q("&include=everyone"), Some(Role::Dispatcher), None).await, StatusCode::BAD_REQUEST, "include");
-    assert_problem(&f.call("GET", &q("&kind=tank"), Some(Role::Dispatcher), None).await, StatusCode::BAD_REQUEST, "kind");
+    assert_problem(
+        &f.call("GET", &q("&include=everyone"), Some(Role::Dispatcher), None).await,
+        StatusCode::BAD_REQUEST,
+        "include",
+    );
+    assert_problem(
+        &f.call("GET", &q("&kind=tank"), Some(Role::Dispatcher), None).await,
+        StatusCode::BAD_REQUEST,
+        "kind",
+    );
 }
 
 #[tokio::test]
@@ -1673,7 +1745,8 @@ async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
     // A post open around the clock, one that is never open now (a one-minute window an hour
     // ahead of China time), and one far off the road network.
     let cst = (chrono::Utc::now() + chrono::Duration::hours(9)).format("%H:%M").to_string();
-    let cst_end = (chrono::Utc::now() + chrono::Duration::hours(9) + chrono::Duration::minutes(1)).format("%H:%M").to_string();
+    let cst_end =
+        (chrono::Utc::now() + chrono::Duration::hours(9) + chrono::Duration::minutes(1)).format("%H:%M").to_string();
     for (lon, lat, name, hours) in [
         (114.2050, 22.6850, "大运警务室", "24h".to_owned()),
         (114.2052, 22.6851, "夜间岗亭", format!("{cst}-{cst_end}")),
@@ -1685,14 +1758,16 @@ async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
     }
     let r = f.call("GET", "/api/v1/posts/nearest?lon=114.2100&lat=22.6880&k=3", None, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let names: Vec<&str> = r.body["features"].as_array().unwrap().iter().map(|p| p["properties"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        r.body["features"].as_array().unwrap().iter().map(|p| p["properties"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["大运警务室", "远处岗亭"], "the closed post is left out");
     let near = &r.body["features"][0]["properties"];
     assert_eq!(near["walk_source"], "road");
     assert_eq!(near["open_now"], true);
     // Walking time agrees with the walking network's own route, and is a walker's pace.
     let g = &roads.walk;
-    let (from, to) = (g.snap(LonLat::new(114.21, 22.688).unwrap()).unwrap(), g.snap(LonLat::new(114.205, 22.685).unwrap()).unwrap());
+    let (from, to) =
+        (g.snap(LonLat::new(114.21, 22.688).unwrap()).unwrap(), g.snap(LonLat::new(114.205, 22.685).unwrap()).unwrap());
     let want = g.dijkstra_eta_s(&from, &to).unwrap();
     assert!((near["walk_s"].as_f64().unwrap() - want.round()).abs() <= 1.0, "{near} vs {want}");
     let metres = near["distance_m"].as_f64().unwrap();
@@ -1722,7 +1797,9 @@ async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
 // ---- dispatch lifecycle --------------------------------------------------------------------
 
 async fn create_at(f: &Fixture, layer: Layer, lon: f64, lat: f64, props: Value) -> i64 {
-    let r = f.call("POST", &format!("/api/v1/{}", layer.name()), Some(Role::Admin), Some(feature(point(lon, lat), props))).await;
+    let r = f
+        .call("POST", &format!("/api/v1/{}", layer.name()), Some(Role::Admin), Some(feature(point(lon, lat), props)))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     r.body["id"].as_i64().unwrap()
 }
@@ -1741,7 +1818,11 @@ async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_ti
     let r = f.call("PUT", "/api/v1/dispatch/deadlines", Some(Role::Admin), Some(cfg)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let bad = json!({"default": {"ack_s": 30, "arrive_s": 10}});
-    assert_problem(&f.call("PUT", "/api/v1/dispatch/deadlines", Some(Role::Admin), Some(bad)).await, StatusCode::BAD_REQUEST, "grids");
+    assert_problem(
+        &f.call("PUT", "/api/v1/dispatch/deadlines", Some(Role::Admin), Some(bad)).await,
+        StatusCode::BAD_REQUEST,
+        "grids",
+    );
 
     let inc = create_at(&f, Layer::Incidents, 114.02, 22.55, incident("open", 1, "2026-11-22T08:00:00Z")).await;
     let (slow, quick) = (
@@ -1749,7 +1830,11 @@ async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_ti
         create_at(&f, Layer::Responders, 114.022, 22.552, unit_props("巡-快")).await,
     );
     let body = json!({"incident_id": inc, "units": [slow, quick], "note": "打架"});
-    assert_problem(&f.call("POST", "/api/v1/dispatches", Some(Role::Auditor), Some(body.clone())).await, StatusCode::FORBIDDEN, "");
+    assert_problem(
+        &f.call("POST", "/api/v1/dispatches", Some(Role::Auditor), Some(body.clone())).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
     let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(body.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.body["id"].as_i64().unwrap();
@@ -1817,7 +1902,9 @@ async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_ti
     assert_eq!(kinds, want);
     // An incident in 罗湖 gets 罗湖's deadlines.
     let far = create_at(&f, Layer::Incidents, 114.15, 22.55, incident("open", 2, "2026-11-22T08:00:00Z")).await;
-    let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": far, "units": [slow]}))).await;
+    let r = f
+        .call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": far, "units": [slow]})))
+        .await;
     assert_eq!(r.body["deadlines"], json!({"ack_s": 60, "arrive_s": 600}), "{}", r.text);
     // Roles: the public and gateways read nothing.
     assert_problem(&f.call("GET", "/api/v1/dispatches", None, None).await, StatusCode::UNAUTHORIZED, "Authorization");
@@ -1831,16 +1918,32 @@ async fn a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once() {
     let near = create_at(&f, Layer::Responders, 114.025, 22.55, unit_props("近")).await; // ~515 m
     let far = create_at(&f, Layer::Responders, 114.08, 22.55, unit_props("远")).await; // ~6 km
     let post = create_at(&f, Layer::Posts, 114.021, 22.551, props_for(Layer::Posts)).await;
-    let r = f.call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": inc, "units": [near]}))).await;
+    let r = f
+        .call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": inc, "units": [near]})))
+        .await;
     let id = r.body["id"].as_i64().unwrap();
-    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/city_wide"), Some(Role::Dispatcher), Some(json!({"radius_m": 2000}))).await;
+    let r = f
+        .call(
+            "POST",
+            &format!("/api/v1/dispatches/{id}/city_wide"),
+            Some(Role::Dispatcher),
+            Some(json!({"radius_m": 2000})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let ids = |k: &str| r.body[k].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect::<Vec<_>>();
     assert_eq!(ids("units"), [near]);
     assert_eq!(ids("posts"), [post]);
     let _ = far;
     // By travel time instead (no road network here: estimates at 30 km/h with a 1.4 detour).
-    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/city_wide"), Some(Role::Dispatcher), Some(json!({"within_s": 1200}))).await;
+    let r = f
+        .call(
+            "POST",
+            &format!("/api/v1/dispatches/{id}/city_wide"),
+            Some(Role::Dispatcher),
+            Some(json!({"within_s": 1200})),
+        )
+        .await;
     assert_eq!(r.body["units"].as_array().unwrap().len(), 2, "{}", r.text);
     let both = json!({"radius_m": 100, "within_s": 60});
     let r = f.call("POST", &format!("/api/v1/dispatches/{id}/city_wide"), Some(Role::Dispatcher), Some(both)).await;
@@ -1857,10 +1960,21 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
         "device_id": "kp-1", "zone": {"mode": "stay_inside", "grids": ["440304001"]}});
     let id = create_at(&f, Layer::KeyPersonnel, 114.03, 22.55, person).await;
     // The device belongs to the person: no responder may carry it too.
-    let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.0, 22.5), json!({"kind": "patrol", "callsign": "x", "status": "available", "device_id": "kp-1"})))).await;
+    let r = f
+        .call(
+            "POST",
+            "/api/v1/responders",
+            Some(Role::Dispatcher),
+            Some(feature(
+                point(114.0, 22.5),
+                json!({"kind": "patrol", "callsign": "x", "status": "available", "device_id": "kp-1"}),
+            )),
+        )
+        .await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "properties.device_id");
     let bad_zone = json!({"category": "c", "name": "n", "assigned_grid": "440304001", "zone": {"mode": "stay_inside", "grids": []}});
-    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.03, 22.55), bad_zone))).await;
+    let r =
+        f.call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.03, 22.55), bad_zone))).await;
     assert_problem(&r, StatusCode::BAD_REQUEST, "properties.zone.grids");
     // East across the border into 440304002 (100 m every 10 s), then back.
     let t0 = unix_now() - 2_000;
@@ -1901,9 +2015,90 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
     let it = f.service.layer(Layer::KeyPersonnel).get(id).unwrap().clone();
     assert!((it.pos.lon() - 114.03).abs() < 1e-9 && it.grid.as_ref().unwrap().as_str() == "440304001");
     let all = chrono::DateTime::from_timestamp(0, 0).unwrap();
-    let trace = f.store.trace(safegrid_services::positions::Subject::KeyPerson, id, all, chrono::Utc::now(), 1_000).await.unwrap();
+    let trace = f
+        .store
+        .trace(safegrid_services::positions::Subject::KeyPerson, id, all, chrono::Utc::now(), 1_000)
+        .await
+        .unwrap();
     assert_eq!(trace.len(), 82);
     // A dispatcher sees every crossing, the person's included.
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["events"].as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn the_live_layer_is_audited_for_geometry_and_workload() {
+    let f = fixture().await;
+    let r = f.call("GET", "/api/v1/audit/geometry", Some(Role::Auditor), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["passed"], true, "{}", r.text);
+    assert_eq!(r.body["geometry"]["grids"], 3);
+    assert_problem(&f.call("GET", "/api/v1/audit/geometry", None, None).await, StatusCode::UNAUTHORIZED, "");
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/geometry", Some(Role::Gateway), None).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/geometry?format=kml", Some(Role::Auditor), None).await,
+        StatusCode::BAD_REQUEST,
+        "format",
+    );
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/geometry?sliver_m2=-1", Some(Role::Auditor), None).await,
+        StatusCode::BAD_REQUEST,
+        "sliver_m2",
+    );
+
+    // An admin draws a grid over the east half of 福田 and past its border into 罗湖, unstaffed.
+    let over = json!({"type": "Feature", "properties": {"name": "越界网格"}, "geometry": {"type": "Polygon",
+        "coordinates": [[[114.08, 22.52], [114.12, 22.52], [114.12, 22.54], [114.08, 22.54], [114.08, 22.52]]]}});
+    let r = f.call("PUT", "/api/v1/grids/440304003", Some(Role::Admin), Some(over)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = f.call("GET", "/api/v1/audit/geometry", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.body["passed"], false);
+    let kinds: Vec<&str> =
+        r.body["geometry"]["findings"].as_array().unwrap().iter().map(|x| x["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["overlap", "overlap", "outside_parent", "unstaffed"], "{}", r.text);
+    let overlap = &r.body["geometry"]["findings"][0];
+    assert_eq!(overlap["grids"], json!(["440303001", "440304003"]));
+    // 0.02° × 0.02° at 22.53°N: about 2,055 m × 2,214 m.
+    let a = overlap["area_m2"].as_f64().unwrap();
+    assert!((a - 4_550_000.0).abs() < 50_000.0, "{a}");
+
+    let r = f.call("GET", "/api/v1/audit/geometry?format=geojson", Some(Role::GridWorker), None).await;
+    assert_eq!(r.content_type, "application/geo+json");
+    assert_eq!(r.body["type"], "FeatureCollection");
+    assert_eq!(r.body["passed"], false);
+    assert_eq!(r.body["features"].as_array().unwrap().len(), 4);
+    assert_eq!(r.body["features"][3]["properties"]["kind"], "unstaffed");
+    assert_eq!(r.body["features"][3]["geometry"]["type"], "MultiPolygon", "a grid finding carries the grid's outline");
+
+    // Workload: 罗湖's one grid gets 600 households in 30 buildings.
+    for i in 0..30 {
+        let props = json!({"address": format!("东门路{i}号"), "units": 20, "tenant_count": 50, "safety_rating": "b"});
+        let r = f
+            .call(
+                "POST",
+                "/api/v1/rental_housing",
+                Some(Role::Admin),
+                Some(feature(point(114.15 + f64::from(i) * 1e-3, 22.58), props)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = f.call("GET", "/api/v1/audit/workload?max_households=550", Some(Role::Auditor), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let w = &r.body["workload"];
+    let luohu = w["grids"].as_array().unwrap().iter().find(|g| g["grid"] == "440303001").unwrap();
+    assert_eq!((luohu["households"].as_u64(), luohu["people"].as_u64()), (Some(600), Some(1_500)));
+    let many: Vec<&Value> =
+        w["findings"].as_array().unwrap().iter().filter(|x| x["kind"] == "many_households").collect();
+    assert_eq!(many.len(), 1);
+    assert_eq!(many[0]["figures"]["households"], 600);
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/workload?min_households=9&max_households=3", Some(Role::Auditor), None).await,
+        StatusCode::BAD_REQUEST,
+        "min_households",
+    );
 }

@@ -315,7 +315,8 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
         "properties": {"type": "fight", "priority": 1, "status": "open", "reported_at": chrono::Utc::now().to_rfc3339()}});
     let (_, inc) = http(&addr, "POST", "/api/v1/incidents", &token, Some(&inc));
     let unit_id = http(&addr, "GET", "/api/v1/positions/live", &token, None).1["features"][0]["id"].clone();
-    let (status, d) = http(&addr, "POST", "/api/v1/dispatches", &token, Some(&json!({"incident_id": inc["id"], "units": [unit_id]})));
+    let (status, d) =
+        http(&addr, "POST", "/api/v1/dispatches", &token, Some(&json!({"incident_id": inc["id"], "units": [unit_id]})));
     assert_eq!(status, 201, "{d}");
     let panel = b.wait_for(
         "the dispatch and its alarm on the panel",
@@ -390,6 +391,15 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     );
     assert!(names.as_array().is_some_and(|n| !n.is_empty()), "road names drawn: {names}");
     shot("map-wall-basemap.png");
+
+    // The audit overlay: the fixture layer passes; the wall says so and colours the grids.
+    b.run("document.getElementById('audit').click()", json!([]));
+    let audit = b.wait_for("the audit overlay", "return window.sgAudit || null", 30);
+    assert_eq!(audit["passed"], true, "{audit}");
+    let summary = b.run("return document.getElementById('audit-summary').textContent", json!([]));
+    assert!(summary.as_str().unwrap().contains("审计通过"), "{summary}");
+    assert_eq!(b.run("return sgMap.getPaintProperty('grids-fill', 'fill-color')", json!([])), json!("#16a34a"));
+    assert_eq!(b.run("return sgMap.getLayoutProperty('audit-fill', 'visibility')", json!([])), json!("visible"));
 
     // Nothing came from anywhere else. The page's own requests (the library, style, glyphs,
     // sprite, API) are in Chrome's network log; tiles are fetched by MapLibre's worker, which

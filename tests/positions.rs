@@ -86,7 +86,10 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
     let Some(rows) = geolife(test) else { return };
     let service = Arc::new(Service::open(store.clone()).await.unwrap());
     let admin = Principal { name: "admin".into(), role: Role::Admin, grids: vec![] };
-    service.add_token("gw-token", &Principal { name: "gateway".into(), role: Role::Gateway, grids: vec![] }).await.unwrap();
+    service
+        .add_token("gw-token", &Principal { name: "gateway".into(), role: Role::Gateway, grids: vec![] })
+        .await
+        .unwrap();
     let mut units = HashMap::new();
     for uid in ["001", "005"] {
         let props = Props::parse(
@@ -104,7 +107,8 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
     let (mut live, mut history) = (0, 0);
     for chunk in rows.chunks(5_000) {
         let r = post(&app, &batch(chunk)).await;
-        let refused: Vec<usize> = r["refused"].as_array().unwrap().iter().map(|x| x["index"].as_u64().unwrap() as usize).collect();
+        let refused: Vec<usize> =
+            r["refused"].as_array().unwrap().iter().map(|x| x["index"].as_u64().unwrap() as usize).collect();
         assert!(refused.is_empty(), "the GeoLife sample has no duplicates or future fixes: {r}");
         for row in chunk {
             acked.insert((units[&row.device], row.time.timestamp_millis()), (row.lon, row.lat));
@@ -124,7 +128,11 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
         async move {
             let mut all = HashMap::new();
             for &u in units.values() {
-                for p in store.trace(safegrid_services::positions::Subject::Responder, u, far_past, far_future, 1_000_000).await.unwrap() {
+                for p in store
+                    .trace(safegrid_services::positions::Subject::Responder, u, far_past, far_future, 1_000_000)
+                    .await
+                    .unwrap()
+                {
                     all.insert((u, p.time.timestamp_millis()), (p.pos.lon(), p.pos.lat(), p.flags));
                 }
             }
@@ -147,7 +155,8 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
     drop(app);
     let reopened = Service::open(store.clone()).await.unwrap();
     for &u in units.values() {
-        let last_live = stored.iter().filter(|((unit, _), (_, _, f))| *unit == u && *f == 0).max_by_key(|((_, t), _)| *t).unwrap();
+        let last_live =
+            stored.iter().filter(|((unit, _), (_, _, f))| *unit == u && *f == 0).max_by_key(|((_, t), _)| *t).unwrap();
         let it = reopened.layer(Layer::Responders).get(u).unwrap().clone();
         assert_eq!((it.pos.lon(), it.pos.lat()), (last_live.1.0, last_live.1.1));
         assert_eq!(reopened.live_units().get(u).unwrap().time.timestamp_millis(), last_live.0.1);

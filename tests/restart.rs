@@ -105,16 +105,29 @@ fn acknowledged_fixes_survive_kill_9_mid_stream() {
     server.wait().unwrap();
     let acked: Vec<Vec<i64>> = senders.into_iter().map(|s| s.join().unwrap()).collect();
     eprintln!("acknowledged before the kill: {:?}", acked.iter().map(Vec::len).collect::<Vec<_>>());
-    assert!(acked.iter().all(|a| a.len() > 10), "the trackers got going before the kill: {:?}", acked.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(
+        acked.iter().all(|a| a.len() > 10),
+        "the trackers got going before the kill: {:?}",
+        acked.iter().map(Vec::len).collect::<Vec<_>>()
+    );
 
     let (mut server, addr, _) = serve_tracking(&url, &[]);
     for (k, unit) in units.iter().enumerate() {
         let since = chrono::DateTime::from_timestamp(base - 1, 0).unwrap().to_rfc3339().replace('+', "%2B");
-        let (status, trace) =
-            http(&addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json&limit=100000&since={since}"), &token, None);
+        let (status, trace) = http(
+            &addr,
+            "GET",
+            &format!("/api/v1/responders/{unit}/trace?format=json&limit=100000&since={since}"),
+            &token,
+            None,
+        );
         assert_eq!(status, 200, "{trace}");
-        let stored: std::collections::HashSet<i64> =
-            trace["points"].as_array().unwrap().iter().map(|p| chrono::DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap().timestamp()).collect();
+        let stored: std::collections::HashSet<i64> = trace["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| chrono::DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap().timestamp())
+            .collect();
         let lost: Vec<&i64> = acked[k].iter().filter(|t| !stored.contains(t)).collect();
         assert!(lost.is_empty(), "tracker {k}: {} acknowledged fixes lost, first {:?}", lost.len(), lost.first());
         // The unit stands at its last acknowledged fix (or one after it that was stored unanswered).
@@ -169,7 +182,10 @@ fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
     let Some((host, port)) = mosquitto() else { return };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
-    let token = String::from_utf8(safegrid(&url, &["token", "--role", "dispatcher", "--name", "d"]).stdout).unwrap().trim().to_owned();
+    let token = String::from_utf8(safegrid(&url, &["token", "--role", "dispatcher", "--name", "d"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
     let run = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_micros());
     let topic_root = format!("safegrid-test/{run}");
     let args = [
@@ -192,7 +208,8 @@ fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
         (from..to).map(|i| json!({"time": base + i, "lon": 114.01 + i as f64 * 0.00001, "lat": 22.51})).collect()
     };
     let stored = |addr: &str| -> usize {
-        let (_, t) = http(addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json&flagged=true"), &token, None);
+        let (_, t) =
+            http(addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json&flagged=true"), &token, None);
         t["points"].as_array().map_or(0, Vec::len)
     };
     let wait_for = |addr: &str, n: usize| {
@@ -205,7 +222,10 @@ fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
         panic!("only {} of {n} fixes from MQTT stored", stored(addr));
     };
     // Wait until the subscription exists, then publish (the device id is the topic's last level).
-    let auditor = String::from_utf8(safegrid(&url, &["token", "--role", "auditor", "--name", "a"]).stdout).unwrap().trim().to_owned();
+    let auditor = String::from_utf8(safegrid(&url, &["token", "--role", "auditor", "--name", "a"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
     wait_for_subscription(&host, port, &topic_root, &addr, &auditor);
     publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(0, 20));
     wait_for(&addr, 20);
@@ -231,7 +251,10 @@ fn wait_for_subscription(host: &str, port: u16, topic_root: &str, addr: &str, au
     for _ in 0..50 {
         publish(host, port, &format!("{topic_root}/probe"), std::slice::from_ref(&probe));
         let text = raw_get(addr, "/metrics", auditor);
-        if text.lines().any(|l| l.starts_with("safegrid_fixes_total{outcome=\"unknown_device\"} ") && !l.ends_with(" 0")) {
+        if text
+            .lines()
+            .any(|l| l.starts_with("safegrid_fixes_total{outcome=\"unknown_device\"} ") && !l.ends_with(" 0"))
+        {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -243,7 +266,8 @@ fn wait_for_subscription(host: &str, port: u16, topic_root: &str, addr: &str, au
 fn raw_get(addr: &str, path: &str, token: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     text

@@ -90,8 +90,11 @@ fn the_k_nearest_by_time_equal_a_brute_force_over_every_candidate() {
         let to = snapped(&mut rng);
         let got = g.nearest_by_time(&to, &candidates, 5);
         // Every candidate routed on its own (the hierarchy, itself checked against Dijkstra above).
-        let mut all: Vec<(usize, f64)> =
-            candidates.iter().enumerate().filter_map(|(i, c)| g.route(&mut calc, c, &to).map(|r| (i, r.eta_s))).collect();
+        let mut all: Vec<(usize, f64)> = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| g.route(&mut calc, c, &to).map(|r| (i, r.eta_s)))
+            .collect();
         all.sort_by(|a, b| a.1.total_cmp(&b.1));
         assert_eq!(got.len(), 5);
         for (rank, ((gi, gt), (_, wt))) in got.iter().zip(&all).enumerate() {

@@ -164,7 +164,8 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     // Attributes are a JSON object; PostGIS keeps them as JSONB, which spaces them its own way.
     let same_json = |mut v: Vec<TracePoint>| {
         for p in &mut v {
-            p.attributes = p.attributes.take().map(|a| serde_json::from_str::<serde_json::Value>(&a).unwrap().to_string());
+            p.attributes =
+                p.attributes.take().map(|a| serde_json::from_str::<serde_json::Value>(&a).unwrap().to_string());
         }
         v
     };

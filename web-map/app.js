@@ -331,6 +331,11 @@ async function onClick(e) {
   const hit = map.queryRenderedFeatures(e.point, { layers: pointIds })[0];
   let html;
   const unit = map.getLayer('live-units') && map.queryRenderedFeatures(e.point, { layers: ['live-units'] })[0];
+  const finding = !hit && !unit && $('audit').checked && map.getLayer('audit-fill') && map.queryRenderedFeatures(e.point, { layers: ['audit-fill'] })[0];
+  if (finding) {
+    new Popup({ maxWidth: '28rem' }).setLngLat(e.lngLat).setHTML(`<div class="popup">${auditHtml(finding)}</div>`).addTo(map);
+    return;
+  }
   if (unit) {
     new Popup({ maxWidth: '28rem' }).setLngLat(e.lngLat).setHTML(`<div class="popup">${unitHtml(unit)}</div>`).addTo(map);
     return;
@@ -545,6 +550,56 @@ document.addEventListener('click', async (e) => {
   refreshDispatches();
 });
 
+// ---- the audit overlay: grids coloured by the coverage audit of the live layer -----------------
+
+const AUDIT_COLOURS = ['match', ['get', 'severity'], 'error', '#dc2626', 'warning', '#f59e0b', '#a855f7'];
+
+/** Shows or hides the audit: every grid green, then each finding (a gap, an overlap, a grid
+ * with no worker…) over it in red (fails the layer) or amber (a sliver or a warning). */
+async function toggleAudit(on) {
+  const map = state.map;
+  if (!map || !state.styleReady) return;
+  const summary = $('audit-summary');
+  if (!on) {
+    for (const id of ['audit-fill', 'audit-line']) if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', 'none');
+    if (map.getLayer('grids-fill')) map.setPaintProperty('grids-fill', 'fill-color', state.gridsFill);
+    summary.hidden = true;
+    return;
+  }
+  const r = await api('/api/v1/audit/geometry?format=geojson');
+  if (r.status === 401) return signOut();
+  if (!r.ok) {
+    summary.hidden = false;
+    summary.textContent = `${t('error')} ${r.status}`;
+    return;
+  }
+  const fc = await r.json();
+  fc.features.forEach((f, i) => { f.properties.n = i + 1; f.properties.grids = (f.properties.grids || []).join(', '); });
+  if (!map.getSource('audit')) {
+    map.addSource('audit', { type: 'geojson', data: fc });
+    map.addLayer({ id: 'audit-fill', type: 'fill', source: 'audit', paint: { 'fill-color': AUDIT_COLOURS, 'fill-opacity': 0.55 } });
+    map.addLayer({ id: 'audit-line', type: 'line', source: 'audit', paint: { 'line-color': AUDIT_COLOURS, 'line-width': 2 } });
+  } else {
+    map.getSource('audit').setData(fc);
+  }
+  for (const id of ['audit-fill', 'audit-line']) map.setLayoutProperty(id, 'visibility', 'visible');
+  if (map.getLayer('grids-fill')) {
+    state.gridsFill = state.gridsFill || map.getPaintProperty('grids-fill', 'fill-color');
+    map.setPaintProperty('grids-fill', 'fill-color', '#16a34a');
+  }
+  const s = fc.summary || { errors: 0, warnings: 0 };
+  summary.hidden = false;
+  summary.className = fc.passed ? 'audit-pass' : 'audit-fail';
+  summary.textContent = `${t(fc.passed ? 'audit_passed' : 'audit_failed')}: ${s.errors} ${t('audit_errors')}, ${s.warnings} ${t('audit_warnings')}`;
+  window.sgAudit = { passed: fc.passed, findings: fc.features.length };
+}
+
+function auditHtml(f) {
+  const p = f.properties;
+  const area = p.area_m2 ? ` · ${Math.round(p.area_m2).toLocaleString()} m²` : '';
+  return `<h3>#${esc(p.n)} ${esc(p.kind)} (${esc(p.severity)})</h3><p>${esc(p.message)}${esc(area)}</p>`;
+}
+
 // ---- side panel: switches and statistics -------------------------------------------------------
 
 function buildSwitches() {
@@ -618,7 +673,10 @@ function onVersions(v) {
   const first = Object.keys(state.versions).length === 0;
   state.versions = v;
   if (first || changed.length === 0) return;
-  if (changed.includes('grids')) refreshSource('grids', ['grids']);
+  if (changed.includes('grids')) {
+    refreshSource('grids', ['grids']);
+    if ($('audit').checked) toggleAudit(true);
+  }
   if (changed.some((k) => others().includes(k))) refreshSource('points', others());
   if (changed.includes('key_personnel')) refreshSource('key_personnel', ['key_personnel']);
   if (changed.includes('incidents')) {
@@ -645,6 +703,8 @@ $('window').addEventListener('input', () => {
   $('days').textContent = state.days;
 });
 $('window').addEventListener('change', refreshAll);
+$('audit').addEventListener('change', () => toggleAudit($('audit').checked));
+
 $('hexbins').addEventListener('change', () => {
   state.hexbins = $('hexbins').checked;
   applyVisibility();

@@ -12,8 +12,11 @@
 //! - [`point_index`]: dynamic point index (box, radius, k-nearest with filter).
 //! - [`h3`]: H3 cells and counts.
 //! - [`gridgen`]: grids generated from H3 cells clipped to districts.
+//! - [`overlay`]: polygon union, difference, intersection at a fixed snap radius.
+//! - [`audit`]: coverage audits of a grid layer (gaps, overlaps, codes, staffing, workload).
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
+pub mod audit;
 pub mod coord;
 pub mod crs;
 pub mod distance;
@@ -21,6 +24,7 @@ pub mod grid;
 pub mod gridgen;
 pub mod h3;
 pub mod locate;
+pub mod overlay;
 pub mod point_index;
 pub mod polygon_check;
 pub mod roads;

@@ -19,8 +19,8 @@
 
 use crate::LonLat;
 use crate::distance::haversine_m;
-use fast_paths::{FastGraph, InputGraph};
 pub use fast_paths::PathCalculator;
+use fast_paths::{FastGraph, InputGraph};
 use rstar::primitives::{GeomWithData, Line};
 use rstar::{PointDistance, RTree};
 use std::cmp::Reverse;
@@ -75,7 +75,17 @@ pub fn drive_speed_kmh(highway: &str) -> Option<f64> {
 }
 
 fn walkable(highway: &str) -> bool {
-    !matches!(highway, "motorway" | "motorway_link" | "trunk" | "trunk_link" | "construction" | "proposed" | "raceway" | "bus_guideway")
+    !matches!(
+        highway,
+        "motorway"
+            | "motorway_link"
+            | "trunk"
+            | "trunk_link"
+            | "construction"
+            | "proposed"
+            | "raceway"
+            | "bus_guideway"
+    )
 }
 
 /// `maxspeed` in km/h: `50`, `30 mph`; `None` for anything else (`CN:urban`, `signals`…).
@@ -258,8 +268,13 @@ impl RoadGraph {
     }
 
     fn assemble(s: Stored) -> Self {
-        let nodes: Vec<LonLat> =
-            s.nodes.iter().map(|&(lon, lat)| LonLat::new(lon, lat).unwrap_or_else(|_| LonLat::new(0.0, 0.0).expect("the origin is a valid position"))).collect();
+        let nodes: Vec<LonLat> = s
+            .nodes
+            .iter()
+            .map(|&(lon, lat)| {
+                LonLat::new(lon, lat).unwrap_or_else(|_| LonLat::new(0.0, 0.0).expect("the origin is a valid position"))
+            })
+            .collect();
         let mut adjacency = vec![Vec::new(); nodes.len()];
         for seg in &s.segments {
             if let Some(ms) = seg.fwd_ms {
@@ -457,7 +472,8 @@ impl RoadGraph {
             (_, Some(v)) => {
                 let path = via.as_ref().map(|p| p.get_nodes().as_slice()).unwrap_or_default();
                 let along: f64 = path.windows(2).map(|w| haversine_m(self.nodes[w[0]], self.nodes[w[1]])).sum();
-                let ends = self.end_metres(from, path.first().copied(), true) + self.end_metres(to, path.last().copied(), false);
+                let ends = self.end_metres(from, path.first().copied(), true)
+                    + self.end_metres(to, path.last().copied(), false);
                 (v, along + ends)
             }
             _ => return None,
@@ -690,7 +706,8 @@ fn usable(tags: &HashMap<&str, &str>, mode: Mode) -> Option<(bool, bool, f64)> {
             }
             let kmh = tags.get("maxspeed").and_then(|v| parse_maxspeed(v)).map_or(class_kmh, |m| m.min(class_kmh));
             let oneway = tags.get("oneway").copied();
-            let implied = highway == "motorway" || tags.get("junction").is_some_and(|j| *j == "roundabout" || *j == "circular");
+            let implied =
+                highway == "motorway" || tags.get("junction").is_some_and(|j| *j == "roundabout" || *j == "circular");
             let (fwd, bwd) = match oneway {
                 Some("yes" | "true" | "1") => (true, false),
                 Some("-1" | "reverse") => (false, true),
@@ -718,15 +735,33 @@ mod tests {
     #[test]
     fn one_ways_and_roundabouts_are_one_way_for_cars_only() {
         let t = |pairs: &[(&'static str, &'static str)]| pairs.iter().copied().collect::<HashMap<_, _>>();
-        assert_eq!(usable(&t(&[("highway", "primary"), ("oneway", "yes")]), Mode::Drive).map(|u| (u.0, u.1)), Some((true, false)));
-        assert_eq!(usable(&t(&[("highway", "primary"), ("oneway", "-1")]), Mode::Drive).map(|u| (u.0, u.1)), Some((false, true)));
-        assert_eq!(usable(&t(&[("highway", "tertiary"), ("junction", "roundabout")]), Mode::Drive).map(|u| (u.0, u.1)), Some((true, false)));
-        assert_eq!(usable(&t(&[("highway", "primary"), ("oneway", "yes")]), Mode::Walk).map(|u| (u.0, u.1)), Some((true, true)));
+        assert_eq!(
+            usable(&t(&[("highway", "primary"), ("oneway", "yes")]), Mode::Drive).map(|u| (u.0, u.1)),
+            Some((true, false))
+        );
+        assert_eq!(
+            usable(&t(&[("highway", "primary"), ("oneway", "-1")]), Mode::Drive).map(|u| (u.0, u.1)),
+            Some((false, true))
+        );
+        assert_eq!(
+            usable(&t(&[("highway", "tertiary"), ("junction", "roundabout")]), Mode::Drive).map(|u| (u.0, u.1)),
+            Some((true, false))
+        );
+        assert_eq!(
+            usable(&t(&[("highway", "primary"), ("oneway", "yes")]), Mode::Walk).map(|u| (u.0, u.1)),
+            Some((true, true))
+        );
         assert!(usable(&t(&[("highway", "footway")]), Mode::Drive).is_none());
         assert!(usable(&t(&[("highway", "residential"), ("access", "private")]), Mode::Drive).is_none());
         assert!(usable(&t(&[("highway", "motorway")]), Mode::Walk).is_none());
         // A posted limit above the class's urban speed is capped; a lower one is taken.
-        assert!((usable(&t(&[("highway", "primary"), ("maxspeed", "120")]), Mode::Drive).unwrap().2 - 50.0 / 3.6).abs() < 1e-9);
-        assert!((usable(&t(&[("highway", "primary"), ("maxspeed", "30")]), Mode::Drive).unwrap().2 - 30.0 / 3.6).abs() < 1e-9);
+        assert!(
+            (usable(&t(&[("highway", "primary"), ("maxspeed", "120")]), Mode::Drive).unwrap().2 - 50.0 / 3.6).abs()
+                < 1e-9
+        );
+        assert!(
+            (usable(&t(&[("highway", "primary"), ("maxspeed", "30")]), Mode::Drive).unwrap().2 - 30.0 / 3.6).abs()
+                < 1e-9
+        );
     }
 }

@@ -12,8 +12,8 @@ use rand_chacha::ChaCha8Rng;
 use safegrid_geodata::LonLat;
 use safegrid_services::dispatch::nearest::{EtaSource, NearestQuery, rank};
 use safegrid_services::layer::{Item, Props, Responder, ResponderKind, ResponderStatus};
-use safegrid_services::positions::{Subject, TracePoint};
 use safegrid_services::positions::live::{FreshnessConfig, LiveUnits};
+use safegrid_services::positions::{Subject, TracePoint};
 use safegrid_services::roads::Roads;
 use std::io::Write;
 use std::time::Instant;
@@ -78,7 +78,8 @@ fn main() {
         });
         units_csv.push_str(&format!("{id},{}\n", g.nearer_node(&s)));
     }
-    let places: Vec<(LonLat, u32)> = (0..1_000).map(|_| on_roads(&mut rng)).map(|(p, s)| (p, g.nearer_node(&s))).collect();
+    let places: Vec<(LonLat, u32)> =
+        (0..1_000).map(|_| on_roads(&mut rng)).map(|(p, s)| (p, g.nearer_node(&s))).collect();
     let q = NearestQuery { k: 5, ..NearestQuery::default() };
 
     // Warm the calculator pool, then time each place.

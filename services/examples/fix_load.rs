@@ -127,8 +127,8 @@ fn send(conn: &mut BufReader<TcpStream>, a: &Args, body: &str) -> (u16, String) 
 fn main() {
     let a = args();
     // A day ago, so that every fix is in the past and inside the retention window.
-    let t0_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
-        - 86_400_000;
+    let t0_ms =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64) - 86_400_000;
     let per_conn: Vec<Vec<String>> = (0..a.conns).map(|c| bodies(&a, c, t0_ms)).collect();
     let started = Instant::now();
     let results: Vec<(u64, u64, Vec<Duration>)> = std::thread::scope(|scope| {

@@ -66,10 +66,9 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.name() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: expected admin, dispatcher, grid_worker, auditor, gateway or public"))
+        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            format!("unknown role {s:?}: expected admin, dispatcher, grid_worker, auditor, gateway or public")
+        })
     }
 }
 

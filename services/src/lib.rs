@@ -7,12 +7,14 @@
 //! - [`service`]: store + live state, kept in step.
 //! - [`api`]: the axum HTTP API (`api::app`).
 //! - [`import`]: bulk import from GeoJSON and CSV.
+//! - [`audit`]: coverage audit reports (JSON, GeoJSON, HTML) and `safegrid audit`.
 //! - [`demo`]: Shenzhen demo grids and population.
 //! - [`metrics`]: Prometheus metrics.
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
 pub mod access;
 pub mod api;
+pub mod audit;
 pub mod basemap;
 pub mod demo;
 pub mod dispatch;

@@ -7,14 +7,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::{Crs, GridCode};
 use safegrid_services::access::{Principal, Role, new_token};
 use safegrid_services::api::{AppState, app, osmand_app};
-use safegrid_services::positions::ingest::{IngestConfig, spawn_retention};
-use safegrid_services::positions::live::FreshnessConfig;
-use safegrid_services::positions::mqtt::MqttConfig;
-use safegrid_services::positions::noise::NoiseConfig;
 use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
 use safegrid_services::layer::Layer;
+use safegrid_services::positions::ingest::{IngestConfig, spawn_retention};
+use safegrid_services::positions::live::FreshnessConfig;
+use safegrid_services::positions::mqtt::MqttConfig;
+use safegrid_services::positions::noise::NoiseConfig;
 use safegrid_services::roads::Roads;
 use safegrid_services::service::Service;
 use safegrid_services::store;
@@ -291,6 +291,10 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ranges: Vec<u32>,
     },
+    /// Audit a grid layer from GeoJSON files, offline: gaps, overlaps, slivers, invalid
+    /// geometry, grids outside the territory or their parent, codes, staffing, workload.
+    /// Exit code 0: passed; 1: findings; 2: the input could not be audited.
+    Audit(safegrid_services::audit::cli::AuditArgs),
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
     /// Revoke an API token by the start of its hash (see `safegrid tokens`). A running server
@@ -316,6 +320,8 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        // Offline: no store is opened, and the exit code carries the verdict.
+        Command::Audit(args) => std::process::exit(safegrid_services::audit::cli::run(&args)),
         Command::Serve { listen, token_reload_secs, map, positions, roads } => {
             let basemap = map.open(false).await?;
             let roads = roads.open(false).await?;

@@ -50,7 +50,11 @@ pub struct Roads {
 
 impl std::fmt::Debug for Roads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Roads").field("source", &self.source).field("drive", &self.drive).field("walk", &self.walk).finish()
+        f.debug_struct("Roads")
+            .field("source", &self.source)
+            .field("drive", &self.drive)
+            .field("walk", &self.walk)
+            .finish()
     }
 }
 
@@ -75,7 +79,8 @@ impl Roads {
     fn from_pbf_bytes(bytes: &[u8], source: &str, cache_dir: &Path) -> Result<Self, RoadsError> {
         let key = hex::encode(&Sha256::digest(bytes)[..12]);
         let graph = |mode: Mode| -> Result<RoadGraph, RoadsError> {
-            let name = format!("roads-v{CACHE_VERSION}-{key}-{}.bin", if mode == Mode::Drive { "drive" } else { "walk" });
+            let name =
+                format!("roads-v{CACHE_VERSION}-{key}-{}.bin", if mode == Mode::Drive { "drive" } else { "walk" });
             let path = cache_dir.join(name);
             if let Ok(cached) = std::fs::read(&path) {
                 match RoadGraph::from_bytes(&cached) {
@@ -85,14 +90,25 @@ impl Roads {
             }
             let started = Instant::now();
             let g = RoadGraph::from_pbf(bytes, mode)?;
-            tracing::info!(?mode, nodes = g.node_count(), segments = g.segment_count(), millis = started.elapsed().as_millis() as u64, "road graph contracted");
+            tracing::info!(
+                ?mode,
+                nodes = g.node_count(),
+                segments = g.segment_count(),
+                millis = started.elapsed().as_millis() as u64,
+                "road graph contracted"
+            );
             if let Err(e) = write_atomically(&path, &g.to_bytes()) {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache the road graph; it will be rebuilt next start");
             }
             Ok(g)
         };
         let (drive, walk) = (graph(Mode::Drive)?, graph(Mode::Walk)?);
-        tracing::info!(source, drive_segments = drive.segment_count(), walk_segments = walk.segment_count(), "road network ready");
+        tracing::info!(
+            source,
+            drive_segments = drive.segment_count(),
+            walk_segments = walk.segment_count(),
+            "road network ready"
+        );
         Ok(Self {
             drive,
             walk,

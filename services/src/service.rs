@@ -8,8 +8,8 @@
 use crate::access::{Principal, token_hash};
 use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
-use crate::positions::{Subject, TracePoint};
 use crate::positions::live::{FreshnessConfig, LiveUnits};
+use crate::positions::{Subject, TracePoint};
 use crate::store::{AuditRow, Store, StoreError, TokenRecord};
 use chrono::Utc;
 use safegrid_geodata::{GridCode, GridHierarchy, GridUnit, LonLat};
@@ -149,7 +149,8 @@ impl Service {
     /// taken instead.
     pub async fn apply_fixes(&self, moves: &[(TracePoint, Option<GridCode>)], grids_version: u64) {
         for subject in [Subject::Responder, Subject::KeyPerson] {
-            let mine: Vec<&(TracePoint, Option<GridCode>)> = moves.iter().filter(|(f, _)| f.subject == subject).collect();
+            let mine: Vec<&(TracePoint, Option<GridCode>)> =
+                moves.iter().filter(|(f, _)| f.subject == subject).collect();
             if mine.is_empty() {
                 continue;
             }
@@ -182,7 +183,11 @@ impl Service {
     ///
     /// # Errors
     /// [`ServiceError::NotFound`], [`ServiceError::Store`].
-    pub async fn set_responder_status(&self, id: i64, status: crate::layer::ResponderStatus) -> Result<(), ServiceError> {
+    pub async fn set_responder_status(
+        &self,
+        id: i64,
+        status: crate::layer::ResponderStatus,
+    ) -> Result<(), ServiceError> {
         let layer = Layer::Responders;
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;

@@ -81,7 +81,8 @@ pub async fn seed(service: &Service, roads: &Roads) -> anyhow::Result<()> {
         });
         service.create(&who, pos, props).await?;
     }
-    for (i, name) in ["大运警务室", "龙城治安岗", "爱联平安站", "回龙埔警务站"].iter().enumerate() {
+    for (i, name) in ["大运警务室", "龙城治安岗", "爱联平安站", "回龙埔警务站"].iter().enumerate()
+    {
         let pos = random_on_roads(roads, &mut rng);
         let props = Props::Post(Post {
             kind: if i % 2 == 0 { PostKind::PoliceRoom } else { PostKind::SafetyStation },
@@ -109,18 +110,17 @@ fn random_on_roads(roads: &Roads, rng: &mut ChaCha8Rng) -> LonLat {
 /// Runs the simulation for ever.
 pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: SocketAddr) {
     tokio::spawn(async move {
-        let units: Vec<SimUnit> = service
-            .layer(Layer::Responders)
-            .iter()
-            .filter_map(|it| match &it.props {
-                Props::Responder(r) => r
-                    .device_id
-                    .as_ref()
-                    .filter(|d| d.starts_with("demo-lg-"))
-                    .map(|d| SimUnit { id: it.id, device: d.clone(), pos: it.pos, path: Vec::new(), task: Task::Patrol }),
-                _ => None,
-            })
-            .collect();
+        let units: Vec<SimUnit> =
+            service
+                .layer(Layer::Responders)
+                .iter()
+                .filter_map(|it| match &it.props {
+                    Props::Responder(r) => r.device_id.as_ref().filter(|d| d.starts_with("demo-lg-")).map(|d| {
+                        SimUnit { id: it.id, device: d.clone(), pos: it.pos, path: Vec::new(), task: Task::Patrol }
+                    }),
+                    _ => None,
+                })
+                .collect();
         tracing::info!(units = units.len(), %osmand, "demo simulation running: units report over OsmAnd every {REPORT_EVERY_S} s");
         // The first incident waits until every unit has reported, so that one can be sent.
         let first = Utc::now() + chrono::Duration::seconds(2 * REPORT_EVERY_S as i64 + 1);
@@ -221,8 +221,9 @@ fn advance(u: &mut SimUnit, mut metres: f64) -> (f64, f64) {
             u.path.remove(0);
         } else {
             let f = metres / d;
-            u.pos = LonLat::new(u.pos.lon() + (next.lon() - u.pos.lon()) * f, u.pos.lat() + (next.lat() - u.pos.lat()) * f)
-                .unwrap_or(u.pos);
+            u.pos =
+                LonLat::new(u.pos.lon() + (next.lon() - u.pos.lon()) * f, u.pos.lat() + (next.lat() - u.pos.lat()) * f)
+                    .unwrap_or(u.pos);
             metres = 0.0;
         }
     }
@@ -267,7 +268,9 @@ async fn report(osmand: SocketAddr, u: &SimUnit, now: DateTime<Utc>, speed_mps: 
     };
     match tokio::time::timeout(Duration::from_secs(5), send).await {
         Ok(Ok(buf)) if buf.starts_with(b"HTTP/1.1 200") => {}
-        Ok(Ok(buf)) => tracing::warn!(device = %u.device, answer = %String::from_utf8_lossy(&buf[..buf.len().min(80)]), "demo report refused"),
+        Ok(Ok(buf)) => {
+            tracing::warn!(device = %u.device, answer = %String::from_utf8_lossy(&buf[..buf.len().min(80)]), "demo report refused")
+        }
         Ok(Err(e)) => tracing::warn!(device = %u.device, error = %e, "demo report not sent"),
         Err(_) => tracing::warn!(device = %u.device, "demo report timed out"),
     }

@@ -34,7 +34,11 @@ pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: Origi
     if let Some(kind) = &q.kind
         && !crate::layer::ResponderKind::NAMES.contains(&kind.as_str())
     {
-        return Err(ApiError::invalid("kind", kind.as_str(), format!("expected one of {}", crate::layer::ResponderKind::NAMES.join(", "))));
+        return Err(ApiError::invalid(
+            "kind",
+            kind.as_str(),
+            format!("expected one of {}", crate::layer::ResponderKind::NAMES.join(", ")),
+        ));
     }
     if let Some(list) = p.get("include") {
         for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {

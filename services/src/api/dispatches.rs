@@ -20,10 +20,10 @@ use crate::access::{Principal, Role};
 use crate::dispatch::board::{DeadlineConfig, Dispatch, Step};
 use crate::dispatch::desk::DeskError;
 use crate::layer::Layer;
+use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use safegrid_geodata::GridCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -111,7 +111,8 @@ pub async fn list(State(st): State<AppState>, Caller(who): Caller, uri: Original
         Some(v) => return Err(ApiError::invalid("open", v, "expected true or false")),
     };
     let limit = p.bounded("limit", 100, 1, 1000)?;
-    let all: Vec<Dispatch> = st.desk.list(open, usize::MAX).await?.into_iter().filter(|d| visible(&who, d)).take(limit).collect();
+    let all: Vec<Dispatch> =
+        st.desk.list(open, usize::MAX).await?.into_iter().filter(|d| visible(&who, d)).take(limit).collect();
     Ok(Json(json!({"dispatches": all})).into_response())
 }
 
@@ -124,7 +125,11 @@ async fn visible_dispatch(st: &AppState, who: &Principal, id: i64) -> Result<Dis
 }
 
 /// `GET /api/v1/dispatches/{id}`
-pub async fn get_one(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_one(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_reader(&who)?;
     let d = visible_dispatch(&st, &who, id_of(&id)?).await?;
     Ok(Json(d).into_response())
@@ -152,9 +157,9 @@ pub async fn step(
 ) -> Result<Response, ApiError> {
     require_reader(&who)?;
     let b: StepBody = parse(&body)?;
-    let step = Step::parse(&b.step)
-        .filter(|s| *s != Step::Dispatched)
-        .ok_or_else(|| ApiError::invalid("step", b.step.as_str(), "expected acknowledged, en_route, on_scene or cleared"))?;
+    let step = Step::parse(&b.step).filter(|s| *s != Step::Dispatched).ok_or_else(|| {
+        ApiError::invalid("step", b.step.as_str(), "expected acknowledged, en_route, on_scene or cleared")
+    })?;
     let d = st.desk.step(&who, id_of(&id)?, id_of(&unit)?, step).await?;
     Ok(Json(d).into_response())
 }
@@ -173,7 +178,11 @@ pub async fn city_wide(
 }
 
 /// `GET /api/v1/incidents/{id}/timeline`
-pub async fn timeline(State(st): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn timeline(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_reader(&who)?;
     let id = id_of(&id)?;
     let incident = st
@@ -194,7 +203,11 @@ pub async fn deadlines(State(st): State<AppState>, Caller(who): Caller) -> Resul
 }
 
 /// `PUT /api/v1/dispatch/deadlines`
-pub async fn set_deadlines(State(st): State<AppState>, Caller(who): Caller, body: JsonBody) -> Result<Response, ApiError> {
+pub async fn set_deadlines(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     require_reader(&who)?;
     let config: DeadlineConfig = parse(&body)?;
     st.desk.set_deadlines(&who, config).await?;

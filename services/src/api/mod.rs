@@ -1,6 +1,7 @@
 //! The HTTP API: `app(state)` builds the whole service as an axum `Router`; `main` only parses
 //! configuration and calls it, and the tests drive the same function.
 
+pub mod audits;
 pub mod basemap;
 pub mod caller;
 pub mod dispatch;
@@ -112,6 +113,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/api/v1/audit_log", get(ops::audit_log))
+        .route("/api/v1/audit/geometry", get(audits::geometry_audit))
+        .route("/api/v1/audit/workload", get(audits::workload_audit))
         .route("/api/v1/locate", get(grids::locate))
         .route("/api/v1/grids", get(grids::list))
         .route("/api/v1/grids/{code}", get(grids::get_one).put(grids::put_one))

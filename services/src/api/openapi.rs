@@ -136,6 +136,27 @@ pub fn document() -> Value {
             param("before", false, "Only rows with a smaller id", json!({"type": "integer"})),
         ], "responses": {"200": {"description": "Rows"}}},
     }));
+    let audit_format = param(
+        "format",
+        false,
+        "json (the whole report) or geojson (the findings as features, grid findings with the grid's outline)",
+        json!({"type": "string", "enum": ["json", "geojson"], "default": "json"}),
+    );
+    paths.insert("/api/v1/audit/geometry".into(), json!({
+        "get": {"tags": ["audit"], "summary": "Coverage audit of the live grid layer: gaps, overlaps, slivers (reported apart), grids outside their parent, codes, grids without a worker. Any role but gateway.", "parameters": [
+            audit_format.clone(),
+            param("sliver_m2", false, "Gaps and overlaps below this area are slivers", json!({"type": "number", "minimum": 0, "default": 100})),
+            param("sliver_width_m", false, "Gaps and overlaps narrower than this on average are slivers", json!({"type": "number", "minimum": 0, "default": 0.5})),
+        ], "responses": {"200": {"description": "Report: passed, summary, geometry.findings[] with kind, severity, grids, message, area_m2, location, bbox, geometry"}}},
+    }));
+    paths.insert("/api/v1/audit/workload".into(), json!({
+        "get": {"tags": ["audit"], "summary": "The geometry audit plus households and people (rental housing) and incidents per grid against the norm; outliers listed with their figures.", "parameters": [
+            audit_format,
+            param("min_households", false, "Norm: fewest households a grid", json!({"type": "integer", "default": 300})),
+            param("max_households", false, "Norm: most households a grid", json!({"type": "integer", "default": 500})),
+            param("max_people", false, "Norm: most people a grid", json!({"type": "integer", "default": 2500})),
+        ], "responses": {"200": {"description": "Report with workload.grids[] and workload.findings[]"}}},
+    }));
     let tile_params = json!([
         {"name": "layers", "in": "path", "required": true, "description": "grids, incidents_h3, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas", "schema": {"type": "string"}},
         {"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}},

@@ -83,7 +83,12 @@ pub async fn metrics(State(st): State<AppState>, Caller(who): Caller) -> Respons
     }
     let (commits, failures) = st.ingest.counters().commits();
     extra.push(("safegrid_fix_commits", "Group commits of fixes since start-up.", String::new(), commits as f64));
-    extra.push(("safegrid_fix_commit_failures", "Failed group commits since start-up.", String::new(), failures as f64));
+    extra.push((
+        "safegrid_fix_commit_failures",
+        "Failed group commits since start-up.",
+        String::new(),
+        failures as f64,
+    ));
     extra.push(("safegrid_fix_queue", "Fixes waiting to be stored.", String::new(), st.ingest.queued() as f64));
     extra.push((
         "safegrid_live_units",

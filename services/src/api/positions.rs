@@ -20,9 +20,9 @@ use super::params::Params;
 use super::problem::{ApiError, is_json};
 use crate::access::Role;
 use crate::layer::{Layer, Props};
+use crate::positions::geofence::GridEvent;
 use crate::positions::ingest::{IngestError, Receipt};
 use crate::positions::live::Freshness;
-use crate::positions::geofence::GridEvent;
 use crate::positions::{Subject, TracePoint, batch, flags, osmand};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Request, State};
@@ -114,7 +114,8 @@ pub async fn batch(State(st): State<AppState>, Caller(who): Caller, req: Request
         return Err(ApiError::unsupported_media_type(&ct));
     }
     let body: Body = req.into_body();
-    let bytes = axum::body::to_bytes(body, BATCH_BODY_LIMIT).await.map_err(|_| ApiError::too_large(BATCH_BODY_LIMIT))?;
+    let bytes =
+        axum::body::to_bytes(body, BATCH_BODY_LIMIT).await.map_err(|_| ApiError::too_large(BATCH_BODY_LIMIT))?;
     let fixes = batch::decode(&bytes).map_err(|e| {
         st.ingest.counters().count_malformed();
         ApiError::invalid(e.field, e.value, e.reason)
@@ -245,7 +246,8 @@ pub async fn trace(
         }))
         .into_response(),
         _ => {
-            let coords: Vec<[f64; 2]> = shown.iter().map(|p| crs.from_wgs84(p.pos)).map(|q| [q.lon(), q.lat()]).collect();
+            let coords: Vec<[f64; 2]> =
+                shown.iter().map(|p| crs.from_wgs84(p.pos)).map(|q| [q.lon(), q.lat()]).collect();
             let geometry = if coords.len() == 1 {
                 json!({"type": "Point", "coordinates": coords[0]})
             } else {
@@ -284,7 +286,10 @@ fn simplify(points: &[TracePoint], tolerance_m: f64) -> Vec<TracePoint> {
     let m_per_deg = 111_320.0;
     let line: LineString<f64> = points
         .iter()
-        .map(|p| Coord { x: (p.pos.lon() - first.pos.lon()) * k * m_per_deg, y: (p.pos.lat() - first.pos.lat()) * m_per_deg })
+        .map(|p| Coord {
+            x: (p.pos.lon() - first.pos.lon()) * k * m_per_deg,
+            y: (p.pos.lat() - first.pos.lat()) * m_per_deg,
+        })
         .collect();
     line.simplify_idx(tolerance_m).into_iter().map(|i| points[i].clone()).collect()
 }

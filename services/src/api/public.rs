@@ -47,7 +47,9 @@ impl RateLimiter {
         let mut b = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if b.len() > 100_000 {
             // Forget clients whose bucket has refilled: they lose nothing.
-            b.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0 < BURST);
+            b.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0 < BURST
+            });
         }
         let (tokens, at) = b.entry(client).or_insert((BURST, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0).min(BURST);
@@ -109,13 +111,19 @@ pub fn nearest_posts(st: &AppState, query: Option<&str>, client: Option<IpAddr>)
             .map(|(i, walk_s, distance_m, road)| public_feature(open[i].0, crs, open[i].2, walk_s, distance_m, road))
             .collect()
     };
-    let mut r = super::items::geojson_response(StatusCode::OK, &json!({"type": "FeatureCollection", "features": features}));
+    let mut r =
+        super::items::geojson_response(StatusCode::OK, &json!({"type": "FeatureCollection", "features": features}));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r.into_response())
 }
 
 /// The `k` posts soonest reached on foot: (index, seconds, metres, along roads?).
-fn walking_race(roads: Option<&Roads>, at: LonLat, posts: &[(&Item, f64, Option<bool>)], k: usize) -> Vec<(usize, f64, f64, bool)> {
+fn walking_race(
+    roads: Option<&Roads>,
+    at: LonLat,
+    posts: &[(&Item, f64, Option<bool>)],
+    k: usize,
+) -> Vec<(usize, f64, f64, bool)> {
     let estimate = |straight: f64| {
         let d = straight * WALK_DETOUR;
         (d / ACCESS_MPS, d)

@@ -308,7 +308,9 @@ impl Board {
                     }
                 }
             }
-            ("notified", _) => d.notified.push(serde_json::json!({"unit_id": e.unit_id, "post_id": e.post_id, "at": e.at, "detail": e.detail})),
+            ("notified", _) => d
+                .notified
+                .push(serde_json::json!({"unit_id": e.unit_id, "post_id": e.post_id, "at": e.at, "detail": e.detail})),
             ("ack_overdue" | "arrival_overdue", Some(u)) => {
                 if let Some(a) = d.units.get_mut(&u) {
                     a.alarms.push(e.kind.clone());
@@ -382,7 +384,11 @@ mod tests {
 
     #[test]
     fn each_deadline_raises_its_alarm_once_and_only_when_missed() {
-        let mut b = Board::from_events(&[ev(1, "created", None, 0), ev(2, "dispatched", Some(5), 0), ev(3, "dispatched", Some(6), 0)]);
+        let mut b = Board::from_events(&[
+            ev(1, "created", None, 0),
+            ev(2, "dispatched", Some(5), 0),
+            ev(3, "dispatched", Some(6), 0),
+        ]);
         let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
         assert!(b.due_alarms(at(59)).is_empty());
         b.apply(&ev(4, "acknowledged", Some(6), 30));
@@ -400,7 +406,10 @@ mod tests {
         let mut b = Board::from_events(&[ev(1, "created", None, 0), ev(2, "dispatched", Some(5), 0)]);
         assert!(b.check_step(1, 5, Step::OnScene).is_ok(), "a step may be skipped");
         b.apply(&ev(3, "on_scene", Some(5), 100));
-        assert_eq!(b.check_step(1, 5, Step::EnRoute), Err(BoardError::Backwards { unit: 5, at: "on_scene", to: "en_route" }));
+        assert_eq!(
+            b.check_step(1, 5, Step::EnRoute),
+            Err(BoardError::Backwards { unit: 5, at: "on_scene", to: "en_route" })
+        );
         assert_eq!(b.check_step(1, 7, Step::Cleared), Err(BoardError::NotAssigned { dispatch: 1, unit: 7 }));
         b.apply(&ev(4, "cleared", Some(5), 200));
         assert_eq!(b.busy_with(5), None);

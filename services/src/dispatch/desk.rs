@@ -7,13 +7,13 @@
 use super::board::{Board, BoardError, DeadlineConfig, Dispatch, DispatchEvent, Step};
 use crate::access::{Principal, Role};
 use crate::layer::{Layer, Props, ResponderStatus};
+use crate::roads::Arrival;
 use crate::roads::Roads;
 use crate::service::{Service, ServiceError};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
-use safegrid_geodata::haversine_m;
-use crate::roads::Arrival;
 use safegrid_geodata::LonLat;
+use safegrid_geodata::haversine_m;
 use safegrid_geodata::roads::Mode;
 use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
@@ -125,7 +125,10 @@ impl Desk {
                     }),
                     None => DeadlineConfig::default(),
                 };
-                Ok::<_, DeskError>(Loaded { board: Mutex::new(Board::from_events(&events)), deadlines: RwLock::new(deadlines) })
+                Ok::<_, DeskError>(Loaded {
+                    board: Mutex::new(Board::from_events(&events)),
+                    deadlines: RwLock::new(deadlines),
+                })
             })
             .await
     }
@@ -191,7 +194,14 @@ impl Desk {
         Ok(())
     }
 
-    fn event(board: &mut Board, d: (i64, i64), unit: Option<i64>, kind: &str, who: &str, detail: Option<Value>) -> DispatchEvent {
+    fn event(
+        board: &mut Board,
+        d: (i64, i64),
+        unit: Option<i64>,
+        kind: &str,
+        who: &str,
+        detail: Option<Value>,
+    ) -> DispatchEvent {
         DispatchEvent {
             id: board.next_event_id(),
             dispatch_id: d.0,
@@ -231,7 +241,10 @@ impl Desk {
                 return Err(DeskError::Conflict(format!("unit {u} ({}) is busy with dispatch {d}", r.callsign)));
             }
             if dispatch.and_then(|d| board.get(d)).is_some_and(|d| d.units.contains_key(&u)) {
-                return Err(DeskError::Conflict(format!("unit {u} ({}) was already sent on this dispatch", r.callsign)));
+                return Err(DeskError::Conflict(format!(
+                    "unit {u} ({}) was already sent on this dispatch",
+                    r.callsign
+                )));
             }
             if r.status == ResponderStatus::OffDuty {
                 return Err(DeskError::Conflict(format!("unit {u} ({}) is off duty", r.callsign)));
@@ -244,10 +257,20 @@ impl Desk {
     ///
     /// # Errors
     /// [`DeskError`].
-    pub async fn create(&self, who: &Principal, incident_id: i64, units: &[i64], note: Option<String>) -> Result<Dispatch, DeskError> {
+    pub async fn create(
+        &self,
+        who: &Principal,
+        incident_id: i64,
+        units: &[i64],
+        note: Option<String>,
+    ) -> Result<Dispatch, DeskError> {
         may_dispatch(who)?;
         if units.is_empty() {
-            return Err(DeskError::Invalid { field: "units", value: json!([]), reason: "send at least one unit".into() });
+            return Err(DeskError::Invalid {
+                field: "units",
+                value: json!([]),
+                reason: "send at least one unit".into(),
+            });
         }
         let grid = self
             .service
@@ -355,7 +378,9 @@ impl Desk {
             .layer(Layer::Responders)
             .iter()
             .filter_map(|it| match &it.props {
-                Props::Responder(r) if r.status != ResponderStatus::OffDuty => Some((it.id, r.callsign.clone(), it.pos)),
+                Props::Responder(r) if r.status != ResponderStatus::OffDuty => {
+                    Some((it.id, r.callsign.clone(), it.pos))
+                }
                 _ => None,
             })
             .collect();
@@ -373,7 +398,14 @@ impl Desk {
         let marks = board.marks();
         let mut events = Vec::new();
         for (i, how) in &reached_units {
-            events.push(Self::event(&mut board, (dispatch, incident), Some(units[*i].0), "notified", &who.name, Some(how.clone())));
+            events.push(Self::event(
+                &mut board,
+                (dispatch, incident),
+                Some(units[*i].0),
+                "notified",
+                &who.name,
+                Some(how.clone()),
+            ));
         }
         for (i, how) in &reached_posts {
             let mut e = Self::event(&mut board, (dispatch, incident), None, "notified", &who.name, Some(how.clone()));
@@ -457,7 +489,13 @@ enum Reach {
 
 impl Reach {
     /// The members of `all` within reach of `at`, with how far: (index, detail).
-    fn select(self, at: LonLat, all: &[(i64, String, LonLat)], roads: Option<&Roads>, mode: Mode) -> Vec<(usize, Value)> {
+    fn select(
+        self,
+        at: LonLat,
+        all: &[(i64, String, LonLat)],
+        roads: Option<&Roads>,
+        mode: Mode,
+    ) -> Vec<(usize, Value)> {
         use crate::dispatch::nearest::{ESTIMATE_DETOUR, ESTIMATE_MPS};
         match self {
             Self::Radius(r) => all
@@ -471,14 +509,15 @@ impl Reach {
             Self::Within(limit) => {
                 let estimate = |straight: f64| (straight * ESTIMATE_DETOUR / ESTIMATE_MPS, straight * ESTIMATE_DETOUR);
                 let positions: Vec<LonLat> = all.iter().map(|m| m.2).collect();
-                let arrivals = roads.and_then(|r| r.race(mode, at, &positions, all.len(), estimate, false)).unwrap_or_else(|| {
-                    (0..all.len())
-                        .map(|index| {
-                            let (eta_s, distance_m) = estimate(haversine_m(all[index].2, at));
-                            Arrival { index, eta_s, distance_m, by_road: false }
-                        })
-                        .collect()
-                });
+                let arrivals =
+                    roads.and_then(|r| r.race(mode, at, &positions, all.len(), estimate, false)).unwrap_or_else(|| {
+                        (0..all.len())
+                            .map(|index| {
+                                let (eta_s, distance_m) = estimate(haversine_m(all[index].2, at));
+                                Arrival { index, eta_s, distance_m, by_road: false }
+                            })
+                            .collect()
+                    });
                 arrivals
                     .into_iter()
                     .filter(|a| a.eta_s <= limit)

@@ -134,8 +134,16 @@ fn owntracks(topic: &str, obj: &serde_json::Map<String, Value>) -> Result<Fix, B
     let raw = RawFix {
         device_id: device.to_owned(),
         time: obj.get("tst").cloned().unwrap_or(Value::Null),
-        lon: num("lon").ok_or_else(|| BatchError { field: "lon".into(), value: Value::Null, reason: "required".into() })?,
-        lat: num("lat").ok_or_else(|| BatchError { field: "lat".into(), value: Value::Null, reason: "required".into() })?,
+        lon: num("lon").ok_or_else(|| BatchError {
+            field: "lon".into(),
+            value: Value::Null,
+            reason: "required".into(),
+        })?,
+        lat: num("lat").ok_or_else(|| BatchError {
+            field: "lat".into(),
+            value: Value::Null,
+            reason: "required".into(),
+        })?,
         speed_mps: num("vel").map(|kmh| kmh / 3.6),
         bearing_deg: num("cog"),
         altitude_m: num("alt"),
@@ -219,7 +227,8 @@ mod tests {
 
     #[test]
     fn mqtt_messages_come_as_batches_single_fixes_or_owntracks() {
-        let one = decode_message("safegrid/positions/dev-7", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#).unwrap();
+        let one =
+            decode_message("safegrid/positions/dev-7", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#).unwrap();
         assert_eq!(one[0].device_id, "dev-7");
         let own = decode_message(
             "owntracks/alice/phone",
@@ -229,7 +238,9 @@ mod tests {
         assert_eq!(own[0].device_id, "alice/phone");
         assert!((own[0].speed_mps.unwrap() - 10.0).abs() < 1e-9);
         assert_eq!(own[0].attributes["tid"], "al");
-        let batch = decode_message("x", br#"{"fixes": [{"device_id": "a", "time": 1795334400, "lon": 114, "lat": 22}]}"#).unwrap();
+        let batch =
+            decode_message("x", br#"{"fixes": [{"device_id": "a", "time": 1795334400, "lon": 114, "lat": 22}]}"#)
+                .unwrap();
         assert_eq!(batch.len(), 1);
         assert_eq!(decode_message("t/d", br#"{"time": 1795334400, "lon": 114, "lat": 95}"#).unwrap_err().field, "lat");
         assert_eq!(decode_message("t/d", b"not json").unwrap_err().field, "payload");
@@ -242,10 +253,19 @@ mod tests {
             (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":200,"lat":22}]}"#, "fixes[0].lon"),
             (r#"{"fixes":[{"device_id":"a","time":"yesterday","lon":114,"lat":22}]}"#, "fixes[0].time"),
             (r#"{"fixes":[{"device_id":"","time":1795334400,"lon":114,"lat":22}]}"#, "fixes[0].device_id"),
-            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"battery_pct":140}]}"#, "fixes[0].battery_pct"),
+            (
+                r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"battery_pct":140}]}"#,
+                "fixes[0].battery_pct",
+            ),
             (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"colour":"red"}]}"#, "fixes[0].colour"),
-            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22},{"device_id":"a","lon":114,"lat":22}]}"#, "fixes[1]"),
-            (r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"attributes":{"x":[1]}}]}"#, "fixes[0].attributes.x"),
+            (
+                r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22},{"device_id":"a","lon":114,"lat":22}]}"#,
+                "fixes[1]",
+            ),
+            (
+                r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"attributes":{"x":[1]}}]}"#,
+                "fixes[0].attributes.x",
+            ),
             (r#"[1,2]"#, "body"),
         ];
         for (body, field) in cases {

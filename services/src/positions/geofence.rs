@@ -115,7 +115,9 @@ pub fn crossing(
         return Vec::new();
     }
     let mut out = Vec::with_capacity(2);
-    let mut push = |kind, g: &GridCode| out.push(GridEvent { id: next_id(), time, subject, unit_id, kind, grid_code: g.clone(), pos });
+    let mut push = |kind, g: &GridCode| {
+        out.push(GridEvent { id: next_id(), time, subject, unit_id, kind, grid_code: g.clone(), pos })
+    };
     if let Some(g) = from {
         push(EventKind::Exit, g);
     }
@@ -144,7 +146,11 @@ mod tests {
     use safegrid_geodata::{GridHierarchy, haversine_m};
 
     fn grids() -> GridState {
-        let square = |x0: f64, x1: f64| geo::MultiPolygon(vec![polygon![(x: x0, y: 22.50), (x: x1, y: 22.50), (x: x1, y: 22.60), (x: x0, y: 22.60)]]);
+        let square = |x0: f64, x1: f64| {
+            geo::MultiPolygon(vec![
+                polygon![(x: x0, y: 22.50), (x: x1, y: 22.50), (x: x1, y: 22.60), (x: x0, y: 22.60)],
+            ])
+        };
         let unit = |code: &str, level, g| GridUnit {
             code: GridCode::parse(code).unwrap(),
             name: code.into(),
@@ -185,10 +191,17 @@ mod tests {
             let mut id = 0;
             for p in &walk {
                 let next = held_grid(&g, held.as_ref(), *p, margin);
-                events.extend(crossing((Subject::Responder, 1), held.as_ref(), next.as_ref(), DateTime::UNIX_EPOCH, *p, || {
-                    id += 1;
-                    id
-                }));
+                events.extend(crossing(
+                    (Subject::Responder, 1),
+                    held.as_ref(),
+                    next.as_ref(),
+                    DateTime::UNIX_EPOCH,
+                    *p,
+                    || {
+                        id += 1;
+                        id
+                    },
+                ));
                 held = next;
             }
             (events, held)

@@ -16,10 +16,10 @@ use super::{Fix, Subject, TracePoint, flags, to_store_precision};
 use crate::layer::{Layer, Props};
 use crate::service::Service;
 use chrono::{DateTime, Utc};
+use safegrid_geodata::GridCode;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use safegrid_geodata::GridCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 
 /// Queue and group sizes.
@@ -340,7 +340,8 @@ impl Writer {
                         Verdict::Live => {
                             moves.insert(key, rows.len());
                             r.live += 1;
-                            let item = if key.0 == Subject::Responder { responders.get(key.1) } else { persons.get(key.1) };
+                            let item =
+                                if key.0 == Subject::Responder { responders.get(key.1) } else { persons.get(key.1) };
                             let cur = held.entry(key).or_insert_with(|| item.and_then(|it| it.grid.clone()));
                             let next = held_grid(&grids, cur.as_ref(), fix.pos, self.margin_m);
                             let mut id = || {
@@ -350,7 +351,8 @@ impl Writer {
                             events.extend(crossing(key, cur.as_ref(), next.as_ref(), fix.time, fix.pos, &mut id));
                             // A key person's zone: an alert for the grid worker of their grid.
                             if let Some(Props::KeyPerson(k)) = item.map(|it| &it.props)
-                                && let Some(kind) = k.zone.as_ref().and_then(|z| zone_alert(z, cur.as_ref(), next.as_ref()))
+                                && let Some(kind) =
+                                    k.zone.as_ref().and_then(|z| zone_alert(z, cur.as_ref(), next.as_ref()))
                             {
                                 events.push(GridEvent {
                                     id: id(),
@@ -380,10 +382,8 @@ impl Writer {
             Ok(inserted) => {
                 self.filter.commit(scratch);
                 self.last_event_id = Some(next_id);
-                let mut latest: Vec<(TracePoint, Option<GridCode>)> = moves
-                    .into_iter()
-                    .map(|(key, i)| (rows[i].clone(), held.get(&key).cloned().flatten()))
-                    .collect();
+                let mut latest: Vec<(TracePoint, Option<GridCode>)> =
+                    moves.into_iter().map(|(key, i)| (rows[i].clone(), held.get(&key).cloned().flatten())).collect();
                 latest.sort_by_key(|(p, _)| (p.subject, p.unit_id));
                 self.service.apply_fixes(&latest, grids.version).await;
                 for e in events {

@@ -12,8 +12,8 @@
 
 use super::batch::decode_message;
 use super::ingest::{Ingest, IngestError};
-use std::future::Future;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -69,7 +69,12 @@ pub fn spawn(ingest: Arc<Ingest>, config: MqttConfig) {
     tokio::spawn(acknowledge(client, ingest, acks));
 }
 
-async fn run(mut eventloop: EventLoop, client: AsyncClient, to_queue: mpsc::UnboundedSender<Publish>, config: MqttConfig) {
+async fn run(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    to_queue: mpsc::UnboundedSender<Publish>,
+    config: MqttConfig,
+) {
     let mut connected = false;
     loop {
         match eventloop.poll().await {
@@ -117,7 +122,11 @@ enum Next {
 }
 
 /// Decodes and queues each message's fixes in arrival order.
-async fn queue(ingest: Arc<Ingest>, mut queued: mpsc::UnboundedReceiver<Publish>, to_ack: mpsc::UnboundedSender<(Publish, Next)>) {
+async fn queue(
+    ingest: Arc<Ingest>,
+    mut queued: mpsc::UnboundedReceiver<Publish>,
+    to_ack: mpsc::UnboundedSender<(Publish, Next)>,
+) {
     while let Some(p) = queued.recv().await {
         let Some(next) = enqueue(&ingest, &p).await else { return };
         if to_ack.send((p, next)).is_err() {

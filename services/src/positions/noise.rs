@@ -246,15 +246,15 @@ mod tests {
             &mut f,
             &[
                 fix(0, 114.0, 22.5),
-                fix(10, 114.0005, 22.5),          // 51 m in 10 s: live
-                fix(10, 114.0009, 22.5),          // same time again: duplicate
-                fix(5, 114.0002, 22.5),           // before the live fix: late
-                bad_accuracy,                     // 500 m accuracy
-                invalid,                          // the device says so
-                fix(40, 114.5, 22.5),             // 51 km in 30 s: jump
-                fix(1_000 + 600, 114.0, 22.5),    // 10 minutes ahead of the server
-                fix(-200 * 86_400, 114.0, 22.5),  // beyond retention
-                fix(50, 114.001, 22.5),           // back to normal, 51 m from the live fix
+                fix(10, 114.0005, 22.5),         // 51 m in 10 s: live
+                fix(10, 114.0009, 22.5),         // same time again: duplicate
+                fix(5, 114.0002, 22.5),          // before the live fix: late
+                bad_accuracy,                    // 500 m accuracy
+                invalid,                         // the device says so
+                fix(40, 114.5, 22.5),            // 51 km in 30 s: jump
+                fix(1_000 + 600, 114.0, 22.5),   // 10 minutes ahead of the server
+                fix(-200 * 86_400, 114.0, 22.5), // beyond retention
+                fix(50, 114.001, 22.5),          // back to normal, 51 m from the live fix
             ],
         );
         assert_eq!(
@@ -315,7 +315,10 @@ mod tests {
         let f = NoiseFilter::new(NoiseConfig::default());
         let mut s = Scratch::default();
         assert_eq!(f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()), Verdict::Live);
-        assert_eq!(f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()), Verdict::Refused(Refusal::Duplicate));
+        assert_eq!(
+            f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()),
+            Verdict::Refused(Refusal::Duplicate)
+        );
         drop(s);
         let mut s = Scratch::default();
         assert_eq!(f.judge(&mut s, (Subject::Responder, 1), &fix(0, 114.0, 22.5), now()), Verdict::Live);

@@ -10,10 +10,10 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::access::Role;
-use crate::layer::{Item, Layer};
-use crate::positions::{Subject, TracePoint};
 use crate::dispatch::board::DispatchEvent;
+use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
+use crate::positions::{Subject, TracePoint};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, GridUnit};
@@ -237,7 +237,8 @@ pub(crate) mod rows {
             Ok(GridEvent {
                 id: self.id,
                 time: self.time,
-                subject: Subject::from_code(self.subject).ok_or_else(|| corrupt(format!("subject {}", self.subject)))?,
+                subject: Subject::from_code(self.subject)
+                    .ok_or_else(|| corrupt(format!("subject {}", self.subject)))?,
                 unit_id: self.unit_id,
                 kind: EventKind::parse(&self.kind).ok_or_else(|| corrupt(format!("kind {:?}", self.kind)))?,
                 grid_code: GridCode::parse(&self.grid_code).map_err(|e| corrupt(e.to_string()))?,

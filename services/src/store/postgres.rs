@@ -6,10 +6,10 @@
 
 use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
-use crate::layer::{Item, Layer};
-use crate::positions::{Subject, TracePoint};
 use crate::dispatch::board::DispatchEvent;
+use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
+use crate::positions::{Subject, TracePoint};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};

@@ -5,8 +5,8 @@
 
 use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
 use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
-use crate::layer::{Item, Layer};
 use crate::dispatch::board::DispatchEvent;
+use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
 use crate::positions::{Subject, TracePoint, from_millis, to_millis};
 use async_trait::async_trait;
@@ -31,7 +31,8 @@ fn fix_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TracePoint, StoreError> {
     let subject: i64 = r.try_get(0)?;
     let unit_id: i64 = r.try_get(1)?;
     let t: i64 = r.try_get(2)?;
-    let corrupt = |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{subject}/{unit_id}@{t}"), reason };
+    let corrupt =
+        |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{subject}/{unit_id}@{t}"), reason };
     let flags: i64 = r.try_get(10)?;
     Ok(TracePoint {
         subject: Subject::from_code(subject).ok_or_else(|| corrupt(format!("subject {subject}")))?,
@@ -391,7 +392,8 @@ impl Store for SqliteStore {
         }
         let mut inserted = 0;
         for chunk in fixes.chunks(FIXES_PER_INSERT) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT OR IGNORE INTO fixes ({FIX_COLUMNS}) "));
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("INSERT OR IGNORE INTO fixes ({FIX_COLUMNS}) "));
             qb.push_values(chunk, |mut b, f| {
                 b.push_bind(i64::from(f.subject.code()))
                     .push_bind(f.unit_id)
@@ -423,7 +425,9 @@ impl Store for SqliteStore {
         let mut conn = self.pool.acquire().await?;
         let mut out = Vec::new();
         for &u in units {
-            if let Some(r) = sqlx::query(&sql).bind(i64::from(subject.code())).bind(u).fetch_optional(&mut *conn).await? {
+            if let Some(r) =
+                sqlx::query(&sql).bind(i64::from(subject.code())).bind(u).fetch_optional(&mut *conn).await?
+            {
                 out.push(fix_from_row(&r)?);
             }
         }
@@ -519,10 +523,11 @@ impl Store for SqliteStore {
                     kind: r.try_get(5)?,
                     at: from_millis(r.try_get(6)?),
                     actor: r.try_get(7)?,
-                    detail: detail
-                        .map(|d| serde_json::from_str(&d))
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt { table: "dispatch_events", key: id.to_string(), reason: e.to_string() })?,
+                    detail: detail.map(|d| serde_json::from_str(&d)).transpose().map_err(|e| StoreError::Corrupt {
+                        table: "dispatch_events",
+                        key: id.to_string(),
+                        reason: e.to_string(),
+                    })?,
                 })
             })
             .collect()

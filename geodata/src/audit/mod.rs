@@ -1,0 +1,256 @@
+//! Grid coverage audits: what a supervisor checks on a grid layer before it is used.
+//!
+//! - [`input`]: a GeoJSON layer read leniently — every fault is collected and located instead of
+//!   stopping at the first, and the coordinate system is checked.
+//! - [`geometry`]: gaps, overlaps, slivers, invalid geometry, grids outside the territory or their
+//!   parent, codes, grids with no worker.
+//! - [`workload`]: households, people and incidents per grid against the norms.
+//!
+//! Everything is pure: the CLI (`safegrid audit`) runs it on files with no server or store, and
+//! the API runs it on the live layer. Areas are geodesic (Karney, on WGS-84), the same measure
+//! as PostGIS `ST_Area(geography)`, so the two can be compared directly.
+
+pub mod faults;
+pub mod geometry;
+pub mod input;
+pub mod measure;
+pub mod workload;
+
+use serde::Serialize;
+
+/// What kind of finding, in the order a report lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Kind {
+    /// A ring that crosses itself, is unclosed, too short, degenerate, or rings that cross.
+    InvalidGeometry,
+    /// Rings wound against RFC 7946 (exterior counter-clockwise). Read correctly; worth fixing.
+    Winding,
+    /// Part of the territory in no grid.
+    Gap,
+    /// Two grids covering the same ground.
+    Overlap,
+    /// A gap below the sliver threshold.
+    GapSliver,
+    /// An overlap below the sliver threshold.
+    OverlapSliver,
+    /// A grid partly or wholly outside the territory.
+    OutsideTerritory,
+    /// A unit partly or wholly outside its parent unit.
+    OutsideParent,
+    /// A feature with no code.
+    CodeMissing,
+    /// A code that is not a valid grid code.
+    CodeMalformed,
+    /// A code used by more than one feature.
+    CodeDuplicate,
+    /// A unit whose parent (derived from its code) is missing from a multi-level layer.
+    CodeOrphan,
+    /// A grid with no assigned grid worker.
+    Unstaffed,
+    /// Fewer households than the norm.
+    FewHouseholds,
+    /// More households than the norm.
+    ManyHouseholds,
+    /// More people than the norm.
+    ManyPeople,
+}
+
+impl Kind {
+    /// Every kind, in report order.
+    pub const ALL: [Self; 16] = [
+        Self::InvalidGeometry,
+        Self::Winding,
+        Self::Gap,
+        Self::Overlap,
+        Self::GapSliver,
+        Self::OverlapSliver,
+        Self::OutsideTerritory,
+        Self::OutsideParent,
+        Self::CodeMissing,
+        Self::CodeMalformed,
+        Self::CodeDuplicate,
+        Self::CodeOrphan,
+        Self::Unstaffed,
+        Self::FewHouseholds,
+        Self::ManyHouseholds,
+        Self::ManyPeople,
+    ];
+
+    /// Whether a finding of this kind fails the layer. Slivers and winding are reported but do
+    /// not: a sliver below the threshold is a drawing artefact, and RFC 7946 tells readers to
+    /// accept either winding.
+    #[must_use]
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::Winding | Self::GapSliver | Self::OverlapSliver => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+
+    /// The snake_case name used in JSON.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InvalidGeometry => "invalid_geometry",
+            Self::Winding => "winding",
+            Self::Gap => "gap",
+            Self::Overlap => "overlap",
+            Self::GapSliver => "gap_sliver",
+            Self::OverlapSliver => "overlap_sliver",
+            Self::OutsideTerritory => "outside_territory",
+            Self::OutsideParent => "outside_parent",
+            Self::CodeMissing => "code_missing",
+            Self::CodeMalformed => "code_malformed",
+            Self::CodeDuplicate => "code_duplicate",
+            Self::CodeOrphan => "code_orphan",
+            Self::Unstaffed => "unstaffed",
+            Self::FewHouseholds => "few_households",
+            Self::ManyHouseholds => "many_households",
+            Self::ManyPeople => "many_people",
+        }
+    }
+}
+
+/// Whether a finding fails the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Reported; the layer still passes.
+    Warning,
+    /// The layer does not pass.
+    Error,
+}
+
+/// One thing the audit found, located.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// What.
+    pub kind: Kind,
+    /// Whether it fails the layer.
+    pub severity: Severity,
+    /// The grids concerned, by code (or name, or `feature #i` when a feature has neither).
+    pub grids: Vec<String>,
+    /// Indexes of the features concerned in the input layer.
+    pub features: Vec<usize>,
+    /// A sentence a supervisor can act on.
+    pub message: String,
+    /// Area in m², for findings that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area_m2: Option<f64>,
+    /// A point on the finding, `[lon, lat]` (inside its polygon where it has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<[f64; 2]>,
+    /// `[west, south, east, north]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<[f64; 4]>,
+    /// The finding's own polygon (a gap, an overlap, the part outside), where it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<geojson::Geometry>,
+    /// Where in the feature's GeoJSON a geometry fault is (`coordinates[0][1]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Figures behind a workload finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figures: Option<workload::Figures>,
+}
+
+impl Finding {
+    /// A finding with only kind, grids and message; the rest is filled by the caller.
+    #[must_use]
+    pub fn new(kind: Kind, grids: Vec<String>, features: Vec<usize>, message: String) -> Self {
+        Self {
+            kind,
+            severity: kind.severity(),
+            grids,
+            features,
+            message,
+            area_m2: None,
+            location: None,
+            bbox: None,
+            geometry: None,
+            path: None,
+            figures: None,
+        }
+    }
+}
+
+/// Thresholds of the geometry audit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// Gaps and overlaps smaller than this (m²) are slivers, reported apart.
+    pub sliver_m2: f64,
+    /// Gaps and overlaps narrower than this on average (m) are slivers too, however long.
+    pub sliver_width_m: f64,
+    /// Pieces smaller than this (m²) are floating-point noise of the polygon operations on
+    /// shared edges, and are not reported at all.
+    pub noise_m2: f64,
+    /// Pieces narrower than this on average (m) are noise too: two copies of one border
+    /// rounded differently, whose area grows with the border's length.
+    pub noise_width_m: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        // 100 m² is a 1 m strip along 100 m of boundary, a digitising artefact; half a metre
+        // is below what a boundary survey resolves on the ground; 0.01 m² is far above the
+        // noise the polygon operations leave on exactly shared edges (1e-6 m²) and far below
+        // anything a surveyor draws.
+        // 5 mm is fifty times the rounding of the polygon operations (1e-9°, 0.1 mm) and far
+        // below what any survey resolves.
+        Self { sliver_m2: 100.0, sliver_width_m: 0.5, noise_m2: 0.01, noise_width_m: 0.005 }
+    }
+}
+
+/// Reports progress of a long audit (the CLI draws a bar; the API ignores it).
+pub trait Progress: Sync {
+    /// A new stage with `total` steps begins.
+    fn stage(&self, name: &str, total: u64);
+    /// `n` more steps of the current stage are done.
+    fn advance(&self, n: u64);
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// Counts and totals of findings by kind.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Findings per kind (kinds with none are listed with 0).
+    pub counts: std::collections::BTreeMap<&'static str, usize>,
+    /// Total area per kind where findings have an area.
+    pub area_m2: std::collections::BTreeMap<&'static str, f64>,
+    /// Findings that fail the layer.
+    pub errors: usize,
+    /// Findings that do not.
+    pub warnings: usize,
+}
+
+impl Summary {
+    /// Summarises findings.
+    #[must_use]
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut s = Self::default();
+        for k in Kind::ALL {
+            s.counts.insert(k.name(), 0);
+        }
+        for f in findings {
+            *s.counts.entry(f.kind.name()).or_default() += 1;
+            if let Some(a) = f.area_m2 {
+                *s.area_m2.entry(f.kind.name()).or_default() += a;
+            }
+            match f.severity {
+                Severity::Error => s.errors += 1,
+                Severity::Warning => s.warnings += 1,
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,223 @@
+//! The workload audit: households, people and incidents per grid against the norm.
+//!
+//! The norm is the urban standard most cities publish for 网格化管理: 300–500 households and at
+//! most 2,500 people a grid, so that one grid worker can visit every household. Cities set
+//! their own figures, so all three are options.
+
+use super::input::AuditFeature;
+use super::{Finding, Kind, Progress};
+use crate::LonLat;
+use crate::locate::{PointPosition, PreparedPolygon};
+use geo::Coord;
+use rayon::prelude::*;
+use rstar::RTree;
+use rstar::primitives::{GeomWithData, Rectangle};
+use serde::Serialize;
+
+/// The norm a grid is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Norm {
+    /// Fewest households.
+    pub min_households: u64,
+    /// Most households.
+    pub max_households: u64,
+    /// Most people.
+    pub max_people: u64,
+}
+
+impl Default for Norm {
+    fn default() -> Self {
+        Self { min_households: 300, max_households: 500, max_people: 2_500 }
+    }
+}
+
+/// A place people live: a rental-housing record, a building, a household.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dwelling {
+    /// Where.
+    pub at: LonLat,
+    /// Households (户) there.
+    pub households: u32,
+    /// People living there.
+    pub people: u32,
+}
+
+/// One grid's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Figures {
+    /// Households.
+    pub households: u64,
+    /// People.
+    pub people: u64,
+    /// Incidents.
+    pub incidents: u64,
+}
+
+/// Figures for one grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridWorkload {
+    /// The grid's label (code, else name).
+    pub grid: String,
+    /// Its feature index.
+    pub feature: usize,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The result of a workload audit.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadAudit {
+    /// The norm applied.
+    pub norm: Norm,
+    /// Every grid's figures, in layer order.
+    pub grids: Vec<GridWorkload>,
+    /// What lies in no grid.
+    pub outside: Figures,
+    /// Grids outside the norm, with their figures.
+    pub findings: Vec<Finding>,
+}
+
+type Part = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
+
+/// Counts households, people and incidents per grid and lists the grids outside the norm.
+///
+/// `grids` are the units audited (those without children); a point on a shared border, or in
+/// two overlapping grids, is counted once, in the first grid of the layer that holds it.
+#[must_use]
+pub fn audit(
+    grids: &[&AuditFeature],
+    dwellings: &[Dwelling],
+    incidents: &[LonLat],
+    norm: Norm,
+    progress: &dyn Progress,
+) -> WorkloadAudit {
+    let mut prepared = Vec::new();
+    let mut parts = Vec::new();
+    for (gi, g) in grids.iter().enumerate() {
+        for poly in g.geometry.iter().flat_map(|m| m.0.iter()) {
+            let pp = PreparedPolygon::new(poly);
+            let (lo, hi) = pp.envelope();
+            parts.push(Part::new(Rectangle::from_corners([lo.x, lo.y], [hi.x, hi.y]), (gi, prepared.len())));
+            prepared.push(pp);
+        }
+    }
+    let tree = RTree::bulk_load(parts);
+    let locate = |p: LonLat| -> Option<usize> {
+        let c = Coord { x: p.lon(), y: p.lat() };
+        tree.locate_all_at_point(&[c.x, c.y])
+            .filter(|e| prepared[e.data.1].position(c) != PointPosition::Outside)
+            .map(|e| e.data.0)
+            .min()
+    };
+    let n = grids.len();
+    progress.stage("households per grid", dwellings.len() as u64);
+    let per_chunk = |acc: Vec<Figures>, chunk: &[Dwelling]| {
+        let mut acc = acc;
+        for d in chunk {
+            let slot = locate(d.at).unwrap_or(n);
+            acc[slot].households += u64::from(d.households);
+            acc[slot].people += u64::from(d.people);
+        }
+        progress.advance(chunk.len() as u64);
+        acc
+    };
+    let merge = |mut a: Vec<Figures>, b: Vec<Figures>| {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.households += y.households;
+            x.people += y.people;
+            x.incidents += y.incidents;
+        }
+        a
+    };
+    let mut figs = dwellings
+        .par_chunks(4096)
+        .fold(|| vec![Figures::default(); n + 1], per_chunk)
+        .reduce(|| vec![Figures::default(); n + 1], merge);
+    progress.stage("incidents per grid", incidents.len() as u64);
+    let inc = incidents
+        .par_chunks(4096)
+        .fold(
+            || vec![0_u64; n + 1],
+            |mut acc, chunk| {
+                for p in chunk {
+                    acc[locate(*p).unwrap_or(n)] += 1;
+                }
+                progress.advance(chunk.len() as u64);
+                acc
+            },
+        )
+        .reduce(|| vec![0_u64; n + 1], |a, b| a.into_iter().zip(b).map(|(x, y)| x + y).collect());
+    for (f, i) in figs.iter_mut().zip(inc) {
+        f.incidents = i;
+    }
+    let outside = figs.pop().unwrap_or_default();
+
+    let mut findings = Vec::new();
+    let mut out = Vec::with_capacity(n);
+    for (g, fig) in grids.iter().zip(figs) {
+        let label = g.label();
+        let mut flag = |kind: Kind, msg: String| {
+            let mut f = Finding::new(kind, vec![label.clone()], vec![g.index], msg);
+            f.figures = Some(fig);
+            f.location = g.geometry.as_ref().and_then(super::measure::location);
+            findings.push(f);
+        };
+        if fig.households < norm.min_households {
+            flag(
+                Kind::FewHouseholds,
+                format!("{label} has {} households, fewer than the norm's {}", fig.households, norm.min_households),
+            );
+        } else if fig.households > norm.max_households {
+            flag(
+                Kind::ManyHouseholds,
+                format!("{label} has {} households, more than the norm's {}", fig.households, norm.max_households),
+            );
+        }
+        if fig.people > norm.max_people {
+            flag(
+                Kind::ManyPeople,
+                format!("{label} has {} people, more than the norm's {}", fig.people, norm.max_people),
+            );
+        }
+        out.push(GridWorkload { grid: label, feature: g.index, figures: fig });
+    }
+    WorkloadAudit { norm, grids: out, outside, findings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Silent;
+    use geo::{MultiPolygon, polygon};
+
+    fn grid(index: usize, x: f64) -> AuditFeature {
+        AuditFeature {
+            index,
+            code: Some(format!("44030400{}", index + 1)),
+            name: None,
+            manager: None,
+            geometry: Some(MultiPolygon(vec![
+                polygon![(x: x, y: 22.5), (x: x + 0.01, y: 22.5), (x: x + 0.01, y: 22.51), (x: x, y: 22.51)],
+            ])),
+        }
+    }
+
+    #[test]
+    fn figures_are_summed_per_grid_and_outliers_named_with_them() {
+        let (a, b) = (grid(0, 114.0), grid(1, 114.01));
+        let at = |x: f64| LonLat::new(x, 22.505).unwrap();
+        let mut d = vec![Dwelling { at: at(114.005), households: 400, people: 1_000 }];
+        d.extend((0..10).map(|_| Dwelling { at: at(114.015), households: 60, people: 300 }));
+        // On the shared border: counted once, in the first grid.
+        d.push(Dwelling { at: at(114.01), households: 1, people: 1 });
+        d.push(Dwelling { at: at(115.0), households: 7, people: 9 });
+        let w = audit(&[&a, &b], &d, &[at(114.001), at(114.002)], Norm::default(), &Silent);
+        assert_eq!(w.grids[0].figures, Figures { households: 401, people: 1_001, incidents: 2 });
+        assert_eq!(w.grids[1].figures, Figures { households: 600, people: 3_000, incidents: 0 });
+        assert_eq!(w.outside, Figures { households: 7, people: 9, incidents: 0 });
+        let kinds: Vec<_> = w.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [Kind::ManyHouseholds, Kind::ManyPeople]);
+        assert!(w.findings[0].message.contains("600 households"));
+    }
+}

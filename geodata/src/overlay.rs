@@ -1,0 +1,130 @@
+//! Polygon union, difference, intersection and symmetric difference for grid layers.
+//!
+//! These are `geo`'s `BooleanOps` (the i_overlay engine) with one setting changed: the snap
+//! radius stays at one unit of the integer grid (about 1e-9° for a city) instead of doubling on
+//! every pass. `geo` keeps i_overlay's default, which lets the radius grow while it splits
+//! many nearly coincident edges — exactly what a grid layer is made of — and so moves shared
+//! boundaries by centimetres. On the demo's 3,194 grids that left 6 cm wide, 6 km long "gaps" of
+//! 300–400 m² along district borders that PostGIS (GEOS) does not find; with the radius held
+//! still the two agree (`tests/audit.rs`).
+
+use geo::{Coord, LineString, MultiPolygon, Polygon};
+use i_overlay::core::fill_rule::FillRule;
+use i_overlay::core::overlay_rule::OverlayRule;
+use i_overlay::core::solver::{Precision, Solver};
+use i_overlay::float::overlay::{FloatOverlay, OverlayOptions};
+
+type Path = Vec<[f64; 2]>;
+
+fn solver() -> Solver {
+    Solver { precision: Precision::ABSOLUTE, ..Solver::AUTO }
+}
+
+/// Rings of polygons as i_overlay paths, exteriors counter-clockwise and holes clockwise (the
+/// fill rule below counts windings, so the orientation must be uniform).
+fn paths<'a>(polys: impl IntoIterator<Item = &'a Polygon<f64>>) -> Vec<Path> {
+    use geo::orient::{Direction, Orient};
+    let mut out = Vec::new();
+    for p in polys {
+        let p = p.orient(Direction::Default);
+        for ring in std::iter::once(p.exterior()).chain(p.interiors()) {
+            let mut path: Path = ring.0.iter().map(|c| [c.x, c.y]).collect();
+            // i_overlay paths are implicitly closed.
+            if path.len() > 1 && path.first() == path.last() {
+                path.pop();
+            }
+            if path.len() >= 3 {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn to_geo(shapes: Vec<Vec<Path>>) -> MultiPolygon<f64> {
+    let ring = |p: Path| {
+        let mut cs: Vec<Coord<f64>> = p.into_iter().map(|[x, y]| Coord { x, y }).collect();
+        if let Some(&first) = cs.first() {
+            cs.push(first);
+        }
+        LineString(cs)
+    };
+    MultiPolygon(
+        shapes
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let mut rings = s.into_iter().map(ring);
+                let exterior = rings.next().unwrap_or_else(|| LineString(Vec::new()));
+                Polygon::new(exterior, rings.collect())
+            })
+            .collect(),
+    )
+}
+
+fn binary(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>, rule: OverlayRule) -> MultiPolygon<f64> {
+    let (pa, pb) = (paths(&a.0), paths(&b.0));
+    if pa.is_empty() && pb.is_empty() {
+        return MultiPolygon(Vec::new());
+    }
+    let shapes = FloatOverlay::with_subj_and_clip_custom(&pa, &pb, OverlayOptions::ogc(), solver())
+        .overlay(rule, FillRule::Positive);
+    to_geo(shapes)
+}
+
+/// The union of any number of polygons, overlapping or not.
+#[must_use]
+pub fn union<'a>(polys: impl IntoIterator<Item = &'a Polygon<f64>>) -> MultiPolygon<f64> {
+    let p = paths(polys);
+    if p.is_empty() {
+        return MultiPolygon(Vec::new());
+    }
+    to_geo(
+        FloatOverlay::with_subj_custom(&p, OverlayOptions::ogc(), solver())
+            .overlay(OverlayRule::Subject, FillRule::Positive),
+    )
+}
+
+/// `a` − `b`.
+#[must_use]
+pub fn difference(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> MultiPolygon<f64> {
+    binary(a, b, OverlayRule::Difference)
+}
+
+/// `a` ∩ `b`.
+#[must_use]
+pub fn intersection(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> MultiPolygon<f64> {
+    binary(a, b, OverlayRule::Intersect)
+}
+
+/// (`a` − `b`) ∪ (`b` − `a`).
+#[must_use]
+pub fn xor(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> MultiPolygon<f64> {
+    binary(a, b, OverlayRule::Xor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::measure::area_m2;
+    use geo::polygon;
+
+    #[test]
+    fn the_operations_agree_with_each_other_on_two_squares() {
+        let a =
+            MultiPolygon(vec![polygon![(x: 0.0, y: 0.0), (x: 0.02, y: 0.0), (x: 0.02, y: 0.02), (x: 0.0, y: 0.02)]]);
+        // Clockwise on purpose: the operations orient their input.
+        let b = MultiPolygon(vec![
+            polygon![(x: 0.01, y: 0.01), (x: 0.01, y: 0.03), (x: 0.03, y: 0.03), (x: 0.03, y: 0.01)],
+        ]);
+        let (ua, ub) = (area_m2(&a), area_m2(&b));
+        let i = area_m2(&intersection(&a, &b));
+        let u = area_m2(&union(a.0.iter().chain(&b.0)));
+        assert!((i - ua / 4.0).abs() / i < 1e-3, "{i} vs {}", ua / 4.0);
+        // Geodesic areas: splitting an edge changes its polygon's area by about 1e-8 of it.
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-6 * y;
+        assert!(close(u, ua + ub - i));
+        assert!(close(area_m2(&difference(&a, &b)), ua - i));
+        assert!(close(area_m2(&xor(&a, &b)), u - i));
+    }
+}

@@ -1,0 +1,152 @@
+//! Coverage audits of the live grid layer over HTTP (`/api/v1/audit/…`).
+//!
+//! - `GET /api/v1/audit/geometry`: gaps, overlaps, slivers, grids outside their parent, codes,
+//!   staffing — the same audit as `safegrid audit`, on the layer the service runs.
+//! - `GET /api/v1/audit/workload`: households and people (from rental housing) and incidents
+//!   per grid against the norm.
+//!
+//! Both answer JSON (the whole report) or, with `format=geojson`, the findings as GeoJSON
+//! features (what the map wall's audit overlay draws). They read no personal data — counts and
+//! geometry only — so any signed-in role but a gateway may ask.
+
+use super::AppState;
+use super::caller::Caller;
+use super::items::geojson_response;
+use super::params::Params;
+use super::problem::ApiError;
+use crate::access::{Principal, Role};
+use crate::audit::Report;
+use crate::layer::{Layer, Props};
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use safegrid_geodata::audit::input::AuditLayer;
+use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
+use safegrid_geodata::audit::{Silent, Thresholds, geometry};
+
+fn require_reader(who: &Principal) -> Result<(), ApiError> {
+    match who.role {
+        Role::Public => Err(ApiError::unauthorized("this route needs a bearer token")),
+        Role::Gateway => Err(ApiError::forbidden("a gateway token reports positions and reads nothing")),
+        _ => Ok(()),
+    }
+}
+
+fn positive(p: &Params, name: &str, default: f64) -> Result<f64, ApiError> {
+    let v = p.optional::<f64>(name, "a number ≥ 0")?.unwrap_or(default);
+    if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(ApiError::invalid(name, v, "expected a number ≥ 0")) }
+}
+
+fn thresholds(p: &Params) -> Result<Thresholds, ApiError> {
+    let d = Thresholds::default();
+    Ok(Thresholds {
+        sliver_m2: positive(p, "sliver_m2", d.sliver_m2)?,
+        sliver_width_m: positive(p, "sliver_width_m", d.sliver_width_m)?,
+        ..d
+    })
+}
+
+fn norm(p: &Params) -> Result<Norm, ApiError> {
+    let d = Norm::default();
+    let n = Norm {
+        min_households: p.optional("min_households", "a whole number")?.unwrap_or(d.min_households),
+        max_households: p.optional("max_households", "a whole number")?.unwrap_or(d.max_households),
+        max_people: p.optional("max_people", "a whole number")?.unwrap_or(d.max_people),
+    };
+    if n.min_households > n.max_households {
+        return Err(ApiError::invalid(
+            "min_households",
+            n.min_households,
+            format!("above max_households {}", n.max_households),
+        ));
+    }
+    Ok(n)
+}
+
+enum Format {
+    Json,
+    GeoJson,
+}
+
+fn format(p: &Params) -> Result<Format, ApiError> {
+    match p.get("format") {
+        None | Some("json") => Ok(Format::Json),
+        Some("geojson") => Ok(Format::GeoJson),
+        Some(other) => Err(ApiError::invalid("format", other, "expected json or geojson")),
+    }
+}
+
+fn answer(report: &Report, layer: &AuditLayer, f: &Format) -> Response {
+    match f {
+        Format::Json => axum::Json(report).into_response(),
+        Format::GeoJson => {
+            geojson_response(StatusCode::OK, &serde_json::to_value(report.to_geojson(layer)).unwrap_or_default())
+        }
+    }
+}
+
+/// Runs an audit of the live layer on a blocking thread (3,000 grids take about a third of a
+/// second of CPU; the async workers stay free).
+async fn audit_live(
+    st: &AppState,
+    t: Thresholds,
+    with_workload: Option<Norm>,
+) -> Result<(Report, AuditLayer), ApiError> {
+    let grids = st.service.grids();
+    let (dwellings, incidents) = match with_workload {
+        None => (Vec::new(), Vec::new()),
+        Some(_) => {
+            let housing = st.service.layer(Layer::RentalHousing);
+            let dwellings: Vec<Dwelling> = housing
+                .iter()
+                .filter_map(|it| match &it.props {
+                    Props::RentalHousing(r) => {
+                        Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count })
+                    }
+                    _ => None,
+                })
+                .collect();
+            drop(housing);
+            let incidents = st.service.layer(Layer::Incidents).iter().map(|it| it.pos).collect();
+            (dwellings, incidents)
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let layer = AuditLayer::from_units(grids.hierarchy.units());
+        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
+        let w = with_workload.map(|n| {
+            let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
+            workload::audit(&cells, &dwellings, &incidents, n, &Silent)
+        });
+        Ok((Report::new("live grid layer".into(), &layer, t, g, w), layer))
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+}
+
+/// `GET /api/v1/audit/geometry[?format=json|geojson&sliver_m2=&sliver_width_m=]`
+pub async fn geometry_audit(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["format", "sliver_m2", "sliver_width_m"])?;
+    require_reader(&who)?;
+    let (f, t) = (format(&p)?, thresholds(&p)?);
+    let (report, layer) = audit_live(&st, t, None).await?;
+    Ok(answer(&report, &layer, &f))
+}
+
+/// `GET /api/v1/audit/workload[?format=…&min_households=&max_households=&max_people=]`:
+/// the geometry audit and the workload audit together.
+pub async fn workload_audit(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["format", "min_households", "max_households", "max_people"])?;
+    require_reader(&who)?;
+    let (f, n) = (format(&p)?, norm(&p)?);
+    let (report, layer) = audit_live(&st, Thresholds::default(), Some(n)).await?;
+    Ok(answer(&report, &layer, &f))
+}

@@ -1,0 +1,219 @@
+//! `safegrid audit`: audit a grid layer from files, with no server or store.
+
+use super::{Report, html, points};
+use indicatif::{ProgressBar, ProgressStyle};
+use safegrid_geodata::Crs;
+use safegrid_geodata::audit::geometry::{self, AuditError};
+use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+use safegrid_geodata::audit::workload::{self, Norm};
+use safegrid_geodata::audit::{Progress, Thresholds};
+use std::path::{Path, PathBuf};
+
+/// Exit code: the layer passed.
+pub const PASSED: i32 = 0;
+/// Exit code: the audit ran and found faults.
+pub const FINDINGS: i32 = 1;
+/// Exit code: the input could not be audited (unreadable, not GeoJSON, wrong datum, bad option).
+pub const UNUSABLE: i32 = 2;
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The whole report as JSON.
+    Json,
+    /// The findings as a GeoJSON FeatureCollection (open it in QGIS next to the layer).
+    Geojson,
+    /// One self-contained HTML page with a map and charts, for opening without a server.
+    Html,
+}
+
+/// Audit a grid layer: gaps, overlaps, slivers, invalid geometry, grids outside the territory
+/// or their parent, codes, grids without a worker, and (with --households) workload.
+///
+/// Reads plain GeoJSON files and needs no server or store. Exit code: 0 the layer passed, 1 the
+/// audit found faults, 2 the input could not be audited.
+///
+/// Example: safegrid audit --grids grids.geojson --territory city.geojson --format html --out audit.html
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditArgs {
+    /// The grid layer: a GeoJSON FeatureCollection of (Multi)Polygons with a code (and, for the
+    /// staffing check, a manager) property. It may also hold the parent units (districts,
+    /// streets, communities); units with children are checked as parents.
+    #[arg(long)]
+    pub grids: PathBuf,
+    /// The territory the grids must cover exactly (GeoJSON polygons; their union is used).
+    /// Without it: the layer's top-level units, or else only holes enclosed by the grids.
+    #[arg(long)]
+    pub territory: Option<PathBuf>,
+    /// Households for the workload audit: rental housing or household points (GeoJSON or CSV with
+    /// lon, lat, households|units, people|tenant_count).
+    #[arg(long)]
+    pub households: Option<PathBuf>,
+    /// Incidents to count per grid (GeoJSON points or CSV with lon, lat).
+    #[arg(long)]
+    pub incidents: Option<PathBuf>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
+    /// Where to write the report (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Coordinate system of all input files: wgs84, gcj02 or bd09 (converted to WGS-84).
+    /// Without it, files are read as WGS-84 unless they declare otherwise, and a layer that fits
+    /// the territory far better as GCJ-02 or BD-09 is refused (exit 2).
+    #[arg(long)]
+    pub crs: Option<String>,
+    /// Gaps and overlaps smaller than this many m² are reported as slivers (warnings).
+    #[arg(long, default_value_t = Thresholds::default().sliver_m2)]
+    pub sliver_m2: f64,
+    /// Gaps and overlaps narrower than this many metres on average (twice the area over the
+    /// perimeter) are slivers too, however long: two drawings of one boundary line.
+    #[arg(long, default_value_t = Thresholds::default().sliver_width_m)]
+    pub sliver_width_m: f64,
+    /// Property holding the grid code.
+    #[arg(long, default_value = "code")]
+    pub code_property: String,
+    /// Property holding the grid name.
+    #[arg(long, default_value = "name")]
+    pub name_property: String,
+    /// Property holding the grid worker; grids without one are reported as unstaffed.
+    #[arg(long, default_value = "manager")]
+    pub manager_property: String,
+    /// Workload norm: fewest households a grid.
+    #[arg(long, default_value_t = Norm::default().min_households)]
+    pub min_households: u64,
+    /// Workload norm: most households a grid.
+    #[arg(long, default_value_t = Norm::default().max_households)]
+    pub max_households: u64,
+    /// Workload norm: most people a grid.
+    #[arg(long, default_value_t = Norm::default().max_people)]
+    pub max_people: u64,
+    /// No progress bar and no summary on standard error.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn stage(&self, name: &str, total: u64) {
+        self.0.reset();
+        self.0.set_length(total);
+        self.0.set_message(name.to_owned());
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+/// Runs the audit and returns the process exit code. Errors go to standard error as one line
+/// that names the file and what is wrong.
+#[must_use]
+pub fn run(args: &AuditArgs) -> i32 {
+    match audit(args) {
+        Ok(report) => {
+            if report.passed {
+                PASSED
+            } else {
+                FINDINGS
+            }
+        }
+        Err(e) => {
+            eprintln!("safegrid audit: {e}");
+            UNUSABLE
+        }
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
+    let crs = args.crs.as_deref().map(str::parse::<Crs>).transpose()?;
+    for (name, v) in [("--sliver-m2", args.sliver_m2), ("--sliver-width-m", args.sliver_width_m)] {
+        if !(v >= 0.0 && v.is_finite()) {
+            anyhow::bail!("{name} must be a number ≥ 0, got {v}");
+        }
+    }
+    if args.min_households > args.max_households {
+        anyhow::bail!("--min-households {} is above --max-households {}", args.min_households, args.max_households);
+    }
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg:30} [{bar:30}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let progress = Bar(bar.clone());
+
+    progress.stage("reading the layer", 1);
+    let opts = ReadOptions {
+        code_property: args.code_property.clone(),
+        name_property: args.name_property.clone(),
+        manager_property: args.manager_property.clone(),
+        crs,
+    };
+    let layer = read_layer(&read(&args.grids)?, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", args.grids.display()))?;
+    let territory = match &args.territory {
+        None => None,
+        Some(path) => {
+            let t = read_layer(&read(path)?, &ReadOptions { crs, ..ReadOptions::default() })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            if let Some(f) = t.faults.iter().find(|f| f.severity == safegrid_geodata::audit::Severity::Error) {
+                anyhow::bail!("{}: the territory itself is faulty: {}", path.display(), f.message);
+            }
+            Some(geo::MultiPolygon(t.features.into_iter().filter_map(|f| f.geometry).flat_map(|g| g.0).collect()))
+        }
+    };
+    progress.advance(1);
+
+    let thresholds =
+        Thresholds { sliver_m2: args.sliver_m2, sliver_width_m: args.sliver_width_m, ..Thresholds::default() };
+    let geometry = geometry::audit(&layer, territory.as_ref(), thresholds, &progress).map_err(|e| match e {
+        AuditError::LooksShifted { .. } => anyhow::anyhow!("{}: {e}", args.grids.display()),
+        other => anyhow::anyhow!("{}: {other}", args.grids.display()),
+    })?;
+
+    let workload = if args.households.is_some() || args.incidents.is_some() {
+        let c = crs.unwrap_or(layer.crs);
+        let dwellings = args.households.as_deref().map(|p| points::dwellings(p, c)).transpose()?.unwrap_or_default();
+        let incidents = args.incidents.as_deref().map(|p| points::positions(p, c)).transpose()?.unwrap_or_default();
+        let grids: Vec<_> = geometry.grid_features.iter().map(|&i| &layer.features[i]).collect();
+        let norm = Norm {
+            min_households: args.min_households,
+            max_households: args.max_households,
+            max_people: args.max_people,
+        };
+        Some(workload::audit(&grids, &dwellings, &incidents, norm, &progress))
+    } else {
+        None
+    };
+    bar.finish_and_clear();
+
+    let name =
+        args.grids.file_name().map_or_else(|| args.grids.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let report = Report::new(name, &layer, thresholds, geometry, workload);
+    let body = match args.format {
+        OutputFormat::Json => serde_json::to_string_pretty(&report)?,
+        OutputFormat::Geojson => serde_json::to_string(&report.to_geojson(&layer))?,
+        OutputFormat::Html => html::render(&report, &layer),
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, body).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => println!("{body}"),
+    }
+    if !args.quiet {
+        eprintln!("{}", one_line(&report));
+    }
+    Ok(report)
+}
+
+/// `PASSED`/`FAILED` and the counts that matter, for the terminal.
+fn one_line(r: &Report) -> String {
+    let parts: Vec<String> =
+        r.summary.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{n} {k}")).collect();
+    let verdict = if r.passed { "PASSED" } else { "FAILED" };
+    let what = if parts.is_empty() { "no findings".to_owned() } else { parts.join(", ") };
+    format!("{}: {verdict} — {} grids, {what}", r.layer.name, r.geometry.grids)
+}

@@ -1,0 +1,139 @@
+//! Households and incidents for an offline audit, from CSV or GeoJSON.
+//!
+//! Households: a rental-housing export (properties `units` and `tenant_count`, as safegrid's
+//! own layer), or any points with `households` and `people`; a point with neither is one
+//! household of unknown size. CSV: columns `lon`, `lat` and optionally `households`/`units` and
+//! `people`/`tenant_count`. Incidents: any points. Coordinates are converted from `crs`.
+
+use safegrid_geodata::audit::workload::Dwelling;
+use safegrid_geodata::{Crs, LonLat};
+use std::path::Path;
+
+/// Why a points file could not be read; names the file and the row or feature.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {what}")]
+pub struct PointsError {
+    /// The file.
+    pub file: String,
+    /// What is wrong, and where.
+    pub what: String,
+}
+
+struct Row {
+    at: LonLat,
+    households: Option<u32>,
+    people: Option<u32>,
+}
+
+/// Reads dwellings.
+///
+/// # Errors
+/// [`PointsError`] naming the row or feature at fault.
+pub fn dwellings(path: &Path, crs: Crs) -> Result<Vec<Dwelling>, PointsError> {
+    Ok(rows(path, crs)?
+        .into_iter()
+        .map(|r| Dwelling { at: r.at, households: r.households.unwrap_or(1), people: r.people.unwrap_or(0) })
+        .collect())
+}
+
+/// Reads incident positions.
+///
+/// # Errors
+/// [`PointsError`] naming the row or feature at fault.
+pub fn positions(path: &Path, crs: Crs) -> Result<Vec<LonLat>, PointsError> {
+    Ok(rows(path, crs)?.into_iter().map(|r| r.at).collect())
+}
+
+fn rows(path: &Path, crs: Crs) -> Result<Vec<Row>, PointsError> {
+    let file = path.display().to_string();
+    let fail = |what: String| PointsError { file: file.clone(), what };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let out = if is_csv { csv_rows(&text, crs) } else { geojson_rows(&text, crs) };
+    out.map_err(fail)
+}
+
+fn count(v: Option<&str>, what: &str, at: &str) -> Result<Option<u32>, String> {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s.parse::<u32>().map(Some).map_err(|_| format!("{at}: {what} {s:?} is not a whole number ≥ 0")),
+    }
+}
+
+fn csv_rows(text: &str, crs: Crs) -> Result<Vec<Row>, String> {
+    let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers = r.headers().map_err(|e| e.to_string())?.clone();
+    let col = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
+    let lon = col(&["lon", "lng", "longitude", "x"]).ok_or("no lon column (lon, lng, longitude or x)")?;
+    let lat = col(&["lat", "latitude", "y"]).ok_or("no lat column (lat, latitude or y)")?;
+    let hh = col(&["households", "units"]);
+    let ppl = col(&["people", "tenant_count", "population"]);
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+        let at = format!("line {line}");
+        let num = |c: usize, name: &str| -> Result<f64, String> {
+            rec.get(c)
+                .and_then(|s| s.parse::<f64>().ok())
+                .ok_or_else(|| format!("{at}: {name} {:?} is not a number", rec.get(c).unwrap_or("")))
+        };
+        let p = LonLat::new(num(lon, "lon")?, num(lat, "lat")?).map_err(|e| format!("{at}: {e}"))?;
+        out.push(Row {
+            at: crs.to_wgs84(p),
+            households: count(hh.and_then(|c| rec.get(c)), "households", &at)?,
+            people: count(ppl.and_then(|c| rec.get(c)), "people", &at)?,
+        });
+    }
+    Ok(out)
+}
+
+fn geojson_rows(text: &str, crs: Crs) -> Result<Vec<Row>, String> {
+    let gj: geojson::GeoJson = text.parse().map_err(|e: geojson::Error| format!("not GeoJSON: {e}"))?;
+    let fc = geojson::FeatureCollection::try_from(gj).map_err(|e| format!("not a FeatureCollection: {e}"))?;
+    let mut out = Vec::with_capacity(fc.features.len());
+    for (i, f) in fc.features.iter().enumerate() {
+        let at = format!("feature {i}");
+        let Some(geojson::GeometryValue::Point { coordinates: c }) = f.geometry.as_ref().map(|g| &g.value) else {
+            return Err(format!("{at}: expected a Point geometry"));
+        };
+        if c.len() < 2 {
+            return Err(format!("{at}: a position needs [lon, lat]"));
+        }
+        let p = LonLat::new(c[0], c[1]).map_err(|e| format!("{at}: {e}"))?;
+        let prop = |names: &[&str]| -> Option<String> {
+            let props = f.properties.as_ref()?;
+            names.iter().find_map(|n| props.get(*n)).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        };
+        out.push(Row {
+            at: crs.to_wgs84(p),
+            households: count(prop(&["households", "units"]).as_deref(), "households", &at)?,
+            people: count(prop(&["people", "tenant_count", "population"]).as_deref(), "people", &at)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_columns_are_found_by_their_usual_names_and_bad_rows_named() {
+        let rows = csv_rows("lng,lat,units,tenant_count\n114.0,22.5,12,30\n114.1,22.6,,\n", Crs::Wgs84).unwrap();
+        assert_eq!((rows[0].households, rows[0].people), (Some(12), Some(30)));
+        assert_eq!((rows[1].households, rows[1].people), (None, None));
+        let e = csv_rows("lon,lat,households\n114.0,22.5,-3\n", Crs::Wgs84).err().unwrap();
+        assert!(e.contains("line 2") && e.contains("households"), "{e}");
+    }
+
+    #[test]
+    fn geojson_points_carry_rental_housing_properties() {
+        let text = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"units":5,"tenant_count":11},"geometry":{"type":"Point","coordinates":[114,22.5]}}]}"#;
+        let rows = geojson_rows(text, Crs::Wgs84).unwrap();
+        assert_eq!((rows[0].households, rows[0].people), (Some(5), Some(11)));
+    }
+}

@@ -1,0 +1,412 @@
+//! Grid coverage audits on real layers: the 33 Dongguan towns (whose real overlaps the audit
+//! must find and locate), the demo's Shenzhen grids (which must pass), and a damaged copy of
+//! them; gap and overlap areas checked against PostGIS on the same polygons; and the offline
+//! `safegrid audit` command end to end (exit codes, formats, refusals).
+#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
+
+mod support;
+
+use geo::MapCoords;
+use safegrid_geodata::audit::geometry::{self, GeometryAudit, TerritorySource};
+use safegrid_geodata::audit::input::{AuditLayer, ReadOptions, read_layer};
+use safegrid_geodata::audit::{Kind, Severity, Silent, Thresholds};
+use safegrid_geodata::grid::unit_to_feature;
+use safegrid_geodata::{Crs, GridLevel};
+use safegrid_services::demo;
+use serde_json::Value;
+use sqlx::{Connection, Row};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_safegrid");
+
+fn read(text: &str) -> AuditLayer {
+    read_layer(text, &ReadOptions::default()).unwrap()
+}
+
+fn run(layer: &AuditLayer, territory: Option<&geo::MultiPolygon<f64>>) -> GeometryAudit {
+    geometry::audit(layer, territory, Thresholds::default(), &Silent).unwrap()
+}
+
+/// The demo layer as a file would hold it: the ten districts and their ~3,000 grids.
+fn demo_layer_text() -> String {
+    let h = demo::hierarchy(2026).unwrap();
+    let fc = geojson::FeatureCollection {
+        bbox: None,
+        features: h.units().iter().map(unit_to_feature).collect(),
+        foreign_members: None,
+    };
+    fc.to_string()
+}
+
+fn shenzhen_territory(test: &str) -> Option<geo::MultiPolygon<f64>> {
+    let path = support::shared_data(test, "shenzhen_districts/shenzhen_districts.geojson")?;
+    let t = read(&std::fs::read_to_string(path).unwrap());
+    Some(geo::MultiPolygon(t.features.into_iter().flat_map(|f| f.geometry.unwrap().0).collect()))
+}
+
+fn of_kind(a: &GeometryAudit, k: Kind) -> Vec<&safegrid_geodata::audit::Finding> {
+    a.findings.iter().filter(|f| f.kind == k).collect()
+}
+
+#[test]
+fn the_dongguan_towns_overlaps_are_found_named_and_located() {
+    let Some(path) = support::shared_data("dongguan overlaps", "dongguan_towns/dongguan_towns.geojson") else { return };
+    let layer = read_layer(
+        &std::fs::read_to_string(path).unwrap(),
+        &ReadOptions { code_property: "id".into(), ..ReadOptions::default() },
+    )
+    .unwrap();
+    let a = run(&layer, None);
+    assert_eq!(a.grids, 33);
+    assert_eq!(a.territory, TerritorySource::LayerOutline);
+    let overlaps = of_kind(&a, Kind::Overlap);
+    let pairs: Vec<(String, String)> = overlaps
+        .iter()
+        .map(|f| {
+            let names: Vec<String> = f.features.iter().map(|&i| layer.features[i].name.clone().unwrap()).collect();
+            (names[0].clone(), names[1].clone())
+        })
+        .collect();
+    let mut sorted: Vec<(String, String)> =
+        pairs.iter().map(|(a, b)| if a < b { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) }).collect();
+    sorted.sort();
+    assert_eq!(sorted, [("东城街道".to_owned(), "莞城街道".to_owned()), ("石碣镇".to_owned(), "石龙镇".to_owned())]);
+    // About 0.02% of the towns' area, as the data's README measured with shapely.
+    let total: f64 = overlaps.iter().map(|f| f.area_m2.unwrap()).sum();
+    let share = total / a.covered_m2;
+    assert!((0.0001..0.0003).contains(&share), "overlap share {share}");
+    for f in &overlaps {
+        // Located: the reported point lies in both towns, and the bbox holds it.
+        let [x, y] = f.location.unwrap();
+        let p = geo::Point::new(x, y);
+        for &i in &f.features {
+            use geo::Intersects;
+            assert!(layer.features[i].geometry.as_ref().unwrap().intersects(&p), "{} at {x},{y}", f.message);
+        }
+        let b = f.bbox.unwrap();
+        assert!(b[0] <= x && x <= b[2] && b[1] <= y && y <= b[3]);
+        assert!(f.geometry.is_some());
+    }
+    // The towns leave holes between them; the audit reports each as a gap with its neighbours.
+    assert!(!of_kind(&a, Kind::Gap).is_empty());
+    assert!(of_kind(&a, Kind::Gap).iter().all(|g| !g.grids.is_empty()));
+}
+
+#[test]
+fn the_demo_layer_passes_alone_and_against_the_shenzhen_districts() {
+    let layer = read(&demo_layer_text());
+    let a = run(&layer, None);
+    assert_eq!(a.territory, TerritorySource::TopLevelUnits { count: 10 });
+    let errors: Vec<_> = a.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(a.grids > 2_000 && a.parents == 10);
+    let Some(territory) = shenzhen_territory("demo layer vs districts") else { return };
+    let a = run(&layer, Some(&territory));
+    let errors: Vec<_> = a.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    eprintln!(
+        "demo: {} findings, covered {:.1} of {:.1} km²",
+        a.findings.len(),
+        a.covered_m2 / 1e6,
+        a.territory_m2 / 1e6
+    );
+}
+
+/// The demo layer with faults put in on purpose, all in Futian (440304): grid 001 moved 30 m
+/// east (overlaps with its neighbours, and a gap behind it), grid 002 deleted (a gap), the
+/// westernmost grid enlarged 10% about its centre (reaching out of the district), 004 unstaffed.
+fn damaged_demo_text() -> String {
+    use geo::{BoundingRect, Centroid};
+    let h = demo::hierarchy(2026).unwrap();
+    let west = h
+        .units()
+        .iter()
+        .filter(|u| u.level == GridLevel::Grid && u.code.as_str().starts_with("440304"))
+        .min_by(|a, b| {
+            a.geometry.bounding_rect().unwrap().min().x.total_cmp(&b.geometry.bounding_rect().unwrap().min().x)
+        })
+        .unwrap()
+        .code
+        .to_string();
+    let mut features = Vec::new();
+    for u in h.units() {
+        let mut u = u.clone();
+        match u.code.as_str() {
+            "440304002" => continue,
+            "440304001" => u.geometry = u.geometry.map_coords(|c| geo::Coord { x: c.x + 0.0003, y: c.y }),
+            "440304004" => u.manager = None,
+            c if c == west => {
+                let o = u.geometry.centroid().unwrap();
+                u.geometry = u
+                    .geometry
+                    .map_coords(|c| geo::Coord { x: o.x() + (c.x - o.x()) * 1.1, y: o.y() + (c.y - o.y()) * 1.1 });
+            }
+            _ => {}
+        }
+        features.push(unit_to_feature(&u));
+    }
+    geojson::FeatureCollection { bbox: None, features, foreign_members: None }.to_string()
+}
+
+#[test]
+fn faults_put_into_the_demo_layer_are_each_found_in_futian() {
+    let layer = read(&damaged_demo_text());
+    let a = run(&layer, None);
+    let kinds: std::collections::BTreeSet<Kind> =
+        a.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| f.kind).collect();
+    assert_eq!(kinds, [Kind::Gap, Kind::Overlap, Kind::OutsideParent, Kind::Unstaffed].into_iter().collect());
+    for f in a.findings.iter().filter(|f| f.severity == Severity::Error) {
+        // Each fault involves a Futian grid (the enlarged one also reaches into Nanshan's).
+        assert!(f.grids.iter().any(|g| g.starts_with("440304")), "{f:?}");
+    }
+    assert!(of_kind(&a, Kind::Gap).iter().all(|g| g.message.contains("福田区")), "gaps name their district");
+    assert!(of_kind(&a, Kind::Overlap).iter().any(|o| o.grids.contains(&"440304001".to_owned())));
+    let outside = of_kind(&a, Kind::OutsideParent);
+    assert!(
+        outside.iter().any(|f| f.severity == Severity::Error && f.message.contains("outside its parent 440304")),
+        "{outside:#?}"
+    );
+}
+
+/// Our gap and overlap areas against PostGIS's (`ST_Union`, `ST_Difference`, `ST_Intersection`)
+/// on the same polygons: the same overlapping pairs, and areas within 0.1%.
+#[tokio::test]
+async fn gap_and_overlap_areas_agree_with_postgis() {
+    let Some(server) = support::postgis_url("audit vs PostGIS") else { return };
+    let url = support::fresh_pg_database(&server).await;
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis").execute(&mut db).await.unwrap();
+
+    let mut layers: Vec<(&str, String, Option<String>)> = vec![("damaged demo", damaged_demo_text(), None)];
+    if let Some(p) = support::shared_data("audit vs PostGIS", "dongguan_towns/dongguan_towns.geojson") {
+        layers.push(("dongguan towns", std::fs::read_to_string(p).unwrap(), None));
+    }
+    if let Some(p) = support::shared_data("audit vs PostGIS", "shenzhen_districts/shenzhen_districts.geojson") {
+        layers.push(("demo vs districts", demo_layer_text(), Some(std::fs::read_to_string(p).unwrap())));
+    }
+    for (name, text, territory_text) in layers {
+        let layer = read(&text);
+        let territory = territory_text.as_deref().map(|t| {
+            let t = read(t);
+            geo::MultiPolygon(t.features.into_iter().flat_map(|f| f.geometry.unwrap().0).collect())
+        });
+        let a = run(&layer, territory.as_ref());
+        let grid_idx = &a.grid_features;
+
+        sqlx::query("DROP TABLE IF EXISTS g, t").execute(&mut db).await.unwrap();
+        sqlx::query("CREATE TABLE g (i int PRIMARY KEY, geom geometry(MultiPolygon, 4326))")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (geom geometry(MultiPolygon, 4326))").execute(&mut db).await.unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for &i in grid_idx {
+            let gj = v["features"][i]["geometry"].to_string();
+            sqlx::query("INSERT INTO g VALUES ($1, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($2), 4326)))")
+                .bind(i as i32)
+                .bind(gj)
+                .execute(&mut db)
+                .await
+                .unwrap();
+        }
+        sqlx::query("CREATE INDEX ON g USING gist (geom)").execute(&mut db).await.unwrap();
+        // The territory as the audit chose it: given, the top-level units, or the grids' outline.
+        let territory_features: Vec<Value> = match (&a.territory, &territory_text) {
+            (TerritorySource::Given, Some(t)) => {
+                serde_json::from_str::<Value>(t).unwrap()["features"].as_array().unwrap().clone()
+            }
+            (TerritorySource::TopLevelUnits { .. }, _) => v["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["properties"]["level"] == "district")
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        for f in &territory_features {
+            sqlx::query("INSERT INTO t VALUES (ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326)))")
+                .bind(f["geometry"].to_string())
+                .execute(&mut db)
+                .await
+                .unwrap();
+        }
+        let territory_sql = if territory_features.is_empty() {
+            "SELECT ST_Union(ST_MakePolygon(ST_ExteriorRing(d.geom))) FROM (SELECT (ST_Dump(ST_Union(geom))).geom FROM g) d"
+        } else {
+            "SELECT ST_Union(geom) FROM t"
+        };
+        // Areas on the EASE-Grid 2.0 equal-area projection (EPSG:6933): PostGIS's spheroidal
+        // ST_Area(geography) fails outright ("area < 0") on some of the hair-thin pieces an
+        // overlay leaves, and for pieces this small the two measures agree to 1e-6.
+        // A piece counts as real as the audit defines it: at least sliver_m2, and on average at
+        // least sliver_width_m wide (twice the area over the perimeter).
+        let t = Thresholds::default();
+        let real = "ST_Area(ST_Transform(d.geom, 6933)) >= $1 AND 2 * ST_Area(ST_Transform(d.geom, 6933)) / NULLIF(ST_Perimeter(d.geom::geography), 0) >= $2";
+        let gap_sql = format!(
+            "SELECT COALESCE(SUM(ST_Area(ST_Transform(d.geom, 6933))), 0) FROM (SELECT (ST_Dump(ST_Difference(({territory_sql}), (SELECT ST_Union(geom) FROM g)))).geom) d WHERE {real}"
+        );
+        let pg_gap: f64 =
+            sqlx::query(&gap_sql).bind(t.sliver_m2).bind(t.sliver_width_m).fetch_one(&mut db).await.unwrap().get(0);
+        let rows = sqlx::query(&format!(
+            "SELECT i, j, SUM(ST_Area(ST_Transform(d.geom, 6933))) FROM (SELECT a.i, b.i AS j, (ST_Dump(ST_Intersection(a.geom, b.geom))).geom FROM g a JOIN g b ON a.i < b.i AND ST_Intersects(a.geom, b.geom)) d WHERE ST_Dimension(d.geom) = 2 AND {real} GROUP BY i, j"
+        ))
+        .bind(t.sliver_m2)
+        .bind(t.sliver_width_m)
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
+        let pg_pairs: BTreeMap<(usize, usize), f64> = rows
+            .iter()
+            .map(|r| ((r.get::<i32, _>(0) as usize, r.get::<i32, _>(1) as usize), r.get::<f64, _>(2)))
+            .collect();
+
+        let ours_gap: f64 = a.findings.iter().filter(|f| f.kind == Kind::Gap).filter_map(|f| f.area_m2).sum();
+        let ours_pairs: BTreeMap<(usize, usize), f64> = a
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::Overlap)
+            .map(|f| ((f.features[0], f.features[1]), f.area_m2.unwrap()))
+            .collect();
+        eprintln!(
+            "{name}: gap {ours_gap:.2} m² vs PostGIS {pg_gap:.2}; {} overlapping pairs vs {}",
+            ours_pairs.len(),
+            pg_pairs.len()
+        );
+        let close =
+            |ours: f64, theirs: f64| (ours - theirs).abs() <= 0.001 * theirs.max(ours) || (ours - theirs).abs() < 1.0;
+        assert!(close(ours_gap, pg_gap), "{name}: gap area {ours_gap} vs PostGIS {pg_gap}");
+        assert_eq!(
+            ours_pairs.keys().collect::<Vec<_>>(),
+            pg_pairs.keys().collect::<Vec<_>>(),
+            "{name}: overlapping pairs"
+        );
+        for (k, ours) in &ours_pairs {
+            assert!(close(*ours, pg_pairs[k]), "{name}: overlap {k:?}: {ours} vs PostGIS {}", pg_pairs[k]);
+        }
+        if name != "demo vs districts" {
+            assert!(
+                ours_gap > 1_000.0 && !ours_pairs.is_empty(),
+                "{name}: the comparison must have something to compare"
+            );
+        }
+    }
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn audit_cmd(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("audit").args(args).output().unwrap()
+}
+
+#[test]
+fn the_cli_exit_code_says_passed_findings_or_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "demo.geojson", &demo_layer_text());
+    let out = audit_cmd(&["--grids", &good, "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passed"], true);
+
+    let bad = write(dir.path(), "damaged.geojson", &damaged_demo_text());
+    let out = audit_cmd(&["--grids", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FAILED") && stderr.contains("overlap"), "{stderr}");
+
+    let junk = write(dir.path(), "junk.geojson", "{\"type\":\"FeatureCollection\",\"features\":");
+    let out = audit_cmd(&["--grids", &junk]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.geojson: not GeoJSON"));
+    let out = audit_cmd(&["--grids", &dir.path().join("absent.geojson").display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unclosed_ring_and_a_three_point_ring_are_reported_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"{"type":"FeatureCollection","features":[
+      {"type":"Feature","properties":{"code":"440304001","manager":"李四"},"geometry":{"type":"Polygon","coordinates":[[[114.0,22.5],[114.01,22.5],[114.01,22.51],[114.0,22.51]]]}},
+      {"type":"Feature","properties":{"code":"440304002","manager":"李四"},"geometry":{"type":"Polygon","coordinates":[[[114.01,22.5],[114.02,22.5],[114.01,22.5]]]}}]}"#;
+    let f = write(dir.path(), "rings.geojson", text);
+    let out = audit_cmd(&["--grids", &f, "--quiet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let invalid: Vec<&Value> =
+        r["geometry"]["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == "invalid_geometry").collect();
+    assert_eq!(invalid.len(), 2, "{invalid:#?}");
+    assert_eq!(invalid[0]["grids"][0], "440304001");
+    assert_eq!(invalid[0]["path"], "coordinates[0]");
+    assert!(invalid[0]["message"].as_str().unwrap().contains("not closed"));
+    assert!(invalid[1]["message"].as_str().unwrap().contains("3 position(s); a linear ring needs at least 4"));
+    assert_eq!(r["geometry"]["unmeasured"], 1);
+}
+
+#[test]
+fn grids_given_in_gcj02_are_refused_unless_converted() {
+    let Some(territory) = support::shared_data("gcj02 grids", "shenzhen_districts/shenzhen_districts.geojson") else {
+        return;
+    };
+    let territory = territory.display().to_string();
+    // The demo layer as AMap would show it: every coordinate moved into GCJ-02.
+    let h = demo::hierarchy(2026).unwrap();
+    let shifted: Vec<_> = h
+        .units()
+        .iter()
+        .filter(|u| u.level == GridLevel::Grid)
+        .map(|u| {
+            let mut u = u.clone();
+            u.geometry = u
+                .geometry
+                .map_coords(|c| Crs::Gcj02.from_wgs84(safegrid_geodata::LonLat::new(c.x, c.y).unwrap()).to_coord());
+            unit_to_feature(&u)
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "amap.geojson",
+        &geojson::FeatureCollection { bbox: None, features: shifted, foreign_members: None }.to_string(),
+    );
+    let out = audit_cmd(&["--grids", &f, "--territory", &territory, "--quiet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("look like gcj02") && err.contains("--crs gcj02"), "{err}");
+    // Converted, they cover the districts again: what remains is GCJ-02's bending of long
+    // straight edges (metres), far below the shift's 300–600 m.
+    let out = audit_cmd(&["--grids", &f, "--territory", &territory, "--crs", "gcj02", "--quiet"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let covered = r["geometry"]["covered_m2"].as_f64().unwrap() / r["geometry"]["territory_m2"].as_f64().unwrap();
+    assert!((covered - 1.0).abs() < 0.001, "covered share {covered}");
+}
+
+#[test]
+fn the_html_report_is_one_self_contained_page_with_map_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "damaged.geojson", &damaged_demo_text());
+    let html = dir.path().join("audit.html");
+    let out = audit_cmd(&["--grids", &bad, "--format", "html", "--out", &html.display().to_string(), "--quiet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>"));
+    assert!(page.contains("未通过 FAILED") && page.contains(r#"<svg id="map""#) && page.contains(r#"class="bars""#));
+    // Nothing is fetched: no external script, style, image or font.
+    for needle in ["src=\"http", "href=\"http", "url(http", "@import", "<link"] {
+        assert!(!page.contains(needle), "{needle} in the report");
+    }
+    // Every finding has its row, and the map draws every grid.
+    let rows = page.matches("<tr id=\"f").count();
+    let r: Value = serde_json::from_slice(&audit_cmd(&["--grids", &bad, "--quiet"]).stdout).unwrap();
+    assert_eq!(rows, r["geometry"]["findings"].as_array().unwrap().len());
+    assert!(page.matches("<path d=").count() >= r["geometry"]["grids"].as_u64().unwrap() as usize);
+
+    let gj = audit_cmd(&["--grids", &bad, "--format", "geojson", "--quiet"]);
+    let fc: geojson::FeatureCollection = String::from_utf8(gj.stdout).unwrap().trim().parse().unwrap();
+    assert_eq!(fc.features.len(), rows);
+    assert!(fc.features.iter().all(|f| f.geometry.is_some()));
+}
