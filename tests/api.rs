@@ -2102,3 +2102,57 @@ async fn the_live_layer_is_audited_for_geometry_and_workload() {
         "min_households",
     );
 }
+
+#[tokio::test]
+async fn patrol_coverage_comes_from_stored_traces_and_its_read_is_logged() {
+    let f = fixture().await;
+    tracked_unit(&f, "pt-1", 114.001, 22.55).await;
+    // Ten minutes driving east across 福田's west grid along 22.55, a fix every 10 s (~31 km/h).
+    let t0 = unix_now() - 700;
+    let fixes: Vec<Value> = (0..60)
+        .map(|i| json!({"device_id": "pt-1", "time": t0 + i * 10, "lon": 114.001 + 0.0008 * i as f64, "lat": 22.55, "accuracy_m": 5}))
+        .collect();
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(json!({"fixes": fixes}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let r = f.call("GET", "/api/v1/audit/patrol?hours=2", Some(Role::Auditor), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let p = &r.body["patrol"];
+    assert_eq!((p["fixes"].as_u64(), p["units"].as_u64()), (Some(60), Some(1)));
+    let west = p["grids"].as_array().unwrap().iter().find(|g| g["grid"] == "440304001").unwrap();
+    assert!((west["hours"].as_f64().unwrap() - 590.0 / 3600.0).abs() < 1e-6, "{west}");
+    // A 4.7 km line across a 5 km × 11 km grid: a thin band of its cells.
+    let share = west["share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 0.05, "{west}");
+    let kinds: Vec<(String, String)> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["kind"].as_str().unwrap().to_owned(), x["grids"][0].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("unpatrolled".to_owned(), "440303001".to_owned()),
+            ("low_patrol_coverage".to_owned(), "440304001".to_owned()),
+            ("unpatrolled".to_owned(), "440304002".to_owned()),
+        ]
+    );
+    assert_eq!(r.body["passed"], false);
+    let rows = f.audit_rows().await;
+    assert!(
+        rows.iter().any(|row| row.action == "audit patrol" && row.result_count == 60 && row.actor == "auditor user")
+    );
+
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/patrol?min_share=2", Some(Role::Auditor), None).await,
+        StatusCode::BAD_REQUEST,
+        "min_share",
+    );
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/patrol?hours=0", Some(Role::Auditor), None).await,
+        StatusCode::BAD_REQUEST,
+        "hours",
+    );
+    assert_problem(&f.call("GET", "/api/v1/audit/patrol", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+}

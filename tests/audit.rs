@@ -410,3 +410,81 @@ fn the_html_report_is_one_self_contained_page_with_map_and_charts() {
     assert_eq!(fc.features.len(), rows);
     assert!(fc.features.iter().all(|f| f.geometry.is_some()));
 }
+
+#[test]
+fn the_cli_audits_patrol_coverage_and_workload_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = write(dir.path(), "demo.geojson", &demo_layer_text());
+    // Two patrol cars in Futian (440304), one on foot in Nanshan 30 hours ago; times in three
+    // of the accepted forms.
+    let mut csv = String::from("unit,t,lon,lat\n");
+    let end = chrono::DateTime::parse_from_rfc3339("2026-11-22T08:00:00+08:00").unwrap().timestamp();
+    for i in 0..120 {
+        csv.push_str(&format!("粤B-001,{},{:.6},22.53\n", end - 3_600 + i * 10, 114.03 + 0.0003 * i as f64));
+        csv.push_str(&format!(
+            "粤B-002,{},114.06,{:.6}\n",
+            chrono::DateTime::from_timestamp(end - 1_800 + i * 10, 0).unwrap().to_rfc3339(),
+            22.52 + 0.0003 * i as f64
+        ));
+    }
+    csv.push_str(&format!("步巡-7,{},113.93,22.52\n", end - 30 * 3_600));
+    let traces = write(dir.path(), "traces.csv", &csv);
+    // 400 households each in two Futian places, 900 in one: the second grid is over the norm.
+    let houses = write(
+        dir.path(),
+        "houses.csv",
+        "lon,lat,units,tenant_count\n114.031,22.531,400,1000\n114.061,22.521,900,3000\n",
+    );
+    let html = dir.path().join("a.html");
+    let out = audit_cmd(&[
+        "--grids",
+        &layer,
+        "--traces",
+        &traces,
+        "--until",
+        "2026-11-22T08:00:00+08:00",
+        "--households",
+        &houses,
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &r["patrol"];
+    assert_eq!(
+        (p["fixes"].as_u64(), p["units"].as_u64()),
+        (Some(240), Some(2)),
+        "the walk 30 h ago is outside the 24 h window"
+    );
+    let grids = p["grids"].as_array().unwrap();
+    let patrolled: Vec<&str> =
+        grids.iter().filter(|g| !g["last_patrol"].is_null()).map(|g| g["grid"].as_str().unwrap()).collect();
+    assert!(!patrolled.is_empty() && patrolled.iter().all(|g| g.starts_with("440304")), "{patrolled:?}");
+    assert!(
+        grids.iter().filter(|g| g["visited"].as_u64() > Some(0)).all(|g| !g["last_patrol"].is_null()),
+        "a grid passed through was patrolled"
+    );
+    let unpatrolled = p["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == "unpatrolled").count();
+    assert_eq!(unpatrolled, r["geometry"]["grids"].as_u64().unwrap() as usize - patrolled.len());
+    let many: Vec<&Value> =
+        r["workload"]["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == "many_households").collect();
+    assert_eq!(many.len(), 1);
+    assert_eq!(many[0]["figures"]["households"], 900);
+    let out = audit_cmd(&[
+        "--grids",
+        &layer,
+        "--traces",
+        &traces,
+        "--format",
+        "html",
+        "--out",
+        &html.display().to_string(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("巡逻覆盖 Patrol coverage") && page.contains("近期无巡逻"));
+    let bad = write(dir.path(), "bad.csv", "unit,t,lon,lat\nA,noon,114,22.5\n");
+    let out = audit_cmd(&["--grids", &layer, "--traces", &bad, "--quiet"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv: line 2: time \"noon\""));
+}

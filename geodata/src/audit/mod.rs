@@ -5,6 +5,8 @@
 //! - [`geometry`]: gaps, overlaps, slivers, invalid geometry, grids outside the territory or their
 //!   parent, codes, grids with no worker.
 //! - [`workload`]: households, people and incidents per grid against the norms.
+//! - [`patrol`]: the share of each grid's ground patrols passed through, patrol hours, and the
+//!   grids nobody patrolled lately.
 //!
 //! Everything is pure: the CLI (`safegrid audit`) runs it on files with no server or store, and
 //! the API runs it on the live layer. Areas are geodesic (Karney, on WGS-84), the same measure
@@ -14,6 +16,8 @@ pub mod faults;
 pub mod geometry;
 pub mod input;
 pub mod measure;
+pub mod patrol;
+pub mod place;
 pub mod workload;
 
 use serde::Serialize;
@@ -55,11 +59,15 @@ pub enum Kind {
     ManyHouseholds,
     /// More people than the norm.
     ManyPeople,
+    /// No patrol entered the grid lately.
+    Unpatrolled,
+    /// Patrols passed through less of the grid than asked.
+    LowPatrolCoverage,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::InvalidGeometry,
         Self::Winding,
         Self::Gap,
@@ -76,6 +84,8 @@ impl Kind {
         Self::FewHouseholds,
         Self::ManyHouseholds,
         Self::ManyPeople,
+        Self::Unpatrolled,
+        Self::LowPatrolCoverage,
     ];
 
     /// Whether a finding of this kind fails the layer. Slivers and winding are reported but do
@@ -84,7 +94,7 @@ impl Kind {
     #[must_use]
     pub fn severity(self) -> Severity {
         match self {
-            Self::Winding | Self::GapSliver | Self::OverlapSliver => Severity::Warning,
+            Self::Winding | Self::GapSliver | Self::OverlapSliver | Self::LowPatrolCoverage => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -109,6 +119,8 @@ impl Kind {
             Self::FewHouseholds => "few_households",
             Self::ManyHouseholds => "many_households",
             Self::ManyPeople => "many_people",
+            Self::Unpatrolled => "unpatrolled",
+            Self::LowPatrolCoverage => "low_patrol_coverage",
         }
     }
 }

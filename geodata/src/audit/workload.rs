@@ -5,13 +5,10 @@
 //! their own figures, so all three are options.
 
 use super::input::AuditFeature;
+use super::place::GridPlaces;
 use super::{Finding, Kind, Progress};
 use crate::LonLat;
-use crate::locate::{PointPosition, PreparedPolygon};
-use geo::Coord;
 use rayon::prelude::*;
-use rstar::RTree;
-use rstar::primitives::{GeomWithData, Rectangle};
 use serde::Serialize;
 
 /// The norm a grid is held to.
@@ -78,8 +75,6 @@ pub struct WorkloadAudit {
     pub findings: Vec<Finding>,
 }
 
-type Part = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
-
 /// Counts households, people and incidents per grid and lists the grids outside the norm.
 ///
 /// `grids` are the units audited (those without children); a point on a shared border, or in
@@ -92,24 +87,8 @@ pub fn audit(
     norm: Norm,
     progress: &dyn Progress,
 ) -> WorkloadAudit {
-    let mut prepared = Vec::new();
-    let mut parts = Vec::new();
-    for (gi, g) in grids.iter().enumerate() {
-        for poly in g.geometry.iter().flat_map(|m| m.0.iter()) {
-            let pp = PreparedPolygon::new(poly);
-            let (lo, hi) = pp.envelope();
-            parts.push(Part::new(Rectangle::from_corners([lo.x, lo.y], [hi.x, hi.y]), (gi, prepared.len())));
-            prepared.push(pp);
-        }
-    }
-    let tree = RTree::bulk_load(parts);
-    let locate = |p: LonLat| -> Option<usize> {
-        let c = Coord { x: p.lon(), y: p.lat() };
-        tree.locate_all_at_point(&[c.x, c.y])
-            .filter(|e| prepared[e.data.1].position(c) != PointPosition::Outside)
-            .map(|e| e.data.0)
-            .min()
-    };
+    let places = GridPlaces::new(grids);
+    let locate = |p: LonLat| places.locate(p);
     let n = grids.len();
     progress.stage("households per grid", dwellings.len() as u64);
     let per_chunk = |acc: Vec<Figures>, chunk: &[Dwelling]| {

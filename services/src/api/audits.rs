@@ -4,10 +4,13 @@
 //!   staffing — the same audit as `safegrid audit`, on the layer the service runs.
 //! - `GET /api/v1/audit/workload`: households and people (from rental housing) and incidents
 //!   per grid against the norm.
+//! - `GET /api/v1/audit/patrol`: the share of each grid's ground the responders' traces passed
+//!   through in a window, patrol hours, grids nobody patrolled in the last 24 hours. It reads
+//!   everyone's whereabouts, so it is written to the audit log like any read of them.
 //!
 //! Both answer JSON (the whole report) or, with `format=geojson`, the findings as GeoJSON
-//! features (what the map wall's audit overlay draws). They read no personal data — counts and
-//! geometry only — so any signed-in role but a gateway may ask.
+//! features (what the map wall's audit overlay draws). Their answers hold no personal data —
+//! counts and geometry only — so any signed-in role but a gateway may ask.
 
 use super::AppState;
 use super::caller::Caller;
@@ -17,10 +20,12 @@ use super::problem::ApiError;
 use crate::access::{Principal, Role};
 use crate::audit::Report;
 use crate::layer::{Layer, Props};
+use crate::positions::{Subject, flags};
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use safegrid_geodata::audit::input::AuditLayer;
+use safegrid_geodata::audit::patrol::{self, PatrolFix, PatrolOptions};
 use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
 use safegrid_geodata::audit::{Silent, Thresholds, geometry};
 
@@ -118,7 +123,7 @@ async fn audit_live(
             let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
             workload::audit(&cells, &dwellings, &incidents, n, &Silent)
         });
-        Ok((Report::new("live grid layer".into(), &layer, t, g, w), layer))
+        Ok((Report::new("live grid layer".into(), &layer, t, g, w, None), layer))
     })
     .await
     .map_err(|_| ApiError::internal())?
@@ -148,5 +153,54 @@ pub async fn workload_audit(
     require_reader(&who)?;
     let (f, n) = (format(&p)?, norm(&p)?);
     let (report, layer) = audit_live(&st, Thresholds::default(), Some(n)).await?;
+    Ok(answer(&report, &layer, &f))
+}
+
+/// Fixes a unit may hold in one audit window: a fix a second for 31 days.
+const MAX_FIXES_PER_UNIT: usize = 31 * 86_400;
+
+/// `GET /api/v1/audit/patrol[?format=…&hours=24&until=RFC3339&min_share=0.25]`: patrol coverage
+/// of the live layer from the responders' stored traces (jumps, inaccurate and invalid fixes
+/// left out; late ones kept — they are where a unit really was).
+pub async fn patrol_audit(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["format", "hours", "until", "min_share"])?;
+    require_reader(&who)?;
+    let f = format(&p)?;
+    let hours = i64::try_from(p.bounded("hours", 24, 1, 24 * 31)?).unwrap_or(24);
+    let until = p.time("until")?.unwrap_or_else(chrono::Utc::now);
+    let min_share = p.optional::<f64>("min_share", "a share from 0 to 1")?.unwrap_or(0.25);
+    if !(0.0..=1.0).contains(&min_share) {
+        return Err(ApiError::invalid("min_share", min_share, "expected a share from 0 to 1"));
+    }
+    let opts = PatrolOptions { min_share, ..PatrolOptions::last_hours(until.timestamp_millis(), hours) };
+    let from = until - chrono::Duration::hours(hours);
+    let units: Vec<i64> = st.service.layer(Layer::Responders).iter().map(|it| it.id).collect();
+    let mut fixes = Vec::new();
+    for id in units {
+        let trace = st.service.store().trace(Subject::Responder, id, from, until, MAX_FIXES_PER_UNIT).await?;
+        fixes.extend(
+            trace
+                .into_iter()
+                .filter(|tp| tp.flags & (flags::JUMP | flags::INACCURATE | flags::INVALID) == 0)
+                .map(|tp| PatrolFix { unit: id, t_ms: tp.time.timestamp_millis(), at: tp.pos }),
+        );
+    }
+    // Whereabouts were read: logged before anything derived from them leaves.
+    st.service.audit(&who, "audit patrol", &uri.0.to_string(), fixes.len()).await?;
+    let grids = st.service.grids();
+    let (report, layer) = tokio::task::spawn_blocking(move || {
+        let layer = AuditLayer::from_units(grids.hierarchy.units());
+        let t = Thresholds::default();
+        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
+        let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
+        let pa = patrol::audit(&cells, &fixes, opts, &Silent);
+        Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, Some(pa)), layer))
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
     Ok(answer(&report, &layer, &f))
 }

@@ -115,6 +115,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/audit_log", get(ops::audit_log))
         .route("/api/v1/audit/geometry", get(audits::geometry_audit))
         .route("/api/v1/audit/workload", get(audits::workload_audit))
+        .route("/api/v1/audit/patrol", get(audits::patrol_audit))
         .route("/api/v1/locate", get(grids::locate))
         .route("/api/v1/grids", get(grids::list))
         .route("/api/v1/grids/{code}", get(grids::get_one).put(grids::put_one))

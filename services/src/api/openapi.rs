@@ -157,6 +157,14 @@ pub fn document() -> Value {
             param("max_people", false, "Norm: most people a grid", json!({"type": "integer", "default": 2500})),
         ], "responses": {"200": {"description": "Report with workload.grids[] and workload.findings[]"}}},
     }));
+    paths.insert("/api/v1/audit/patrol".into(), json!({
+        "get": {"tags": ["audit"], "summary": "Patrol coverage of the live layer from the responders' traces: per grid the share of its H3 resolution-10 cells a patrol passed through, patrol hours and last patrol; grids unpatrolled in the last 24 h (errors) and below min_share (warnings). The read of traces is written to the audit log.", "parameters": [
+            param("format", false, "json or geojson", json!({"type": "string", "enum": ["json", "geojson"]})),
+            param("hours", false, "Window length", json!({"type": "integer", "minimum": 1, "maximum": 744, "default": 24})),
+            param("until", false, "Window end (RFC 3339; default now)", json!({"type": "string", "format": "date-time"})),
+            param("min_share", false, "List grids whose patrolled share is below this", json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.25})),
+        ], "responses": {"200": {"description": "Report with patrol.grids[] and patrol.findings[]"}}},
+    }));
     let tile_params = json!([
         {"name": "layers", "in": "path", "required": true, "description": "grids, incidents_h3, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas", "schema": {"type": "string"}},
         {"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}},

@@ -5,6 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::Crs;
 use safegrid_geodata::audit::geometry::{self, AuditError};
 use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+use safegrid_geodata::audit::patrol::{self, PatrolOptions};
 use safegrid_geodata::audit::workload::{self, Norm};
 use safegrid_geodata::audit::{Progress, Thresholds};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ pub enum OutputFormat {
 }
 
 /// Audit a grid layer: gaps, overlaps, slivers, invalid geometry, grids outside the territory
-/// or their parent, codes, grids without a worker, and (with --households) workload.
+/// or their parent, codes, grids without a worker; with --households, workload; with --traces,
+/// patrol coverage.
 ///
 /// Reads plain GeoJSON files and needs no server or store. Exit code: 0 the layer passed, 1 the
 /// audit found faults, 2 the input could not be audited.
@@ -52,6 +54,24 @@ pub struct AuditArgs {
     /// Incidents to count per grid (GeoJSON points or CSV with lon, lat).
     #[arg(long)]
     pub incidents: Option<PathBuf>,
+    /// Patrol traces for the patrol coverage audit: CSV with unit (unit, uid, device), time (t,
+    /// time, datetime: RFC 3339, Unix seconds, or YYYY-MM-DD HH:MM:SS read as China time) and
+    /// lon, lat columns.
+    #[arg(long)]
+    pub traces: Option<PathBuf>,
+    /// End of the patrol window (RFC 3339; default: the latest fix in --traces).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Length of the patrol window, hours.
+    #[arg(long, default_value_t = 24)]
+    pub window_hours: i64,
+    /// A grid with no patrol fix in this many hours before the window's end is unpatrolled.
+    #[arg(long, default_value_t = 24)]
+    pub recent_hours: i64,
+    /// Grids whose share of ground patrols passed through (H3 resolution-10 cells) is below this
+    /// are listed as warnings (0 to 1; 0 lists none).
+    #[arg(long, default_value_t = 0.25)]
+    pub min_patrol_share: f64,
     /// Report format.
     #[arg(long, value_enum, default_value = "json")]
     pub format: OutputFormat,
@@ -136,6 +156,12 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             anyhow::bail!("{name} must be a number ≥ 0, got {v}");
         }
     }
+    if args.window_hours < 1 || args.recent_hours < 1 {
+        anyhow::bail!("--window-hours and --recent-hours must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.min_patrol_share) {
+        anyhow::bail!("--min-patrol-share must be between 0 and 1, got {}", args.min_patrol_share);
+    }
     if args.min_households > args.max_households {
         anyhow::bail!("--min-households {} is above --max-households {}", args.min_households, args.max_households);
     }
@@ -189,11 +215,36 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let patrol = match &args.traces {
+        None => None,
+        Some(path) => {
+            let fixes = points::traces(path, crs.unwrap_or(layer.crs))?;
+            let until_ms = match &args.until {
+                Some(u) => chrono::DateTime::parse_from_rfc3339(u)
+                    .map_err(|e| {
+                        anyhow::anyhow!("--until {u:?}: {e} (expected RFC 3339, e.g. 2026-11-22T08:00:00+08:00)")
+                    })?
+                    .timestamp_millis(),
+                // The latest fix, plus a millisecond: the window's end is exclusive.
+                None => {
+                    fixes.iter().map(|f| f.t_ms).max().ok_or_else(|| anyhow::anyhow!("{}: no fixes", path.display()))?
+                        + 1
+                }
+            };
+            let opts = PatrolOptions {
+                recent_hours: args.recent_hours,
+                min_share: args.min_patrol_share,
+                ..PatrolOptions::last_hours(until_ms, args.window_hours)
+            };
+            let grids: Vec<_> = geometry.grid_features.iter().map(|&i| &layer.features[i]).collect();
+            Some(patrol::audit(&grids, &fixes, opts, &progress))
+        }
+    };
     bar.finish_and_clear();
 
     let name =
         args.grids.file_name().map_or_else(|| args.grids.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let report = Report::new(name, &layer, thresholds, geometry, workload);
+    let report = Report::new(name, &layer, thresholds, geometry, workload, patrol);
     let body = match args.format {
         OutputFormat::Json => serde_json::to_string_pretty(&report)?,
         OutputFormat::Geojson => serde_json::to_string(&report.to_geojson(&layer))?,

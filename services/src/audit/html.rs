@@ -30,6 +30,8 @@ fn zh(kind: Kind) -> &'static str {
         Kind::FewHouseholds => "户数低于标准",
         Kind::ManyHouseholds => "户数高于标准",
         Kind::ManyPeople => "人口高于标准",
+        Kind::Unpatrolled => "近期无巡逻",
+        Kind::LowPatrolCoverage => "巡逻覆盖率低",
         _ => "其他",
     }
 }
@@ -233,6 +235,30 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
             w.grids.iter().map(|g| g.figures.households),
             w.norm.min_households,
             w.norm.max_households,
+            "households per grid 每格户数 (shaded: the norm 标准范围)",
+        ));
+        h.push_str("</section>");
+    }
+
+    // Patrol coverage.
+    if let Some(p) = &r.patrol {
+        let patrolled = p.grids.iter().filter(|g| g.last_patrol.is_some()).count();
+        let unpatrolled = p.findings.iter().filter(|f| f.kind == Kind::Unpatrolled).count();
+        let _ = write!(
+            h,
+            r#"<section><h2>巡逻覆盖 Patrol coverage</h2><p>{fixes} fixes 定位点 from {units} units 巡逻单元 · {patrolled} of {n} grids patrolled in the window 窗口内有巡逻 · <b>{unpatrolled}</b> with no patrol in the last {recent} h 近{recent}小时无巡逻 · H3 resolution {res} cells 网格单元</p>"#,
+            fixes = p.fixes,
+            units = p.units,
+            n = p.grids.len(),
+            recent = p.options.recent_hours,
+            res = u8::from(p.options.res),
+        );
+        let shares = p.grids.iter().map(|g| (g.share * 100.0).round() as u64);
+        h.push_str(&histogram(
+            shares,
+            (p.options.min_share * 100.0).round() as u64,
+            100,
+            "share of each grid's ground patrolled, % 每格巡逻覆盖率 (shaded: at or above the threshold 达标)",
         ));
         h.push_str("</section>");
     }
@@ -269,8 +295,8 @@ fn format_m2(a: f64) -> String {
     if a >= 10.0 { format!("{a:.0}") } else { format!("{a:.2}") }
 }
 
-/// A histogram of households per grid with the norm shaded.
-fn histogram(values: impl Iterator<Item = u64>, lo: u64, hi: u64) -> String {
+/// A histogram of a per-grid figure with the acceptable band `lo..=hi` shaded.
+fn histogram(values: impl Iterator<Item = u64>, lo: u64, hi: u64, caption: &str) -> String {
     let v: Vec<u64> = values.collect();
     let top = v.iter().copied().max().unwrap_or(0).max(hi + hi / 5).max(1);
     let bins = 40_u64;
@@ -303,7 +329,7 @@ fn histogram(values: impl Iterator<Item = u64>, lo: u64, hi: u64) -> String {
     for t in [0, lo, hi, top] {
         let _ = write!(s, r#"<text x="{:.1}" y="218">{t}</text>"#, scale(t));
     }
-    s.push_str(r#"<text x="500" y="230" text-anchor="middle">households per grid 每格户数 (shaded: the norm 标准范围)</text></svg>"#);
+    let _ = write!(s, r#"<text x="500" y="230" text-anchor="middle">{}</text></svg>"#, esc(caption));
     s
 }
 

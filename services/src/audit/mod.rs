@@ -12,6 +12,7 @@ pub mod points;
 use geojson::{Feature, FeatureCollection};
 use safegrid_geodata::audit::geometry::GeometryAudit;
 use safegrid_geodata::audit::input::{AuditLayer, CrsSource};
+use safegrid_geodata::audit::patrol::PatrolAudit;
 use safegrid_geodata::audit::workload::WorkloadAudit;
 use safegrid_geodata::audit::{Finding, Severity, Summary, Thresholds};
 use safegrid_geodata::polygon_check::multipolygon_to_geojson;
@@ -48,6 +49,9 @@ pub struct Report {
     /// The workload audit, when households or incidents were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadAudit>,
+    /// The patrol coverage audit, when traces were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patrol: Option<PatrolAudit>,
 }
 
 impl Report {
@@ -59,8 +63,9 @@ impl Report {
         thresholds: Thresholds,
         geometry: GeometryAudit,
         workload: Option<WorkloadAudit>,
+        patrol: Option<PatrolAudit>,
     ) -> Self {
-        let all: Vec<Finding> = self::all_findings(&geometry, workload.as_ref()).cloned().collect();
+        let all: Vec<Finding> = self::all_findings(&geometry, workload.as_ref(), patrol.as_ref()).cloned().collect();
         let summary = Summary::of(&all);
         Self {
             generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -75,12 +80,13 @@ impl Report {
             thresholds,
             geometry,
             workload,
+            patrol,
         }
     }
 
     /// Every finding, geometry first.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        all_findings(&self.geometry, self.workload.as_ref())
+        all_findings(&self.geometry, self.workload.as_ref(), self.patrol.as_ref())
     }
 
     /// The findings as GeoJSON features: a finding's own polygon where it has one (a gap, an
@@ -136,6 +142,13 @@ impl Report {
     }
 }
 
-fn all_findings<'a>(g: &'a GeometryAudit, w: Option<&'a WorkloadAudit>) -> impl Iterator<Item = &'a Finding> {
-    g.findings.iter().chain(w.into_iter().flat_map(|w| w.findings.iter()))
+fn all_findings<'a>(
+    g: &'a GeometryAudit,
+    w: Option<&'a WorkloadAudit>,
+    p: Option<&'a PatrolAudit>,
+) -> impl Iterator<Item = &'a Finding> {
+    g.findings
+        .iter()
+        .chain(w.into_iter().flat_map(|w| w.findings.iter()))
+        .chain(p.into_iter().flat_map(|p| p.findings.iter()))
 }

@@ -3,8 +3,12 @@
 //! Households: a rental-housing export (properties `units` and `tenant_count`, as safegrid's
 //! own layer), or any points with `households` and `people`; a point with neither is one
 //! household of unknown size. CSV: columns `lon`, `lat` and optionally `households`/`units` and
-//! `people`/`tenant_count`. Incidents: any points. Coordinates are converted from `crs`.
+//! `people`/`tenant_count`. Incidents: any points. Patrol traces: CSV with a unit column
+//! (`unit`, `uid`, `device`, `device_id`), a time column (`t`, `time`, `datetime`, `timestamp`:
+//! RFC 3339, Unix seconds, or `YYYY-MM-DD HH:MM:SS` read as China time) and `lon`/`lat`.
+//! Coordinates are converted from `crs`.
 
+use safegrid_geodata::audit::patrol::PatrolFix;
 use safegrid_geodata::audit::workload::Dwelling;
 use safegrid_geodata::{Crs, LonLat};
 use std::path::Path;
@@ -42,6 +46,62 @@ pub fn dwellings(path: &Path, crs: Crs) -> Result<Vec<Dwelling>, PointsError> {
 /// [`PointsError`] naming the row or feature at fault.
 pub fn positions(path: &Path, crs: Crs) -> Result<Vec<LonLat>, PointsError> {
     Ok(rows(path, crs)?.into_iter().map(|r| r.at).collect())
+}
+
+/// Reads patrol fixes, sorted by unit and time (units numbered in order of appearance).
+///
+/// # Errors
+/// [`PointsError`] naming the line at fault.
+pub fn traces(path: &Path, crs: Crs) -> Result<Vec<PatrolFix>, PointsError> {
+    let file = path.display().to_string();
+    let fail = |what: String| PointsError { file: file.clone(), what };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut fixes = trace_rows(&text, crs).map_err(fail)?;
+    fixes.sort_by_key(|f| (f.unit, f.t_ms));
+    Ok(fixes)
+}
+
+fn parse_time(s: &str) -> Option<i64> {
+    use chrono::{DateTime, NaiveDateTime, TimeZone};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    if let Ok(n) = s.parse::<f64>() {
+        // Unix seconds (with a fraction) or, past year 33658, milliseconds.
+        return Some(if n.abs() < 1e12 { (n * 1000.0) as i64 } else { n as i64 });
+    }
+    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
+    let cst = chrono::FixedOffset::east_opt(8 * 3600)?;
+    cst.from_local_datetime(&naive).single().map(|t| t.timestamp_millis())
+}
+
+fn trace_rows(text: &str, crs: Crs) -> Result<Vec<PatrolFix>, String> {
+    let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers = r.headers().map_err(|e| e.to_string())?.clone();
+    let col = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
+    let unit = col(&["unit", "uid", "device", "device_id", "unit_id"])
+        .ok_or("no unit column (unit, uid, device or device_id)")?;
+    let time = col(&["t", "time", "datetime", "timestamp"]).ok_or("no time column (t, time, datetime or timestamp)")?;
+    let lon = col(&["lon", "lng", "longitude", "x"]).ok_or("no lon column (lon, lng, longitude or x)")?;
+    let lat = col(&["lat", "latitude", "y"]).ok_or("no lat column (lat, latitude or y)")?;
+    let mut ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| format!("line {line}: {e}"))?;
+        let cell = |c: usize| rec.get(c).unwrap_or("");
+        let num = |c: usize, name: &str| {
+            cell(c).parse::<f64>().map_err(|_| format!("line {line}: {name} {:?} is not a number", cell(c)))
+        };
+        let p = LonLat::new(num(lon, "lon")?, num(lat, "lat")?).map_err(|e| format!("line {line}: {e}"))?;
+        let t_ms = parse_time(cell(time)).ok_or_else(|| {
+            format!("line {line}: time {:?} is not RFC 3339, Unix seconds or YYYY-MM-DD HH:MM:SS", cell(time))
+        })?;
+        let next = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+        let unit = *ids.entry(cell(unit).to_owned()).or_insert(next);
+        out.push(PatrolFix { unit, t_ms, at: crs.to_wgs84(p) });
+    }
+    Ok(out)
 }
 
 fn rows(path: &Path, crs: Crs) -> Result<Vec<Row>, PointsError> {
@@ -128,6 +188,17 @@ mod tests {
         assert_eq!((rows[1].households, rows[1].people), (None, None));
         let e = csv_rows("lon,lat,households\n114.0,22.5,-3\n", Crs::Wgs84).err().unwrap();
         assert!(e.contains("line 2") && e.contains("households"), "{e}");
+    }
+
+    #[test]
+    fn traces_read_geolife_rows_rfc3339_and_unix_times() {
+        let t = trace_rows("lat,lng,datetime,uid\n39.98,116.31,2008-10-23 05:53:05,001\n", Crs::Wgs84).unwrap();
+        assert_eq!(t[0].t_ms, 1_224_712_385_000, "05:53:05 China time is 21:53:05 UTC the day before");
+        let t =
+            trace_rows("unit,t,lon,lat\nA,2026-11-22T08:00:00Z,114,22.5\nB,1700000000,114,22.5\n", Crs::Wgs84).unwrap();
+        assert_eq!((t[0].unit, t[1].unit, t[1].t_ms), (0, 1, 1_700_000_000_000));
+        let e = trace_rows("unit,t,lon,lat\nA,yesterday,114,22.5\n", Crs::Wgs84).unwrap_err();
+        assert!(e.contains("line 2") && e.contains("yesterday"), "{e}");
     }
 
     #[test]
