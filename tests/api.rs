@@ -2156,3 +2156,44 @@ async fn patrol_coverage_comes_from_stored_traces_and_its_read_is_logged() {
     );
     assert_problem(&f.call("GET", "/api/v1/audit/patrol", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
 }
+
+#[tokio::test]
+async fn gridding_divides_a_community_by_the_registered_housing_and_stores_nothing() {
+    let f = fixture().await;
+    // 1,200 households in 30 buildings across a 2 km × 2 km community in 福田.
+    for i in 0..30 {
+        let (x, y) = (114.061 + f64::from(i % 6) * 0.003, 22.531 + f64::from(i / 6) * 0.0035);
+        let props = json!({"address": format!("福华路{i}号"), "units": 40, "tenant_count": 90, "safety_rating": "a"});
+        let r = f.call("POST", "/api/v1/rental_housing", Some(Role::Admin), Some(feature(point(x, y), props))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let community = json!({"type": "FeatureCollection", "features": [{"type": "Feature",
+        "properties": {"code": "440304002001", "name": "福新社区"},
+        "geometry": {"type": "Polygon", "coordinates": [[[114.06, 22.53], [114.08, 22.53], [114.08, 22.548], [114.06, 22.548], [114.06, 22.53]]]}}]});
+    let body = json!({"communities": community});
+    let r = f.call("POST", "/api/v1/gridding", Some(Role::Dispatcher), Some(body.clone())).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "");
+    let r = f.call("POST", "/api/v1/gridding", Some(Role::Admin), Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let feats = r.body["features"].as_array().unwrap();
+    assert_eq!(feats[0]["properties"]["level"], "community");
+    let grids: Vec<&Value> = feats.iter().filter(|x| x["properties"]["level"] == "grid").collect();
+    assert_eq!(grids.len(), 3, "1,200 households make three grids of about 400");
+    assert_eq!(grids.iter().map(|g| g["properties"]["households"].as_u64().unwrap()).sum::<u64>(), 1_200);
+    assert_eq!(grids[0]["properties"]["code"], "440304002001001");
+    assert_eq!(grids[0]["properties"]["parent"], "440304002001");
+    assert_eq!(r.body["summary"]["grids"], 3);
+    assert_eq!(f.store.load_grids().await.unwrap().len(), 5, "nothing stored");
+
+    let bad = json!({"communities": community, "res": 4});
+    assert_problem(
+        &f.call("POST", "/api/v1/gridding", Some(Role::Auditor), Some(bad)).await,
+        StatusCode::BAD_REQUEST,
+        "options",
+    );
+    let nocode = json!({"communities": {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "无编码"},
+        "geometry": {"type": "Polygon", "coordinates": [[[114.06, 22.53], [114.08, 22.53], [114.08, 22.548], [114.06, 22.53]]]}}]}});
+    let r = f.call("POST", "/api/v1/gridding", Some(Role::Auditor), Some(nocode)).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "communities");
+    assert!(r.body["errors"][0]["reason"].as_str().unwrap().contains("needs a code"), "{}", r.text);
+}

@@ -488,3 +488,73 @@ fn the_cli_audits_patrol_coverage_and_workload_from_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv: line 2: time \"noon\""));
 }
+
+#[test]
+fn the_cli_grids_communities_and_the_result_passes_the_audit_but_for_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two real-shaped communities: two of the demo's Futian grids, re-coded as communities.
+    let h = demo::hierarchy(2026).unwrap();
+    let picked: Vec<_> = ["440304010", "440304011"]
+        .iter()
+        .map(|c| h.get(&safegrid_geodata::GridCode::parse(c).unwrap()).unwrap().clone())
+        .collect();
+    let communities: Vec<geojson::Feature> = picked
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let mut u = u.clone();
+            u.code = safegrid_geodata::GridCode::parse(&format!("44030400{}", i + 1)).unwrap();
+            u.level = GridLevel::Community;
+            unit_to_feature(&u)
+        })
+        .collect();
+    let cfile = write(
+        dir.path(),
+        "communities.geojson",
+        &geojson::FeatureCollection { bbox: None, features: communities, foreign_members: None }.to_string(),
+    );
+    // 2,000 households spread over both.
+    let mut csv = String::from("lon,lat,households\n");
+    use geo::BoundingRect;
+    for (k, u) in picked.iter().enumerate() {
+        let r = u.geometry.bounding_rect().unwrap();
+        for i in 0..100 {
+            for j in 0..10 {
+                let (x, y) = (
+                    r.min().x + r.width() * (f64::from(i) + 0.5) / 100.0,
+                    r.min().y + r.height() * (f64::from(j) + 0.5) / 10.0,
+                );
+                if geo::Intersects::intersects(&u.geometry, &geo::Point::new(x, y)) {
+                    csv.push_str(&format!("{x},{y},{}\n", 1 + k));
+                }
+            }
+        }
+    }
+    let hfile = write(dir.path(), "households.csv", &csv);
+    let out_file = dir.path().join("grids.geojson");
+    let out = Command::new(BIN)
+        .args(["gridding", "--communities", &cfile, "--households", &hfile, "--out", &out_file.display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("grids in"), "a summary on stderr");
+    let fc: Value = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    let grids: Vec<&Value> =
+        fc["features"].as_array().unwrap().iter().filter(|f| f["properties"]["level"] == "grid").collect();
+    assert!(grids.len() >= 3, "{}", grids.len());
+    // The output, communities and grids together, passes the audit except that no grid has a
+    // worker yet.
+    let out = audit_cmd(&["--grids", &out_file.display().to_string(), "--quiet"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors: Vec<&Value> = r["geometry"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error" && f["kind"] != "unstaffed")
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(r["summary"]["counts"]["unstaffed"].as_u64().unwrap() as usize, grids.len());
+    // Bad input: exit 2 and the reason.
+    let out = Command::new(BIN).args(["gridding", "--communities", &hfile, "--households", &hfile]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -12,6 +12,7 @@
 //! - [`point_index`]: dynamic point index (box, radius, k-nearest with filter).
 //! - [`h3`]: H3 cells and counts.
 //! - [`gridgen`]: grids generated from H3 cells clipped to districts.
+//! - [`gridding`]: automatic gridding of communities into grids of 300–500 households.
 //! - [`overlay`]: polygon union, difference, intersection at a fixed snap radius.
 //! - [`audit`]: coverage audits of a grid layer (gaps, overlaps, codes, staffing, workload).
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
@@ -21,6 +22,7 @@ pub mod coord;
 pub mod crs;
 pub mod distance;
 pub mod grid;
+pub mod gridding;
 pub mod gridgen;
 pub mod h3;
 pub mod locate;

@@ -295,6 +295,9 @@ enum Command {
     /// geometry, grids outside the territory or their parent, codes, staffing, workload.
     /// Exit code 0: passed; 1: findings; 2: the input could not be audited.
     Audit(safegrid_services::audit::cli::AuditArgs),
+    /// Divide communities into grids of 300–500 households, contiguous and compact, with stable
+    /// codes; offline, from GeoJSON/CSV files.
+    Gridding(safegrid_services::audit::gridding::GriddingArgs),
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
     /// Revoke an API token by the start of its hash (see `safegrid tokens`). A running server
@@ -322,6 +325,7 @@ async fn main() -> Result<()> {
     match cli.command {
         // Offline: no store is opened, and the exit code carries the verdict.
         Command::Audit(args) => std::process::exit(safegrid_services::audit::cli::run(&args)),
+        Command::Gridding(args) => std::process::exit(safegrid_services::audit::gridding::run(&args)),
         Command::Serve { listen, token_reload_secs, map, positions, roads } => {
             let basemap = map.open(false).await?;
             let roads = roads.open(false).await?;

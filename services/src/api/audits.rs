@@ -204,3 +204,62 @@ pub async fn patrol_audit(
     .map_err(|_| ApiError::internal())??;
     Ok(answer(&report, &layer, &f))
 }
+
+/// `POST /api/v1/gridding` (admin, auditor): `{"communities": FeatureCollection,
+/// "min_households"?, "max_households"?, "res"?}` → the communities and their generated grids
+/// as GeoJSON, households counted from the live rental-housing layer. Nothing is stored: the
+/// result is reviewed, staffed and then imported as the grid layer; grids mostly covering a
+/// current grid keep its code.
+pub async fn gridding(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    match who.role {
+        Role::Admin | Role::Auditor => {}
+        Role::Public => return Err(ApiError::unauthorized("this route needs a bearer token")),
+        _ => return Err(ApiError::forbidden("gridding is for admins and auditors")),
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed_json(e.to_string()))?;
+    let num = |k: &str, d: u64| -> Result<u64, ApiError> {
+        match v.get(k) {
+            None => Ok(d),
+            Some(x) => x.as_u64().ok_or_else(|| ApiError::invalid(k, x.clone(), "expected a whole number")),
+        }
+    };
+    let opts = crate::audit::gridding::options(
+        num("min_households", 300)?,
+        num("max_households", 500)?,
+        u8::try_from(num("res", 11)?).unwrap_or(u8::MAX),
+    )
+    .map_err(|e| ApiError::invalid("options", v.get("res").cloned().unwrap_or_default(), e))?;
+    let fc = v.get("communities").ok_or_else(|| {
+        ApiError::invalid("communities", serde_json::Value::Null, "required: a FeatureCollection of community polygons")
+    })?;
+    let communities = crate::audit::gridding::communities_from_text(&fc.to_string(), safegrid_geodata::Crs::Wgs84)
+        .map_err(|e| ApiError::invalid("communities", serde_json::Value::Null, e))?;
+    let dwellings: Vec<Dwelling> = st
+        .service
+        .layer(Layer::RentalHousing)
+        .iter()
+        .filter_map(|it| match &it.props {
+            Props::RentalHousing(r) => Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count }),
+            _ => None,
+        })
+        .collect();
+    let grids = st.service.grids();
+    let out = tokio::task::spawn_blocking(move || {
+        let previous: Vec<safegrid_geodata::GridUnit> =
+            grids.hierarchy.units().iter().filter(|u| u.level == safegrid_geodata::GridLevel::Grid).cloned().collect();
+        let (made, summary) = safegrid_geodata::gridding::grid_communities(&communities, &dwellings, opts, &previous)
+            .map_err(|e| ApiError::invalid("communities", serde_json::Value::Null, e.to_string()))?;
+        let mut fc = crate::audit::gridding::to_feature_collection(&communities, &made);
+        let mut m = serde_json::Map::new();
+        m.insert("summary".into(), serde_json::to_value(summary).unwrap_or_default());
+        fc.foreign_members = Some(m);
+        Ok::<_, ApiError>(fc)
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
+    Ok(geojson_response(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()))
+}

@@ -165,6 +165,14 @@ pub fn document() -> Value {
             param("min_share", false, "List grids whose patrolled share is below this", json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.25})),
         ], "responses": {"200": {"description": "Report with patrol.grids[] and patrol.findings[]"}}},
     }));
+    paths.insert("/api/v1/gridding".into(), json!({
+        "post": {"tags": ["audit"], "summary": "Automatic gridding (admin, auditor): communities in, grids of min–max households out (contiguous, compact, covering each community exactly, coded beneath it; a grid mostly covering a current grid keeps its code). Households from the live rental-housing layer. Nothing is stored.",
+                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["communities"], "properties": {
+                     "communities": {"type": "object", "description": "FeatureCollection of (Multi)Polygons with code and name"},
+                     "min_households": {"type": "integer", "default": 300}, "max_households": {"type": "integer", "default": 500},
+                     "res": {"type": "integer", "minimum": 9, "maximum": 13, "default": 11}}}}}},
+                 "responses": {"200": {"description": "FeatureCollection: the communities, then the grids with households and compactness; summary"}}},
+    }));
     let tile_params = json!([
         {"name": "layers", "in": "path", "required": true, "description": "grids, incidents_h3, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas", "schema": {"type": "string"}},
         {"name": "z", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0, "maximum": 24}},

@@ -4,8 +4,10 @@
 //! - [`points`]: households and incidents read from CSV or GeoJSON files (the offline CLI).
 //! - [`html`]: the report a supervisor opens without a server.
 //! - [`cli`]: `safegrid audit`.
+//! - [`gridding`]: `safegrid gridding` (communities and households in, grids out).
 
 pub mod cli;
+pub mod gridding;
 pub mod html;
 pub mod points;
 
