@@ -2197,3 +2197,39 @@ async fn gridding_divides_a_community_by_the_registered_housing_and_stores_nothi
     assert_problem(&r, StatusCode::BAD_REQUEST, "communities");
     assert!(r.body["errors"][0]["reason"].as_str().unwrap().contains("needs a code"), "{}", r.text);
 }
+
+#[tokio::test]
+async fn another_layer_is_compared_with_the_live_one() {
+    let f = fixture().await;
+    let sq = |code: &str, x0: f64, x1: f64| {
+        json!({"type": "Feature", "properties": {"code": code, "name": code, "manager": "河长"},
+               "geometry": {"type": "Polygon", "coordinates": [[[x0, 22.5], [x1, 22.5], [x1, 22.6], [x0, 22.6], [x0, 22.5]]]}})
+    };
+    // River-chief grids: 福田 split at 114.06 rather than 114.05; 罗湖 the same as ours.
+    let river = json!({"type": "FeatureCollection", "features": [sq("440304901", 114.0, 114.06), sq("440304902", 114.06, 114.1), sq("440303901", 114.1, 114.2)]});
+    let r = f.call("POST", "/api/v1/audit/layers?tolerance_m=5", Some(Role::Auditor), Some(river)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let l = &r.body["layers"];
+    assert_eq!(l["pairs"].as_array().unwrap().len(), 4, "{}", l["pairs"]);
+    let m = &l["findings"].as_array().unwrap();
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert_eq!(m[0]["kind"], "boundary_mismatch");
+    assert_eq!(m[0]["grids"], json!(["440304002", "440304901"]));
+    // A 0.01° (1,028 m) strip 0.1° (11 km) long.
+    assert!((m[0]["area_m2"].as_f64().unwrap() - 11_400_000.0).abs() < 200_000.0, "{}", m[0]);
+    assert_eq!(r.body["passed"], false);
+    let bad = f
+        .call(
+            "POST",
+            "/api/v1/audit/layers",
+            Some(Role::Auditor),
+            Some(json!({"type": "Point", "coordinates": [114, 22]})),
+        )
+        .await;
+    assert_problem(&bad, StatusCode::BAD_REQUEST, "body");
+    assert_problem(
+        &f.call("POST", "/api/v1/audit/layers?tolerance_m=x", Some(Role::Auditor), Some(json!({}))).await,
+        StatusCode::BAD_REQUEST,
+        "tolerance_m",
+    );
+}

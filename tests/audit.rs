@@ -558,3 +558,135 @@ fn the_cli_grids_communities_and_the_result_passes_the_audit_but_for_workers() {
     let out = Command::new(BIN).args(["gridding", "--communities", &hfile, "--households", &hfile]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Futian's demo grids (H3 res-8 pieces) and a "river-chief" layer of the same district cut
+/// from H3 res-7 cells: res-8 cells do not nest in res-7 ones, so the layers disagree along
+/// many boundaries. Every intersecting pair and its area is checked against PostGIS.
+#[tokio::test]
+async fn two_layers_are_compared_and_their_crosswalk_agrees_with_postgis() {
+    use safegrid_geodata::audit::layers;
+    let h = demo::hierarchy(2026).unwrap();
+    let futian = h.get(&safegrid_geodata::GridCode::parse("440304").unwrap()).unwrap().clone();
+    let a_units: Vec<_> = h
+        .units()
+        .iter()
+        .filter(|u| u.level == GridLevel::Grid && u.code.as_str().starts_with("440304"))
+        .cloned()
+        .collect();
+    let b_units = safegrid_geodata::gridgen::h3_grids(&[futian], h3o::Resolution::Seven).unwrap();
+    let (la, lb) = (
+        safegrid_geodata::audit::input::AuditLayer::from_units(&a_units),
+        safegrid_geodata::audit::input::AuditLayer::from_units(&b_units),
+    );
+    let (ra, rb): (Vec<_>, Vec<_>) = (la.features.iter().collect(), lb.features.iter().collect());
+
+    let same = layers::audit(("综治", &ra), ("综治", &ra), 5.0, &Silent);
+    assert!(same.findings.is_empty(), "{:#?}", same.findings);
+    assert_eq!(same.nested_b, a_units.len());
+
+    let r = layers::audit(("综治", &ra), ("河长", &rb), 5.0, &Silent);
+    let mismatches: Vec<_> = r.findings.iter().filter(|f| f.kind == Kind::BoundaryMismatch).collect();
+    assert!(!mismatches.is_empty());
+    assert!(r.findings.iter().all(|f| f.kind == Kind::BoundaryMismatch), "both cover Futian exactly");
+    assert!(r.nested_b < b_units.len());
+
+    let Some(server) = support::postgis_url("layers vs PostGIS") else { return };
+    let url = support::fresh_pg_database(&server).await;
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis").execute(&mut db).await.unwrap();
+    for (table, units) in [("la", &a_units), ("lb", &b_units)] {
+        sqlx::query(&format!("CREATE TABLE {table} (code text PRIMARY KEY, geom geometry(MultiPolygon, 4326))"))
+            .execute(&mut db)
+            .await
+            .unwrap();
+        for u in units.iter() {
+            let g =
+                serde_json::to_string(&safegrid_geodata::polygon_check::multipolygon_to_geojson(&u.geometry)).unwrap();
+            sqlx::query(&format!(
+                "INSERT INTO {table} VALUES ($1, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($2), 4326)))"
+            ))
+            .bind(u.code.as_str())
+            .bind(g)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        }
+    }
+    // Pairs sharing at least 1 m² (below that, the two engines' rounding decides).
+    let rows = sqlx::query(
+        "SELECT a.code, b.code, ST_Area(ST_Transform(ST_Intersection(a.geom, b.geom), 6933)) s FROM la a JOIN lb b ON ST_Intersects(a.geom, b.geom)",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let pg: BTreeMap<(String, String), f64> = rows
+        .iter()
+        .map(|r| ((r.get::<String, _>(0), r.get::<String, _>(1)), r.get::<f64, _>(2)))
+        .filter(|(_, s)| *s >= 1.0)
+        .collect();
+    let ours: BTreeMap<(String, String), f64> =
+        r.pairs.iter().filter(|p| p.area_m2 >= 1.0).map(|p| ((p.a.clone(), p.b.clone()), p.area_m2)).collect();
+    assert_eq!(ours.keys().collect::<Vec<_>>(), pg.keys().collect::<Vec<_>>(), "the same intersecting pairs");
+    for (k, s) in &ours {
+        assert!((s - pg[k]).abs() <= 0.001 * pg[k] + 0.5, "{k:?}: {s} vs PostGIS {}", pg[k]);
+    }
+    eprintln!(
+        "Futian: {} × {} grids, {} pairs, {} boundary disagreements",
+        a_units.len(),
+        b_units.len(),
+        ours.len(),
+        mismatches.len()
+    );
+}
+
+#[test]
+fn the_cli_compares_a_layer_against_another() {
+    let Some(towns) = support::shared_data("cli --against", "dongguan_towns/dongguan_towns.geojson") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&towns).unwrap();
+    // The same towns with every coordinate 0.0003° (31 m) further east: each town's western
+    // strip is now its western neighbour's in the other layer.
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    fn shift(c: &mut Value) {
+        match c {
+            Value::Array(a) if a.len() >= 2 && a[0].is_number() => a[0] = json_num(a[0].as_f64().unwrap() + 0.0003),
+            Value::Array(a) => a.iter_mut().for_each(shift),
+            _ => {}
+        }
+    }
+    fn json_num(x: f64) -> Value {
+        serde_json::Number::from_f64(x).map(Value::Number).unwrap()
+    }
+    for f in v["features"].as_array_mut().unwrap() {
+        shift(&mut f["geometry"]["coordinates"]);
+    }
+    let moved = write(dir.path(), "moved.geojson", &v.to_string());
+    let towns = towns.display().to_string();
+    let out = audit_cmd(&["--grids", &towns, "--against", &moved, "--code-property", "name", "--quiet"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let l = &r["layers"];
+    let mismatch = l["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == "boundary_mismatch").count();
+    assert!(mismatch >= 20, "shared borders between towns disagree by 31 m: {mismatch}");
+    assert!(
+        l["findings"].as_array().unwrap().iter().any(|f| f["kind"] == "coverage_mismatch"),
+        "the outer edge moved too"
+    );
+    // Against itself the only disagreements are the layer's own two overlaps (each town of a
+    // pair holds ground the other also claims), seen from either side.
+    let out = audit_cmd(&["--grids", &towns, "--against", &towns, "--code-property", "name", "--quiet"]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut pairs: Vec<Vec<String>> = r["layers"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let mut g: Vec<String> =
+                f["grids"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect();
+            g.sort();
+            g
+        })
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs, [vec!["东城街道", "莞城街道"], vec!["石碣镇", "石龙镇"]]);
+}

@@ -5,6 +5,8 @@
 //! - [`geometry`]: gaps, overlaps, slivers, invalid geometry, grids outside the territory or their
 //!   parent, codes, grids with no worker.
 //! - [`workload`]: households, people and incidents per grid against the norms.
+//! - [`layers`]: two layers of one territory compared (三网合一): which grids intersect which,
+//!   and where their boundaries disagree beyond a tolerance.
 //! - [`patrol`]: the share of each grid's ground patrols passed through, patrol hours, and the
 //!   grids nobody patrolled lately.
 //!
@@ -15,6 +17,7 @@
 pub mod faults;
 pub mod geometry;
 pub mod input;
+pub mod layers;
 pub mod measure;
 pub mod patrol;
 pub mod place;
@@ -63,11 +66,15 @@ pub enum Kind {
     Unpatrolled,
     /// Patrols passed through less of the grid than asked.
     LowPatrolCoverage,
+    /// Ground two layers assign to grids that each mostly lie elsewhere (三网合一).
+    BoundaryMismatch,
+    /// Ground in one layer and in no grid of the other.
+    CoverageMismatch,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::InvalidGeometry,
         Self::Winding,
         Self::Gap,
@@ -86,6 +93,8 @@ impl Kind {
         Self::ManyPeople,
         Self::Unpatrolled,
         Self::LowPatrolCoverage,
+        Self::BoundaryMismatch,
+        Self::CoverageMismatch,
     ];
 
     /// Whether a finding of this kind fails the layer. Slivers and winding are reported but do
@@ -121,6 +130,8 @@ impl Kind {
             Self::ManyPeople => "many_people",
             Self::Unpatrolled => "unpatrolled",
             Self::LowPatrolCoverage => "low_patrol_coverage",
+            Self::BoundaryMismatch => "boundary_mismatch",
+            Self::CoverageMismatch => "coverage_mismatch",
         }
     }
 }

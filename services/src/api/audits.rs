@@ -25,6 +25,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use safegrid_geodata::audit::input::AuditLayer;
+use safegrid_geodata::audit::layers;
 use safegrid_geodata::audit::patrol::{self, PatrolFix, PatrolOptions};
 use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
 use safegrid_geodata::audit::{Silent, Thresholds, geometry};
@@ -262,4 +263,39 @@ pub async fn gridding(
     .await
     .map_err(|_| ApiError::internal())??;
     Ok(geojson_response(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()))
+}
+
+/// `POST /api/v1/audit/layers[?tolerance_m=5&format=…]`: another grid layer of the territory
+/// (a GeoJSON FeatureCollection — the river-chief grids, say) compared with the live layer
+/// (三网合一): which grids intersect which, and where boundaries disagree beyond the tolerance.
+/// The posted layer is read as an audit reads a file: its own faults are reported, not refused.
+pub async fn layers_audit(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["format", "tolerance_m"])?;
+    require_reader(&who)?;
+    let f = format(&p)?;
+    let tolerance_m = positive(&p, "tolerance_m", 5.0)?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::malformed_json("the body is not UTF-8"))?;
+    let other =
+        safegrid_geodata::audit::input::read_layer(text, &safegrid_geodata::audit::input::ReadOptions::default())
+            .map_err(|e| ApiError::invalid("body", serde_json::Value::Null, e.to_string()))?;
+    let grids = st.service.grids();
+    let (report, layer) = tokio::task::spawn_blocking(move || {
+        let layer = AuditLayer::from_units(grids.hierarchy.units());
+        let t = Thresholds::default();
+        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
+        let g2 = geometry::audit(&other, None, t, &Silent)
+            .map_err(|e| ApiError::invalid("body", serde_json::Value::Null, e.to_string()))?;
+        let a: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
+        let b: Vec<_> = g2.grid_features.iter().map(|&i| &other.features[i]).collect();
+        let cmp = layers::audit(("live", &a), ("posted", &b), tolerance_m, &Silent);
+        Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, None).with_layers(cmp), layer))
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
+    Ok(answer(&report, &layer, &f))
 }

@@ -165,6 +165,12 @@ pub fn document() -> Value {
             param("min_share", false, "List grids whose patrolled share is below this", json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.25})),
         ], "responses": {"200": {"description": "Report with patrol.grids[] and patrol.findings[]"}}},
     }));
+    paths.insert("/api/v1/audit/layers".into(), json!({
+        "post": {"tags": ["audit"], "summary": "Another grid layer of the territory (GeoJSON FeatureCollection in the body) compared with the live layer (三网合一): layers.pairs[] — which grids intersect which, with shares — and boundary_mismatch / coverage_mismatch findings where they disagree by more than tolerance_m.", "parameters": [
+            param("format", false, "json or geojson", json!({"type": "string", "enum": ["json", "geojson"]})),
+            param("tolerance_m", false, "Boundaries closer than this on average agree", json!({"type": "number", "minimum": 0, "default": 5})),
+        ], "requestBody": {"content": {"application/geo+json": {"schema": {"type": "object"}}}}, "responses": {"200": {"description": "Report with layers"}}},
+    }));
     paths.insert("/api/v1/gridding".into(), json!({
         "post": {"tags": ["audit"], "summary": "Automatic gridding (admin, auditor): communities in, grids of min–max households out (contiguous, compact, covering each community exactly, coded beneath it; a grid mostly covering a current grid keeps its code). Households from the live rental-housing layer. Nothing is stored.",
                  "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["communities"], "properties": {

@@ -5,9 +5,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::Crs;
 use safegrid_geodata::audit::geometry::{self, AuditError};
 use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+use safegrid_geodata::audit::layers;
 use safegrid_geodata::audit::patrol::{self, PatrolOptions};
 use safegrid_geodata::audit::workload::{self, Norm};
-use safegrid_geodata::audit::{Progress, Thresholds};
+use safegrid_geodata::audit::{Progress, Silent, Thresholds};
 use std::path::{Path, PathBuf};
 
 /// Exit code: the layer passed.
@@ -30,7 +31,7 @@ pub enum OutputFormat {
 
 /// Audit a grid layer: gaps, overlaps, slivers, invalid geometry, grids outside the territory
 /// or their parent, codes, grids without a worker; with --households, workload; with --traces,
-/// patrol coverage.
+/// patrol coverage; with --against, a second layer compared (三网合一).
 ///
 /// Reads plain GeoJSON files and needs no server or store. Exit code: 0 the layer passed, 1 the
 /// audit found faults, 2 the input could not be audited.
@@ -54,6 +55,13 @@ pub struct AuditArgs {
     /// Incidents to count per grid (GeoJSON points or CSV with lon, lat).
     #[arg(long)]
     pub incidents: Option<PathBuf>,
+    /// A second grid layer of the same territory (say the river-chief grids) to compare with
+    /// --grids (三网合一): which grids intersect which, and where boundaries disagree.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
+    /// Boundaries of the two layers closer than this on average (metres) agree.
+    #[arg(long, default_value_t = 5.0)]
+    pub tolerance_m: f64,
     /// Patrol traces for the patrol coverage audit: CSV with unit (unit, uid, device), time (t,
     /// time, datetime: RFC 3339, Unix seconds, or YYYY-MM-DD HH:MM:SS read as China time) and
     /// lon, lat columns.
@@ -151,7 +159,11 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     let crs = args.crs.as_deref().map(str::parse::<Crs>).transpose()?;
-    for (name, v) in [("--sliver-m2", args.sliver_m2), ("--sliver-width-m", args.sliver_width_m)] {
+    for (name, v) in [
+        ("--sliver-m2", args.sliver_m2),
+        ("--sliver-width-m", args.sliver_width_m),
+        ("--tolerance-m", args.tolerance_m),
+    ] {
         if !(v >= 0.0 && v.is_finite()) {
             anyhow::bail!("{name} must be a number ≥ 0, got {v}");
         }
@@ -240,11 +252,28 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             Some(patrol::audit(&grids, &fixes, opts, &progress))
         }
     };
+    let layers = match &args.against {
+        None => None,
+        Some(path) => {
+            let other = read_layer(&read(path)?, &ReadOptions { crs, ..opts.clone() })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let g2 = geometry::audit(&other, None, thresholds, &Silent)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let a: Vec<_> = geometry.grid_features.iter().map(|&i| &layer.features[i]).collect();
+            let b: Vec<_> = g2.grid_features.iter().map(|&i| &other.features[i]).collect();
+            let name =
+                |p: &Path| p.file_stem().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+            Some(layers::audit((&name(&args.grids), &a), (&name(path), &b), args.tolerance_m, &progress))
+        }
+    };
     bar.finish_and_clear();
 
     let name =
         args.grids.file_name().map_or_else(|| args.grids.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let report = Report::new(name, &layer, thresholds, geometry, workload, patrol);
+    let mut report = Report::new(name, &layer, thresholds, geometry, workload, patrol);
+    if let Some(l) = layers {
+        report = report.with_layers(l);
+    }
     let body = match args.format {
         OutputFormat::Json => serde_json::to_string_pretty(&report)?,
         OutputFormat::Geojson => serde_json::to_string(&report.to_geojson(&layer))?,

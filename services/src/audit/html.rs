@@ -32,6 +32,8 @@ fn zh(kind: Kind) -> &'static str {
         Kind::ManyPeople => "人口高于标准",
         Kind::Unpatrolled => "近期无巡逻",
         Kind::LowPatrolCoverage => "巡逻覆盖率低",
+        Kind::BoundaryMismatch => "两网边界不一致",
+        Kind::CoverageMismatch => "两网覆盖范围不一致",
         _ => "其他",
     }
 }
@@ -261,6 +263,20 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
             "share of each grid's ground patrolled, % 每格巡逻覆盖率 (shaded: at or above the threshold 达标)",
         ));
         h.push_str("</section>");
+    }
+
+    // Two layers compared.
+    if let Some(l) = &r.layers {
+        let mismatches = l.findings.iter().filter(|f| f.kind == Kind::BoundaryMismatch).count();
+        let _ = write!(
+            h,
+            r#"<section><h2>多网比对 Layers compared (三网合一)</h2><p>{a} × {b}: {pairs} intersecting pairs 相交网格对 · {nested} of the second layer's grids nest in one grid of the first 嵌套 · <b>{mismatches}</b> boundary disagreements wider than {tol} m 边界偏差</p></section>"#,
+            a = esc(&l.a),
+            b = esc(&l.b),
+            pairs = l.pairs.len(),
+            nested = l.nested_b,
+            tol = l.tolerance_m,
+        );
     }
 
     // The findings table.

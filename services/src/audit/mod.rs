@@ -14,6 +14,7 @@ pub mod points;
 use geojson::{Feature, FeatureCollection};
 use safegrid_geodata::audit::geometry::GeometryAudit;
 use safegrid_geodata::audit::input::{AuditLayer, CrsSource};
+use safegrid_geodata::audit::layers::LayersAudit;
 use safegrid_geodata::audit::patrol::PatrolAudit;
 use safegrid_geodata::audit::workload::WorkloadAudit;
 use safegrid_geodata::audit::{Finding, Severity, Summary, Thresholds};
@@ -54,6 +55,9 @@ pub struct Report {
     /// The patrol coverage audit, when traces were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patrol: Option<PatrolAudit>,
+    /// The comparison with a second layer, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<LayersAudit>,
 }
 
 impl Report {
@@ -83,12 +87,24 @@ impl Report {
             geometry,
             workload,
             patrol,
+            layers: None,
         }
+    }
+
+    /// Adds the comparison with a second layer (its findings count toward the verdict).
+    #[must_use]
+    pub fn with_layers(mut self, layers: LayersAudit) -> Self {
+        self.layers = Some(layers);
+        let all: Vec<Finding> = self.findings().cloned().collect();
+        self.summary = Summary::of(&all);
+        self.passed = self.summary.errors == 0;
+        self
     }
 
     /// Every finding, geometry first.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         all_findings(&self.geometry, self.workload.as_ref(), self.patrol.as_ref())
+            .chain(self.layers.iter().flat_map(|l| l.findings.iter()))
     }
 
     /// The findings as GeoJSON features: a finding's own polygon where it has one (a gap, an
