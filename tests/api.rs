@@ -2155,6 +2155,11 @@ async fn patrol_coverage_comes_from_stored_traces_and_its_read_is_logged() {
         "hours",
     );
     assert_problem(&f.call("GET", "/api/v1/audit/patrol", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/patrol", Some(Role::GridWorker), None).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
 }
 
 #[tokio::test]
@@ -2189,7 +2194,13 @@ async fn gridding_divides_a_community_by_the_registered_housing_and_stores_nothi
     assert_problem(
         &f.call("POST", "/api/v1/gridding", Some(Role::Auditor), Some(bad)).await,
         StatusCode::BAD_REQUEST,
-        "options",
+        "res",
+    );
+    let bad = json!({"communities": community, "min_households": 600});
+    assert_problem(
+        &f.call("POST", "/api/v1/gridding", Some(Role::Auditor), Some(bad)).await,
+        StatusCode::BAD_REQUEST,
+        "min_households",
     );
     let nocode = json!({"communities": {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "无编码"},
         "geometry": {"type": "Polygon", "coordinates": [[[114.06, 22.53], [114.08, 22.53], [114.08, 22.548], [114.06, 22.53]]]}}]}});
@@ -2231,5 +2242,49 @@ async fn another_layer_is_compared_with_the_live_one() {
         &f.call("POST", "/api/v1/audit/layers?tolerance_m=x", Some(Role::Auditor), Some(json!({}))).await,
         StatusCode::BAD_REQUEST,
         "tolerance_m",
+    );
+}
+
+#[tokio::test]
+async fn response_coverage_finds_the_far_households_and_suggests_a_post_among_them() {
+    let f = fixture().await;
+    let post = json!({"kind": "police_room", "name": "福田警务室", "phone": "0755-80000000", "radio_channel": "CH-07", "opening_hours": "24h"});
+    let r = f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.02, 22.55), post))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // 200 households beside the post, 400 in a Luohu estate 13 km east.
+    for (i, (x, units)) in [(114.021, 100), (114.022, 100), (114.15, 200), (114.151, 200)].into_iter().enumerate() {
+        let props =
+            json!({"address": format!("路{i}号"), "units": units, "tenant_count": units * 2, "safety_rating": "b"});
+        let r =
+            f.call("POST", "/api/v1/rental_housing", Some(Role::Admin), Some(feature(point(x, 22.55), props))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = f.call("GET", "/api/v1/audit/response?minutes=5", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let x = &r.body["response"];
+    assert!(x["method"].as_str().unwrap().starts_with("straight line"), "no road network in this fixture");
+    assert_eq!((x["households"].as_u64(), x["households_covered"].as_u64()), (Some(600), Some(200)));
+    // 5 min at 20 km/h is a 1,667 m circle: 8.7 km² of the 232 km² of grids, by H3 cells.
+    let share = x["share_area"].as_f64().unwrap();
+    assert!((0.03..0.045).contains(&share), "{share}");
+    let s = &x["suggestion"];
+    assert_eq!(s["households_gained"], 400);
+    assert!((114.149..114.152).contains(&s["at"][0].as_f64().unwrap()), "{s}");
+    let unreachable: Vec<&Value> = x["findings"].as_array().unwrap().iter().collect();
+    assert!(unreachable.iter().all(|u| u["kind"] == "unreachable"));
+    assert_eq!(unreachable[0]["figures"]["households"], 400, "the largest uncovered area holds the estate");
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/response?minutes=0", Some(Role::Auditor), None).await,
+        StatusCode::BAD_REQUEST,
+        "minutes",
+    );
+    assert_problem(
+        &f.call("GET", "/api/v1/audit/response", Some(Role::GridWorker), None).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
+    assert!(
+        f.audit_rows().await.iter().any(|row| row.action == "audit response" && row.result_count == 1),
+        "the read of positions is logged"
     );
 }

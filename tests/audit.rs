@@ -690,3 +690,40 @@ fn the_cli_compares_a_layer_against_another() {
     pairs.dedup();
     assert_eq!(pairs, [vec!["东城街道", "莞城街道"], vec!["石碣镇", "石龙镇"]]);
 }
+
+#[test]
+fn the_cli_measures_response_coverage_by_road_on_the_demo_extract() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = write(dir.path(), "demo.geojson", &demo_layer_text());
+    // Two posts in the Longgang extract the demo ships, households around them and farther off.
+    let posts = write(dir.path(), "posts.csv", "lon,lat\n114.205,22.69\n114.22,22.70\n");
+    let mut csv = String::from("lon,lat,households\n");
+    for i in 0..40 {
+        csv.push_str(&format!("{:.5},{:.5},5\n", 114.20 + f64::from(i % 8) * 0.004, 22.685 + f64::from(i / 8) * 0.004));
+    }
+    csv.push_str("114.05,22.55,50\n");
+    let houses = write(dir.path(), "houses.csv", &csv);
+    let roads = concat!(env!("CARGO_MANIFEST_DIR"), "/../geodata/data/longgang.osm.pbf");
+    let out = audit_cmd(&[
+        "--grids",
+        &layer,
+        "--posts",
+        &posts,
+        "--households",
+        &houses,
+        "--roads",
+        roads,
+        "--minutes",
+        "3",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let x = &r["response"];
+    assert!(x["method"].as_str().unwrap().starts_with("road"));
+    assert_eq!(x["households"], 250);
+    let covered = x["households_covered"].as_u64().unwrap();
+    assert!(covered > 0 && covered <= 200, "Futian's 50 are far from both posts: {covered}");
+    assert!(x["share_area"].as_f64().unwrap() < 0.01, "two posts cover a sliver of Shenzhen");
+    assert!(r["summary"]["counts"]["unreachable"].as_u64().unwrap() > 0);
+}

@@ -574,6 +574,8 @@ async function toggleAudit(on) {
     return;
   }
   const fc = await r.json();
+  // Switched off while the audit was on its way: show nothing.
+  if (!$('audit').checked) return;
   fc.features.forEach((f, i) => { f.properties.n = i + 1; f.properties.grids = (f.properties.grids || []).join(', '); });
   if (!map.getSource('audit')) {
     map.addSource('audit', { type: 'geojson', data: fc });

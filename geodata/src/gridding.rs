@@ -82,6 +82,9 @@ pub enum GriddingError {
     /// Code construction failed.
     #[error(transparent)]
     Code(#[from] GridError),
+    /// Two communities with one code would give their grids the same codes.
+    #[error("community code {code} is used twice")]
+    DuplicateCommunity { code: String },
 }
 
 /// Summary figures of a gridding.
@@ -111,6 +114,10 @@ pub fn grid_communities(
     opts: GriddingOptions,
     previous: &[GridUnit],
 ) -> Result<(Vec<GeneratedGrid>, GriddingSummary), GriddingError> {
+    let mut seen = HashSet::new();
+    if let Some(c) = communities.iter().find(|c| !seen.insert(&c.code)) {
+        return Err(GriddingError::DuplicateCommunity { code: c.code.to_string() });
+    }
     // Each household to its community (first on a shared border), then per community.
     let feats: Vec<AuditFeature> = communities
         .iter()
@@ -158,7 +165,7 @@ fn grid_count(h: u64, opts: GriddingOptions) -> usize {
         return 1;
     }
     let target = (opts.min_households + opts.max_households) as f64 / 2.0;
-    let lo = h.div_ceil(opts.max_households).max(1);
+    let lo = h.div_ceil(opts.max_households.max(1)).max(1);
     let hi = (h / opts.min_households.max(1)).max(1);
     let k = ((h as f64 / target).round() as u64).max(1);
     if lo <= hi { k.clamp(lo, hi) as usize } else { k as usize }

@@ -586,6 +586,64 @@ impl RoadGraph {
         etas.into_iter().take(k).map(|(ms, i)| (i, ms as f64 / 1000.0)).collect()
     }
 
+    /// Travel time from the nearest of `sources` to every node: one Dijkstra seeded at all of
+    /// them (each with its own walk to the road), stopped beyond `limit_s`. Milliseconds;
+    /// `u32::MAX` for nodes beyond the limit or unreachable. With [`Self::time_to`], this is
+    /// what "within T minutes of the nearest post" is computed from.
+    #[must_use]
+    pub fn times_from(&self, sources: &[Snap], limit_s: f64) -> Vec<u32> {
+        let limit = (limit_s * 1000.0).max(0.0) as usize;
+        let mut dist = vec![usize::MAX; self.nodes.len()];
+        let mut heap = BinaryHeap::new();
+        for s in sources {
+            let walk = (s.off_road_m / ACCESS_MPS * 1000.0).round() as usize;
+            for (n, w) in self.exits(s) {
+                if w + walk < dist[n] {
+                    dist[n] = w + walk;
+                    heap.push(Reverse((w + walk, n)));
+                }
+            }
+        }
+        while let Some(Reverse((d, n))) = heap.pop() {
+            if d > dist[n] || d > limit {
+                continue;
+            }
+            for &(m, w) in &self.adjacency[n] {
+                let nd = d + w as usize;
+                if nd < dist[m as usize] && nd <= limit {
+                    dist[m as usize] = nd;
+                    heap.push(Reverse((nd, m as usize)));
+                }
+            }
+        }
+        dist.into_iter().map(|d| u32::try_from(d).unwrap_or(u32::MAX)).collect()
+    }
+
+    /// Seconds from `from` to `to` along the one segment they share (in its allowed
+    /// direction), walks included; `None` when they are on different segments.
+    #[must_use]
+    pub fn same_segment_s(&self, from: &Snap, to: &Snap) -> Option<f64> {
+        self.same_segment_ms(from, to).map(|ms| ms as f64 / 1000.0 + Self::access_s(from, to))
+    }
+
+    /// The segment a point snapped to (to group points that share one).
+    #[must_use]
+    pub fn segment_of(s: &Snap) -> usize {
+        s.segment
+    }
+
+    /// Seconds to a snapped point from node times of [`Self::times_from`], including the walk
+    /// from the road; `None` if no entry to its segment was reached.
+    #[must_use]
+    pub fn time_to(&self, node_ms: &[u32], to: &Snap) -> Option<f64> {
+        self.entries(to)
+            .into_iter()
+            .filter(|(n, _)| node_ms[*n] != u32::MAX)
+            .map(|(n, w)| node_ms[n] as usize + w)
+            .min()
+            .map(|ms| ms as f64 / 1000.0 + to.off_road_m / ACCESS_MPS)
+    }
+
     /// The same travel time by a plain Dijkstra over the uncontracted graph: the oracle the
     /// hierarchy is tested against. Seconds, including the walk to and from the road.
     #[must_use]

@@ -44,6 +44,16 @@ fn segments(ring_index: usize, ring: &LineString<f64>) -> impl Iterator<Item = S
 /// consecutive segments of one ring share. Rings are closed (first = last position).
 #[must_use]
 pub fn first_crossing(rings: &[&LineString<f64>]) -> Option<Crossing> {
+    // Repeated vertices removed first, so that the segments on either side of one are adjacent
+    // (segment numbers count the ring's distinct positions).
+    let rings: Vec<LineString<f64>> = rings
+        .iter()
+        .map(|r| {
+            let mut c = r.0.clone();
+            c.dedup();
+            LineString(c)
+        })
+        .collect();
     let segs: Vec<Seg> = rings.iter().enumerate().flat_map(|(r, ring)| segments(r, ring)).collect();
     let ring_len: Vec<usize> = rings.iter().map(|r| r.0.len().saturating_sub(1)).collect();
     let tree = RTree::bulk_load(segs);
@@ -95,6 +105,12 @@ mod tests {
         let c = first_crossing(&[&r]).unwrap();
         assert_eq!(c.at, Coord { x: 1.0, y: 1.0 });
         assert_eq!((c.a, c.b), ((0, 0), (0, 2)));
+    }
+
+    #[test]
+    fn a_repeated_vertex_is_not_a_crossing() {
+        let r = line_string![(x: 0.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 0.0), (x: 1.0, y: 1.0), (x: 0.0, y: 1.0), (x: 0.0, y: 0.0)];
+        assert_eq!(first_crossing(&[&r]), None);
     }
 
     #[test]

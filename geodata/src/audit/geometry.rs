@@ -173,6 +173,23 @@ pub fn audit(
         progress.advance(1);
     }
 
+    if let TerritorySource::TopLevelUnits { .. } = source {
+        // Grids with no ancestor in the layer are checked against the territory directly (the
+        // others are checked against their parents below).
+        let strays: Vec<&AuditFeature> = grids.iter().copied().filter(|g| codes.is_top(g.index)).collect();
+        if !strays.is_empty() {
+            let stray_tree = envelope_tree(strays.iter().map(|g| geom(g)));
+            let outside = overlay::difference(&union_of(strays.iter().flat_map(|g| geom(g).0.iter())), &terr);
+            findings.extend(attribute_outside(outside, &strays, &stray_tree, t, |g, a, share| {
+                let how = if share > 0.999 {
+                    "wholly".to_owned()
+                } else {
+                    format!("{:.1}% ({})", share * 100.0, human_area(a))
+                };
+                (Kind::OutsideTerritory, format!("{} lies {how} outside the layer's top-level units", g.label()))
+            }));
+        }
+    }
     findings.extend(outside_parents(feats, &codes, t, progress));
 
     findings.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.features.cmp(&b.features)));
@@ -419,11 +436,18 @@ impl Codes {
         let parents: HashSet<usize> =
             valid.keys().filter(|c| ancestors.contains(*c)).filter_map(|c| first(c)).collect();
         if !parents.is_empty() {
+            // Below the layer's top level, every unit's own parent must be there (a stray grid
+            // with no ancestor at all is an orphan too).
+            let top_depth = parents
+                .iter()
+                .filter_map(|&i| feats[i].code.as_deref())
+                .filter_map(|c| GridCode::parse(c).ok())
+                .map(|c| c.depth())
+                .min()
+                .unwrap_or(0);
             let mut orphans: Vec<(&GridCode, &Vec<usize>)> = valid
                 .iter()
-                .filter(|(c, idx)| {
-                    c.parent().is_some_and(|p| !valid.contains_key(&p)) && has_ancestor.contains(&idx[0])
-                })
+                .filter(|(c, _)| c.depth() > top_depth && c.parent().is_some_and(|p| !valid.contains_key(&p)))
                 .collect();
             orphans.sort();
             for (code, idx) in orphans {
@@ -576,6 +600,20 @@ mod tests {
         assert_eq!(a.territory, TerritorySource::LayerOutline);
         assert_eq!(kinds(&a), vec![Kind::Gap]);
         assert_eq!(a.findings[0].grids.len(), 4);
+    }
+
+    #[test]
+    fn a_stray_grid_with_no_ancestor_is_an_orphan_outside_the_districts() {
+        let a = run(
+            &[
+                sq("440304", 114.0, 22.5, 0.01, 0.01, true),
+                sq("440304001", 114.0, 22.5, 0.01, 0.01, true),
+                sq("440305001", 114.1, 22.5, 0.01, 0.01, true),
+            ],
+            None,
+        );
+        assert_eq!(kinds(&a), vec![Kind::OutsideTerritory, Kind::CodeOrphan], "{:#?}", a.findings);
+        assert!(a.findings[0].message.contains("440305001 lies wholly outside"));
     }
 
     #[test]

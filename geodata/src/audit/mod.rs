@@ -7,6 +7,8 @@
 //! - [`workload`]: households, people and incidents per grid against the norms.
 //! - [`layers`]: two layers of one territory compared (三网合一): which grids intersect which,
 //!   and where their boundaries disagree beyond a tolerance.
+//! - [`response`]: the share of ground and households within T minutes of a post or unit (road
+//!   ETA, or distance), the uncovered areas, and where one more post would help most.
 //! - [`patrol`]: the share of each grid's ground patrols passed through, patrol hours, and the
 //!   grids nobody patrolled lately.
 //!
@@ -21,6 +23,7 @@ pub mod layers;
 pub mod measure;
 pub mod patrol;
 pub mod place;
+pub mod response;
 pub mod workload;
 
 use serde::Serialize;
@@ -70,11 +73,13 @@ pub enum Kind {
     BoundaryMismatch,
     /// Ground in one layer and in no grid of the other.
     CoverageMismatch,
+    /// Ground beyond T minutes of every post and available unit.
+    Unreachable,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::InvalidGeometry,
         Self::Winding,
         Self::Gap,
@@ -95,6 +100,7 @@ impl Kind {
         Self::LowPatrolCoverage,
         Self::BoundaryMismatch,
         Self::CoverageMismatch,
+        Self::Unreachable,
     ];
 
     /// Whether a finding of this kind fails the layer. Slivers and winding are reported but do
@@ -132,6 +138,7 @@ impl Kind {
             Self::LowPatrolCoverage => "low_patrol_coverage",
             Self::BoundaryMismatch => "boundary_mismatch",
             Self::CoverageMismatch => "coverage_mismatch",
+            Self::Unreachable => "unreachable",
         }
     }
 }

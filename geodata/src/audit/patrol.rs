@@ -34,7 +34,8 @@ pub struct PatrolFix {
 /// What the patrol audit looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PatrolOptions {
-    /// Window start, Unix milliseconds (inclusive).
+    /// Window start, Unix milliseconds (inclusive). Coverage and hours count fixes from here;
+    /// recency looks back `recent_hours` from the end even if that is earlier.
     pub from_ms: i64,
     /// Window end, Unix milliseconds (exclusive).
     pub until_ms: i64,
@@ -58,7 +59,7 @@ impl PatrolOptions {
     #[must_use]
     pub fn last_hours(until_ms: i64, hours: i64) -> Self {
         Self {
-            from_ms: until_ms - hours * 3_600_000,
+            from_ms: until_ms.saturating_sub(hours.saturating_mul(3_600_000)),
             until_ms,
             res: Resolution::Ten,
             max_gap_s: 300,
@@ -156,6 +157,9 @@ pub fn audit(
             start = i;
         }
     }
+    // Recency may reach back further than the window: fixes from then on are read for it.
+    let recent_from = opts.until_ms.saturating_sub(opts.recent_hours.saturating_mul(3_600_000));
+    let scan_from = opts.from_ms.min(recent_from);
     progress.stage("patrol traces", fixes.len() as u64);
     // A cell passed through counts as a patrol of its grid at that time, like a fix in it: a
     // car crossing a grid's corner between two fixes did patrol it.
@@ -171,7 +175,16 @@ pub fn audit(
             let mut prev: Option<(i64, CellIndex, Option<usize>)> = None;
             let mut n = 0_u64;
             for f in &fixes[r.clone()] {
-                if f.t_ms < opts.from_ms || f.t_ms >= opts.until_ms {
+                if f.t_ms < scan_from || f.t_ms >= opts.until_ms {
+                    continue;
+                }
+                if f.t_ms < opts.from_ms {
+                    // Before the window but within the recency span: it only says when the grid
+                    // was last patrolled.
+                    if let Some(g) = places.locate(f.at) {
+                        last_ms[g].fetch_max(f.t_ms, Ordering::Relaxed);
+                    }
+                    prev = None;
                     continue;
                 }
                 n += 1;
@@ -209,7 +222,6 @@ pub fn audit(
             visited_of[cell_grid[id] as usize] += 1;
         }
     }
-    let recent_from = opts.until_ms - opts.recent_hours * 3_600_000;
     let mut out = Vec::with_capacity(grids.len());
     let mut findings = Vec::new();
     for (gi, g) in grids.iter().enumerate() {
@@ -342,6 +354,18 @@ mod tests {
         let cells: std::collections::HashSet<_> = ground_cells(&a, Resolution::Ten).into_iter().collect();
         let want = expect.intersection(&cells).count() as u32;
         assert!(g.visited.abs_diff(want) <= 2, "visited {} vs sampled {want}", g.visited);
+    }
+
+    #[test]
+    fn a_patrol_before_a_short_window_still_counts_as_recent() {
+        let a = grid(0, 114.0);
+        // Patrolled 3 h before the end; the window is the last hour, recency 24 h.
+        let end = 10 * 3600 * 1000;
+        let fixes = [fix(1, 7 * 3600, 114.001, 22.501), fix(1, 7 * 3600 + 10, 114.002, 22.501)];
+        let p = audit(&[&a], &fixes, PatrolOptions { min_share: 0.0, ..PatrolOptions::last_hours(end, 1) }, &Silent);
+        assert!(p.findings.is_empty(), "{:#?}", p.findings);
+        assert_eq!((p.fixes, p.grids[0].visited, p.grids[0].hours), (0, 0, 0.0), "nothing in the window itself");
+        assert!(p.grids[0].last_patrol.is_some());
     }
 
     #[test]

@@ -142,7 +142,9 @@ pub fn audit(
             f.location = g.geometry.as_ref().and_then(super::measure::location);
             findings.push(f);
         };
-        if fig.households < norm.min_households {
+        // Without household data only incidents are counted: no grid is judged on households.
+        if dwellings.is_empty() {
+        } else if fig.households < norm.min_households {
             flag(
                 Kind::FewHouseholds,
                 format!("{label} has {} households, fewer than the norm's {}", fig.households, norm.min_households),
@@ -153,7 +155,7 @@ pub fn audit(
                 format!("{label} has {} households, more than the norm's {}", fig.households, norm.max_households),
             );
         }
-        if fig.people > norm.max_people {
+        if !dwellings.is_empty() && fig.people > norm.max_people {
             flag(
                 Kind::ManyPeople,
                 format!("{label} has {} people, more than the norm's {}", fig.people, norm.max_people),

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use safegrid_geodata::audit::input::AuditLayer;
 use safegrid_geodata::audit::layers;
 use safegrid_geodata::audit::patrol::{self, PatrolFix, PatrolOptions};
+use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
 use safegrid_geodata::audit::{Silent, Thresholds, geometry};
 
@@ -36,6 +37,18 @@ fn require_reader(who: &Principal) -> Result<(), ApiError> {
         Role::Gateway => Err(ApiError::forbidden("a gateway token reports positions and reads nothing")),
         _ => Ok(()),
     }
+}
+
+/// Patrol and response audits draw on everyone's whereabouts across the whole territory: not
+/// for a grid worker, whose scope is their own grids.
+fn require_citywide(who: &Principal) -> Result<(), ApiError> {
+    require_reader(who)?;
+    if who.role == Role::GridWorker {
+        return Err(ApiError::forbidden(
+            "this audit reads every unit's whereabouts; grid workers see their own grids only",
+        ));
+    }
+    Ok(())
 }
 
 fn positive(p: &Params, name: &str, default: f64) -> Result<f64, ApiError> {
@@ -169,7 +182,7 @@ pub async fn patrol_audit(
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["format", "hours", "until", "min_share"])?;
-    require_reader(&who)?;
+    require_citywide(&who)?;
     let f = format(&p)?;
     let hours = i64::try_from(p.bounded("hours", 24, 1, 24 * 31)?).unwrap_or(24);
     let until = p.time("until")?.unwrap_or_else(chrono::Utc::now);
@@ -178,7 +191,8 @@ pub async fn patrol_audit(
         return Err(ApiError::invalid("min_share", min_share, "expected a share from 0 to 1"));
     }
     let opts = PatrolOptions { min_share, ..PatrolOptions::last_hours(until.timestamp_millis(), hours) };
-    let from = until - chrono::Duration::hours(hours);
+    // Recency (24 h) may reach back before a shorter window.
+    let from = until - chrono::Duration::hours(hours.max(opts.recent_hours));
     let units: Vec<i64> = st.service.layer(Layer::Responders).iter().map(|it| it.id).collect();
     let mut fixes = Vec::new();
     for id in units {
@@ -228,12 +242,19 @@ pub async fn gridding(
             Some(x) => x.as_u64().ok_or_else(|| ApiError::invalid(k, x.clone(), "expected a whole number")),
         }
     };
-    let opts = crate::audit::gridding::options(
-        num("min_households", 300)?,
-        num("max_households", 500)?,
-        u8::try_from(num("res", 11)?).unwrap_or(u8::MAX),
-    )
-    .map_err(|e| ApiError::invalid("options", v.get("res").cloned().unwrap_or_default(), e))?;
+    let (min, max, res) = (num("min_households", 300)?, num("max_households", 500)?, num("res", 11)?);
+    if min == 0 || min > max {
+        return Err(ApiError::invalid(
+            "min_households",
+            min,
+            format!("must be at least 1 and at most max_households {max}"),
+        ));
+    }
+    let res_u8 = u8::try_from(res)
+        .ok()
+        .filter(|r| (9..=13).contains(r))
+        .ok_or_else(|| ApiError::invalid("res", res, "expected 9 to 13"))?;
+    let opts = crate::audit::gridding::options(min, max, res_u8).map_err(|e| ApiError::invalid("res", res, e))?;
     let fc = v.get("communities").ok_or_else(|| {
         ApiError::invalid("communities", serde_json::Value::Null, "required: a FeatureCollection of community polygons")
     })?;
@@ -294,6 +315,60 @@ pub async fn layers_audit(
         let b: Vec<_> = g2.grid_features.iter().map(|&i| &other.features[i]).collect();
         let cmp = layers::audit(("live", &a), ("posted", &b), tolerance_m, &Silent);
         Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, None).with_layers(cmp), layer))
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
+    Ok(answer(&report, &layer, &f))
+}
+
+/// `GET /api/v1/audit/response[?minutes=5&format=…]`: the share of the territory and of the
+/// households (rental housing) within `minutes` of the nearest security post or available
+/// responder — by road when the server has a road network, else in a straight line — the
+/// uncovered areas, and where one more post would reach the most uncovered households.
+pub async fn response_audit(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(uri.0.query(), &["format", "minutes"])?;
+    require_citywide(&who)?;
+    let f = format(&p)?;
+    let minutes = p.optional::<f64>("minutes", "minutes, 1 to 60")?.unwrap_or(5.0);
+    if !(1.0..=60.0).contains(&minutes) {
+        return Err(ApiError::invalid("minutes", minutes, "expected 1 to 60"));
+    }
+    let mut sources: Vec<safegrid_geodata::LonLat> = st.service.layer(Layer::Posts).iter().map(|it| it.pos).collect();
+    sources.extend(
+        st.service
+            .layer(Layer::Responders)
+            .iter()
+            .filter(
+                |it| matches!(&it.props, Props::Responder(r) if r.status == crate::layer::ResponderStatus::Available),
+            )
+            .map(|it| it.pos),
+    );
+    let dwellings: Vec<Dwelling> = st
+        .service
+        .layer(Layer::RentalHousing)
+        .iter()
+        .filter_map(|it| match &it.props {
+            Props::RentalHousing(r) => Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count }),
+            _ => None,
+        })
+        .collect();
+    // Available units' positions were read: logged before anything derived from them leaves.
+    st.service.audit(&who, "audit response", &uri.0.to_string(), sources.len()).await?;
+    let grids = st.service.grids();
+    let roads = st.roads.clone();
+    let (report, layer) = tokio::task::spawn_blocking(move || {
+        let layer = AuditLayer::from_units(grids.hierarchy.units());
+        let t = Thresholds::default();
+        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
+        let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
+        let reach =
+            roads.as_deref().map_or(Reach::Distance { kmh: response::STRAIGHT_LINE_KMH }, |r| Reach::Road(&r.drive));
+        let ra = response::audit(&cells, &sources, &dwellings, reach, minutes, &Silent);
+        Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, None).with_response(ra), layer))
     })
     .await
     .map_err(|_| ApiError::internal())??;

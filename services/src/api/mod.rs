@@ -117,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/audit/workload", get(audits::workload_audit))
         .route("/api/v1/audit/patrol", get(audits::patrol_audit))
         .route("/api/v1/audit/layers", post(audits::layers_audit))
+        .route("/api/v1/audit/response", get(audits::response_audit))
         .route("/api/v1/gridding", post(audits::gridding))
         .route("/api/v1/locate", get(grids::locate))
         .route("/api/v1/grids", get(grids::list))

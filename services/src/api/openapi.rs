@@ -171,6 +171,12 @@ pub fn document() -> Value {
             param("tolerance_m", false, "Boundaries closer than this on average agree", json!({"type": "number", "minimum": 0, "default": 5})),
         ], "requestBody": {"content": {"application/geo+json": {"schema": {"type": "object"}}}}, "responses": {"200": {"description": "Report with layers"}}},
     }));
+    paths.insert("/api/v1/audit/response".into(), json!({
+        "get": {"tags": ["audit"], "summary": "Response coverage: share of the territory (H3 res-10 cells) and of the households (rental housing) within `minutes` of the nearest post or available responder — by road when a network is loaded, else straight line at 20 km/h; uncovered areas (unreachable findings with their households); the site where one more post would reach the most uncovered households.", "parameters": [
+            param("format", false, "json or geojson", json!({"type": "string", "enum": ["json", "geojson"]})),
+            param("minutes", false, "T", json!({"type": "number", "minimum": 1, "maximum": 60, "default": 5})),
+        ], "responses": {"200": {"description": "Report with response"}}},
+    }));
     paths.insert("/api/v1/gridding".into(), json!({
         "post": {"tags": ["audit"], "summary": "Automatic gridding (admin, auditor): communities in, grids of min–max households out (contiguous, compact, covering each community exactly, coded beneath it; a grid mostly covering a current grid keeps its code). Households from the live rental-housing layer. Nothing is stored.",
                  "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["communities"], "properties": {

@@ -7,6 +7,7 @@ use safegrid_geodata::audit::geometry::{self, AuditError};
 use safegrid_geodata::audit::input::{ReadOptions, read_layer};
 use safegrid_geodata::audit::layers;
 use safegrid_geodata::audit::patrol::{self, PatrolOptions};
+use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Norm};
 use safegrid_geodata::audit::{Progress, Silent, Thresholds};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,8 @@ pub enum OutputFormat {
 
 /// Audit a grid layer: gaps, overlaps, slivers, invalid geometry, grids outside the territory
 /// or their parent, codes, grids without a worker; with --households, workload; with --traces,
-/// patrol coverage; with --against, a second layer compared (三网合一).
+/// patrol coverage; with --against, a second layer compared (三网合一); with --posts, response
+/// coverage within --minutes (by road with --roads).
 ///
 /// Reads plain GeoJSON files and needs no server or store. Exit code: 0 the layer passed, 1 the
 /// audit found faults, 2 the input could not be audited.
@@ -62,6 +64,17 @@ pub struct AuditArgs {
     /// Boundaries of the two layers closer than this on average (metres) agree.
     #[arg(long, default_value_t = 5.0)]
     pub tolerance_m: f64,
+    /// Security posts and available units for the response-coverage audit (GeoJSON points or
+    /// CSV with lon, lat): which ground and households lie within --minutes of the nearest.
+    #[arg(long)]
+    pub posts: Option<PathBuf>,
+    /// T for the response-coverage audit, minutes.
+    #[arg(long, default_value_t = 5.0)]
+    pub minutes: f64,
+    /// An OpenStreetMap extract (.osm.pbf) of the territory: response times by road, driving.
+    /// Without it, straight-line distance at 20 km/h.
+    #[arg(long)]
+    pub roads: Option<PathBuf>,
     /// Patrol traces for the patrol coverage audit: CSV with unit (unit, uid, device), time (t,
     /// time, datetime: RFC 3339, Unix seconds, or YYYY-MM-DD HH:MM:SS read as China time) and
     /// lon, lat columns.
@@ -87,8 +100,9 @@ pub struct AuditArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Coordinate system of all input files: wgs84, gcj02 or bd09 (converted to WGS-84).
-    /// Without it, files are read as WGS-84 unless they declare otherwise, and a layer that fits
-    /// the territory far better as GCJ-02 or BD-09 is refused (exit 2).
+    /// Without it, the grid file is read as WGS-84 unless it declares otherwise (the other files
+    /// are read in the grid file's system), and a layer that fits the territory far better as
+    /// GCJ-02 or BD-09 is refused (exit 2).
     #[arg(long)]
     pub crs: Option<String>,
     /// Gaps and overlaps smaller than this many m² are reported as slivers (warnings).
@@ -168,8 +182,11 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             anyhow::bail!("{name} must be a number ≥ 0, got {v}");
         }
     }
-    if args.window_hours < 1 || args.recent_hours < 1 {
-        anyhow::bail!("--window-hours and --recent-hours must be at least 1");
+    if !(args.minutes >= 1.0 && args.minutes <= 60.0) {
+        anyhow::bail!("--minutes must be between 1 and 60, got {}", args.minutes);
+    }
+    if !(1..=24 * 366).contains(&args.window_hours) || !(1..=24 * 366).contains(&args.recent_hours) {
+        anyhow::bail!("--window-hours and --recent-hours must be between 1 and 8784 (a year)");
     }
     if !(0.0..=1.0).contains(&args.min_patrol_share) {
         anyhow::bail!("--min-patrol-share must be between 0 and 1, got {}", args.min_patrol_share);
@@ -252,6 +269,30 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             Some(patrol::audit(&grids, &fixes, opts, &progress))
         }
     };
+    let response = match &args.posts {
+        None => None,
+        Some(path) => {
+            let sources = points::positions(path, crs.unwrap_or(layer.crs))?;
+            let dwellings = match &args.households {
+                Some(h) => points::dwellings(h, crs.unwrap_or(layer.crs))?,
+                None => Vec::new(),
+            };
+            let graph = match &args.roads {
+                None => None,
+                Some(pbf) => {
+                    progress.stage("building the road network", 1);
+                    let bytes = std::fs::read(pbf).map_err(|e| anyhow::anyhow!("{}: {e}", pbf.display()))?;
+                    let g = safegrid_geodata::roads::RoadGraph::from_pbf(&bytes, safegrid_geodata::roads::Mode::Drive)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", pbf.display()))?;
+                    progress.advance(1);
+                    Some(g)
+                }
+            };
+            let reach = graph.as_ref().map_or(Reach::Distance { kmh: response::STRAIGHT_LINE_KMH }, Reach::Road);
+            let grids: Vec<_> = geometry.grid_features.iter().map(|&i| &layer.features[i]).collect();
+            Some(response::audit(&grids, &sources, &dwellings, reach, args.minutes, &progress))
+        }
+    };
     let layers = match &args.against {
         None => None,
         Some(path) => {
@@ -273,6 +314,9 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     let mut report = Report::new(name, &layer, thresholds, geometry, workload, patrol);
     if let Some(l) = layers {
         report = report.with_layers(l);
+    }
+    if let Some(r) = response {
+        report = report.with_response(r);
     }
     let body = match args.format {
         OutputFormat::Json => serde_json::to_string_pretty(&report)?,

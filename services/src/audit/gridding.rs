@@ -27,7 +27,8 @@ pub struct GriddingArgs {
     /// households|units).
     #[arg(long)]
     pub households: PathBuf,
-    /// The current grids, whose codes are kept where a new grid mostly covers an old one.
+    /// The current grids (in the --crs of the other files), whose codes are kept where a new grid
+    /// mostly covers an old one.
     #[arg(long)]
     pub previous: Option<PathBuf>,
     /// Fewest households a grid.
@@ -134,15 +135,28 @@ fn gridding(args: &GriddingArgs) -> anyhow::Result<()> {
     let communities = communities_from_text(&read(&args.communities)?, crs)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.communities.display()))?;
     let households: Vec<Dwelling> = points::dwellings(&args.households, crs)?;
+    // The previous layer is read leniently (a grids-only file has no parents): every feature
+    // with a valid code and geometry; only those directly under a community are matched.
     let previous: Vec<GridUnit> = match &args.previous {
         None => Vec::new(),
-        Some(p) => safegrid_geodata::grid::hierarchy_from_geojson(&read(p)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-            .units()
-            .iter()
-            .filter(|u| u.level == GridLevel::Grid)
-            .cloned()
-            .collect(),
+        Some(p) => {
+            let layer = read_layer(&read(p)?, &ReadOptions { crs: Some(crs), ..ReadOptions::default() })
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            layer
+                .features
+                .into_iter()
+                .filter_map(|f| {
+                    let code = GridCode::parse(f.code.as_deref()?).ok()?;
+                    Some(GridUnit {
+                        name: f.name.unwrap_or_default(),
+                        code,
+                        level: GridLevel::Grid,
+                        manager: None,
+                        geometry: f.geometry?,
+                    })
+                })
+                .collect()
+        }
     };
     let spinner = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     spinner.set_message(format!("gridding {} communities, {} households", communities.len(), households.len()));

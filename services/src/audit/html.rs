@@ -34,6 +34,7 @@ fn zh(kind: Kind) -> &'static str {
         Kind::LowPatrolCoverage => "巡逻覆盖率低",
         Kind::BoundaryMismatch => "两网边界不一致",
         Kind::CoverageMismatch => "两网覆盖范围不一致",
+        Kind::Unreachable => "超出响应时间",
         _ => "其他",
     }
 }
@@ -108,6 +109,11 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
             Some(acc.map_or(n, |a| [a[0].min(n[0]), a[1].min(n[1]), a[2].max(n[2]), a[3].max(n[3])]))
         })
         .unwrap_or([0.0, 0.0, 1.0, 1.0]);
+    // Findings beyond the layer (a territory's gap, say) must be on the map too.
+    let bounds = findings
+        .iter()
+        .filter_map(|f| f.bbox)
+        .fold(bounds, |a, n| [a[0].min(n[0]), a[1].min(n[1]), a[2].max(n[2]), a[3].max(n[3])]);
     let frame = Frame::new(bounds);
 
     let mut h = String::with_capacity(1 << 20);
@@ -265,6 +271,41 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
         h.push_str("</section>");
     }
 
+    // Response coverage.
+    if let Some(x) = &r.response {
+        let suggestion = x.suggestion.as_ref().map_or_else(
+            || {
+                if x.cells_covered == x.cells && x.households_covered == x.households {
+                    "everything is covered 全部覆盖".to_owned()
+                } else if x.households == 0 {
+                    "no household data to place one more post 无住户数据".to_owned()
+                } else {
+                    "no single site reaches the uncovered households 无单点可覆盖".to_owned()
+                }
+            },
+            |s| {
+                format!(
+                    "one more post at {:.5}, {:.5} would reach {} more households, {:.1}% in all 建议新增岗亭位置",
+                    s.at[0],
+                    s.at[1],
+                    s.households_gained,
+                    s.share_households_after * 100.0
+                )
+            },
+        );
+        let _ = write!(
+            h,
+            r#"<section><h2>响应覆盖 Response coverage</h2><p>Within {m} min 分钟内 ({method}) of {n} posts and units 岗亭与可用警力: <b>{area:.1}%</b> of the ground 面积 · <b>{hh:.1}%</b> of {total} households 户 · {s}</p></section>"#,
+            m = x.minutes,
+            method = esc(&x.method),
+            n = x.sources,
+            area = x.share_area * 100.0,
+            hh = x.share_households * 100.0,
+            total = x.households,
+            s = esc(&suggestion),
+        );
+    }
+
     // Two layers compared.
     if let Some(l) = &r.layers {
         let mismatches = l.findings.iter().filter(|f| f.kind == Kind::BoundaryMismatch).count();
@@ -314,7 +355,7 @@ fn format_m2(a: f64) -> String {
 /// A histogram of a per-grid figure with the acceptable band `lo..=hi` shaded.
 fn histogram(values: impl Iterator<Item = u64>, lo: u64, hi: u64, caption: &str) -> String {
     let v: Vec<u64> = values.collect();
-    let top = v.iter().copied().max().unwrap_or(0).max(hi + hi / 5).max(1);
+    let top = v.iter().copied().max().unwrap_or(0).max(hi.saturating_add(hi / 5)).max(1);
     let bins = 40_u64;
     let width = top.div_ceil(bins).max(1);
     let mut counts = vec![0_usize; bins as usize + 1];

@@ -16,6 +16,7 @@ use safegrid_geodata::audit::geometry::GeometryAudit;
 use safegrid_geodata::audit::input::{AuditLayer, CrsSource};
 use safegrid_geodata::audit::layers::LayersAudit;
 use safegrid_geodata::audit::patrol::PatrolAudit;
+use safegrid_geodata::audit::response::ResponseAudit;
 use safegrid_geodata::audit::workload::WorkloadAudit;
 use safegrid_geodata::audit::{Finding, Severity, Summary, Thresholds};
 use safegrid_geodata::polygon_check::multipolygon_to_geojson;
@@ -58,6 +59,9 @@ pub struct Report {
     /// The comparison with a second layer, when one was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<LayersAudit>,
+    /// Response coverage, when posts or units were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<ResponseAudit>,
 }
 
 impl Report {
@@ -88,23 +92,36 @@ impl Report {
             workload,
             patrol,
             layers: None,
+            response: None,
         }
     }
 
-    /// Adds the comparison with a second layer (its findings count toward the verdict).
+    /// Adds response coverage (its uncovered areas count toward the verdict).
     #[must_use]
-    pub fn with_layers(mut self, layers: LayersAudit) -> Self {
-        self.layers = Some(layers);
+    pub fn with_response(mut self, response: ResponseAudit) -> Self {
+        self.response = Some(response);
+        self.recount()
+    }
+
+    fn recount(mut self) -> Self {
         let all: Vec<Finding> = self.findings().cloned().collect();
         self.summary = Summary::of(&all);
         self.passed = self.summary.errors == 0;
         self
     }
 
+    /// Adds the comparison with a second layer (its findings count toward the verdict).
+    #[must_use]
+    pub fn with_layers(mut self, layers: LayersAudit) -> Self {
+        self.layers = Some(layers);
+        self.recount()
+    }
+
     /// Every finding, geometry first.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         all_findings(&self.geometry, self.workload.as_ref(), self.patrol.as_ref())
             .chain(self.layers.iter().flat_map(|l| l.findings.iter()))
+            .chain(self.response.iter().flat_map(|r| r.findings.iter()))
     }
 
     /// The findings as GeoJSON features: a finding's own polygon where it has one (a gap, an

@@ -67,8 +67,9 @@ fn parse_time(s: &str) -> Option<i64> {
         return Some(t.timestamp_millis());
     }
     if let Ok(n) = s.parse::<f64>() {
-        // Unix seconds (with a fraction) or, past year 33658, milliseconds.
-        return Some(if n.abs() < 1e12 { (n * 1000.0) as i64 } else { n as i64 });
+        // Unix seconds (with a fraction) or, past year 33658, milliseconds; 1970 to 2200 only.
+        let ms = if n.abs() < 1e12 { n * 1000.0 } else { n };
+        return (ms.is_finite() && (0.0..7.3e12).contains(&ms)).then_some(ms as i64);
     }
     let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
     let cst = chrono::FixedOffset::east_opt(8 * 3600)?;
