@@ -31,6 +31,18 @@ use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
 use safegrid_geodata::audit::{Silent, Thresholds, geometry};
 
+/// Households as the rental-housing layer records them (units = households).
+fn live_dwellings(st: &AppState) -> Vec<Dwelling> {
+    st.service
+        .layer(Layer::RentalHousing)
+        .iter()
+        .filter_map(|it| match &it.props {
+            Props::RentalHousing(r) => Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count }),
+            _ => None,
+        })
+        .collect()
+}
+
 fn require_reader(who: &Principal) -> Result<(), ApiError> {
     match who.role {
         Role::Public => Err(ApiError::unauthorized("this route needs a bearer token")),
@@ -115,17 +127,7 @@ async fn audit_live(
     let (dwellings, incidents) = match with_workload {
         None => (Vec::new(), Vec::new()),
         Some(_) => {
-            let housing = st.service.layer(Layer::RentalHousing);
-            let dwellings: Vec<Dwelling> = housing
-                .iter()
-                .filter_map(|it| match &it.props {
-                    Props::RentalHousing(r) => {
-                        Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count })
-                    }
-                    _ => None,
-                })
-                .collect();
-            drop(housing);
+            let dwellings = live_dwellings(st);
             let incidents = st.service.layer(Layer::Incidents).iter().map(|it| it.pos).collect();
             (dwellings, incidents)
         }
@@ -260,15 +262,7 @@ pub async fn gridding(
     })?;
     let communities = crate::audit::gridding::communities_from_text(&fc.to_string(), safegrid_geodata::Crs::Wgs84)
         .map_err(|e| ApiError::invalid("communities", serde_json::Value::Null, e))?;
-    let dwellings: Vec<Dwelling> = st
-        .service
-        .layer(Layer::RentalHousing)
-        .iter()
-        .filter_map(|it| match &it.props {
-            Props::RentalHousing(r) => Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count }),
-            _ => None,
-        })
-        .collect();
+    let dwellings = live_dwellings(&st);
     let grids = st.service.grids();
     let out = tokio::task::spawn_blocking(move || {
         let previous: Vec<safegrid_geodata::GridUnit> =
@@ -347,15 +341,7 @@ pub async fn response_audit(
             )
             .map(|it| it.pos),
     );
-    let dwellings: Vec<Dwelling> = st
-        .service
-        .layer(Layer::RentalHousing)
-        .iter()
-        .filter_map(|it| match &it.props {
-            Props::RentalHousing(r) => Some(Dwelling { at: it.pos, households: r.units, people: r.tenant_count }),
-            _ => None,
-        })
-        .collect();
+    let dwellings = live_dwellings(&st);
     // Available units' positions were read: logged before anything derived from them leaves.
     st.service.audit(&who, "audit response", &uri.0.to_string(), sources.len()).await?;
     let grids = st.service.grids();
