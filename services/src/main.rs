@@ -292,11 +292,17 @@ enum Command {
         ranges: Vec<u32>,
     },
     /// Audit a grid layer from GeoJSON files, offline: gaps, overlaps, slivers, invalid
-    /// geometry, grids outside the territory or their parent, codes, staffing, workload.
+    /// geometry, grids outside the territory or their parent, codes, staffing; with more files,
+    /// workload, patrol coverage, response coverage, and a second layer compared (三网合一).
     /// Exit code 0: passed; 1: findings; 2: the input could not be audited.
+    ///
+    /// Example: safegrid audit --grids grids.geojson --territory city.geojson --format html --out audit.html
     Audit(safegrid_services::audit::cli::AuditArgs),
-    /// Divide communities into grids of 300–500 households, contiguous and compact, with stable
-    /// codes; offline, from GeoJSON/CSV files.
+    /// Divide communities into grids of 300–500 households, contiguous, compact, covering each
+    /// community exactly, with stable codes; offline, from GeoJSON/CSV files. Writes the
+    /// communities and their grids as one GeoJSON layer, ready for `safegrid audit`.
+    ///
+    /// Example: safegrid gridding --communities communities.geojson --households housing.csv --out grids.geojson
     Gridding(safegrid_services::audit::gridding::GriddingArgs),
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
