@@ -284,3 +284,23 @@ impl Summary {
         s
     }
 }
+
+/// Fixtures shared by the audits' unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::input::AuditFeature;
+    use geo::{MultiPolygon, polygon};
+
+    /// Grid `44030400{index+1}`: a `size`° square with its south-west corner at (`x`, 22.5).
+    pub(crate) fn square_grid(index: usize, x: f64, size: f64) -> AuditFeature {
+        AuditFeature {
+            index,
+            code: Some(format!("44030400{}", index + 1)),
+            name: None,
+            manager: None,
+            geometry: Some(MultiPolygon(vec![
+                polygon![(x: x, y: 22.5), (x: x + size, y: 22.5), (x: x + size, y: 22.5 + size), (x: x, y: 22.5 + size)],
+            ])),
+        }
+    }
+}

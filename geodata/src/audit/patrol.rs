@@ -301,18 +301,9 @@ fn ground_cells(g: &AuditFeature, res: Resolution) -> Vec<CellIndex> {
 mod tests {
     use super::*;
     use crate::audit::Silent;
-    use geo::{MultiPolygon, polygon};
 
     fn grid(index: usize, x: f64) -> AuditFeature {
-        AuditFeature {
-            index,
-            code: Some(format!("44030400{}", index + 1)),
-            name: None,
-            manager: None,
-            geometry: Some(MultiPolygon(vec![
-                polygon![(x: x, y: 22.5), (x: x + 0.01, y: 22.5), (x: x + 0.01, y: 22.51), (x: x, y: 22.51)],
-            ])),
-        }
+        crate::audit::fixtures::square_grid(index, x, 0.01)
     }
 
     fn fix(unit: i64, s: i64, x: f64, y: f64) -> PatrolFix {

@@ -14,9 +14,10 @@
 
 use super::input::AuditFeature;
 use super::measure::{human_area, pieces, placed};
+use super::place::GridPlaces;
 use super::workload::Dwelling;
 use super::{Finding, Kind, Progress, Thresholds};
-use crate::roads::RoadGraph;
+use crate::roads::{RoadGraph, Snap};
 use crate::{LonLat, haversine_m, overlay};
 use geo::MultiPolygon;
 use h3o::geom::{ContainmentMode, SolventBuilder, TilerBuilder};
@@ -79,12 +80,41 @@ pub struct ResponseAudit {
     pub findings: Vec<Finding>,
 }
 
-/// Seconds from the nearest source to each point, by the chosen measure.
-fn times(points: &[LonLat], sources: &[LonLat], reach: Reach<'_>, limit_s: f64) -> Vec<f64> {
-    let straight =
-        |p: LonLat, kmh: f64| sources.iter().map(|s| haversine_m(*s, p)).fold(f64::INFINITY, f64::min) / (kmh / 3.6);
+/// Points to be timed, snapped to the road network once: the suggestion times the same
+/// uncovered households from up to 60 candidate sites.
+struct Targets {
+    points: Vec<LonLat>,
+    /// Per point, where it meets the road network (empty without a network).
+    snaps: Vec<Option<Snap>>,
+}
+
+impl Targets {
+    fn new(points: Vec<LonLat>, reach: Reach<'_>) -> Self {
+        let snaps = match reach {
+            Reach::Road(g) => points.par_iter().map(|p| g.snap(*p)).collect(),
+            Reach::Distance { .. } => Vec::new(),
+        };
+        Self { points, snaps }
+    }
+
+    /// The targets at `idx`, keeping their snaps.
+    fn select(&self, idx: &[usize]) -> Self {
+        Self {
+            points: idx.iter().map(|&i| self.points[i]).collect(),
+            snaps: if self.snaps.is_empty() { Vec::new() } else { idx.iter().map(|&i| self.snaps[i]).collect() },
+        }
+    }
+}
+
+/// Seconds in a straight line from the nearest of `from` at `kmh`.
+fn beeline_s(p: LonLat, from: &[LonLat], kmh: f64) -> f64 {
+    from.iter().map(|s| haversine_m(*s, p)).fold(f64::INFINITY, f64::min) / (kmh / 3.6)
+}
+
+/// Seconds from the nearest source to each target, by the chosen measure.
+fn times(targets: &Targets, sources: &[LonLat], reach: Reach<'_>, limit_s: f64) -> Vec<f64> {
     match reach {
-        Reach::Distance { kmh } => points.par_iter().map(|p| straight(*p, kmh)).collect(),
+        Reach::Distance { kmh } => targets.points.par_iter().map(|p| beeline_s(*p, sources, kmh)).collect(),
         Reach::Road(g) => {
             let mut snaps = Vec::new();
             let mut off_network = Vec::new();
@@ -96,31 +126,27 @@ fn times(points: &[LonLat], sources: &[LonLat], reach: Reach<'_>, limit_s: f64) 
             }
             let node_ms = g.times_from(&snaps, limit_s);
             // Sources on a point's own segment may reach it without passing a node.
-            let mut on_segment: HashMap<usize, Vec<crate::roads::Snap>> = HashMap::new();
+            let mut on_segment: HashMap<usize, Vec<Snap>> = HashMap::new();
             for s in &snaps {
                 on_segment.entry(RoadGraph::segment_of(s)).or_default().push(*s);
             }
-            let beeline = |p: LonLat, from: &[LonLat]| {
-                from.iter().map(|s| haversine_m(*s, p)).fold(f64::INFINITY, f64::min) / (STRAIGHT_LINE_KMH / 3.6)
-            };
-            points
+            targets
+                .points
                 .par_iter()
-                .map(|p| {
-                    // Sources more than 500 m from every road go in a straight line.
-                    let off = beeline(*p, &off_network);
-                    match g.snap(*p) {
-                        Some(to) => {
-                            let road = g.time_to(&node_ms, &to).unwrap_or(f64::INFINITY);
-                            let same = on_segment
-                                .get(&RoadGraph::segment_of(&to))
-                                .into_iter()
-                                .flatten()
-                                .filter_map(|s| g.same_segment_s(s, &to))
-                                .fold(f64::INFINITY, f64::min);
-                            road.min(same).min(off)
-                        }
-                        None => straight(*p, STRAIGHT_LINE_KMH),
+                .zip(&targets.snaps)
+                .map(|(p, snap)| match snap {
+                    Some(to) => {
+                        let road = g.time_to(&node_ms, to).unwrap_or(f64::INFINITY);
+                        let same = on_segment
+                            .get(&RoadGraph::segment_of(to))
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|s| g.same_segment_s(s, to))
+                            .fold(f64::INFINITY, f64::min);
+                        // Sources more than 500 m from every road go in a straight line.
+                        road.min(same).min(beeline_s(*p, &off_network, STRAIGHT_LINE_KMH))
                     }
+                    None => beeline_s(*p, sources, STRAIGHT_LINE_KMH),
                 })
                 .collect()
         }
@@ -161,9 +187,9 @@ pub fn audit(
             LonLat::new(ll.lng(), ll.lat()).ok()
         })
         .collect();
-    let cell_t = times(&centres, sources, reach, limit_s);
+    let cell_t = times(&Targets::new(centres, reach), sources, reach, limit_s);
     progress.advance(1);
-    let homes: Vec<LonLat> = households.iter().map(|d| d.at).collect();
+    let homes = Targets::new(households.iter().map(|d| d.at).collect(), reach);
     let home_t = times(&homes, sources, reach, limit_s);
     progress.advance(1);
 
@@ -183,17 +209,29 @@ pub fn audit(
             .dissolve(uncovered.iter().copied())
             .unwrap_or_else(|_| MultiPolygon(Vec::new()));
         let land = overlay::union(grids.iter().filter_map(|g| g.geometry.as_ref()).flat_map(|g| g.0.iter()));
-        for p in pieces(overlay::intersection(&dissolved, &land), &t) {
-            let prepared: Vec<_> = p.geometry.0.iter().map(crate::locate::PreparedPolygon::new).collect();
-            let inside = |x: LonLat| {
-                prepared.iter().any(|pp| pp.position(x.to_coord()) != crate::locate::PointPosition::Outside)
-            };
-            let hh: u64 = households
-                .iter()
-                .zip(&home_t)
-                .filter(|(d, tt)| **tt > limit_s && inside(d.at))
-                .map(|(d, _)| u64::from(d.households))
-                .sum();
+        let areas = pieces(overlay::intersection(&dissolved, &land), &t);
+        // Each uncovered household to its area, once.
+        let as_features: Vec<AuditFeature> = areas
+            .iter()
+            .enumerate()
+            .map(|(index, p)| AuditFeature {
+                index,
+                code: None,
+                name: None,
+                manager: None,
+                geometry: Some(p.geometry.clone()),
+            })
+            .collect();
+        let places = GridPlaces::new(&as_features.iter().collect::<Vec<_>>());
+        let mut in_area = vec![0_u64; areas.len()];
+        for (d, tt) in households.iter().zip(&home_t) {
+            if *tt > limit_s
+                && let Some(a) = places.locate(d.at)
+            {
+                in_area[a] += u64::from(d.households);
+            }
+        }
+        for (p, hh) in areas.iter().zip(in_area) {
             let f = Finding::new(
                 Kind::Unreachable,
                 Vec::new(),
@@ -212,7 +250,7 @@ pub fn audit(
     progress.advance(1);
 
     progress.stage("where one more post would help", 1);
-    let suggestion = suggest(households, &home_t, limit_s, reach, total, covered);
+    let suggestion = suggest(households, &homes, &home_t, limit_s, reach, total, covered);
     progress.advance(1);
     let method = match reach {
         Reach::Road(_) => format!("road (straight line at {STRAIGHT_LINE_KMH} km/h beyond 500 m of a road)"),
@@ -237,13 +275,15 @@ pub fn audit(
 /// one reaching the most of them wins.
 fn suggest(
     households: &[Dwelling],
+    homes: &Targets,
     home_t: &[f64],
     limit_s: f64,
     reach: Reach<'_>,
     total: u64,
     covered: u64,
 ) -> Option<Suggestion> {
-    let out: Vec<&Dwelling> = households.iter().zip(home_t).filter(|(_, t)| **t > limit_s).map(|(d, _)| d).collect();
+    let out_idx: Vec<usize> = (0..households.len()).filter(|&i| home_t[i] > limit_s).collect();
+    let out: Vec<&Dwelling> = out_idx.iter().map(|&i| &households[i]).collect();
     if out.is_empty() {
         return None;
     }
@@ -259,12 +299,12 @@ fn suggest(
     let mut ranked: Vec<(f64, f64, u64)> = groups.into_values().collect();
     ranked.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.total_cmp(&b.0)));
     ranked.truncate(60);
-    let out_points: Vec<LonLat> = out.iter().map(|d| d.at).collect();
+    let out_targets = homes.select(&out_idx);
     let best = ranked
         .par_iter()
         .filter_map(|&(x, y, w)| {
             let at = LonLat::new(x / w as f64, y / w as f64).ok()?;
-            let t = times(&out_points, &[at], reach, limit_s);
+            let t = times(&out_targets, &[at], reach, limit_s);
             let gained: u64 =
                 out.iter().zip(&t).filter(|(_, t)| **t <= limit_s).map(|(d, _)| u64::from(d.households)).sum();
             Some((gained, at))
@@ -281,18 +321,9 @@ fn suggest(
 mod tests {
     use super::*;
     use crate::audit::Silent;
-    use geo::polygon;
 
     fn grid(index: usize, x: f64) -> AuditFeature {
-        AuditFeature {
-            index,
-            code: Some(format!("44030400{}", index + 1)),
-            name: None,
-            manager: None,
-            geometry: Some(MultiPolygon(vec![
-                polygon![(x: x, y: 22.5), (x: x + 0.03, y: 22.5), (x: x + 0.03, y: 22.53), (x: x, y: 22.53)],
-            ])),
-        }
+        crate::audit::fixtures::square_grid(index, x, 0.03)
     }
 
     #[test]

@@ -143,23 +143,22 @@ pub fn audit(
             findings.push(f);
         };
         // Without household data only incidents are counted: no grid is judged on households.
-        if dwellings.is_empty() {
-        } else if fig.households < norm.min_households {
-            flag(
-                Kind::FewHouseholds,
-                format!("{label} has {} households, fewer than the norm's {}", fig.households, norm.min_households),
-            );
-        } else if fig.households > norm.max_households {
-            flag(
-                Kind::ManyHouseholds,
-                format!("{label} has {} households, more than the norm's {}", fig.households, norm.max_households),
-            );
-        }
-        if !dwellings.is_empty() && fig.people > norm.max_people {
-            flag(
-                Kind::ManyPeople,
-                format!("{label} has {} people, more than the norm's {}", fig.people, norm.max_people),
-            );
+        if !dwellings.is_empty() {
+            if fig.households < norm.min_households {
+                let msg =
+                    format!("{label} has {} households, fewer than the norm's {}", fig.households, norm.min_households);
+                flag(Kind::FewHouseholds, msg);
+            } else if fig.households > norm.max_households {
+                let msg =
+                    format!("{label} has {} households, more than the norm's {}", fig.households, norm.max_households);
+                flag(Kind::ManyHouseholds, msg);
+            }
+            if fig.people > norm.max_people {
+                flag(
+                    Kind::ManyPeople,
+                    format!("{label} has {} people, more than the norm's {}", fig.people, norm.max_people),
+                );
+            }
         }
         out.push(GridWorkload { grid: label, feature: g.index, figures: fig });
     }
@@ -170,18 +169,9 @@ pub fn audit(
 mod tests {
     use super::*;
     use crate::audit::Silent;
-    use geo::{MultiPolygon, polygon};
 
     fn grid(index: usize, x: f64) -> AuditFeature {
-        AuditFeature {
-            index,
-            code: Some(format!("44030400{}", index + 1)),
-            name: None,
-            manager: None,
-            geometry: Some(MultiPolygon(vec![
-                polygon![(x: x, y: 22.5), (x: x + 0.01, y: 22.5), (x: x + 0.01, y: 22.51), (x: x, y: 22.51)],
-            ])),
-        }
+        crate::audit::fixtures::square_grid(index, x, 0.01)
     }
 
     #[test]
@@ -200,5 +190,9 @@ mod tests {
         let kinds: Vec<_> = w.findings.iter().map(|f| f.kind).collect();
         assert_eq!(kinds, [Kind::ManyHouseholds, Kind::ManyPeople]);
         assert!(w.findings[0].message.contains("600 households"));
+        // Incidents alone: counted, and no grid judged on households it was not told about.
+        let w = audit(&[&a, &b], &[], &[at(114.001)], Norm::default(), &Silent);
+        assert_eq!(w.grids[0].figures.incidents, 1);
+        assert!(w.findings.is_empty(), "{:#?}", w.findings);
     }
 }

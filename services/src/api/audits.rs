@@ -24,7 +24,7 @@ use crate::positions::{Subject, flags};
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use safegrid_geodata::audit::input::AuditLayer;
+use safegrid_geodata::audit::input::{AuditFeature, AuditLayer};
 use safegrid_geodata::audit::layers;
 use safegrid_geodata::audit::patrol::{self, PatrolFix, PatrolOptions};
 use safegrid_geodata::audit::response::{self, Reach};
@@ -116,30 +116,20 @@ fn answer(report: &Report, layer: &AuditLayer, f: &Format) -> Response {
     }
 }
 
-/// Runs an audit of the live layer on a blocking thread (3,000 grids take about a third of a
-/// second of CPU; the async workers stay free).
-async fn audit_live(
+/// Audits the live layer's geometry on a blocking thread (3,000 grids take about a third of a
+/// second of CPU; the async workers stay free), then lets `more` add an audit of its grids.
+async fn on_live_layer(
     st: &AppState,
     t: Thresholds,
-    with_workload: Option<Norm>,
+    more: impl FnOnce(Report, &[&AuditFeature]) -> Result<Report, ApiError> + Send + 'static,
 ) -> Result<(Report, AuditLayer), ApiError> {
     let grids = st.service.grids();
-    let (dwellings, incidents) = match with_workload {
-        None => (Vec::new(), Vec::new()),
-        Some(_) => {
-            let dwellings = live_dwellings(st);
-            let incidents = st.service.layer(Layer::Incidents).iter().map(|it| it.pos).collect();
-            (dwellings, incidents)
-        }
-    };
     tokio::task::spawn_blocking(move || {
         let layer = AuditLayer::from_units(grids.hierarchy.units());
         let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
-        let w = with_workload.map(|n| {
-            let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
-            workload::audit(&cells, &dwellings, &incidents, n, &Silent)
-        });
-        Ok((Report::new("live grid layer".into(), &layer, t, g, w, None), layer))
+        let cells: Vec<&AuditFeature> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
+        let report = more(Report::new("live grid layer".into(), &layer, t, g), &cells)?;
+        Ok((report, layer))
     })
     .await
     .map_err(|_| ApiError::internal())?
@@ -154,7 +144,7 @@ pub async fn geometry_audit(
     let p = Params::parse(uri.0.query(), &["format", "sliver_m2", "sliver_width_m"])?;
     require_reader(&who)?;
     let (f, t) = (format(&p)?, thresholds(&p)?);
-    let (report, layer) = audit_live(&st, t, None).await?;
+    let (report, layer) = on_live_layer(&st, t, |r, _| Ok(r)).await?;
     Ok(answer(&report, &layer, &f))
 }
 
@@ -168,7 +158,12 @@ pub async fn workload_audit(
     let p = Params::parse(uri.0.query(), &["format", "min_households", "max_households", "max_people"])?;
     require_reader(&who)?;
     let (f, n) = (format(&p)?, norm(&p)?);
-    let (report, layer) = audit_live(&st, Thresholds::default(), Some(n)).await?;
+    let (dwellings, incidents) =
+        (live_dwellings(&st), st.service.layer(Layer::Incidents).iter().map(|it| it.pos).collect::<Vec<_>>());
+    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+        Ok(r.with_workload(workload::audit(cells, &dwellings, &incidents, n, &Silent)))
+    })
+    .await?;
     Ok(answer(&report, &layer, &f))
 }
 
@@ -208,17 +203,10 @@ pub async fn patrol_audit(
     }
     // Whereabouts were read: logged before anything derived from them leaves.
     st.service.audit(&who, "audit patrol", &uri.0.to_string(), fixes.len()).await?;
-    let grids = st.service.grids();
-    let (report, layer) = tokio::task::spawn_blocking(move || {
-        let layer = AuditLayer::from_units(grids.hierarchy.units());
-        let t = Thresholds::default();
-        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
-        let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
-        let pa = patrol::audit(&cells, &fixes, opts, &Silent);
-        Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, Some(pa)), layer))
+    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+        Ok(r.with_patrol(patrol::audit(cells, &fixes, opts, &Silent)))
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await?;
     Ok(answer(&report, &layer, &f))
 }
 
@@ -298,20 +286,13 @@ pub async fn layers_audit(
     let other =
         safegrid_geodata::audit::input::read_layer(text, &safegrid_geodata::audit::input::ReadOptions::default())
             .map_err(|e| ApiError::invalid("body", serde_json::Value::Null, e.to_string()))?;
-    let grids = st.service.grids();
-    let (report, layer) = tokio::task::spawn_blocking(move || {
-        let layer = AuditLayer::from_units(grids.hierarchy.units());
-        let t = Thresholds::default();
-        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
-        let g2 = geometry::audit(&other, None, t, &Silent)
+    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+        let g2 = geometry::audit(&other, None, Thresholds::default(), &Silent)
             .map_err(|e| ApiError::invalid("body", serde_json::Value::Null, e.to_string()))?;
-        let a: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
         let b: Vec<_> = g2.grid_features.iter().map(|&i| &other.features[i]).collect();
-        let cmp = layers::audit(("live", &a), ("posted", &b), tolerance_m, &Silent);
-        Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, None).with_layers(cmp), layer))
+        Ok(r.with_layers(layers::audit(("live", cells), ("posted", &b), tolerance_m, &Silent)))
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await?;
     Ok(answer(&report, &layer, &f))
 }
 
@@ -344,19 +325,12 @@ pub async fn response_audit(
     let dwellings = live_dwellings(&st);
     // Available units' positions were read: logged before anything derived from them leaves.
     st.service.audit(&who, "audit response", &uri.0.to_string(), sources.len()).await?;
-    let grids = st.service.grids();
     let roads = st.roads.clone();
-    let (report, layer) = tokio::task::spawn_blocking(move || {
-        let layer = AuditLayer::from_units(grids.hierarchy.units());
-        let t = Thresholds::default();
-        let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
-        let cells: Vec<_> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
+    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
         let reach =
             roads.as_deref().map_or(Reach::Distance { kmh: response::STRAIGHT_LINE_KMH }, |r| Reach::Road(&r.drive));
-        let ra = response::audit(&cells, &sources, &dwellings, reach, minutes, &Silent);
-        Ok::<_, ApiError>((Report::new("live grid layer".into(), &layer, t, g, None, None).with_response(ra), layer))
+        Ok(r.with_response(response::audit(cells, &sources, &dwellings, reach, minutes, &Silent)))
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await?;
     Ok(answer(&report, &layer, &f))
 }

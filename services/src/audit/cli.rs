@@ -311,7 +311,13 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
 
     let name =
         args.grids.file_name().map_or_else(|| args.grids.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let mut report = Report::new(name, &layer, thresholds, geometry, workload, patrol);
+    let mut report = Report::new(name, &layer, thresholds, geometry);
+    if let Some(w) = workload {
+        report = report.with_workload(w);
+    }
+    if let Some(p) = patrol {
+        report = report.with_patrol(p);
+    }
     if let Some(l) = layers {
         report = report.with_layers(l);
     }

@@ -65,18 +65,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// Puts the parts together.
+    /// A report of the geometry audit; the other audits are added with the `with_*` methods,
+    /// each recounting the verdict.
     #[must_use]
-    pub fn new(
-        name: String,
-        layer: &AuditLayer,
-        thresholds: Thresholds,
-        geometry: GeometryAudit,
-        workload: Option<WorkloadAudit>,
-        patrol: Option<PatrolAudit>,
-    ) -> Self {
-        let all: Vec<Finding> = self::all_findings(&geometry, workload.as_ref(), patrol.as_ref()).cloned().collect();
-        let summary = Summary::of(&all);
+    pub fn new(name: String, layer: &AuditLayer, thresholds: Thresholds, geometry: GeometryAudit) -> Self {
         Self {
             generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             layer: LayerInfo {
@@ -85,24 +77,47 @@ impl Report {
                 crs: layer.crs.name(),
                 crs_source: layer.crs_source,
             },
-            passed: summary.errors == 0,
-            summary,
+            passed: true,
+            summary: Summary::default(),
             thresholds,
             geometry,
-            workload,
-            patrol,
+            workload: None,
+            patrol: None,
             layers: None,
             response: None,
         }
+        .recount()
     }
 
-    /// Adds response coverage (its uncovered areas count toward the verdict).
+    /// Adds the workload audit.
+    #[must_use]
+    pub fn with_workload(mut self, workload: WorkloadAudit) -> Self {
+        self.workload = Some(workload);
+        self.recount()
+    }
+
+    /// Adds the patrol coverage audit.
+    #[must_use]
+    pub fn with_patrol(mut self, patrol: PatrolAudit) -> Self {
+        self.patrol = Some(patrol);
+        self.recount()
+    }
+
+    /// Adds the comparison with a second layer.
+    #[must_use]
+    pub fn with_layers(mut self, layers: LayersAudit) -> Self {
+        self.layers = Some(layers);
+        self.recount()
+    }
+
+    /// Adds response coverage.
     #[must_use]
     pub fn with_response(mut self, response: ResponseAudit) -> Self {
         self.response = Some(response);
         self.recount()
     }
 
+    /// Summary and verdict from every finding present.
     fn recount(mut self) -> Self {
         let all: Vec<Finding> = self.findings().cloned().collect();
         self.summary = Summary::of(&all);
@@ -110,16 +125,13 @@ impl Report {
         self
     }
 
-    /// Adds the comparison with a second layer (its findings count toward the verdict).
-    #[must_use]
-    pub fn with_layers(mut self, layers: LayersAudit) -> Self {
-        self.layers = Some(layers);
-        self.recount()
-    }
-
     /// Every finding, geometry first.
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
-        all_findings(&self.geometry, self.workload.as_ref(), self.patrol.as_ref())
+        self.geometry
+            .findings
+            .iter()
+            .chain(self.workload.iter().flat_map(|w| w.findings.iter()))
+            .chain(self.patrol.iter().flat_map(|p| p.findings.iter()))
             .chain(self.layers.iter().flat_map(|l| l.findings.iter()))
             .chain(self.response.iter().flat_map(|r| r.findings.iter()))
     }
@@ -175,15 +187,4 @@ impl Report {
         }
         out
     }
-}
-
-fn all_findings<'a>(
-    g: &'a GeometryAudit,
-    w: Option<&'a WorkloadAudit>,
-    p: Option<&'a PatrolAudit>,
-) -> impl Iterator<Item = &'a Finding> {
-    g.findings
-        .iter()
-        .chain(w.into_iter().flat_map(|w| w.findings.iter()))
-        .chain(p.into_iter().flat_map(|p| p.findings.iter()))
 }
