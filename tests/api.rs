@@ -12,6 +12,7 @@ use safegrid_geodata::{Crs, GridCode, LonLat};
 use safegrid_services::access::{Principal, Role};
 use safegrid_services::api::{AppState, app};
 use safegrid_services::layer::Layer;
+use safegrid_services::policy;
 use safegrid_services::service::Service;
 use safegrid_services::store::{AuditQuery, Store};
 use serde_json::{Value, json};
@@ -24,6 +25,8 @@ struct Fixture {
     service: Arc<Service>,
     store: Arc<dyn Store>,
     tokens: HashMap<Role, String>,
+    /// The server's load gates, to hold a permit as a running audit would.
+    shed: Arc<safegrid_services::api::guard::Shedder>,
     _dir: tempfile::TempDir,
 }
 
@@ -38,8 +41,10 @@ async fn fixture() -> Fixture {
         service.add_token(&token, &Principal { name: format!("{} user", role.name()), role, grids }).await.unwrap();
         tokens.insert(role, token);
     }
-    let app = app(AppState::new(service.clone()));
-    Fixture { app, service, store, tokens, _dir: dir }
+    let state = AppState::new(service.clone());
+    let shed = state.shed.clone();
+    let app = app(state);
+    Fixture { app, service, store, tokens, shed, _dir: dir }
 }
 
 struct Reply {
@@ -85,6 +90,11 @@ impl Fixture {
 
     async fn audit_rows(&self) -> Vec<safegrid_services::store::AuditRow> {
         self.store.audit_rows(AuditQuery { before_id: None, limit: 1000 }).await.unwrap()
+    }
+
+    /// The audit rows of reads (writes of key personnel and responders leave rows too).
+    async fn read_rows(&self) -> Vec<safegrid_services::store::AuditRow> {
+        self.audit_rows().await.into_iter().filter(|r| r.kind == "read").collect()
     }
 }
 
@@ -687,7 +697,8 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
     let mut moved = r.body.clone();
     moved["geometry"] = point(114.07, 22.55);
     assert_eq!(f.call("PUT", &format!("/api/v1/key_personnel/{id}"), a, Some(moved)).await.status, StatusCode::OK);
-    assert!(f.audit_rows().await.is_empty(), "writes are not reads");
+    assert!(f.read_rows().await.is_empty(), "writes are not reads");
+    assert_eq!(f.audit_rows().await.len(), 2, "but they are audited, as writes");
 
     let reads: [(Role, String, &str, i64); 5] = [
         (Role::Dispatcher, "/api/v1/key_personnel?grid=440304".into(), "query", 1),
@@ -699,7 +710,7 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
     for (i, (role, uri, action, count)) in reads.iter().enumerate() {
         let r = f.call("GET", uri, Some(*role), None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
-        let rows = f.audit_rows().await;
+        let rows = f.read_rows().await;
         assert_eq!(rows.len(), i + 1, "one row per read");
         let row = &rows[0];
         assert_eq!((row.role.as_str(), row.action.as_str(), row.result_count), (role.name(), *action, *count));
@@ -708,12 +719,12 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
     }
     // Reads of other layers are not audited; the auditor reads the log, nobody can change it.
     f.call("GET", "/api/v1/incidents", Some(Role::Dispatcher), None).await;
-    assert_eq!(f.audit_rows().await.len(), 5);
+    assert_eq!(f.read_rows().await.len(), 5);
     let r = f.call("GET", "/api/v1/audit_log?limit=2", Some(Role::Auditor), None).await;
     assert_eq!(r.body["rows"].as_array().unwrap().len(), 2);
     let before = r.body["next_before"].as_i64().unwrap();
     let r = f.call("GET", &format!("/api/v1/audit_log?before={before}"), Some(Role::Auditor), None).await;
-    assert_eq!(r.body["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 5, "three reads and the two writes");
     for method in ["PUT", "DELETE", "POST"] {
         assert_problem(
             &f.call(method, "/api/v1/audit_log", Some(Role::Admin), Some(json!({}))).await,
@@ -721,7 +732,244 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
             "method",
         );
     }
-    assert_eq!(f.audit_rows().await.len(), 5);
+    assert_eq!(f.read_rows().await.len(), 5);
+}
+
+#[tokio::test]
+async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subject() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    let r = f
+        .call("POST", "/api/v1/key_personnel", a, Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel))))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_i64().unwrap();
+    let mut moved = r.body.clone();
+    moved["geometry"] = point(114.03, 22.55);
+    assert_eq!(f.call("PUT", &format!("/api/v1/key_personnel/{id}"), a, Some(moved)).await.status, StatusCode::OK);
+    assert_eq!(f.call("DELETE", &format!("/api/v1/key_personnel/{id}"), a, None).await.status, StatusCode::NO_CONTENT);
+    // Refused attempts leave a row too: a grid worker's key person outside its grid, a delete
+    // of an id that is not there.
+    let mut elsewhere = props_for(Layer::KeyPersonnel);
+    elsewhere["assigned_grid"] = json!("440304002");
+    let r = f
+        .call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.07, 22.55), elsewhere)))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(f.call("DELETE", "/api/v1/key_personnel/999999", a, None).await.status, StatusCode::NOT_FOUND);
+    // A role that may not write key personnel at all is refused at the door, and recorded there.
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), Some(Role::Auditor), Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel)))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // Responders hold someone's whereabouts: audited; incidents are not.
+    let r = f
+        .call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.02, 22.55), props_for(Layer::Responders))))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let unit = r.body["id"].as_i64().unwrap();
+    let r = f.call("POST", "/api/v1/incidents", a, Some(feature(point(114.02, 22.55), props_for(Layer::Incidents)))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    let rows = f.audit_rows().await;
+    let got: Vec<(&str, &str, &str, Option<&str>, Vec<i64>, &str, &str)> = rows
+        .iter()
+        .rev()
+        .map(|r| {
+            (r.kind.as_str(), r.action.as_str(), r.outcome.as_str(), r.layer.as_deref(), r.subjects.clone(), r.role.as_str(), r.actor.as_str())
+        })
+        .collect();
+    let kp = Some("key_personnel");
+    assert_eq!(
+        got,
+        [
+            ("write", "create", "ok", kp, vec![id], "admin", "admin user"),
+            ("write", "update", "ok", kp, vec![id], "admin", "admin user"),
+            ("write", "delete", "ok", kp, vec![id], "admin", "admin user"),
+            ("write", "create", "forbidden", kp, vec![], "grid_worker", "grid_worker user"),
+            ("write", "delete", "not_found", kp, vec![999_999], "admin", "admin user"),
+            ("write", "update", "forbidden", kp, vec![id], "auditor", "auditor user"),
+            ("write", "create", "ok", Some("responders"), vec![unit], "dispatcher", "dispatcher user"),
+        ]
+    );
+    assert_eq!(rows[2].request, "delete key_personnel/999999");
+    assert_eq!(rows[1].request, format!("update key_personnel/{id}"));
+    assert!(rows.iter().all(|r| r.repeats == 1 && r.hash.is_some()));
+    // Writes are never collapsed: the same write twice is two rows.
+    for _ in 0..2 {
+        f.call("DELETE", "/api/v1/key_personnel/999999", a, None).await;
+    }
+    assert_eq!(f.audit_rows().await.len(), rows.len() + 2);
+    let v = safegrid_services::audit_log::verify(f.store.as_ref(), None).await.unwrap();
+    assert_eq!(v.broken, None);
+    assert_eq!(v.check.chained, rows.len() as u64 + 2);
+}
+
+/// A clock the test moves: the audit log's times, and so its windows, follow it.
+fn driven_clock(f: &Fixture) -> Arc<std::sync::atomic::AtomicI64> {
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-03T08:00:00Z").unwrap().to_utc();
+    let ms = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let m = Arc::clone(&ms);
+    f.service.set_audit_clock(Arc::new(move || {
+        t0 + chrono::Duration::milliseconds(m.load(std::sync::atomic::Ordering::SeqCst))
+    }));
+    ms
+}
+
+#[tokio::test]
+async fn a_wall_polling_for_an_hour_writes_two_rows_a_window_and_every_read_is_counted() {
+    let f = fixture().await;
+    let mut ids = Vec::new();
+    for lon in [114.02, 114.07] {
+        let r = f
+            .call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(lon, 22.55), props_for(Layer::KeyPersonnel))))
+            .await;
+        ids.push(r.body["id"].as_i64().unwrap());
+    }
+    let ms = driven_clock(&f);
+    // Every 3 s for an hour: 1,200 reads; the background flush runs every 6 s.
+    let reads = 1200;
+    for i in 0..reads {
+        ms.store(i * 3000, std::sync::atomic::Ordering::SeqCst);
+        if i % 2 == 0 {
+            f.service.flush_ended_audit().await;
+        }
+        let r = f.call("GET", "/api/v1/key_personnel?grid=440304", Some(Role::Dispatcher), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if i == 30 {
+            // Mid-window: the first read of the run is already durable.
+            let rows = f.read_rows().await;
+            assert!(rows.len() >= 2 && rows[0].repeats == 1, "{rows:?}");
+        }
+    }
+    f.service.flush_audit().await; // graceful shutdown
+    let rows = f.read_rows().await;
+    assert!(rows.len() <= 2 * 60 + 1, "{} rows for an hour of polling", rows.len());
+    assert_eq!(rows.iter().map(|r| r.repeats).sum::<i64>(), reads, "the counts add up to every read");
+    // Per minute of the hour: at most the run's first read and one row of its repeats.
+    let mut per_window: HashMap<i64, usize> = HashMap::new();
+    for r in &rows {
+        *per_window.entry(r.at.timestamp() / 60).or_default() += 1;
+        assert_eq!(r.subjects, ids, "each row names whom the wall saw");
+        assert_eq!(r.result_count, 2 * r.repeats);
+        if r.repeats > 1 {
+            let last = r.last_at.unwrap();
+            assert!(last > r.at && last - r.at < chrono::Duration::seconds(60), "{r:?}");
+        }
+    }
+    assert!(per_window.values().all(|n| *n <= 2), "{per_window:?}");
+    let v = safegrid_services::audit_log::verify(f.store.as_ref(), None).await.unwrap();
+    assert_eq!(v.broken, None);
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
+    let f = fixture().await;
+    let ms = driven_clock(&f);
+    let at = |s: i64| ms.store(s * 1000, std::sync::atomic::Ordering::SeqCst);
+    // A caller whose name needs quoting in CSV.
+    let odd = "王, \"五\"";
+    f.service
+        .add_token("odd-token", &Principal { name: odd.into(), role: Role::Dispatcher, grids: vec![] })
+        .await
+        .unwrap();
+    at(0);
+    let mut ids = Vec::new();
+    for lon in [114.02, 114.07] {
+        let r = f
+            .call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(lon, 22.55), props_for(Layer::KeyPersonnel))))
+            .await;
+        ids.push(r.body["id"].as_i64().unwrap());
+    }
+    at(100);
+    f.call("GET", &format!("/api/v1/key_personnel/{}", ids[0]), Some(Role::Dispatcher), None).await;
+    at(200);
+    f.call("GET", "/api/v1/key_personnel?grid=440304", Some(Role::Auditor), None).await;
+    at(300);
+    let req = Request::builder()
+        .uri(format!("/api/v1/key_personnel/{}", ids[1]))
+        .header(header::AUTHORIZATION, "Bearer odd-token")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(f.send(req).await.status, StatusCode::OK);
+    at(400);
+    f.call("DELETE", &format!("/api/v1/key_personnel/{}", ids[1]), Some(Role::Admin), None).await;
+    let all = f.audit_rows().await;
+    assert_eq!(all.len(), 6);
+
+    let t = |s: i64| (chrono::DateTime::parse_from_rfc3339("2026-12-03T08:00:00Z").unwrap().to_utc() + chrono::Duration::seconds(s)).to_rfc3339();
+    let enc = |s: &str| s.replace('+', "%2B").replace(' ', "%20").replace(',', "%2C").replace('"', "%22");
+    let cases: Vec<(String, Box<dyn Fn(&safegrid_services::store::AuditRow) -> bool>)> = vec![
+        ("actor=admin%20user".into(), Box::new(|r| r.actor == "admin user")),
+        (format!("actor={}", enc(odd)), Box::new(move |r| r.actor == odd)),
+        ("role=auditor".into(), Box::new(|r| r.role == "auditor")),
+        ("layer=key_personnel".into(), Box::new(|r| r.layer.as_deref() == Some("key_personnel"))),
+        ("layer=incidents".into(), Box::new(|_| false)),
+        (format!("subject={}", ids[1]), Box::new({ let id = ids[1]; move |r| r.subjects.contains(&id) })),
+        ("action=get".into(), Box::new(|r| r.action == "get")),
+        ("kind=write".into(), Box::new(|r| r.kind == "write")),
+        ("kind=read".into(), Box::new(|r| r.kind == "read")),
+        (format!("since={}", enc(&t(150))), Box::new(|r| r.at.timestamp() % 3600 >= 150)),
+        (format!("until={}", enc(&t(150))), Box::new(|r| r.at.timestamp() % 3600 < 150)),
+        (format!("since={}&until={}&kind=read", enc(&t(100)), enc(&t(300))), Box::new(|r| {
+            let s = r.at.timestamp() % 3600;
+            r.kind == "read" && (100..300).contains(&s)
+        })),
+    ];
+    for (q, keep) in &cases {
+        let want: Vec<i64> = all.iter().filter(|r| keep(r)).map(|r| r.id).collect();
+        let r = f.call("GET", &format!("/api/v1/audit_log?{q}"), Some(Role::Auditor), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+        assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        let got: Vec<i64> = r.body["rows"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect();
+        assert_eq!(got, want, "{q}");
+        // The same rows as CSV.
+        let r = f.call("GET", &format!("/api/v1/audit_log?{q}&format=csv"), Some(Role::Admin), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text);
+        assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
+        assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        let mut csv = csv::Reader::from_reader(r.raw.as_slice());
+        assert_eq!(csv.headers().unwrap(), &csv::StringRecord::from(safegrid_services::api::ops::AUDIT_CSV_HEADER.to_vec()));
+        let recs: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+        let got: Vec<i64> = recs.iter().map(|x| x[0].parse().unwrap()).collect();
+        assert_eq!(got, want, "{q} as CSV");
+        for (rec, row) in recs.iter().zip(all.iter().filter(|r| keep(r))) {
+            assert_eq!((&rec[6], &rec[11], &rec[14]), (row.actor.as_str(), row.request.as_str(), row.hash.as_deref().unwrap()));
+            let subjects: Vec<i64> = rec[10].split_whitespace().map(|s| s.parse().unwrap()).collect();
+            assert_eq!(subjects, row.subjects);
+        }
+    }
+    // RFC 4180: CRLF, and a field with a comma or quote quoted, its quotes doubled.
+    let r = f.call("GET", "/api/v1/audit_log?format=csv&limit=1", Some(Role::Auditor), None).await;
+    assert!(r.text.starts_with("id,at,last_at,repeats,kind,outcome,actor,role,action,layer,subjects,request,result_count,prev_hash,hash\r\n"));
+    assert_eq!(r.headers.get("x-next-before").unwrap().to_str().unwrap(), all[0].id.to_string());
+    let r = f.call("GET", &format!("/api/v1/audit_log?format=csv&actor={}", enc(odd)), Some(Role::Auditor), None).await;
+    assert!(r.text.contains(",\"王, \"\"五\"\"\","), "{}", r.text);
+    // Paging with filters.
+    let r = f.call("GET", "/api/v1/audit_log?layer=key_personnel&limit=2", Some(Role::Auditor), None).await;
+    let next = r.body["next_before"].as_i64().unwrap();
+    let r = f.call("GET", &format!("/api/v1/audit_log?layer=key_personnel&before={next}"), Some(Role::Auditor), None).await;
+    assert_eq!(r.body["rows"].as_array().unwrap().len(), 4);
+
+    // Bad filter values name the parameter; the answer is not cached either.
+    for (q, field) in [
+        ("role=chief", "role"),
+        ("layer=people", "layer"),
+        ("kind=delete", "kind"),
+        ("subject=abc", "subject"),
+        ("since=yesterday", "since"),
+        ("until=2026-13-01T00:00:00Z", "until"),
+        ("format=xml", "format"),
+        ("actor=", "actor"),
+        ("limit=0", "limit"),
+        ("owner=x", "owner"),
+    ] {
+        let r = f.call("GET", &format!("/api/v1/audit_log?{q}"), Some(Role::Auditor), None).await;
+        assert_problem(&r, StatusCode::BAD_REQUEST, field);
+        assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store", "{q}");
+    }
+    let r = f
+        .call("GET", &format!("/api/v1/audit_log?since={}&until={}", enc(&t(300)), enc(&t(100))), Some(Role::Auditor), None)
+        .await;
+    assert_eq!(r.body["rows"], json!([]), "an empty interval has no rows");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -858,7 +1106,7 @@ async fn key_personnel_tiles_are_scoped_audited_and_refused_to_the_public() {
     assert_eq!(mvt::decode(&body).unwrap()[0].features.len(), 2);
     let (_, _, body) = f.tile(&path, Some(Role::GridWorker), None).await;
     assert_eq!(mvt::decode(&body).unwrap()[0].features.len(), 1, "a grid worker sees its grid only");
-    let rows = f.audit_rows().await;
+    let rows = f.read_rows().await;
     assert_eq!(rows.len(), 2);
     assert_eq!((rows[0].action.as_str(), rows[0].role.as_str(), rows[0].result_count), ("tile", "grid_worker", 1));
     assert_eq!((rows[1].action.as_str(), rows[1].result_count), ("tile", 2));
@@ -1275,7 +1523,24 @@ async fn tracked_unit(f: &Fixture, device: &str, lon: f64, lat: f64) -> i64 {
         json!({"kind": "patrol", "callsign": format!("巡-{device}"), "status": "available", "device_id": device});
     let r = f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(lon, lat), props))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    trust(f, device);
     r.body["id"].as_i64().unwrap()
+}
+
+/// The secret the tests give `device` (set in memory, as a mint would; the routes that mint
+/// are tested on their own).
+fn test_secret(device: &str) -> String {
+    format!("test-secret-{device}")
+}
+
+/// What a tracker sends as its identifier: `DEVICE_ID:SECRET`.
+fn cred(device: &str) -> String {
+    format!("{device}:{}", test_secret(device))
+}
+
+/// Puts `device`'s test secret in force.
+fn trust(f: &Fixture, device: &str) {
+    f.service.device_secrets().set(device, &safegrid_services::positions::devices::secret_hash(&test_secret(device)));
 }
 
 async fn form_post(f: &Fixture, uri: &str, form: &str) -> Reply {
@@ -1302,9 +1567,10 @@ fn unix_now() -> i64 {
 async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
     let f = fixture().await;
     let id = tracked_unit(&f, "862100012345678", 114.01, 22.51).await;
+    let c = cred("862100012345678");
     let t = unix_now() - 30;
     // GET with lat/lon and unix seconds, as OsmAnd sends it.
-    let r = f.call("GET", &format!("/api/v1/osmand?id=862100012345678&lat=22.52&lon=114.049&timestamp={t}&speed=10&bearing=90&batt=80&accuracy=5&sat=9"), None, None).await;
+    let r = f.call("GET", &format!("/api/v1/osmand?id={c}&lat=22.52&lon=114.049&timestamp={t}&speed=10&bearing=90&batt=80&accuracy=5&sat=9"), None, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The unit stands where its tracker said, in the grid there.
     let r = f.call("GET", &format!("/api/v1/responders/{id}"), Some(Role::Dispatcher), None).await;
@@ -1314,7 +1580,7 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
     let r = form_post(
         &f,
         "/api/v1/osmand",
-        &format!("deviceid=862100012345678&location=22.52,114.051&timestamp={}", (t + 10) * 1000),
+        &format!("deviceid={c}&location=22.52,114.051&timestamp={}", (t + 10) * 1000),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -1324,7 +1590,7 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
         .call(
             "POST",
             &format!(
-                "/api/v1/osmand?id=862100012345678&lat=22.5201&lon=114.0512&timestamp={}",
+                "/api/v1/osmand?id={c}&lat=22.5201&lon=114.0512&timestamp={}",
                 iso.replace('+', "%2B")
             ),
             None,
@@ -1360,9 +1626,10 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
 async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them() {
     let f = fixture().await;
     tracked_unit(&f, "known", 114.01, 22.51).await;
+    let k = cred("known");
     let r = f.call("GET", "/api/v1/osmand?id=stranger&lat=22.5&lon=114.0", None, None).await;
-    assert_problem(&r, StatusCode::BAD_REQUEST, "id");
-    assert_eq!(metric(&f, "unknown_device").await, 1.0);
+    assert_problem(&r, StatusCode::FORBIDDEN, "id");
+    assert_eq!(metric(&f, "unauthenticated_device").await, 1.0);
     for (query, field) in [
         ("id=known&lat=95&lon=114", "lat"),
         ("id=known&lat=22.5", "lon"),
@@ -1375,7 +1642,7 @@ async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them()
     }
     assert_eq!(metric(&f, "malformed").await, 5.0);
     // A tracker re-sending its fix gets 200 (it must not retry forever) and one row is stored.
-    let q = format!("/api/v1/osmand?id=known&lat=22.52&lon=114.02&timestamp={}", unix_now());
+    let q = format!("/api/v1/osmand?id={k}&lat=22.52&lon=114.02&timestamp={}", unix_now());
     assert_eq!(f.call("GET", &q, None, None).await.status, StatusCode::OK);
     assert_eq!(f.call("GET", &q, None, None).await.status, StatusCode::OK);
     assert_eq!(metric(&f, "duplicate").await, 1.0);
@@ -1383,7 +1650,7 @@ async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them()
     let r = f
         .call(
             "GET",
-            &format!("/api/v1/osmand?id=known&lat=22.52&lon=114.02&timestamp={}", unix_now() + 3600),
+            &format!("/api/v1/osmand?id={k}&lat=22.52&lon=114.02&timestamp={}", unix_now() + 3600),
             None,
             None,
         )
@@ -1419,7 +1686,7 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     let a = tracked_unit(&f, "gw-a", 114.01, 22.51).await;
     let b = tracked_unit(&f, "gw-b", 114.11, 22.51).await;
     let t = unix_now() - 100;
-    let fix = |dev: &str, dt: i64, lon: f64, lat: f64| json!({"device_id": dev, "time": t + dt, "lon": lon, "lat": lat, "accuracy_m": 5});
+    let fix = |dev: &str, dt: i64, lon: f64, lat: f64| json!({"device_id": dev, "device_secret": test_secret(dev), "time": t + dt, "lon": lon, "lat": lat, "accuracy_m": 5});
     // Only gateway, dispatcher and admin tokens may post batches.
     let body = json!({"fixes": [fix("gw-a", 0, 114.01, 22.51)]});
     let r = f.call("POST", "/api/v1/positions", None, Some(body.clone())).await;
@@ -1453,7 +1720,7 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     assert_eq!(r.body["stored"], 5);
     assert_eq!(r.body["live"], 3);
     assert_eq!(r.body["history"], 2);
-    assert_eq!(r.body["refused"], json!([{"index": 5, "device_id": "nobody", "reason": "unknown_device"}]));
+    assert_eq!(r.body["refused"], json!([{"index": 5, "device_id": "nobody", "reason": "unauthenticated_device"}]));
     // The unit stayed at its last plausible fix.
     let r = f.call("GET", &format!("/api/v1/responders/{a}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["geometry"]["coordinates"], json!([114.011, 22.51]));
@@ -1490,7 +1757,7 @@ async fn a_trace_comes_as_geojson_simplified_and_as_gpx() {
             } else {
                 (114.014, 22.51 + f64::from(i - 20) * 0.0002)
             };
-            json!({"device_id": "walker", "time": t + i64::from(i) * 10, "lon": lon, "lat": lat, "altitude_m": 12.5})
+            json!({"device_id": cred("walker"), "time": t + i64::from(i) * 10, "lon": lon, "lat": lat, "altitude_m": 12.5})
         })
         .collect();
     let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(json!({"fixes": fixes}))).await;
@@ -1526,7 +1793,7 @@ fn border_walk(device: &str, t0: i64, from_m: i32, to_m: i32) -> Value {
         .map(|i| {
             let along = f64::from(from_m + step * i);
             let jitter = 12.0 * (f64::from(i) * 2.39).sin();
-            json!({"device_id": device, "time": t0 + i64::from(i), "lon": 114.05 + (along + jitter) * metre, "lat": 22.55, "accuracy_m": 8})
+            json!({"device_id": cred(device), "time": t0 + i64::from(i), "lon": 114.05 + (along + jitter) * metre, "lat": 22.55, "accuracy_m": 8})
         })
         .collect();
     json!({ "fixes": fixes })
@@ -1635,7 +1902,8 @@ async fn longgang_fixture(n: usize) -> (Fixture, Arc<safegrid_services::roads::R
             f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(lon, lat), props))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         ids.push(r.body["id"].as_i64().unwrap());
-        fixes.push(json!({"device_id": format!("lg-{i}"), "time": t, "lon": lon, "lat": lat}));
+        trust(&f, &format!("lg-{i}"));
+        fixes.push(json!({"device_id": cred(&format!("lg-{i}")), "time": t, "lon": lon, "lat": lat}));
     }
     let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(json!({"fixes": fixes}))).await;
     assert_eq!(r.body["live"], n, "{}", r.text);
@@ -1959,6 +2227,7 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
     let person = json!({"category": "community_correction", "name": "赵六", "assigned_grid": "440304001",
         "device_id": "kp-1", "zone": {"mode": "stay_inside", "grids": ["440304001"]}});
     let id = create_at(&f, Layer::KeyPersonnel, 114.03, 22.55, person).await;
+    trust(&f, "kp-1");
     // The device belongs to the person: no responder may carry it too.
     let r = f
         .call(
@@ -1983,7 +2252,7 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
         let fixes: Vec<Value> = (0..=steps)
             .map(|i| {
                 let lon = from + (to - from).signum() * 0.001 * i as f64;
-                json!({"device_id": "kp-1", "time": t + i * 10, "lon": lon, "lat": 22.55})
+                json!({"device_id": "kp-1", "device_secret": test_secret("kp-1"), "time": t + i * 10, "lon": lon, "lat": 22.55})
             })
             .collect();
         json!({ "fixes": fixes })
@@ -2110,7 +2379,7 @@ async fn patrol_coverage_comes_from_stored_traces_and_its_read_is_logged() {
     // Ten minutes driving east across 福田's west grid along 22.55, a fix every 10 s (~31 km/h).
     let t0 = unix_now() - 700;
     let fixes: Vec<Value> = (0..60)
-        .map(|i| json!({"device_id": "pt-1", "time": t0 + i * 10, "lon": 114.001 + 0.0008 * i as f64, "lat": 22.55, "accuracy_m": 5}))
+        .map(|i| json!({"device_id": cred("pt-1"), "time": t0 + i * 10, "lon": 114.001 + 0.0008 * i as f64, "lat": 22.55, "accuracy_m": 5}))
         .collect();
     let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(json!({"fixes": fixes}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -2287,4 +2556,504 @@ async fn response_coverage_finds_the_far_households_and_suggests_a_post_among_th
         f.audit_rows().await.iter().any(|row| row.action == "audit response" && row.result_count == 1),
         "the read of positions is logged"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The access policy: every documented route × every role against the table (issue "Close the
+// doors"). A route added to the API without a row in `policy::ROUTES` is refused for everyone,
+// and a documented one then fails here.
+
+/// The policy row the router would pick for a concrete path: a literal segment beats a
+/// parameter, as in axum's router.
+fn route_for(method: &str, path: &str) -> Option<&'static policy::Route> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut best: Option<(&'static policy::Route, Vec<usize>)> = None;
+    for r in policy::ROUTES.iter().filter(|r| r.method == method) {
+        let pat: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        let wildcard = pat.last().is_some_and(|s| s.starts_with("{*"));
+        if !(pat.len() == segs.len() || wildcard && segs.len() >= pat.len()) {
+            continue;
+        }
+        let ok = pat.iter().zip(&segs).all(|(p, s)| p.starts_with('{') || p == s);
+        if !ok {
+            continue;
+        }
+        // Rank by where the literals are, left to right.
+        let literal: Vec<usize> = pat.iter().map(|p| usize::from(!p.starts_with('{'))).collect();
+        if best.as_ref().is_none_or(|(_, b)| literal > *b) {
+            best = Some((r, literal));
+        }
+    }
+    best.map(|(r, _)| r)
+}
+
+fn params_of(route: &policy::Route, path: &str) -> HashMap<String, String> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    route
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .zip(segs)
+        .filter_map(|(p, s)| {
+            p.strip_prefix('{').and_then(|p| p.strip_suffix('}')).map(|n| (n.trim_start_matches('*').to_owned(), s.to_owned()))
+        })
+        .collect()
+}
+
+/// The z14 tile holding a place.
+fn tile_of(lon: f64, lat: f64) -> (u32, u32) {
+    let n = f64::from(1u32 << 14);
+    let x = ((lon + 180.0) / 360.0 * n) as u32;
+    let r = lat.to_radians();
+    let y = ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n) as u32;
+    (x, y)
+}
+
+/// Status only: the event streams never end, so their bodies are not read.
+async fn status_of(f: &Fixture, method: &str, uri: &str, role: Role, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if role != Role::Public {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&role]));
+    }
+    let body = match body {
+        Some(v) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = f.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let streaming = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let v = if streaming {
+        Value::Null
+    } else {
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap_or(Value::Null)
+    };
+    (status, v)
+}
+
+#[tokio::test]
+async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
+    let f = fixture().await;
+    let at = (114.02, 22.55);
+    for layer in Layer::ALL {
+        let r = f.call("POST", &format!("/api/v1/{layer}"), Some(Role::Admin), Some(feature(point(at.0, at.1), props_for(layer)))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{layer}: {}", r.text);
+    }
+    let (tx, ty) = tile_of(at.0, at.1);
+    let doc = f.call("GET", "/api/v1/openapi.json", None, None).await.body;
+    let mut reached = std::collections::HashSet::new();
+    let mut checked = 0;
+    let paths = doc["paths"].as_object().unwrap();
+    // Deletions last, so that every other call finds its item.
+    let mut ops: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(p, item)| item.as_object().unwrap().keys().filter(|m| m.as_str() != "parameters").map(move |m| (p.clone(), m.to_uppercase())))
+        .collect();
+    ops.sort_by_key(|(_, m)| m == "DELETE");
+    for (template, method) in ops {
+        let path = template
+            .replace("{id}", "1")
+            .replace("{unit}", "1")
+            .replace("{code}", "440304001")
+            .replace("{device_id}", "dev-policy")
+            .replace("{layers}", "grids")
+            .replace("{z}", "14")
+            .replace("{x}", &tx.to_string())
+            .replace("{y}", &ty.to_string());
+        let route = route_for(&method, &path).unwrap_or_else(|| panic!("{method} {template} has no row in policy::ROUTES"));
+        reached.insert((route.method, route.path));
+        let params = params_of(route, &path);
+        let actions = policy::actions(route, |k| params.get(k).cloned());
+        let body = match (method.as_str(), params.get("layer").and_then(|l| l.parse::<Layer>().ok())) {
+            ("POST" | "PUT", Some(layer)) => Some(feature(point(at.0, at.1), props_for(layer))),
+            ("POST" | "PUT", None) => Some(json!({})),
+            _ => None,
+        };
+        for role in Role::ALL {
+            let before = f.audit_rows().await.len();
+            let uri = if path.contains("nearest") || path.ends_with("/locate") { format!("{path}?lon={}&lat={}", at.0, at.1) } else { path.clone() };
+            let (status, v) = status_of(&f, &method, &uri, role, body.clone()).await;
+            let what = format!("{method} {path} as {role}: {status} {v}");
+            match policy::decide(role, &actions) {
+                policy::Decision::NeedsToken(_) => assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}"),
+                policy::Decision::Refused(_) => assert_eq!(status, StatusCode::FORBIDDEN, "{what}"),
+                policy::Decision::Allow(grant) => {
+                    assert_ne!(status, StatusCode::UNAUTHORIZED, "{what}");
+                    // A scoped caller may still be refused a place outside its grids.
+                    if status == StatusCode::FORBIDDEN {
+                        assert_eq!(grant, policy::Grant::OwnGrids, "{what}");
+                        assert!(v["detail"].as_str().unwrap_or("").contains("outside"), "{what}");
+                    }
+                    let audited = actions.iter().any(|a| policy::rule_of(*a).audit != policy::Audit::No);
+                    if audited && status.is_success() && !path.contains("stream") {
+                        assert!(f.audit_rows().await.len() > before, "{what}: allowed and audited, but no audit row");
+                    }
+                }
+            }
+            if policy::personal(route, &actions) && status.is_success() && !path.contains("stream") && !path.contains("events") {
+                // Checked on the reply of a JSON route; the tile route is checked in its own test.
+                let r = f.call(&method, &uri, Some(role), body.clone()).await;
+                if r.status.is_success() {
+                    assert_eq!(r.headers.get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap()), Some("no-store"), "{what}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    // Every route of the table is documented, but for the wall's files and the basemap.
+    for r in policy::ROUTES {
+        let undocumented = r.path == "/" || r.path.starts_with("/web/") || r.path.starts_with("/basemap/");
+        assert!(undocumented || reached.contains(&(r.method, r.path)), "{} {} is in the policy but not in the OpenAPI document", r.method, r.path);
+    }
+    assert!(checked > 300, "only {checked} route × role calls");
+}
+
+#[tokio::test]
+async fn the_gateway_only_sends_positions() {
+    let f = fixture().await;
+    for uri in [
+        "/api/v1/stats",
+        "/api/v1/grids",
+        "/api/v1/locate?lon=114.02&lat=22.55",
+        "/tiles/grids/14/13381/7150.mvt",
+        "/tiles/incidents_h3/14/13381/7150.mvt",
+        "/tiles/grids.json",
+        "/api/v1/incidents",
+        "/api/v1/audit/geometry",
+    ] {
+        let r = f.call("GET", uri, Some(Role::Gateway), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}: {}", r.text);
+    }
+    // A dispatcher no longer posts position batches: that is the gateway's.
+    let batch = json!({"fixes": []});
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Dispatcher), Some(batch)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_grid_worker_cannot_capture_or_create_a_key_person_outside_its_grids() {
+    let f = fixture().await;
+    // A key person living in 440303001 (罗湖), assigned there.
+    let mut props = props_for(Layer::KeyPersonnel);
+    props["assigned_grid"] = json!("440303001");
+    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.15, 22.55), props.clone()))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_i64().unwrap();
+    // The worker of 440304001 re-points them to its own grid and moves them into it: not found
+    // (outside its scope, it may not even learn they exist).
+    let mut mine = props.clone();
+    mine["assigned_grid"] = json!("440304001");
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), Some(Role::GridWorker), Some(feature(point(114.02, 22.55), mine.clone()))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // …nor claim them by naming its grid while they stay where they are.
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), Some(Role::GridWorker), Some(feature(point(114.15, 22.55), mine.clone()))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = f.call("GET", &format!("/api/v1/key_personnel/{id}"), Some(Role::GridWorker), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Creating a key person who lives outside its grids, assigned to its own grid: refused.
+    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.15, 22.55), mine.clone()))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // One living in its grid but assigned elsewhere: refused too (it would hand them away).
+    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.02, 22.55), props.clone()))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // In its grid and assigned to it: allowed; then re-assigning them elsewhere is not.
+    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.02, 22.55), mine.clone()))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let own = r.body["id"].as_i64().unwrap();
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{own}"), Some(Role::GridWorker), Some(feature(point(114.02, 22.55), props.clone()))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    // …nor moving them out of its grids.
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{own}"), Some(Role::GridWorker), Some(feature(point(114.15, 22.55), mine.clone()))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(f.count(Layer::KeyPersonnel).await, 2, "nothing refused was written");
+    // The city-wide workload audit is not a grid worker's.
+    let r = f.call("GET", "/api/v1/audit/workload", Some(Role::GridWorker), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn every_answer_says_nosniff_and_personal_data_is_never_cached() {
+    let f = fixture().await;
+    for (uri, role) in [("/healthz", None), ("/api/v1/nope", None), ("/api/v1/key_personnel", Some(Role::Dispatcher))] {
+        let r = f.call("GET", uri, role, None).await;
+        assert_eq!(r.headers.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{uri}");
+    }
+    for uri in ["/api/v1/key_personnel", "/api/v1/positions/live", "/api/v1/audit_log", "/tiles/key_personnel/14/13381/7150.mvt"] {
+        let r = f.call("GET", uri, Some(Role::Admin), None).await;
+        assert!(r.status.is_success(), "{uri}: {}", r.text);
+        assert_eq!(r.headers.get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap()), Some("no-store"), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_response_audits_past_the_bound_get_503_with_retry_after() {
+    let f = fixture().await;
+    for i in 0..20 {
+        let lon = 114.0 + f64::from(i % 5) * 0.03;
+        let lat = 22.5 + f64::from(i / 5) * 0.02;
+        let r = f.call("POST", "/api/v1/rental_housing", Some(Role::Admin), Some(feature(point(lon, lat), props_for(Layer::RentalHousing)))).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    // One audit is running (its permit held here, as its computation would hold it)…
+    let running = f.shed.start(safegrid_services::api::guard::Work::Audit).unwrap();
+    // …so four more asked at once are each refused at once, not queued behind seconds of CPU.
+    let calls = (0..4).map(|i| {
+        let uri = format!("/api/v1/audit/response?minutes={}", 5 + i);
+        let f = &f;
+        async move { f.call("GET", &uri, Some(Role::Dispatcher), None).await }
+    });
+    let replies = futures_util::future::join_all(calls).await;
+    for r in &replies {
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+        assert!(r.headers.get(header::RETRY_AFTER).is_some());
+        assert_eq!(r.body["status"], 503);
+    }
+    // Cheap routes keep answering meanwhile.
+    assert_eq!(f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await.status, StatusCode::OK);
+    assert_eq!(f.call("GET", "/api/v1/posts/nearest?lon=114.02&lat=22.55", None, None).await.status, StatusCode::OK);
+    let m = f.call("GET", "/metrics", Some(Role::Admin), None).await;
+    assert!(m.text.contains("safegrid_work_refused_total{work=\"audit\"} 4"), "{}", m.text);
+    assert!(m.text.contains("safegrid_work_running{work=\"audit\"} 1"), "{}", m.text);
+    assert!(m.text.contains("safegrid_inflight_limit{class=\"heavy\"}"));
+    drop(running);
+    // Then one is answered, and asked again with nothing changed it comes from the cache even
+    // while another audit runs.
+    let first = f.call("GET", "/api/v1/audit/response?minutes=5", Some(Role::Dispatcher), None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let running = f.shed.start(safegrid_services::api::guard::Work::Audit).unwrap();
+    let again = f.call("GET", "/api/v1/audit/response?minutes=5", Some(Role::Dispatcher), None).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.raw, first.raw);
+    drop(running);
+    // A change to what it reads is never served stale.
+    f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.03, 22.53), props_for(Layer::Posts)))).await;
+    let running = f.shed.start(safegrid_services::api::guard::Work::Audit).unwrap();
+    let changed = f.call("GET", "/api/v1/audit/response?minutes=5", Some(Role::Dispatcher), None).await;
+    assert_eq!(changed.status, StatusCode::SERVICE_UNAVAILABLE, "a new post means a new computation");
+    drop(running);
+}
+
+/// A GET of the OsmAnd route from a client address.
+async fn osmand_from(f: &Fixture, addr: &str, query: &str) -> Reply {
+    let mut req = Request::builder().method("GET").uri(format!("/api/v1/osmand?{query}")).body(Body::empty()).unwrap();
+    let peer: std::net::SocketAddr = addr.parse().unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    f.send(req).await
+}
+
+/// Mints `device`'s secret through the API; the identifier a tracker would send.
+async fn mint(f: &Fixture, role: Role, device: &str) -> Reply {
+    f.call("POST", &format!("/api/v1/devices/{device}/secret"), Some(role), None).await
+}
+
+/// The defect found by the attacker's test: an OsmAnd fix moved a unit 52 km with no
+/// credential, and the answer told a known device id from an unknown one.
+#[tokio::test]
+async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_all_get_one_answer() {
+    let f = fixture().await;
+    let a = tracked_unit(&f, "dev-000001", 114.01, 22.51).await;
+    tracked_unit(&f, "dev-000002", 114.02, 22.52).await;
+    // Minted by a dispatcher: 201, shown once, never cached.
+    let r = mint(&f, Role::Dispatcher, "dev-000001").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    let secret = r.body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 26, "at least 128 bits");
+    let ident = r.body["identifier"].as_str().unwrap().to_owned();
+    assert_eq!(ident, format!("dev-000001:{secret}"));
+    // The secret is stored hashed, never in the clear.
+    let db = f.store.device_secrets().await.unwrap();
+    assert_eq!(db.len(), 1);
+    assert_ne!(db[0].hash, secret);
+    assert_eq!(db[0].hash, safegrid_services::positions::devices::secret_hash(&secret));
+
+    let t = unix_now() - 60;
+    let r = f.call("GET", &format!("/api/v1/osmand?id={ident}&lat=22.515&lon=114.015&timestamp={t}"), None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let place = |f: &Fixture| f.service.layer(Layer::Responders).get(a).map(|it| it.pos).unwrap();
+    let before = place(&f);
+    assert_eq!((before.lon(), before.lat()), (114.015, 22.515));
+    let nearest = || async {
+        let r = f.call("GET", "/api/v1/dispatch/nearest?lon=114.015&lat=22.515&k=2", Some(Role::Dispatcher), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.text
+    };
+    let nearest_before = nearest().await;
+    // Where each unit stands and its last fix (not its age, which grows as the test runs).
+    let live = || async {
+        let r = f.call("GET", "/api/v1/positions/live", Some(Role::Dispatcher), None).await;
+        r.body["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (u["id"].clone(), u["geometry"].clone(), u["properties"]["fix"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let live_before = live().await;
+
+    // No secret, a wrong one, the other device's, an unknown device with or without one, the
+    // secret with the wrong device: one status, one body, and nothing moves.
+    let attempts = [
+        "dev-000001".to_owned(),
+        "dev-000001:wrongwrongwrongwrongwrongw".to_owned(),
+        "dev-000001:".to_owned(),
+        format!("dev-000002:{secret}"),
+        "dev-000003".to_owned(),
+        "dev-999999:wrongwrongwrongwrongwrongw".to_owned(),
+    ];
+    let mut answers = Vec::new();
+    for (i, id) in attempts.iter().enumerate() {
+        let q = format!("/api/v1/osmand?id={id}&lat=22.5&lon=113.9&timestamp={}", t + 10 + i as i64);
+        let r = f.call("GET", &q, None, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{id}: {}", r.text);
+        assert_eq!(r.content_type, "application/problem+json");
+        assert!(!r.text.contains(&secret) && !r.text.contains("dev-0"), "the answer names nothing: {}", r.text);
+        answers.push((r.status, r.content_type.clone(), r.text.clone()));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:#?}");
+    assert_eq!(metric(&f, "unauthenticated_device").await, attempts.len() as f64);
+    assert_eq!(place(&f), before, "the unit did not move");
+    assert_eq!(nearest().await, nearest_before, "dispatch/nearest still sends the same units");
+    assert_eq!(live().await, live_before, "shown live where it was");
+    let all = chrono::DateTime::from_timestamp(0, 0).unwrap();
+    let stored = f.store.trace(safegrid_services::positions::Subject::Responder, a, all, chrono::Utc::now(), 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "only the authenticated fix is stored");
+
+    // The batch API refuses each unauthenticated fix, with one reason, never echoing a secret.
+    let fix = |dev: &str, dt: i64| json!({"device_id": dev, "time": t + 100 + dt, "lon": 113.9, "lat": 22.5});
+    let body = json!({"fixes": [
+        fix("dev-000001", 0),
+        fix("dev-000001:nottheone", 1),
+        {"device_id": "dev-000001", "device_secret": "nottheone", "time": t + 102, "lon": 113.9, "lat": 22.5},
+        fix("dev-000003:whatever", 3),
+        fix(&ident, 4),
+    ]});
+    let r = f.call("POST", "/api/v1/positions", Some(Role::Gateway), Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let refused = r.body["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 4, "{}", r.text);
+    for (i, x) in refused.iter().enumerate() {
+        assert_eq!(x["index"], i);
+        assert_eq!(x["reason"], "unauthenticated_device");
+        assert!(!x["device_id"].as_str().unwrap().contains(':'), "{x}");
+    }
+    assert_eq!(r.body["stored"], 1, "the authenticated fix (a jump: history) is stored");
+    assert_eq!(place(&f), before);
+
+    // Revoked: refused at once in this process, with the same answer.
+    let r = f.call("DELETE", "/api/v1/devices/dev-000001/secret", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = f.call("GET", &format!("/api/v1/osmand?id={ident}&lat=22.516&lon=114.016&timestamp={}", t + 200), None, None).await;
+    assert_eq!((r.status, r.text.clone()), (answers[0].0, answers[0].2.clone()));
+    assert_eq!(place(&f), before);
+    assert!(f.store.device_secrets().await.unwrap().is_empty(), "revoked in the store too");
+
+    // Rotated: a new secret works and the one before it does not.
+    let first = mint(&f, Role::Admin, "dev-000002").await.body["identifier"].as_str().unwrap().to_owned();
+    let second = mint(&f, Role::Admin, "dev-000002").await.body["identifier"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    let r = f.call("GET", &format!("/api/v1/osmand?id={first}&lat=22.521&lon=114.021&timestamp={}", t + 300), None, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = f.call("GET", &format!("/api/v1/osmand?id={second}&lat=22.521&lon=114.021&timestamp={}", t + 301), None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devices_only() {
+    let f = fixture().await;
+    tracked_unit(&f, "car-1", 114.01, 22.51).await;
+    let person = json!({"category": "community_correction", "name": "钱七", "assigned_grid": "440304001", "device_id": "mon-1"});
+    create_at(&f, Layer::KeyPersonnel, 114.03, 22.55, person).await;
+    for role in [Role::GridWorker, Role::Auditor, Role::Gateway] {
+        let r = mint(&f, role, "car-1").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}: {}", r.text);
+        let r = f.call("DELETE", "/api/v1/devices/car-1/secret", Some(role), None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}: {}", r.text);
+    }
+    assert_eq!(f.call("POST", "/api/v1/devices/car-1/secret", None, None).await.status, StatusCode::UNAUTHORIZED);
+    // A key person's monitor is an admin's to manage.
+    assert_eq!(mint(&f, Role::Dispatcher, "mon-1").await.status, StatusCode::FORBIDDEN);
+    let r = f.call("DELETE", "/api/v1/devices/mon-1/secret", Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(mint(&f, Role::Admin, "mon-1").await.status, StatusCode::CREATED);
+    // A device nobody carries has no secret to mint.
+    let r = mint(&f, Role::Admin, "nobody-carries-this").await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "device_id");
+    let r = f.call("DELETE", "/api/v1/devices/nobody-carries-this/secret", Some(Role::Admin), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND, "device_id");
+    assert_eq!(mint(&f, Role::Dispatcher, "car-1").await.status, StatusCode::CREATED);
+    // Both acts are in the audit log, the secret nowhere in it.
+    let rows = f.audit_rows().await;
+    let acts: Vec<&str> = rows.iter().map(|r| r.action.as_str()).filter(|a| a.starts_with("device_secret")).collect();
+    assert_eq!(acts.len(), 2, "{acts:?}");
+}
+
+#[tokio::test]
+async fn guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after() {
+    let f = fixture().await;
+    tracked_unit(&f, "g-1", 114.01, 22.51).await;
+    let t = unix_now() - 500;
+    // 20 failed authentications a minute per address are answered; the next is refused
+    // unchecked, even with the right secret, and says when to come back.
+    for i in 0..20 {
+        let r = osmand_from(&f, "198.51.100.7:40000", &format!("id=g-1:guess{i:04}&lat=22.5&lon=114&timestamp={}", t + i)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "attempt {i}: {}", r.text);
+    }
+    let r = osmand_from(&f, "198.51.100.7:40001", &format!("id={}&lat=22.511&lon=114.011&timestamp={}", cred("g-1"), t + 30)).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.content_type, "application/problem+json");
+    let wait: u64 = r.headers.get(header::RETRY_AFTER).unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(metric(&f, "rate_limited").await >= 1.0);
+    // Another address is not held back, and the device is not locked out by a stranger.
+    let r = osmand_from(&f, "203.0.113.9:5000", &format!("id={}&lat=22.511&lon=114.011&timestamp={}", cred("g-1"), t + 31)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn one_device_is_held_to_its_rate_but_its_offline_buffer_replays() {
+    let f = fixture().await;
+    tracked_unit(&f, "fast-1", 114.01, 22.51).await;
+    let t = unix_now() - 5_000;
+    // Traccar Client replaying its buffer: the first 300 go straight through.
+    let mut limited = None;
+    for i in 0..1_000 {
+        let q = format!("id={}&lat=22.51&lon={:.6}&timestamp={}", cred("fast-1"), 114.01 + f64::from(i) * 0.00001, t + i64::from(i));
+        let r = osmand_from(&f, "192.0.2.1:1", &q).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers.get(header::RETRY_AFTER).is_some());
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{i}: {}", r.text);
+    }
+    let at = limited.expect("the device's bucket ran dry");
+    // 300 at once, then 10 a second while the replay runs.
+    assert!(at >= 300, "limited after {at} fixes");
+}
+
+#[tokio::test]
+async fn the_database_and_its_directory_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("city").join("safegrid.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = safegrid_services::store::open(&url).await.unwrap();
+    store.set_meta("written", "yes").await.unwrap();
+    assert_eq!(mode(&dir.path().join("city")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    for suffix in ["-wal", "-shm"] {
+        let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert!(side.exists(), "{suffix} exists while the store is open");
+        assert_eq!(mode(&side), 0o600, "{suffix}");
+    }
+    drop(store);
+    // A file left readable by others (by an older version) is tightened on the next start.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = safegrid_services::store::open(&url).await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(store.meta("written").await.unwrap().as_deref(), Some("yes"), "the data is still there");
 }

@@ -278,7 +278,11 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     let unit = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.03, 22.57]},
         "properties": {"kind": "patrol", "callsign": "巡-大屏", "status": "available", "device_id": "wall-1"}});
     assert_eq!(http(&addr, "POST", "/api/v1/responders", &token, Some(&unit)).0, 201);
-    let fix = format!("/api/v1/osmand?id=wall-1&lat=22.57&lon=114.03&timestamp={}", chrono::Utc::now().timestamp());
+    // Its tracker proves itself with the secret a dispatcher minted (`id=DEVICE_ID:SECRET`).
+    let (status, minted) = http(&addr, "POST", "/api/v1/devices/wall-1/secret", &token, None);
+    assert_eq!(status, 201, "{minted}");
+    let ident = minted["identifier"].as_str().unwrap().to_owned();
+    let fix = format!("/api/v1/osmand?id={ident}&lat=22.57&lon=114.03&timestamp={}", chrono::Utc::now().timestamp());
     assert_eq!(http(&addr, "GET", &fix, "", None).0, 200);
     b.wait_for("the live unit on the wall", "return window.sgLiveCount >= 1", 20);
     let colour = b.wait_for(

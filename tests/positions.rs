@@ -74,10 +74,11 @@ async fn post(app: &axum::Router, body: &Value) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-fn batch(rows: &[Row]) -> Value {
+/// A batch of the rows, each fix carrying its device's secret (`ID:SECRET`).
+fn batch(rows: &[Row], secrets: &HashMap<String, String>) -> Value {
     let fixes: Vec<Value> = rows
         .iter()
-        .map(|r| json!({"device_id": r.device, "time": r.time.to_rfc3339(), "lon": r.lon, "lat": r.lat}))
+        .map(|r| json!({"device_id": format!("{}:{}", r.device, secrets[&r.device]), "time": r.time.to_rfc3339(), "lon": r.lon, "lat": r.lat}))
         .collect();
     json!({ "fixes": fixes })
 }
@@ -91,6 +92,7 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
         .await
         .unwrap();
     let mut units = HashMap::new();
+    let mut secrets = HashMap::new();
     for uid in ["001", "005"] {
         let props = Props::parse(
             Layer::Responders,
@@ -99,6 +101,8 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
         .unwrap();
         let it = service.create(&admin, LonLat::new(116.3, 39.98).unwrap(), props).await.unwrap();
         units.insert(format!("geolife-{uid}"), it.id);
+        let device = format!("geolife-{uid}");
+        secrets.insert(device.clone(), service.mint_device_secret(&device).await.unwrap());
     }
     let app = app(AppState::new(service.clone()));
 
@@ -106,7 +110,7 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
     let mut acked: HashMap<(i64, i64), (f64, f64)> = HashMap::new();
     let (mut live, mut history) = (0, 0);
     for chunk in rows.chunks(5_000) {
-        let r = post(&app, &batch(chunk)).await;
+        let r = post(&app, &batch(chunk, &secrets)).await;
         let refused: Vec<usize> =
             r["refused"].as_array().unwrap().iter().map(|x| x["index"].as_u64().unwrap() as usize).collect();
         assert!(refused.is_empty(), "the GeoLife sample has no duplicates or future fixes: {r}");
@@ -147,13 +151,19 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
     }
 
     // A gateway that lost an answer and re-sends: acknowledged again, stored once.
-    let r = post(&app, &batch(&rows[..5_000])).await;
+    let r = post(&app, &batch(&rows[..5_000], &secrets)).await;
     assert_eq!(r["stored"], 5_000);
     assert_eq!(stored_now(store.clone()).await.len(), acked.len());
 
     // A restart puts each unit at its last live fix.
     drop(app);
     let reopened = Service::open(store.clone()).await.unwrap();
+    // The devices' secrets are read back (hashes only) and still prove them.
+    for (device, secret) in &secrets {
+        let s = safegrid_services::positions::devices::Secret(secret.clone());
+        assert!(reopened.device_secrets().verify(device, Some(&s)), "{device}");
+        assert!(!reopened.device_secrets().verify(device, None), "{device}");
+    }
     for &u in units.values() {
         let last_live =
             stored.iter().filter(|((unit, _), (_, _, f))| *unit == u && *f == 0).max_by_key(|((_, t), _)| *t).unwrap();

@@ -70,24 +70,30 @@ fn acknowledged_fixes_survive_kill_9_mid_stream() {
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
     let out = safegrid(&url, &["token", "--role", "dispatcher", "--name", "值班员"]);
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let (mut server, addr, osmand) = serve_tracking(&url, &[]);
+    // As fast as they can: above the per-device limit a real tracker is held to.
+    let (mut server, addr, osmand) = serve_tracking(&url, &["--device-burst", "1000000"]);
     let mut units = Vec::new();
+    let mut idents = Vec::new();
     for k in 0..4 {
         let f = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.01, 22.51]},
             "properties": {"kind": "patrol", "callsign": format!("巡-{k}"), "status": "available", "device_id": format!("kill-{k}")}});
         let (status, body) = http(&addr, "POST", "/api/v1/responders", &token, Some(&f));
         assert_eq!(status, 201, "{body}");
         units.push(body["id"].as_i64().unwrap());
+        let (status, minted) = http(&addr, "POST", &format!("/api/v1/devices/kill-{k}/secret"), &token, None);
+        assert_eq!(status, 201, "{minted}");
+        idents.push(minted["identifier"].as_str().unwrap().to_owned());
     }
     let base = chrono::Utc::now().timestamp() - 5_000;
     let senders: Vec<_> = (0..4)
         .map(|k| {
             let osmand = osmand.clone();
+            let ident = idents[k].clone();
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 for i in 0..4_000 {
                     let path = format!(
-                        "/?id=kill-{k}&lat=22.51&lon={:.6}&timestamp={}",
+                        "/?id={ident}&lat=22.51&lon={:.6}&timestamp={}",
                         114.01 + f64::from(i) * 0.00001,
                         base + i64::from(i)
                     );
@@ -203,6 +209,10 @@ fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
     let (status, body) = http(&addr, "POST", "/api/v1/responders", &token, Some(&f));
     assert_eq!(status, 201, "{body}");
     let unit = body["id"].as_i64().unwrap();
+    // The device proves itself in the topic's last level: `…/mq-1:SECRET`.
+    let (status, minted) = http(&addr, "POST", "/api/v1/devices/mq-1/secret", &token, None);
+    assert_eq!(status, 201, "{minted}");
+    let device_topic = format!("{topic_root}/{}", minted["identifier"].as_str().unwrap());
     let base = chrono::Utc::now().timestamp() - 600;
     let fixes = |from: i64, to: i64| -> Vec<serde_json::Value> {
         (from..to).map(|i| json!({"time": base + i, "lon": 114.01 + i as f64 * 0.00001, "lat": 22.51})).collect()
@@ -227,18 +237,23 @@ fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
         .trim()
         .to_owned();
     wait_for_subscription(&host, port, &topic_root, &addr, &auditor);
-    publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(0, 20));
+    publish(&host, port, &device_topic, &fixes(0, 20));
     wait_for(&addr, 20);
 
     server.kill().unwrap();
     server.wait().unwrap();
-    publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(20, 50));
+    publish(&host, port, &device_topic, &fixes(20, 50));
     let (mut server, addr, _) = serve_tracking(&url, &args);
     wait_for(&addr, 50);
     assert_eq!(stored(&addr), 50);
     // In order: every fix moved the unit, none was taken for a late one.
     let (_, t) = http(&addr, "GET", &format!("/api/v1/responders/{unit}/trace?format=json"), &token, None);
     assert_eq!(t["points"].as_array().unwrap().len(), 50, "{t}");
+    // Without the secret, or with a wrong one, nothing is stored (and the broker is answered).
+    publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(50, 53));
+    publish(&host, port, &format!("{topic_root}/mq-1:wrongwrongwrong"), &fixes(53, 56));
+    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    assert_eq!(stored(&addr), 50);
     server.kill().unwrap();
     server.wait().unwrap();
 }
@@ -253,7 +268,7 @@ fn wait_for_subscription(host: &str, port: u16, topic_root: &str, addr: &str, au
         let text = raw_get(addr, "/metrics", auditor);
         if text
             .lines()
-            .any(|l| l.starts_with("safegrid_fixes_total{outcome=\"unknown_device\"} ") && !l.ends_with(" 0"))
+            .any(|l| l.starts_with("safegrid_fixes_total{outcome=\"unauthenticated_device\"} ") && !l.ends_with(" 0"))
         {
             return;
         }
@@ -359,6 +374,134 @@ fn a_revoked_token_stops_working_on_a_running_server() {
         assert!(std::time::Instant::now() < deadline, "still {status} 15 s after revocation");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// The identifier `safegrid device-secret` prints for Traccar Client (its last line).
+fn cli_identifier(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    text.lines().last().unwrap().trim().to_owned()
+}
+
+/// GETs `path` on the OsmAnd port until it answers `want` (a secret minted by the CLI reaches a
+/// running server within its token reload interval, 1 s here).
+fn until_status(osmand: &str, path: &str, want: u16) {
+    for _ in 0..40 {
+        if status_of_get(osmand, path) == Some(want) {
+            return;
+        }
+        // Not faster: each refusal counts against this address's failures (20 a minute).
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("{path} never answered {want}");
+}
+
+/// A first fix after a restart is judged against the unit's stored history: 13 km in 10 s is
+/// stored as history flagged `jump`, and the unit (a responder, and a monitored key person)
+/// stays where its last believed fix put it. Also: a secret minted and revoked with the CLI
+/// beside a running server, and kept across the restart (its hash).
+#[test]
+fn a_first_fix_after_a_restart_that_jumps_from_the_stored_one_is_flagged_not_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let out = safegrid(&url, &["token", "--role", "admin", "--name", "管理员"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (mut server, addr, osmand) = serve_tracking(&url, &[]);
+    let unit = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.01, 22.51]},
+        "properties": {"kind": "patrol", "callsign": "巡-J", "status": "available", "device_id": "jump-1"}});
+    let (status, body) = http(&addr, "POST", "/api/v1/responders", &token, Some(&unit));
+    assert_eq!(status, 201, "{body}");
+    let r = body["id"].as_i64().unwrap();
+    let person = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.03, 22.55]},
+        "properties": {"category": "community_correction", "name": "孙八", "assigned_grid": "440304001", "device_id": "mon-9"}});
+    let (status, body) = http(&addr, "POST", "/api/v1/key_personnel", &token, Some(&person));
+    assert_eq!(status, 201, "{body}");
+    let p = body["id"].as_i64().unwrap();
+    // The responder's tracker from the CLI, the monitor's through the API.
+    let unit_id = cli_identifier(&safegrid(&url, &["device-secret", "jump-1"]));
+    assert!(unit_id.starts_with("jump-1:") && unit_id.len() >= "jump-1:".len() + 26, "{unit_id}");
+    let (status, minted) = http(&addr, "POST", "/api/v1/devices/mon-9/secret", &token, None);
+    assert_eq!(status, 201, "{minted}");
+    let mon_id = minted["identifier"].as_str().unwrap().to_owned();
+
+    let t0 = chrono::Utc::now().timestamp() - 300;
+    until_status(&osmand, &format!("/?id={unit_id}&lat=22.52&lon=114.02&timestamp={t0}"), 200);
+    assert_eq!(status_of_get(&osmand, &format!("/?id={mon_id}&lat=22.55&lon=114.035&timestamp={t0}")), Some(200));
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, addr, osmand) = serve_tracking(&url, &[]);
+    let t1 = t0 + 10;
+    assert_eq!(status_of_get(&osmand, &format!("/?id={unit_id}&lat=22.5&lon=113.9&timestamp={t1}")), Some(200));
+    assert_eq!(status_of_get(&osmand, &format!("/?id={mon_id}&lat=22.5&lon=113.9&timestamp={t1}")), Some(200));
+    let (_, now) = http(&addr, "GET", &format!("/api/v1/responders/{r}"), &token, None);
+    assert_eq!(now["geometry"]["coordinates"], json!([114.02, 22.52]), "the responder was not moved 13 km");
+    let (_, now) = http(&addr, "GET", &format!("/api/v1/key_personnel/{p}"), &token, None);
+    assert_eq!(now["geometry"]["coordinates"], json!([114.035, 22.55]), "the key person was not moved 13 km");
+    let (_, trace) = http(&addr, "GET", &format!("/api/v1/responders/{r}/trace?format=json&flagged=true"), &token, None);
+    let pts = trace["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 2, "{trace}");
+    assert_eq!(pts[1]["flags"], json!(["jump"]), "{trace}");
+
+    // Revoked from the CLI: the running server refuses the tracker within its reload interval.
+    let out = safegrid(&url, &["device-secret", "jump-1", "--revoke"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    until_status(&osmand, &format!("/?id={unit_id}&lat=22.52&lon=114.0201&timestamp={}", t1 + 5), 403);
+    // The CLI mints only for a device someone carries.
+    assert!(!safegrid(&url, &["device-secret", "nobody-has-it"]).status.success());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// The audit log across crashes: `kill -9` loses at most the counts of repeated reads still in
+/// memory, never the fact of a read (the first of them is written before its data leaves); a
+/// graceful stop (SIGTERM) writes the counts; the hash chain runs on across restarts, and
+/// `safegrid audit-log verify` passes and names the head.
+#[test]
+fn kill_9_loses_only_repeat_counts_and_the_audit_chain_runs_on_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let grids = dir.path().join("grids.geojson");
+    write_fixture_grids(&grids);
+    assert!(safegrid(&url, &["import", "--layer", "grids", "--file", grids.to_str().unwrap()]).status.success());
+    let token = |role: &str, name: &str| {
+        String::from_utf8(safegrid(&url, &["token", "--role", role, "--name", name]).stdout).unwrap().trim().to_owned()
+    };
+    let wall = token("dispatcher", "大屏");
+    let auditor = token("auditor", "审计");
+    let verify = || {
+        let out = safegrid(&url, &["audit-log", "verify"]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let poll = |addr: &str| {
+        for _ in 0..5 {
+            assert_eq!(http(addr, "GET", "/api/v1/key_personnel", &wall, None).0, 200);
+        }
+    };
+
+    let (mut server, addr) = serve(&url);
+    poll(&addr);
+    server.kill().unwrap(); // SIGKILL: the four repeats' count is lost, the read is not
+    server.wait().unwrap();
+    let (code, said) = verify();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("1 chained rows checked"), "{said}");
+
+    let (mut server, addr) = serve(&url);
+    poll(&addr);
+    let term = std::process::Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    assert!(server.wait().unwrap().success(), "a graceful stop");
+    let (code, said) = verify();
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("3 chained rows checked"), "the first read and its four repeats: {said}");
+
+    let (mut server, addr) = serve(&url);
+    let (_, log) = http(&addr, "GET", "/api/v1/audit_log?actor=%E5%A4%A7%E5%B1%8F", &auditor, None);
+    let repeats: Vec<i64> = log["rows"].as_array().unwrap().iter().map(|r| r["repeats"].as_i64().unwrap()).collect();
+    assert_eq!(repeats, [4, 1, 1], "{log}");
     server.kill().unwrap();
     server.wait().unwrap();
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use chrono::{TimeZone, Utc};
+use chrono::{SubsecRound, TimeZone, Utc};
 use safegrid_geodata::{GridCode, LonLat};
 use safegrid_services::access::Role;
 use safegrid_services::layer::{Item, Layer, Props};
@@ -84,6 +84,14 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
         action: "get".into(),
         request: "GET /api/v1/key_personnel/1".into(),
         result_count: 1,
+        layer: None,
+        subjects: vec![],
+        kind: "read".into(),
+        outcome: "ok".into(),
+        repeats: 1,
+        last_at: None,
+        prev_hash: None,
+        hash: None,
     };
     let a = store.append_audit(&row).await.unwrap();
     let b = store.append_audit(&row).await.unwrap();
@@ -118,6 +126,22 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     assert!(store.delete_token(&t.hash).await.unwrap());
     assert!(!store.delete_token(&t.hash).await.unwrap());
     assert!(store.tokens().await.unwrap().is_empty());
+    // Trackers' secrets: hashes only; minting again rotates, revoking leaves none in force.
+    let at = chrono::DateTime::from_timestamp(1_795_334_400, 0).unwrap();
+    let secret = |h: &str| safegrid_services::store::DeviceSecretRecord {
+        device_id: "dev-a:1".into(),
+        hash: h.repeat(32),
+        created_at: at,
+    };
+    store.put_device_secret(&secret("cd")).await.unwrap();
+    store.put_device_secret(&secret("ef")).await.unwrap();
+    assert_eq!(store.device_secrets().await.unwrap(), vec![secret("ef")]);
+    assert!(store.revoke_device_secret("dev-a:1", at).await.unwrap());
+    assert!(!store.revoke_device_secret("dev-a:1", at).await.unwrap(), "revoked once");
+    assert!(store.device_secrets().await.unwrap().is_empty());
+    store.put_device_secret(&secret("01")).await.unwrap();
+    assert_eq!(store.device_secrets().await.unwrap(), vec![secret("01")], "minted again after a revocation");
+    assert!(store.revoke_device_secret("dev-a:1", at).await.unwrap());
     assert_eq!(store.meta("k").await.unwrap(), None);
     store.set_meta("k", "v1").await.unwrap();
     store.set_meta("k", "v2").await.unwrap();
@@ -230,6 +254,192 @@ async fn the_postgis_store_passes_the_store_suite() {
         sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
     };
     suite(store, raw).await;
+}
+
+/// The audit log's hash chain on a real store: rows written before the chain are counted apart;
+/// the service's appends link up across a restart; a row altered or deleted directly in the
+/// database (its trigger dropped first, as an intruder with the owner's rights would) is named
+/// by the same check `safegrid audit-log verify` runs; a cut-off tail is caught with the head
+/// noted outside; a filter by one subject id works.
+async fn audit_chain_suite(store: Arc<dyn Store>, url: &str, raw_sql: impl AsyncFn(&str) -> Result<(), String>) {
+    // `safegrid audit-log verify`, the real binary: exit code and what it printed.
+    let cli = |extra: &[&str]| {
+        let mut args = vec!["audit-log", "verify"];
+        args.extend_from_slice(extra);
+        let out = support::process::safegrid(url, &args);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    use safegrid_services::access::Principal;
+    use safegrid_services::audit_log::{AuditEntry, AuditKind, Break, verify};
+    use safegrid_services::service::Service;
+    use safegrid_services::store::AuditFilter;
+    let old = AuditRow {
+        id: 0,
+        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        actor: "旧".into(),
+        role: "dispatcher".into(),
+        action: "get".into(),
+        request: "GET /api/v1/key_personnel/1".into(),
+        result_count: 1,
+        layer: None,
+        subjects: vec![],
+        kind: "read".into(),
+        outcome: "ok".into(),
+        repeats: 1,
+        last_at: None,
+        prev_hash: None,
+        hash: None,
+    };
+    store.append_audit(&old).await.unwrap();
+    store.append_audit(&old).await.unwrap();
+    store.write_grids(support::fixture_grids().units(), true, &[]).await.unwrap();
+    let who = Principal { name: "值班员, \"甲\"".into(), role: Role::Dispatcher, grids: vec![] };
+    // Times with nanoseconds: stored and hashed at microseconds, identically on both stores.
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 3, 8, 0, 0).unwrap() + chrono::Duration::nanoseconds(123_456_789);
+    let append = async |service: &Service, i: i64| {
+        let request = format!("GET /api/v1/key_personnel/{}", 1000 + i);
+        let entry = AuditEntry {
+            action: if i % 2 == 0 { "get" } else { "update" },
+            request: &request,
+            layer: Some(Layer::KeyPersonnel),
+            subjects: vec![1000 + i, 7],
+            result_count: 1,
+            kind: if i % 2 == 0 { AuditKind::Read } else { AuditKind::Write },
+            ..AuditEntry::default()
+        };
+        service.audit_entry(&who, entry).await.unwrap();
+    };
+    {
+        let service = Service::open(store.clone()).await.unwrap();
+        service.set_audit_clock(Arc::new(move || t0 + chrono::Duration::seconds(1)));
+        for i in 0..4 {
+            append(&service, i).await;
+        }
+    }
+    // Reopened: the chain goes on from the head in the store.
+    let service = Service::open(store.clone()).await.unwrap();
+    service.set_audit_clock(Arc::new(move || t0 + chrono::Duration::seconds(2)));
+    for i in 4..6 {
+        append(&service, i).await;
+    }
+    let v = verify(store.as_ref(), None).await.unwrap();
+    assert_eq!(v.broken, None);
+    assert_eq!((v.check.unchained, v.check.chained, v.check.last_id), (2, 6, Some(8)));
+    let head = v.check.head.clone().unwrap();
+    assert_eq!(service.audit_head().await, (8, head.clone()));
+    let (code, said) = cli(&[]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("6 chained rows checked, 2 before the chain") && said.contains(&head), "{said}");
+    let rows = store.audit_rows(AuditQuery { before_id: None, limit: 100 }).await.unwrap();
+    assert_eq!(rows[0].at, (t0 + chrono::Duration::seconds(2)).trunc_subsecs(6), "times round-trip at microseconds");
+    assert_eq!(rows[0].actor, who.name);
+    // One subject id finds exactly its rows; the other filters combine with it.
+    let by = async |f: AuditFilter| -> Vec<i64> {
+        store.audit_search(&f, AuditQuery { before_id: None, limit: 100 }).await.unwrap().iter().map(|r| r.id).collect()
+    };
+    assert_eq!(by(AuditFilter { subject: Some(1003), ..AuditFilter::default() }).await, [6]);
+    assert_eq!(by(AuditFilter { subject: Some(7), ..AuditFilter::default() }).await, [8, 7, 6, 5, 4, 3]);
+    assert_eq!(by(AuditFilter { subject: Some(100), ..AuditFilter::default() }).await, Vec::<i64>::new());
+    assert_eq!(
+        by(AuditFilter { kind: Some("write".into()), subject: Some(7), ..AuditFilter::default() }).await,
+        [8, 6, 4]
+    );
+    assert_eq!(
+        by(AuditFilter { since: Some(t0 + chrono::Duration::milliseconds(1500)), ..AuditFilter::default() }).await,
+        [8, 7]
+    );
+    assert_eq!(
+        by(AuditFilter {
+            actor: Some(who.name.clone()),
+            until: Some(t0 + chrono::Duration::milliseconds(1500)),
+            ..AuditFilter::default()
+        })
+        .await,
+        [6, 5, 4, 3]
+    );
+
+    // Altered directly in the database, the trigger out of the way.
+    let (unguard, guard) = if store.backend() == "sqlite" {
+        (
+            vec!["DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete"],
+            vec![
+                "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+                "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+            ],
+        )
+    } else {
+        (
+            vec!["ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change"],
+            vec!["ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change"],
+        )
+    };
+    for sql in &unguard {
+        raw_sql(sql).await.unwrap();
+    }
+    raw_sql("UPDATE audit_log SET actor = 'someone else' WHERE id = 5").await.unwrap();
+    let v = verify(store.as_ref(), None).await.unwrap();
+    assert_eq!(v.broken, Some(Break::Altered { id: 5 }));
+    assert_eq!(v.broken.unwrap().to_string(), "row 5 was altered: its content does not match its hash");
+    let (code, said) = cli(&[]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("row 5 was altered"), "{said}");
+    // A subject taken out of the list is an alteration too.
+    raw_sql(&format!("UPDATE audit_log SET actor = '{}' WHERE id = 5", who.name.replace('\'', "''"))).await.unwrap();
+    assert_eq!(verify(store.as_ref(), None).await.unwrap().broken, None, "put back, it verifies again");
+    let one = if store.backend() == "sqlite" { "'[1001]'" } else { "'[1001]'::jsonb" };
+    raw_sql(&format!("UPDATE audit_log SET subjects = {one} WHERE id = 4")).await.unwrap();
+    assert_eq!(verify(store.as_ref(), None).await.unwrap().broken, Some(Break::Altered { id: 4 }));
+    raw_sql(&format!("UPDATE audit_log SET subjects = {} WHERE id = 4", one.replace("[1001]", "[7, 1001]")))
+        .await
+        .unwrap();
+    assert_eq!(verify(store.as_ref(), None).await.unwrap().broken, None);
+
+    // A deleted row.
+    raw_sql("DELETE FROM audit_log WHERE id = 6").await.unwrap();
+    let v = verify(store.as_ref(), None).await.unwrap();
+    assert_eq!(v.broken, Some(Break::Missing { after: 5, next: 7 }));
+    assert_eq!(v.check.chained, 3, "rows 3 to 5 checked before it");
+    let (code, said) = cli(&[]);
+    assert_eq!((code, said.contains("row 6 is missing (deleted)")), (Some(1), true), "{said}");
+    // The tail cut off: only the head noted outside the database tells.
+    raw_sql("DELETE FROM audit_log WHERE id >= 6").await.unwrap();
+    assert_eq!(verify(store.as_ref(), None).await.unwrap().broken, None);
+    assert!(matches!(
+        verify(store.as_ref(), Some(head.clone())).await.unwrap().broken,
+        Some(Break::HeadMissing { last_id: Some(5), .. })
+    ));
+    assert_eq!(cli(&[]).0, Some(0));
+    let (code, said) = cli(&["--expect-head", &head]);
+    assert_eq!((code, said.contains("cut off")), (Some(1), true), "{said}");
+    for sql in &guard {
+        raw_sql(sql).await.unwrap();
+    }
+    assert!(raw_sql("UPDATE audit_log SET actor = 'x'").await.is_err(), "the guard is back");
+}
+
+#[tokio::test]
+async fn the_sqlite_audit_log_chain_catches_altered_and_deleted_rows() {
+    let (store, _dir, url) = support::sqlite_store().await;
+    let raw = async |sql: &str| -> Result<(), String> {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    audit_chain_suite(store, &url, raw).await;
+}
+
+#[tokio::test]
+async fn the_postgis_audit_log_chain_catches_altered_and_deleted_rows() {
+    let Some((store, url)) = support::pg_store("the_postgis_audit_log_chain_catches_altered_and_deleted_rows").await
+    else {
+        return;
+    };
+    let raw = async |sql: &str| -> Result<(), String> {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    audit_chain_suite(store, &url, raw).await;
 }
 
 #[tokio::test]

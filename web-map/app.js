@@ -77,7 +77,8 @@ async function signIn(token) {
   state.token = token.trim();
   const r = await api('/api/v1/whoami');
   const me = r.ok ? await r.json() : null;
-  if (!me || me.role === 'public') {
+  // What the caller may do is the server's to say (whoami, from its access policy).
+  if (!me || !me.may_read_wall) {
     $('signin_error').textContent = me ? t('public_only') : t('signin_failed');
     $('signin').hidden = false;
     return;
@@ -90,7 +91,7 @@ async function signIn(token) {
   applyLanguage();
   await startMap();
   startFeed();
-  if (state.me.role !== 'gateway') {
+  if (state.me.may_read_dispatches) {
     refreshDispatches();
     setInterval(refreshDispatches, DISPATCH_EVERY_MS);
   }
@@ -447,8 +448,7 @@ async function suggestions(at, incidentId) {
   const rows = body.features.map((u) => {
     const p = u.properties;
     const eta = `${(p.eta_s / 60).toFixed(1)} ${t('minutes')} · ${t(p.eta_source)}`;
-    const mayDispatch = state.me && (state.me.role === 'admin' || state.me.role === 'dispatcher');
-    const button = incidentId !== null && mayDispatch ? `<button type="button" data-dispatch="${esc(u.id)}" data-incident="${esc(incidentId)}">${esc(t('dispatch'))}</button>` : '';
+    const button = incidentId !== null && mayDispatch() ? `<button type="button" data-dispatch="${esc(u.id)}" data-incident="${esc(incidentId)}">${esc(t('dispatch'))}</button>` : '';
     return `<tr><td>${esc(p.callsign)}</td><td>${esc(eta)}</td><td>${esc(Math.round(p.distance_m))} m</td><td>${button}</td></tr>`;
   });
   return `<h4 class="suggested">${esc(t('suggested'))}</h4><table class="suggested">${rows.join('')}</table><p class="dispatch-result"></p>`;
@@ -511,7 +511,7 @@ const STEPS = ['dispatched', 'acknowledged', 'en_route', 'on_scene', 'cleared'];
 const DISPATCH_EVERY_MS = 5000;
 
 function mayDispatch() {
-  return state.me && (state.me.role === 'admin' || state.me.role === 'dispatcher');
+  return Boolean(state.me && state.me.may_dispatch);
 }
 
 async function refreshDispatches() {

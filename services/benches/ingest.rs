@@ -17,6 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use safegrid_geodata::LonLat;
 use safegrid_services::layer::{Layer, Props, Responder, ResponderKind, ResponderStatus};
 use safegrid_services::positions::Fix;
+use safegrid_services::positions::devices::{Secret, secret_hash};
 use safegrid_services::positions::ingest::{Ingest, IngestConfig};
 use safegrid_services::service::Service;
 use safegrid_services::store;
@@ -81,7 +82,17 @@ async fn city(dir: &tempfile::TempDir, units: usize, grids: bool) -> Arc<Service
         })
         .collect();
     service.bulk_insert(Layer::Responders, rows).await.expect("units");
+    // Every device proves itself, as in production: its secret's hash in force (in memory; the
+    // check the ingest makes reads no store).
+    for d in 0..units {
+        service.device_secrets().set(&format!("load-{d}"), &secret_hash(&secret(d)));
+    }
     Arc::new(service)
+}
+
+/// Device `d`'s secret.
+fn secret(d: usize) -> String {
+    format!("bench-secret-{d:06}-0123456789")
 }
 
 /// Batch `k` of a stream in which every device moves 1 m a second.
@@ -92,6 +103,7 @@ fn batch(k: usize, units: usize, t0: chrono::DateTime<Utc>) -> Vec<Fix> {
             let (d, step) = (n % units, (n / units) as i64);
             Fix {
                 device_id: format!("load-{d}"),
+                secret: Some(Secret(secret(d))),
                 time: t0 + Span::seconds(step),
                 pos: unit_pos(d, step),
                 speed_mps: Some(1.0),

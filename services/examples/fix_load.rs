@@ -7,9 +7,13 @@
 //! the duplicate check. Bodies are built before the clock starts, so the generator's own JSON
 //! work does not compete with the server for the machine's two cores.
 //!
+//! Devices prove themselves: with `--secrets-token` (an admin's or dispatcher's token) each
+//! device's secret is minted first (`POST /api/v1/devices/{id}/secret`, before the clock
+//! starts) and every fix carries it (`"device_id": "ID:SECRET"`).
+//!
 //! ```text
 //! cargo run --release --example fix_load -- --addr 127.0.0.1:8080 --token sg_… \
-//!     --devices 2000 --batch 5000 --conns 4 --fixes 2000000
+//!     --secrets-token sg_… --devices 2000 --batch 5000 --conns 4 --fixes 2000000
 //! ```
 #![allow(clippy::unwrap_used, reason = "a benchmark tool: failing loudly is the right answer")]
 
@@ -25,6 +29,9 @@ struct Args {
     conns: usize,
     fixes: usize,
     prefix: String,
+    secrets_token: String,
+    /// Each device's secret, by device number (empty: none minted).
+    secrets: Vec<String>,
 }
 
 fn args() -> Args {
@@ -36,6 +43,8 @@ fn args() -> Args {
         conns: 4,
         fixes: 1_000_000,
         prefix: "load-".into(),
+        secrets_token: String::new(),
+        secrets: Vec::new(),
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -48,6 +57,7 @@ fn args() -> Args {
             "--conns" => a.conns = v.parse().unwrap(),
             "--fixes" => a.fixes = v.parse().unwrap(),
             "--prefix" => a.prefix = v,
+            "--secrets-token" => a.secrets_token = v,
             other => panic!("unknown option {other}; see the header of services/examples/fix_load.rs"),
         }
     }
@@ -78,8 +88,9 @@ fn bodies(a: &Args, conn: usize, t0_ms: i64) -> Vec<String> {
             if i > 0 {
                 s.push(',');
             }
+            let secret = a.secrets.get(d).map(|x| format!(":{x}")).unwrap_or_default();
             s.push_str(&format!(
-                "{{\"device_id\":\"{}{d}\",\"time\":{},\"lon\":{lon:.6},\"lat\":{lat:.6},\"speed_mps\":1.0,\"accuracy_m\":5}}",
+                "{{\"device_id\":\"{}{d}{secret}\",\"time\":{},\"lon\":{lon:.6},\"lat\":{lat:.6},\"speed_mps\":1.0,\"accuracy_m\":5}}",
                 a.prefix,
                 t0_ms + step * 1000
             ));
@@ -91,12 +102,36 @@ fn bodies(a: &Args, conn: usize, t0_ms: i64) -> Vec<String> {
     out
 }
 
-/// Sends one request on a keep-alive connection; returns the status and the body.
+/// Sends one batch on a keep-alive connection; returns the status and the body.
 fn send(conn: &mut BufReader<TcpStream>, a: &Args, body: &str) -> (u16, String) {
+    request(conn, &a.addr, "POST", "/api/v1/positions", &a.token, body)
+}
+
+/// Mints every device's secret (one keep-alive connection, before the clock starts).
+fn mint_secrets(a: &Args) -> Vec<String> {
+    let mut conn = BufReader::new(TcpStream::connect(&a.addr).unwrap());
+    (0..a.devices)
+        .map(|d| {
+            let path = format!("/api/v1/devices/{}{d}/secret", a.prefix);
+            let (status, reply) = request(&mut conn, &a.addr, "POST", &path, &a.secrets_token, "");
+            assert_eq!(status, 201, "minting {path}: {reply}");
+            let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+            v["secret"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// One request on a keep-alive connection; returns the status and the body.
+fn request(
+    conn: &mut BufReader<TcpStream>,
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
     let head = format!(
-        "POST /api/v1/positions HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        a.addr,
-        a.token,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let s = conn.get_mut();
@@ -125,7 +160,11 @@ fn send(conn: &mut BufReader<TcpStream>, a: &Args, body: &str) -> (u16, String) 
 }
 
 fn main() {
-    let a = args();
+    let mut a = args();
+    if !a.secrets_token.is_empty() {
+        a.secrets = mint_secrets(&a);
+    }
+    let a = a;
     // A day ago, so that every fix is in the past and inside the retention window.
     let t0_ms =
         (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64) - 86_400_000;

@@ -1,18 +1,10 @@
 //! Who may do what: roles, grid scope, tokens.
 //!
-//! | role | reads | writes |
-//! |---|---|---|
-//! | `admin` | everything, audit log | everything |
-//! | `dispatcher` | every layer (key personnel audited) | incidents, posts, responders, rental housing |
-//! | `grid_worker` | items in its grids (key personnel audited) | items in its grids |
-//! | `auditor` | everything, audit log (key personnel audited) | nothing |
-//! | `gateway` | nothing | position reports (`POST /api/v1/positions`) |
-//! | `public` | the nearest-security-post lookup and health | nothing |
-//!
-//! A request without a token is `public`. Grid scope is a list of unit codes: a grid worker
+//! What each role may do is the access policy's table ([`crate::policy`]); this module holds
+//! who a caller is. A request without a token is `public`. Grid scope is a list of unit codes: a grid worker
 //! assigned a community covers every grid beneath it (see `GridCode::covers`).
 
-use crate::layer::{Item, Layer, Props};
+use crate::layer::{Item, Props};
 use rand::RngCore;
 use safegrid_geodata::GridCode;
 use serde::{Deserialize, Serialize};
@@ -90,29 +82,6 @@ impl Principal {
         Self { name: "anonymous".into(), role: Role::Public, grids: Vec::new() }
     }
 
-    /// Whether the caller may read items of `layer` at all (grid scope aside).
-    #[must_use]
-    pub fn may_read(&self, _layer: Layer) -> bool {
-        !matches!(self.role, Role::Public | Role::Gateway)
-    }
-
-    /// Whether the caller may create, change or delete items of `layer` (grid scope aside).
-    #[must_use]
-    pub fn may_write(&self, layer: Layer) -> bool {
-        match self.role {
-            Role::Admin | Role::GridWorker => true,
-            Role::Dispatcher => !layer.is_sensitive(),
-            Role::Auditor | Role::Gateway | Role::Public => false,
-        }
-    }
-
-    /// Whether the caller may report positions in bulk (`POST /api/v1/positions`). Single
-    /// trackers speak OsmAnd, where the device id is the credential, as in Traccar.
-    #[must_use]
-    pub fn may_report_positions(&self) -> bool {
-        matches!(self.role, Role::Admin | Role::Dispatcher | Role::Gateway)
-    }
-
     /// Whether the caller's grid scope covers an item in `grid` (`None`: outside every grid).
     /// Only grid workers are scoped.
     #[must_use]
@@ -133,18 +102,14 @@ impl Principal {
         matches!(&it.props, Props::KeyPerson(k) if self.covers(Some(&k.assigned_grid)))
     }
 
-    /// Whether the caller may read the audit log.
-    #[must_use]
-    pub fn may_read_audit(&self) -> bool {
-        matches!(self.role, Role::Admin | Role::Auditor)
-    }
-
-    /// Whether the caller may change grids and tokens.
+    /// Whether the caller holds the admin role (grids and deadlines are theirs alone; the
+    /// service checks this again below the HTTP door, for the CLI's and tests' sake).
     #[must_use]
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
 }
+
 
 /// A new random bearer token: `sg_` and 32 random bytes in hex.
 #[must_use]
@@ -172,17 +137,6 @@ mod tests {
         assert!(!p.covers(Some(&GridCode::parse("440304002").unwrap())));
         assert!(!p.covers(None));
         assert!(Principal { role: Role::Dispatcher, ..p.clone() }.covers(None));
-    }
-
-    #[test]
-    fn roles_write_what_the_table_says() {
-        let mk = |role| Principal { name: "x".into(), role, grids: vec![] };
-        assert!(mk(Role::Dispatcher).may_write(Layer::Incidents));
-        assert!(!mk(Role::Dispatcher).may_write(Layer::KeyPersonnel));
-        assert!(!mk(Role::Auditor).may_write(Layer::Posts));
-        assert!(!mk(Role::Public).may_read(Layer::Posts));
-        assert!(mk(Role::Auditor).may_read_audit());
-        assert!(!mk(Role::Dispatcher).may_read_audit());
     }
 
     #[test]

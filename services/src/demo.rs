@@ -233,6 +233,9 @@ pub fn population(
 ) -> Vec<(Layer, Vec<(LonLat, Props)>)> {
     let mut s = Sampler::new(grids, seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    // Device ids are random, not the seed's: an id must not be guessable from another (they
+    // were sequential, and enumerable). 64 bits: no two of the demo's trackers share one.
+    let mut device_ids = ChaCha8Rng::from_os_rng();
     let unit_name = |code: &GridCode| grids.unit(code).map(|u| u.name.clone()).unwrap_or_default();
     let manager_of = |code: &GridCode| grids.unit(code).and_then(|u| u.manager.as_ref()).map(|m| m.name.clone());
 
@@ -293,7 +296,7 @@ pub fn population(
                 status,
                 capabilities,
                 home_post: (sizes.posts > 0).then(|| rng.random_range(1..=sizes.posts as i64)),
-                device_id: Some(format!("dev-{:06}", i + 1)),
+                device_id: Some(format!("dev-{:016x}", device_ids.random::<u64>())),
             });
             (p, props)
         })

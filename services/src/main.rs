@@ -11,6 +11,7 @@ use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
 use safegrid_services::layer::Layer;
+use safegrid_services::positions::devices::LimitConfig;
 use safegrid_services::positions::ingest::{IngestConfig, spawn_retention};
 use safegrid_services::positions::live::FreshnessConfig;
 use safegrid_services::positions::mqtt::MqttConfig;
@@ -58,6 +59,128 @@ struct MapArgs {
     glyphs: Option<PathBuf>,
 }
 
+/// The audit log while serving.
+#[derive(clap::Args)]
+struct AuditLogArgs {
+    /// Identical reads (same token, role, action and request) within this many seconds of the
+    /// first are written as one row with a count when the window ends (0: a row per read). The
+    /// first read is always written before its data leaves.
+    #[arg(long, default_value_t = 60)]
+    audit_window_secs: u64,
+}
+
+/// Load shedding: how much the server takes on at once before it answers 503 / 429.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Requests in flight at once on cheap routes (health, locate, the public lookup, trackers).
+    #[arg(long, default_value_t = 1024)]
+    max_inflight_cheap: usize,
+    /// Requests in flight at once on ordinary routes (items, tiles, dispatch steps).
+    #[arg(long, default_value_t = 128)]
+    max_inflight_normal: usize,
+    /// Requests in flight at once on heavy routes (audits, gridding, road races, city-wide calls).
+    #[arg(long, default_value_t = 8)]
+    max_inflight_heavy: usize,
+    /// Open event streams (the wall's feed, the geofence stream).
+    #[arg(long, default_value_t = 512)]
+    max_streams: usize,
+    /// Audit computations (and griddings) at once; more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 1)]
+    max_audits: usize,
+    /// Citizens' nearest-post lookups a minute per client address (then 429). Raise it when the
+    /// server sits behind a proxy or a carrier NAT that puts many phones behind one address.
+    #[arg(long, default_value_t = 60.0)]
+    public_rate_per_minute: f64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<safegrid_services::api::guard::Limits> {
+        let l = safegrid_services::api::guard::Limits {
+            cheap: self.max_inflight_cheap,
+            normal: self.max_inflight_normal,
+            heavy: self.max_inflight_heavy,
+            stream: self.max_streams,
+            work: self.max_audits,
+        };
+        if [l.cheap, l.normal, l.heavy, l.stream, l.work].contains(&0) {
+            bail!("--max-inflight-*, --max-streams and --max-audits must be at least 1");
+        }
+        if !(self.public_rate_per_minute.is_finite() && self.public_rate_per_minute > 0.0) {
+            bail!("--public-rate-per-minute must be positive");
+        }
+        Ok(l)
+    }
+}
+
+/// `safegrid audit-log …`
+#[derive(Subcommand)]
+enum AuditLogCommand {
+    /// Walk the whole audit log in id order and check its hash chain: each row's hash must match
+    /// its content and the hash of the row before it, and ids must follow on without gaps.
+    ///
+    /// Exit code 0: intact — prints the rows checked and the head hash; note the head outside
+    /// the database (a ticket, a signed mail, another machine) and pass it later with
+    /// --expect-head, so that rows cut off the end are detected too. Exit code 1: broken — names
+    /// the first altered or deleted row. Exit code 2: the log could not be read. Rows written
+    /// before the chain existed (before migration 0005) carry no hash and are reported as
+    /// "before the chain", unprotected.
+    ///
+    /// Example: safegrid audit-log verify --database-url postgres://safegrid@db/safegrid --expect-head 3f9a…
+    Verify {
+        /// A head hash printed by an earlier verify: it must still be in the log.
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
+    },
+}
+
+/// `safegrid audit-log verify`: exit code 0 intact, 1 broken, 2 unreadable.
+async fn verify_audit_log(url: &str, expect_head: Option<String>) -> i32 {
+    if let Some(h) = &expect_head
+        && (h.trim().len() != 64 || !h.trim().bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        eprintln!("error: --expect-head {h:?} is not a head hash (64 hex digits, as verify prints it)");
+        return 2;
+    }
+    // Verifying must not create an empty database where none was.
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+        && !Path::new(path).exists()
+    {
+        eprintln!("error: no database at {path}");
+        return 2;
+    }
+    let store = match store::open(url).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: opening the store at {url}: {e}");
+            return 2;
+        }
+    };
+    let verdict = match safegrid_services::audit_log::verify(store.as_ref(), expect_head).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: reading the audit log: {e}");
+            return 2;
+        }
+    };
+    let c = &verdict.check;
+    let before = if c.unchained > 0 { format!(", {} before the chain (not protected)", c.unchained) } else { String::new() };
+    match &verdict.broken {
+        None => {
+            println!("audit log intact: {} chained rows checked{before}", c.chained);
+            match &c.head {
+                Some(h) => println!("head: {h} (row {})\nnote it outside the database; check later with --expect-head {h}", c.last_id.unwrap_or(0)),
+                None => println!("head: none (no chained rows yet)"),
+            }
+            0
+        }
+        Some(b) => {
+            println!("audit log BROKEN: {b}");
+            println!("({} chained rows intact before it{before})", c.chained);
+            1
+        }
+    }
+}
+
 /// Live positions: the OsmAnd port, noise thresholds, freshness, retention.
 #[derive(clap::Args)]
 struct PositionArgs {
@@ -98,6 +221,23 @@ struct PositionArgs {
     /// MQTT client id; the broker keeps unacknowledged messages in this id's session.
     #[arg(long, default_value = "safegrid")]
     mqtt_client_id: String,
+    /// Sustained fixes a second one device may report over OsmAnd (beyond: 429 + Retry-After).
+    #[arg(long, default_value_t = 10.0)]
+    device_rate: f64,
+    /// Fixes one device may report at once over OsmAnd (Traccar Client replaying its buffer).
+    #[arg(long, default_value_t = 300.0)]
+    device_burst: f64,
+    /// Sustained OsmAnd requests a second from one client address (a private APN or carrier
+    /// NAT puts a fleet behind one address).
+    #[arg(long, default_value_t = 200.0)]
+    osmand_address_rate: f64,
+    /// OsmAnd requests at once from one client address.
+    #[arg(long, default_value_t = 2000.0)]
+    osmand_address_burst: f64,
+    /// Failed device authentications a minute from one client address before it is refused
+    /// (429) without a check.
+    #[arg(long, default_value_t = 20.0)]
+    osmand_failures_per_minute: f64,
 }
 
 /// The road network for travel times.
@@ -148,6 +288,16 @@ impl PositionArgs {
         if self.retention_days == 0 {
             bail!("--retention-days must be at least 1");
         }
+        let limits = [
+            self.device_rate,
+            self.device_burst,
+            self.osmand_address_rate,
+            self.osmand_address_burst,
+            self.osmand_failures_per_minute,
+        ];
+        if !limits.iter().all(|x| x.is_finite() && *x > 0.0) {
+            bail!("--device-rate, --device-burst and the --osmand-* limits must be positive");
+        }
         Ok(IngestConfig {
             noise: NoiseConfig {
                 max_speed_mps: self.max_speed_kmh / 3.6,
@@ -156,6 +306,13 @@ impl PositionArgs {
                 ..NoiseConfig::default()
             },
             queue_fixes: self.ingest_queue.max(1),
+            limits: LimitConfig {
+                device_rate: self.device_rate,
+                device_burst: self.device_burst,
+                address_rate: self.osmand_address_rate,
+                address_burst: self.osmand_address_burst,
+                failures_per_minute: self.osmand_failures_per_minute,
+            },
             ..IngestConfig::default()
         })
     }
@@ -213,6 +370,10 @@ enum Command {
         positions: PositionArgs,
         #[command(flatten)]
         roads: RoadArgs,
+        #[command(flatten)]
+        audit_log: AuditLogArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Build (first run) or reopen the Shenzhen demo city and serve it. Prints a token per role.
     Demo {
@@ -234,6 +395,10 @@ enum Command {
         positions: PositionArgs,
         #[command(flatten)]
         roads: RoadArgs,
+        #[command(flatten)]
+        audit_log: AuditLogArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Import a GeoJSON or CSV file into a layer, or a grid layer. All rows or none.
     ///
@@ -306,6 +471,19 @@ enum Command {
     Gridding(safegrid_services::audit::gridding::GriddingArgs),
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
+    /// Mint (or rotate) a tracker's secret and print it once, with the identifier to enter in
+    /// Traccar Client or OsmAnd (DEVICE_ID:SECRET); or revoke it. The device must be carried
+    /// by a responder or key person. A running server takes it up within --token-reload-secs.
+    DeviceSecret {
+        /// The device id (a responder's or key person's `device_id`).
+        device_id: String,
+        /// Revoke the device's secret instead: its fixes are refused from then on.
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// The audit log: check that no row was altered, deleted or cut off.
+    #[command(subcommand)]
+    AuditLog(AuditLogCommand),
     /// Revoke an API token by the start of its hash (see `safegrid tokens`). A running server
     /// stops accepting it within its --token-reload-secs.
     Revoke {
@@ -332,17 +510,19 @@ async fn main() -> Result<()> {
         // Offline: no store is opened, and the exit code carries the verdict.
         Command::Audit(args) => std::process::exit(safegrid_services::audit::cli::run(&args)),
         Command::Gridding(args) => std::process::exit(safegrid_services::audit::gridding::run(&args)),
-        Command::Serve { listen, token_reload_secs, map, positions, roads } => {
+        Command::Serve { listen, token_reload_secs, map, positions, roads, audit_log, limits } => {
             let basemap = map.open(false).await?;
             let roads = roads.open(false).await?;
             let service = open(&cli.database_url).await?;
+            service.set_audit_window(std::time::Duration::from_secs(audit_log.audit_window_secs));
             reload_tokens_every(&service, token_reload_secs);
-            serve(service, basemap, roads, &listen, &positions, None, false).await
+            serve(service, basemap, roads, &listen, &positions, &limits, None, false).await
         }
         Command::Glyphs { font, face, name, out, ranges } => build_glyphs(&font, face, &name, &out, &ranges),
-        Command::Demo { listen, tokens_out, no_serve, no_simulation, map, positions, roads } => {
+        Command::Demo { listen, tokens_out, no_serve, no_simulation, map, positions, roads, audit_log, limits } => {
             let basemap = map.open(true).await?;
             let service = open(&cli.database_url).await?;
+            service.set_audit_window(std::time::Duration::from_secs(audit_log.audit_window_secs));
             seed_demo(&service).await?;
             let tokens = demo_tokens(&service, &cli.database_url, tokens_out.as_deref()).await?;
             if no_serve {
@@ -357,7 +537,7 @@ async fn main() -> Result<()> {
                 }
                 _ => false,
             };
-            serve(service, basemap, roads, &listen, &positions, Some(tokens), simulate).await
+            serve(service, basemap, roads, &listen, &positions, &limits, Some(tokens), simulate).await
         }
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
@@ -376,6 +556,26 @@ async fn main() -> Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::DeviceSecret { device_id, revoke } => {
+            let service = open(&cli.database_url).await?;
+            if service.carrier_of(&device_id).is_none() {
+                bail!("no responder or key person carries device {device_id:?}; set it as their device_id first");
+            }
+            if revoke {
+                if service.revoke_device_secret(&device_id).await? {
+                    println!("revoked the secret of {device_id}; its fixes are refused from now on");
+                } else {
+                    println!("{device_id} had no secret in force");
+                }
+                return Ok(());
+            }
+            let secret = service.mint_device_secret(&device_id).await?;
+            println!("secret of {device_id} (shown this once; any earlier one no longer works):");
+            println!("  {secret}");
+            println!("In Traccar Client or OsmAnd, set the device identifier to:");
+            println!("  {}", safegrid_services::positions::devices::credential(&device_id, &secret));
+            Ok(())
+        }
         Command::Tokens => {
             let store = store::open(&cli.database_url).await?;
             let mut tokens = store.tokens().await?;
@@ -385,6 +585,9 @@ async fn main() -> Result<()> {
                 println!("{}  {:<12} {}  {}", &t.hash[..12], t.role.name(), t.name, grids.join(","));
             }
             Ok(())
+        }
+        Command::AuditLog(AuditLogCommand::Verify { expect_head }) => {
+            std::process::exit(verify_audit_log(&cli.database_url, expect_head).await)
         }
         Command::Revoke { hash_prefix } => {
             let prefix = hash_prefix.to_ascii_lowercase();
@@ -449,6 +652,10 @@ fn reload_tokens_every(service: &Arc<Service>, secs: u64) {
             if let Err(e) = service.reload_tokens().await {
                 tracing::warn!(error = %e, "could not re-read tokens; keeping the ones in memory");
             }
+            // Trackers' secrets minted or revoked by `safegrid device-secret` meanwhile.
+            if let Err(e) = service.reload_device_secrets().await {
+                tracing::warn!(error = %e, "could not re-read device secrets; keeping the ones in memory");
+            }
         }
     });
 }
@@ -474,11 +681,16 @@ async fn serve(
     roads: Option<Arc<Roads>>,
     listen: &str,
     positions: &PositionArgs,
-    tokens: Option<BTreeMap<String, String>>,
+    limits: &LimitArgs,
+    tokens: Option<DemoTokens>,
     simulate: bool,
 ) -> Result<()> {
     let ingest = positions.ingest()?;
+    let shed = limits.limits()?;
     service.set_freshness(positions.freshness());
+    // Repeats of collapsed reads are written when their window ends, and at shutdown.
+    service.spawn_audit_flusher(std::time::Duration::from_secs(5));
+    let audit = Arc::clone(&service);
     spawn_retention(Arc::clone(&service), ingest.noise.max_age);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
@@ -489,7 +701,11 @@ async fn serve(
         ),
         None => None,
     };
-    let state = AppState::with_ingest(service, ingest).with_basemap(basemap).with_roads(roads);
+    let state = AppState::with_ingest(service, ingest)
+        .with_basemap(basemap)
+        .with_roads(roads)
+        .with_limits(shed)
+        .with_public_rate(limits.public_rate_per_minute);
     if let Some(config) = mqtt {
         safegrid_services::positions::mqtt::spawn(Arc::clone(&state.ingest), config);
     }
@@ -511,7 +727,8 @@ async fn serve(
                 osmand_addr,
             );
         }
-        let router = osmand_app(state.clone());
+        // With the peer address: the OsmAnd door is rate-limited per client address.
+        let router = osmand_app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(osmand, router).await {
                 tracing::error!(error = %e, "the OsmAnd listener stopped");
@@ -524,7 +741,11 @@ async fn serve(
     }
     // With the peer address: the public lookup is rate-limited per client.
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown()).await;
+    // Whatever ended the serving: the counts of repeated reads still in memory are written.
+    let rows = audit.flush_audit().await;
+    tracing::info!(rows, "audit log flushed");
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -544,22 +765,30 @@ async fn shutdown() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
-fn print_banner(url: &str, tokens: &BTreeMap<String, String>) {
-    let t = |r: &str| tokens.get(r).cloned().unwrap_or_default();
+/// The demo's banner. Tokens are printed only on the start that minted them (a terminal's
+/// scroll-back and a service's journal are no place for credentials on every restart); later
+/// starts say where they are kept.
+fn print_banner(url: &str, demo: &DemoTokens) {
     println!("\nsafegrid demo — Shenzhen, serving at {url}\n");
-    println!("Tokens (Authorization: Bearer …):");
-    for (role, token) in tokens {
-        println!("  {role:<12} {token}");
+    let t = |r: &str| if demo.created { demo.tokens.get(r).cloned().unwrap_or_default() } else { format!("$SAFEGRID_{}", r.to_uppercase()) };
+    if demo.created {
+        println!("Tokens (Authorization: Bearer …), shown this once; kept in {} (0600):", demo.file.display());
+        for (role, token) in &demo.tokens {
+            println!("  {role:<12} {token}");
+        }
+    } else {
+        println!("Tokens: as printed on the first start, kept in {} (0600).", demo.file.display());
+        println!("  export SAFEGRID_DISPATCHER=$(jq -r .dispatcher {})", demo.file.display());
     }
     println!("\nTry:");
-    println!("  curl -H 'Authorization: Bearer {}' '{url}/api/v1/locate?lon=114.0579&lat=22.5431'", t("dispatcher"));
+    println!("  curl -H \"Authorization: Bearer {}\" '{url}/api/v1/locate?lon=114.0579&lat=22.5431'", t("dispatcher"));
     println!(
-        "  curl -H 'Authorization: Bearer {}' '{url}/api/v1/responders/nearest?lon=114.0579&lat=22.5431&k=5&status=available'",
+        "  curl -H \"Authorization: Bearer {}\" '{url}/api/v1/responders/nearest?lon=114.0579&lat=22.5431&k=5&status=available'",
         t("dispatcher")
     );
     println!("  curl '{url}/api/v1/posts/nearest?lon=114.0579&lat=22.5431&k=3'");
     println!(
-        "  curl -H 'Authorization: Bearer {}' '{url}/api/v1/dispatch/nearest?lon=114.21&lat=22.688&k=3'   # Longgang, by road",
+        "  curl -H \"Authorization: Bearer {}\" '{url}/api/v1/dispatch/nearest?lon=114.21&lat=22.688&k=3'   # Longgang, by road",
         t("dispatcher")
     );
     println!("\nAPI description: {url}/api/v1/openapi.json   Metrics: {url}/metrics\n");
@@ -608,7 +837,7 @@ async fn seed_demo(service: &Service) -> Result<()> {
 
 /// The demo's tokens: reused from `<data dir>/demo-tokens.json` when they still authenticate,
 /// minted (and stored hashed) otherwise.
-async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result<BTreeMap<String, String>> {
+async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result<DemoTokens> {
     let dir = url
         .strip_prefix("sqlite://")
         .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
@@ -618,14 +847,14 @@ async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result
     let file = dir.join("demo-tokens.json");
     let existing: Option<BTreeMap<String, String>> =
         std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let tokens = match existing {
+    let (tokens, created) = match existing {
         // Reused only when there is one for every role (a file from before a role existed is
         // remade) and each still authenticates.
         Some(t)
             if Role::ALL.iter().all(|r| t.contains_key(r.name()))
                 && t.values().all(|tok| service.authenticate(tok).is_some()) =>
         {
-            t
+            (t, false)
         }
         _ => {
             let grid_worker_scope: Vec<GridCode> =
@@ -649,23 +878,36 @@ async fn demo_tokens(service: &Service, url: &str, out: Option<&Path>) -> Result
                 t.insert(role.name().to_owned(), token);
             }
             write_private(&file, &serde_json::to_string_pretty(&t)?)?;
-            t
+            (t, true)
         }
     };
     if let Some(out) = out {
         write_private(out, &serde_json::to_string_pretty(&tokens)?)?;
     }
-    Ok(tokens)
+    Ok(DemoTokens { tokens, created, file })
+}
+
+/// The demo's tokens, whether this start minted them, and the file that keeps them.
+struct DemoTokens {
+    tokens: BTreeMap<String, String>,
+    created: bool,
+    file: PathBuf,
 }
 
 /// Writes a file readable by its owner only: it holds bearer tokens.
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // Created 0600, never readable by others even for an instant; an older file is tightened.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -738,6 +980,30 @@ async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<
     bar.set_message("committing");
     let ids = import.commit().await.with_context(nothing)?;
     bar.finish_and_clear();
+    // Key personnel and responders: the import is a write like any other, and is audited as one
+    // (by the operator's login name; whoever runs it holds the database).
+    if safegrid_services::policy::rule_of(safegrid_services::policy::Action::WriteLayer(layer)).audit
+        == safegrid_services::policy::Audit::Writes
+    {
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        let who = Principal { name: format!("safegrid import ({user})"), role: Role::Admin, grids: vec![] };
+        let request = format!(
+            "import {layer} from {path} (ids {}–{})",
+            ids.first().copied().unwrap_or(0),
+            ids.last().copied().unwrap_or(0)
+        );
+        let entry = safegrid_services::audit_log::AuditEntry {
+            action: "import",
+            request: &request,
+            layer: Some(layer),
+            // Named one by one up to a thousand; beyond, the id range in the request says it.
+            subjects: if ids.len() <= 1000 { ids.clone() } else { Vec::new() },
+            result_count: n,
+            kind: safegrid_services::audit_log::AuditKind::Write,
+            ..Default::default()
+        };
+        service.audit_entry(&who, entry).await.context("recording the import in the audit log")?;
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "imported {n} {layer} from {path} (ids {}–{}) in {secs:.1} s, {:.0} rows/s",

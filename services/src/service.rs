@@ -10,14 +10,17 @@ use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
 use crate::positions::live::{FreshnessConfig, LiveUnits};
 use crate::positions::{Subject, TracePoint};
-use crate::store::{AuditRow, Store, StoreError, TokenRecord};
+use crate::store::{Store, StoreError, TokenRecord};
 use chrono::Utc;
 use safegrid_geodata::{GridCode, GridHierarchy, GridUnit, LonLat};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+mod audit_trail;
 mod bulk;
+mod devices;
+pub use audit_trail::AuditClock;
 pub use bulk::{Import, RowLocator};
 
 /// Errors of the service layer.
@@ -33,6 +36,10 @@ pub enum ServiceError {
     /// The input is well-formed but not acceptable.
     #[error("{field}: {reason}")]
     Invalid { field: String, value: serde_json::Value, reason: String },
+    /// Well-formed and acceptable, but in conflict with the current state (a device another
+    /// item already carries).
+    #[error("{field}: {reason}")]
+    Conflict { field: String, value: serde_json::Value, reason: String },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -53,6 +60,12 @@ pub struct Service {
     tokens: RwLock<HashMap<String, Principal>>,
     /// The latest fix of each responder that reported (its position is the responder's).
     units: RwLock<LiveUnits>,
+    /// Trackers' secrets in force (hashes), checked by every ingest door ([`devices`]).
+    device_secrets: Arc<crate::positions::devices::DeviceSecrets>,
+    /// Each tracked unit's last live fix read back at start-up: the noise filter's seed.
+    restored: std::sync::Mutex<Vec<TracePoint>>,
+    /// The audit log's chain head and open runs of repeated reads ([`audit_trail`]).
+    audit: audit_trail::Trail,
 }
 
 /// A poisoned lock means a writer panicked mid-update; the data it guards is still the last
@@ -99,6 +112,8 @@ impl Service {
             });
         }
         let tokens = load_tokens(store.as_ref()).await?;
+        let device_secrets = Arc::new(devices::load(store.as_ref()).await?);
+        let audit = audit_trail::Trail::load(store.as_ref()).await?;
         let service = Self {
             store,
             grids: RwLock::new(Arc::new(GridState::new(hierarchy))),
@@ -106,6 +121,9 @@ impl Service {
             layers,
             tokens: RwLock::new(tokens),
             units: RwLock::new(LiveUnits::default()),
+            device_secrets,
+            restored: std::sync::Mutex::default(),
+            audit,
         };
         // Responders and monitored key persons stand where their last live fix put them, not
         // where they were entered.
@@ -124,6 +142,8 @@ impl Service {
             }
         }
         service.apply_fixes(&moves, grids.version).await;
+        *service.restored.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            moves.into_iter().map(|(f, _)| f).collect();
         Ok(service)
     }
 
@@ -212,7 +232,7 @@ impl Service {
         for layer in [Layer::Responders, Layer::KeyPersonnel] {
             match self.layer(layer).unit_of_device(device) {
                 Some(other) if !(other == item.id && layer == item.layer()) => {
-                    return Err(ServiceError::Invalid {
+                    return Err(ServiceError::Conflict {
                         field: "properties.device_id".into(),
                         value: device.into(),
                         reason: format!("{layer} item {other} already carries this device"),
@@ -271,35 +291,42 @@ impl Service {
         Ok(())
     }
 
-    /// Appends an audit row for a read of sensitive data. Callers must not return the data if
-    /// this fails.
-    ///
-    /// # Errors
-    /// [`ServiceError::Store`].
-    pub async fn audit(&self, who: &Principal, action: &str, request: &str, count: usize) -> Result<(), ServiceError> {
-        self.store
-            .append_audit(&AuditRow {
-                id: 0,
-                at: Utc::now(),
-                actor: who.name.clone(),
-                role: who.role.name().into(),
-                action: action.into(),
-                request: request.into(),
-                result_count: i64::try_from(count).unwrap_or(i64::MAX),
-            })
-            .await?;
-        Ok(())
-    }
-
     /// May `who` write `item` (a new or changed item, at the place the caller asked for)?
     fn check_scope(&self, who: &Principal, layer: Layer, item: &Item) -> Result<(), ServiceError> {
-        if !who.may_write(layer) {
+        if crate::policy::grant(crate::policy::Action::WriteLayer(layer), who.role) == crate::policy::Grant::Deny {
             return Err(ServiceError::Forbidden(format!("role {} may not change {layer}", who.role)));
         }
         if !who.covers_item(item) {
             return Err(ServiceError::Forbidden(format!("that place is outside the grids assigned to {}", who.name)));
         }
         Ok(())
+    }
+
+    /// A scoped caller (a grid worker) may neither bring anything into its reach nor send it out
+    /// of it: a new item, and a changed item's old and new place, must lie in its own grids by
+    /// position — a key person's `assigned_grid` alone does not do (else a worker could claim
+    /// anyone by naming its own grid) — and a key person's `assigned_grid` is changed only by a
+    /// role that sees every grid (admin), never re-pointed by a worker.
+    fn check_reach(&self, who: &Principal, old: Option<&Item>, new: &Item) -> Result<(), ServiceError> {
+        if who.covers(None) {
+            return Ok(());
+        }
+        let outside = || ServiceError::Forbidden(format!("that place is outside the grids assigned to {}", who.name));
+        let moved = old.is_none_or(|o| o.pos != new.pos);
+        if moved && (!who.covers(new.grid.as_ref()) || old.is_some_and(|o| !who.covers(o.grid.as_ref()))) {
+            return Err(outside());
+        }
+        let assigned = |it: &Item| match &it.props {
+            Props::KeyPerson(k) => Some(k.assigned_grid.clone()),
+            _ => None,
+        };
+        match (old.and_then(assigned), assigned(new)) {
+            (None, Some(g)) if !who.covers(Some(&g)) => Err(outside()),
+            (Some(a), Some(b)) if a != b => Err(ServiceError::Forbidden(
+                "a key person's assigned_grid is changed by an admin, not by a grid worker".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The stored item `id`, if it exists and lies within the caller's scope. An item outside
@@ -315,17 +342,15 @@ impl Service {
         Item { id, pos, grid: self.grids().grid_of(pos), props, created_at: now, updated_at: now }
     }
 
-    /// Creates an item; its grid is computed from its position.
-    ///
-    /// # Errors
-    /// [`ServiceError::Forbidden`] outside the caller's role or scope; [`ServiceError::Store`].
-    pub async fn create(&self, who: &Principal, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
+    /// Creates an item (audited by [`Service::create`]).
+    async fn create_item(&self, who: &Principal, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
         let layer = props.layer();
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
         let id = slot.last_id.load(Ordering::SeqCst) + 1;
         let item = self.new_item(id, pos, props);
         self.check_scope(who, layer, &item)?;
+        self.check_reach(who, None, &item)?;
         self.check_device(&item)?;
         self.store.insert_items(layer, std::slice::from_ref(&item)).await?;
         slot.last_id.store(id, Ordering::SeqCst);
@@ -333,12 +358,8 @@ impl Service {
         Ok(item)
     }
 
-    /// Replaces an item's position and properties.
-    ///
-    /// # Errors
-    /// [`ServiceError::NotFound`], [`ServiceError::Forbidden`] (for the old or the new place),
-    /// [`ServiceError::Store`].
-    pub async fn update(&self, who: &Principal, id: i64, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
+    /// Replaces an item's position and properties (audited by [`Service::update`]).
+    async fn update_item(&self, who: &Principal, id: i64, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
         let layer = props.layer();
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
@@ -347,6 +368,7 @@ impl Service {
         let mut item = self.new_item(id, pos, props);
         item.created_at = old.created_at;
         self.check_scope(who, layer, &item)?;
+        self.check_reach(who, Some(&old), &item)?;
         self.check_device(&item)?;
         if !self.store.update_item(&item).await? {
             return Err(ServiceError::NotFound { layer, id });
@@ -355,11 +377,8 @@ impl Service {
         Ok(item)
     }
 
-    /// Deletes an item.
-    ///
-    /// # Errors
-    /// [`ServiceError::NotFound`], [`ServiceError::Forbidden`], [`ServiceError::Store`].
-    pub async fn delete(&self, who: &Principal, layer: Layer, id: i64) -> Result<Item, ServiceError> {
+    /// Deletes an item (audited by [`Service::delete`]).
+    async fn delete_item(&self, who: &Principal, layer: Layer, id: i64) -> Result<Item, ServiceError> {
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
         let old = self.existing(who, layer, id)?;

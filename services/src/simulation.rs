@@ -46,6 +46,8 @@ enum Task {
 struct SimUnit {
     id: i64,
     device: String,
+    /// What its Traccar Client would send as the identifier: `DEVICE_ID:SECRET`.
+    credential: String,
     pos: LonLat,
     /// The rest of the way, first point next.
     path: Vec<LonLat>,
@@ -69,6 +71,8 @@ pub async fn seed(service: &Service, roads: &Roads) -> anyhow::Result<()> {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(2026);
     let who = system();
+    // Device ids are random (never guessable from one another); the places stay reproducible.
+    let mut ids = ChaCha8Rng::from_os_rng();
     for i in 0..UNITS {
         let pos = random_on_roads(roads, &mut rng);
         let props = Props::Responder(Responder {
@@ -77,7 +81,7 @@ pub async fn seed(service: &Service, roads: &Roads) -> anyhow::Result<()> {
             status: ResponderStatus::Available,
             capabilities: if i % 3 == 0 { vec!["first_aid".into()] } else { vec![] },
             home_post: None,
-            device_id: Some(format!("demo-lg-{:02}", i + 1)),
+            device_id: Some(format!("demo-lg-{:08x}", ids.random::<u32>())),
         });
         service.create(&who, pos, props).await?;
     }
@@ -115,12 +119,26 @@ pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: 
                 .layer(Layer::Responders)
                 .iter()
                 .filter_map(|it| match &it.props {
-                    Props::Responder(r) => r.device_id.as_ref().filter(|d| d.starts_with("demo-lg-")).map(|d| {
-                        SimUnit { id: it.id, device: d.clone(), pos: it.pos, path: Vec::new(), task: Task::Patrol }
+                    Props::Responder(r) => r.device_id.as_ref().filter(|d| d.starts_with("demo-lg-")).map(|d| SimUnit {
+                        id: it.id,
+                        device: d.clone(),
+                        credential: String::new(),
+                        pos: it.pos,
+                        path: Vec::new(),
+                        task: Task::Patrol,
                     }),
                     _ => None,
                 })
                 .collect();
+        // The fleet's trackers get fresh secrets on every start (rotated: the store keeps only
+        // hashes, so there is nothing to read back); they prove themselves like any phone.
+        let mut units = units;
+        for u in &mut units {
+            match service.mint_device_secret(&u.device).await {
+                Ok(secret) => u.credential = crate::positions::devices::credential(&u.device, &secret),
+                Err(e) => tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused"),
+            }
+        }
         tracing::info!(units = units.len(), %osmand, "demo simulation running: units report over OsmAnd every {REPORT_EVERY_S} s");
         // The first incident waits until every unit has reported, so that one can be sent.
         let first = Utc::now() + chrono::Duration::seconds(2 * REPORT_EVERY_S as i64 + 1);
@@ -252,7 +270,7 @@ async fn report(osmand: SocketAddr, u: &SimUnit, now: DateTime<Utc>, speed_mps: 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let path = format!(
         "/?id={}&lat={:.6}&lon={:.6}&timestamp={}&speed={:.1}&bearing={:.0}&accuracy=6&batt=80",
-        u.device,
+        u.credential,
         u.pos.lat(),
         u.pos.lon(),
         now.timestamp(),

@@ -39,12 +39,15 @@ PY
 run_store() {
   local url=$1
   RUST_LOG=warn $BIN --database-url "$url" import --layer responders --file "$WORK/units.geojson" >/dev/null
-  local token
+  local token admin
   token=$(RUST_LOG=warn $BIN --database-url "$url" token --role gateway --name load)
+  # Devices prove themselves: fix_load mints each one's secret (before its clock starts) and
+  # sends every fix as "device_id": "ID:SECRET".
+  admin=$(RUST_LOG=warn $BIN --database-url "$url" token --role admin --name load-admin)
   RUST_LOG=warn $BIN --database-url "$url" serve --listen "127.0.0.1:$PORT" --no-osmand &
   SERVER_PID=$!
   for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.5; done
-  $LOAD --addr "127.0.0.1:$PORT" --token "$token" --devices "$DEVICES" --batch "$BATCH" --conns "$CONNS" --fixes "$FIXES"
+  $LOAD --addr "127.0.0.1:$PORT" --token "$token" --secrets-token "$admin" --devices "$DEVICES" --batch "$BATCH" --conns "$CONNS" --fixes "$FIXES"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 }
 

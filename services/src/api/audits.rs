@@ -9,20 +9,23 @@
 //!   everyone's whereabouts, so it is written to the audit log like any read of them.
 //!
 //! Both answer JSON (the whole report) or, with `format=geojson`, the findings as GeoJSON
-//! features (what the map wall's audit overlay draws). Their answers hold no personal data —
-//! counts and geometry only — so any signed-in role but a gateway may ask.
+//! features (what the map wall's audit overlay draws). Who may ask is the access policy's
+//! (`crate::policy`). Each computation takes the audit permit (`api::guard::Work::Audit`: past
+//! the bound, 503 + `Retry-After`), and the pure ones (geometry, workload, response) are kept
+//! per data version, so the same question asked again costs nothing until the data changes.
 
 use super::AppState;
 use super::caller::Caller;
 use super::items::geojson_response;
 use super::params::Params;
 use super::problem::ApiError;
-use crate::access::{Principal, Role};
+use super::guard::{Work, run_heavy};
 use crate::audit::Report;
 use crate::layer::{Layer, Props};
 use crate::positions::{Subject, flags};
 use axum::extract::{OriginalUri, State};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use safegrid_geodata::audit::input::{AuditFeature, AuditLayer};
 use safegrid_geodata::audit::layers;
@@ -41,26 +44,6 @@ fn live_dwellings(st: &AppState) -> Vec<Dwelling> {
             _ => None,
         })
         .collect()
-}
-
-fn require_reader(who: &Principal) -> Result<(), ApiError> {
-    match who.role {
-        Role::Public => Err(ApiError::unauthorized("this route needs a bearer token")),
-        Role::Gateway => Err(ApiError::forbidden("a gateway token reports positions and reads nothing")),
-        _ => Ok(()),
-    }
-}
-
-/// Patrol and response audits draw on everyone's whereabouts across the whole territory: not
-/// for a grid worker, whose scope is their own grids.
-fn require_citywide(who: &Principal) -> Result<(), ApiError> {
-    require_reader(who)?;
-    if who.role == Role::GridWorker {
-        return Err(ApiError::forbidden(
-            "this audit reads every unit's whereabouts; grid workers see their own grids only",
-        ));
-    }
-    Ok(())
 }
 
 fn positive(p: &Params, name: &str, default: f64) -> Result<f64, ApiError> {
@@ -108,63 +91,103 @@ fn format(p: &Params) -> Result<Format, ApiError> {
 }
 
 fn answer(report: &Report, layer: &AuditLayer, f: &Format) -> Response {
+    let (body, ct) = answer_bytes(report, layer, f);
+    with_type(body, ct)
+}
+
+/// The report as bytes and its media type. Reports are plain structs and maps with string
+/// keys, which cannot fail to serialise; an empty body would show such a bug at once.
+fn answer_bytes(report: &Report, layer: &AuditLayer, f: &Format) -> (Bytes, &'static str) {
     match f {
-        Format::Json => axum::Json(report).into_response(),
+        Format::Json => (serde_json::to_vec(report).unwrap_or_default().into(), "application/json"),
         Format::GeoJson => {
-            geojson_response(StatusCode::OK, &serde_json::to_value(report.to_geojson(layer)).unwrap_or_default())
+            (serde_json::to_vec(&report.to_geojson(layer)).unwrap_or_default().into(), "application/geo+json")
         }
     }
 }
 
-/// Audits the live layer's geometry on a blocking thread (3,000 grids take about a third of a
-/// second of CPU; the async workers stay free), then lets `more` add an audit of its grids.
+fn with_type(body: Bytes, content_type: &'static str) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The cache key of an audit's answer: the request and every data version it reads, so an
+/// answer is reused only while nothing it was built from has changed.
+fn result_key(st: &AppState, uri: &OriginalUri, layers: &[Layer]) -> String {
+    let mut key = format!("{}|grids {}", uri.0, st.service.grids().version);
+    for l in layers {
+        key.push_str(&format!("|{l} {}", st.service.layer(*l).version()));
+    }
+    key
+}
+
+/// Runs an audit at most once per data version: a cached answer, or `run` under the audit
+/// permit (503 past the bound) and its answer kept.
+async fn once_per_version<F>(st: &AppState, key: String, f: Format, run: F) -> Result<Response, ApiError>
+where
+    F: std::future::Future<Output = Result<(Report, AuditLayer), ApiError>>,
+{
+    if let Some((body, ct)) = st.results.get(&key) {
+        return Ok(with_type(body, ct));
+    }
+    let (report, layer) = run.await?;
+    let (body, ct) = answer_bytes(&report, &layer, &f);
+    st.results.put(key, body.clone(), ct);
+    Ok(with_type(body, ct))
+}
+
+/// Audits the live layer's geometry on a thread of lower priority (3,000 grids take about a
+/// third of a second of CPU; the async workers stay free), then lets `more` add an audit of its grids.
 async fn on_live_layer(
     st: &AppState,
     t: Thresholds,
     more: impl FnOnce(Report, &[&AuditFeature]) -> Result<Report, ApiError> + Send + 'static,
 ) -> Result<(Report, AuditLayer), ApiError> {
     let grids = st.service.grids();
-    tokio::task::spawn_blocking(move || {
+    let permit = st.shed.start(Work::Audit)?;
+    run_heavy(move || {
+        let _permit = permit;
         let layer = AuditLayer::from_units(grids.hierarchy.units());
         let g = geometry::audit(&layer, None, t, &Silent).map_err(|e| ApiError::conflict(e.to_string()))?;
         let cells: Vec<&AuditFeature> = g.grid_features.iter().map(|&i| &layer.features[i]).collect();
         let report = more(Report::new("live grid layer".into(), &layer, t, g), &cells)?;
         Ok((report, layer))
     })
-    .await
-    .map_err(|_| ApiError::internal())?
+    .await?
 }
 
 /// `GET /api/v1/audit/geometry[?format=json|geojson&sliver_m2=&sliver_width_m=]`
 pub async fn geometry_audit(
     State(st): State<AppState>,
-    Caller(who): Caller,
+    Caller(_): Caller,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["format", "sliver_m2", "sliver_width_m"])?;
-    require_reader(&who)?;
     let (f, t) = (format(&p)?, thresholds(&p)?);
-    let (report, layer) = on_live_layer(&st, t, |r, _| Ok(r)).await?;
-    Ok(answer(&report, &layer, &f))
+    let key = result_key(&st, &uri, &[]);
+    once_per_version(&st, key, f, on_live_layer(&st, t, |r, _| Ok(r))).await
 }
 
 /// `GET /api/v1/audit/workload[?format=…&min_households=&max_households=&max_people=]`:
 /// the geometry audit and the workload audit together.
 pub async fn workload_audit(
     State(st): State<AppState>,
-    Caller(who): Caller,
+    Caller(_): Caller,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["format", "min_households", "max_households", "max_people"])?;
-    require_reader(&who)?;
     let (f, n) = (format(&p)?, norm(&p)?);
+    let key = result_key(&st, &uri, &[Layer::RentalHousing, Layer::Incidents]);
+    if let Some((body, ct)) = st.results.get(&key) {
+        return Ok(with_type(body, ct));
+    }
     let (dwellings, incidents) =
         (live_dwellings(&st), st.service.layer(Layer::Incidents).iter().map(|it| it.pos).collect::<Vec<_>>());
-    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+    let run = on_live_layer(&st, Thresholds::default(), move |r, cells| {
         Ok(r.with_workload(workload::audit(cells, &dwellings, &incidents, n, &Silent)))
-    })
-    .await?;
-    Ok(answer(&report, &layer, &f))
+    });
+    once_per_version(&st, key, f, run).await
 }
 
 /// Fixes a unit may hold in one audit window: a fix a second for 31 days.
@@ -179,7 +202,6 @@ pub async fn patrol_audit(
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["format", "hours", "until", "min_share"])?;
-    require_citywide(&who)?;
     let f = format(&p)?;
     let hours = i64::try_from(p.bounded("hours", 24, 1, 24 * 31)?).unwrap_or(24);
     let until = p.time("until")?.unwrap_or_else(chrono::Utc::now);
@@ -217,14 +239,9 @@ pub async fn patrol_audit(
 /// current grid keep its code.
 pub async fn gridding(
     State(st): State<AppState>,
-    Caller(who): Caller,
+    Caller(_): Caller,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    match who.role {
-        Role::Admin | Role::Auditor => {}
-        Role::Public => return Err(ApiError::unauthorized("this route needs a bearer token")),
-        _ => return Err(ApiError::forbidden("gridding is for admins and auditors")),
-    }
     let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ApiError::malformed_json(e.to_string()))?;
     let num = |k: &str, d: u64| -> Result<u64, ApiError> {
         match v.get(k) {
@@ -252,7 +269,9 @@ pub async fn gridding(
         .map_err(|e| ApiError::invalid("communities", serde_json::Value::Null, e))?;
     let dwellings = live_dwellings(&st);
     let grids = st.service.grids();
-    let out = tokio::task::spawn_blocking(move || {
+    let permit = st.shed.start(Work::Audit)?;
+    let out = run_heavy(move || {
+        let _permit = permit;
         let previous: Vec<safegrid_geodata::GridUnit> =
             grids.hierarchy.units().iter().filter(|u| u.level == safegrid_geodata::GridLevel::Grid).cloned().collect();
         let (made, summary) = safegrid_geodata::gridding::grid_communities(&communities, &dwellings, opts, &previous)
@@ -263,8 +282,7 @@ pub async fn gridding(
         fc.foreign_members = Some(m);
         Ok::<_, ApiError>(fc)
     })
-    .await
-    .map_err(|_| ApiError::internal())??;
+    .await??;
     Ok(geojson_response(StatusCode::OK, &serde_json::to_value(out).unwrap_or_default()))
 }
 
@@ -274,12 +292,11 @@ pub async fn gridding(
 /// The posted layer is read as an audit reads a file: its own faults are reported, not refused.
 pub async fn layers_audit(
     State(st): State<AppState>,
-    Caller(who): Caller,
+    Caller(_): Caller,
     uri: OriginalUri,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["format", "tolerance_m"])?;
-    require_reader(&who)?;
     let f = format(&p)?;
     let tolerance_m = positive(&p, "tolerance_m", 5.0)?;
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::malformed_json("the body is not UTF-8"))?;
@@ -306,7 +323,6 @@ pub async fn response_audit(
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["format", "minutes"])?;
-    require_citywide(&who)?;
     let f = format(&p)?;
     let minutes = p.optional::<f64>("minutes", "minutes, 1 to 60")?.unwrap_or(5.0);
     if !(1.0..=60.0).contains(&minutes) {
@@ -326,11 +342,11 @@ pub async fn response_audit(
     // Available units' positions were read: logged before anything derived from them leaves.
     st.service.audit(&who, "audit response", &uri.0.to_string(), sources.len()).await?;
     let roads = st.roads.clone();
-    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+    let key = result_key(&st, &uri, &[Layer::Posts, Layer::Responders, Layer::RentalHousing]);
+    let run = on_live_layer(&st, Thresholds::default(), move |r, cells| {
         let reach =
             roads.as_deref().map_or(Reach::Distance { kmh: response::STRAIGHT_LINE_KMH }, |r| Reach::Road(&r.drive));
         Ok(r.with_response(response::audit(cells, &sources, &dwellings, reach, minutes, &Silent)))
-    })
-    .await?;
-    Ok(answer(&report, &layer, &f))
+    });
+    once_per_version(&st, key, f, run).await
 }

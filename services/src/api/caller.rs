@@ -1,6 +1,7 @@
-//! Who is calling: the `Authorization: Bearer …` token resolved to a [`Principal`].
-//! No header means the public role; a header with an unknown token is a 401, never a silent
-//! downgrade to public (a typo in a dispatcher's token should be noticed at once).
+//! Who is calling: the [`Principal`] that the door ([`super::guard`]) resolved from the
+//! `Authorization: Bearer …` token and admitted by the access policy. No header means the
+//! public role; a header with an unknown token is a 401 there, never a silent downgrade to
+//! public (a typo in a dispatcher's token should be noticed at once).
 
 use super::AppState;
 use super::problem::ApiError;
@@ -15,15 +16,15 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = bearer(&parts.headers)? else {
-            return Ok(Self(Principal::public()));
-        };
-        state
-            .service
-            .authenticate(token)
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+        // Only the door puts a principal here, after the policy allowed the route: a handler
+        // reached any other way (a route outside the policy) serves no one.
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
             .map(Self)
-            .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))
+            .ok_or_else(|| ApiError::forbidden("this route has no access rule; refused for everyone"))
     }
 }
 

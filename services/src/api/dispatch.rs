@@ -8,7 +8,7 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::items::{request_text, require_read};
+use super::items::request_text;
 use super::params::Params;
 use super::problem::ApiError;
 use crate::dispatch::nearest::{NearestQuery, rank};
@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 /// `GET /api/v1/dispatch/nearest`
 pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["lon", "lat", "k", "kind", "capability", "include", "crs"])?;
-    require_read(&who, Layer::Responders)?;
     let crs = p.crs()?;
     let at = p.point(crs)?;
     let mut q = NearestQuery {
@@ -54,6 +53,7 @@ pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: Origi
         }
     }
     let now = Utc::now();
+    let _race = st.shed.start(super::guard::Work::RoadRace)?;
     let roads = st.roads.as_deref();
     let covered = roads.and_then(|r| r.drive.snap(at)).is_some();
     let features: Vec<Value> = {
@@ -83,7 +83,15 @@ pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: Origi
             })
             .collect()
     };
-    st.service.audit(&who, "dispatch_nearest", &request_text(&uri, "GET"), features.len()).await?;
+    let entry = crate::audit_log::AuditEntry {
+        action: "dispatch_nearest",
+        request: &request_text(&uri, "GET"),
+        layer: Some(Layer::Responders),
+        subjects: features.iter().filter_map(|f| f["id"].as_i64()).collect(),
+        result_count: features.len(),
+        ..Default::default()
+    };
+    st.service.audit_entry(&who, entry).await?;
     let body = json!({
         "type": "FeatureCollection",
         "features": features,

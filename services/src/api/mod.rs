@@ -4,9 +4,11 @@
 pub mod audits;
 pub mod basemap;
 pub mod caller;
+pub mod devices;
 pub mod dispatch;
 pub mod dispatches;
 pub mod grids;
+pub mod guard;
 pub mod items;
 pub mod openapi;
 pub mod ops;
@@ -14,6 +16,7 @@ pub mod params;
 pub mod positions;
 pub mod problem;
 pub mod public;
+pub mod result_cache;
 pub mod tile_cache;
 pub mod tiles;
 pub mod wall;
@@ -24,6 +27,7 @@ use crate::positions::ingest::{Ingest, IngestConfig};
 use crate::service::Service;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,6 +55,10 @@ pub struct AppState {
     pub public_rate: Arc<public::RateLimiter>,
     /// The dispatch lifecycle.
     pub desk: Arc<crate::dispatch::desk::Desk>,
+    /// In-flight limits per route class and per kind of expensive work.
+    pub shed: Arc<guard::Shedder>,
+    /// Audit answers per data version.
+    pub results: Arc<result_cache::ResultCache>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -73,6 +81,8 @@ impl AppState {
             ingest: Arc::new(Ingest::start(Arc::clone(&service), config)),
             roads: None,
             public_rate: Arc::default(),
+            shed: Arc::new(guard::Shedder::new(guard::Limits::default())),
+            results: Arc::new(result_cache::ResultCache::new(16)),
             service,
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
@@ -84,6 +94,21 @@ impl AppState {
     #[must_use]
     pub fn with_roads(mut self, roads: Option<Arc<crate::roads::Roads>>) -> Self {
         self.roads = roads;
+        self
+    }
+
+    /// The same state with the citizens' lookup limited to `per_minute` per client address
+    /// (bursts of a third of a minute's worth, at least the default's).
+    #[must_use]
+    pub fn with_public_rate(mut self, per_minute: f64) -> Self {
+        self.public_rate = Arc::new(public::RateLimiter::new(per_minute, (per_minute / 3.0).max(public::BURST)));
+        self
+    }
+
+    /// The same state with these in-flight limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: guard::Limits) -> Self {
+        self.shed = Arc::new(guard::Shedder::new(limits));
         self
     }
 
@@ -124,6 +149,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/grids/{code}", get(grids::get_one).put(grids::put_one))
         .route("/api/v1/osmand", get(positions::osmand).post(positions::osmand))
         .route("/api/v1/positions", post(positions::batch))
+        .route("/api/v1/devices/{device_id}/secret", post(devices::mint).delete(devices::revoke))
         .route("/api/v1/positions/live", get(positions::live))
         .route("/api/v1/dispatch/nearest", get(dispatch::nearest))
         .route("/api/v1/dispatch/deadlines", get(dispatches::deadlines).put(dispatches::set_deadlines))
@@ -141,6 +167,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/{layer}/{id}", get(items::get_one).put(items::replace).delete(items::delete))
         .route("/tiles/{file}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
+        // Every matched route passes the access policy and the load gates once (api::guard).
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::enforce))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -180,11 +208,14 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
     let path = req.uri().clone();
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     st.metrics.record(method.as_str(), route, status, elapsed);
+    // Every answer, JSON included: a browser must never guess a type (problem+json shown as
+    // HTML, say).
+    resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Per-request lines are debug (RUST_LOG=safegrid=debug): at thousands of requests a second
     // an info line each would cost more than the request. Server errors are always logged.
     let micros = elapsed.as_micros() as u64;

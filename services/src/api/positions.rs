@@ -1,10 +1,14 @@
 //! Positions over HTTP.
 //!
 //! - `GET|POST /api/v1/osmand` (and `/` on the OsmAnd port, 5055 by default): the OsmAnd /
-//!   Traccar Client protocol. No token: as in Traccar, the device id is the credential, and a
-//!   device no responder carries is refused (400) and counted. `200` means stored — or refused
-//!   as noise (a duplicate, a clock in the future, older than the history keeps), because a
-//!   tracker retries anything else forever and would never send its next fix.
+//!   Traccar Client protocol. No token: the device proves itself with its secret, sent in the
+//!   identifier as `id=DEVICE_ID:SECRET` ([`crate::positions::devices`]). An unknown device and
+//!   a missing, wrong or revoked secret get one answer, 403 `unauthenticated-device` (not 401:
+//!   no HTTP authentication scheme applies, so there is no challenge to send), counted as
+//!   `unauthenticated_device`. Over the per-address, per-failure or per-device limit: 429 with
+//!   `Retry-After`. `200` means stored — or refused as noise (a duplicate, a clock in the
+//!   future, older than the history keeps), because a tracker retries anything else forever
+//!   and would never send its next fix.
 //! - `POST /api/v1/positions`: a gateway's JSON batch (roles admin, dispatcher, gateway),
 //!   answered with what became of each fix.
 //! - `GET /api/v1/positions/live`: every responder with its latest fix and freshness (audited).
@@ -15,13 +19,12 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::items::{geojson_response, id_of, request_text, require_read};
+use super::items::{geojson_response, id_of, request_text};
 use super::params::Params;
 use super::problem::{ApiError, is_json};
-use crate::access::Role;
 use crate::layer::{Layer, Props};
 use crate::positions::geofence::GridEvent;
-use crate::positions::ingest::{IngestError, Receipt};
+use crate::positions::ingest::{IngestError, Receipt, UNAUTHENTICATED};
 use crate::positions::live::Freshness;
 use crate::positions::{Subject, TracePoint, batch, flags, osmand};
 use axum::body::Body;
@@ -52,6 +55,10 @@ impl From<IngestError> for ApiError {
             IngestError::TooLarge { got, max } => {
                 ApiError::invalid("fixes", got, format!("at most {max} fixes per request"))
             }
+            IngestError::RateLimited { retry_after_s } => ApiError::rate_limited(
+                retry_after_s,
+                format!("too many reports from this device or address; retry in {retry_after_s} s"),
+            ),
             IngestError::StoreFailed | IngestError::Stopped => {
                 let mut a = ApiError::unavailable(1);
                 a.set_detail("the fixes could not be stored; nothing of this request was acknowledged, retry");
@@ -62,14 +69,20 @@ impl From<IngestError> for ApiError {
 }
 
 /// `GET|POST /api/v1/osmand` and the OsmAnd port.
-pub async fn osmand(State(st): State<AppState>, req: Request) -> Response {
-    match osmand_inner(&st, req).await {
+pub async fn osmand(
+    State(st): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    req: Request,
+) -> Response {
+    // The peer's address, never a forwarded header a client could set.
+    let client = peer.map(|p| p.0.0.ip());
+    match osmand_inner(&st, req, client).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn osmand_inner(st: &AppState, req: Request) -> Result<Response, ApiError> {
+async fn osmand_inner(st: &AppState, req: Request, client: Option<std::net::IpAddr>) -> Result<Response, ApiError> {
     let received = Utc::now();
     let mut params = osmand::pairs(req.uri().query().unwrap_or(""));
     let form = req
@@ -88,27 +101,16 @@ async fn osmand_inner(st: &AppState, req: Request) -> Result<Response, ApiError>
         st.ingest.counters().count_malformed();
         ApiError::invalid(e.field, e.value, e.reason)
     })?;
-    let device = fix.device_id.clone();
-    let receipt = st.ingest.submit(vec![fix]).await?;
+    let receipt = st.ingest.submit_report(fix, client).await?;
     match receipt.refused.first() {
-        Some(r) if r.reason == "unknown_device" => Err(ApiError::invalid(
-            "id",
-            device,
-            "no responder carries this device id; set it as a responder's device_id",
-        )),
+        Some(r) if r.reason == UNAUTHENTICATED => Err(ApiError::unauthenticated_device()),
         Some(r) => Ok((StatusCode::OK, format!("refused: {}\n", r.reason)).into_response()),
         None => Ok(StatusCode::OK.into_response()),
     }
 }
 
 /// `POST /api/v1/positions`
-pub async fn batch(State(st): State<AppState>, Caller(who): Caller, req: Request) -> Result<Response, ApiError> {
-    if who.role == Role::Public {
-        return Err(ApiError::unauthorized("to report positions, send a bearer token"));
-    }
-    if !who.may_report_positions() {
-        return Err(ApiError::forbidden(format!("role {} may not report positions", who.role)));
-    }
+pub async fn batch(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if !(ct.is_empty() || is_json(&ct)) {
         return Err(ApiError::unsupported_media_type(&ct));
@@ -135,7 +137,6 @@ pub async fn batch(State(st): State<AppState>, Caller(who): Caller, req: Request
 /// `GET /api/v1/positions/live`
 pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["freshness", "grid", "crs"])?;
-    require_read(&who, Layer::Responders)?;
     let crs = p.crs()?;
     let grid: Option<GridCode> = p.grid("grid")?;
     let wanted: Option<Vec<Freshness>> = p
@@ -182,7 +183,15 @@ pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: Original
             })
             .collect()
     };
-    st.service.audit(&who, "live", &request_text(&uri, "GET"), features.len()).await?;
+    let entry = crate::audit_log::AuditEntry {
+        action: "live",
+        request: &request_text(&uri, "GET"),
+        layer: Some(Layer::Responders),
+        subjects: features.iter().filter_map(|f| f["id"].as_i64()).collect(),
+        result_count: features.len(),
+        ..Default::default()
+    };
+    st.service.audit_entry(&who, entry).await?;
     Ok(geojson_response(
         StatusCode::OK,
         &json!({"type": "FeatureCollection", "features": features, "generated_at": now}),
@@ -197,7 +206,6 @@ pub async fn trace(
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["since", "until", "format", "simplify_m", "flagged", "limit", "crs"])?;
-    require_read(&who, Layer::Responders)?;
     let id = id_of(&id)?;
     let crs = p.crs()?;
     let until = p.time("until")?.unwrap_or_else(Utc::now);
@@ -236,7 +244,15 @@ pub async fn trace(
         points.retain(|p| p.flags == 0);
     }
     let shown = if simplify_m > 0.0 { simplify(&points, simplify_m) } else { points.clone() };
-    st.service.audit(&who, "trace", &request_text(&uri, "GET"), shown.len()).await?;
+    let entry = crate::audit_log::AuditEntry {
+        action: "trace",
+        request: &request_text(&uri, "GET"),
+        layer: Some(Layer::Responders),
+        subjects: vec![id],
+        result_count: shown.len(),
+        ..Default::default()
+    };
+    st.service.audit_entry(&who, entry).await?;
     Ok(match format {
         "gpx" => gpx(&callsign, id, &shown),
         "json" => axum::Json(json!({
@@ -323,10 +339,6 @@ const MAX_EVENTS: usize = 10_000;
 /// Pages a stream replays before it ends and lets the client resume (100,000 crossings).
 const REPLAY_PAGES: usize = 10;
 
-fn require_events(who: &crate::access::Principal) -> Result<(), ApiError> {
-    require_read(who, Layer::Responders)
-}
-
 /// `GET /api/v1/geofence/events?after=ID&limit=N`: grid crossings after an id, oldest first,
 /// within the caller's grids.
 pub async fn geofence_events(
@@ -335,7 +347,6 @@ pub async fn geofence_events(
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["after", "limit"])?;
-    require_events(&who)?;
     let after: i64 = p.optional("after", "an event id")?.unwrap_or(0);
     let limit = p.bounded("limit", 1_000, 1, MAX_EVENTS)?;
     let page = st.service.store().geofence_events(after, limit).await?;
@@ -358,7 +369,6 @@ pub async fn geofence_stream(
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::StreamExt as _;
     let p = Params::parse(uri.0.query(), &["after"])?;
-    require_events(&who)?;
     let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let after: i64 = match (p.get("after"), from_header) {
         (Some(_), _) => p.optional("after", "an event id")?.unwrap_or(0),

@@ -92,6 +92,22 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", reason)
     }
 
+    /// 403 for a tracker report whose device did not prove itself: one answer, the same for an
+    /// unknown device id and a missing, wrong or revoked secret, naming neither.
+    pub fn unauthenticated_device() -> Self {
+        let reason = "send the device id with its secret, DEVICE_ID:SECRET, as minted by an administrator";
+        let mut e = Self::new(StatusCode::FORBIDDEN, "unauthenticated-device", "Unauthenticated device", reason);
+        e.errors.push(FieldProblem { field: "id".into(), value: Value::Null, reason: reason.into() });
+        e
+    }
+
+    /// 429: over a rate limit; retry after the delay.
+    pub fn rate_limited(retry_after_s: u32, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", detail);
+        e.retry_after = Some(retry_after_s);
+        e
+    }
+
     /// 413: the body is larger than the route accepts.
     pub fn too_large(limit: usize) -> Self {
         let mut e = Self::new(
@@ -183,6 +199,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound { layer, id } => Self::not_found("id", id, format!("no {layer} item with this id")),
             ServiceError::Forbidden(reason) => Self::forbidden(reason),
             ServiceError::Invalid { field, value, reason } => Self::invalid(field, value, reason),
+            ServiceError::Conflict { field, value, reason } => {
+                let mut e = Self::conflict(format!("{field}: {reason}"));
+                e.errors.push(FieldProblem { field, value, reason });
+                e
+            }
             ServiceError::Store(s) => s.into(),
         }
     }

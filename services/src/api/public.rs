@@ -35,30 +35,43 @@ const WALK_DETOUR: f64 = 1.3;
 const POOL: usize = 50;
 
 /// Token buckets per client address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
+    per_minute: f64,
+    burst: f64,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self::new(RATE_PER_MINUTE, BURST)
+    }
 }
 
 impl RateLimiter {
+    /// Buckets refilling at `per_minute` that hold at most `burst`.
+    #[must_use]
+    pub fn new(per_minute: f64, burst: f64) -> Self {
+        Self { buckets: Mutex::default(), per_minute, burst }
+    }
+
     /// Takes one token for `client`; `Err(seconds)` to wait when there is none.
     pub fn take(&self, client: Option<IpAddr>) -> Result<(), u32> {
         let now = Instant::now();
+        let (rate, burst) = (self.per_minute / 60.0, self.burst);
         let mut b = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if b.len() > 100_000 {
             // Forget clients whose bucket has refilled: they lose nothing.
-            b.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0 < BURST
-            });
+            b.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
         }
-        let (tokens, at) = b.entry(client).or_insert((BURST, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * RATE_PER_MINUTE / 60.0).min(BURST);
+        let (tokens, at) = b.entry(client).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             Ok(())
         } else {
-            Err((((1.0 - *tokens) * 60.0 / RATE_PER_MINUTE).ceil() as u32).max(1))
+            Err((((1.0 - *tokens) / rate).ceil() as u32).max(1))
         }
     }
 }

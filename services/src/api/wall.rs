@@ -9,6 +9,7 @@ use super::AppState;
 use super::caller::Caller;
 use super::problem::ApiError;
 use crate::access::{Principal, Role};
+use crate::policy::{self, Action, Grant};
 use crate::layer::{Layer, Props};
 use axum::Json;
 use axum::extract::State;
@@ -20,9 +21,9 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-/// The layers a caller may read: what the wall asks tiles for.
+/// The layers a caller may read, by the access policy: what the wall asks tiles for.
 fn readable(who: &Principal) -> Vec<Layer> {
-    Layer::ALL.into_iter().filter(|&l| who.may_read(l)).collect()
+    Layer::ALL.into_iter().filter(|&l| policy::grant(Action::ReadLayer(l), who.role) != Grant::Deny).collect()
 }
 
 /// `GET /api/v1/whoami`: the caller's name, role, grid scope and readable layers.
@@ -32,7 +33,10 @@ pub async fn whoami(Caller(who): Caller) -> Response {
         "role": who.role.name(),
         "grids": who.grids.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "layers": readable(&who).iter().map(|l| l.name()).collect::<Vec<_>>(),
-        "may_read_audit": who.may_read_audit(),
+        "may_read_audit": policy::grant(Action::ReadAuditLog, who.role) != Grant::Deny,
+        "may_dispatch": policy::grant(Action::Dispatch, who.role) != Grant::Deny,
+        "may_read_dispatches": policy::grant(Action::ReadDispatches, who.role) != Grant::Deny,
+        "may_read_wall": policy::grant(Action::ReadWall, who.role) != Grant::Deny,
     }))
     .into_response()
 }
@@ -42,9 +46,6 @@ pub async fn whoami(Caller(who): Caller) -> Response {
 /// grids with the most; item counts per readable layer. Key personnel are counted only as a
 /// total, and not at all for roles that may not read them.
 pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
-    if who.role == Role::Public {
-        return Err(ApiError::unauthorized("statistics need a bearer token"));
-    }
     let grids = st.service.grids();
     let mut by_priority = [0_usize; 4];
     let mut by_district: BTreeMap<String, usize> = BTreeMap::new();
@@ -112,9 +113,6 @@ const FEED_PERIOD: Duration = Duration::from_millis(500);
 /// `GET /api/v1/events`: server-sent events. A `versions` event at once and whenever a version
 /// changes: `{"grids": "…", "incidents": "…", …}`; comments keep the connection alive.
 pub async fn events(State(st): State<AppState>, Caller(who): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
-    if who.role == Role::Public {
-        return Err(ApiError::unauthorized("the event feed needs a bearer token"));
-    }
     // The token is checked again on every turn: a feed outlives many token reloads, and a
     // revoked token (or one whose role or grids changed) must stop hearing of changes. The
     // stream then ends; the wall reconnects, is refused, and signs out.

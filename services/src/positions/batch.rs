@@ -3,10 +3,12 @@
 //! request, naming it (`fixes[12].lat`), so a gateway never has to guess what was kept.
 //!
 //! ```json
-//! {"fixes": [{"device_id": "862100012345678", "time": "2026-11-22T08:00:00Z",
+//! {"fixes": [{"device_id": "862100012345678:7hq2…", "time": "2026-11-22T08:00:00Z",
 //!             "lon": 114.25, "lat": 22.72, "speed_mps": 8.3, "bearing_deg": 90,
 //!             "accuracy_m": 6, "battery_pct": 71, "attributes": {"sat": "9"}}]}
 //! ```
+//! `device_id` carries the device's secret after its last ':' (or give it as `device_secret`);
+//! a fix whose device does not prove itself is refused (`unauthenticated_device`).
 //! `time` is ISO-8601 or unix seconds or milliseconds, like OsmAnd's `timestamp`, and is required:
 //! a gateway forwards fixes taken earlier, so the time of receipt would be wrong.
 
@@ -42,6 +44,9 @@ struct Body {
 #[serde(deny_unknown_fields)]
 struct RawFix {
     device_id: String,
+    /// The device's secret; absent, it may follow the id as `DEVICE_ID:SECRET`.
+    #[serde(default)]
+    device_secret: Option<String>,
     time: Value,
     lon: f64,
     lat: f64,
@@ -125,7 +130,7 @@ fn owntracks(topic: &str, obj: &serde_json::Map<String, Value>) -> Result<Fix, B
     let num = |k: &str| obj.get(k).and_then(Value::as_f64);
     let mut attributes = serde_json::Map::new();
     for (k, v) in obj {
-        if !["_type", "lat", "lon", "tst", "acc", "alt", "vel", "cog", "batt"].contains(&k.as_str())
+        if !["_type", "device_secret", "lat", "lon", "tst", "acc", "alt", "vel", "cog", "batt"].contains(&k.as_str())
             && (v.is_string() || v.is_number() || v.is_boolean())
         {
             attributes.insert(k.clone(), v.clone());
@@ -133,6 +138,7 @@ fn owntracks(topic: &str, obj: &serde_json::Map<String, Value>) -> Result<Fix, B
     }
     let raw = RawFix {
         device_id: device.to_owned(),
+        device_secret: obj.get("device_secret").and_then(Value::as_str).map(str::to_owned),
         time: obj.get("tst").cloned().unwrap_or(Value::Null),
         lon: num("lon").ok_or_else(|| BatchError {
             field: "lon".into(),
@@ -161,9 +167,13 @@ fn check(i: usize, f: RawFix) -> Result<Fix, BatchError> {
         value,
         reason: reason.to_owned(),
     };
-    let id = f.device_id.trim();
+    // The secret in its own member, or after the id's last ':' (see positions::devices).
+    let (id, secret) = match &f.device_secret {
+        Some(s) => (f.device_id.trim(), Some(s.as_str())),
+        None => super::devices::split_credential(f.device_id.trim()),
+    };
     if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
-        return Err(fail("device_id", f.device_id.clone().into(), "a device id is 1 to 64 printable characters"));
+        return Err(fail("device_id", id.into(), "a device id is 1 to 64 printable characters"));
     }
     let time = match &f.time {
         Value::Number(n) => n.as_f64().map(|x| x.to_string()),
@@ -191,6 +201,7 @@ fn check(i: usize, f: RawFix) -> Result<Fix, BatchError> {
         .collect::<Result<_, _>>()?;
     Ok(Fix {
         device_id: id.to_owned(),
+        secret: secret.map(|s| super::devices::Secret(s.to_owned())),
         time,
         pos,
         speed_mps: range("speed_mps", f.speed_mps, 0.0, 500.0, "m/s")?,
@@ -230,6 +241,12 @@ mod tests {
         let one =
             decode_message("safegrid/positions/dev-7", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#).unwrap();
         assert_eq!(one[0].device_id, "dev-7");
+        let mine = decode_message("safegrid/positions/dev-7:abc", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#)
+            .unwrap();
+        assert_eq!((mine[0].device_id.as_str(), mine[0].secret.clone().map(|s| s.0)), ("dev-7", Some("abc".into())));
+        let apart = decode(br#"{"fixes": [{"device_id": "aa:bb", "device_secret": "xyz", "time": 1795334400, "lon": 114, "lat": 22}]}"#)
+            .unwrap();
+        assert_eq!((apart[0].device_id.as_str(), apart[0].secret.clone().map(|s| s.0)), ("aa:bb", Some("xyz".into())));
         let own = decode_message(
             "owntracks/alice/phone",
             br#"{"_type": "location", "lat": 22.6, "lon": 114.1, "tst": 1795334400, "acc": 8, "vel": 36, "cog": 90, "batt": 55, "tid": "al"}"#,

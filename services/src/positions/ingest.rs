@@ -10,6 +10,7 @@
 //! [`IngestError::Overloaded`] (the API answers 503 with `Retry-After`), so a flood is pushed
 //! back to the trackers, who keep their fixes and retry, instead of growing memory here.
 
+use super::devices::{DeviceSecrets, DoorLimits, LimitConfig};
 use super::geofence::{GridEvent, crossing, held_grid, zone_alert};
 use super::noise::{NoiseConfig, NoiseFilter, Scratch, TrackKey, Verdict};
 use super::{Fix, Subject, TracePoint, flags, to_store_precision};
@@ -18,6 +19,7 @@ use crate::service::Service;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::GridCode;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
@@ -33,6 +35,8 @@ pub struct IngestConfig {
     pub group_fixes: usize,
     /// Geofence hysteresis, metres (see [`super::geofence`]).
     pub geofence_margin_m: f64,
+    /// Rate limits of the OsmAnd door (per device, per client address, failed authentications).
+    pub limits: LimitConfig,
 }
 
 impl Default for IngestConfig {
@@ -42,6 +46,7 @@ impl Default for IngestConfig {
             queue_fixes: 200_000,
             group_fixes: 50_000,
             geofence_margin_m: super::geofence::DEFAULT_MARGIN_M,
+            limits: LimitConfig::default(),
         }
     }
 }
@@ -69,7 +74,17 @@ pub enum IngestError {
     /// The writer has stopped (the service is shutting down).
     #[error("the ingest writer has stopped")]
     Stopped,
+    /// A device or a client address is over its rate limit: retry after this many seconds.
+    #[error("too many reports; retry in {retry_after_s} s")]
+    RateLimited {
+        /// Seconds.
+        retry_after_s: u32,
+    },
 }
+
+/// The one reason given for a fix whose device did not prove itself: an unknown device id, a
+/// missing, wrong or revoked secret all read the same, so that none can be told apart.
+pub const UNAUTHENTICATED: &str = "unauthenticated_device";
 
 /// A fix that was not stored, and why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -78,7 +93,7 @@ pub struct Refused {
     pub index: usize,
     /// Its device id.
     pub device_id: String,
-    /// `unknown_device`, `future`, `too_old` or `duplicate`.
+    /// `unauthenticated_device`, `future`, `too_old` or `duplicate`.
     pub reason: &'static str,
 }
 
@@ -104,7 +119,8 @@ pub struct Counters {
     duplicate: AtomicU64,
     future: AtomicU64,
     too_old: AtomicU64,
-    unknown_device: AtomicU64,
+    unauthenticated: AtomicU64,
+    rate_limited: AtomicU64,
     malformed: AtomicU64,
     overloaded: AtomicU64,
     commits: AtomicU64,
@@ -125,7 +141,8 @@ impl Counters {
             ("duplicate", c(&self.duplicate)),
             ("future", c(&self.future)),
             ("too_old", c(&self.too_old)),
-            ("unknown_device", c(&self.unknown_device)),
+            ("unauthenticated_device", c(&self.unauthenticated)),
+            ("rate_limited", c(&self.rate_limited)),
             ("malformed", c(&self.malformed)),
             ("overloaded", c(&self.overloaded)),
         ]
@@ -151,6 +168,8 @@ impl Counters {
 
 struct Job {
     fixes: Vec<Fix>,
+    /// Fixes whose device did not prove itself (empty: none), refused without a look at the unit.
+    denied: Vec<bool>,
     reply: oneshot::Sender<Result<Receipt, IngestError>>,
     /// Held until the job is answered: the queue's bound.
     _permit: OwnedSemaphorePermit,
@@ -163,14 +182,25 @@ pub struct Ingest {
     permits: Arc<Semaphore>,
     capacity: usize,
     counters: Arc<Counters>,
+    /// The devices' secrets (the service's, kept in step on mint and revoke).
+    devices: Arc<DeviceSecrets>,
+    /// Rate limits of the OsmAnd door.
+    doors: DoorLimits,
 }
 
 impl Ingest {
     /// Starts the writer task. The noise filter starts from the live fixes the service restored.
     #[must_use]
     pub fn start(service: Arc<Service>, config: IngestConfig) -> Self {
+        let devices = Arc::clone(service.device_secrets());
         let mut filter = NoiseFilter::new(config.noise);
+        // Every responder's and monitored key person's last stored live fix: a first fix after
+        // a restart that implies an impossible jump from it is history (flag `jump`), not live.
+        for f in service.restored_fixes() {
+            filter.seed((f.subject, f.unit_id), f.time, f.pos);
+        }
         {
+            // Units that moved since start-up (another ingest on the same service).
             let live = service.live_units();
             let responders = service.layer(Layer::Responders);
             for (unit, last) in live.iter() {
@@ -194,7 +224,15 @@ impl Ingest {
         };
         tokio::spawn(writer.run(rx));
         let capacity = config.queue_fixes.clamp(1, Semaphore::MAX_PERMITS);
-        Self { tx, events, permits: Arc::new(Semaphore::new(capacity)), capacity, counters }
+        Self {
+            tx,
+            events,
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            counters,
+            devices,
+            doors: DoorLimits::new(config.limits),
+        }
     }
 
     /// Queues fixes and waits until they are stored (or refused).
@@ -216,8 +254,62 @@ impl Ingest {
         &self,
         fixes: Vec<Fix>,
     ) -> Result<impl Future<Output = Result<Receipt, IngestError>> + Send + 'static, IngestError> {
+        let denied = self.authenticate(&fixes);
+        self.enqueue_checked(fixes, denied)
+    }
+
+    /// Which fixes' devices did not prove themselves (empty: all did). The one place every door
+    /// checks secrets; a request repeating one device and secret is hashed once for it.
+    fn authenticate(&self, fixes: &[Fix]) -> Vec<bool> {
+        let mut seen: HashMap<(&str, Option<&str>), bool> = HashMap::new();
+        let denied: Vec<bool> = fixes
+            .iter()
+            .map(|f| {
+                let key = (f.device_id.as_str(), f.secret.as_ref().map(|s| s.0.as_str()));
+                !*seen.entry(key).or_insert_with(|| self.devices.verify(&f.device_id, f.secret.as_ref()))
+            })
+            .collect();
+        if denied.iter().any(|d| *d) { denied } else { Vec::new() }
+    }
+
+    /// One tracker's own report (the OsmAnd door): the client address's limits, the device's
+    /// secret, then the device's limit. Failed authentications count against the address, and
+    /// an address over its failures is refused before any secret is checked.
+    ///
+    /// # Errors
+    /// [`IngestError::RateLimited`], and those of [`Ingest::submit`].
+    pub async fn submit_report(&self, fix: Fix, client: Option<IpAddr>) -> Result<Receipt, IngestError> {
+        let limited = |retry_after_s| {
+            self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            IngestError::RateLimited { retry_after_s }
+        };
+        self.doors.failures.check(&client).map_err(limited)?;
+        self.doors.address.take(&client).map_err(limited)?;
+        let denied = self.authenticate(std::slice::from_ref(&fix));
+        if denied.is_empty() {
+            self.doors.device.take(&fix.device_id).map_err(limited)?;
+        } else {
+            self.doors.failures.charge(&client);
+        }
+        self.enqueue_checked(vec![fix], denied)?.await
+    }
+
+    fn enqueue_checked(
+        &self,
+        fixes: Vec<Fix>,
+        denied: Vec<bool>,
+    ) -> Result<impl Future<Output = Result<Receipt, IngestError>> + Send + 'static, IngestError> {
         let (reply, answer) = oneshot::channel();
-        if fixes.is_empty() {
+        if !denied.is_empty() && denied.iter().all(|d| *d) {
+            // Nothing to store: answered at once, the same for every kind of stranger.
+            let refused: Vec<Refused> = fixes
+                .iter()
+                .enumerate()
+                .map(|(index, f)| Refused { index, device_id: f.device_id.clone(), reason: UNAUTHENTICATED })
+                .collect();
+            self.counters.add(&self.counters.unauthenticated, refused.len());
+            let _ = reply.send(Ok(Receipt { refused, ..Receipt::default() }));
+        } else if fixes.is_empty() {
             let _ = reply.send(Ok(Receipt::default()));
         } else {
             if fixes.len() > self.capacity {
@@ -228,7 +320,7 @@ impl Ingest {
                 self.counters.add(&self.counters.overloaded, fixes.len());
                 return Err(IngestError::Overloaded { retry_after_s: 1 });
             };
-            self.tx.send(Job { fixes, reply, _permit: permit }).map_err(|_| IngestError::Stopped)?;
+            self.tx.send(Job { fixes, denied, reply, _permit: permit }).map_err(|_| IngestError::Stopped)?;
         }
         Ok(async move { answer.await.map_err(|_| IngestError::Stopped)? })
     }
@@ -313,13 +405,18 @@ impl Writer {
                 let mut r = Receipt::default();
                 for (index, fix) in job.fixes.iter().enumerate() {
                     let refuse = |reason| Refused { index, device_id: fix.device_id.clone(), reason };
-                    // A responder's tracker, or a key person's monitoring device.
+                    if job.denied.get(index).copied().unwrap_or(false) {
+                        r.refused.push(refuse(UNAUTHENTICATED));
+                        continue;
+                    }
+                    // A responder's tracker, or a key person's monitoring device. A device with
+                    // a secret that nobody carries (any more) is refused like a stranger.
                     let key = match responders.unit_of_device(&fix.device_id) {
                         Some(u) => (Subject::Responder, u),
                         None => match persons.unit_of_device(&fix.device_id) {
                             Some(p) => (Subject::KeyPerson, p),
                             None => {
-                                r.refused.push(refuse("unknown_device"));
+                                r.refused.push(refuse(UNAUTHENTICATED));
                                 continue;
                             }
                         },
@@ -421,7 +518,7 @@ impl Writer {
         c.add(&c.duplicate, rows.len().saturating_sub(inserted as usize));
         for r in receipts.iter().flat_map(|r| &r.refused) {
             let a = match r.reason {
-                "unknown_device" => &c.unknown_device,
+                UNAUTHENTICATED => &c.unauthenticated,
                 "future" => &c.future,
                 "too_old" => &c.too_old,
                 _ => &c.duplicate,

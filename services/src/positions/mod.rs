@@ -3,10 +3,12 @@
 //! the latest fix per unit ([`live`]), and watched for grid crossings ([`geofence`]).
 //!
 //! A fix belongs to a responder, or to a key person under electronic monitoring, through the
-//! `device_id` the item carries (unique across both layers); a fix from a device nobody carries
-//! is refused and counted, never attached to a guess.
+//! `device_id` the item carries (unique across both layers). Every fix must prove its device
+//! with the device's secret ([`devices`]); a fix from a device nobody carries, or without the
+//! secret in force, is refused and counted — one reason for both — never attached to a guess.
 
 pub mod batch;
+pub mod devices;
 pub mod geofence;
 pub mod ingest;
 pub mod live;
@@ -24,6 +26,8 @@ use std::collections::BTreeMap;
 pub struct Fix {
     /// The tracker's device id; a responder carries the id of its tracker.
     pub device_id: String,
+    /// The secret that proves the fix comes from that device ([`devices`]); never logged.
+    pub secret: Option<devices::Secret>,
     /// When the fix was taken (the device's clock), or received if it did not say.
     pub time: DateTime<Utc>,
     /// WGS-84 position.

@@ -206,6 +206,7 @@ mod tests {
     fn fix(secs: i64, lon: f64, lat: f64) -> Fix {
         Fix {
             device_id: "d".into(),
+            secret: None,
             time: DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),
             pos: LonLat::new(lon, lat).unwrap(),
             speed_mps: None,

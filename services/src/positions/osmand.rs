@@ -4,7 +4,7 @@
 //!
 //! | parameter | meaning |
 //! |---|---|
-//! | `id` or `deviceid` | the tracker's device id (required) |
+//! | `id` or `deviceid` | the tracker's device id and its secret, `DEVICE_ID:SECRET` (required; see [`super::devices`]) |
 //! | `lat` and `lon`, or `location=lat,lon` | WGS-84 position (required) |
 //! | `timestamp` | unix seconds or milliseconds, or ISO-8601 (`2026-11-22T08:00:00Z`, with an offset, or `2026-11-22 08:00:00` as UTC); absent: the time of receipt |
 //! | `speed` | knots (stored as m/s) |
@@ -71,7 +71,9 @@ pub fn decode(params: &[(String, String)], received: DateTime<Utc>) -> Result<Fi
         (None, Some(v)) => ("deviceid", v),
         (None, None) => return Err(err("id", "", "the device id (id or deviceid) is required")),
     };
-    let (id_field, id) = (device_id.0, device_id.1.trim());
+    // `DEVICE_ID:SECRET`: the tracker's only identifier field carries its secret too.
+    let (id_field, credential) = (device_id.0, device_id.1.trim());
+    let (id, secret) = super::devices::split_credential(credential);
     if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(err(id_field, id, format!("a device id is 1 to {MAX_ID_LEN} printable characters")));
     }
@@ -157,6 +159,7 @@ pub fn decode(params: &[(String, String)], received: DateTime<Utc>) -> Result<Fi
         seen.iter().filter(|(k, _)| !KNOWN.contains(k)).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     Ok(Fix {
         device_id: id.to_owned(),
+        secret: secret.map(|s| super::devices::Secret(s.to_owned())),
         time,
         pos,
         speed_mps,
@@ -225,6 +228,12 @@ mod tests {
         assert_eq!(refused("id=a&deviceid=b&lat=22.69&lon=114.21").field, "deviceid");
         assert_eq!(refused("id=&lat=22.69&lon=114.21").field, "id");
         assert_eq!(refused(&format!("id={}&lat=1&lon=1", "x".repeat(65))).field, "id");
+        let f = ok("id=aa:bb:cc:s3cret&lat=22.69&lon=114.21");
+        assert_eq!((f.device_id.as_str(), f.secret.map(|s| s.0)), ("aa:bb:cc", Some("s3cret".to_owned())));
+        assert_eq!(ok("id=u&lat=1&lon=1").secret, None);
+        // A refusal names the device id, never the secret.
+        let e = refused(&format!("id={}:topsecret&lat=1&lon=1", "x".repeat(65)));
+        assert!(!e.value.contains("topsecret"), "{e}");
     }
 
     #[test]

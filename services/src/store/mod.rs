@@ -53,8 +53,46 @@ pub struct AuditRow {
     pub action: String,
     /// The request as asked (method, path and query string).
     pub request: String,
-    /// How many items were returned.
+    /// How many items were returned (for a row of repeats: summed over them).
     pub result_count: i64,
+    /// The layer concerned, when one.
+    pub layer: Option<String>,
+    /// The ids of the persons or units the act concerned (items returned, the item written).
+    pub subjects: Vec<i64>,
+    /// `read` or `write` ([`crate::audit_log::AuditKind`]).
+    pub kind: String,
+    /// `ok`, `forbidden`, `not_found`, `invalid` or `failed` ([`crate::audit_log::Outcome`]).
+    pub outcome: String,
+    /// How many identical acts the row stands for (1, or more for collapsed repeated reads).
+    pub repeats: i64,
+    /// For a row of collapsed reads: the last of them (`at` is the first).
+    pub last_at: Option<DateTime<Utc>>,
+    /// The hash of the row before it ([`crate::audit_log::GENESIS`] for the first chained row);
+    /// None for rows written before the chain.
+    pub prev_hash: Option<String>,
+    /// SHA-256 over the row and `prev_hash` ([`crate::audit_log::row_hash`]); None before the chain.
+    pub hash: Option<String>,
+}
+
+/// Audit-log filters (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Token name, exactly.
+    pub actor: Option<String>,
+    /// Role name.
+    pub role: Option<String>,
+    /// Layer name.
+    pub layer: Option<String>,
+    /// Rows whose subjects include this id.
+    pub subject: Option<i64>,
+    /// Action, exactly.
+    pub action: Option<String>,
+    /// `read` or `write`.
+    pub kind: Option<String>,
+    /// Rows that reach this time or later (`last_at`, else `at`, is at or after it).
+    pub since: Option<DateTime<Utc>>,
+    /// Rows that began before this time (`at` before it).
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// A stored API token (its hash, never the token).
@@ -68,6 +106,17 @@ pub struct TokenRecord {
     pub role: Role,
     /// Grid scope (grid workers).
     pub grids: Vec<GridCode>,
+}
+
+/// A tracker's secret as stored: its SHA-256, never the secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSecretRecord {
+    /// The device id the secret proves.
+    pub device_id: String,
+    /// SHA-256 of the secret, hex.
+    pub hash: String,
+    /// When it was minted.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Audit-log query: newest first, before an id, at most `limit` rows.
@@ -114,10 +163,22 @@ pub trait Store: Send + Sync + 'static {
     /// id is never given to a second item (audit rows and clients refer to ids).
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError>;
 
-    /// Appends to the audit log; returns the row's id.
+    /// Appends to the audit log with the row's own id (the service assigns ids, one more than
+    /// the last, so the chained log has no gaps; an id taken fails), or one the store assigns
+    /// when `row.id` is 0; returns the row's id.
     async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError>;
     /// Reads the audit log, newest first.
-    async fn audit_rows(&self, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+    async fn audit_rows(&self, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        self.audit_search(&AuditFilter::default(), q).await
+    }
+    /// Reads the rows that match a filter, newest first.
+    async fn audit_search(&self, f: &AuditFilter, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+    /// Rows with an id above `after`, oldest first, at most `limit` (the chain check's walk).
+    async fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError>;
+    /// The newest row (the head of the chain), if any.
+    async fn audit_head(&self) -> Result<Option<AuditRow>, StoreError> {
+        Ok(self.audit_rows(AuditQuery { before_id: None, limit: 1 }).await?.into_iter().next())
+    }
 
     /// Stores a token.
     async fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
@@ -125,6 +186,13 @@ pub trait Store: Send + Sync + 'static {
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Deletes a token by its hash; false when there was none.
     async fn delete_token(&self, hash: &str) -> Result<bool, StoreError>;
+
+    /// Stores a device's secret hash, replacing (rotating) any earlier one, revoked or not.
+    async fn put_device_secret(&self, r: &DeviceSecretRecord) -> Result<(), StoreError>;
+    /// Every device secret not revoked.
+    async fn device_secrets(&self) -> Result<Vec<DeviceSecretRecord>, StoreError>;
+    /// Revokes a device's secret; false when it had none in force.
+    async fn revoke_device_secret(&self, device_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Reads a small setting.
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;

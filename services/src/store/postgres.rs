@@ -5,7 +5,7 @@
 //! arrays: one statement per 10,000 rows instead of one per row.
 
 use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
-use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
+use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
@@ -302,43 +302,66 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO audit_log (at, actor, role, action, request, result_count)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(row.at)
-        .bind(&row.actor)
-        .bind(&row.role)
-        .bind(&row.action)
-        .bind(&row.request)
-        .bind(row.result_count)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+        let subjects = serde_json::to_value(&row.subjects).unwrap_or_else(|_| serde_json::json!([]));
+        // The service assigns ids (gap-free chain); the identity column gives one only to a row
+        // written without (row.id 0).
+        let sql = if row.id > 0 {
+            "INSERT INTO audit_log (id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
+                                    repeats, last_at, prev_hash, hash)
+             OVERRIDING SYSTEM VALUE
+             VALUES ($15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
+        } else {
+            "INSERT INTO audit_log (at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
+                                    repeats, last_at, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
+        };
+        let mut query = sqlx::query_scalar(sql)
+            .bind(row.at)
+            .bind(&row.actor)
+            .bind(&row.role)
+            .bind(&row.action)
+            .bind(&row.request)
+            .bind(row.result_count)
+            .bind(&row.layer)
+            .bind(subjects)
+            .bind(&row.kind)
+            .bind(&row.outcome)
+            .bind(row.repeats)
+            .bind(row.last_at)
+            .bind(&row.prev_hash)
+            .bind(&row.hash);
+        if row.id > 0 {
+            query = query.bind(row.id);
+        }
+        Ok(query.fetch_one(&self.pool).await?)
     }
 
-    async fn audit_rows(&self, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, role, action, request, result_count FROM audit_log
-             WHERE id < $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(q.before_id.unwrap_or(i64::MAX))
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    role: r.try_get("role")?,
-                    action: r.try_get("action")?,
-                    request: r.try_get("request")?,
-                    result_count: r.try_get("result_count")?,
-                })
-            })
-            .collect()
+    async fn audit_search(&self, f: &AuditFilter, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let mut b = sqlx::QueryBuilder::<Postgres>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id < "));
+        b.push_bind(q.before_id.unwrap_or(i64::MAX));
+        for (column, value) in
+            [("actor", &f.actor), ("role", &f.role), ("layer", &f.layer), ("action", &f.action), ("kind", &f.kind)]
+        {
+            if let Some(v) = value {
+                b.push(format!(" AND {column} = ")).push_bind(v.clone());
+            }
+        }
+        if let Some(s) = f.subject {
+            b.push(" AND subjects @> jsonb_build_array(").push_bind(s).push("::int8)");
+        }
+        if let Some(t) = f.since {
+            b.push(" AND COALESCE(last_at, at) >= ").push_bind(t);
+        }
+        if let Some(t) = f.until {
+            b.push(" AND at < ").push_bind(t);
+        }
+        b.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit);
+        b.build().fetch_all(&self.pool).await?.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2");
+        sqlx::query(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?.iter().map(audit_from_row).collect()
     }
 
     async fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
@@ -379,6 +402,47 @@ impl Store for PgStore {
 
     async fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM api_tokens WHERE token_sha256 = $1").bind(hash).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_device_secret(&self, r: &super::DeviceSecretRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO device_secrets (device_id, secret_sha256, created_at, revoked_at) VALUES ($1, $2, $3, NULL)
+             ON CONFLICT (device_id) DO UPDATE SET secret_sha256 = EXCLUDED.secret_sha256,
+                 created_at = EXCLUDED.created_at, revoked_at = NULL",
+        )
+        .bind(&r.device_id)
+        .bind(&r.hash)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn device_secrets(&self) -> Result<Vec<super::DeviceSecretRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::DeviceSecretRecord {
+                    device_id: r.try_get("device_id")?,
+                    hash: r.try_get("secret_sha256")?,
+                    created_at: r.try_get::<DateTime<Utc>, _>("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_device_secret(&self, device_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE device_secrets SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -585,4 +649,34 @@ impl Store for PgStore {
         let done = sqlx::query("DELETE FROM fixes WHERE t < $1").bind(t).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
+}
+
+/// The audit-log columns.
+const AUDIT_COLUMNS: &str = "id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome, \
+                             repeats, last_at, prev_hash, hash";
+
+fn audit_from_row(r: &sqlx::postgres::PgRow) -> Result<AuditRow, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let subjects: serde_json::Value = r.try_get("subjects")?;
+    Ok(AuditRow {
+        id,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        role: r.try_get("role")?,
+        action: r.try_get("action")?,
+        request: r.try_get("request")?,
+        result_count: r.try_get("result_count")?,
+        layer: r.try_get("layer")?,
+        subjects: serde_json::from_value(subjects).map_err(|e| StoreError::Corrupt {
+            table: "audit_log",
+            key: id.to_string(),
+            reason: format!("subjects: {e}"),
+        })?,
+        kind: r.try_get("kind")?,
+        outcome: r.try_get("outcome")?,
+        repeats: r.try_get("repeats")?,
+        last_at: r.try_get("last_at")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
 }

@@ -4,7 +4,7 @@
 //! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
 
 use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
-use super::{AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
+use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
@@ -62,9 +62,7 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError`] when the file cannot be created or migrated.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        }
+        private_files(path).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -85,6 +83,32 @@ impl SqliteStore {
     }
 }
 
+/// The database holds whereabouts, key persons and the audit log: only the service's own user
+/// may read it. A directory we create is 0700; the file is created 0600 before SQLite opens it
+/// (SQLite gives its `-wal` and `-shm` files the database file's mode), and an existing file or
+/// WAL left readable by others — by an older version, say — is tightened, with a warning.
+fn private_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    if !path.exists() {
+        // An empty file is an empty SQLite database.
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else { continue };
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %file.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "database file readable by others; setting 0600");
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
 /// A bulk insert: one transaction, multi-row INSERTs of [`ROWS_PER_INSERT`].
 ///
 /// (Tried and dropped: one JSON array a chunk, unpacked by `json_each` — SQLite re-parses the
@@ -100,6 +124,43 @@ struct SqliteBulk {
 /// instant, so each distinct instant is formatted once per chunk, not twice per row.
 fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+/// An audit-log time as stored: fixed width (microseconds, `+00:00`), so that the text sorts as
+/// the time does and the auditor's `since`/`until` compare as text (rows written before the
+/// chain have sqlx's shorter form, which still sorts right except at equal instants).
+fn audit_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
+/// The audit-log columns, in the order [`audit_from_row`] reads them by name.
+const AUDIT_COLUMNS: &str = "id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome, \
+                             repeats, last_at, prev_hash, hash";
+
+fn audit_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let subjects: String = r.try_get("subjects")?;
+    Ok(AuditRow {
+        id,
+        at: r.try_get::<DateTime<Utc>, _>("at")?,
+        actor: r.try_get("actor")?,
+        role: r.try_get("role")?,
+        action: r.try_get("action")?,
+        request: r.try_get("request")?,
+        result_count: r.try_get("result_count")?,
+        layer: r.try_get("layer")?,
+        subjects: serde_json::from_str(&subjects).map_err(|e| StoreError::Corrupt {
+            table: "audit_log",
+            key: id.to_string(),
+            reason: format!("subjects: {e}"),
+        })?,
+        kind: r.try_get("kind")?,
+        outcome: r.try_get("outcome")?,
+        repeats: r.try_get("repeats")?,
+        last_at: r.try_get::<Option<DateTime<Utc>>, _>("last_at")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
 }
 
 #[async_trait]
@@ -285,42 +346,61 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
+        let subjects = serde_json::to_string(&row.subjects).unwrap_or_else(|_| "[]".into());
         let id = sqlx::query_scalar(
-            "INSERT INTO audit_log (at, actor, role, action, request, result_count) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO audit_log (id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
+                                    repeats, last_at, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
-        .bind(row.at)
+        .bind((row.id > 0).then_some(row.id))
+        .bind(audit_time(row.at))
         .bind(&row.actor)
         .bind(&row.role)
         .bind(&row.action)
         .bind(&row.request)
         .bind(row.result_count)
+        .bind(&row.layer)
+        .bind(subjects)
+        .bind(&row.kind)
+        .bind(&row.outcome)
+        .bind(row.repeats)
+        .bind(row.last_at.map(audit_time))
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
         .fetch_one(&self.pool)
         .await?;
         Ok(id)
     }
 
-    async fn audit_rows(&self, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, role, action, request, result_count FROM audit_log
-             WHERE id < ? ORDER BY id DESC LIMIT ?",
-        )
-        .bind(q.before_id.unwrap_or(i64::MAX))
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    id: r.try_get("id")?,
-                    at: r.try_get::<DateTime<Utc>, _>("at")?,
-                    actor: r.try_get("actor")?,
-                    role: r.try_get("role")?,
-                    action: r.try_get("action")?,
-                    request: r.try_get("request")?,
-                    result_count: r.try_get("result_count")?,
-                })
-            })
-            .collect()
+    async fn audit_search(&self, f: &AuditFilter, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let mut b = QueryBuilder::<Sqlite>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id < "));
+        b.push_bind(q.before_id.unwrap_or(i64::MAX));
+        for (column, value) in
+            [("actor", &f.actor), ("role", &f.role), ("layer", &f.layer), ("action", &f.action), ("kind", &f.kind)]
+        {
+            if let Some(v) = value {
+                b.push(format!(" AND {column} = ")).push_bind(v.clone());
+            }
+        }
+        if let Some(s) = f.subject {
+            b.push(" AND EXISTS (SELECT 1 FROM json_each(audit_log.subjects) WHERE json_each.value = ")
+                .push_bind(s)
+                .push(")");
+        }
+        // Times are stored as fixed-width RFC 3339 text, which sorts as time.
+        if let Some(t) = f.since {
+            b.push(" AND COALESCE(last_at, at) >= ").push_bind(audit_time(t));
+        }
+        if let Some(t) = f.until {
+            b.push(" AND at < ").push_bind(audit_time(t));
+        }
+        b.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit);
+        b.build().fetch_all(&self.pool).await?.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_rows_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?");
+        sqlx::query(&sql).bind(after).bind(limit).fetch_all(&self.pool).await?.iter().map(audit_from_row).collect()
     }
 
     async fn put_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
@@ -357,6 +437,44 @@ impl Store for SqliteStore {
 
     async fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM api_tokens WHERE token_sha256 = ?").bind(hash).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_device_secret(&self, r: &super::DeviceSecretRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO device_secrets (device_id, secret_sha256, created_at, revoked_at) VALUES (?, ?, ?, NULL)",
+        )
+        .bind(&r.device_id)
+        .bind(&r.hash)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn device_secrets(&self) -> Result<Vec<super::DeviceSecretRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::DeviceSecretRecord {
+                    device_id: r.try_get("device_id")?,
+                    hash: r.try_get("secret_sha256")?,
+                    created_at: r.try_get::<DateTime<Utc>, _>("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_device_secret(&self, device_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE device_secrets SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL")
+            .bind(at)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

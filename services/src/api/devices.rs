@@ -1,0 +1,76 @@
+//! Trackers' secrets over HTTP (see [`crate::positions::devices`]).
+//!
+//! - `POST /api/v1/devices/{device_id}/secret`: mints a secret, or rotates it (the old one stops
+//!   working at once); `201` with the secret, shown this once, and the identifier to enter in
+//!   Traccar Client or OsmAnd (`DEVICE_ID:SECRET`); `Cache-Control: no-store`.
+//! - `DELETE /api/v1/devices/{device_id}/secret`: revokes it; `204`. The device's fixes are
+//!   refused from then on, within this process at once.
+//!
+//! Only for a device some responder or key person carries (`404` otherwise). Admins manage
+//! every device; dispatchers only responders' trackers (a key person's monitor is an admin's).
+
+use super::AppState;
+use super::caller::Caller;
+use super::problem::ApiError;
+use crate::access::{Principal, Role};
+use crate::positions::Subject;
+use crate::positions::devices::credential;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The device's carrier, if the caller may manage its secret.
+fn managed(st: &AppState, who: &Principal, device_id: &str) -> Result<(Subject, i64), ApiError> {
+    // The policy admits admins and dispatchers (policy::Action::ManageDevices); checked again
+    // here because what a dispatcher may manage depends on who carries the device.
+    if !matches!(who.role, Role::Admin | Role::Dispatcher) {
+        return Err(ApiError::forbidden(format!("role {} may not manage tracker secrets", who.role)));
+    }
+    if device_id.is_empty() || device_id.len() > 64 || device_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid("device_id", device_id, "a device id is 1 to 64 printable characters"));
+    }
+    let carrier = st
+        .service
+        .carrier_of(device_id)
+        .ok_or_else(|| ApiError::not_found("device_id", device_id, "no responder or key person carries this device"))?;
+    if carrier.0 == Subject::KeyPerson && who.role != Role::Admin {
+        return Err(ApiError::forbidden("a key person's monitoring device is managed by an admin"));
+    }
+    Ok(carrier)
+}
+
+/// `POST /api/v1/devices/{device_id}/secret`
+pub async fn mint(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(device_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (subject, unit) = managed(&st, &who, &device_id)?;
+    let secret = st.service.mint_device_secret(&device_id).await?;
+    st.service.audit(&who, "device_secret_mint", &format!("POST /api/v1/devices/{device_id}/secret"), 1).await?;
+    let body = json!({
+        "device_id": device_id,
+        "carrier": {"subject": subject, "id": unit},
+        "secret": secret,
+        "identifier": credential(&device_id, &secret),
+        "note": "shown this once: enter the identifier as the device identifier in Traccar Client or OsmAnd",
+    });
+    let mut r = (StatusCode::CREATED, axum::Json(body)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// `DELETE /api/v1/devices/{device_id}/secret`
+pub async fn revoke(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    Path(device_id): Path<String>,
+) -> Result<Response, ApiError> {
+    managed(&st, &who, &device_id)?;
+    let had = st.service.revoke_device_secret(&device_id).await?;
+    st.service.audit(&who, "device_secret_revoke", &format!("DELETE /api/v1/devices/{device_id}/secret"), usize::from(had)).await?;
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
