@@ -1666,7 +1666,7 @@ async fn a_tracker_belongs_to_one_responder_only() {
     let props = json!({"kind": "patrol", "callsign": "巡-X", "status": "available", "device_id": "dev-1"});
     let r =
         f.call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.02, 22.52), props))).await;
-    assert_problem(&r, StatusCode::BAD_REQUEST, "properties.device_id");
+    assert_problem(&r, StatusCode::CONFLICT, "properties.device_id");
     assert!(r.text.contains(&first.to_string()));
     // A bulk import is held to the same rule, against the layer and within itself.
     let unit = |dev: &str| {
@@ -2240,7 +2240,7 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
             )),
         )
         .await;
-    assert_problem(&r, StatusCode::BAD_REQUEST, "properties.device_id");
+    assert_problem(&r, StatusCode::CONFLICT, "properties.device_id");
     let bad_zone = json!({"category": "c", "name": "n", "assigned_grid": "440304001", "zone": {"mode": "stay_inside", "grids": []}});
     let r =
         f.call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.03, 22.55), bad_zone))).await;

@@ -24,6 +24,7 @@ URL="http://127.0.0.1:$PORT"
 echo "== the demo city in SQLite"
 RUST_LOG=warn $BIN --database-url "sqlite://$WORK/demo.db" demo --no-serve --tokens-out "$WORK/tokens.json"
 TOKEN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['dispatcher'])" "$WORK/tokens.json")
+ADMIN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" "$WORK/tokens.json")
 # The public lookup's per-address limit is lifted: wrk is one address, and this measures the
 # route, not the limiter.
 RUST_LOG=warn $BIN --database-url "sqlite://$WORK/demo.db" serve --listen "127.0.0.1:$PORT" --no-osmand \
@@ -68,12 +69,12 @@ for run in $(seq 1 "$RUNS"); do
   for i in 1 2 3 4; do hammer "$i" & HAMMER_PIDS="${HAMMER_PIDS:-} $!"; done
   # Until an audit is computing.
   for _ in $(seq 1 100); do
-    curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" | grep -q 'safegrid_work_running{work="audit"} 1' && break
+    curl -s -H "Authorization: Bearer $ADMIN" "$URL/metrics" | grep -q 'safegrid_work_running{work="audit"} 1' && break
     sleep 0.1
   done
   echo "== round $run: four clients asking for response audits"
   busy_loc=$(rps locate); busy_pub=$(rps public)
-  refused=$(curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" | awk -F' ' '/^safegrid_work_refused_total\{work="audit"\}/ {print $2}')
+  refused=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL/metrics" | awk -F' ' '/^safegrid_work_refused_total\{work="audit"\}/ {print $2}')
   kill $HAMMER_PIDS 2>/dev/null || true; wait $HAMMER_PIDS 2>/dev/null || true; HAMMER_PIDS=""
   l=$(python3 -c "print(round($busy_loc/$idle_loc, 3))"); p=$(python3 -c "print(round($busy_pub/$idle_pub, 3))")
   LOC+=("$l"); PUB+=("$p")

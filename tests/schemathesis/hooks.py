@@ -238,3 +238,19 @@ def map_case(context, case):
 @schemathesis.hook
 def before_call(context, case, kwargs):
     _repair(case)
+
+
+# The one failure this file drops, and why: in the stateful phase schemathesis infers links
+# from values in responses, and a TileJSON answer (/basemap/tiles.json, /tiles/{layers}.json)
+# holds a URL *template*, ".../{z}/{x}/{y}.mvt". Schemathesis follows it verbatim, sending the
+# literal text "{z}" as the zoom, and takes the server's 400 ("z: expected a whole number",
+# which is right) for valid data rejected. Such a link's values live in schemathesis's own
+# override, out of reach of the hooks above, so the failure is dropped — only when the request
+# carried a literal template placeholder; every other failure stands.
+_PLACEHOLDERS = ("%7Bz%7D", "%7Bx%7D", "%7By%7D", "%7Brange%7D", "{z}", "{x}", "{y}", "{range}")
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    url = getattr(getattr(response, "request", None), "url", "") or ""
+    return not any(p in url for p in _PLACEHOLDERS)

@@ -20,6 +20,7 @@ use super::items::geojson_response;
 use super::params::Params;
 use super::problem::ApiError;
 use super::guard::{Work, run_heavy};
+use tokio::sync::OwnedSemaphorePermit;
 use crate::audit::Report;
 use crate::layer::{Layer, Props};
 use crate::positions::{Subject, flags};
@@ -138,14 +139,21 @@ where
 }
 
 /// Audits the live layer's geometry on a thread of lower priority (3,000 grids take about a
-/// third of a second of CPU; the async workers stay free), then lets `more` add an audit of its grids.
+/// third of a second of CPU; the async workers stay free), then lets `more` add an audit of its
+/// grids. It runs under the audit permit: `permit` when the caller took it early (before
+/// reading whereabouts and writing their audit row, so that a refused request costs nothing),
+/// else taken here.
 async fn on_live_layer(
     st: &AppState,
+    permit: Option<OwnedSemaphorePermit>,
     t: Thresholds,
     more: impl FnOnce(Report, &[&AuditFeature]) -> Result<Report, ApiError> + Send + 'static,
 ) -> Result<(Report, AuditLayer), ApiError> {
     let grids = st.service.grids();
-    let permit = st.shed.start(Work::Audit)?;
+    let permit = match permit {
+        Some(p) => p,
+        None => st.shed.start(Work::Audit)?,
+    };
     run_heavy(move || {
         let _permit = permit;
         let layer = AuditLayer::from_units(grids.hierarchy.units());
@@ -166,7 +174,7 @@ pub async fn geometry_audit(
     let p = Params::parse(uri.0.query(), &["format", "sliver_m2", "sliver_width_m"])?;
     let (f, t) = (format(&p)?, thresholds(&p)?);
     let key = result_key(&st, &uri, &[]);
-    once_per_version(&st, key, f, on_live_layer(&st, t, |r, _| Ok(r))).await
+    once_per_version(&st, key, f, on_live_layer(&st, None, t, |r, _| Ok(r))).await
 }
 
 /// `GET /api/v1/audit/workload[?format=…&min_households=&max_households=&max_people=]`:
@@ -184,7 +192,7 @@ pub async fn workload_audit(
     }
     let (dwellings, incidents) =
         (live_dwellings(&st), st.service.layer(Layer::Incidents).iter().map(|it| it.pos).collect::<Vec<_>>());
-    let run = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+    let run = on_live_layer(&st, None, Thresholds::default(), move |r, cells| {
         Ok(r.with_workload(workload::audit(cells, &dwellings, &incidents, n, &Silent)))
     });
     once_per_version(&st, key, f, run).await
@@ -212,6 +220,7 @@ pub async fn patrol_audit(
     let opts = PatrolOptions { min_share, ..PatrolOptions::last_hours(until.timestamp_millis(), hours) };
     // Recency (24 h) may reach back before a shorter window.
     let from = until - chrono::Duration::hours(hours.max(opts.recent_hours));
+    let permit = st.shed.start(Work::Audit)?;
     let units: Vec<i64> = st.service.layer(Layer::Responders).iter().map(|it| it.id).collect();
     let mut fixes = Vec::new();
     for id in units {
@@ -225,7 +234,7 @@ pub async fn patrol_audit(
     }
     // Whereabouts were read: logged before anything derived from them leaves.
     st.service.audit(&who, "audit patrol", &uri.0.to_string(), fixes.len()).await?;
-    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+    let (report, layer) = on_live_layer(&st, Some(permit), Thresholds::default(), move |r, cells| {
         Ok(r.with_patrol(patrol::audit(cells, &fixes, opts, &Silent)))
     })
     .await?;
@@ -303,7 +312,7 @@ pub async fn layers_audit(
     let other =
         safegrid_geodata::audit::input::read_layer(text, &safegrid_geodata::audit::input::ReadOptions::default())
             .map_err(|e| ApiError::invalid("body", serde_json::Value::Null, e.to_string()))?;
-    let (report, layer) = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+    let (report, layer) = on_live_layer(&st, None, Thresholds::default(), move |r, cells| {
         let g2 = geometry::audit(&other, None, Thresholds::default(), &Silent)
             .map_err(|e| ApiError::invalid("body", serde_json::Value::Null, e.to_string()))?;
         let b: Vec<_> = g2.grid_features.iter().map(|&i| &other.features[i]).collect();
@@ -328,6 +337,13 @@ pub async fn response_audit(
     if !(1.0..=60.0).contains(&minutes) {
         return Err(ApiError::invalid("minutes", minutes, "expected 1 to 60"));
     }
+    let key = result_key(&st, &uri, &[Layer::Posts, Layer::Responders, Layer::RentalHousing]);
+    // A cached answer needs no permit; a computation takes it before anything is read, so a
+    // refused request costs no audit row and no copy of every position.
+    let permit = match st.results.get(&key) {
+        Some(_) => None,
+        None => Some(st.shed.start(Work::Audit)?),
+    };
     let mut sources: Vec<safegrid_geodata::LonLat> = st.service.layer(Layer::Posts).iter().map(|it| it.pos).collect();
     sources.extend(
         st.service
@@ -342,8 +358,7 @@ pub async fn response_audit(
     // Available units' positions were read: logged before anything derived from them leaves.
     st.service.audit(&who, "audit response", &uri.0.to_string(), sources.len()).await?;
     let roads = st.roads.clone();
-    let key = result_key(&st, &uri, &[Layer::Posts, Layer::Responders, Layer::RentalHousing]);
-    let run = on_live_layer(&st, Thresholds::default(), move |r, cells| {
+    let run = on_live_layer(&st, permit, Thresholds::default(), move |r, cells| {
         let reach =
             roads.as_deref().map_or(Reach::Distance { kmh: response::STRAIGHT_LINE_KMH }, |r| Reach::Road(&r.drive));
         Ok(r.with_response(response::audit(cells, &sources, &dwellings, reach, minutes, &Silent)))

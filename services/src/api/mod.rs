@@ -219,7 +219,9 @@ async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Respon
     // Per-request lines are debug (RUST_LOG=safegrid=debug): at thousands of requests a second
     // an info line each would cost more than the request. Server errors are always logged.
     let micros = elapsed.as_micros() as u64;
-    if status >= 500 {
+    // A 503 is load shed on purpose (or a store that is down, which says so where it is found)
+    // and is counted in /metrics: at a flood, a warning each would cost more than the answer.
+    if status >= 500 && status != 503 {
         tracing::warn!(target: "safegrid::http", method = %method, route, path = %path.path(), status, micros, "request failed");
     } else {
         tracing::debug!(target: "safegrid::http", method = %method, route, path = %path.path(), status, micros, "request");

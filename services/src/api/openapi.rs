@@ -64,7 +64,15 @@ const DOOR: [u16; 2] = [401, 503];
 
 /// One operation: `ok` holds the success responses, `errors` the error statuses beyond the
 /// door's (401, 403 for a bearer route, 503).
-fn op(tag: &str, summary: &str, auth: Auth, params: Vec<Value>, body: Option<Value>, ok: Value, errors: &[u16]) -> Value {
+fn op(
+    tag: &str,
+    summary: &str,
+    auth: Auth,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: Value,
+    errors: &[u16],
+) -> Value {
     let mut responses = match ok {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -188,7 +196,12 @@ fn filter_params(layer: Layer) -> Vec<Value> {
         ));
     }
     if layer == Layer::Incidents {
-        v.push(param("priority", false, "Incident priority, 1 (most urgent) to 4 (another whole number matches nothing)", json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64})));
+        v.push(param(
+            "priority",
+            false,
+            "Incident priority, 1 (most urgent) to 4 (another whole number matches nothing)",
+            json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64}),
+        ));
     }
     if layer == Layer::Responders {
         v.push(param("capability", false, "A capability tag the responder has", json!({"type": "string"})));
@@ -301,7 +314,10 @@ fn item_schema(layer: Layer) -> Value {
         pp.insert("grid_code".into(), json!({"anyOf": [{"type": "null"}, schema("GridCode")], "description": "the grid holding the item; null outside every grid"}));
         pp.insert("created_at".into(), json!({"type": "string", "format": "date-time"}));
         pp.insert("updated_at".into(), json!({"type": "string", "format": "date-time"}));
-        pp.insert("distance_m".into(), json!({"type": "number", "minimum": 0, "description": "nearest and radius queries"}));
+        pp.insert(
+            "distance_m".into(),
+            json!({"type": "number", "minimum": 0, "description": "nearest and radius queries"}),
+        );
     }
     json!({"type": "object", "required": ["type", "id", "geometry", "properties"], "properties": {
         "type": {"const": "Feature"},
@@ -324,7 +340,10 @@ fn report(description: &str) -> Value {
     contents(
         description,
         &[
-            ("application/json", json!({"type": "object", "required": ["passed"], "properties": {"passed": {"type": "boolean"}}})),
+            (
+                "application/json",
+                json!({"type": "object", "required": ["passed"], "properties": {"passed": {"type": "boolean"}}}),
+            ),
             ("application/geo+json", schema("FeatureCollection")),
         ],
     )
@@ -481,8 +500,8 @@ fn components() -> Value {
         },
         "responses": {
             "BadRequest": problem(400, "A parameter, header or body field is wrong (named in errors), or the body is not JSON", false),
-            "Unauthorized": problem(401, "No bearer token where one is needed, or one that is not valid; a tracker's unknown device or wrong secret", false),
-            "Forbidden": problem(403, "The caller's role or grid scope does not allow this", false),
+            "Unauthorized": problem(401, "No bearer token where one is needed, or one that is not valid", false),
+            "Forbidden": problem(403, "The caller's role or grid scope does not allow this; a tracker whose device did not prove itself (unknown device or wrong secret: one answer)", false),
             "NotFound": problem(404, "No such item, unit or file — or one outside the caller's grids (never a 403 that would confirm it exists)", false),
             "MethodNotAllowed": problem(405, "The path does not take this method (Allow lists those it takes)", false),
             "Conflict": problem(409, "The request conflicts with the current state: a busy unit, a step backwards, a grid layer that cannot be audited", false),
@@ -505,7 +524,8 @@ pub fn document() -> Value {
         let entry = paths.entry(p.to_owned()).or_insert_with(|| json!({}));
         entry[method] = o;
     };
-    let id = |what: &str| path("id", what, json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "examples": [1]}));
+    let id =
+        |what: &str| path("id", what, json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "examples": [1]}));
     for layer in Layer::ALL {
         let name = layer.name();
         let sensitive = if layer.is_sensitive() { " Every read is written to the audit log." } else { "" };
@@ -513,21 +533,36 @@ pub fn document() -> Value {
         let collection = schema(&format!("{name}_collection"));
         let input = schema(&format!("{name}_input"));
         let mut query = vec![
-            param("bbox", false, "minLon,minLat,maxLon,maxLat (min ≤ max; boxes across the antimeridian are not supported)", json!({
-                "type": "array", "minItems": 4, "maxItems": 4,
-                "prefixItems": [
-                    {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
-                    {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
-                ],
-                "items": {"type": "number"},
-            })),
+            param(
+                "bbox",
+                false,
+                "minLon,minLat,maxLon,maxLat (min ≤ max; boxes across the antimeridian are not supported)",
+                json!({
+                    "type": "array", "minItems": 4, "maxItems": 4,
+                    "prefixItems": [
+                        {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
+                        {"type": "number", "minimum": -180, "maximum": 180}, {"type": "number", "minimum": -90, "maximum": 90},
+                    ],
+                    "items": {"type": "number"},
+                }),
+            ),
             lon_param(false, "With lat and radius_m (all three or none): centre of a radius query"),
             lat_param(false, "With lon and radius_m"),
-            param("radius_m", false, "With lon and lat: radius in metres", json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100_000})),
+            param(
+                "radius_m",
+                false,
+                "With lon and lat: radius in metres",
+                json!({"type": "number", "exclusiveMinimum": 0, "maximum": 100_000}),
+            ),
             time_param("since", "Observed (reported, inspected, last seen; else updated) at or after"),
             time_param("until", "… and before"),
             bounded("limit", "Page size", 1, 1000, 100),
-            param("cursor", false, "next_cursor of the previous page", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
+            param(
+                "cursor",
+                false,
+                "next_cursor of the previous page",
+                json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
+            ),
             crs_param(),
         ];
         if let Some(Value::Object(b)) = query.first_mut() {
@@ -536,16 +571,40 @@ pub fn document() -> Value {
         }
         query.extend(filter_params(layer));
         let list_errors: &[u16] = &[400];
-        add(&format!("/api/v1/{name}"), "get", op(name, &format!("Query {name}, paginated, in the caller's grids.{sensitive}"), Auth::Bearer, query,
-            None, json!({"200": content("A page of items", "application/geo+json", collection.clone())}), list_errors));
-        add(&format!("/api/v1/{name}"), "post", op(name, &format!("Create one {name} item from a GeoJSON Feature with a Point; answered with the item and its Location."), Auth::Bearer,
-            vec![crs_param()], Some(geojson_body(&input)),
-            json!({"201": {"description": "Created", "headers": {
+        add(
+            &format!("/api/v1/{name}"),
+            "get",
+            op(
+                name,
+                &format!("Query {name}, paginated, in the caller's grids.{sensitive}"),
+                Auth::Bearer,
+                query,
+                None,
+                json!({"200": content("A page of items", "application/geo+json", collection.clone())}),
+                list_errors,
+            ),
+        );
+        add(
+            &format!("/api/v1/{name}"),
+            "post",
+            op(
+                name,
+                &format!(
+                    "Create one {name} item from a GeoJSON Feature with a Point; answered with the item and its Location."
+                ),
+                Auth::Bearer,
+                vec![crs_param()],
+                Some(geojson_body(&input)),
+                json!({"201": {"description": "Created", "headers": {
                 "Location": {"required": true, "schema": {"type": "string", "pattern": format!("^/api/v1/{name}/[0-9]+$")}},
                 "X-Content-Type-Options": {"$ref": "#/components/headers/X-Content-Type-Options"},
             }, "content": {"application/geo+json": {"schema": item.clone()}}}}),
-            &[400, 409, 413, 415, 422]));
-        let (near_summary, near_auth, mut near, near_errors): (String, Auth, Vec<Value>, &[u16]) = if layer == Layer::Posts {
+                &[400, 409, 413, 415, 422],
+            ),
+        );
+        let (near_summary, near_auth, mut near, near_errors): (String, Auth, Vec<Value>, &[u16]) = if layer
+            == Layer::Posts
+        {
             (
                 "The k nearest posts. Needs no token: the public sees the nearest open posts (name, kind, phone, opening hours, open_now, walking distance and time along footpaths where the road network covers the place; lon, lat, k up to 10 and crs only; 60 lookups a minute per address, then 429). With a token: the k nearest posts of the caller's grids with distance_m, and the filters.".to_owned(),
                 Auth::Optional,
@@ -553,125 +612,368 @@ pub fn document() -> Value {
                 &[400, 403, 429],
             )
         } else {
-            (format!("The k nearest {name} in the caller's grids, nearest first, each with distance_m.{sensitive}"), Auth::Bearer, point_params(), &[400])
+            (
+                format!("The k nearest {name} in the caller's grids, nearest first, each with distance_m.{sensitive}"),
+                Auth::Bearer,
+                point_params(),
+                &[400],
+            )
         };
-        near.push(bounded("k", if layer == Layer::Posts { "How many (the public: at most 10, default 3)" } else { "How many" }, 1, 100, 5));
+        near.push(bounded(
+            "k",
+            if layer == Layer::Posts { "How many (the public: at most 10, default 3)" } else { "How many" },
+            1,
+            100,
+            5,
+        ));
         near.extend(filter_params(layer));
         let near_ok = if layer == Layer::Posts {
             json!({"200": contents("Nearest first", &[("application/geo+json", json!({"anyOf": [collection.clone(), schema("public_posts")]}))])})
         } else {
             json!({"200": content("Nearest first", "application/geo+json", collection.clone())})
         };
-        add(&format!("/api/v1/{name}/nearest"), "get", op(name, &near_summary, near_auth, near, None, near_ok, near_errors));
+        add(
+            &format!("/api/v1/{name}/nearest"),
+            "get",
+            op(name, &near_summary, near_auth, near, None, near_ok, near_errors),
+        );
         let item_path = format!("/api/v1/{name}/{{id}}");
-        add(&item_path, "get", op(name, &format!("One {name} item (404 outside the caller's grids).{sensitive}"), Auth::Bearer,
-            vec![id("Item id"), crs_param()], None, json!({"200": content("The item", "application/geo+json", item.clone())}), &[400, 404]));
-        add(&item_path, "put", op(name, "Replace position and properties.", Auth::Bearer, vec![id("Item id"), crs_param()], Some(geojson_body(&input)),
-            json!({"200": content("The item as stored", "application/geo+json", item.clone())}), &[400, 404, 409, 413, 415, 422]));
-        add(&item_path, "delete", op(name, "Delete.", Auth::Bearer, vec![id("Item id")], None, json!({"204": bare("Deleted")}), &[400, 404]));
+        add(
+            &item_path,
+            "get",
+            op(
+                name,
+                &format!("One {name} item (404 outside the caller's grids).{sensitive}"),
+                Auth::Bearer,
+                vec![id("Item id"), crs_param()],
+                None,
+                json!({"200": content("The item", "application/geo+json", item.clone())}),
+                &[400, 404],
+            ),
+        );
+        add(
+            &item_path,
+            "put",
+            op(
+                name,
+                "Replace position and properties.",
+                Auth::Bearer,
+                vec![id("Item id"), crs_param()],
+                Some(geojson_body(&input)),
+                json!({"200": content("The item as stored", "application/geo+json", item.clone())}),
+                &[400, 404, 409, 413, 415, 422],
+            ),
+        );
+        add(
+            &item_path,
+            "delete",
+            op(name, "Delete.", Auth::Bearer, vec![id("Item id")], None, json!({"204": bare("Deleted")}), &[400, 404]),
+        );
     }
-    add("/api/v1/locate", "get", op("grids", "The grid holding a point, with its ancestors and managers; or the nearest grid when outside every grid.", Auth::Bearer,
-        point_params(), None, json!({"200": content("Where the point is", "application/json", json!({
-            "type": "object", "required": ["inside"],
-            "properties": {
-                "inside": {"type": "boolean"},
-                "lon": {"type": "number"}, "lat": {"type": "number"},
-                "grid": grid_unit_summary(),
-                "chain": {"type": "array", "items": grid_unit_summary(), "description": "district first"},
-                "reason": {"type": "string"},
-                "nearest": {"type": "object", "required": ["grid", "distance_m"], "properties": {"grid": grid_unit_summary(), "distance_m": {"type": "number", "minimum": 0}}},
-            },
-        }))}), &[400]));
-    add("/api/v1/grids", "get", op("grids", "Grid units as GeoJSON, in code order.", Auth::Bearer, vec![
-            param("level", false, "Only units of this level (town and village are read as district and community)", json!({"type": "string", "enum": ["district", "town", "street", "community", "village", "grid"]})),
-            grid_param("parent", "Only the children of this unit"),
-            bounded("limit", "Page size", 1, 5000, 500),
-            grid_param("cursor", "next_cursor of the previous page"),
-        ], None, json!({"200": content("A page of units", "application/geo+json", json!({
-            "allOf": [schema("FeatureCollection")],
-            "required": ["numberReturned", "totalUnits"],
-            "properties": {"numberReturned": {"type": "integer", "minimum": 0}, "totalUnits": {"type": "integer", "minimum": 0}, "next_cursor": schema("GridCode")},
-        }))}), &[400]));
+    add(
+        "/api/v1/locate",
+        "get",
+        op(
+            "grids",
+            "The grid holding a point, with its ancestors and managers; or the nearest grid when outside every grid.",
+            Auth::Bearer,
+            point_params(),
+            None,
+            json!({"200": content("Where the point is", "application/json", json!({
+                "type": "object", "required": ["inside"],
+                "properties": {
+                    "inside": {"type": "boolean"},
+                    "lon": {"type": "number"}, "lat": {"type": "number"},
+                    "grid": grid_unit_summary(),
+                    "chain": {"type": "array", "items": grid_unit_summary(), "description": "district first"},
+                    "reason": {"type": "string"},
+                    "nearest": {"type": "object", "required": ["grid", "distance_m"], "properties": {"grid": grid_unit_summary(), "distance_m": {"type": "number", "minimum": 0}}},
+                },
+            }))}),
+            &[400],
+        ),
+    );
+    add(
+        "/api/v1/grids",
+        "get",
+        op(
+            "grids",
+            "Grid units as GeoJSON, in code order.",
+            Auth::Bearer,
+            vec![
+                param(
+                    "level",
+                    false,
+                    "Only units of this level (town and village are read as district and community)",
+                    json!({"type": "string", "enum": ["district", "town", "street", "community", "village", "grid"]}),
+                ),
+                grid_param("parent", "Only the children of this unit"),
+                bounded("limit", "Page size", 1, 5000, 500),
+                grid_param("cursor", "next_cursor of the previous page"),
+            ],
+            None,
+            json!({"200": content("A page of units", "application/geo+json", json!({
+                "allOf": [schema("FeatureCollection")],
+                "required": ["numberReturned", "totalUnits"],
+                "properties": {"numberReturned": {"type": "integer", "minimum": 0}, "totalUnits": {"type": "integer", "minimum": 0}, "next_cursor": schema("GridCode")},
+            }))}),
+            &[400],
+        ),
+    );
     let code = path("code", "Grid unit code", json!({"allOf": [schema("GridCode")], "examples": ["440304001"]}));
-    add("/api/v1/grids/{code}", "get", op("grids", "One unit with its chain of ancestors.", Auth::Bearer, vec![code.clone()], None,
-        json!({"200": content("The unit", "application/geo+json", schema("Feature"))}), &[400, 404]));
-    add("/api/v1/grids/{code}", "put", op("grids", "Insert or replace one unit (admin); items whose grid changes are re-located in the same transaction.", Auth::Bearer,
-        vec![code], Some(geojson_body(&schema("GridUnitInput"))),
-        json!({"200": content("The unit as stored", "application/geo+json", schema("Feature"))}), &[400, 413, 415, 422]));
-    let text_filter = |name: &str, what: &str| param(name, false, what, json!({"type": "string", "minLength": 1, "maxLength": 200}));
+    add(
+        "/api/v1/grids/{code}",
+        "get",
+        op(
+            "grids",
+            "One unit with its chain of ancestors.",
+            Auth::Bearer,
+            vec![code.clone()],
+            None,
+            json!({"200": content("The unit", "application/geo+json", schema("Feature"))}),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/api/v1/grids/{code}",
+        "put",
+        op(
+            "grids",
+            "Insert or replace one unit (admin); items whose grid changes are re-located in the same transaction.",
+            Auth::Bearer,
+            vec![code],
+            Some(geojson_body(&schema("GridUnitInput"))),
+            json!({"200": content("The unit as stored", "application/geo+json", schema("Feature"))}),
+            &[400, 413, 415, 422],
+        ),
+    );
+    let text_filter =
+        |name: &str, what: &str| param(name, false, what, json!({"type": "string", "minLength": 1, "maxLength": 200}));
     let audit_row = json!({"type": "object", "required": ["id", "at", "actor", "role", "action", "request", "result_count", "subjects", "kind", "outcome", "repeats"],
-        "properties": {
-            "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-            "last_at": {"type": ["string", "null"], "format": "date-time"},
-            "actor": {"type": "string"}, "role": {"type": "string"}, "action": {"type": "string"}, "request": {"type": "string"},
-            "result_count": {"type": "integer"}, "layer": {"type": ["string", "null"]},
-            "subjects": {"type": "array", "items": {"type": "integer"}},
-            "kind": {"type": "string", "enum": ["read", "write"]},
-            "outcome": {"type": "string", "enum": ["ok", "forbidden", "not_found", "invalid", "conflict", "failed"]},
-            "repeats": {"type": "integer", "minimum": 1},
-            "prev_hash": {"type": ["string", "null"]}, "hash": {"type": ["string", "null"]},
-        }});
-    add("/api/v1/audit_log", "get", op("audit", "The append-only, hash-chained audit log, newest first (admin, auditor); filters combine. Identical reads by one caller within a window are one row with a count (repeats, at … last_at). format=csv: RFC 4180 with a header row, the next page's cursor in X-Next-Before.", Auth::Bearer, vec![
-            bounded("limit", "Rows (with format=csv: up to 100000, default 10000)", 1, 1000, 100),
-            param("before", false, "Only rows with a smaller id (next_before of the previous page)", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
-            text_filter("actor", "Token name, exactly"),
-            param("role", false, "Caller's role", json!({"type": "string", "enum": ["admin", "dispatcher", "grid_worker", "auditor", "gateway", "public"]})),
-            param("layer", false, "Layer concerned", json!({"type": "string", "enum": ["incidents", "rental_housing", "posts", "responders", "key_personnel"]})),
-            param("subject", false, "Rows concerning this person's or unit's id", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
-            text_filter("action", "Action, exactly (query, get, nearest, tile, live, trace, create, update, delete…)"),
-            param("kind", false, "read or write", json!({"type": "string", "enum": ["read", "write"]})),
-            time_param("since", "Rows reaching this time or later (RFC 3339, or a date: midnight UTC)"),
-            time_param("until", "Rows begun before this time (RFC 3339, or a date)"),
-            format_param(&["json", "csv"], "json, or csv (text/csv, a header row)"),
-        ], None, json!({"200": contents("Rows", &[
-            ("application/json", json!({
-                "type": "object", "required": ["rows", "next_before"],
-                "properties": {"rows": {"type": "array", "items": audit_row}, "next_before": {"type": ["integer", "null"]}},
-            })),
-            ("text/csv", json!({"type": "string"})),
-        ])}), &[400]));
-    let report_format = || format_param(&["json", "geojson"], "json (the whole report) or geojson (the findings as features, grid findings with the grid's outline)");
+    "properties": {
+        "id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+        "last_at": {"type": ["string", "null"], "format": "date-time"},
+        "actor": {"type": "string"}, "role": {"type": "string"}, "action": {"type": "string"}, "request": {"type": "string"},
+        "result_count": {"type": "integer"}, "layer": {"type": ["string", "null"]},
+        "subjects": {"type": "array", "items": {"type": "integer"}},
+        "kind": {"type": "string", "enum": ["read", "write"]},
+        "outcome": {"type": "string", "enum": ["ok", "forbidden", "not_found", "invalid", "conflict", "failed"]},
+        "repeats": {"type": "integer", "minimum": 1},
+        "prev_hash": {"type": ["string", "null"]}, "hash": {"type": ["string", "null"]},
+    }});
+    add(
+        "/api/v1/audit_log",
+        "get",
+        op(
+            "audit",
+            "The append-only, hash-chained audit log, newest first (admin, auditor); filters combine. Identical reads by one caller within a window are one row with a count (repeats, at … last_at). format=csv: RFC 4180 with a header row, the next page's cursor in X-Next-Before.",
+            Auth::Bearer,
+            vec![
+                bounded("limit", "Rows (with format=csv: up to 100000, default 10000)", 1, 1000, 100),
+                param(
+                    "before",
+                    false,
+                    "Only rows with a smaller id (next_before of the previous page)",
+                    json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
+                ),
+                text_filter("actor", "Token name, exactly"),
+                param(
+                    "role",
+                    false,
+                    "Caller's role",
+                    json!({"type": "string", "enum": ["admin", "dispatcher", "grid_worker", "auditor", "gateway", "public"]}),
+                ),
+                param(
+                    "layer",
+                    false,
+                    "Layer concerned",
+                    json!({"type": "string", "enum": ["incidents", "rental_housing", "posts", "responders", "key_personnel"]}),
+                ),
+                param(
+                    "subject",
+                    false,
+                    "Rows concerning this person's or unit's id",
+                    json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
+                ),
+                text_filter(
+                    "action",
+                    "Action, exactly (query, get, nearest, tile, live, trace, create, update, delete…)",
+                ),
+                param("kind", false, "read or write", json!({"type": "string", "enum": ["read", "write"]})),
+                time_param("since", "Rows reaching this time or later (RFC 3339, or a date: midnight UTC)"),
+                time_param("until", "Rows begun before this time (RFC 3339, or a date)"),
+                format_param(&["json", "csv"], "json, or csv (text/csv, a header row)"),
+            ],
+            None,
+            json!({"200": contents("Rows", &[
+                ("application/json", json!({
+                    "type": "object", "required": ["rows", "next_before"],
+                    "properties": {"rows": {"type": "array", "items": audit_row}, "next_before": {"type": ["integer", "null"]}},
+                })),
+                ("text/csv", json!({"type": "string"})),
+            ])}),
+            &[400],
+        ),
+    );
+    let report_format = || {
+        format_param(
+            &["json", "geojson"],
+            "json (the whole report) or geojson (the findings as features, grid findings with the grid's outline)",
+        )
+    };
     let audits: &[u16] = &[400, 409];
-    add("/api/v1/audit/geometry", "get", op("audit", "Coverage audit of the live grid layer: gaps, overlaps, slivers (reported apart), grids outside their parent, codes, grids without a worker. One audit computes at a time (503 + Retry-After past it); answers are cached per data version.", Auth::Bearer, vec![
-            report_format(),
-            param("sliver_m2", false, "Gaps and overlaps below this area are slivers", json!({"type": "number", "minimum": 0, "default": 100})),
-            param("sliver_width_m", false, "Gaps and overlaps narrower than this on average are slivers", json!({"type": "number", "minimum": 0, "default": 0.5})),
-        ], None, json!({"200": report("Report: passed, summary, geometry.findings[] with kind, severity, grids, message, area_m2, location, bbox, geometry")}), audits));
-    add("/api/v1/audit/workload", "get", op("audit", "The geometry audit plus households and people (rental housing) and incidents per grid against the norm; outliers listed with their figures.", Auth::Bearer, vec![
-            report_format(),
-            param("min_households", false, "Norm: fewest households a grid (≤ max_households)", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 300})),
-            param("max_households", false, "Norm: most households a grid", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 500})),
-            param("max_people", false, "Norm: most people a grid", json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 2500})),
-        ], None, json!({"200": report("Report with workload.grids[] and workload.findings[]")}), audits));
-    add("/api/v1/audit/patrol", "get", op("audit", "Patrol coverage of the live layer from the responders' traces: per grid the share of its H3 resolution-10 cells a patrol passed through, patrol hours and last patrol; grids unpatrolled in the last 24 h (errors) and below min_share (warnings). The read of traces is written to the audit log.", Auth::Bearer, vec![
-            report_format(),
-            bounded("hours", "Window length", 1, 744, 24),
-            time_param("until", "Window end (default now)"),
-            param("min_share", false, "List grids whose patrolled share is below this", json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.25})),
-        ], None, json!({"200": report("Report with patrol.grids[] and patrol.findings[]")}), audits));
-    add("/api/v1/audit/layers", "post", op("audit", "Another grid layer of the territory (GeoJSON FeatureCollection in the body) compared with the live layer (三网合一): layers.pairs[] — which grids intersect which, with shares — and boundary_mismatch / coverage_mismatch findings where they disagree by more than tolerance_m. The posted layer is read as an audit reads a file: its faults are reported, not refused.", Auth::Bearer, vec![
-            report_format(),
-            param("tolerance_m", false, "Boundaries closer than this on average agree", json!({"type": "number", "minimum": 0, "default": 5})),
-        ], Some(json!({"required": true, "content": {"application/geo+json": {"schema": {"type": "object", "required": ["type", "features"], "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array", "minItems": 1, "items": schema("LenientFeature")}}}}}})),
-        json!({"200": report("Report with layers")}), &[400, 409, 413]));
-    add("/api/v1/audit/response", "get", op("audit", "Response coverage: share of the territory (H3 res-10 cells) and of the households (rental housing) within `minutes` of the nearest post or available responder — by road when a network is loaded, else straight line at 20 km/h; uncovered areas (unreachable findings with their households); the site where one more post would reach the most uncovered households. Audited.", Auth::Bearer, vec![
-            report_format(),
-            param("minutes", false, "T", json!({"type": "number", "minimum": 1, "maximum": 60, "default": 5})),
-        ], None, json!({"200": report("Report with response")}), audits));
-    add("/api/v1/gridding", "post", op("audit", "Automatic gridding (admin, auditor): communities in, grids of min–max households out (contiguous, compact, covering each community exactly, coded beneath it; a grid mostly covering a current grid keeps its code). Households from the live rental-housing layer. Nothing is stored.", Auth::Bearer, vec![],
-        Some(json_body(json!({"type": "object", "required": ["communities"], "properties": {
+    add(
+        "/api/v1/audit/geometry",
+        "get",
+        op(
+            "audit",
+            "Coverage audit of the live grid layer: gaps, overlaps, slivers (reported apart), grids outside their parent, codes, grids without a worker. One audit computes at a time (503 + Retry-After past it); answers are cached per data version.",
+            Auth::Bearer,
+            vec![
+                report_format(),
+                param(
+                    "sliver_m2",
+                    false,
+                    "Gaps and overlaps below this area are slivers",
+                    json!({"type": "number", "minimum": 0, "default": 100}),
+                ),
+                param(
+                    "sliver_width_m",
+                    false,
+                    "Gaps and overlaps narrower than this on average are slivers",
+                    json!({"type": "number", "minimum": 0, "default": 0.5}),
+                ),
+            ],
+            None,
+            json!({"200": report("Report: passed, summary, geometry.findings[] with kind, severity, grids, message, area_m2, location, bbox, geometry")}),
+            audits,
+        ),
+    );
+    add(
+        "/api/v1/audit/workload",
+        "get",
+        op(
+            "audit",
+            "The geometry audit plus households and people (rental housing) and incidents per grid against the norm; outliers listed with their figures.",
+            Auth::Bearer,
+            vec![
+                report_format(),
+                param(
+                    "min_households",
+                    false,
+                    "Norm: fewest households a grid (≤ max_households)",
+                    json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 300}),
+                ),
+                param(
+                    "max_households",
+                    false,
+                    "Norm: most households a grid",
+                    json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 500}),
+                ),
+                param(
+                    "max_people",
+                    false,
+                    "Norm: most people a grid",
+                    json!({"type": "integer", "minimum": 0, "maximum": u64::MAX, "default": 2500}),
+                ),
+            ],
+            None,
+            json!({"200": report("Report with workload.grids[] and workload.findings[]")}),
+            audits,
+        ),
+    );
+    add(
+        "/api/v1/audit/patrol",
+        "get",
+        op(
+            "audit",
+            "Patrol coverage of the live layer from the responders' traces: per grid the share of its H3 resolution-10 cells a patrol passed through, patrol hours and last patrol; grids unpatrolled in the last 24 h (errors) and below min_share (warnings). The read of traces is written to the audit log.",
+            Auth::Bearer,
+            vec![
+                report_format(),
+                bounded("hours", "Window length", 1, 744, 24),
+                time_param("until", "Window end (default now)"),
+                param(
+                    "min_share",
+                    false,
+                    "List grids whose patrolled share is below this",
+                    json!({"type": "number", "minimum": 0, "maximum": 1, "default": 0.25}),
+                ),
+            ],
+            None,
+            json!({"200": report("Report with patrol.grids[] and patrol.findings[]")}),
+            audits,
+        ),
+    );
+    add(
+        "/api/v1/audit/layers",
+        "post",
+        op(
+            "audit",
+            "Another grid layer of the territory (GeoJSON FeatureCollection in the body) compared with the live layer (三网合一): layers.pairs[] — which grids intersect which, with shares — and boundary_mismatch / coverage_mismatch findings where they disagree by more than tolerance_m. The posted layer is read as an audit reads a file: its faults are reported, not refused.",
+            Auth::Bearer,
+            vec![
+                report_format(),
+                param(
+                    "tolerance_m",
+                    false,
+                    "Boundaries closer than this on average agree",
+                    json!({"type": "number", "minimum": 0, "default": 5}),
+                ),
+            ],
+            Some(
+                json!({"required": true, "content": {"application/geo+json": {"schema": {"type": "object", "required": ["type", "features"], "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array", "minItems": 1, "items": schema("LenientFeature")}}}}}}),
+            ),
+            json!({"200": report("Report with layers")}),
+            &[400, 409, 413],
+        ),
+    );
+    add(
+        "/api/v1/audit/response",
+        "get",
+        op(
+            "audit",
+            "Response coverage: share of the territory (H3 res-10 cells) and of the households (rental housing) within `minutes` of the nearest post or available responder — by road when a network is loaded, else straight line at 20 km/h; uncovered areas (unreachable findings with their households); the site where one more post would reach the most uncovered households. Audited.",
+            Auth::Bearer,
+            vec![
+                report_format(),
+                param("minutes", false, "T", json!({"type": "number", "minimum": 1, "maximum": 60, "default": 5})),
+            ],
+            None,
+            json!({"200": report("Report with response")}),
+            audits,
+        ),
+    );
+    add(
+        "/api/v1/gridding",
+        "post",
+        op(
+            "audit",
+            "Automatic gridding (admin, auditor): communities in, grids of min–max households out (contiguous, compact, covering each community exactly, coded beneath it; a grid mostly covering a current grid keeps its code). Households from the live rental-housing layer. Nothing is stored.",
+            Auth::Bearer,
+            vec![],
+            Some(json_body(json!({"type": "object", "required": ["communities"], "properties": {
             "communities": {"type": "object", "required": ["type", "features"], "description": "FeatureCollection of (Multi)Polygons with code and name", "properties": {"type": {"const": "FeatureCollection"}, "features": {"type": "array", "minItems": 1, "items": schema("Community")}}},
             "min_households": {"type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 300, "description": "≤ max_households"},
             "max_households": {"type": "integer", "minimum": 1, "maximum": u64::MAX, "default": 500},
             "res": {"type": "integer", "minimum": 9, "maximum": 13, "default": 11}}}))),
-        json!({"200": content("The communities, then the grids with households and compactness; summary", "application/geo+json", schema("FeatureCollection"))}), &[400, 409, 413]));
+            json!({"200": content("The communities, then the grids with households and compactness; summary", "application/geo+json", schema("FeatureCollection"))}),
+            &[400, 409, 413],
+        ),
+    );
     // Any of these, or several joined by commas, each named once (400 when named twice); the
     // enum lists each alone and the map wall's combinations.
-    let tile_layers = || path("layers", "grids, incidents_h3, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas, each once (e.g. grids,incidents)", json!({
-        "type": "string",
-        "enum": ["grids", "incidents_h3", "incidents", "rental_housing", "posts", "responders", "key_personnel",
-                 "grids,incidents", "grids,incidents_h3", "grids,posts,responders", "incidents,rental_housing,posts,responders,key_personnel"],
-    }));
+    let tile_layers = || {
+        path(
+            "layers",
+            "grids, incidents_h3, incidents, rental_housing, posts, responders, key_personnel, or several joined by commas, each once (e.g. grids,incidents)",
+            json!({
+                "type": "string",
+                "enum": ["grids", "incidents_h3", "incidents", "rental_housing", "posts", "responders", "key_personnel",
+                         "grids,incidents", "grids,incidents_h3", "grids,posts,responders", "incidents,rental_housing,posts,responders,key_personnel"],
+            }),
+        )
+    };
     let tile_params = vec![
         tile_layers(),
         path("z", "zoom", json!({"type": "integer", "minimum": 0, "maximum": 24})),
@@ -681,62 +983,211 @@ pub fn document() -> Value {
         time_param("until", "Point layers: … and before"),
         param("type", false, "Point layers: type / kind / category", json!({"type": "string"})),
         param("status", false, "Point layers: status", json!({"type": "string"})),
-        param("priority", false, "Incidents: priority (1 to 4; another whole number matches nothing)", json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64})),
+        param(
+            "priority",
+            false,
+            "Incidents: priority (1 to 4; another whole number matches nothing)",
+            json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64}),
+        ),
         param("capability", false, "Responders: capability tag", json!({"type": "string"})),
         grid_param("grid", "Point layers: in this unit"),
         param("v", false, "Ignored: a client's cache-buster", json!({"type": "string"})),
     ];
-    add("/tiles/{layers}/{z}/{x}/{y}.mvt", "get", op("tiles", "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile; incidents_h3 counts incidents per H3 cell. gzip on Accept-Encoding. ETag/If-None-Match; key-personnel tiles are audited and never 304.", Auth::Bearer,
-        tile_params, None, json!({
-            "200": contents("MVT", &[("application/vnd.mapbox-vector-tile", json!({"type": "string", "format": "binary"}))]),
-            "304": bare("Not modified"),
-        }), &[400, 404]));
-    add("/tiles/{layers}.json", "get", op("tiles", "TileJSON 3.0 for a layer or comma-joined layers.", Auth::Bearer, vec![tile_layers()], None,
-        json!({"200": content("TileJSON", "application/json", json!({"type": "object", "required": ["tilejson", "tiles", "vector_layers", "minzoom", "maxzoom"], "properties": {
-            "tilejson": {"const": "3.0.0"}, "tiles": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-            "vector_layers": {"type": "array", "items": {"type": "object", "required": ["id", "fields"]}},
-            "minzoom": {"type": "integer"}, "maxzoom": {"type": "integer"},
-            "bounds": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
-        }}))}), &[400, 404]));
-    add("/api/v1/whoami", "get", op("wall", "The caller: name, role, grid scope, the layers it may read, and whether it may read the audit log. Without a token: the public.", Auth::Optional, vec![], None,
-        json!({"200": content("The caller", "application/json", json!({"type": "object", "required": ["name", "role", "grids", "layers", "may_read_audit"], "properties": {
-            "name": {"type": "string"}, "role": {"enum": ["admin", "dispatcher", "grid_worker", "auditor", "gateway", "public"]},
-            "grids": {"type": "array", "items": schema("GridCode")}, "layers": {"type": "array", "items": {"enum": Layer::ALL.map(Layer::name)}},
-            "may_read_audit": {"type": "boolean"},
-        }}))}), &[]));
-    add("/api/v1/stats", "get", op("wall", "The map wall's statistics within the caller's grid scope: unresolved incidents (open, dispatched, on scene) in total, by priority, by district and the ten grids with most; items per readable layer.", Auth::Bearer, vec![], None,
-        json!({"200": content("Statistics", "application/json", json!({"type": "object", "required": ["open_incidents", "counts"], "properties": {
-            "open_incidents": {"type": "object", "required": ["total", "by_priority", "by_district", "top_grids"]},
-            "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        }}))}), &[]));
-    add("/api/v1/events", "get", op("wall", "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change. Versions only: refetch tiles or items to see what changed. The stream ends when the token is revoked.", Auth::Bearer, vec![], None,
-        json!({"200": contents("An endless event stream", &[("text/event-stream", json!({"type": "string"}))])}), &[]));
-    add("/", "get", op("wall", "The dispatch-centre map wall (HTML; its files under /web/ are built into the binary).", Auth::None, vec![], None,
-        json!({"200": contents("HTML", &[("text/html", json!({"type": "string"}))]), "304": bare("Not modified (If-None-Match)")}), &[]));
-    add("/web/{path}", "get", op("wall", "A file of the map wall (scripts, styles, MapLibre GL JS), with a Content-Security-Policy.", Auth::None,
-        vec![path("path", "file path under /web/", json!({"type": "string", "enum": ["index.html", "errors.js", "app.js", "i18n.js", "app.css", "vendor/maplibre-gl/maplibre-gl.mjs", "vendor/maplibre-gl/maplibre-gl-worker.mjs", "vendor/maplibre-gl/maplibre-gl.css", "vendor/maplibre-gl/LICENSE.txt"]}))], None,
-        json!({"200": contents("The file", &[("text/html", json!({"type": "string"})), ("text/javascript", json!({"type": "string"})), ("text/css", json!({"type": "string"})), ("text/plain", json!({"type": "string"}))]), "304": bare("Not modified (If-None-Match)")}), &[404]));
+    add(
+        "/tiles/{layers}/{z}/{x}/{y}.mvt",
+        "get",
+        op(
+            "tiles",
+            "A Mapbox Vector Tile built from the live state (never stale). Grids: districts below z11, grids from z11. Point layers are clustered (point_count) above 2,000 points a tile; incidents_h3 counts incidents per H3 cell. gzip on Accept-Encoding. ETag/If-None-Match; key-personnel tiles are audited and never 304.",
+            Auth::Bearer,
+            tile_params,
+            None,
+            json!({
+                "200": contents("MVT", &[("application/vnd.mapbox-vector-tile", json!({"type": "string", "format": "binary"}))]),
+                "304": bare("Not modified"),
+            }),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/tiles/{layers}.json",
+        "get",
+        op(
+            "tiles",
+            "TileJSON 3.0 for a layer or comma-joined layers.",
+            Auth::Bearer,
+            vec![tile_layers()],
+            None,
+            json!({"200": content("TileJSON", "application/json", json!({"type": "object", "required": ["tilejson", "tiles", "vector_layers", "minzoom", "maxzoom"], "properties": {
+                "tilejson": {"const": "3.0.0"}, "tiles": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "vector_layers": {"type": "array", "items": {"type": "object", "required": ["id", "fields"]}},
+                "minzoom": {"type": "integer"}, "maxzoom": {"type": "integer"},
+                "bounds": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
+            }}))}),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/api/v1/whoami",
+        "get",
+        op(
+            "wall",
+            "The caller: name, role, grid scope, the layers it may read, and whether it may read the audit log. Without a token: the public.",
+            Auth::Optional,
+            vec![],
+            None,
+            json!({"200": content("The caller", "application/json", json!({"type": "object", "required": ["name", "role", "grids", "layers", "may_read_audit"], "properties": {
+                "name": {"type": "string"}, "role": {"enum": ["admin", "dispatcher", "grid_worker", "auditor", "gateway", "public"]},
+                "grids": {"type": "array", "items": schema("GridCode")}, "layers": {"type": "array", "items": {"enum": Layer::ALL.map(Layer::name)}},
+                "may_read_audit": {"type": "boolean"},
+            }}))}),
+            &[],
+        ),
+    );
+    add(
+        "/api/v1/stats",
+        "get",
+        op(
+            "wall",
+            "The map wall's statistics within the caller's grid scope: unresolved incidents (open, dispatched, on scene) in total, by priority, by district and the ten grids with most; items per readable layer.",
+            Auth::Bearer,
+            vec![],
+            None,
+            json!({"200": content("Statistics", "application/json", json!({"type": "object", "required": ["open_incidents", "counts"], "properties": {
+                "open_incidents": {"type": "object", "required": ["total", "by_priority", "by_district", "top_grids"]},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+            }}))}),
+            &[],
+        ),
+    );
+    add(
+        "/api/v1/events",
+        "get",
+        op(
+            "wall",
+            "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change. Versions only: refetch tiles or items to see what changed. The stream ends when the token is revoked.",
+            Auth::Bearer,
+            vec![],
+            None,
+            json!({"200": contents("An endless event stream", &[("text/event-stream", json!({"type": "string"}))])}),
+            &[],
+        ),
+    );
+    add(
+        "/",
+        "get",
+        op(
+            "wall",
+            "The dispatch-centre map wall (HTML; its files under /web/ are built into the binary).",
+            Auth::None,
+            vec![],
+            None,
+            json!({"200": contents("HTML", &[("text/html", json!({"type": "string"}))]), "304": bare("Not modified (If-None-Match)")}),
+            &[],
+        ),
+    );
+    add(
+        "/web/{path}",
+        "get",
+        op(
+            "wall",
+            "A file of the map wall (scripts, styles, MapLibre GL JS), with a Content-Security-Policy.",
+            Auth::None,
+            vec![path(
+                "path",
+                "file path under /web/",
+                json!({"type": "string", "enum": ["index.html", "errors.js", "app.js", "i18n.js", "app.css", "vendor/maplibre-gl/maplibre-gl.mjs", "vendor/maplibre-gl/maplibre-gl-worker.mjs", "vendor/maplibre-gl/maplibre-gl.css", "vendor/maplibre-gl/LICENSE.txt"]}),
+            )],
+            None,
+            json!({"200": contents("The file", &[("text/html", json!({"type": "string"})), ("text/javascript", json!({"type": "string"})), ("text/css", json!({"type": "string"})), ("text/plain", json!({"type": "string"}))]), "304": bare("Not modified (If-None-Match)")}),
+            &[404],
+        ),
+    );
     // The offline basemap.
     let basemap_missing: &[u16] = &[404];
-    add("/basemap/style.json", "get", op("basemap", "The wall's dark MapLibre style (with or without a basemap).", Auth::None, vec![], None,
-        json!({"200": content("MapLibre style", "application/json", json!({"type": "object", "required": ["version", "sources", "layers"]})), "304": bare("Not modified")}), &[]));
-    add("/basemap/tiles.json", "get", op("basemap", "TileJSON of the basemap (404 when the server runs without one).", Auth::None, vec![], None,
-        json!({"200": content("TileJSON", "application/json", json!({"type": "object", "required": ["tiles"]})), "304": bare("Not modified")}), basemap_missing));
-    add("/basemap/tiles/{z}/{x}/{y}.mvt", "get", op("basemap", "A basemap tile from the MBTiles file; 204 where the file has none.", Auth::None, vec![
-            path("z", "zoom", json!({"type": "integer", "minimum": 0, "maximum": 24})),
-            path("x", "column, below 2^z", json!({"type": "integer", "minimum": 0, "maximum": u32::MAX})),
-            path("y", "row, below 2^z (XYZ)", json!({"type": "integer", "minimum": 0, "maximum": u32::MAX})),
-        ], None, json!({
-            "200": contents("MVT (gzip when asked and stored so)", &[("application/vnd.mapbox-vector-tile", json!({"type": "string", "format": "binary"}))]),
-            "204": bare("No tile here"), "304": bare("Not modified"),
-        }), &[400, 404]));
-    add("/basemap/fonts/{stack}/{range}.pbf", "get", op("basemap", "A glyph range (SDF PBF) of a font stack: compiled-in ranges, or those of --glyphs; empty for a range no font covers.", Auth::None, vec![
-            path("stack", "font stack, e.g. Noto Sans Regular", json!({"type": "string", "minLength": 1})),
-            path("range", "START-END: 256 code points from a multiple of 256 (0-255, 256-511, … 1113856-1114111)", json!({"type": "string", "pattern": "^[0-9]{1,7}-[0-9]{1,7}$"})),
-        ], None, json!({"200": contents("Glyphs", &[("application/x-protobuf", json!({"type": "string", "format": "binary"}))]), "304": bare("Not modified")}), &[400]));
-    add("/basemap/{file}", "get", op("basemap", "The basemap's icons: sprite.json, sprite.png, sprite@2x.json, sprite@2x.png.", Auth::None,
-        vec![path("file", "sprite file", json!({"type": "string", "enum": ["sprite.json", "sprite.png", "sprite@2x.json", "sprite@2x.png"]}))], None,
-        json!({"200": contents("Sprite index or sheet", &[("application/json", json!({"type": "object"})), ("image/png", json!({"type": "string", "format": "binary"}))]), "304": bare("Not modified")}), &[404]));
+    add(
+        "/basemap/style.json",
+        "get",
+        op(
+            "basemap",
+            "The wall's dark MapLibre style (with or without a basemap).",
+            Auth::None,
+            vec![],
+            None,
+            json!({"200": content("MapLibre style", "application/json", json!({"type": "object", "required": ["version", "sources", "layers"]})), "304": bare("Not modified")}),
+            &[],
+        ),
+    );
+    add(
+        "/basemap/tiles.json",
+        "get",
+        op(
+            "basemap",
+            "TileJSON of the basemap (404 when the server runs without one).",
+            Auth::None,
+            vec![],
+            None,
+            json!({"200": content("TileJSON", "application/json", json!({"type": "object", "required": ["tiles"]})), "304": bare("Not modified")}),
+            basemap_missing,
+        ),
+    );
+    add(
+        "/basemap/tiles/{z}/{x}/{y}.mvt",
+        "get",
+        op(
+            "basemap",
+            "A basemap tile from the MBTiles file; 204 where the file has none.",
+            Auth::None,
+            vec![
+                path("z", "zoom", json!({"type": "integer", "minimum": 0, "maximum": 24})),
+                path("x", "column, below 2^z", json!({"type": "integer", "minimum": 0, "maximum": u32::MAX})),
+                path("y", "row, below 2^z (XYZ)", json!({"type": "integer", "minimum": 0, "maximum": u32::MAX})),
+            ],
+            None,
+            json!({
+                "200": contents("MVT (gzip when asked and stored so)", &[("application/vnd.mapbox-vector-tile", json!({"type": "string", "format": "binary"}))]),
+                "204": bare("No tile here"), "304": bare("Not modified"),
+            }),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/basemap/fonts/{stack}/{range}.pbf",
+        "get",
+        op(
+            "basemap",
+            "A glyph range (SDF PBF) of a font stack: compiled-in ranges, or those of --glyphs; empty for a range no font covers.",
+            Auth::None,
+            vec![
+                path("stack", "font stack, e.g. Noto Sans Regular", json!({"type": "string", "minLength": 1})),
+                path(
+                    "range",
+                    "START-END: 256 code points from a multiple of 256 (0-255, 256-511, … 1113856-1114111)",
+                    json!({"type": "string", "pattern": "^[0-9]{1,7}-[0-9]{1,7}$"}),
+                ),
+            ],
+            None,
+            json!({"200": contents("Glyphs", &[("application/x-protobuf", json!({"type": "string", "format": "binary"}))]), "304": bare("Not modified")}),
+            &[400],
+        ),
+    );
+    add(
+        "/basemap/{file}",
+        "get",
+        op(
+            "basemap",
+            "The basemap's icons: sprite.json, sprite.png, sprite@2x.json, sprite@2x.png.",
+            Auth::None,
+            vec![path(
+                "file",
+                "sprite file",
+                json!({"type": "string", "enum": ["sprite.json", "sprite.png", "sprite@2x.json", "sprite@2x.png"]}),
+            )],
+            None,
+            json!({"200": contents("Sprite index or sheet", &[("application/json", json!({"type": "object"})), ("image/png", json!({"type": "string", "format": "binary"}))]), "304": bare("Not modified")}),
+            &[404],
+        ),
+    );
     // Live positions and dispatch.
     // The id is DEVICE:SECRET (printable, the device part at most 64 characters); the schema
     // asks for the characters trackers use, and the server answers anything else 400 or 401.
@@ -766,54 +1217,136 @@ pub fn document() -> Value {
         })
         .unwrap_or_default();
     let osmand_ok = json!({"200": bare("Stored (empty body), or refused as noise: text/plain `refused: REASON` (duplicate, future, too old)")});
-    let osmand_summary = "A tracker's report in the OsmAnd / Traccar Client protocol (also any path on the OsmAnd port, 5055 by default). No bearer token: the device proves itself with its secret, sent as id=DEVICE:SECRET; an unknown device and a wrong secret get the same 401. 200 once stored, or refused as noise; 400 naming the parameter; 429 past the per-device and per-address limits; 503 + Retry-After when the queue is full.";
-    add("/api/v1/osmand", "get", op("positions", osmand_summary, Auth::None, osmand_params.clone(), None, osmand_ok.clone(), &[400, 401, 403, 429]));
-    add("/api/v1/osmand", "post", op("positions", "The same, the parameters as a form body (application/x-www-form-urlencoded) or in the query string.", Auth::None, vec![],
-        Some(json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["id", "lat", "lon"], "properties": osmand_fields,
-            "additionalProperties": {"type": "string", "description": "other fields are kept as the fix's attributes (each once)"}}}}})),
-        osmand_ok, &[400, 401, 403, 413, 429]));
-    add("/api/v1/positions", "post", op("positions", "A gateway's batch {\"fixes\": [{device_id, time, lon, lat, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct, valid, attributes}]}, up to 10,000 fixes (gateway, admin). Answered once committed with received, stored, live, history and the refused fixes by index and reason. One bad fix refuses the batch, naming it (fixes[i].field).", Auth::Bearer, vec![],
-        Some(json_body(json!({"type": "object", "additionalProperties": false, "required": ["fixes"], "properties": {"fixes": {"type": "array", "maxItems": 10_000, "items": {
-            "type": "object", "additionalProperties": false, "required": ["device_id", "time", "lon", "lat"],
-            "properties": {
-                "device_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}(:[A-Za-z0-9._~-]+)?$", "description": "DEVICE, or DEVICE:SECRET without device_secret"},
-                "device_secret": {"type": ["string", "null"]},
-                "time": {"anyOf": [
-                    {"type": "string", "format": "date-time"},
-                    {"type": "number", "minimum": 0, "maximum": 8_210_266_876_799_999_u64, "description": "unix seconds (below 2^31) or milliseconds, up to the year 262142"},
-                    {"type": "string", "pattern": "^[0-9]{1,15}(\\.[0-9]{1,3})?$"},
-                ]},
-                "lon": {"type": "number", "minimum": -180, "maximum": 180}, "lat": {"type": "number", "minimum": -90, "maximum": 90},
-                "speed_mps": {"type": ["number", "null"], "minimum": 0, "maximum": 500}, "bearing_deg": {"type": ["number", "null"], "minimum": 0, "maximum": 360},
-                "altitude_m": {"type": ["number", "null"], "minimum": -500, "maximum": 20_000}, "accuracy_m": {"type": ["number", "null"], "minimum": 0, "maximum": 1_000_000},
-                "battery_pct": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
-                "valid": {"type": "boolean", "default": true},
-                "attributes": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-            },
-        }}}}))),
-        json!({"200": content("Receipt", "application/json", json!({"type": "object", "required": ["received", "stored", "live", "history", "refused"], "properties": {
-            "received": {"type": "integer", "minimum": 0}, "stored": {"type": "integer", "minimum": 0}, "live": {"type": "integer", "minimum": 0}, "history": {"type": "integer", "minimum": 0},
-            "refused": {"type": "array", "items": {"type": "object", "required": ["index", "reason"]}},
-        }}))}), &[400, 413, 415]));
-    let device = || path("device_id", "The device id a responder or key person carries (1 to 64 printable characters)", json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "examples": ["seed-device-1"]}));
-    add("/api/v1/devices/{device_id}/secret", "post", op("positions", "Mint a tracker's secret, or rotate it (the old one stops working at once); shown this once, with the identifier to enter in Traccar Client or OsmAnd (DEVICE_ID:SECRET). Admins; dispatchers for responders' trackers. 404 for a device no one carries. Audited.", Auth::Bearer,
-        vec![device()], None,
-        json!({"201": content("The secret", "application/json", json!({"type": "object", "required": ["device_id", "carrier", "secret", "identifier"], "properties": {
-            "device_id": {"type": "string"}, "secret": {"type": "string", "minLength": 1}, "identifier": {"type": "string"},
-            "carrier": {"type": "object", "required": ["subject", "id"], "properties": {"id": {"type": "integer"}}},
-        }}))}), &[400, 404]));
-    add("/api/v1/devices/{device_id}/secret", "delete", op("positions", "Revoke a tracker's secret: its fixes are refused from then on. Audited.", Auth::Bearer,
-        vec![device()], None, json!({"204": bare("Revoked (or there was none)")}), &[400, 404]));
+    let osmand_summary = "A tracker's report in the OsmAnd / Traccar Client protocol (also any path on the OsmAnd port, 5055 by default). No bearer token: the device proves itself with its secret, sent as id=DEVICE:SECRET; an unknown device and a missing or wrong secret get the same 403. 200 once stored, or refused as noise; 400 naming the parameter; 429 past the per-device and per-address limits; 503 + Retry-After when the queue is full.";
+    add(
+        "/api/v1/osmand",
+        "get",
+        op(
+            "positions",
+            osmand_summary,
+            Auth::None,
+            osmand_params.clone(),
+            None,
+            osmand_ok.clone(),
+            &[400, 401, 403, 429],
+        ),
+    );
+    add(
+        "/api/v1/osmand",
+        "post",
+        op(
+            "positions",
+            "The same, the parameters as a form body (application/x-www-form-urlencoded) or in the query string.",
+            Auth::None,
+            vec![],
+            Some(
+                json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["id", "lat", "lon"], "properties": osmand_fields,
+            "additionalProperties": {"type": "string", "description": "other fields are kept as the fix's attributes (each once)"}}}}}),
+            ),
+            osmand_ok,
+            &[400, 401, 403, 413, 429],
+        ),
+    );
+    add(
+        "/api/v1/positions",
+        "post",
+        op(
+            "positions",
+            "A gateway's batch {\"fixes\": [{device_id, time, lon, lat, speed_mps, bearing_deg, altitude_m, accuracy_m, battery_pct, valid, attributes}]}, up to 10,000 fixes (gateway, admin). Answered once committed with received, stored, live, history and the refused fixes by index and reason. One bad fix refuses the batch, naming it (fixes[i].field).",
+            Auth::Bearer,
+            vec![],
+            Some(json_body(
+                json!({"type": "object", "additionalProperties": false, "required": ["fixes"], "properties": {"fixes": {"type": "array", "maxItems": 10_000, "items": {
+                    "type": "object", "additionalProperties": false, "required": ["device_id", "time", "lon", "lat"],
+                    "properties": {
+                        "device_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}(:[A-Za-z0-9._~-]+)?$", "description": "DEVICE, or DEVICE:SECRET without device_secret"},
+                        "device_secret": {"type": ["string", "null"]},
+                        "time": {"anyOf": [
+                            {"type": "string", "format": "date-time"},
+                            {"type": "number", "minimum": 0, "maximum": 8_210_266_876_799_999_u64, "description": "unix seconds (below 2^31) or milliseconds, up to the year 262142"},
+                            {"type": "string", "pattern": "^[0-9]{1,15}(\\.[0-9]{1,3})?$"},
+                        ]},
+                        "lon": {"type": "number", "minimum": -180, "maximum": 180}, "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                        "speed_mps": {"type": ["number", "null"], "minimum": 0, "maximum": 500}, "bearing_deg": {"type": ["number", "null"], "minimum": 0, "maximum": 360},
+                        "altitude_m": {"type": ["number", "null"], "minimum": -500, "maximum": 20_000}, "accuracy_m": {"type": ["number", "null"], "minimum": 0, "maximum": 1_000_000},
+                        "battery_pct": {"type": ["number", "null"], "minimum": 0, "maximum": 100},
+                        "valid": {"type": "boolean", "default": true},
+                        "attributes": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                    },
+                }}}}),
+            )),
+            json!({"200": content("Receipt", "application/json", json!({"type": "object", "required": ["received", "stored", "live", "history", "refused"], "properties": {
+                "received": {"type": "integer", "minimum": 0}, "stored": {"type": "integer", "minimum": 0}, "live": {"type": "integer", "minimum": 0}, "history": {"type": "integer", "minimum": 0},
+                "refused": {"type": "array", "items": {"type": "object", "required": ["index", "reason"]}},
+            }}))}),
+            &[400, 413, 415],
+        ),
+    );
+    let device = || {
+        path(
+            "device_id",
+            "The device id a responder or key person carries (1 to 64 printable characters)",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "examples": ["seed-device-1"]}),
+        )
+    };
+    add(
+        "/api/v1/devices/{device_id}/secret",
+        "post",
+        op(
+            "positions",
+            "Mint a tracker's secret, or rotate it (the old one stops working at once); shown this once, with the identifier to enter in Traccar Client or OsmAnd (DEVICE_ID:SECRET). Admins; dispatchers for responders' trackers. 404 for a device no one carries. Audited.",
+            Auth::Bearer,
+            vec![device()],
+            None,
+            json!({"201": content("The secret", "application/json", json!({"type": "object", "required": ["device_id", "carrier", "secret", "identifier"], "properties": {
+                "device_id": {"type": "string"}, "secret": {"type": "string", "minLength": 1}, "identifier": {"type": "string"},
+                "carrier": {"type": "object", "required": ["subject", "id"], "properties": {"id": {"type": "integer"}}},
+            }}))}),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/api/v1/devices/{device_id}/secret",
+        "delete",
+        op(
+            "positions",
+            "Revoke a tracker's secret: its fixes are refused from then on. Audited.",
+            Auth::Bearer,
+            vec![device()],
+            None,
+            json!({"204": bare("Revoked (or there was none)")}),
+            &[400, 404],
+        ),
+    );
     let freshness = ["live", "stale", "lost", "none"];
-    add("/api/v1/positions/live", "get", op("positions", "Every responder in scope with its latest fix, freshness (live, stale, lost, none), age and grid. Audited.", Auth::Bearer, vec![
-            param("freshness", false, "Only these", json!({"type": "array", "items": {"enum": freshness}, "minItems": 1})),
-            grid_param("grid", "Only within this unit"),
-            crs_param(),
-        ], None, json!({"200": content("GeoJSON FeatureCollection", "application/geo+json", json!({"allOf": [schema("FeatureCollection")], "required": ["generated_at"], "properties": {
-            "generated_at": {"type": "string", "format": "date-time"},
-            "features": {"type": "array", "items": {"type": "object", "required": ["id", "properties"], "properties": {"properties": {"type": "object", "required": ["callsign", "kind", "status", "freshness"], "properties": {"freshness": {"enum": freshness}}}}}},
-        }}))}), &[400]));
-    if let Some(Value::Object(p)) = paths.get_mut("/api/v1/positions/live").and_then(|v| v["get"]["parameters"].get_mut(0)) {
+    add(
+        "/api/v1/positions/live",
+        "get",
+        op(
+            "positions",
+            "Every responder in scope with its latest fix, freshness (live, stale, lost, none), age and grid. Audited.",
+            Auth::Bearer,
+            vec![
+                param(
+                    "freshness",
+                    false,
+                    "Only these",
+                    json!({"type": "array", "items": {"enum": freshness}, "minItems": 1}),
+                ),
+                grid_param("grid", "Only within this unit"),
+                crs_param(),
+            ],
+            None,
+            json!({"200": content("GeoJSON FeatureCollection", "application/geo+json", json!({"allOf": [schema("FeatureCollection")], "required": ["generated_at"], "properties": {
+                "generated_at": {"type": "string", "format": "date-time"},
+                "features": {"type": "array", "items": {"type": "object", "required": ["id", "properties"], "properties": {"properties": {"type": "object", "required": ["callsign", "kind", "status", "freshness"], "properties": {"freshness": {"enum": freshness}}}}}},
+            }}))}),
+            &[400],
+        ),
+    );
+    if let Some(Value::Object(p)) =
+        paths.get_mut("/api/v1/positions/live").and_then(|v| v["get"]["parameters"].get_mut(0))
+    {
         p.insert("style".into(), "form".into());
         p.insert("explode".into(), false.into());
     }
@@ -821,39 +1354,98 @@ pub fn document() -> Value {
         let entry = paths.entry(p.to_owned()).or_insert_with(|| json!({}));
         entry[method] = o;
     };
-    add("/api/v1/responders/{id}/trace", "get", op("positions", "A unit's position history between since and until (default: the 24 h before until; since < until), as a GeoJSON Feature (LineString with times), GPX 1.1 or JSON points; simplify_m simplifies for display; flagged=true includes fixes kept as history only. Audited.", Auth::Bearer, vec![
-            id("Responder id"),
-            time_param("since", "From"),
-            time_param("until", "To (default now)"),
-            format_param(&["geojson", "gpx", "json"], "geojson, gpx or json"),
-            param("simplify_m", false, "Douglas–Peucker tolerance, metres", json!({"type": "number", "minimum": 0, "maximum": 10_000})),
-            param("flagged", false, "Include flagged fixes", json!({"type": "boolean"})),
-            bounded("limit", "Points", 1, 100_000, 20_000),
-            crs_param(),
-        ], None, json!({"200": contents("The trace", &[
-            ("application/geo+json", schema("Feature")),
-            ("application/gpx+xml", json!({"type": "string"})),
-            ("application/json", json!({"type": "object", "required": ["unit_id", "points"], "properties": {"unit_id": {"type": "integer"}, "points": {"type": "array", "items": {"type": "object", "required": ["time", "lon", "lat"]}}}})),
-        ])}), &[400, 404]));
-    add("/api/v1/geofence/events", "get", op("positions", "Grid crossings (enter, exit; 20 m hysteresis) of responders and monitored key persons (subject), and key persons' zone alerts (zone_breach, zone_return, with the person's assigned grid), after an event id, in the caller's grids. Audited.", Auth::Bearer, vec![
-            param("after", false, "Event id", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
-            bounded("limit", "Events", 1, 10_000, 1000),
-        ], None, json!({"200": content("Events", "application/json", json!({"type": "object", "required": ["events", "last_id"], "properties": {"events": {"type": "array", "items": {"type": "object", "required": ["id"]}}, "last_id": {"type": "integer"}}}))}), &[400]));
-    add("/api/v1/geofence/stream", "get", op("positions", "The same as server-sent events (event: enter|exit|zone_breach|zone_return, id: the event id); resume with Last-Event-ID or after=. Audited.", Auth::Bearer, vec![
-            param("after", false, "Event id", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
-            json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}}),
-        ], None, json!({"200": contents("An endless event stream", &[("text/event-stream", json!({"type": "string"}))])}), &[400]));
-    add("/api/v1/dispatch/nearest", "get", op("dispatch", "The k units that would arrive first, by road travel time where the road network covers the place (eta_source road) and by straight-line estimate elsewhere (estimate); available units with a live fix unless include says otherwise. Road races are bounded (503 + Retry-After past it). Audited.", Auth::Bearer, vec![
-            lon_param(true, "Longitude"), lat_param(true, "Latitude"),
-            bounded("k", "How many", 1, 50, 5),
-            param("kind", false, "Responder kind", json!({"enum": ResponderKind::NAMES})),
-            param("capability", false, "A capability tag", json!({"type": "string"})),
-            param("include", false, "Also these units", json!({"type": "array", "items": {"enum": ["stale", "lost", "untracked", "busy"]}})),
-            crs_param(),
-        ], None, json!({"200": content("Fastest first", "application/geo+json", json!({"allOf": [schema("FeatureCollection")], "properties": {
-            "features": {"type": "array", "items": {"type": "object", "required": ["id", "properties"], "properties": {"properties": {"type": "object", "required": ["eta_s", "eta_source", "distance_m", "freshness"], "properties": {"eta_source": {"enum": ["road", "estimate"]}}}}}},
-            "road_network": {"type": ["object", "null"]},
-        }}))}), &[400]));
+    add(
+        "/api/v1/responders/{id}/trace",
+        "get",
+        op(
+            "positions",
+            "A unit's position history between since and until (default: the 24 h before until; since < until), as a GeoJSON Feature (LineString with times), GPX 1.1 or JSON points; simplify_m simplifies for display; flagged=true includes fixes kept as history only. Audited.",
+            Auth::Bearer,
+            vec![
+                id("Responder id"),
+                time_param("since", "From"),
+                time_param("until", "To (default now)"),
+                format_param(&["geojson", "gpx", "json"], "geojson, gpx or json"),
+                param(
+                    "simplify_m",
+                    false,
+                    "Douglas–Peucker tolerance, metres",
+                    json!({"type": "number", "minimum": 0, "maximum": 10_000}),
+                ),
+                param("flagged", false, "Include flagged fixes", json!({"type": "boolean"})),
+                bounded("limit", "Points", 1, 100_000, 20_000),
+                crs_param(),
+            ],
+            None,
+            json!({"200": contents("The trace", &[
+                ("application/geo+json", schema("Feature")),
+                ("application/gpx+xml", json!({"type": "string"})),
+                ("application/json", json!({"type": "object", "required": ["unit_id", "points"], "properties": {"unit_id": {"type": "integer"}, "points": {"type": "array", "items": {"type": "object", "required": ["time", "lon", "lat"]}}}})),
+            ])}),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/api/v1/geofence/events",
+        "get",
+        op(
+            "positions",
+            "Grid crossings (enter, exit; 20 m hysteresis) of responders and monitored key persons (subject), and key persons' zone alerts (zone_breach, zone_return, with the person's assigned grid), after an event id, in the caller's grids. Audited.",
+            Auth::Bearer,
+            vec![
+                param("after", false, "Event id", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
+                bounded("limit", "Events", 1, 10_000, 1000),
+            ],
+            None,
+            json!({"200": content("Events", "application/json", json!({"type": "object", "required": ["events", "last_id"], "properties": {"events": {"type": "array", "items": {"type": "object", "required": ["id"]}}, "last_id": {"type": "integer"}}}))}),
+            &[400],
+        ),
+    );
+    add(
+        "/api/v1/geofence/stream",
+        "get",
+        op(
+            "positions",
+            "The same as server-sent events (event: enter|exit|zone_breach|zone_return, id: the event id); resume with Last-Event-ID or after=. Audited.",
+            Auth::Bearer,
+            vec![
+                param("after", false, "Event id", json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX})),
+                json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}}),
+            ],
+            None,
+            json!({"200": contents("An endless event stream", &[("text/event-stream", json!({"type": "string"}))])}),
+            &[400],
+        ),
+    );
+    add(
+        "/api/v1/dispatch/nearest",
+        "get",
+        op(
+            "dispatch",
+            "The k units that would arrive first, by road travel time where the road network covers the place (eta_source road) and by straight-line estimate elsewhere (estimate); available units with a live fix unless include says otherwise. Road races are bounded (503 + Retry-After past it). Audited.",
+            Auth::Bearer,
+            vec![
+                lon_param(true, "Longitude"),
+                lat_param(true, "Latitude"),
+                bounded("k", "How many", 1, 50, 5),
+                param("kind", false, "Responder kind", json!({"enum": ResponderKind::NAMES})),
+                param("capability", false, "A capability tag", json!({"type": "string"})),
+                param(
+                    "include",
+                    false,
+                    "Also these units",
+                    json!({"type": "array", "items": {"enum": ["stale", "lost", "untracked", "busy"]}}),
+                ),
+                crs_param(),
+            ],
+            None,
+            json!({"200": content("Fastest first", "application/geo+json", json!({"allOf": [schema("FeatureCollection")], "properties": {
+                "features": {"type": "array", "items": {"type": "object", "required": ["id", "properties"], "properties": {"properties": {"type": "object", "required": ["eta_s", "eta_source", "distance_m", "freshness"], "properties": {"eta_source": {"enum": ["road", "estimate"]}}}}}},
+                "road_network": {"type": ["object", "null"]},
+            }}))}),
+            &[400],
+        ),
+    );
     if let Some(Value::Array(ps)) = paths.get_mut("/api/v1/dispatch/nearest").map(|v| &mut v["get"]["parameters"]) {
         for p in ps.iter_mut().filter(|p| p["name"] == "include") {
             p["style"] = "form".into();
@@ -865,52 +1457,208 @@ pub fn document() -> Value {
         entry[method] = o;
     };
     let dispatch_one = || json!({"200": content("The dispatch", "application/json", schema("Dispatch"))});
-    let units = json!({"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1, "maximum": i64::MAX}});
-    add("/api/v1/dispatches", "get", op("dispatch", "Dispatches, newest first (open=true: not closed), in the caller's grids.", Auth::Bearer, vec![
-            param("open", false, "Only those not closed", json!({"type": "boolean", "default": false})),
-            bounded("limit", "How many", 1, 1000, 100),
-        ], None, json!({"200": content("Dispatches", "application/json", json!({"type": "object", "required": ["dispatches"], "properties": {"dispatches": {"type": "array", "items": schema("Dispatch")}}}))}), &[400]));
-    add("/api/v1/dispatches", "post", op("dispatch", "Create a dispatch for an incident and send units: {incident_id, units, note}. Dispatchers and admins. 404 for an unknown incident or unit, 409 for a busy unit.", Auth::Bearer, vec![],
-        Some(json_body(json!({"type": "object", "additionalProperties": false, "required": ["incident_id", "units"], "properties": {
-            "incident_id": {"type": "integer", "minimum": 1, "maximum": i64::MAX}, "units": units.clone(), "note": {"type": ["string", "null"]},
-        }}))),
-        json!({"201": content("The dispatch with its deadlines", "application/json", schema("Dispatch"))}), &[400, 404, 409, 413, 415]));
-    let dispatch_id = || path("id", "Dispatch id", json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "examples": [1]}));
-    add("/api/v1/dispatches/{id}", "get", op("dispatch", "A dispatch: units, their steps with times, alarms, notifications.", Auth::Bearer, vec![dispatch_id()], None, dispatch_one(), &[400, 404]));
-    add("/api/v1/dispatches/{id}/units", "post", op("dispatch", "Send more units: {units}.", Auth::Bearer, vec![dispatch_id()],
-        Some(json_body(json!({"type": "object", "additionalProperties": false, "required": ["units"], "properties": {"units": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": i64::MAX}}}}))), dispatch_one(), &[400, 404, 409, 413, 415]));
-    add("/api/v1/dispatches/{id}/units/{unit}", "post", op("dispatch", "A unit's next step: {step: acknowledged | en_route | on_scene | cleared}; steps only go forward (409). The dispatch closes when its last unit clears.", Auth::Bearer,
-        vec![dispatch_id(), path("unit", "Responder id", json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "examples": [2]}))],
-        Some(json_body(json!({"type": "object", "additionalProperties": false, "required": ["step"], "properties": {"step": {"enum": ["acknowledged", "en_route", "on_scene", "cleared"]}}}))),
-        dispatch_one(), &[400, 404, 409, 413, 415]));
-    add("/api/v1/dispatches/{id}/city_wide", "post", op("dispatch", "全城响应: notify every unit (not off duty) and every post within {radius_m} of the incident or within {within_s} of travel (one of the two).", Auth::Bearer, vec![dispatch_id()],
-        Some(json_body(json!({"type": "object", "additionalProperties": false,
+    let units =
+        json!({"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1, "maximum": i64::MAX}});
+    add(
+        "/api/v1/dispatches",
+        "get",
+        op(
+            "dispatch",
+            "Dispatches, newest first (open=true: not closed), in the caller's grids.",
+            Auth::Bearer,
+            vec![
+                param("open", false, "Only those not closed", json!({"type": "boolean", "default": false})),
+                bounded("limit", "How many", 1, 1000, 100),
+            ],
+            None,
+            json!({"200": content("Dispatches", "application/json", json!({"type": "object", "required": ["dispatches"], "properties": {"dispatches": {"type": "array", "items": schema("Dispatch")}}}))}),
+            &[400],
+        ),
+    );
+    add(
+        "/api/v1/dispatches",
+        "post",
+        op(
+            "dispatch",
+            "Create a dispatch for an incident and send units: {incident_id, units, note}. Dispatchers and admins. 404 for an unknown incident or unit, 409 for a busy unit.",
+            Auth::Bearer,
+            vec![],
+            Some(json_body(
+                json!({"type": "object", "additionalProperties": false, "required": ["incident_id", "units"], "properties": {
+                    "incident_id": {"type": "integer", "minimum": 1, "maximum": i64::MAX}, "units": units.clone(), "note": {"type": ["string", "null"]},
+                }}),
+            )),
+            json!({"201": content("The dispatch with its deadlines", "application/json", schema("Dispatch"))}),
+            &[400, 404, 409, 413, 415],
+        ),
+    );
+    let dispatch_id =
+        || path("id", "Dispatch id", json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "examples": [1]}));
+    add(
+        "/api/v1/dispatches/{id}",
+        "get",
+        op(
+            "dispatch",
+            "A dispatch: units, their steps with times, alarms, notifications.",
+            Auth::Bearer,
+            vec![dispatch_id()],
+            None,
+            dispatch_one(),
+            &[400, 404],
+        ),
+    );
+    add(
+        "/api/v1/dispatches/{id}/units",
+        "post",
+        op(
+            "dispatch",
+            "Send more units: {units}.",
+            Auth::Bearer,
+            vec![dispatch_id()],
+            Some(json_body(
+                json!({"type": "object", "additionalProperties": false, "required": ["units"], "properties": {"units": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": i64::MAX}}}}),
+            )),
+            dispatch_one(),
+            &[400, 404, 409, 413, 415],
+        ),
+    );
+    add(
+        "/api/v1/dispatches/{id}/units/{unit}",
+        "post",
+        op(
+            "dispatch",
+            "A unit's next step: {step: acknowledged | en_route | on_scene | cleared}; steps only go forward (409). The dispatch closes when its last unit clears.",
+            Auth::Bearer,
+            vec![
+                dispatch_id(),
+                path(
+                    "unit",
+                    "Responder id",
+                    json!({"type": "integer", "minimum": 1, "maximum": i64::MAX, "examples": [2]}),
+                ),
+            ],
+            Some(json_body(
+                json!({"type": "object", "additionalProperties": false, "required": ["step"], "properties": {"step": {"enum": ["acknowledged", "en_route", "on_scene", "cleared"]}}}),
+            )),
+            dispatch_one(),
+            &[400, 404, 409, 413, 415],
+        ),
+    );
+    add(
+        "/api/v1/dispatches/{id}/city_wide",
+        "post",
+        op(
+            "dispatch",
+            "全城响应: notify every unit (not off duty) and every post within {radius_m} of the incident or within {within_s} of travel (one of the two).",
+            Auth::Bearer,
+            vec![dispatch_id()],
+            Some(json_body(json!({"type": "object", "additionalProperties": false,
             "properties": {"radius_m": {"type": ["number", "null"]}, "within_s": {"type": ["number", "null"]}},
             "oneOf": [
                 {"required": ["radius_m"], "properties": {"radius_m": {"type": "number", "exclusiveMinimum": 0, "maximum": 50_000}, "within_s": {"type": "null"}}},
                 {"required": ["within_s"], "properties": {"within_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7_200}, "radius_m": {"type": "null"}}},
             ]}))),
-        json!({"200": content("Units and posts notified", "application/json", json!({"type": "object"}))}), &[400, 404, 409, 413, 415]));
-    add("/api/v1/incidents/{id}/timeline", "get", op("dispatch", "An incident's dispatch log in order: created, each step, notifications, deadline alarms, closed.", Auth::Bearer, vec![id("Incident id")], None,
-        json!({"200": content("Events", "application/json", json!({"type": "object", "required": ["incident_id", "created_at", "events"], "properties": {"incident_id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"}, "events": {"type": "array", "items": {"type": "object"}}}}))}), &[400, 404]));
+            json!({"200": content("Units and posts notified", "application/json", json!({"type": "object"}))}),
+            &[400, 404, 409, 413, 415],
+        ),
+    );
+    add(
+        "/api/v1/incidents/{id}/timeline",
+        "get",
+        op(
+            "dispatch",
+            "An incident's dispatch log in order: created, each step, notifications, deadline alarms, closed.",
+            Auth::Bearer,
+            vec![id("Incident id")],
+            None,
+            json!({"200": content("Events", "application/json", json!({"type": "object", "required": ["incident_id", "created_at", "events"], "properties": {"incident_id": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"}, "events": {"type": "array", "items": {"type": "object"}}}}))}),
+            &[400, 404],
+        ),
+    );
     let deadline = json!({"type": "object", "required": ["ack_s", "arrive_s"], "description": "ack_s ≤ arrive_s",
         "properties": {"ack_s": {"type": "integer", "minimum": 1, "maximum": 4_294_967_295_u64}, "arrive_s": {"type": "integer", "minimum": 1, "maximum": 4_294_967_295_u64}}});
     let deadlines = json!({"type": "object", "required": ["default", "grids"], "properties": {"default": deadline, "grids": {"type": "object", "description": "by grid-code prefix", "additionalProperties": deadline}}});
     let mut deadlines_in = deadlines.clone();
     deadlines_in["additionalProperties"] = false.into();
     deadlines_in["required"] = json!([]);
-    add("/api/v1/dispatch/deadlines", "get", op("dispatch", "Acknowledge and arrival deadlines: default and by grid-code prefix (longest wins).", Auth::Bearer, vec![], None,
-        json!({"200": content("Deadlines", "application/json", deadlines.clone())}), &[]));
-    add("/api/v1/dispatch/deadlines", "put", op("dispatch", "Replace the deadlines (admin): {default: {ack_s, arrive_s}, grids: {prefix: {ack_s, arrive_s}}}.", Auth::Bearer, vec![], Some(json_body(deadlines_in)),
-        json!({"200": content("Deadlines", "application/json", deadlines)}), &[400, 413, 415]));
-    add("/api/v1/openapi.json", "get", op("ops", "This document.", Auth::None, vec![], None,
-        json!({"200": content("OpenAPI 3.1", "application/json", json!({"type": "object", "required": ["openapi", "info", "paths"]}))}), &[]));
-    add("/healthz", "get", op("ops", "Liveness.", Auth::None, vec![], None,
-        json!({"200": content("Up", "application/json", json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}))}), &[]));
-    add("/readyz", "get", op("ops", "Readiness: the store answers (503 when it does not).", Auth::None, vec![], None,
-        json!({"200": content("Ready", "application/json", json!({"type": "object", "required": ["status", "store"], "properties": {"status": {"const": "ready"}, "store": {"enum": ["sqlite", "postgres"]}}}))}), &[]));
-    add("/metrics", "get", op("ops", "Prometheus metrics (admin or auditor token): requests, items, caches, fixes, load-shedding limits and refusals.", Auth::Bearer, vec![], None,
-        json!({"200": contents("Prometheus text format 0.0.4", &[("text/plain", json!({"type": "string"}))])}), &[]));
+    add(
+        "/api/v1/dispatch/deadlines",
+        "get",
+        op(
+            "dispatch",
+            "Acknowledge and arrival deadlines: default and by grid-code prefix (longest wins).",
+            Auth::Bearer,
+            vec![],
+            None,
+            json!({"200": content("Deadlines", "application/json", deadlines.clone())}),
+            &[],
+        ),
+    );
+    add(
+        "/api/v1/dispatch/deadlines",
+        "put",
+        op(
+            "dispatch",
+            "Replace the deadlines (admin): {default: {ack_s, arrive_s}, grids: {prefix: {ack_s, arrive_s}}}.",
+            Auth::Bearer,
+            vec![],
+            Some(json_body(deadlines_in)),
+            json!({"200": content("Deadlines", "application/json", deadlines)}),
+            &[400, 413, 415],
+        ),
+    );
+    add(
+        "/api/v1/openapi.json",
+        "get",
+        op(
+            "ops",
+            "This document.",
+            Auth::None,
+            vec![],
+            None,
+            json!({"200": content("OpenAPI 3.1", "application/json", json!({"type": "object", "required": ["openapi", "info", "paths"]}))}),
+            &[],
+        ),
+    );
+    add(
+        "/healthz",
+        "get",
+        op(
+            "ops",
+            "Liveness.",
+            Auth::None,
+            vec![],
+            None,
+            json!({"200": content("Up", "application/json", json!({"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}}))}),
+            &[],
+        ),
+    );
+    add(
+        "/readyz",
+        "get",
+        op(
+            "ops",
+            "Readiness: the store answers (503 when it does not).",
+            Auth::None,
+            vec![],
+            None,
+            json!({"200": content("Ready", "application/json", json!({"type": "object", "required": ["status", "store"], "properties": {"status": {"const": "ready"}, "store": {"enum": ["sqlite", "postgres"]}}}))}),
+            &[],
+        ),
+    );
+    add(
+        "/metrics",
+        "get",
+        op(
+            "ops",
+            "Prometheus metrics (admin or auditor token): requests, items, caches, fixes, load-shedding limits and refusals.",
+            Auth::Bearer,
+            vec![],
+            None,
+            json!({"200": contents("Prometheus text format 0.0.4", &[("text/plain", json!({"type": "string"}))])}),
+            &[],
+        ),
+    );
     let mut schemas_and_more = components();
     schemas_and_more["schemas"]["public_posts"] = json!({
         "type": "object", "required": ["type", "features"], "description": "What the public sees",
