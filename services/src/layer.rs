@@ -47,7 +47,7 @@ impl Layer {
     /// Whether reads of this layer are sensitive (role- and grid-scoped, and audited).
     #[must_use]
     pub fn is_sensitive(self) -> bool {
-        matches!(self, Self::KeyPersonnel)
+        matches!(self, Self::KeyPersonnel | Self::Responders)
     }
 
     /// Position in [`Layer::ALL`].

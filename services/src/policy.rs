@@ -92,7 +92,9 @@ pub enum Audit {
 /// answering while expensive ones are saturated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
-    /// Health, static files, `locate`, the public lookup, tracker reports: microseconds each.
+    /// Liveness and readiness: never shed (an orchestrator would restart a busy server).
+    Probe,
+    /// Static files, `locate`, the public lookup: microseconds each, nothing durable.
     Cheap,
     /// Item reads and writes, tiles, dispatch steps.
     Normal,
@@ -104,12 +106,13 @@ pub enum Class {
 
 impl Class {
     /// All classes.
-    pub const ALL: [Class; 4] = [Class::Cheap, Class::Normal, Class::Heavy, Class::Stream];
+    pub const ALL: [Class; 5] = [Class::Probe, Class::Cheap, Class::Normal, Class::Heavy, Class::Stream];
 
     /// The class's name in metrics.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
+            Self::Probe => "probe",
             Self::Cheap => "cheap",
             Self::Normal => "normal",
             Self::Heavy => "heavy",
@@ -154,7 +157,8 @@ pub const RULES: &[Rule] = &[
     rule(Action::ReadLayer(Layer::Incidents),          [A, A, S, A, N, N], Audit::No, true),
     rule(Action::ReadLayer(Layer::RentalHousing),      [A, A, S, A, N, N], Audit::No, true),
     rule(Action::ReadLayer(Layer::Posts),              [A, A, S, A, N, N], Audit::No, false),
-    rule(Action::ReadLayer(Layer::Responders),         [A, A, S, A, N, N], Audit::No, true),
+    // A responder stands where its last fix put it: its reads are reads of whereabouts.
+    rule(Action::ReadLayer(Layer::Responders),         [A, A, S, A, N, N], Audit::Reads, true),
     rule(Action::ReadLayer(Layer::KeyPersonnel),       [A, A, S, A, N, N], Audit::Reads, true),
     rule(Action::WriteLayer(Layer::Incidents),         [A, A, S, N, N, N], Audit::No, true),
     rule(Action::WriteLayer(Layer::RentalHousing),     [A, A, S, N, N, N], Audit::No, true),
@@ -166,7 +170,8 @@ pub const RULES: &[Rule] = &[
     rule(Action::ReadDispatches,                       [A, A, S, A, N, N], Audit::No, true),
     rule(Action::Dispatch,                             [A, A, N, N, N, N], Audit::No, true),
     rule(Action::EditDeadlines,                        [A, N, N, N, N, N], Audit::No, false),
-    rule(Action::AuditGeometry,                        [A, A, S, A, N, N], Audit::No, true),
+    // Grid geometry and codes only: what a worker reads with ReadGrids anyway.
+    rule(Action::AuditGeometry,                        [A, A, A, A, N, N], Audit::No, true),
     // City-wide counts of households and people: not for a worker scoped to a few grids.
     rule(Action::AuditWorkload,                        [A, A, N, A, N, N], Audit::No, false),
     rule(Action::AuditPatrol,                          [A, A, N, A, N, N], Audit::Reads, true),
@@ -217,8 +222,8 @@ use Resolve::Fixed as F;
 pub const ROUTES: &[Route] = &[
     route("GET",    "/",                                       F(Action::Anyone),          Class::Cheap),
     route("GET",    "/web/{*path}",                            F(Action::Anyone),          Class::Cheap),
-    route("GET",    "/healthz",                                F(Action::Anyone),          Class::Cheap),
-    route("GET",    "/readyz",                                 F(Action::Anyone),          Class::Cheap),
+    route("GET",    "/healthz",                                F(Action::Anyone),          Class::Probe),
+    route("GET",    "/readyz",                                 F(Action::Anyone),          Class::Probe),
     route("GET",    "/api/v1/openapi.json",                    F(Action::Anyone),          Class::Cheap),
     route("GET",    "/api/v1/whoami",                          F(Action::Anyone),          Class::Cheap),
     route("GET",    "/basemap/style.json",                     F(Action::Anyone),          Class::Cheap),
@@ -240,8 +245,8 @@ pub const ROUTES: &[Route] = &[
     route("GET",    "/api/v1/grids",                           F(Action::ReadGrids),       Class::Normal),
     route("GET",    "/api/v1/grids/{code}",                    F(Action::ReadGrids),       Class::Normal),
     route("PUT",    "/api/v1/grids/{code}",                    F(Action::EditGrids),       Class::Heavy),
-    route("GET",    "/api/v1/osmand",                          F(Action::DeviceReport),    Class::Cheap),
-    route("POST",   "/api/v1/osmand",                          F(Action::DeviceReport),    Class::Cheap),
+    route("GET",    "/api/v1/osmand",                          F(Action::DeviceReport),    Class::Normal),
+    route("POST",   "/api/v1/osmand",                          F(Action::DeviceReport),    Class::Normal),
     route("POST",   "/api/v1/positions",                       F(Action::ReportPositions), Class::Normal),
     route("GET",    "/api/v1/positions/live",                  F(Action::ReadWhereabouts), Class::Normal),
     route("POST",   "/api/v1/devices/{device_id}/secret",      F(Action::ManageDevices),   Class::Normal),
@@ -323,6 +328,16 @@ pub fn actions(route: &Route, param: impl Fn(&str) -> Option<String>) -> Vec<Act
             out.push(Action::ReadWall);
             out
         }
+    }
+}
+
+/// The load class of a request: the route's, except that `/{layer}/nearest` is cheap only as the
+/// citizens' post lookup (any other layer's nearest may write an audit row, durably).
+#[must_use]
+pub fn class_of(route: &Route, actions: &[Action]) -> Class {
+    match route.resolve {
+        Resolve::NearestOf if actions != [Action::NearestPosts] => Class::Normal,
+        _ => route.class,
     }
 }
 
@@ -452,7 +467,8 @@ mod tests {
     fn a_grid_worker_is_only_ever_granted_its_own_grids_for_data() {
         for r in RULES {
             let g = r.grants[2];
-            let data = !matches!(r.action, Action::Anyone | Action::DeviceReport | Action::ReadGrids);
+            let data =
+                !matches!(r.action, Action::Anyone | Action::DeviceReport | Action::ReadGrids | Action::AuditGeometry);
             if data {
                 assert_ne!(g, Grant::All, "{:?} gives grid workers everything", r.action);
             }
@@ -478,7 +494,12 @@ mod tests {
 
     #[test]
     fn reading_key_personnel_or_whereabouts_is_audited_and_never_cached() {
-        for a in [Action::ReadLayer(Layer::KeyPersonnel), Action::ReadWhereabouts, Action::NearestByRoad] {
+        for a in [
+            Action::ReadLayer(Layer::KeyPersonnel),
+            Action::ReadLayer(Layer::Responders),
+            Action::ReadWhereabouts,
+            Action::NearestByRoad,
+        ] {
             assert_eq!(rule_of(a).audit, Audit::Reads);
             assert!(rule_of(a).personal);
         }

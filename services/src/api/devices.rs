@@ -40,6 +40,25 @@ fn managed(st: &AppState, who: &Principal, device_id: &str) -> Result<(Subject, 
     Ok(carrier)
 }
 
+/// A write row naming the carrier: a secret's change is never collapsed like a read.
+fn write_entry<'a>(
+    action: &'a str,
+    request: &'a str,
+    subject: crate::positions::Subject,
+    unit: i64,
+    count: usize,
+) -> crate::audit_log::AuditEntry<'a> {
+    crate::audit_log::AuditEntry {
+        action,
+        request,
+        layer: Some(subject.layer()),
+        subjects: vec![unit],
+        result_count: count,
+        kind: crate::audit_log::AuditKind::Write,
+        ..Default::default()
+    }
+}
+
 /// `POST /api/v1/devices/{device_id}/secret`
 pub async fn mint(
     State(st): State<AppState>,
@@ -48,7 +67,8 @@ pub async fn mint(
 ) -> Result<Response, ApiError> {
     let (subject, unit) = managed(&st, &who, &device_id)?;
     let secret = st.service.mint_device_secret(&device_id).await?;
-    st.service.audit(&who, "device_secret_mint", &format!("POST /api/v1/devices/{device_id}/secret"), 1).await?;
+    let request = format!("POST /api/v1/devices/{device_id}/secret");
+    st.service.audit_entry(&who, write_entry("device_secret_mint", &request, subject, unit, 1)).await?;
     let body = json!({
         "device_id": device_id,
         "carrier": {"subject": subject, "id": unit},
@@ -67,9 +87,10 @@ pub async fn revoke(
     Caller(who): Caller,
     Path(device_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    managed(&st, &who, &device_id)?;
+    let (subject, unit) = managed(&st, &who, &device_id)?;
     let had = st.service.revoke_device_secret(&device_id).await?;
-    st.service.audit(&who, "device_secret_revoke", &format!("DELETE /api/v1/devices/{device_id}/secret"), usize::from(had)).await?;
+    let request = format!("DELETE /api/v1/devices/{device_id}/secret");
+    st.service.audit_entry(&who, write_entry("device_secret_revoke", &request, subject, unit, usize::from(had))).await?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)

@@ -27,9 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// In-flight limits per load class.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Health, static files, `locate`, the public lookup, tracker reports.
+    /// Static files, `locate`, the public lookup.
     pub cheap: usize,
-    /// Item reads and writes, tiles, dispatch steps.
+    /// Item reads and writes, tiles, dispatch steps, tracker reports.
     pub normal: usize,
     /// Audits, gridding, road races, city-wide calls.
     pub heavy: usize,
@@ -105,7 +105,7 @@ impl Work {
 
 /// The in-flight gates of every class and kind of work, with their refusal counters.
 pub struct Shedder {
-    classes: [Gate; 4],
+    classes: [Gate; 5],
     work: [Gate; 3],
 }
 
@@ -116,7 +116,14 @@ impl Shedder {
     pub fn new(l: Limits) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Self {
-            classes: [Gate::new(l.cheap), Gate::new(l.normal), Gate::new(l.heavy), Gate::new(l.stream)],
+            // Probes are counted but never refused: the limit is only a gauge.
+            classes: [
+                Gate::new(Semaphore::MAX_PERMITS),
+                Gate::new(l.cheap),
+                Gate::new(l.normal),
+                Gate::new(l.heavy),
+                Gate::new(l.stream),
+            ],
             work: [Gate::new(l.work), Gate::new(32 * cores), Gate::new(8 * cores)],
         }
     }
@@ -287,15 +294,16 @@ async fn admit(st: &AppState, req: Request) -> Result<(Request, OwnedSemaphorePe
             return Err(ApiError::forbidden(format!("role {} may not {}", who.role, policy::describe(a))));
         }
     }
-    let permit = st.shed.class(route.class).try_enter().ok_or_else(|| {
-        let mut e = ApiError::unavailable(if route.class == Class::Heavy { 5 } else { 1 });
+    let class = policy::class_of(route, &actions);
+    let permit = st.shed.class(class).try_enter().ok_or_else(|| {
+        let mut e = ApiError::unavailable(if class == Class::Heavy { 5 } else { 1 });
         e.set_detail(format!(
             "the server is at its limit of {} {} requests in flight; retry after the delay",
-            st.shed.class(route.class).limit,
-            route.class.name()
+            st.shed.class(class).limit,
+            class.name()
         ));
         e
     })?;
     parts.extensions.insert(who);
-    Ok((Request::from_parts(parts, body), permit, policy::personal(route, &actions), route.class))
+    Ok((Request::from_parts(parts, body), permit, policy::personal(route, &actions), class))
 }

@@ -179,7 +179,13 @@ pub async fn tile(
     let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query, scope };
     if sensitive {
         // Built for this request alone (never cached, never shared), audited before it leaves.
-        let (raw, count) = tokio::task::spawn_blocking(move || job.build()).await.map_err(|_| ApiError::internal())?;
+        let permit = st.shed.start(super::guard::Work::TileBuild)?;
+        let (raw, count) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job.build()
+        })
+        .await
+        .map_err(|_| ApiError::internal())?;
         let entry = crate::audit_log::AuditEntry {
             action: "tile",
             request: &format!("GET {}", uri.0),

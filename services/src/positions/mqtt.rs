@@ -142,7 +142,7 @@ async fn enqueue(ingest: &Ingest, p: &Publish) -> Option<Next> {
         Ok(f) => f,
         Err(e) => {
             ingest.counters().count_malformed();
-            tracing::warn!(topic = %p.topic, field = %e.field, reason = %e.reason, "MQTT message refused");
+            tracing::warn!(topic = %redacted(&p.topic), field = %e.field, reason = %e.reason, "MQTT message refused");
             return Some(Next::Drop);
         }
     };
@@ -155,7 +155,7 @@ async fn enqueue(ingest: &Ingest, p: &Publish) -> Option<Next> {
             Err(IngestError::Stopped) => return None,
             Err(e) => {
                 ingest.counters().count_malformed();
-                tracing::warn!(topic = %p.topic, error = %e, "MQTT message refused");
+                tracing::warn!(topic = %redacted(&p.topic), error = %e, "MQTT message refused");
                 return Some(Next::Drop);
             }
         }
@@ -176,7 +176,7 @@ async fn acknowledge(client: AsyncClient, ingest: Arc<Ingest>, mut acks: mpsc::U
                         // store may come back; should safegrid stop meanwhile, the broker
                         // delivers the message again. Fixes later messages stored meanwhile
                         // outdate are kept as history (late).
-                        tracing::warn!(topic = %p.topic, error = %e, "fixes from MQTT not stored; retrying in 1 s");
+                        tracing::warn!(topic = %redacted(&p.topic), error = %e, "fixes from MQTT not stored; retrying in 1 s");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         match enqueue(&ingest, &p).await {
                             Some(again) => next = again,
@@ -189,5 +189,23 @@ async fn acknowledge(client: AsyncClient, ingest: Arc<Ingest>, mut acks: mpsc::U
         if let Err(e) = client.ack(&p).await {
             tracing::warn!(error = %e, "MQTT acknowledgement not sent; the broker will deliver the message again");
         }
+    }
+}
+
+/// A topic fit for the log: a last level of the form `ID:SECRET` loses its secret.
+fn redacted(topic: &str) -> String {
+    match topic.rsplit_once('/') {
+        Some((head, last)) => format!("{head}/{}", last.split_once(':').map_or(last, |(id, _)| id)),
+        None => topic.split_once(':').map_or(topic, |(id, _)| id).to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn a_secret_in_the_topic_never_reaches_the_log() {
+        assert_eq!(super::redacted("fleet/car-1:s3cr3t"), "fleet/car-1");
+        assert_eq!(super::redacted("car-1:s3cr3t"), "car-1");
+        assert_eq!(super::redacted("fleet/car-1"), "fleet/car-1");
     }
 }
