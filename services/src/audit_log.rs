@@ -350,6 +350,9 @@ struct Run {
     last: Option<DateTime<Utc>>,
     results: i64,
     subjects: BTreeSet<i64>,
+    /// The subjects the run's first row recorded, durably: a read that returns anyone else is
+    /// not a repeat (it is written at once, so no kill can lose whom the caller saw).
+    seen: BTreeSet<i64>,
 }
 
 /// Repeats to be written as one row.
@@ -442,6 +445,7 @@ impl Collapser {
     pub fn read(&mut self, key: &ReadKey, subjects: &[i64], results: i64, now: DateTime<Utc>) -> ReadVerdict {
         if let Some(run) = self.runs.get(key)
             && self.open_at(run, now)
+            && subjects.iter().all(|s| run.seen.contains(s))
             && let Some(run) = self.runs.get_mut(key)
         {
             run.repeats += 1;
@@ -455,9 +459,10 @@ impl Collapser {
         ReadVerdict::First { ended }
     }
 
-    /// The first read of a run was written at `at`: identical reads are counted from now on. A
-    /// run opened meanwhile by an identical read (two at once) is kept.
-    pub fn opened(&mut self, key: ReadKey, at: DateTime<Utc>) {
+    /// The first read of a run was written at `at`, naming `subjects`: identical reads that
+    /// return no one else are counted from now on. A run opened meanwhile by an identical read
+    /// (two at once) is kept.
+    pub fn opened(&mut self, key: ReadKey, at: DateTime<Utc>, subjects: &[i64]) {
         if self.window.is_zero() {
             return;
         }
@@ -468,6 +473,7 @@ impl Collapser {
             last: None,
             results: 0,
             subjects: BTreeSet::new(),
+            seen: subjects.iter().copied().collect(),
         });
     }
 
@@ -509,6 +515,8 @@ impl Collapser {
             last: None,
             results: 0,
             subjects: BTreeSet::new(),
+            // Every subject of these repeats was named by the run's first row.
+            seen: r.subjects.iter().copied().collect(),
         });
         run.repeats += r.count;
         run.first = Some(run.first.map_or(r.first, |f| f.min(r.first)));
@@ -712,7 +720,7 @@ mod tests {
                 ReadVerdict::First { ended } => {
                     repeat_rows.extend(ended);
                     firsts += 1;
-                    c.opened(k.clone(), now);
+                    c.opened(k.clone(), now, &[]);
                 }
             }
         }
@@ -739,7 +747,7 @@ mod tests {
             let v = c.read(&key(req), &[], 1, t0);
             if i < 2 {
                 assert_eq!(v, ReadVerdict::First { ended: None });
-                c.opened(key(req), t0);
+                c.opened(key(req), t0, &[]);
             } else {
                 assert_eq!(v, ReadVerdict::Counted);
             }
@@ -747,7 +755,7 @@ mod tests {
         let mut z = Collapser::new(Duration::ZERO);
         for _ in 0..3 {
             assert!(matches!(z.read(&key("a"), &[], 1, t0), ReadVerdict::First { ended: None }));
-            z.opened(key("a"), t0);
+            z.opened(key("a"), t0, &[]);
         }
     }
 
@@ -755,7 +763,7 @@ mod tests {
     fn repeats_not_written_are_kept_for_the_next_flush() {
         let t0 = Utc.with_ymd_and_hms(2026, 12, 3, 8, 0, 0).unwrap();
         let mut c = Collapser::new(Duration::from_secs(60));
-        c.opened(key("a"), t0);
+        c.opened(key("a"), t0, &[]);
         for s in 1..=4 {
             c.read(&key("a"), &[7], 1, t0 + chrono::Duration::seconds(s));
         }
@@ -765,4 +773,28 @@ mod tests {
         let again = c.drain();
         assert_eq!(again, out);
     }
+
+    #[test]
+    fn a_repeat_that_returns_someone_new_is_written_at_once() {
+        let t0 = Utc::now();
+        let k = ReadKey {
+            actor: "d".into(),
+            role: "dispatcher".into(),
+            action: "query".into(),
+            layer: Some("key_personnel".into()),
+            request: "GET /api/v1/key_personnel".into(),
+        };
+        let mut c = Collapser::new(Duration::from_secs(60));
+        assert_eq!(c.read(&k, &[1, 2], 2, t0), ReadVerdict::First { ended: None });
+        c.opened(k.clone(), t0, &[1, 2]);
+        let t1 = t0 + chrono::Duration::seconds(3);
+        assert_eq!(c.read(&k, &[2], 1, t1), ReadVerdict::Counted, "no one new: counted");
+        // Key person 3 enters the polled area: a new first row, the run so far written before it.
+        let t2 = t0 + chrono::Duration::seconds(6);
+        match c.read(&k, &[2, 3], 2, t2) {
+            ReadVerdict::First { ended: Some(r) } => assert_eq!(r.count, 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
 }

@@ -172,8 +172,9 @@ impl Service {
             let all = self.audit.runs().drain();
             self.append_repeats(all).await;
         }
+        let seen = row.subjects.clone();
         self.audit.append(self.store.as_ref(), row).await?;
-        self.audit.runs().opened(key, now);
+        self.audit.runs().opened(key, now, &seen);
         Ok(())
     }
 
