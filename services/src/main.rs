@@ -778,7 +778,11 @@ fn print_banner(url: &str, demo: &DemoTokens) {
         }
     } else {
         println!("Tokens: as printed on the first start, kept in {} (0600).", demo.file.display());
-        println!("  export SAFEGRID_DISPATCHER=$(jq -r .dispatcher {})", demo.file.display());
+        // python3, not jq: a fresh Debian machine has the one and not the other.
+        println!(
+            "  export SAFEGRID_DISPATCHER=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"dispatcher\"])' {})",
+            demo.file.display()
+        );
     }
     println!("\nTry:");
     println!("  curl -H \"Authorization: Bearer {}\" '{url}/api/v1/locate?lon=114.0579&lat=22.5431'", t("dispatcher"));
