@@ -155,6 +155,11 @@ export const STRINGS = {
   },
 };
 
+/** The string for a key in a language (the key itself when there is none). */
+export function translate(lang, key) {
+  return (STRINGS[lang] && STRINGS[lang][key]) || key;
+}
+
 /** The language to start in: a saved choice, else the browser's preference. */
 export function initialLanguage() {
   const saved = localStorage.getItem('sg.lang');

@@ -1096,7 +1096,7 @@ pub fn document() -> Value {
             vec![path(
                 "path",
                 "file path under /web/",
-                json!({"type": "string", "enum": ["index.html", "errors.js", "app.js", "i18n.js", "app.css", "vendor/maplibre-gl/maplibre-gl.mjs", "vendor/maplibre-gl/maplibre-gl-worker.mjs", "vendor/maplibre-gl/maplibre-gl.css", "vendor/maplibre-gl/LICENSE.txt"]}),
+                json!({"type": "string", "enum": super::web::paths().collect::<Vec<_>>()}),
             )],
             None,
             json!({"200": contents("The file", &[("text/html", json!({"type": "string"})), ("text/javascript", json!({"type": "string"})), ("text/css", json!({"type": "string"})), ("text/plain", json!({"type": "string"}))]), "304": bare("Not modified (If-None-Match)")}),

@@ -1,6 +1,8 @@
 //! The map wall's files, compiled into the binary (`web-map/`), so that a closed network needs
-//! nothing but safegrid: the page at `/`, its script and style, and MapLibre GL JS vendored
-//! from its npm package under `/web/vendor/maplibre-gl/`.
+//! nothing but safegrid: the page at `/`, its entry script `/web/app.js` and the ES modules it
+//! imports from `/web/js/`, its strings and style, and MapLibre GL JS vendored from its npm
+//! package under `/web/vendor/maplibre-gl/`. A path is looked up whole (`js/map.js`), so files
+//! in folders need nothing but their row in FILES.
 //!
 //! Every file is served with a Content-Security-Policy that allows only this origin, so a
 //! browser refuses any request to another host, from the page or from MapLibre's worker.
@@ -18,6 +20,18 @@ const FILES: &[(&str, &[u8], &str)] = &[
     ("errors.js", include_bytes!("../../../web-map/errors.js"), "text/javascript; charset=utf-8"),
     ("app.js", include_bytes!("../../../web-map/app.js"), "text/javascript; charset=utf-8"),
     ("i18n.js", include_bytes!("../../../web-map/i18n.js"), "text/javascript; charset=utf-8"),
+    ("js/api.js", include_bytes!("../../../web-map/js/api.js"), "text/javascript; charset=utf-8"),
+    ("js/audit.js", include_bytes!("../../../web-map/js/audit.js"), "text/javascript; charset=utf-8"),
+    ("js/dispatch.js", include_bytes!("../../../web-map/js/dispatch.js"), "text/javascript; charset=utf-8"),
+    ("js/dom.js", include_bytes!("../../../web-map/js/dom.js"), "text/javascript; charset=utf-8"),
+    ("js/layers.js", include_bytes!("../../../web-map/js/layers.js"), "text/javascript; charset=utf-8"),
+    ("js/live.js", include_bytes!("../../../web-map/js/live.js"), "text/javascript; charset=utf-8"),
+    ("js/map.js", include_bytes!("../../../web-map/js/map.js"), "text/javascript; charset=utf-8"),
+    ("js/popups.js", include_bytes!("../../../web-map/js/popups.js"), "text/javascript; charset=utf-8"),
+    ("js/signin.js", include_bytes!("../../../web-map/js/signin.js"), "text/javascript; charset=utf-8"),
+    ("js/state.js", include_bytes!("../../../web-map/js/state.js"), "text/javascript; charset=utf-8"),
+    ("js/stats.js", include_bytes!("../../../web-map/js/stats.js"), "text/javascript; charset=utf-8"),
+    ("js/units.js", include_bytes!("../../../web-map/js/units.js"), "text/javascript; charset=utf-8"),
     ("app.css", include_bytes!("../../../web-map/app.css"), "text/css; charset=utf-8"),
     (
         "vendor/maplibre-gl/maplibre-gl.mjs",
@@ -46,6 +60,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
 const CSP: &str = "default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src 'self' blob:; \
                    img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; \
                    font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'";
+
+/// The path of every file served under `/web/` (the OpenAPI document lists them).
+pub(crate) fn paths() -> impl Iterator<Item = &'static str> {
+    FILES.iter().map(|(path, _, _)| *path)
+}
 
 /// One ETag per build: the files change only with the binary.
 fn etag() -> &'static str {

@@ -1,0 +1,63 @@
+// The live feed: GET /api/v1/events (server-sent events, read with fetch so that the token
+// travels in a header, not the URL) sends data versions; on a change the affected sources are
+// pointed at tiles of the new version, and the audit overlay and statistics are refreshed.
+
+import { api } from '/web/js/api.js';
+import { toggleAudit } from '/web/js/audit.js';
+import { $ } from '/web/js/dom.js';
+import { others } from '/web/js/layers.js';
+import { refreshSource } from '/web/js/map.js';
+import { signOut } from '/web/js/signin.js';
+import { get, set } from '/web/js/state.js';
+import { refreshStats } from '/web/js/stats.js';
+
+const RECONNECT_MS = 2000;
+
+/** Reads the feed for as long as the page is open, reconnecting after a break. */
+export async function startFeed() {
+  for (;;) {
+    try {
+      const r = await api('/api/v1/events', { headers: { Accept: 'text/event-stream' } });
+      if (r.status === 401) return signOut();
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      $('live').classList.add('on');
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+          if (block.includes('event: versions') && data) onVersions(JSON.parse(data));
+        }
+      }
+    } catch (err) {
+      console.warn('event feed interrupted; reconnecting', err);
+    }
+    $('live').classList.remove('on');
+    await new Promise((ok) => setTimeout(ok, RECONNECT_MS));
+  }
+}
+
+/** New data versions: fresh tiles for what changed (none on the first message). */
+function onVersions(v) {
+  const previous = get('versions');
+  const changed = Object.keys(v).filter((k) => previous[k] !== v[k]);
+  const first = Object.keys(previous).length === 0;
+  set({ versions: v });
+  if (first || changed.length === 0) return;
+  if (changed.includes('grids')) {
+    refreshSource('grids', ['grids']);
+    if ($('audit').checked) toggleAudit(true);
+  }
+  if (changed.some((k) => others().includes(k))) refreshSource('points', others());
+  if (changed.includes('key_personnel')) refreshSource('key_personnel', ['key_personnel']);
+  if (changed.includes('incidents')) {
+    refreshSource('incidents', ['incidents']);
+    refreshSource('hexbins', ['incidents_h3']);
+  }
+  if (changed.includes('incidents') || changed.includes('grids')) refreshStats();
+}
