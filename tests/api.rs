@@ -758,15 +758,28 @@ async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subj
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(f.call("DELETE", "/api/v1/key_personnel/999999", a, None).await.status, StatusCode::NOT_FOUND);
     // A role that may not write key personnel at all is refused at the door, and recorded there.
-    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), Some(Role::Auditor), Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel)))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/key_personnel/{id}"),
+            Some(Role::Auditor),
+            Some(feature(point(114.02, 22.55), props_for(Layer::KeyPersonnel))),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // Responders hold someone's whereabouts: audited; incidents are not.
     let r = f
-        .call("POST", "/api/v1/responders", Some(Role::Dispatcher), Some(feature(point(114.02, 22.55), props_for(Layer::Responders))))
+        .call(
+            "POST",
+            "/api/v1/responders",
+            Some(Role::Dispatcher),
+            Some(feature(point(114.02, 22.55), props_for(Layer::Responders))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let unit = r.body["id"].as_i64().unwrap();
-    let r = f.call("POST", "/api/v1/incidents", a, Some(feature(point(114.02, 22.55), props_for(Layer::Incidents)))).await;
+    let r =
+        f.call("POST", "/api/v1/incidents", a, Some(feature(point(114.02, 22.55), props_for(Layer::Incidents)))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 
     let rows = f.audit_rows().await;
@@ -774,7 +787,15 @@ async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subj
         .iter()
         .rev()
         .map(|r| {
-            (r.kind.as_str(), r.action.as_str(), r.outcome.as_str(), r.layer.as_deref(), r.subjects.clone(), r.role.as_str(), r.actor.as_str())
+            (
+                r.kind.as_str(),
+                r.action.as_str(),
+                r.outcome.as_str(),
+                r.layer.as_deref(),
+                r.subjects.clone(),
+                r.role.as_str(),
+                r.actor.as_str(),
+            )
         })
         .collect();
     let kp = Some("key_personnel");
@@ -793,14 +814,68 @@ async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subj
     assert_eq!(rows[2].request, "delete key_personnel/999999");
     assert_eq!(rows[1].request, format!("update key_personnel/{id}"));
     assert!(rows.iter().all(|r| r.repeats == 1 && r.hash.is_some()));
-    // Writes are never collapsed: the same write twice is two rows.
+    // A done write is never collapsed: the same write twice is two rows.
+    let mut same = f.call("GET", &format!("/api/v1/responders/{unit}"), a, None).await.body;
+    same["geometry"] = point(114.021, 22.55);
+    let rows = f.audit_rows().await; // the GET is a read of a responder, itself a row
     for _ in 0..2 {
-        f.call("DELETE", "/api/v1/key_personnel/999999", a, None).await;
+        let r = f.call("PUT", &format!("/api/v1/responders/{unit}"), a, Some(same.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
     assert_eq!(f.audit_rows().await.len(), rows.len() + 2);
+    // A refusal changed nothing: repeated within the window it is counted, so that a script
+    // retrying a forbidden write cannot flood the log (this one repeats the delete above).
+    for _ in 0..3 {
+        f.call("DELETE", "/api/v1/key_personnel/999999", a, None).await;
+    }
+    assert_eq!(f.audit_rows().await.len(), rows.len() + 2, "the repeats wait for their window");
+    f.service.flush_audit().await;
+    let after = f.audit_rows().await;
+    assert_eq!(after.len(), rows.len() + 3);
+    assert_eq!(
+        (after[0].kind.as_str(), after[0].outcome.as_str(), after[0].request.as_str(), after[0].repeats),
+        ("write", "not_found", "delete key_personnel/999999", 3)
+    );
     let v = safegrid_services::audit_log::verify(f.store.as_ref(), None).await.unwrap();
     assert_eq!(v.broken, None);
-    assert_eq!(v.check.chained, rows.len() as u64 + 2);
+    assert_eq!(v.check.chained, rows.len() as u64 + 3);
+}
+
+/// A write of an audited layer and its audit row are one transaction: when the row cannot be
+/// appended, the write does not happen either (in the store or in memory), and the caller hears
+/// so.
+#[tokio::test]
+async fn a_write_whose_audit_row_cannot_be_stored_does_not_happen() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    let id = create_at(&f, Layer::KeyPersonnel, 114.02, 22.55, props_for(Layer::KeyPersonnel)).await;
+    let before = f.store.load_items(Layer::KeyPersonnel).await.unwrap();
+    // The audit log refuses rows of updates (a full disk, a broken constraint: any failure).
+    let db = f._dir.path().join("test.db");
+    let mut c =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_update_rows BEFORE INSERT ON audit_log WHEN NEW.action = 'update' AND NEW.outcome = 'ok'
+         BEGIN SELECT RAISE(ABORT, 'no room'); END",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let mut moved = f.call("GET", &format!("/api/v1/key_personnel/{id}"), a, None).await.body;
+    moved["geometry"] = point(114.03, 22.55);
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), a, Some(moved.clone())).await;
+    assert!(r.status.is_server_error(), "{} {}", r.status, r.text);
+    assert_eq!(f.store.load_items(Layer::KeyPersonnel).await.unwrap(), before, "nothing stored");
+    let live = f.service.layer(Layer::KeyPersonnel).get(id).map(|it| it.pos).unwrap();
+    assert_eq!((live.lon(), live.lat()), (114.02, 22.55), "nothing changed in memory");
+    // Once the log takes rows again, the same write goes through, with its row, on an intact chain.
+    sqlx::query("DROP TRIGGER refuse_update_rows").execute(&mut c).await.unwrap();
+    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), a, Some(moved)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let rows = f.audit_rows().await;
+    assert_eq!(rows.iter().filter(|r| r.action == "update" && r.outcome == "ok").count(), 1, "{rows:?}");
+    let v = safegrid_services::audit_log::verify(f.store.as_ref(), None).await.unwrap();
+    assert_eq!(v.broken, None);
 }
 
 /// A clock the test moves: the audit log's times, and so its windows, follow it.
@@ -820,7 +895,12 @@ async fn a_wall_polling_for_an_hour_writes_two_rows_a_window_and_every_read_is_c
     let mut ids = Vec::new();
     for lon in [114.02, 114.07] {
         let r = f
-            .call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(lon, 22.55), props_for(Layer::KeyPersonnel))))
+            .call(
+                "POST",
+                "/api/v1/key_personnel",
+                Some(Role::Admin),
+                Some(feature(point(lon, 22.55), props_for(Layer::KeyPersonnel))),
+            )
             .await;
         ids.push(r.body["id"].as_i64().unwrap());
     }
@@ -875,7 +955,12 @@ async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
     let mut ids = Vec::new();
     for lon in [114.02, 114.07] {
         let r = f
-            .call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(lon, 22.55), props_for(Layer::KeyPersonnel))))
+            .call(
+                "POST",
+                "/api/v1/key_personnel",
+                Some(Role::Admin),
+                Some(feature(point(lon, 22.55), props_for(Layer::KeyPersonnel))),
+            )
             .await;
         ids.push(r.body["id"].as_i64().unwrap());
     }
@@ -895,7 +980,10 @@ async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
     let all = f.audit_rows().await;
     assert_eq!(all.len(), 6);
 
-    let t = |s: i64| (chrono::DateTime::parse_from_rfc3339("2026-12-03T08:00:00Z").unwrap().to_utc() + chrono::Duration::seconds(s)).to_rfc3339();
+    let t = |s: i64| {
+        (chrono::DateTime::parse_from_rfc3339("2026-12-03T08:00:00Z").unwrap().to_utc() + chrono::Duration::seconds(s))
+            .to_rfc3339()
+    };
     let enc = |s: &str| s.replace('+', "%2B").replace(' ', "%20").replace(',', "%2C").replace('"', "%22");
     let cases: Vec<(String, Box<dyn Fn(&safegrid_services::store::AuditRow) -> bool>)> = vec![
         ("actor=admin%20user".into(), Box::new(|r| r.actor == "admin user")),
@@ -903,16 +991,25 @@ async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
         ("role=auditor".into(), Box::new(|r| r.role == "auditor")),
         ("layer=key_personnel".into(), Box::new(|r| r.layer.as_deref() == Some("key_personnel"))),
         ("layer=incidents".into(), Box::new(|_| false)),
-        (format!("subject={}", ids[1]), Box::new({ let id = ids[1]; move |r| r.subjects.contains(&id) })),
+        (
+            format!("subject={}", ids[1]),
+            Box::new({
+                let id = ids[1];
+                move |r| r.subjects.contains(&id)
+            }),
+        ),
         ("action=get".into(), Box::new(|r| r.action == "get")),
         ("kind=write".into(), Box::new(|r| r.kind == "write")),
         ("kind=read".into(), Box::new(|r| r.kind == "read")),
         (format!("since={}", enc(&t(150))), Box::new(|r| r.at.timestamp() % 3600 >= 150)),
         (format!("until={}", enc(&t(150))), Box::new(|r| r.at.timestamp() % 3600 < 150)),
-        (format!("since={}&until={}&kind=read", enc(&t(100)), enc(&t(300))), Box::new(|r| {
-            let s = r.at.timestamp() % 3600;
-            r.kind == "read" && (100..300).contains(&s)
-        })),
+        (
+            format!("since={}&until={}&kind=read", enc(&t(100)), enc(&t(300))),
+            Box::new(|r| {
+                let s = r.at.timestamp() % 3600;
+                r.kind == "read" && (100..300).contains(&s)
+            }),
+        ),
     ];
     for (q, keep) in &cases {
         let want: Vec<i64> = all.iter().filter(|r| keep(r)).map(|r| r.id).collect();
@@ -927,26 +1024,35 @@ async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
         assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
         assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
         let mut csv = csv::Reader::from_reader(r.raw.as_slice());
-        assert_eq!(csv.headers().unwrap(), &csv::StringRecord::from(safegrid_services::api::ops::AUDIT_CSV_HEADER.to_vec()));
+        assert_eq!(
+            csv.headers().unwrap(),
+            &csv::StringRecord::from(safegrid_services::api::ops::AUDIT_CSV_HEADER.to_vec())
+        );
         let recs: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
         let got: Vec<i64> = recs.iter().map(|x| x[0].parse().unwrap()).collect();
         assert_eq!(got, want, "{q} as CSV");
         for (rec, row) in recs.iter().zip(all.iter().filter(|r| keep(r))) {
-            assert_eq!((&rec[6], &rec[11], &rec[14]), (row.actor.as_str(), row.request.as_str(), row.hash.as_deref().unwrap()));
+            assert_eq!(
+                (&rec[6], &rec[11], &rec[14]),
+                (row.actor.as_str(), row.request.as_str(), row.hash.as_deref().unwrap())
+            );
             let subjects: Vec<i64> = rec[10].split_whitespace().map(|s| s.parse().unwrap()).collect();
             assert_eq!(subjects, row.subjects);
         }
     }
     // RFC 4180: CRLF, and a field with a comma or quote quoted, its quotes doubled.
     let r = f.call("GET", "/api/v1/audit_log?format=csv&limit=1", Some(Role::Auditor), None).await;
-    assert!(r.text.starts_with("id,at,last_at,repeats,kind,outcome,actor,role,action,layer,subjects,request,result_count,prev_hash,hash\r\n"));
+    assert!(r.text.starts_with(
+        "id,at,last_at,repeats,kind,outcome,actor,role,action,layer,subjects,request,result_count,prev_hash,hash\r\n"
+    ));
     assert_eq!(r.headers.get("x-next-before").unwrap().to_str().unwrap(), all[0].id.to_string());
     let r = f.call("GET", &format!("/api/v1/audit_log?format=csv&actor={}", enc(odd)), Some(Role::Auditor), None).await;
     assert!(r.text.contains(",\"王, \"\"五\"\"\","), "{}", r.text);
     // Paging with filters.
     let r = f.call("GET", "/api/v1/audit_log?layer=key_personnel&limit=2", Some(Role::Auditor), None).await;
     let next = r.body["next_before"].as_i64().unwrap();
-    let r = f.call("GET", &format!("/api/v1/audit_log?layer=key_personnel&before={next}"), Some(Role::Auditor), None).await;
+    let r =
+        f.call("GET", &format!("/api/v1/audit_log?layer=key_personnel&before={next}"), Some(Role::Auditor), None).await;
     assert_eq!(r.body["rows"].as_array().unwrap().len(), 4);
 
     // Bad filter values name the parameter; the answer is not cached either.
@@ -967,7 +1073,12 @@ async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
         assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store", "{q}");
     }
     let r = f
-        .call("GET", &format!("/api/v1/audit_log?since={}&until={}", enc(&t(300)), enc(&t(100))), Some(Role::Auditor), None)
+        .call(
+            "GET",
+            &format!("/api/v1/audit_log?since={}&until={}", enc(&t(300)), enc(&t(100))),
+            Some(Role::Auditor),
+            None,
+        )
         .await;
     assert_eq!(r.body["rows"], json!([]), "an empty interval has no rows");
 }
@@ -1358,6 +1469,25 @@ async fn the_map_wall_and_its_vendored_library_are_served_from_the_binary() {
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
     }
     assert_problem(&f.call("GET", "/web/nothing.js", None, None).await, StatusCode::NOT_FOUND, "path");
+    // Every module the wall imports, from its entry on, is served (a file missing from the
+    // binary's table would leave the wall blank).
+    let mut todo = vec!["/web/app.js".to_owned()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(path) = todo.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let r = f.call("GET", &path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(r.content_type.starts_with("text/javascript"), "{path}: {}", r.content_type);
+        for line in r.text.lines().filter(|l| l.trim_start().starts_with("import ")) {
+            let from = line.rsplit_once(" from ").map_or(line, |(_, f)| f);
+            let target = from.trim().trim_end_matches(';').trim_matches(|c| c == '\'' || c == '"');
+            assert!(target.starts_with("/web/"), "{path} imports {target} from elsewhere");
+            todo.push(target.to_owned());
+        }
+    }
+    assert!(seen.len() >= 10, "the wall's modules: {seen:?}");
 }
 
 #[tokio::test]
@@ -1570,29 +1700,32 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
     let c = cred("862100012345678");
     let t = unix_now() - 30;
     // GET with lat/lon and unix seconds, as OsmAnd sends it.
-    let r = f.call("GET", &format!("/api/v1/osmand?id={c}&lat=22.52&lon=114.049&timestamp={t}&speed=10&bearing=90&batt=80&accuracy=5&sat=9"), None, None).await;
+    let r = f
+        .call(
+            "GET",
+            &format!(
+                "/api/v1/osmand?id={c}&lat=22.52&lon=114.049&timestamp={t}&speed=10&bearing=90&batt=80&accuracy=5&sat=9"
+            ),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The unit stands where its tracker said, in the grid there.
     let r = f.call("GET", &format!("/api/v1/responders/{id}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["geometry"]["coordinates"], json!([114.049, 22.52]));
     assert_eq!(r.body["properties"]["grid_code"], "440304001");
     // A form POST with deviceid, location=lat,lon and milliseconds moves it across the border.
-    let r = form_post(
-        &f,
-        "/api/v1/osmand",
-        &format!("deviceid={c}&location=22.52,114.051&timestamp={}", (t + 10) * 1000),
-    )
-    .await;
+    let r =
+        form_post(&f, "/api/v1/osmand", &format!("deviceid={c}&location=22.52,114.051&timestamp={}", (t + 10) * 1000))
+            .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // Traccar Client posts its parameters in the query string with an empty body.
     let iso = chrono::DateTime::from_timestamp(t + 20, 0).unwrap().to_rfc3339();
     let r = f
         .call(
             "POST",
-            &format!(
-                "/api/v1/osmand?id={c}&lat=22.5201&lon=114.0512&timestamp={}",
-                iso.replace('+', "%2B")
-            ),
+            &format!("/api/v1/osmand?id={c}&lat=22.5201&lon=114.0512&timestamp={}", iso.replace('+', "%2B")),
             None,
             None,
         )
@@ -1648,12 +1781,7 @@ async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them()
     assert_eq!(metric(&f, "duplicate").await, 1.0);
     // A phone whose clock is an hour ahead.
     let r = f
-        .call(
-            "GET",
-            &format!("/api/v1/osmand?id={k}&lat=22.52&lon=114.02&timestamp={}", unix_now() + 3600),
-            None,
-            None,
-        )
+        .call("GET", &format!("/api/v1/osmand?id={k}&lat=22.52&lon=114.02&timestamp={}", unix_now() + 3600), None, None)
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(metric(&f, "future").await, 1.0);
@@ -2595,7 +2723,9 @@ fn params_of(route: &policy::Route, path: &str) -> HashMap<String, String> {
         .split('/')
         .zip(segs)
         .filter_map(|(p, s)| {
-            p.strip_prefix('{').and_then(|p| p.strip_suffix('}')).map(|n| (n.trim_start_matches('*').to_owned(), s.to_owned()))
+            p.strip_prefix('{')
+                .and_then(|p| p.strip_suffix('}'))
+                .map(|n| (n.trim_start_matches('*').to_owned(), s.to_owned()))
         })
         .collect()
 }
@@ -2624,7 +2754,8 @@ async fn status_of(f: &Fixture, method: &str, uri: &str, role: Role, body: Optio
     };
     let resp = f.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
     let status = resp.status();
-    let streaming = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let streaming =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let v = if streaming {
         Value::Null
     } else {
@@ -2638,7 +2769,14 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
     let f = fixture().await;
     let at = (114.02, 22.55);
     for layer in Layer::ALL {
-        let r = f.call("POST", &format!("/api/v1/{layer}"), Some(Role::Admin), Some(feature(point(at.0, at.1), props_for(layer)))).await;
+        let r = f
+            .call(
+                "POST",
+                &format!("/api/v1/{layer}"),
+                Some(Role::Admin),
+                Some(feature(point(at.0, at.1), props_for(layer))),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{layer}: {}", r.text);
     }
     let (tx, ty) = tile_of(at.0, at.1);
@@ -2649,7 +2787,13 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
     // Deletions last, so that every other call finds its item.
     let mut ops: Vec<(String, String)> = paths
         .iter()
-        .flat_map(|(p, item)| item.as_object().unwrap().keys().filter(|m| m.as_str() != "parameters").map(move |m| (p.clone(), m.to_uppercase())))
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| m.as_str() != "parameters")
+                .map(move |m| (p.clone(), m.to_uppercase()))
+        })
         .collect();
     ops.sort_by_key(|(_, m)| m == "DELETE");
     for (template, method) in ops {
@@ -2662,7 +2806,8 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
             .replace("{z}", "14")
             .replace("{x}", &tx.to_string())
             .replace("{y}", &ty.to_string());
-        let route = route_for(&method, &path).unwrap_or_else(|| panic!("{method} {template} has no row in policy::ROUTES"));
+        let route =
+            route_for(&method, &path).unwrap_or_else(|| panic!("{method} {template} has no row in policy::ROUTES"));
         reached.insert((route.method, route.path));
         let params = params_of(route, &path);
         let actions = policy::actions(route, |k| params.get(k).cloned());
@@ -2673,7 +2818,11 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
         };
         for role in Role::ALL {
             let before = f.audit_rows().await.len();
-            let uri = if path.contains("nearest") || path.ends_with("/locate") { format!("{path}?lon={}&lat={}", at.0, at.1) } else { path.clone() };
+            let uri = if path.contains("nearest") || path.ends_with("/locate") {
+                format!("{path}?lon={}&lat={}", at.0, at.1)
+            } else {
+                path.clone()
+            };
             let (status, v) = status_of(&f, &method, &uri, role, body.clone()).await;
             let what = format!("{method} {path} as {role}: {status} {v}");
             match policy::decide(role, &actions) {
@@ -2692,11 +2841,19 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
                     }
                 }
             }
-            if policy::personal(route, &actions) && status.is_success() && !path.contains("stream") && !path.contains("events") {
+            if policy::personal(route, &actions)
+                && status.is_success()
+                && !path.contains("stream")
+                && !path.contains("events")
+            {
                 // Checked on the reply of a JSON route; the tile route is checked in its own test.
                 let r = f.call(&method, &uri, Some(role), body.clone()).await;
                 if r.status.is_success() {
-                    assert_eq!(r.headers.get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap()), Some("no-store"), "{what}");
+                    assert_eq!(
+                        r.headers.get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap()),
+                        Some("no-store"),
+                        "{what}"
+                    );
                 }
             }
             checked += 1;
@@ -2705,7 +2862,12 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
     // Every route of the table is documented, but for the wall's files and the basemap.
     for r in policy::ROUTES {
         let undocumented = r.path == "/" || r.path.starts_with("/web/") || r.path.starts_with("/basemap/");
-        assert!(undocumented || reached.contains(&(r.method, r.path)), "{} {} is in the policy but not in the OpenAPI document", r.method, r.path);
+        assert!(
+            undocumented || reached.contains(&(r.method, r.path)),
+            "{} {} is in the policy but not in the OpenAPI document",
+            r.method,
+            r.path
+        );
     }
     assert!(checked > 300, "only {checked} route × role calls");
 }
@@ -2738,34 +2900,85 @@ async fn a_grid_worker_cannot_capture_or_create_a_key_person_outside_its_grids()
     // A key person living in 440303001 (罗湖), assigned there.
     let mut props = props_for(Layer::KeyPersonnel);
     props["assigned_grid"] = json!("440303001");
-    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.15, 22.55), props.clone()))).await;
+    let r = f
+        .call("POST", "/api/v1/key_personnel", Some(Role::Admin), Some(feature(point(114.15, 22.55), props.clone())))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let id = r.body["id"].as_i64().unwrap();
     // The worker of 440304001 re-points them to its own grid and moves them into it: not found
     // (outside its scope, it may not even learn they exist).
     let mut mine = props.clone();
     mine["assigned_grid"] = json!("440304001");
-    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), Some(Role::GridWorker), Some(feature(point(114.02, 22.55), mine.clone()))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/key_personnel/{id}"),
+            Some(Role::GridWorker),
+            Some(feature(point(114.02, 22.55), mine.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     // …nor claim them by naming its grid while they stay where they are.
-    let r = f.call("PUT", &format!("/api/v1/key_personnel/{id}"), Some(Role::GridWorker), Some(feature(point(114.15, 22.55), mine.clone()))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/key_personnel/{id}"),
+            Some(Role::GridWorker),
+            Some(feature(point(114.15, 22.55), mine.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     let r = f.call("GET", &format!("/api/v1/key_personnel/{id}"), Some(Role::GridWorker), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     // Creating a key person who lives outside its grids, assigned to its own grid: refused.
-    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.15, 22.55), mine.clone()))).await;
+    let r = f
+        .call(
+            "POST",
+            "/api/v1/key_personnel",
+            Some(Role::GridWorker),
+            Some(feature(point(114.15, 22.55), mine.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // One living in its grid but assigned elsewhere: refused too (it would hand them away).
-    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.02, 22.55), props.clone()))).await;
+    let r = f
+        .call(
+            "POST",
+            "/api/v1/key_personnel",
+            Some(Role::GridWorker),
+            Some(feature(point(114.02, 22.55), props.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // In its grid and assigned to it: allowed; then re-assigning them elsewhere is not.
-    let r = f.call("POST", "/api/v1/key_personnel", Some(Role::GridWorker), Some(feature(point(114.02, 22.55), mine.clone()))).await;
+    let r = f
+        .call(
+            "POST",
+            "/api/v1/key_personnel",
+            Some(Role::GridWorker),
+            Some(feature(point(114.02, 22.55), mine.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let own = r.body["id"].as_i64().unwrap();
-    let r = f.call("PUT", &format!("/api/v1/key_personnel/{own}"), Some(Role::GridWorker), Some(feature(point(114.02, 22.55), props.clone()))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/key_personnel/{own}"),
+            Some(Role::GridWorker),
+            Some(feature(point(114.02, 22.55), props.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // …nor moving them out of its grids.
-    let r = f.call("PUT", &format!("/api/v1/key_personnel/{own}"), Some(Role::GridWorker), Some(feature(point(114.15, 22.55), mine.clone()))).await;
+    let r = f
+        .call(
+            "PUT",
+            &format!("/api/v1/key_personnel/{own}"),
+            Some(Role::GridWorker),
+            Some(feature(point(114.15, 22.55), mine.clone())),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(f.count(Layer::KeyPersonnel).await, 2, "nothing refused was written");
     // The city-wide workload audit is not a grid worker's.
@@ -2780,7 +2993,12 @@ async fn every_answer_says_nosniff_and_personal_data_is_never_cached() {
         let r = f.call("GET", uri, role, None).await;
         assert_eq!(r.headers.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{uri}");
     }
-    for uri in ["/api/v1/key_personnel", "/api/v1/positions/live", "/api/v1/audit_log", "/tiles/key_personnel/14/13381/7150.mvt"] {
+    for uri in [
+        "/api/v1/key_personnel",
+        "/api/v1/positions/live",
+        "/api/v1/audit_log",
+        "/tiles/key_personnel/14/13381/7150.mvt",
+    ] {
         let r = f.call("GET", uri, Some(Role::Admin), None).await;
         assert!(r.status.is_success(), "{uri}: {}", r.text);
         assert_eq!(r.headers.get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap()), Some("no-store"), "{uri}");
@@ -2793,7 +3011,14 @@ async fn concurrent_response_audits_past_the_bound_get_503_with_retry_after() {
     for i in 0..20 {
         let lon = 114.0 + f64::from(i % 5) * 0.03;
         let lat = 22.5 + f64::from(i / 5) * 0.02;
-        let r = f.call("POST", "/api/v1/rental_housing", Some(Role::Admin), Some(feature(point(lon, lat), props_for(Layer::RentalHousing)))).await;
+        let r = f
+            .call(
+                "POST",
+                "/api/v1/rental_housing",
+                Some(Role::Admin),
+                Some(feature(point(lon, lat), props_for(Layer::RentalHousing))),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     // One audit is running (its permit held here, as its computation would hold it)…
@@ -2811,7 +3036,10 @@ async fn concurrent_response_audits_past_the_bound_get_503_with_retry_after() {
         assert_eq!(r.body["status"], 503);
     }
     // Cheap routes keep answering meanwhile.
-    assert_eq!(f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await.status, StatusCode::OK);
+    assert_eq!(
+        f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await.status,
+        StatusCode::OK
+    );
     assert_eq!(f.call("GET", "/api/v1/posts/nearest?lon=114.02&lat=22.55", None, None).await.status, StatusCode::OK);
     let m = f.call("GET", "/metrics", Some(Role::Admin), None).await;
     assert!(m.text.contains("safegrid_work_refused_total{work=\"audit\"} 4"), "{}", m.text);
@@ -2828,7 +3056,8 @@ async fn concurrent_response_audits_past_the_bound_get_503_with_retry_after() {
     assert_eq!(again.raw, first.raw);
     drop(running);
     // A change to what it reads is never served stale.
-    f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.03, 22.53), props_for(Layer::Posts)))).await;
+    f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.03, 22.53), props_for(Layer::Posts))))
+        .await;
     let running = f.shed.start(safegrid_services::api::guard::Work::Audit).unwrap();
     let changed = f.call("GET", "/api/v1/audit/response?minutes=5", Some(Role::Dispatcher), None).await;
     assert_eq!(changed.status, StatusCode::SERVICE_UNAVAILABLE, "a new post means a new computation");
@@ -2876,7 +3105,8 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
     let before = place(&f);
     assert_eq!((before.lon(), before.lat()), (114.015, 22.515));
     let nearest = || async {
-        let r = f.call("GET", "/api/v1/dispatch/nearest?lon=114.015&lat=22.515&k=2", Some(Role::Dispatcher), None).await;
+        let r =
+            f.call("GET", "/api/v1/dispatch/nearest?lon=114.015&lat=22.515&k=2", Some(Role::Dispatcher), None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.text
     };
@@ -2918,7 +3148,8 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
     assert_eq!(nearest().await, nearest_before, "dispatch/nearest still sends the same units");
     assert_eq!(live().await, live_before, "shown live where it was");
     let all = chrono::DateTime::from_timestamp(0, 0).unwrap();
-    let stored = f.store.trace(safegrid_services::positions::Subject::Responder, a, all, chrono::Utc::now(), 10).await.unwrap();
+    let stored =
+        f.store.trace(safegrid_services::positions::Subject::Responder, a, all, chrono::Utc::now(), 10).await.unwrap();
     assert_eq!(stored.len(), 1, "only the authenticated fix is stored");
 
     // The batch API refuses each unauthenticated fix, with one reason, never echoing a secret.
@@ -2945,7 +3176,9 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
     // Revoked: refused at once in this process, with the same answer.
     let r = f.call("DELETE", "/api/v1/devices/dev-000001/secret", Some(Role::Dispatcher), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    let r = f.call("GET", &format!("/api/v1/osmand?id={ident}&lat=22.516&lon=114.016&timestamp={}", t + 200), None, None).await;
+    let r = f
+        .call("GET", &format!("/api/v1/osmand?id={ident}&lat=22.516&lon=114.016&timestamp={}", t + 200), None, None)
+        .await;
     assert_eq!((r.status, r.text.clone()), (answers[0].0, answers[0].2.clone()));
     assert_eq!(place(&f), before);
     assert!(f.store.device_secrets().await.unwrap().is_empty(), "revoked in the store too");
@@ -2954,9 +3187,13 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
     let first = mint(&f, Role::Admin, "dev-000002").await.body["identifier"].as_str().unwrap().to_owned();
     let second = mint(&f, Role::Admin, "dev-000002").await.body["identifier"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
-    let r = f.call("GET", &format!("/api/v1/osmand?id={first}&lat=22.521&lon=114.021&timestamp={}", t + 300), None, None).await;
+    let r = f
+        .call("GET", &format!("/api/v1/osmand?id={first}&lat=22.521&lon=114.021&timestamp={}", t + 300), None, None)
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = f.call("GET", &format!("/api/v1/osmand?id={second}&lat=22.521&lon=114.021&timestamp={}", t + 301), None, None).await;
+    let r = f
+        .call("GET", &format!("/api/v1/osmand?id={second}&lat=22.521&lon=114.021&timestamp={}", t + 301), None, None)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -2964,7 +3201,8 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
 async fn tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devices_only() {
     let f = fixture().await;
     tracked_unit(&f, "car-1", 114.01, 22.51).await;
-    let person = json!({"category": "community_correction", "name": "钱七", "assigned_grid": "440304001", "device_id": "mon-1"});
+    let person =
+        json!({"category": "community_correction", "name": "钱七", "assigned_grid": "440304001", "device_id": "mon-1"});
     create_at(&f, Layer::KeyPersonnel, 114.03, 22.55, person).await;
     for role in [Role::GridWorker, Role::Auditor, Role::Gateway] {
         let r = mint(&f, role, "car-1").await;
@@ -2978,38 +3216,103 @@ async fn tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devic
     let r = f.call("DELETE", "/api/v1/devices/mon-1/secret", Some(Role::Dispatcher), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(mint(&f, Role::Admin, "mon-1").await.status, StatusCode::CREATED);
-    // A device nobody carries has no secret to mint.
+    // A device nobody carries has no secret to mint; an admin may still revoke whatever
+    // secret it has (one minted from the command line, say), a dispatcher may not.
     let r = mint(&f, Role::Admin, "nobody-carries-this").await;
     assert_problem(&r, StatusCode::NOT_FOUND, "device_id");
-    let r = f.call("DELETE", "/api/v1/devices/nobody-carries-this/secret", Some(Role::Admin), None).await;
+    let r = f.call("DELETE", "/api/v1/devices/nobody-carries-this/secret", Some(Role::Dispatcher), None).await;
     assert_problem(&r, StatusCode::NOT_FOUND, "device_id");
+    trust(&f, "nobody-carries-this");
+    let r = f.call("DELETE", "/api/v1/devices/nobody-carries-this/secret", Some(Role::Admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = osmand_from(
+        &f,
+        "192.0.2.50:1",
+        &format!("id={}&lat=22.5&lon=114&timestamp={}", cred("nobody-carries-this"), unix_now()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "revoked: {}", r.text);
     assert_eq!(mint(&f, Role::Dispatcher, "car-1").await.status, StatusCode::CREATED);
-    // Both acts are in the audit log, the secret nowhere in it.
+    // The three acts are in the audit log, the secret nowhere in it.
     let rows = f.audit_rows().await;
     let acts: Vec<&str> = rows.iter().map(|r| r.action.as_str()).filter(|a| a.starts_with("device_secret")).collect();
-    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert_eq!(acts.len(), 3, "{acts:?}");
+}
+
+/// A secret does not outlive its carrier: deleting the unit, or giving its tracker up, revokes
+/// it in the same transaction — in memory and in the store.
+#[tokio::test]
+async fn a_trackers_secret_dies_with_its_carrier_or_when_the_carrier_gives_it_up() {
+    let f = fixture().await;
+    let a = tracked_unit(&f, "car-7", 114.01, 22.51).await;
+    let b = tracked_unit(&f, "car-8", 114.02, 22.52).await;
+    let ident_a = mint(&f, Role::Dispatcher, "car-7").await.body["identifier"].as_str().unwrap().to_owned();
+    let ident_b = mint(&f, Role::Dispatcher, "car-8").await.body["identifier"].as_str().unwrap().to_owned();
+    let t = unix_now() - 100;
+    let report = |ident: &str, dt: i64| format!("id={ident}&lat=22.511&lon=114.011&timestamp={}", t + dt);
+    assert_eq!(osmand_from(&f, "192.0.2.60:1", &report(&ident_a, 0)).await.status, StatusCode::OK);
+    // The dispatcher moves car-7's tracker elsewhere: car-7 carries "car-7-new" now.
+    let mut unit = f.call("GET", &format!("/api/v1/responders/{a}"), Some(Role::Dispatcher), None).await.body;
+    unit["properties"]["device_id"] = json!("car-7-new");
+    let r = f.call("PUT", &format!("/api/v1/responders/{a}"), Some(Role::Dispatcher), Some(unit)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(osmand_from(&f, "192.0.2.60:1", &report(&ident_a, 10)).await.status, StatusCode::FORBIDDEN);
+    // car-8 is deleted.
+    let r = f.call("DELETE", &format!("/api/v1/responders/{b}"), Some(Role::Dispatcher), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(osmand_from(&f, "192.0.2.61:1", &report(&ident_b, 20)).await.status, StatusCode::FORBIDDEN);
+    // Neither secret is in force in the store either (a restart would not revive them).
+    assert!(f.store.device_secrets().await.unwrap().is_empty());
 }
 
 #[tokio::test]
-async fn guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after() {
+async fn guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after_without_locking_out_its_neighbours() {
     let f = fixture().await;
     tracked_unit(&f, "g-1", 114.01, 22.51).await;
     let t = unix_now() - 500;
     // 20 failed authentications a minute per address are answered; the next is refused
     // unchecked, even with the right secret, and says when to come back.
     for i in 0..20 {
-        let r = osmand_from(&f, "198.51.100.7:40000", &format!("id=g-1:guess{i:04}&lat=22.5&lon=114&timestamp={}", t + i)).await;
+        let r =
+            osmand_from(&f, "198.51.100.7:40000", &format!("id=g-1:guess{i:04}&lat=22.5&lon=114&timestamp={}", t + i))
+                .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "attempt {i}: {}", r.text);
     }
-    let r = osmand_from(&f, "198.51.100.7:40001", &format!("id={}&lat=22.511&lon=114.011&timestamp={}", cred("g-1"), t + 30)).await;
+    let r = osmand_from(
+        &f,
+        "198.51.100.7:40001",
+        &format!("id={}&lat=22.511&lon=114.011&timestamp={}", cred("g-1"), t + 30),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     assert_eq!(r.content_type, "application/problem+json");
     let wait: u64 = r.headers.get(header::RETRY_AFTER).unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
     assert!(metric(&f, "rate_limited").await >= 1.0);
     // Another address is not held back, and the device is not locked out by a stranger.
-    let r = osmand_from(&f, "203.0.113.9:5000", &format!("id={}&lat=22.511&lon=114.011&timestamp={}", cred("g-1"), t + 31)).await;
+    let r =
+        osmand_from(&f, "203.0.113.9:5000", &format!("id={}&lat=22.511&lon=114.011&timestamp={}", cred("g-1"), t + 31))
+            .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Nor is another tracker behind the same address (a carrier NAT): only the pair is held.
+    tracked_unit(&f, "g-2", 114.02, 22.52).await;
+    let r = osmand_from(
+        &f,
+        "198.51.100.7:40002",
+        &format!("id={}&lat=22.521&lon=114.021&timestamp={}", cred("g-2"), t + 32),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // An IPv6 phone is one subscriber across its /64: a new address does not reset its count.
+    for i in 0..20 {
+        let addr = format!("[2408:8256:3::{:x}]:4000", i + 1);
+        let r = osmand_from(&f, &addr, &format!("id=g-2:guess{i:04}&lat=22.5&lon=114&timestamp={}", t + 40 + i)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "attempt {i}: {}", r.text);
+    }
+    let r =
+        osmand_from(&f, "[2408:8256:3:0:ffff::1]:4000", &format!("id=g-2:guess&lat=22.5&lon=114&timestamp={}", t + 70))
+            .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }
 
 #[tokio::test]
@@ -3026,7 +3329,12 @@ async fn one_device_is_held_to_its_rate_but_its_offline_buffer_replays() {
     let slow = app(AppState::with_ingest(f.service.clone(), config));
     let mut limited = None;
     for i in 0..400 {
-        let q = format!("id={}&lat=22.51&lon={:.6}&timestamp={}", cred("fast-1"), 114.01 + f64::from(i) * 0.00001, t + i64::from(i));
+        let q = format!(
+            "id={}&lat=22.51&lon={:.6}&timestamp={}",
+            cred("fast-1"),
+            114.01 + f64::from(i) * 0.00001,
+            t + i64::from(i)
+        );
         let mut req = Request::builder().method("GET").uri(format!("/api/v1/osmand?{q}")).body(Body::empty()).unwrap();
         req.extensions_mut().insert(axum::extract::ConnectInfo("192.0.2.1:1".parse::<std::net::SocketAddr>().unwrap()));
         let resp = slow.clone().oneshot(req).await.unwrap();

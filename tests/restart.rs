@@ -440,7 +440,8 @@ fn a_first_fix_after_a_restart_that_jumps_from_the_stored_one_is_flagged_not_bel
     assert_eq!(now["geometry"]["coordinates"], json!([114.02, 22.52]), "the responder was not moved 13 km");
     let (_, now) = http(&addr, "GET", &format!("/api/v1/key_personnel/{p}"), &token, None);
     assert_eq!(now["geometry"]["coordinates"], json!([114.035, 22.55]), "the key person was not moved 13 km");
-    let (_, trace) = http(&addr, "GET", &format!("/api/v1/responders/{r}/trace?format=json&flagged=true"), &token, None);
+    let (_, trace) =
+        http(&addr, "GET", &format!("/api/v1/responders/{r}/trace?format=json&flagged=true"), &token, None);
     let pts = trace["points"].as_array().unwrap();
     assert_eq!(pts.len(), 2, "{trace}");
     assert_eq!(pts[1]["flags"], json!(["jump"]), "{trace}");

@@ -7,7 +7,7 @@ use chrono::{SubsecRound, TimeZone, Utc};
 use safegrid_geodata::{GridCode, LonLat};
 use safegrid_services::access::Role;
 use safegrid_services::layer::{Item, Layer, Props};
-use safegrid_services::store::{AuditQuery, AuditRow, Store, TokenRecord};
+use safegrid_services::store::{AuditQuery, AuditRow, DeviceSecretRecord, ItemWrite, Store, TokenRecord, WriteRecord};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -98,6 +98,7 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     assert!(b > a);
     let rows = store.audit_rows(AuditQuery { before_id: None, limit: 10 }).await.unwrap();
     assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [b, a]);
+
     assert_eq!(rows[0].actor, "甲");
     assert!(raw_sql("UPDATE audit_log SET actor = 'x'").await.is_err(), "audit rows cannot be changed");
     assert!(raw_sql("DELETE FROM audit_log").await.is_err(), "audit rows cannot be deleted");
@@ -113,6 +114,35 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     };
     assert!(raw_sql(&replace).await.is_err(), "audit rows cannot be replaced or pre-empted: {replace}");
     assert_eq!(store.audit_rows(AuditQuery { before_id: None, limit: 10 }).await.unwrap().len(), 2);
+
+    // An item write and what records it are one transaction: a row that cannot be appended
+    // (its id is taken) takes the write down with it, and a write that finds nothing stores no
+    // row and revokes nothing.
+    let stored = store.load_items(Layer::Incidents).await.unwrap();
+    let secret = |d: &str| DeviceSecretRecord { device_id: d.into(), hash: "ab".repeat(32), created_at: Utc::now() };
+    store.put_device_secret(&secret("trk-1")).await.unwrap();
+    let clash = AuditRow { id: b, ..row.clone() };
+    let with_clash = WriteRecord { audit: Some(&clash), revoke_device: Some(("trk-1", Utc::now())) };
+    let fresh = item(20_000, 114.05, 22.55);
+    let mut moved = stored[0].clone();
+    moved.pos = LonLat::new(114.09, 22.59).unwrap();
+    for write in [ItemWrite::Insert(&fresh), ItemWrite::Update(&moved), ItemWrite::Delete(Layer::Incidents, moved.id)] {
+        assert!(store.write_item(write, with_clash).await.is_err(), "{write:?}");
+        assert_eq!(store.load_items(Layer::Incidents).await.unwrap(), stored, "{write:?} stored nothing");
+        assert_eq!(store.device_secrets().await.unwrap().len(), 1, "{write:?} revoked nothing");
+    }
+    assert_eq!(store.max_id(Layer::Incidents).await.unwrap(), 12_099, "nor raised the high-water id");
+    let next = AuditRow { id: b + 1, ..row.clone() };
+    let gone = item(99_999, 114.0, 22.5);
+    let none = WriteRecord { audit: Some(&next), revoke_device: Some(("trk-1", Utc::now())) };
+    assert!(!store.write_item(ItemWrite::Delete(Layer::Incidents, gone.id), none).await.unwrap());
+    assert!(!store.write_item(ItemWrite::Update(&gone), none).await.unwrap());
+    assert_eq!(store.audit_head().await.unwrap().unwrap().id, b, "no row for a write that found nothing");
+    assert_eq!(store.device_secrets().await.unwrap().len(), 1);
+    assert!(store.write_item(ItemWrite::Update(&moved), none).await.unwrap());
+    assert_eq!(store.audit_head().await.unwrap().unwrap().id, b + 1, "the row came with the write");
+    assert!(store.device_secrets().await.unwrap().is_empty(), "and the revocation");
+    assert_eq!(store.load_items(Layer::Incidents).await.unwrap().iter().find(|i| i.id == moved.id), Some(&moved));
 
     // Tokens and settings.
     let t = TokenRecord {
@@ -292,6 +322,39 @@ async fn audit_chain_suite(store: Arc<dyn Store>, url: &str, raw_sql: impl Async
     };
     store.append_audit(&old).await.unwrap();
     store.append_audit(&old).await.unwrap();
+    // As a database upgraded from before the chain holds them: migration 0007 recorded that the
+    // chain begins after those rows. The record is guarded like the log.
+    let (unguard_start, guard_start) = if store.backend() == "sqlite" {
+        (
+            vec!["DROP TRIGGER meta_audit_chain_start_no_update", "DROP TRIGGER meta_audit_chain_start_no_delete"],
+            vec![
+                "CREATE TRIGGER meta_audit_chain_start_no_update BEFORE UPDATE ON meta WHEN OLD.key = 'audit_chain_start' BEGIN SELECT RAISE(ABORT, 'fixed'); END",
+                "CREATE TRIGGER meta_audit_chain_start_no_delete BEFORE DELETE ON meta WHEN OLD.key = 'audit_chain_start' BEGIN SELECT RAISE(ABORT, 'fixed'); END",
+            ],
+        )
+    } else {
+        (
+            vec!["ALTER TABLE meta DISABLE TRIGGER meta_audit_chain_start_fixed"],
+            vec!["ALTER TABLE meta ENABLE TRIGGER meta_audit_chain_start_fixed"],
+        )
+    };
+    assert_eq!(
+        verify(store.as_ref(), None).await.unwrap().broken,
+        Some(Break::Unsealed { id: 1 }),
+        "rows without a hash after the chain began"
+    );
+    assert!(
+        raw_sql("UPDATE meta SET value = '3' WHERE key = 'audit_chain_start'").await.is_err(),
+        "the chain start is fixed"
+    );
+    assert!(raw_sql("DELETE FROM meta WHERE key = 'audit_chain_start'").await.is_err(), "the chain start is fixed");
+    for sql in &unguard_start {
+        raw_sql(sql).await.unwrap();
+    }
+    raw_sql("UPDATE meta SET value = '3' WHERE key = 'audit_chain_start'").await.unwrap();
+    for sql in &guard_start {
+        raw_sql(sql).await.unwrap();
+    }
     store.write_grids(support::fixture_grids().units(), true, &[]).await.unwrap();
     let who = Principal { name: "值班员, \"甲\"".into(), role: Role::Dispatcher, grids: vec![] };
     // Times with nanoseconds: stored and hashed at microseconds, identically on both stores.
@@ -411,6 +474,17 @@ async fn audit_chain_suite(store: Arc<dyn Store>, url: &str, raw_sql: impl Async
     assert_eq!(cli(&[]).0, Some(0));
     let (code, said) = cli(&["--expect-head", &head]);
     assert_eq!((code, said.contains("cut off")), (Some(1), true), "{said}");
+    // Every hash erased does not pass as a log from before the chain: the recorded start says
+    // where sealed rows begin. Nor does erasing that record.
+    raw_sql("UPDATE audit_log SET hash = NULL, prev_hash = NULL").await.unwrap();
+    assert_eq!(verify(store.as_ref(), None).await.unwrap().broken, Some(Break::Unsealed { id: 3 }));
+    for sql in &unguard_start {
+        raw_sql(sql).await.unwrap();
+    }
+    raw_sql("DELETE FROM meta WHERE key = 'audit_chain_start'").await.unwrap();
+    assert_eq!(verify(store.as_ref(), None).await.unwrap().broken, Some(Break::StartMissing));
+    let (code, said) = cli(&[]);
+    assert_eq!((code, said.contains("where the chain begins")), (Some(1), true), "{said}");
     for sql in &guard {
         raw_sql(sql).await.unwrap();
     }

@@ -110,7 +110,6 @@ impl Principal {
     }
 }
 
-
 /// A new random bearer token: `sg_` and 32 random bytes in hex.
 #[must_use]
 pub fn new_token() -> String {

@@ -14,14 +14,18 @@
 //! chained part of the log has no gaps: a gap is a deleted row.
 //!
 //! Rows written before the chain existed have no hashes; [`ChainCheck`] counts them as "before
-//! the chain" (they cannot be sealed after the fact: the table refuses every UPDATE).
+//! the chain" (they cannot be sealed after the fact: the table refuses every UPDATE). Where the
+//! chain begins is recorded once in `meta` ([`CHAIN_START_KEY`], migration 0007, fixed by a
+//! trigger), so a row from there on without a hash is a break, and erasing every hash does not
+//! pass as an old log.
 //!
 //! **Collapsing reads.** A wall polling the same list every few seconds would write thousands of
 //! identical rows a day. [`Collapser`]: the first of a run of identical reads (same actor, role,
-//! action, layer and request text) is appended durably before its data leaves; identical reads
+//! action, layer, request text and outcome) is appended durably before its data leaves; identical reads
 //! within the window after it are only counted in memory, and when the window ends one row
-//! records how many there were (`repeats`) and from when to when (`at`, `last_at`). Writes are
-//! never collapsed. A crash (`kill -9`) can therefore lose at most one window's repeat *counts*
+//! records how many there were (`repeats`) and from when to when (`at`, `last_at`). Done writes
+//! are never collapsed; refused ones are, like reads (a refusal changed nothing, and a script
+//! retrying a forbidden write must not be able to flood the log). A crash (`kill -9`) can therefore lose at most one window's repeat *counts*
 //! per run — never the fact that the caller read it, which the first row already holds.
 
 use crate::store::AuditRow;
@@ -44,7 +48,7 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 const MAX_OPEN_RUNS: usize = 50_000;
 
 /// A read or a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AuditKind {
     /// Data left the service.
     #[default]
@@ -65,7 +69,7 @@ impl AuditKind {
 }
 
 /// How the act ended, stored in the `outcome` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Outcome {
     /// Done (for a read: the data was about to leave).
     #[default]
@@ -182,7 +186,13 @@ pub enum Break {
     Unsealed { id: i64 },
     /// The head noted outside the database is not in the log: its tail was cut off.
     HeadMissing { expected: String, last_id: Option<i64> },
+    /// The record of where the chain begins (migration 0007) is gone or unreadable: without it
+    /// erased hashes would pass as rows from before the chain.
+    StartMissing,
 }
+
+/// The `meta` key holding the id of the chain's first row.
+pub const CHAIN_START_KEY: &str = "audit_chain_start";
 
 impl std::fmt::Display for Break {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -206,6 +216,9 @@ impl std::fmt::Display for Break {
                 ),
                 None => write!(f, "the expected head {expected} is not in the log, which is empty: rows were cut off"),
             },
+            Self::StartMissing => {
+                write!(f, "the record of where the chain begins ({CHAIN_START_KEY} in meta) is missing or altered")
+            }
         }
     }
 }
@@ -217,7 +230,7 @@ impl Break {
         match self {
             Self::Altered { id } | Self::Relinked { id } | Self::Unsealed { id } => Some(*id),
             Self::Missing { next, .. } => Some(*next),
-            Self::HeadMissing { .. } => None,
+            Self::HeadMissing { .. } | Self::StartMissing => None,
         }
     }
 }
@@ -236,6 +249,8 @@ pub struct ChainCheck {
     pub head: Option<String>,
     expected_seen: bool,
     expected: Option<String>,
+    /// The id the chain begins at: a row from it on must be sealed.
+    start: Option<i64>,
 }
 
 impl ChainCheck {
@@ -245,6 +260,13 @@ impl ChainCheck {
         Self { expected: expected_head.map(|h| h.trim().to_ascii_lowercase()), ..Self::default() }
     }
 
+    /// The same check, knowing that the chain begins at row `start`.
+    #[must_use]
+    pub fn starting_at(mut self, start: i64) -> Self {
+        self.start = Some(start);
+        self
+    }
+
     /// Checks the next row (rows must come in increasing id order).
     ///
     /// # Errors
@@ -252,7 +274,8 @@ impl ChainCheck {
     pub fn push(&mut self, row: &AuditRow) -> Result<(), Break> {
         match (&row.hash, &self.head) {
             // Before the chain: nothing to check.
-            (None, None) => self.unchained += 1,
+            (None, None) if self.start.is_none_or(|s| row.id < s) => self.unchained += 1,
+            (None, None) => return Err(Break::Unsealed { id: row.id }),
             (None, Some(_)) => return Err(Break::Unsealed { id: row.id }),
             (Some(hash), head) => {
                 if let Some(last) = self.last_id
@@ -308,7 +331,10 @@ pub async fn verify(
     store: &dyn crate::store::Store,
     expected_head: Option<String>,
 ) -> Result<Verdict, crate::store::StoreError> {
-    let mut check = ChainCheck::new(expected_head);
+    let check = ChainCheck::new(expected_head);
+    let start = store.meta(CHAIN_START_KEY).await?.and_then(|v| v.parse::<i64>().ok());
+    let Some(start) = start else { return Ok(Verdict { check, broken: Some(Break::StartMissing) }) };
+    let mut check = check.starting_at(start);
     let mut after = i64::MIN;
     loop {
         let rows = store.audit_rows_after(after, 10_000).await?;
@@ -337,6 +363,10 @@ pub struct ReadKey {
     pub layer: Option<String>,
     /// Request text.
     pub request: String,
+    /// A read, or a refused write (only refusals of writes collapse; a done write never does).
+    pub kind: AuditKind,
+    /// Done, or why refused.
+    pub outcome: Outcome,
 }
 
 /// Identical reads counted since a run's first (durably written) read.
@@ -386,8 +416,8 @@ impl Repeats {
             result_count: self.results,
             layer: self.key.layer.clone(),
             subjects: self.subjects.clone(),
-            kind: AuditKind::Read.name().into(),
-            outcome: Outcome::Ok.name().into(),
+            kind: self.key.kind.name().into(),
+            outcome: self.key.outcome.name().into(),
             repeats: self.count,
             last_at: Some(self.last),
             prev_hash: None,
@@ -695,6 +725,22 @@ mod tests {
         assert_eq!(check(&rows, None).unwrap_err(), Break::Unsealed { id: 4 });
     }
 
+    #[test]
+    fn erased_hashes_are_a_break_once_the_chain_start_is_known() {
+        let mut rows = chain(3);
+        for r in &mut rows {
+            r.hash = None;
+            r.prev_hash = None;
+        }
+        let mut c = ChainCheck::new(None);
+        assert!(rows.iter().all(|r| c.push(r).is_ok()), "without the start, they read as before the chain");
+        let mut c = ChainCheck::new(None).starting_at(1);
+        assert_eq!(c.push(&rows[0]).unwrap_err(), Break::Unsealed { id: 1 });
+        let mut c = ChainCheck::new(None).starting_at(3);
+        assert!(c.push(&rows[0]).is_ok() && c.push(&rows[1]).is_ok());
+        assert_eq!(c.push(&rows[2]).unwrap_err(), Break::Unsealed { id: 3 });
+    }
+
     fn key(request: &str) -> ReadKey {
         ReadKey {
             actor: "wall".into(),
@@ -702,6 +748,8 @@ mod tests {
             action: "query".into(),
             layer: Some("key_personnel".into()),
             request: request.into(),
+            kind: AuditKind::Read,
+            outcome: Outcome::Ok,
         }
     }
 
@@ -783,6 +831,8 @@ mod tests {
             action: "query".into(),
             layer: Some("key_personnel".into()),
             request: "GET /api/v1/key_personnel".into(),
+            kind: AuditKind::Read,
+            outcome: Outcome::Ok,
         };
         let mut c = Collapser::new(Duration::from_secs(60));
         assert_eq!(c.read(&k, &[1, 2], 2, t0), ReadVerdict::First { ended: None });
@@ -796,5 +846,4 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
-
 }

@@ -163,12 +163,16 @@ async fn verify_audit_log(url: &str, expect_head: Option<String>) -> i32 {
         }
     };
     let c = &verdict.check;
-    let before = if c.unchained > 0 { format!(", {} before the chain (not protected)", c.unchained) } else { String::new() };
+    let before =
+        if c.unchained > 0 { format!(", {} before the chain (not protected)", c.unchained) } else { String::new() };
     match &verdict.broken {
         None => {
             println!("audit log intact: {} chained rows checked{before}", c.chained);
             match &c.head {
-                Some(h) => println!("head: {h} (row {})\nnote it outside the database; check later with --expect-head {h}", c.last_id.unwrap_or(0)),
+                Some(h) => println!(
+                    "head: {h} (row {})\nnote it outside the database; check later with --expect-head {h}",
+                    c.last_id.unwrap_or(0)
+                ),
                 None => println!("head: none (no chained rows yet)"),
             }
             0
@@ -234,8 +238,9 @@ struct PositionArgs {
     /// OsmAnd requests at once from one client address.
     #[arg(long, default_value_t = 2000.0)]
     osmand_address_burst: f64,
-    /// Failed device authentications a minute from one client address before it is refused
-    /// (429) without a check.
+    /// Failed authentications a minute of one device id from one client address (an IPv6
+    /// client by its /64) before that pair is refused (429) without a check; other devices
+    /// behind the same address are not.
     #[arg(long, default_value_t = 20.0)]
     osmand_failures_per_minute: f64,
 }
@@ -558,9 +563,7 @@ async fn main() -> Result<()> {
         }
         Command::DeviceSecret { device_id, revoke } => {
             let service = open(&cli.database_url).await?;
-            if service.carrier_of(&device_id).is_none() {
-                bail!("no responder or key person carries device {device_id:?}; set it as their device_id first");
-            }
+            // A secret is revoked whoever carries the device, or nobody.
             if revoke {
                 if service.revoke_device_secret(&device_id).await? {
                     println!("revoked the secret of {device_id}; its fixes are refused from now on");
@@ -568,6 +571,9 @@ async fn main() -> Result<()> {
                     println!("{device_id} had no secret in force");
                 }
                 return Ok(());
+            }
+            if service.carrier_of(&device_id).is_none() {
+                bail!("no responder or key person carries device {device_id:?}; set it as their device_id first");
             }
             let secret = service.mint_device_secret(&device_id).await?;
             println!("secret of {device_id} (shown this once; any earlier one no longer works):");
@@ -770,7 +776,13 @@ async fn shutdown() {
 /// starts say where they are kept.
 fn print_banner(url: &str, demo: &DemoTokens) {
     println!("\nsafegrid demo — Shenzhen, serving at {url}\n");
-    let t = |r: &str| if demo.created { demo.tokens.get(r).cloned().unwrap_or_default() } else { format!("$SAFEGRID_{}", r.to_uppercase()) };
+    let t = |r: &str| {
+        if demo.created {
+            demo.tokens.get(r).cloned().unwrap_or_default()
+        } else {
+            format!("$SAFEGRID_{}", r.to_uppercase())
+        }
+    };
     if demo.created {
         println!("Tokens (Authorization: Bearer …), shown this once; kept in {} (0600):", demo.file.display());
         for (role, token) in &demo.tokens {

@@ -374,9 +374,9 @@ pub fn decide(role: Role, actions: &[Action]) -> Decision {
 #[must_use]
 pub fn personal(route: &Route, actions: &[Action]) -> bool {
     match route.resolve {
-        Resolve::TilesOf => actions
-            .iter()
-            .any(|a| matches!(a, Action::ReadLayer(Layer::Responders | Layer::KeyPersonnel))),
+        Resolve::TilesOf => {
+            actions.iter().any(|a| matches!(a, Action::ReadLayer(Layer::Responders | Layer::KeyPersonnel)))
+        }
         _ => actions.iter().any(|&a| rule_of(a).personal),
     }
 }

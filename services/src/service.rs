@@ -10,7 +10,7 @@ use crate::layer::{Item, Layer, Props};
 use crate::live::{GridState, LayerState};
 use crate::positions::live::{FreshnessConfig, LiveUnits};
 use crate::positions::{Subject, TracePoint};
-use crate::store::{Store, StoreError, TokenRecord};
+use crate::store::{ItemWrite, Store, StoreError, TokenRecord};
 use chrono::Utc;
 use safegrid_geodata::{GridCode, GridHierarchy, GridUnit, LonLat};
 use std::collections::HashMap;
@@ -352,7 +352,7 @@ impl Service {
         self.check_scope(who, layer, &item)?;
         self.check_reach(who, None, &item)?;
         self.check_device(&item)?;
-        self.store.insert_items(layer, std::slice::from_ref(&item)).await?;
+        self.store_write(who, "create", ItemWrite::Insert(&item), None).await?;
         slot.last_id.store(id, Ordering::SeqCst);
         write(&slot.state).put(item.clone());
         Ok(item)
@@ -370,7 +370,8 @@ impl Service {
         self.check_scope(who, layer, &item)?;
         self.check_reach(who, Some(&old), &item)?;
         self.check_device(&item)?;
-        if !self.store.update_item(&item).await? {
+        let given_up = crate::live::device_of(&old).filter(|d| crate::live::device_of(&item) != Some(*d));
+        if !self.store_write(who, "update", ItemWrite::Update(&item), given_up).await? {
             return Err(ServiceError::NotFound { layer, id });
         }
         write(&slot.state).put(item.clone());
@@ -383,7 +384,9 @@ impl Service {
         let _gate = slot.gate.lock().await;
         let old = self.existing(who, layer, id)?;
         self.check_scope(who, layer, &old)?;
-        self.store.delete_item(layer, id).await?;
+        if !self.store_write(who, "delete", ItemWrite::Delete(layer, id), crate::live::device_of(&old)).await? {
+            return Err(ServiceError::NotFound { layer, id });
+        }
         write(&slot.state).remove(id);
         if layer == Layer::Responders {
             write(&self.units).remove(id);

@@ -114,29 +114,30 @@ fn random_on_roads(roads: &Roads, rng: &mut ChaCha8Rng) -> LonLat {
 /// Runs the simulation for ever.
 pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: SocketAddr) {
     tokio::spawn(async move {
-        let units: Vec<SimUnit> =
-            service
-                .layer(Layer::Responders)
-                .iter()
-                .filter_map(|it| match &it.props {
-                    Props::Responder(r) => r.device_id.as_ref().filter(|d| d.starts_with("demo-lg-")).map(|d| SimUnit {
-                        id: it.id,
-                        device: d.clone(),
-                        credential: String::new(),
-                        pos: it.pos,
-                        path: Vec::new(),
-                        task: Task::Patrol,
-                    }),
-                    _ => None,
-                })
-                .collect();
+        let units: Vec<SimUnit> = service
+            .layer(Layer::Responders)
+            .iter()
+            .filter_map(|it| match &it.props {
+                Props::Responder(r) => r.device_id.as_ref().filter(|d| d.starts_with("demo-lg-")).map(|d| SimUnit {
+                    id: it.id,
+                    device: d.clone(),
+                    credential: String::new(),
+                    pos: it.pos,
+                    path: Vec::new(),
+                    task: Task::Patrol,
+                }),
+                _ => None,
+            })
+            .collect();
         // The fleet's trackers get fresh secrets on every start (rotated: the store keeps only
         // hashes, so there is nothing to read back); they prove themselves like any phone.
         let mut units = units;
         for u in &mut units {
             match service.mint_device_secret(&u.device).await {
                 Ok(secret) => u.credential = crate::positions::devices::credential(&u.device, &secret),
-                Err(e) => tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused"),
+                Err(e) => {
+                    tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused")
+                }
             }
         }
         tracing::info!(units = units.len(), %osmand, "demo simulation running: units report over OsmAnd every {REPORT_EVERY_S} s");

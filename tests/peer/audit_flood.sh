@@ -14,7 +14,8 @@ DUR=${DUR:-50}
 PORT=${PORT:-18092}
 WINDOW=${WINDOW:-60}
 WORK=$(mktemp -d)
-trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Never `kill 0`: with no server started that would kill this whole process group.
+trap 'if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
 cargo build --release -q
 BIN=${CARGO_TARGET_DIR:-target}/release/safegrid

@@ -21,7 +21,8 @@ DUR=${DUR:-15}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18081}
 WORK=$(mktemp -d)
-trap 'kill "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Never `kill 0`: with no server started that would kill this whole process group.
+trap 'if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
 cargo build --release -q --bin safegrid --example fix_load
 BIN=target/release/safegrid

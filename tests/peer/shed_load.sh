@@ -15,7 +15,8 @@ DUR=${DUR:-10}
 RUNS=${RUNS:-3}
 PORT=${PORT:-18091}
 WORK=$(mktemp -d)
-trap 'kill ${HAMMER_PIDS:-} "${SERVER_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Never `kill 0`: with no server started that would kill this whole process group.
+trap 'kill ${HAMMER_PIDS:-} ${SERVER_PID:-} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cargo build --release -q
 BIN=${CARGO_TARGET_DIR:-target}/release/safegrid

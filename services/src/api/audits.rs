@@ -16,16 +16,16 @@
 
 use super::AppState;
 use super::caller::Caller;
+use super::guard::{Work, run_heavy};
 use super::items::geojson_response;
 use super::params::Params;
 use super::problem::ApiError;
-use super::guard::{Work, run_heavy};
-use tokio::sync::OwnedSemaphorePermit;
 use crate::audit::Report;
+use crate::audit_log::AuditEntry;
 use crate::layer::{Layer, Props};
 use crate::positions::{Subject, flags};
-use axum::extract::{OriginalUri, State};
 use axum::body::Bytes;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use safegrid_geodata::audit::input::{AuditFeature, AuditLayer};
@@ -34,6 +34,7 @@ use safegrid_geodata::audit::patrol::{self, PatrolFix, PatrolOptions};
 use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
 use safegrid_geodata::audit::{Silent, Thresholds, geometry};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Households as the rental-housing layer records them (units = households).
 fn live_dwellings(st: &AppState) -> Vec<Dwelling> {
@@ -232,8 +233,19 @@ pub async fn patrol_audit(
                 .map(|tp| PatrolFix { unit: id, t_ms: tp.time.timestamp_millis(), at: tp.pos }),
         );
     }
-    // Whereabouts were read: logged before anything derived from them leaves.
-    st.service.audit(&who, "audit patrol", &uri.0.to_string(), fixes.len()).await?;
+    // Whereabouts were read: logged, naming whose, before anything derived from them leaves.
+    let mut seen: Vec<i64> = fixes.iter().map(|f| f.unit).collect();
+    seen.dedup();
+    let request = uri.0.to_string();
+    let entry = AuditEntry {
+        action: "audit patrol",
+        request: &request,
+        layer: Some(Layer::Responders),
+        subjects: seen,
+        result_count: fixes.len(),
+        ..AuditEntry::default()
+    };
+    st.service.audit_entry(&who, entry).await?;
     let (report, layer) = on_live_layer(&st, Some(permit), Thresholds::default(), move |r, cells| {
         Ok(r.with_patrol(patrol::audit(cells, &fixes, opts, &Silent)))
     })
@@ -345,18 +357,26 @@ pub async fn response_audit(
         None => Some(st.shed.start(Work::Audit)?),
     };
     let mut sources: Vec<safegrid_geodata::LonLat> = st.service.layer(Layer::Posts).iter().map(|it| it.pos).collect();
-    sources.extend(
-        st.service
-            .layer(Layer::Responders)
-            .iter()
-            .filter(
-                |it| matches!(&it.props, Props::Responder(r) if r.status == crate::layer::ResponderStatus::Available),
-            )
-            .map(|it| it.pos),
-    );
+    let mut units = Vec::new();
+    for it in st.service.layer(Layer::Responders).iter() {
+        if matches!(&it.props, Props::Responder(r) if r.status == crate::layer::ResponderStatus::Available) {
+            sources.push(it.pos);
+            units.push(it.id);
+        }
+    }
     let dwellings = live_dwellings(&st);
-    // Available units' positions were read: logged before anything derived from them leaves.
-    st.service.audit(&who, "audit response", &uri.0.to_string(), sources.len()).await?;
+    // Available units' positions were read: logged, naming whose, before anything derived from
+    // them leaves.
+    let request = uri.0.to_string();
+    let entry = AuditEntry {
+        action: "audit response",
+        request: &request,
+        layer: Some(Layer::Responders),
+        subjects: units,
+        result_count: sources.len(),
+        ..AuditEntry::default()
+    };
+    st.service.audit_entry(&who, entry).await?;
     let roads = st.roads.clone();
     let run = on_live_layer(&st, permit, Thresholds::default(), move |r, cells| {
         let reach =

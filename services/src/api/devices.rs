@@ -6,8 +6,11 @@
 //! - `DELETE /api/v1/devices/{device_id}/secret`: revokes it; `204`. The device's fixes are
 //!   refused from then on, within this process at once.
 //!
-//! Only for a device some responder or key person carries (`404` otherwise). Admins manage
-//! every device; dispatchers only responders' trackers (a key person's monitor is an admin's).
+//! Minting is only for a device some responder or key person carries (`404` otherwise). Admins
+//! manage every device, and may revoke the secret of a device nobody carries any more (one left
+//! in force by an older version, or by the command line); dispatchers manage only responders'
+//! trackers (a key person's monitor is an admin's). A secret is revoked by itself when its
+//! carrier is deleted or gives the device up (`Service::update`, `Service::delete`).
 
 use super::AppState;
 use super::caller::Caller;
@@ -20,8 +23,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// The device's carrier, if the caller may manage its secret.
-fn managed(st: &AppState, who: &Principal, device_id: &str) -> Result<(Subject, i64), ApiError> {
+/// The device's carrier, if the caller may manage its secret; `None`: nobody carries it, and
+/// the caller is an admin (who may still revoke its secret).
+fn managed(st: &AppState, who: &Principal, device_id: &str) -> Result<Option<(Subject, i64)>, ApiError> {
     // The policy admits admins and dispatchers (policy::Action::ManageDevices); checked again
     // here because what a dispatcher may manage depends on who carries the device.
     if !matches!(who.role, Role::Admin | Role::Dispatcher) {
@@ -30,29 +34,30 @@ fn managed(st: &AppState, who: &Principal, device_id: &str) -> Result<(Subject, 
     if device_id.is_empty() || device_id.len() > 64 || device_id.chars().any(char::is_control) {
         return Err(ApiError::invalid("device_id", device_id, "a device id is 1 to 64 printable characters"));
     }
-    let carrier = st
-        .service
-        .carrier_of(device_id)
-        .ok_or_else(|| ApiError::not_found("device_id", device_id, "no responder or key person carries this device"))?;
+    let Some(carrier) = st.service.carrier_of(device_id) else {
+        if who.role == Role::Admin {
+            return Ok(None);
+        }
+        return Err(ApiError::not_found("device_id", device_id, "no responder or key person carries this device"));
+    };
     if carrier.0 == Subject::KeyPerson && who.role != Role::Admin {
         return Err(ApiError::forbidden("a key person's monitoring device is managed by an admin"));
     }
-    Ok(carrier)
+    Ok(Some(carrier))
 }
 
-/// A write row naming the carrier: a secret's change is never collapsed like a read.
+/// A write row naming the carrier, if any: a secret's change is never collapsed like a read.
 fn write_entry<'a>(
     action: &'a str,
     request: &'a str,
-    subject: crate::positions::Subject,
-    unit: i64,
+    carrier: Option<(Subject, i64)>,
     count: usize,
 ) -> crate::audit_log::AuditEntry<'a> {
     crate::audit_log::AuditEntry {
         action,
         request,
-        layer: Some(subject.layer()),
-        subjects: vec![unit],
+        layer: carrier.map(|(subject, _)| subject.layer()),
+        subjects: carrier.map(|(_, unit)| unit).into_iter().collect(),
         result_count: count,
         kind: crate::audit_log::AuditKind::Write,
         ..Default::default()
@@ -65,10 +70,16 @@ pub async fn mint(
     Caller(who): Caller,
     Path(device_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (subject, unit) = managed(&st, &who, &device_id)?;
+    let Some((subject, unit)) = managed(&st, &who, &device_id)? else {
+        return Err(ApiError::not_found(
+            "device_id",
+            device_id.as_str(),
+            "no responder or key person carries this device",
+        ));
+    };
     let secret = st.service.mint_device_secret(&device_id).await?;
     let request = format!("POST /api/v1/devices/{device_id}/secret");
-    st.service.audit_entry(&who, write_entry("device_secret_mint", &request, subject, unit, 1)).await?;
+    st.service.audit_entry(&who, write_entry("device_secret_mint", &request, Some((subject, unit)), 1)).await?;
     let body = json!({
         "device_id": device_id,
         "carrier": {"subject": subject, "id": unit},
@@ -87,10 +98,10 @@ pub async fn revoke(
     Caller(who): Caller,
     Path(device_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (subject, unit) = managed(&st, &who, &device_id)?;
+    let carrier = managed(&st, &who, &device_id)?;
     let had = st.service.revoke_device_secret(&device_id).await?;
     let request = format!("DELETE /api/v1/devices/{device_id}/secret");
-    st.service.audit_entry(&who, write_entry("device_secret_revoke", &request, subject, unit, usize::from(had))).await?;
+    st.service.audit_entry(&who, write_entry("device_secret_revoke", &request, carrier, usize::from(had))).await?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)

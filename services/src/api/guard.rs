@@ -246,7 +246,13 @@ pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Re
 
 /// A write of a layer whose writes are audited (key personnel, responders), refused here by
 /// role, leaves a row as the service's own refusals do (see `service/audit_trail.rs`).
-async fn refused_write(st: &AppState, who: &Principal, layer: crate::layer::Layer, method: &str, params: &[(String, String)]) {
+async fn refused_write(
+    st: &AppState,
+    who: &Principal,
+    layer: crate::layer::Layer,
+    method: &str,
+    params: &[(String, String)],
+) {
     use crate::audit_log::{AuditEntry, AuditKind, Outcome};
     let action = match method {
         "POST" => "create",

@@ -22,6 +22,7 @@ use super::caller::Caller;
 use super::items::{geojson_response, id_of, request_text};
 use super::params::Params;
 use super::problem::{ApiError, is_json};
+use crate::access::Principal;
 use crate::layer::{Layer, Props};
 use crate::positions::geofence::GridEvent;
 use crate::positions::ingest::{IngestError, Receipt, UNAUTHENTICATED};
@@ -339,6 +340,38 @@ const MAX_EVENTS: usize = 10_000;
 /// Pages a stream replays before it ends and lets the client resume (100,000 crossings).
 const REPLAY_PAGES: usize = 10;
 
+/// Records a read of grid crossings: a row per kind of person seen (key persons, responders),
+/// naming each, so an auditor finds who saw whom; one row naming nobody when none was seen.
+async fn audit_crossings(
+    st: &AppState,
+    who: &Principal,
+    action: &str,
+    request: &str,
+    events: &[GridEvent],
+) -> Result<(), ApiError> {
+    let mut named = false;
+    for subject in [Subject::KeyPerson, Subject::Responder] {
+        let ids: Vec<i64> = events.iter().filter(|e| e.subject == subject).map(|e| e.unit_id).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        named = true;
+        let entry = crate::audit_log::AuditEntry {
+            action,
+            request,
+            layer: Some(subject.layer()),
+            result_count: ids.len(),
+            subjects: ids,
+            ..Default::default()
+        };
+        st.service.audit_entry(who, entry).await?;
+    }
+    if !named {
+        st.service.audit(who, action, request, 0).await?;
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/geofence/events?after=ID&limit=N`: grid crossings after an id, oldest first,
 /// within the caller's grids.
 pub async fn geofence_events(
@@ -353,7 +386,7 @@ pub async fn geofence_events(
     // The last id read, shown or not: a grid worker pages past other grids' crossings.
     let last = page.last().map_or(after, |e| e.id);
     let events: Vec<GridEvent> = page.into_iter().filter(|e| who.covers(Some(&e.grid_code))).collect();
-    st.service.audit(&who, "geofence_events", &request_text(&uri, "GET"), events.len()).await?;
+    audit_crossings(&st, &who, "geofence_events", &request_text(&uri, "GET"), &events).await?;
     Ok(axum::Json(json!({"events": events, "last_id": last})).into_response())
 }
 
@@ -395,7 +428,7 @@ pub async fn geofence_stream(
     }
     let replayed_to = from;
     missed.retain(|e| who.covers(Some(&e.grid_code)));
-    st.service.audit(&who, "geofence_stream", &request_text(&uri, "GET"), missed.len()).await?;
+    audit_crossings(&st, &who, "geofence_stream", &request_text(&uri, "GET"), &missed).await?;
     let to_event = |e: &GridEvent| {
         Event::default().id(e.id.to_string()).event(e.kind.name()).data(serde_json::to_string(e).unwrap_or_default())
     };
@@ -420,7 +453,7 @@ pub async fn geofence_stream(
                 // Each crossing streamed is a read of a unit's whereabouts: audited before it
                 // is sent, and the stream ends if the audit cannot be written.
                 let what = format!("GET /api/v1/geofence/stream event {}", e.id);
-                st.service.audit(&who, "geofence_stream", &what, 1).await.ok()?;
+                audit_crossings(&st, &who, "geofence_stream", &what, std::slice::from_ref(&e)).await.ok()?;
                 return Some((to_event(&e), (live, who, st, token)));
             }
         }

@@ -241,8 +241,9 @@ mod tests {
         let one =
             decode_message("safegrid/positions/dev-7", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#).unwrap();
         assert_eq!(one[0].device_id, "dev-7");
-        let mine = decode_message("safegrid/positions/dev-7:abc", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#)
-            .unwrap();
+        let mine =
+            decode_message("safegrid/positions/dev-7:abc", br#"{"time": 1795334400, "lon": 114.1, "lat": 22.6}"#)
+                .unwrap();
         assert_eq!((mine[0].device_id.as_str(), mine[0].secret.clone().map(|s| s.0)), ("dev-7", Some("abc".into())));
         let apart = decode(br#"{"fixes": [{"device_id": "aa:bb", "device_secret": "xyz", "time": 1795334400, "lon": 114, "lat": 22}]}"#)
             .unwrap();

@@ -240,7 +240,8 @@ pub struct LimitConfig {
     pub address_rate: f64,
     /// Requests per client address at once.
     pub address_burst: f64,
-    /// Failed authentications a minute per client address before it is refused (429).
+    /// Failed authentications a minute per client address and device id before that pair is
+    /// refused (429).
     pub failures_per_minute: f64,
 }
 
@@ -249,7 +250,8 @@ impl Default for LimitConfig {
     /// per request, as fast as answers come: 300 at once, then 10 a second, is an hour's buffer
     /// at 5 s intervals in under 45 s); 200 requests/s per address, bursts of 2,000 (a private
     /// APN or carrier NAT puts a whole fleet behind one address); 20 failed authentications a
-    /// minute per address (a few misconfigured phones stay under it; a guesser is stopped).
+    /// minute per address and device (a misconfigured phone stays under it; a guesser is
+    /// stopped; and neither locks out the other trackers behind the same address).
     fn default() -> Self {
         Self {
             device_rate: 10.0,
@@ -266,10 +268,29 @@ impl Default for LimitConfig {
 pub struct DoorLimits {
     /// Per device id (authenticated fixes only: a stranger cannot drain a device's bucket).
     pub device: Buckets<String>,
-    /// Per client address, every request.
+    /// Per client address ([`client_key`]), every request.
     pub address: Buckets<Option<IpAddr>>,
-    /// Per client address, failed authentications.
-    pub failures: Buckets<Option<IpAddr>>,
+    /// Per client address ([`client_key`]) and device id, failed authentications. Keyed by
+    /// both, so that one bad tracker (or a guesser) behind a carrier NAT locks out only itself,
+    /// not the fleet that shares the address; the per-address bucket above bounds a guesser
+    /// who varies the device id.
+    pub failures: Buckets<(Option<IpAddr>, String)>,
+}
+
+/// The key a client address is limited by: an IPv4 address itself, an IPv6 address by its /64
+/// (one subscriber's prefix: a phone takes a new address within it at will).
+#[must_use]
+pub fn client_key(addr: Option<IpAddr>) -> Option<IpAddr> {
+    match addr? {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(IpAddr::V4(v4)),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                Some(IpAddr::V6(bits.into()))
+            }
+        },
+        v4 => Some(v4),
+    }
 }
 
 impl DoorLimits {
@@ -341,5 +362,18 @@ mod tests {
         assert!(b.take(&2).is_ok(), "another key has its own bucket");
         b.charge(&3);
         assert!(b.check(&3).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64_prefix() {
+        let a: IpAddr = "2408:8256:3::1".parse().unwrap();
+        let b: IpAddr = "2408:8256:3:0:ffff::9".parse().unwrap();
+        let other: IpAddr = "2408:8256:3:1::1".parse().unwrap();
+        assert_eq!(client_key(Some(a)), client_key(Some(b)));
+        assert_ne!(client_key(Some(a)), client_key(Some(other)));
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(client_key(Some(mapped)), Some(v4));
+        assert_eq!(client_key(None), None);
     }
 }

@@ -273,8 +273,9 @@ impl Ingest {
     }
 
     /// One tracker's own report (the OsmAnd door): the client address's limits, the device's
-    /// secret, then the device's limit. Failed authentications count against the address, and
-    /// an address over its failures is refused before any secret is checked.
+    /// secret, then the device's limit. Failed authentications count against the address and
+    /// device id together, and a pair over its failures is refused before any secret is
+    /// checked; the other trackers behind the same address are not.
     ///
     /// # Errors
     /// [`IngestError::RateLimited`], and those of [`Ingest::submit`].
@@ -283,13 +284,15 @@ impl Ingest {
             self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             IngestError::RateLimited { retry_after_s }
         };
-        self.doors.failures.check(&client).map_err(limited)?;
+        let client = super::devices::client_key(client);
+        let pair = (client, fix.device_id.clone());
+        self.doors.failures.check(&pair).map_err(limited)?;
         self.doors.address.take(&client).map_err(limited)?;
         let denied = self.authenticate(std::slice::from_ref(&fix));
         if denied.is_empty() {
             self.doors.device.take(&fix.device_id).map_err(limited)?;
         } else {
-            self.doors.failures.charge(&client);
+            self.doors.failures.charge(&pair);
         }
         self.enqueue_checked(vec![fix], denied)?.await
     }

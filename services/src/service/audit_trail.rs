@@ -16,7 +16,7 @@ use crate::access::Principal;
 use crate::audit_log::{self, AuditEntry, AuditKind, Collapser, GENESIS, Outcome, ReadKey, ReadVerdict, Repeats};
 use crate::layer::{Item, Layer, Props};
 use crate::policy::{Action, Audit, rule_of};
-use crate::store::{AuditRow, Store, StoreError};
+use crate::store::{AuditRow, ItemWrite, Store, StoreError, WriteRecord};
 use chrono::{DateTime, Utc};
 use safegrid_geodata::LonLat;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -68,8 +68,16 @@ impl Trail {
         audit_log::stamp(clock())
     }
 
-    /// Seals and appends one row; returns it as stored.
-    async fn append(&self, store: &dyn Store, mut row: AuditRow) -> Result<AuditRow, StoreError> {
+    /// Seals and appends one row.
+    async fn append(&self, store: &dyn Store, row: AuditRow) -> Result<(), StoreError> {
+        self.append_as(store, row, Put::Alone).await.map(|_| ())
+    }
+
+    /// Seals `row` as the chain's next link and stores it as `put` says; the head moves only
+    /// when the row was stored. `false`: `put`'s item write found no such item, and nothing was
+    /// stored. A failed attempt re-reads the head (another process may have appended) and is
+    /// tried again, up to three times: each attempt is one transaction, so none leaves half.
+    async fn append_as(&self, store: &dyn Store, mut row: AuditRow, put: Put<'_>) -> Result<bool, StoreError> {
         let mut head = self.head.lock().await;
         let mut tries = 0;
         loop {
@@ -78,12 +86,19 @@ impl Trail {
             }
             row.id = head.last_id + 1;
             audit_log::seal(&mut row, &head.hash);
-            match store.append_audit(&row).await {
-                Ok(_) => {
+            let stored = match put {
+                Put::Alone => store.append_audit(&row).await.map(|_| true),
+                Put::WithItem(write, revoke_device) => {
+                    store.write_item(write, WriteRecord { audit: Some(&row), revoke_device }).await
+                }
+            };
+            match stored {
+                Ok(true) => {
                     head.last_id = row.id;
                     head.hash = row.hash.clone().unwrap_or_default();
-                    return Ok(row);
+                    return Ok(true);
                 }
+                Ok(false) => return Ok(false),
                 Err(e) => {
                     head.stale = true;
                     tries += 1;
@@ -95,6 +110,15 @@ impl Trail {
             }
         }
     }
+}
+
+/// How [`Trail::append_as`] stores a row.
+#[derive(Clone, Copy)]
+enum Put<'a> {
+    /// On its own (a read, a refusal).
+    Alone,
+    /// In the transaction of the item write it records, with the secret that write revokes.
+    WithItem(ItemWrite<'a>, Option<(&'a str, DateTime<Utc>)>),
 }
 
 fn outcome_of<T>(r: &Result<T, ServiceError>) -> Outcome {
@@ -118,46 +142,31 @@ impl Service {
         self.audit_entry(who, AuditEntry { action, request, result_count: count, ..AuditEntry::default() }).await
     }
 
-    /// Records an act in the audit log. A write, a refusal, or the first of a run of identical
-    /// reads is appended durably before this returns; an identical read by the same caller
-    /// within the window after that first one is only counted, and written as one row of
+    /// Records an act in the audit log. A done write, or the first of a run of identical reads
+    /// or refusals, is appended durably before this returns; an identical one by the same
+    /// caller within the window after that first is only counted, and written as one row of
     /// repeats when the window ends. Callers must not return the data if this fails.
     ///
     /// # Errors
     /// [`ServiceError::Store`].
     pub async fn audit_entry(&self, who: &Principal, e: AuditEntry<'_>) -> Result<(), ServiceError> {
-        let now = self.audit.now();
-        let mut subjects = e.subjects;
-        subjects.sort_unstable();
-        subjects.dedup();
-        let results = i64::try_from(e.result_count).unwrap_or(i64::MAX);
-        let row = AuditRow {
-            id: 0,
-            at: now,
-            actor: who.name.clone(),
-            role: who.role.name().into(),
-            action: e.action.into(),
-            request: e.request.into(),
-            result_count: results,
-            layer: e.layer.map(|l| l.name().to_owned()),
-            subjects,
-            kind: e.kind.name().into(),
-            outcome: e.outcome.name().into(),
-            repeats: 1,
-            last_at: None,
-            prev_hash: None,
-            hash: None,
-        };
-        if e.kind == AuditKind::Write || e.outcome != Outcome::Ok {
+        // A done write is never collapsed; reads and refusals (which changed nothing) are.
+        let done_write = e.kind == AuditKind::Write && e.outcome == Outcome::Ok;
+        let (kind, outcome) = (e.kind, e.outcome);
+        let row = self.audit_row(who, e);
+        if done_write {
             self.audit.append(self.store.as_ref(), row).await?;
             return Ok(());
         }
+        let (now, results) = (row.at, row.result_count);
         let key = ReadKey {
             actor: row.actor.clone(),
             role: row.role.clone(),
             action: row.action.clone(),
             layer: row.layer.clone(),
             request: row.request.clone(),
+            kind,
+            outcome,
         };
         let (verdict, crowded) = {
             let mut runs = self.audit.runs();
@@ -176,6 +185,32 @@ impl Service {
         self.audit.append(self.store.as_ref(), row).await?;
         self.audit.runs().opened(key, now, &seen);
         Ok(())
+    }
+
+    /// The row an act is recorded as, stamped now (not yet sealed into the chain).
+    fn audit_row(&self, who: &Principal, e: AuditEntry<'_>) -> AuditRow {
+        let now = self.audit.now();
+        let mut subjects = e.subjects;
+        subjects.sort_unstable();
+        subjects.dedup();
+        let results = i64::try_from(e.result_count).unwrap_or(i64::MAX);
+        AuditRow {
+            id: 0,
+            at: now,
+            actor: who.name.clone(),
+            role: who.role.name().into(),
+            action: e.action.into(),
+            request: e.request.into(),
+            result_count: results,
+            layer: e.layer.map(|l| l.name().to_owned()),
+            subjects,
+            kind: e.kind.name().into(),
+            outcome: e.outcome.name().into(),
+            repeats: 1,
+            last_at: None,
+            prev_hash: None,
+            hash: None,
+        }
     }
 
     /// Appends rows of repeats; those that fail are kept for the next flush (and logged).
@@ -246,8 +281,45 @@ impl Service {
         (head.last_id, head.hash.clone())
     }
 
-    /// Records a write of an audited layer, whatever its outcome.
-    async fn audit_write<T>(
+    /// Stores an item write, and — for a layer whose writes are audited — its audit row, and
+    /// the revocation of the tracker secret it ends, all in one transaction: no write stands
+    /// unrecorded and no row names a write that did not happen. `false`: no such item (nothing
+    /// written). Callers hold the layer's write gate.
+    pub(super) async fn store_write(
+        &self,
+        who: &Principal,
+        action: &str,
+        write: ItemWrite<'_>,
+        revoke: Option<&str>,
+    ) -> Result<bool, ServiceError> {
+        let layer = write.layer();
+        let id = match write {
+            ItemWrite::Insert(it) | ItemWrite::Update(it) => it.id,
+            ItemWrite::Delete(_, id) => id,
+        };
+        // Mints and revocations of secrets are ordered against this one (store, then memory).
+        let _devices = match revoke {
+            Some(_) => Some(self.device_secrets.gate.lock().await),
+            None => None,
+        };
+        let revoke_device = revoke.map(|d| (d, Utc::now()));
+        let done = if rule_of(Action::WriteLayer(layer)).audit == Audit::Writes {
+            let request = format!("{action} {layer}/{id}");
+            let row = self.audit_row(who, write_entry(action, &request, layer, Some(id), Outcome::Ok));
+            self.audit.append_as(self.store.as_ref(), row, Put::WithItem(write, revoke_device)).await?
+        } else {
+            self.store.write_item(write, WriteRecord { audit: None, revoke_device }).await?
+        };
+        if done && let Some(device) = revoke {
+            self.device_secrets.remove(device);
+            tracing::info!(device, %layer, id, "tracker secret revoked: its carrier gave it up");
+        }
+        Ok(done)
+    }
+
+    /// Records a write of an audited layer that was refused or failed (a done one is recorded
+    /// in its own transaction by [`Service::store_write`]).
+    async fn audit_refused<T>(
         &self,
         who: &Principal,
         layer: Layer,
@@ -255,41 +327,33 @@ impl Service {
         id: Option<i64>,
         result: &Result<T, ServiceError>,
     ) -> Result<(), ServiceError> {
-        if rule_of(Action::WriteLayer(layer)).audit != Audit::Writes {
+        if result.is_ok() || rule_of(Action::WriteLayer(layer)).audit != Audit::Writes {
             return Ok(());
         }
         let request = match id {
             Some(id) => format!("{action} {layer}/{id}"),
             None => format!("{action} {layer}"),
         };
-        let entry = AuditEntry {
-            action,
-            request: &request,
-            layer: Some(layer),
-            subjects: id.into_iter().collect(),
-            result_count: usize::from(result.is_ok()),
-            kind: AuditKind::Write,
-            outcome: outcome_of(result),
-        };
-        self.audit_entry(who, entry).await.inspect_err(|e| {
-            tracing::error!(error = %e, %request, actor = %who.name, "a write could not be recorded in the audit log");
+        self.audit_entry(who, write_entry(action, &request, layer, id, outcome_of(result))).await.inspect_err(|e| {
+            tracing::error!(error = %e, %request, actor = %who.name, "a refused write could not be recorded in the audit log");
         })
     }
 
     /// Creates an item; its grid is computed from its position. A write of key personnel or
-    /// responders is recorded in the audit log, a refused one too.
+    /// responders is recorded in the audit log in the same transaction, a refused one too.
     ///
     /// # Errors
     /// [`ServiceError::Forbidden`] outside the caller's role or scope; [`ServiceError::Store`]
-    /// (also when the audit row of a done write cannot be appended: the write stands).
+    /// (then nothing was written, and no row says it was).
     pub async fn create(&self, who: &Principal, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
         let layer = props.layer();
         let r = self.create_item(who, pos, props).await;
-        self.audit_write(who, layer, "create", r.as_ref().ok().map(|it| it.id), &r).await?;
+        self.audit_refused(who, layer, "create", None, &r).await?;
         r
     }
 
-    /// Replaces an item's position and properties; audited as [`Service::create`].
+    /// Replaces an item's position and properties; audited as [`Service::create`]. A tracker
+    /// the item no longer carries loses its secret in the same transaction.
     ///
     /// # Errors
     /// [`ServiceError::NotFound`], [`ServiceError::Forbidden`] (for the old or the new place),
@@ -297,17 +361,37 @@ impl Service {
     pub async fn update(&self, who: &Principal, id: i64, pos: LonLat, props: Props) -> Result<Item, ServiceError> {
         let layer = props.layer();
         let r = self.update_item(who, id, pos, props).await;
-        self.audit_write(who, layer, "update", Some(id), &r).await?;
+        self.audit_refused(who, layer, "update", Some(id), &r).await?;
         r
     }
 
-    /// Deletes an item; audited as [`Service::create`].
+    /// Deletes an item; audited as [`Service::create`]. The tracker it carried loses its secret
+    /// in the same transaction.
     ///
     /// # Errors
     /// [`ServiceError::NotFound`], [`ServiceError::Forbidden`], [`ServiceError::Store`].
     pub async fn delete(&self, who: &Principal, layer: Layer, id: i64) -> Result<Item, ServiceError> {
         let r = self.delete_item(who, layer, id).await;
-        self.audit_write(who, layer, "delete", Some(id), &r).await?;
+        self.audit_refused(who, layer, "delete", Some(id), &r).await?;
         r
+    }
+}
+
+/// The row of a write of `layer`.
+fn write_entry<'a>(
+    action: &'a str,
+    request: &'a str,
+    layer: Layer,
+    id: Option<i64>,
+    outcome: Outcome,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        action,
+        request,
+        layer: Some(layer),
+        subjects: id.into_iter().collect(),
+        result_count: usize::from(outcome == Outcome::Ok),
+        kind: AuditKind::Write,
+        outcome,
     }
 }

@@ -40,7 +40,11 @@ impl Service {
         let hash = secret_hash(&secret);
         let _gate = self.device_secrets.gate.lock().await;
         self.store
-            .put_device_secret(&DeviceSecretRecord { device_id: device_id.to_owned(), hash: hash.clone(), created_at: Utc::now() })
+            .put_device_secret(&DeviceSecretRecord {
+                device_id: device_id.to_owned(),
+                hash: hash.clone(),
+                created_at: Utc::now(),
+            })
             .await?;
         self.device_secrets.set(device_id, &hash);
         Ok(secret)

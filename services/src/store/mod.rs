@@ -19,6 +19,38 @@ use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, GridUnit};
 use std::sync::Arc;
 
+/// One item written by [`Store::write_item`].
+#[derive(Debug, Clone, Copy)]
+pub enum ItemWrite<'a> {
+    /// A new item, with the id the service gave it.
+    Insert(&'a Item),
+    /// Replaces the stored item of the same layer and id.
+    Update(&'a Item),
+    /// Removes an item.
+    Delete(Layer, i64),
+}
+
+impl ItemWrite<'_> {
+    /// The layer written.
+    #[must_use]
+    pub fn layer(&self) -> Layer {
+        match self {
+            Self::Insert(it) | Self::Update(it) => it.layer(),
+            Self::Delete(layer, _) => *layer,
+        }
+    }
+}
+
+/// What [`Store::write_item`] stores in the same transaction as the item.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteRecord<'a> {
+    /// The write's audit row, already sealed into the chain.
+    pub audit: Option<&'a AuditRow>,
+    /// A tracker whose secret the write revokes, and when: its carrier was deleted or gave
+    /// it up, so a fix signed with it must no longer move anyone.
+    pub revoke_device: Option<(&'a str, DateTime<Utc>)>,
+}
+
 /// Errors of the storage layer. SQL text never reaches an API client: the HTTP layer maps
 /// these to a generic 500 or 503 and logs the detail.
 #[derive(Debug, thiserror::Error)]
@@ -155,10 +187,19 @@ pub trait Store: Send + Sync + 'static {
     /// Opens one transaction for a bulk insert into a layer, written in chunks as they come
     /// (an import streams its file through it).
     async fn begin_insert(&self, layer: Layer) -> Result<Box<dyn BulkInsert>, StoreError>;
+    /// Writes one item together with what records it ([`WriteRecord`]: its audit row, a
+    /// tracker secret it revokes) in one transaction, so that no write stands unrecorded and no
+    /// record names a write that did not happen. `false`, and nothing written, when an update or
+    /// a delete finds no such id.
+    async fn write_item(&self, write: ItemWrite<'_>, with: WriteRecord<'_>) -> Result<bool, StoreError>;
     /// Replaces an item; false when the id does not exist.
-    async fn update_item(&self, item: &Item) -> Result<bool, StoreError>;
+    async fn update_item(&self, item: &Item) -> Result<bool, StoreError> {
+        self.write_item(ItemWrite::Update(item), WriteRecord::default()).await
+    }
     /// Deletes an item; false when the id does not exist.
-    async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError>;
+    async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError> {
+        self.write_item(ItemWrite::Delete(layer, id), WriteRecord::default()).await
+    }
     /// The largest id ever used in a layer (0 when none), deleted items included, so that an
     /// id is never given to a second item (audit rows and clients refer to ids).
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError>;

@@ -5,7 +5,7 @@
 //! arrays: one statement per 10,000 rows instead of one per row.
 
 use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
-use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
+use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, ItemWrite, Store, StoreError, TokenRecord, WriteRecord};
 use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
@@ -197,6 +197,79 @@ impl BulkInsert for PgBulk {
     }
 }
 
+async fn append_audit_row<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+    e: E,
+    row: &AuditRow,
+) -> Result<i64, StoreError> {
+    let subjects = serde_json::to_value(&row.subjects).unwrap_or_else(|_| serde_json::json!([]));
+    // The service assigns ids (gap-free chain); the identity column gives one only to a row
+    // written without (row.id 0).
+    let sql = if row.id > 0 {
+        "INSERT INTO audit_log (id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
+                                repeats, last_at, prev_hash, hash)
+         OVERRIDING SYSTEM VALUE
+         VALUES ($15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
+    } else {
+        "INSERT INTO audit_log (at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
+                                repeats, last_at, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
+    };
+    let mut query = sqlx::query_scalar(sql)
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.role)
+        .bind(&row.action)
+        .bind(&row.request)
+        .bind(row.result_count)
+        .bind(&row.layer)
+        .bind(subjects)
+        .bind(&row.kind)
+        .bind(&row.outcome)
+        .bind(row.repeats)
+        .bind(row.last_at)
+        .bind(&row.prev_hash)
+        .bind(&row.hash);
+    if row.id > 0 {
+        query = query.bind(row.id);
+    }
+    Ok(query.fetch_one(e).await?)
+}
+
+async fn revoke_secret_row<'e, E: sqlx::Executor<'e, Database = Postgres>>(
+    e: E,
+    device_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE device_secrets SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL")
+        .bind(at)
+        .bind(device_id)
+        .execute(e)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn update_row<'e, E: sqlx::Executor<'e, Database = Postgres>>(e: E, it: &Item) -> Result<bool, StoreError> {
+    let sql = format!(
+        "UPDATE {} SET geom = ST_SetSRID(ST_MakePoint($1, $2), 4326), grid_code = $3, kind = $4, status = $5,
+           observed_at = $6, props = $7::jsonb, updated_at = $8
+         WHERE id = $9",
+        it.layer().name()
+    );
+    let done = sqlx::query(&sql)
+        .bind(it.pos.lon())
+        .bind(it.pos.lat())
+        .bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
+        .bind(it.props.kind())
+        .bind(it.props.status())
+        .bind(it.props.observed_at())
+        .bind(props_json(it)?)
+        .bind(it.updated_at)
+        .bind(it.id)
+        .execute(e)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -265,31 +338,32 @@ impl Store for PgStore {
         Ok(Box::new(PgBulk { tx: self.pool.begin().await?, layer, top: None }))
     }
 
-    async fn update_item(&self, it: &Item) -> Result<bool, StoreError> {
-        let sql = format!(
-            "UPDATE {} SET geom = ST_SetSRID(ST_MakePoint($1, $2), 4326), grid_code = $3, kind = $4, status = $5,
-               observed_at = $6, props = $7::jsonb, updated_at = $8
-             WHERE id = $9",
-            it.layer().name()
-        );
-        let done = sqlx::query(&sql)
-            .bind(it.pos.lon())
-            .bind(it.pos.lat())
-            .bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
-            .bind(it.props.kind())
-            .bind(it.props.status())
-            .bind(it.props.observed_at())
-            .bind(props_json(it)?)
-            .bind(it.updated_at)
-            .bind(it.id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError> {
-        let sql = format!("DELETE FROM {} WHERE id = $1", layer.name());
-        Ok(sqlx::query(&sql).bind(id).execute(&self.pool).await?.rows_affected() == 1)
+    async fn write_item(&self, write: ItemWrite<'_>, with: WriteRecord<'_>) -> Result<bool, StoreError> {
+        // The insert path of a bulk insert, so that one item raises the high-water id as a file
+        // of them does; an update or a delete runs in the same transaction.
+        let mut bulk = PgBulk { tx: self.pool.begin().await?, layer: write.layer(), top: None };
+        let done = match write {
+            ItemWrite::Insert(it) => {
+                bulk.write(std::slice::from_ref(it)).await?;
+                true
+            }
+            ItemWrite::Update(it) => update_row(&mut *bulk.tx, it).await?,
+            ItemWrite::Delete(layer, id) => {
+                let sql = format!("DELETE FROM {} WHERE id = $1", layer.name());
+                sqlx::query(&sql).bind(id).execute(&mut *bulk.tx).await?.rows_affected() == 1
+            }
+        };
+        if !done {
+            return Ok(false); // the transaction rolls back as it drops
+        }
+        if let Some(row) = with.audit {
+            append_audit_row(&mut *bulk.tx, row).await?;
+        }
+        if let Some((device, at)) = with.revoke_device {
+            revoke_secret_row(&mut *bulk.tx, device, at).await?;
+        }
+        Box::new(bulk).commit().await?;
+        Ok(true)
     }
 
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError> {
@@ -302,38 +376,7 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
-        let subjects = serde_json::to_value(&row.subjects).unwrap_or_else(|_| serde_json::json!([]));
-        // The service assigns ids (gap-free chain); the identity column gives one only to a row
-        // written without (row.id 0).
-        let sql = if row.id > 0 {
-            "INSERT INTO audit_log (id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
-                                    repeats, last_at, prev_hash, hash)
-             OVERRIDING SYSTEM VALUE
-             VALUES ($15, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
-        } else {
-            "INSERT INTO audit_log (at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
-                                    repeats, last_at, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id"
-        };
-        let mut query = sqlx::query_scalar(sql)
-            .bind(row.at)
-            .bind(&row.actor)
-            .bind(&row.role)
-            .bind(&row.action)
-            .bind(&row.request)
-            .bind(row.result_count)
-            .bind(&row.layer)
-            .bind(subjects)
-            .bind(&row.kind)
-            .bind(&row.outcome)
-            .bind(row.repeats)
-            .bind(row.last_at)
-            .bind(&row.prev_hash)
-            .bind(&row.hash);
-        if row.id > 0 {
-            query = query.bind(row.id);
-        }
-        Ok(query.fetch_one(&self.pool).await?)
+        append_audit_row(&self.pool, row).await
     }
 
     async fn audit_search(&self, f: &AuditFilter, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
@@ -420,11 +463,10 @@ impl Store for PgStore {
     }
 
     async fn device_secrets(&self) -> Result<Vec<super::DeviceSecretRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(super::DeviceSecretRecord {
@@ -437,13 +479,7 @@ impl Store for PgStore {
     }
 
     async fn revoke_device_secret(&self, device_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE device_secrets SET revoked_at = $1 WHERE device_id = $2 AND revoked_at IS NULL")
-                .bind(at)
-                .bind(device_id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        revoke_secret_row(&self.pool, device_id, at).await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -4,7 +4,7 @@
 //! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
 
 use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
-use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
+use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, ItemWrite, Store, StoreError, TokenRecord, WriteRecord};
 use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
 use crate::positions::geofence::GridEvent;
@@ -250,6 +250,70 @@ async fn insert_grid<'e, E: sqlx::Executor<'e, Database = Sqlite>>(e: E, u: &Gri
     Ok(())
 }
 
+async fn append_audit_row<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    e: E,
+    row: &AuditRow,
+) -> Result<i64, StoreError> {
+    let subjects = serde_json::to_string(&row.subjects).unwrap_or_else(|_| "[]".into());
+    let id = sqlx::query_scalar(
+        "INSERT INTO audit_log (id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
+                                repeats, last_at, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind((row.id > 0).then_some(row.id))
+    .bind(audit_time(row.at))
+    .bind(&row.actor)
+    .bind(&row.role)
+    .bind(&row.action)
+    .bind(&row.request)
+    .bind(row.result_count)
+    .bind(&row.layer)
+    .bind(subjects)
+    .bind(&row.kind)
+    .bind(&row.outcome)
+    .bind(row.repeats)
+    .bind(row.last_at.map(audit_time))
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
+    .fetch_one(e)
+    .await?;
+    Ok(id)
+}
+
+async fn revoke_secret_row<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    e: E,
+    device_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE device_secrets SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL")
+        .bind(at)
+        .bind(device_id)
+        .execute(e)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn update_row<'e, E: sqlx::Executor<'e, Database = Sqlite>>(e: E, it: &Item) -> Result<bool, StoreError> {
+    let sql = format!(
+        "UPDATE {} SET lon = ?, lat = ?, grid_code = ?, kind = ?, status = ?, observed_at = ?, props = ?, updated_at = ?
+         WHERE id = ?",
+        it.layer().name()
+    );
+    let done = sqlx::query(&sql)
+        .bind(it.pos.lon())
+        .bind(it.pos.lat())
+        .bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
+        .bind(it.props.kind())
+        .bind(it.props.status())
+        .bind(it.props.observed_at())
+        .bind(props_json(it)?)
+        .bind(it.updated_at)
+        .bind(it.id)
+        .execute(e)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -310,30 +374,32 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteBulk { tx: self.pool.begin().await?, layer, top: None }))
     }
 
-    async fn update_item(&self, it: &Item) -> Result<bool, StoreError> {
-        let sql = format!(
-            "UPDATE {} SET lon = ?, lat = ?, grid_code = ?, kind = ?, status = ?, observed_at = ?, props = ?, updated_at = ?
-             WHERE id = ?",
-            it.layer().name()
-        );
-        let done = sqlx::query(&sql)
-            .bind(it.pos.lon())
-            .bind(it.pos.lat())
-            .bind(it.grid.as_ref().map(|g| g.as_str().to_owned()))
-            .bind(it.props.kind())
-            .bind(it.props.status())
-            .bind(it.props.observed_at())
-            .bind(props_json(it)?)
-            .bind(it.updated_at)
-            .bind(it.id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_item(&self, layer: Layer, id: i64) -> Result<bool, StoreError> {
-        let sql = format!("DELETE FROM {} WHERE id = ?", layer.name());
-        Ok(sqlx::query(&sql).bind(id).execute(&self.pool).await?.rows_affected() == 1)
+    async fn write_item(&self, write: ItemWrite<'_>, with: WriteRecord<'_>) -> Result<bool, StoreError> {
+        // The insert path of a bulk insert, so that one item raises the high-water id as a file
+        // of them does; an update or a delete runs in the same transaction.
+        let mut bulk = SqliteBulk { tx: self.pool.begin().await?, layer: write.layer(), top: None };
+        let done = match write {
+            ItemWrite::Insert(it) => {
+                bulk.write(std::slice::from_ref(it)).await?;
+                true
+            }
+            ItemWrite::Update(it) => update_row(&mut *bulk.tx, it).await?,
+            ItemWrite::Delete(layer, id) => {
+                let sql = format!("DELETE FROM {} WHERE id = ?", layer.name());
+                sqlx::query(&sql).bind(id).execute(&mut *bulk.tx).await?.rows_affected() == 1
+            }
+        };
+        if !done {
+            return Ok(false); // the transaction rolls back as it drops
+        }
+        if let Some(row) = with.audit {
+            append_audit_row(&mut *bulk.tx, row).await?;
+        }
+        if let Some((device, at)) = with.revoke_device {
+            revoke_secret_row(&mut *bulk.tx, device, at).await?;
+        }
+        Box::new(bulk).commit().await?;
+        Ok(true)
     }
 
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError> {
@@ -346,30 +412,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, row: &AuditRow) -> Result<i64, StoreError> {
-        let subjects = serde_json::to_string(&row.subjects).unwrap_or_else(|_| "[]".into());
-        let id = sqlx::query_scalar(
-            "INSERT INTO audit_log (id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome,
-                                    repeats, last_at, prev_hash, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind((row.id > 0).then_some(row.id))
-        .bind(audit_time(row.at))
-        .bind(&row.actor)
-        .bind(&row.role)
-        .bind(&row.action)
-        .bind(&row.request)
-        .bind(row.result_count)
-        .bind(&row.layer)
-        .bind(subjects)
-        .bind(&row.kind)
-        .bind(&row.outcome)
-        .bind(row.repeats)
-        .bind(row.last_at.map(audit_time))
-        .bind(&row.prev_hash)
-        .bind(&row.hash)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
+        append_audit_row(&self.pool, row).await
     }
 
     async fn audit_search(&self, f: &AuditFilter, q: AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
@@ -453,11 +496,10 @@ impl Store for SqliteStore {
     }
 
     async fn device_secrets(&self) -> Result<Vec<super::DeviceSecretRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(super::DeviceSecretRecord {
@@ -470,12 +512,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_device_secret(&self, device_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE device_secrets SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL")
-            .bind(at)
-            .bind(device_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        revoke_secret_row(&self.pool, device_id, at).await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
