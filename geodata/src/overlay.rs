@@ -6,7 +6,7 @@
 //! many nearly coincident edges — exactly what a grid layer is made of — and so moves shared
 //! boundaries by centimetres. On the demo's 3,194 grids that left 6 cm wide, 6 km long "gaps" of
 //! 300–400 m² along district borders that PostGIS (GEOS) does not find; with the radius held
-//! still the two agree (`tests/audit.rs`).
+//! still the two agree (`tests/it/audits.rs`).
 
 use geo::{Coord, LineString, MultiPolygon, Polygon};
 use i_overlay::core::fill_rule::FillRule;

@@ -1,7 +1,7 @@
 //! Durable storage behind one trait, with two real implementations through sqlx:
 //! [`sqlite::SqliteStore`] (the embedded default: one file, WAL, zero set-up) and
 //! [`postgres::PgStore`] (PostGIS: `geometry(…, 4326)` columns with GiST indexes, which GDAL's
-//! `ogrinfo` reads as layers — tested). Both pass the same test suite (`tests/store_suite.rs`).
+//! `ogrinfo` reads as layers — tested). Both pass the same test suite (`tests/it/stores.rs`).
 //!
 //! The store is the source of truth; the service keeps live indexes in memory and rebuilds them
 //! from here at start-up. A write returns only once it is committed.

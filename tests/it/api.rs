@@ -1,8 +1,7 @@
 //! Every API route, every class of bad input, every role — against the real router and a real
 //! SQLite store in a temporary directory.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::body::Body;
@@ -140,7 +139,7 @@ fn assert_problem(r: &Reply, status: StatusCode, field: &str) {
     }
 }
 
-#[tokio::test]
+crate::test!(async health_readiness_metrics_and_openapi_answer);
 async fn health_readiness_metrics_and_openapi_answer() {
     let f = fixture().await;
     let r = f.call("GET", "/healthz", None, None).await;
@@ -180,7 +179,7 @@ async fn health_readiness_metrics_and_openapi_answer() {
     }
 }
 
-#[tokio::test]
+crate::test!(async locate_returns_the_grid_with_its_chain_and_manager);
 async fn locate_returns_the_grid_with_its_chain_and_manager() {
     let f = fixture().await;
     let r = f.call("GET", "/api/v1/locate?lon=114.02&lat=22.55", Some(Role::Dispatcher), None).await;
@@ -193,7 +192,7 @@ async fn locate_returns_the_grid_with_its_chain_and_manager() {
     assert_eq!(chain, ["440304", "440304001"]);
 }
 
-#[tokio::test]
+crate::test!(async locate_on_a_shared_border_gives_exactly_one_grid_by_smallest_code);
 async fn locate_on_a_shared_border_gives_exactly_one_grid_by_smallest_code() {
     let f = fixture().await;
     // lon 114.10 is the border between 440304002 and 440303001.
@@ -201,7 +200,7 @@ async fn locate_on_a_shared_border_gives_exactly_one_grid_by_smallest_code() {
     assert_eq!(r.body["grid"]["code"], "440303001", "{}", r.text);
 }
 
-#[tokio::test]
+crate::test!(async locate_outside_every_grid_names_the_nearest_and_its_distance);
 async fn locate_outside_every_grid_names_the_nearest_and_its_distance() {
     let f = fixture().await;
     let r = f.call("GET", "/api/v1/locate?lon=114.02&lat=22.49", Some(Role::Dispatcher), None).await;
@@ -211,7 +210,7 @@ async fn locate_outside_every_grid_names_the_nearest_and_its_distance() {
     assert!((d - 1112.0).abs() < 2.0, "{d}");
 }
 
-#[tokio::test]
+crate::test!(async locate_converts_gcj02_and_bd09_input_when_named);
 async fn locate_converts_gcj02_and_bd09_input_when_named() {
     let f = fixture().await;
     // A WGS-84 point 30 m west of the 114.05 border; its GCJ-02 position lies ~500 m east of it,
@@ -226,7 +225,7 @@ async fn locate_converts_gcj02_and_bd09_input_when_named() {
     }
 }
 
-#[tokio::test]
+crate::test!(async locate_refuses_bad_coordinates_unknown_crs_and_missing_parameters);
 async fn locate_refuses_bad_coordinates_unknown_crs_and_missing_parameters() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -244,7 +243,7 @@ async fn locate_refuses_bad_coordinates_unknown_crs_and_missing_parameters() {
     );
 }
 
-#[tokio::test]
+crate::test!(async grids_are_listed_and_fetched_as_geojson);
 async fn grids_are_listed_and_fetched_as_geojson() {
     let f = fixture().await;
     let r = f.call("GET", "/api/v1/grids?level=grid", Some(Role::Auditor), None).await;
@@ -274,7 +273,7 @@ fn grid_feature(coords: Value) -> Value {
     json!({"type": "Feature", "properties": {"name": "新网格", "manager": "孙七"}, "geometry": {"type": "Polygon", "coordinates": coords}})
 }
 
-#[tokio::test]
+crate::test!(async admin_puts_a_grid_and_bad_polygons_are_refused_without_writing);
 async fn admin_puts_a_grid_and_bad_polygons_are_refused_without_writing() {
     let f = fixture().await;
     let good =
@@ -303,7 +302,7 @@ async fn admin_puts_a_grid_and_bad_polygons_are_refused_without_writing() {
     assert_eq!(f.store.load_grids().await.unwrap().len(), 6, "rejected requests wrote nothing");
 }
 
-#[tokio::test]
+crate::test!(async editing_a_grid_boundary_relocates_the_items_it_moves);
 async fn editing_a_grid_boundary_relocates_the_items_it_moves() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -328,7 +327,7 @@ async fn editing_a_grid_boundary_relocates_the_items_it_moves() {
     assert_problem(&r, StatusCode::NOT_FOUND, "id");
 }
 
-#[tokio::test]
+crate::test!(async every_layer_supports_create_read_replace_query_nearest_and_delete);
 async fn every_layer_supports_create_read_replace_query_nearest_and_delete() {
     let f = fixture().await;
     for layer in Layer::ALL {
@@ -373,7 +372,7 @@ async fn every_layer_supports_create_read_replace_query_nearest_and_delete() {
     }
 }
 
-#[tokio::test]
+crate::test!(async queries_filter_by_time_type_status_priority_radius_and_paginate);
 async fn queries_filter_by_time_type_status_priority_radius_and_paginate() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -443,7 +442,7 @@ async fn queries_filter_by_time_type_status_priority_radius_and_paginate() {
     );
 }
 
-#[tokio::test]
+crate::test!(async positions_are_returned_in_the_crs_the_caller_names);
 async fn positions_are_returned_in_the_crs_the_caller_names() {
     let f = fixture().await;
     let w = LonLat::new(114.02, 22.55).unwrap();
@@ -464,7 +463,7 @@ async fn positions_are_returned_in_the_crs_the_caller_names() {
     assert!((c[0].as_f64().unwrap() - g.lon()).abs() < 1e-8);
 }
 
-#[tokio::test]
+crate::test!(async every_bad_input_class_is_a_named_problem_and_writes_nothing);
 async fn every_bad_input_class_is_a_named_problem_and_writes_nothing() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -547,7 +546,7 @@ async fn every_bad_input_class_is_a_named_problem_and_writes_nothing() {
     assert_eq!(f.service.layer(Layer::Incidents).len(), 0);
 }
 
-#[tokio::test]
+crate::test!(async tokens_are_checked_and_the_public_sees_only_the_nearest_posts);
 async fn tokens_are_checked_and_the_public_sees_only_the_nearest_posts() {
     let f = fixture().await;
     f.call("POST", "/api/v1/posts", Some(Role::Admin), Some(feature(point(114.02, 22.55), props_for(Layer::Posts))))
@@ -602,7 +601,7 @@ async fn tokens_are_checked_and_the_public_sees_only_the_nearest_posts() {
     assert_problem(&f.send(req).await, StatusCode::UNAUTHORIZED, "");
 }
 
-#[tokio::test]
+crate::test!(async roles_may_write_only_what_they_are_allowed);
 async fn roles_may_write_only_what_they_are_allowed() {
     let f = fixture().await;
     let body = |l| Some(feature(point(114.02, 22.55), props_for(l)));
@@ -617,7 +616,7 @@ async fn roles_may_write_only_what_they_are_allowed() {
     assert_eq!(f.count(Layer::KeyPersonnel).await, 0);
 }
 
-#[tokio::test]
+crate::test!(async a_grid_worker_reads_and_edits_only_its_own_grids);
 async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -685,7 +684,7 @@ async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
     assert_eq!(stored.iter().find(|i| i.id == mine).unwrap().pos.lon(), 114.03, "only the allowed edit landed");
 }
 
-#[tokio::test]
+crate::test!(async every_read_of_key_personnel_appends_an_audit_row);
 async fn every_read_of_key_personnel_appends_an_audit_row() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -735,7 +734,7 @@ async fn every_read_of_key_personnel_appends_an_audit_row() {
     assert_eq!(f.read_rows().await.len(), 5);
 }
 
-#[tokio::test]
+crate::test!(async writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subject);
 async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subject() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -841,10 +840,10 @@ async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subj
     assert_eq!(v.check.chained, rows.len() as u64 + 3);
 }
 
+crate::test!(async a_write_whose_audit_row_cannot_be_stored_does_not_happen);
 /// A write of an audited layer and its audit row are one transaction: when the row cannot be
 /// appended, the write does not happen either (in the store or in memory), and the caller hears
 /// so.
-#[tokio::test]
 async fn a_write_whose_audit_row_cannot_be_stored_does_not_happen() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -889,7 +888,7 @@ fn driven_clock(f: &Fixture) -> Arc<std::sync::atomic::AtomicI64> {
     ms
 }
 
-#[tokio::test]
+crate::test!(async a_wall_polling_for_an_hour_writes_two_rows_a_window_and_every_read_is_counted);
 async fn a_wall_polling_for_an_hour_writes_two_rows_a_window_and_every_read_is_counted() {
     let f = fixture().await;
     let mut ids = Vec::new();
@@ -940,7 +939,7 @@ async fn a_wall_polling_for_an_hour_writes_two_rows_a_window_and_every_read_is_c
     assert_eq!(v.broken, None);
 }
 
-#[tokio::test]
+crate::test!(async the_audit_log_filters_and_exports_exactly_the_matching_rows);
 async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
     let f = fixture().await;
     let ms = driven_clock(&f);
@@ -1113,7 +1112,7 @@ fn tile_path(layers: &str, t: TileId) -> String {
     format!("/tiles/{layers}/{}/{}/{}.mvt", t.z, t.x, t.y)
 }
 
-#[tokio::test]
+crate::test!(async a_written_item_is_in_the_very_next_tile_and_etags_follow_the_data);
 async fn a_written_item_is_in_the_very_next_tile_and_etags_follow_the_data() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -1141,7 +1140,7 @@ async fn a_written_item_is_in_the_very_next_tile_and_etags_follow_the_data() {
     assert!(feat.properties.contains(&("grid_code".into(), TileValue::String("440304001".into()))));
 }
 
-#[tokio::test]
+crate::test!(async the_grids_layer_shows_districts_when_far_and_grids_when_near);
 async fn the_grids_layer_shows_districts_when_far_and_grids_when_near() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -1172,7 +1171,7 @@ async fn the_grids_layer_shows_districts_when_far_and_grids_when_near() {
     }
 }
 
-#[tokio::test]
+crate::test!(async dense_point_layers_are_clustered_with_counts_at_low_zoom);
 async fn dense_point_layers_are_clustered_with_counts_at_low_zoom() {
     let f = fixture().await;
     let rows: Vec<_> = (0..3_000)
@@ -1198,7 +1197,7 @@ async fn dense_point_layers_are_clustered_with_counts_at_low_zoom() {
     assert_eq!(total, 3_000, "every point is counted once");
 }
 
-#[tokio::test]
+crate::test!(async key_personnel_tiles_are_scoped_audited_and_refused_to_the_public);
 async fn key_personnel_tiles_are_scoped_audited_and_refused_to_the_public() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -1223,7 +1222,7 @@ async fn key_personnel_tiles_are_scoped_audited_and_refused_to_the_public() {
     assert_eq!((rows[1].action.as_str(), rows[1].result_count), ("tile", 2));
 }
 
-#[tokio::test]
+crate::test!(async bad_tile_requests_name_what_is_wrong_and_tilejson_describes_the_layers);
 async fn bad_tile_requests_name_what_is_wrong_and_tilejson_describes_the_layers() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -1242,7 +1241,7 @@ async fn bad_tile_requests_name_what_is_wrong_and_tilejson_describes_the_layers(
     assert_eq!(r.body["vector_layers"][1]["id"], "incidents");
 }
 
-#[tokio::test]
+crate::test!(async gdal_reads_our_tiles_with_their_layers_features_and_properties);
 async fn gdal_reads_our_tiles_with_their_layers_features_and_properties() {
     let test = "gdal_reads_our_tiles_with_their_layers_features_and_properties";
     if std::process::Command::new("ogrinfo").arg("--version").output().is_err() {
@@ -1266,7 +1265,7 @@ async fn gdal_reads_our_tiles_with_their_layers_features_and_properties() {
     assert!(text.contains("POLYGON ((") && text.contains("POINT ("), "{text}");
 }
 
-#[tokio::test]
+crate::test!(async hexbins_count_each_incident_once_and_tiles_take_the_list_filters);
 async fn hexbins_count_each_incident_once_and_tiles_take_the_list_filters() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -1306,7 +1305,7 @@ async fn hexbins_count_each_incident_once_and_tiles_take_the_list_filters() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
+crate::test!(async tiles_are_gzipped_when_the_client_accepts_it);
 async fn tiles_are_gzipped_when_the_client_accepts_it() {
     use std::io::Read;
     let f = fixture().await;
@@ -1323,7 +1322,7 @@ async fn tiles_are_gzipped_when_the_client_accepts_it() {
     assert_eq!(mvt::decode(&plain).unwrap()[0].features.len(), 2);
 }
 
-#[tokio::test]
+crate::test!(async the_tile_cache_answers_repeats_and_never_serves_a_stale_tile);
 async fn the_tile_cache_answers_repeats_and_never_serves_a_stale_tile() {
     let f = fixture().await;
     let d = Some(Role::Dispatcher);
@@ -1352,7 +1351,7 @@ async fn the_tile_cache_answers_repeats_and_never_serves_a_stale_tile() {
     assert_ne!(etag(&path).await, near_before);
 }
 
-#[tokio::test]
+crate::test!(async the_wall_learns_who_it_is_counts_within_scope_and_hears_of_changes);
 async fn the_wall_learns_who_it_is_counts_within_scope_and_hears_of_changes() {
     let f = fixture().await;
     for (lon, prio, status) in
@@ -1446,7 +1445,7 @@ async fn the_wall_learns_who_it_is_counts_within_scope_and_hears_of_changes() {
     assert!(end.is_ok(), "the feed went on after its token was revoked");
 }
 
-#[tokio::test]
+crate::test!(async the_map_wall_and_its_vendored_library_are_served_from_the_binary);
 async fn the_map_wall_and_its_vendored_library_are_served_from_the_binary() {
     let f = fixture().await;
     let page = f.call("GET", "/", None, None).await;
@@ -1490,7 +1489,7 @@ async fn the_map_wall_and_its_vendored_library_are_served_from_the_binary() {
     assert!(seen.len() >= 10, "the wall's modules: {seen:?}");
 }
 
-#[tokio::test]
+crate::test!(async the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token);
 async fn the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token() {
     use safegrid_services::basemap::{Basemap, FONT_STACK};
     use safegrid_tiles::glyphs;
@@ -1582,7 +1581,7 @@ async fn the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token() 
     assert_problem(&f.send(get("/basemap/sprite@3x.png", "h", None)).await, StatusCode::NOT_FOUND, "path");
 }
 
-#[tokio::test]
+crate::test!(async a_cached_tile_always_equals_one_built_afresh_after_writes_nearby_and_far);
 async fn a_cached_tile_always_equals_one_built_afresh_after_writes_nearby_and_far() {
     // The oracle is a tile built by a second app over the same service with an empty cache.
     // Every tile around the writes, at every zoom the wall uses and for hexbins, clusters and
@@ -1693,7 +1692,7 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-#[tokio::test]
+crate::test!(async an_osmand_tracker_moves_its_unit_in_every_parameter_form);
 async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
     let f = fixture().await;
     let id = tracked_unit(&f, "862100012345678", 114.01, 22.51).await;
@@ -1755,7 +1754,7 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
     assert_eq!(f.store.audit_rows(AuditQuery { before_id: None, limit: 1 }).await.unwrap()[0].action, "trace");
 }
 
-#[tokio::test]
+crate::test!(async osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them);
 async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them() {
     let f = fixture().await;
     tracked_unit(&f, "known", 114.01, 22.51).await;
@@ -1787,7 +1786,7 @@ async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them()
     assert_eq!(metric(&f, "future").await, 1.0);
 }
 
-#[tokio::test]
+crate::test!(async a_tracker_belongs_to_one_responder_only);
 async fn a_tracker_belongs_to_one_responder_only() {
     let f = fixture().await;
     let first = tracked_unit(&f, "dev-1", 114.01, 22.51).await;
@@ -1808,7 +1807,7 @@ async fn a_tracker_belongs_to_one_responder_only() {
     assert_eq!(f.service.layer(Layer::Responders).len(), 1, "nothing was imported");
 }
 
-#[tokio::test]
+crate::test!(async a_gateway_batch_is_stored_whole_or_refused_whole);
 async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     let f = fixture().await;
     let a = tracked_unit(&f, "gw-a", 114.01, 22.51).await;
@@ -1872,7 +1871,7 @@ async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     assert_eq!(metric(&f, "jump").await, 1.0);
 }
 
-#[tokio::test]
+crate::test!(async a_trace_comes_as_geojson_simplified_and_as_gpx);
 async fn a_trace_comes_as_geojson_simplified_and_as_gpx() {
     let f = fixture().await;
     let id = tracked_unit(&f, "walker", 114.01, 22.51).await;
@@ -1950,7 +1949,7 @@ async fn sse_events(body: &mut axum::body::Body, n: usize) -> Vec<(String, Value
     out
 }
 
-#[tokio::test]
+crate::test!(async a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes);
 async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes() {
     let f = fixture().await;
     let id = tracked_unit(&f, "border", 114.049, 22.55).await;
@@ -2038,7 +2037,7 @@ async fn longgang_fixture(n: usize) -> (Fixture, Arc<safegrid_services::roads::R
     (f, roads, cache, ids)
 }
 
-#[tokio::test]
+crate::test!(async nearest_units_are_ranked_by_road_time_as_a_brute_force_dijkstra_ranks_them);
 async fn nearest_units_are_ranked_by_road_time_as_a_brute_force_dijkstra_ranks_them() {
     let (f, roads, _cache, _) = longgang_fixture(40).await;
     let g = &roads.drive;
@@ -2083,7 +2082,7 @@ async fn nearest_units_are_ranked_by_road_time_as_a_brute_force_dijkstra_ranks_t
     assert_eq!(audit[0].action, "dispatch_nearest");
 }
 
-#[tokio::test]
+crate::test!(async nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate);
 async fn nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate() {
     let (f, _roads, _cache, ids) = longgang_fixture(9).await;
     let q = |extra: &str| format!("/api/v1/dispatch/nearest?lon=114.21&lat=22.688&k=50{extra}");
@@ -2135,7 +2134,7 @@ async fn nearest_units_honour_filters_and_say_when_the_eta_is_an_estimate() {
     );
 }
 
-#[tokio::test]
+crate::test!(async citizens_get_open_posts_with_walking_times_and_a_rate_limit);
 async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
     let (f, roads, _cache, _) = longgang_fixture(0).await;
     // A post open around the clock, one that is never open now (a one-minute window an hour
@@ -2204,7 +2203,7 @@ fn unit_props(name: &str) -> Value {
     json!({"kind": "patrol", "callsign": name, "status": "available"})
 }
 
-#[tokio::test]
+crate::test!(async a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_timeline);
 async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_timeline() {
     let f = fixture().await;
     // Deadlines short enough to watch: acknowledge in 1 s, arrive in 2 s; 罗湖 (440303) gets 10 min.
@@ -2307,7 +2306,7 @@ async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_ti
     assert_problem(&f.call("GET", "/api/v1/dispatches", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
 }
 
-#[tokio::test]
+crate::test!(async a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once);
 async fn a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once() {
     let f = fixture().await;
     let inc = create_at(&f, Layer::Incidents, 114.02, 22.55, incident("open", 1, "2026-11-22T08:00:00Z")).await;
@@ -2349,7 +2348,7 @@ async fn a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once() {
     assert_eq!(notified, 2 + 3, "two reached by radius, three by travel time");
 }
 
-#[tokio::test]
+crate::test!(async a_monitored_person_leaving_their_zone_alerts_their_grid_worker);
 async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
     let f = fixture().await;
     let person = json!({"category": "community_correction", "name": "赵六", "assigned_grid": "440304001",
@@ -2423,7 +2422,7 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
     assert_eq!(r.body["events"].as_array().unwrap().len(), 6);
 }
 
-#[tokio::test]
+crate::test!(async the_live_layer_is_audited_for_geometry_and_workload);
 async fn the_live_layer_is_audited_for_geometry_and_workload() {
     let f = fixture().await;
     let r = f.call("GET", "/api/v1/audit/geometry", Some(Role::Auditor), None).await;
@@ -2500,7 +2499,7 @@ async fn the_live_layer_is_audited_for_geometry_and_workload() {
     );
 }
 
-#[tokio::test]
+crate::test!(async patrol_coverage_comes_from_stored_traces_and_its_read_is_logged);
 async fn patrol_coverage_comes_from_stored_traces_and_its_read_is_logged() {
     let f = fixture().await;
     tracked_unit(&f, "pt-1", 114.001, 22.55).await;
@@ -2559,7 +2558,7 @@ async fn patrol_coverage_comes_from_stored_traces_and_its_read_is_logged() {
     );
 }
 
-#[tokio::test]
+crate::test!(async gridding_divides_a_community_by_the_registered_housing_and_stores_nothing);
 async fn gridding_divides_a_community_by_the_registered_housing_and_stores_nothing() {
     let f = fixture().await;
     // 1,200 households in 30 buildings across a 2 km × 2 km community in 福田.
@@ -2606,7 +2605,7 @@ async fn gridding_divides_a_community_by_the_registered_housing_and_stores_nothi
     assert!(r.body["errors"][0]["reason"].as_str().unwrap().contains("needs a code"), "{}", r.text);
 }
 
-#[tokio::test]
+crate::test!(async another_layer_is_compared_with_the_live_one);
 async fn another_layer_is_compared_with_the_live_one() {
     let f = fixture().await;
     let sq = |code: &str, x0: f64, x1: f64| {
@@ -2642,7 +2641,7 @@ async fn another_layer_is_compared_with_the_live_one() {
     );
 }
 
-#[tokio::test]
+crate::test!(async response_coverage_finds_the_far_households_and_suggests_a_post_among_them);
 async fn response_coverage_finds_the_far_households_and_suggests_a_post_among_them() {
     let f = fixture().await;
     let post = json!({"kind": "police_room", "name": "福田警务室", "phone": "0755-80000000", "radio_channel": "CH-07", "opening_hours": "24h"});
@@ -2764,7 +2763,7 @@ async fn status_of(f: &Fixture, method: &str, uri: &str, role: Role, body: Optio
     (status, v)
 }
 
-#[tokio::test]
+crate::test!(async every_documented_route_answers_every_role_as_the_policy_table_says);
 async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
     let f = fixture().await;
     let at = (114.02, 22.55);
@@ -2872,7 +2871,7 @@ async fn every_documented_route_answers_every_role_as_the_policy_table_says() {
     assert!(checked > 300, "only {checked} route × role calls");
 }
 
-#[tokio::test]
+crate::test!(async the_gateway_only_sends_positions);
 async fn the_gateway_only_sends_positions() {
     let f = fixture().await;
     for uri in [
@@ -2894,7 +2893,7 @@ async fn the_gateway_only_sends_positions() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 }
 
-#[tokio::test]
+crate::test!(async a_grid_worker_cannot_capture_or_create_a_key_person_outside_its_grids);
 async fn a_grid_worker_cannot_capture_or_create_a_key_person_outside_its_grids() {
     let f = fixture().await;
     // A key person living in 440303001 (罗湖), assigned there.
@@ -2986,7 +2985,7 @@ async fn a_grid_worker_cannot_capture_or_create_a_key_person_outside_its_grids()
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
+crate::test!(async every_answer_says_nosniff_and_personal_data_is_never_cached);
 async fn every_answer_says_nosniff_and_personal_data_is_never_cached() {
     let f = fixture().await;
     for (uri, role) in [("/healthz", None), ("/api/v1/nope", None), ("/api/v1/key_personnel", Some(Role::Dispatcher))] {
@@ -3005,7 +3004,7 @@ async fn every_answer_says_nosniff_and_personal_data_is_never_cached() {
     }
 }
 
-#[tokio::test]
+crate::test!(async concurrent_response_audits_past_the_bound_get_503_with_retry_after);
 async fn concurrent_response_audits_past_the_bound_get_503_with_retry_after() {
     let f = fixture().await;
     for i in 0..20 {
@@ -3077,9 +3076,9 @@ async fn mint(f: &Fixture, role: Role, device: &str) -> Reply {
     f.call("POST", &format!("/api/v1/devices/{device}/secret"), Some(role), None).await
 }
 
+crate::test!(async an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_all_get_one_answer);
 /// The defect found by the attacker's test: an OsmAnd fix moved a unit 52 km with no
 /// credential, and the answer told a known device id from an unknown one.
-#[tokio::test]
 async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_all_get_one_answer() {
     let f = fixture().await;
     let a = tracked_unit(&f, "dev-000001", 114.01, 22.51).await;
@@ -3197,7 +3196,7 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
-#[tokio::test]
+crate::test!(async tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devices_only);
 async fn tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devices_only() {
     let f = fixture().await;
     tracked_unit(&f, "car-1", 114.01, 22.51).await;
@@ -3239,9 +3238,9 @@ async fn tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devic
     assert_eq!(acts.len(), 3, "{acts:?}");
 }
 
+crate::test!(async a_trackers_secret_dies_with_its_carrier_or_when_the_carrier_gives_it_up);
 /// A secret does not outlive its carrier: deleting the unit, or giving its tracker up, revokes
 /// it in the same transaction — in memory and in the store.
-#[tokio::test]
 async fn a_trackers_secret_dies_with_its_carrier_or_when_the_carrier_gives_it_up() {
     let f = fixture().await;
     let a = tracked_unit(&f, "car-7", 114.01, 22.51).await;
@@ -3265,7 +3264,7 @@ async fn a_trackers_secret_dies_with_its_carrier_or_when_the_carrier_gives_it_up
     assert!(f.store.device_secrets().await.unwrap().is_empty());
 }
 
-#[tokio::test]
+crate::test!(async guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after_without_locking_out_its_neighbours);
 async fn guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after_without_locking_out_its_neighbours() {
     let f = fixture().await;
     tracked_unit(&f, "g-1", 114.01, 22.51).await;
@@ -3315,7 +3314,7 @@ async fn guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after_w
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
 }
 
-#[tokio::test]
+crate::test!(async one_device_is_held_to_its_rate_but_its_offline_buffer_replays);
 async fn one_device_is_held_to_its_rate_but_its_offline_buffer_replays() {
     let f = fixture().await;
     tracked_unit(&f, "fast-1", 114.01, 22.51).await;
@@ -3357,7 +3356,7 @@ async fn one_device_is_held_to_its_rate_but_its_offline_buffer_replays() {
     assert_eq!(at, 300, "limited after {at} fixes: the burst is 300");
 }
 
-#[tokio::test]
+crate::test!(async the_database_and_its_directory_are_readable_by_their_owner_only);
 async fn the_database_and_its_directory_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

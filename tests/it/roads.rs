@@ -2,9 +2,8 @@
 //! `osm_shenzhen_longgang`): every ETA through the contraction hierarchy equals a plain
 //! Dijkstra's on the same graph; one-ways make A→B differ from B→A; the on-disk cache gives
 //! the same answers; points far from every road are not routed.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,7 +42,7 @@ fn ch_matches_dijkstra(g: &RoadGraph, bbox: (f64, f64, f64, f64), seed: u64) -> 
     routed
 }
 
-#[test]
+crate::test!(monaco_driving_times_through_the_hierarchy_equal_dijkstra, SharedData);
 fn monaco_driving_times_through_the_hierarchy_equal_dijkstra() {
     let Some(g) = graph("monaco_driving", "osm_monaco/monaco.osm.pbf", Mode::Drive) else { return };
     assert!(g.segment_count() > 5_000, "{g:?}");
@@ -63,7 +62,7 @@ fn monaco_driving_times_through_the_hierarchy_equal_dijkstra() {
     assert!(g.snap(LonLat::new(7.46, 43.70).unwrap()).is_none());
 }
 
-#[test]
+crate::test!(monaco_walking_and_longgang_driving_equal_dijkstra, SharedData);
 fn monaco_walking_and_longgang_driving_equal_dijkstra() {
     if let Some(g) = graph("monaco_walking", "osm_monaco/monaco.osm.pbf", Mode::Walk) {
         assert!(ch_matches_dijkstra(&g, (7.409, 43.725, 7.439, 43.751), 2) > 150);
@@ -74,7 +73,7 @@ fn monaco_walking_and_longgang_driving_equal_dijkstra() {
     }
 }
 
-#[test]
+crate::test!(the_k_nearest_by_time_equal_a_brute_force_over_every_candidate, SharedData);
 fn the_k_nearest_by_time_equal_a_brute_force_over_every_candidate() {
     let Some(g) = graph("monaco_nearest_by_time", "osm_monaco/monaco.osm.pbf", Mode::Drive) else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -106,9 +105,9 @@ fn the_k_nearest_by_time_equal_a_brute_force_over_every_candidate() {
     }
 }
 
+crate::test!(response_times_from_all_posts_at_once_equal_the_best_single_post_route, SharedData);
 /// Response coverage by road on Monaco: "within T minutes of the nearest post" from one bounded
 /// multi-source search equals the minimum over posts of each post's own Dijkstra route.
-#[test]
 fn response_times_from_all_posts_at_once_equal_the_best_single_post_route() {
     use geo::polygon;
     use safegrid_geodata::audit::response::{self, Reach};

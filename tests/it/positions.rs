@@ -3,9 +3,8 @@
 //! PostGIS. Every acknowledged fix must be in the store afterwards, exactly; a re-sent batch
 //! must change nothing; a restart must put each unit at its last live fix; retention must cut
 //! exactly at its time.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -183,13 +182,13 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
     assert!(after.keys().all(|(_, t)| *t >= cutoff.timestamp_millis()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+crate::test!(multi_thread geolife_replay_into_sqlite_keeps_every_acknowledged_fix, SharedData);
 async fn geolife_replay_into_sqlite_keeps_every_acknowledged_fix() {
     let (store, _dir, _) = support::sqlite_store().await;
     replay("geolife_replay_into_sqlite", store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+crate::test!(multi_thread geolife_replay_into_postgis_keeps_every_acknowledged_fix, PostGis, SharedData);
 async fn geolife_replay_into_postgis_keeps_every_acknowledged_fix() {
     let Some((store, _)) = support::pg_store("geolife_replay_into_postgis").await else { return };
     replay("geolife_replay_into_postgis", store).await;

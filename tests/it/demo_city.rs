@@ -1,15 +1,12 @@
 //! The demo city meets what the demo promises: real districts, 2,000–3,500 grids covering every
 //! district without gaps or overlaps, and a population that lands in grids.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
-
-mod support;
 
 use geo::{Area, BooleanOps, BoundingRect, Intersects};
 use safegrid_geodata::GridLevel;
 use safegrid_services::demo;
 use safegrid_services::live::GridState;
 
-#[test]
+crate::test!(demo_grids_cover_every_district_without_gaps_or_overlaps);
 fn demo_grids_cover_every_district_without_gaps_or_overlaps() {
     let h = demo::hierarchy(2026).unwrap();
     let grids: Vec<_> = h.units().iter().filter(|u| u.level == GridLevel::Grid).collect();
@@ -39,7 +36,7 @@ fn demo_grids_cover_every_district_without_gaps_or_overlaps() {
     assert!(grids.iter().all(|g| g.manager.is_some()), "every grid has a grid worker");
 }
 
-#[test]
+crate::test!(the_population_is_plausible_and_every_item_is_in_a_grid);
 fn the_population_is_plausible_and_every_item_is_in_a_grid() {
     let h = demo::hierarchy(2026).unwrap();
     let state = GridState::new(h);

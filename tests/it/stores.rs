@@ -1,7 +1,6 @@
 //! One behaviour, two stores: the same suite runs on the embedded SQLite store and on PostGIS.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use chrono::{SubsecRound, TimeZone, Utc};
 use safegrid_geodata::{GridCode, LonLat};
@@ -264,7 +263,7 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     store.ping().await.unwrap();
 }
 
-#[tokio::test]
+crate::test!(async the_sqlite_store_passes_the_store_suite);
 async fn the_sqlite_store_passes_the_store_suite() {
     let (store, _dir, url) = support::sqlite_store().await;
     let raw = async |sql: &str| -> Result<(), String> {
@@ -275,7 +274,7 @@ async fn the_sqlite_store_passes_the_store_suite() {
     suite(store, raw).await;
 }
 
-#[tokio::test]
+crate::test!(async the_postgis_store_passes_the_store_suite, PostGis);
 async fn the_postgis_store_passes_the_store_suite() {
     let Some((store, url)) = support::pg_store("the_postgis_store_passes_the_store_suite").await else { return };
     let raw = async |sql: &str| -> Result<(), String> {
@@ -491,7 +490,7 @@ async fn audit_chain_suite(store: Arc<dyn Store>, url: &str, raw_sql: impl Async
     assert!(raw_sql("UPDATE audit_log SET actor = 'x'").await.is_err(), "the guard is back");
 }
 
-#[tokio::test]
+crate::test!(async the_sqlite_audit_log_chain_catches_altered_and_deleted_rows);
 async fn the_sqlite_audit_log_chain_catches_altered_and_deleted_rows() {
     let (store, _dir, url) = support::sqlite_store().await;
     let raw = async |sql: &str| -> Result<(), String> {
@@ -502,7 +501,7 @@ async fn the_sqlite_audit_log_chain_catches_altered_and_deleted_rows() {
     audit_chain_suite(store, &url, raw).await;
 }
 
-#[tokio::test]
+crate::test!(async the_postgis_audit_log_chain_catches_altered_and_deleted_rows, PostGis);
 async fn the_postgis_audit_log_chain_catches_altered_and_deleted_rows() {
     let Some((store, url)) = support::pg_store("the_postgis_audit_log_chain_catches_altered_and_deleted_rows").await
     else {
@@ -516,7 +515,7 @@ async fn the_postgis_audit_log_chain_catches_altered_and_deleted_rows() {
     audit_chain_suite(store, &url, raw).await;
 }
 
-#[tokio::test]
+crate::test!(async postgis_tables_are_real_geometry_with_gist_indexes, PostGis);
 async fn postgis_tables_are_real_geometry_with_gist_indexes() {
     let Some((store, url)) = support::pg_store("postgis_tables_are_real_geometry_with_gist_indexes").await else {
         return;
@@ -567,7 +566,7 @@ fn libpq_keywords(url: &str) -> String {
     s
 }
 
-#[tokio::test]
+crate::test!(async gdal_ogrinfo_reads_every_postgis_table_as_a_layer, PostGis);
 async fn gdal_ogrinfo_reads_every_postgis_table_as_a_layer() {
     let test = "gdal_ogrinfo_reads_every_postgis_table_as_a_layer";
     let Some((store, url)) = support::pg_store(test).await else { return };

@@ -1,14 +1,11 @@
 //! The real binary, killed with SIGKILL after acknowledging writes, starts again with every
 //! acknowledged write in place. Also drives `safegrid import` and `safegrid token`.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
-
-mod support;
 
 use serde_json::json;
 
-use support::process::{http, safegrid, serve, serve_tracking, write_fixture_grids};
+use crate::support::process::{http, safegrid, serve, serve_tracking, write_fixture_grids};
 
-#[test]
+crate::test!(acknowledged_writes_survive_kill_9_and_the_indexes_are_rebuilt);
 fn acknowledged_writes_survive_kill_9_and_the_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
@@ -62,9 +59,9 @@ fn status_of_get(addr: &str, path: &str) -> Option<u16> {
     text.split(' ').nth(1)?.parse().ok()
 }
 
+crate::test!(acknowledged_fixes_survive_kill_9_mid_stream);
 /// Four trackers report over the OsmAnd port as fast as they can; the server is killed with
 /// SIGKILL mid-stream. Every fix it had answered 200 must be in the trace after the restart.
-#[test]
 fn acknowledged_fixes_survive_kill_9_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
@@ -181,9 +178,9 @@ fn publish(host: &str, port: u16, topic: &str, payloads: &[serde_json::Value]) {
     client.disconnect().ok();
 }
 
+crate::test!(fixes_from_mqtt_are_stored_including_those_sent_while_down, Mqtt);
 /// Fixes published to the broker are stored; fixes published while safegrid is down (killed
 /// with SIGKILL) are delivered from its persistent session after the restart.
-#[test]
 fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
     let Some((host, port)) = mosquitto() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +285,7 @@ fn raw_get(addr: &str, path: &str, token: &str) -> String {
     text
 }
 
-#[test]
+crate::test!(a_failed_import_leaves_the_store_exactly_as_it_was);
 fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
@@ -346,7 +343,7 @@ fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     server.wait().unwrap();
 }
 
-#[test]
+crate::test!(a_revoked_token_stops_working_on_a_running_server);
 fn a_revoked_token_stops_working_on_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
@@ -398,11 +395,11 @@ fn until_status(osmand: &str, path: &str, want: u16) {
     panic!("{path} never answered {want}");
 }
 
+crate::test!(a_first_fix_after_a_restart_that_jumps_from_the_stored_one_is_flagged_not_believed);
 /// A first fix after a restart is judged against the unit's stored history: 13 km in 10 s is
 /// stored as history flagged `jump`, and the unit (a responder, and a monitored key person)
 /// stays where its last believed fix put it. Also: a secret minted and revoked with the CLI
 /// beside a running server, and kept across the restart (its hash).
-#[test]
 fn a_first_fix_after_a_restart_that_jumps_from_the_stored_one_is_flagged_not_believed() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
@@ -456,11 +453,11 @@ fn a_first_fix_after_a_restart_that_jumps_from_the_stored_one_is_flagged_not_bel
     server.wait().unwrap();
 }
 
+crate::test!(kill_9_loses_only_repeat_counts_and_the_audit_chain_runs_on_across_restarts);
 /// The audit log across crashes: `kill -9` loses at most the counts of repeated reads still in
 /// memory, never the fact of a read (the first of them is written before its data leaves); a
 /// graceful stop (SIGTERM) writes the counts; the hash chain runs on across restarts, and
 /// `safegrid audit-log verify` passes and names the head.
-#[test]
 fn kill_9_loses_only_repeat_counts_and_the_audit_chain_runs_on_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());

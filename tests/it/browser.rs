@@ -6,16 +6,13 @@
 //!
 //! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` the test says it is skipped — unless
 //! `SAFEGRID_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs both), when that is a failure.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
-
+use crate::support::process::{http, safegrid, serve_with, write_fixture_grids};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::process::{http, safegrid, serve_with, write_fixture_grids};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -195,7 +192,7 @@ fn browser_available() -> bool {
     present
 }
 
-#[test]
+crate::test!(the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked, Browser);
 fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     if !browser_available() {
         return;

@@ -5,7 +5,7 @@
 //! that they are skipped — unless `SAFEGRID_REQUIRE_POSTGIS=1` (set by `.ci/run`), in which case
 //! a missing server is a failure, so CI can never pass by skipping them.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the fixtures")]
+#![allow(dead_code, reason = "not every fixture is used by every build of the tests")]
 
 pub mod process;
 
@@ -105,9 +105,15 @@ pub async fn pg_store(test: &str) -> Option<(Arc<dyn Store>, String)> {
     Some((store, url))
 }
 
+/// `../shared/data` beside the repository: real data written by others, which tests may read
+/// but the repository may not hold.
+pub fn shared_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+}
+
 /// `../shared/data/<rel>` when present; `None` (after saying so) otherwise. CI always has it.
 pub fn shared_data(test: &str, rel: &str) -> Option<std::path::PathBuf> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(rel);
+    let p = shared_root().join(rel);
     if p.exists() {
         Some(p)
     } else {

@@ -2,9 +2,8 @@
 //! must find and locate), the demo's Shenzhen grids (which must pass), and a damaged copy of
 //! them; gap and overlap areas checked against PostGIS on the same polygons; and the offline
 //! `safegrid audit` command end to end (exit codes, formats, refusals).
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use geo::MapCoords;
 use safegrid_geodata::audit::geometry::{self, GeometryAudit, TerritorySource};
@@ -49,7 +48,7 @@ fn of_kind(a: &GeometryAudit, k: Kind) -> Vec<&safegrid_geodata::audit::Finding>
     a.findings.iter().filter(|f| f.kind == k).collect()
 }
 
-#[test]
+crate::test!(the_dongguan_towns_overlaps_are_found_named_and_located, SharedData);
 fn the_dongguan_towns_overlaps_are_found_named_and_located() {
     let Some(path) = support::shared_data("dongguan overlaps", "dongguan_towns/dongguan_towns.geojson") else { return };
     let layer = read_layer(
@@ -93,7 +92,7 @@ fn the_dongguan_towns_overlaps_are_found_named_and_located() {
     assert!(of_kind(&a, Kind::Gap).iter().all(|g| !g.grids.is_empty()));
 }
 
-#[test]
+crate::test!(the_demo_layer_passes_alone_and_against_the_shenzhen_districts, SharedData);
 fn the_demo_layer_passes_alone_and_against_the_shenzhen_districts() {
     let layer = read(&demo_layer_text());
     let a = run(&layer, None);
@@ -149,7 +148,7 @@ fn damaged_demo_text() -> String {
     geojson::FeatureCollection { bbox: None, features, foreign_members: None }.to_string()
 }
 
-#[test]
+crate::test!(faults_put_into_the_demo_layer_are_each_found_in_futian);
 fn faults_put_into_the_demo_layer_are_each_found_in_futian() {
     let layer = read(&damaged_demo_text());
     let a = run(&layer, None);
@@ -169,9 +168,9 @@ fn faults_put_into_the_demo_layer_are_each_found_in_futian() {
     );
 }
 
+crate::test!(async gap_and_overlap_areas_agree_with_postgis, PostGis, SharedData);
 /// Our gap and overlap areas against PostGIS's (`ST_Union`, `ST_Difference`, `ST_Intersection`)
 /// on the same polygons: the same overlapping pairs, and areas within 0.1%.
-#[tokio::test]
 async fn gap_and_overlap_areas_agree_with_postgis() {
     let Some(server) = support::postgis_url("audit vs PostGIS") else { return };
     let url = support::fresh_pg_database(&server).await;
@@ -304,7 +303,7 @@ fn audit_cmd(args: &[&str]) -> std::process::Output {
     Command::new(BIN).arg("audit").args(args).output().unwrap()
 }
 
-#[test]
+crate::test!(the_cli_exit_code_says_passed_findings_or_unusable);
 fn the_cli_exit_code_says_passed_findings_or_unusable() {
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "demo.geojson", &demo_layer_text());
@@ -327,7 +326,7 @@ fn the_cli_exit_code_says_passed_findings_or_unusable() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-#[test]
+crate::test!(an_unclosed_ring_and_a_three_point_ring_are_reported_with_their_place);
 fn an_unclosed_ring_and_a_three_point_ring_are_reported_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let text = r#"{"type":"FeatureCollection","features":[
@@ -347,7 +346,7 @@ fn an_unclosed_ring_and_a_three_point_ring_are_reported_with_their_place() {
     assert_eq!(r["geometry"]["unmeasured"], 1);
 }
 
-#[test]
+crate::test!(grids_given_in_gcj02_are_refused_unless_converted, SharedData);
 fn grids_given_in_gcj02_are_refused_unless_converted() {
     let Some(territory) = support::shared_data("gcj02 grids", "shenzhen_districts/shenzhen_districts.geojson") else {
         return;
@@ -385,7 +384,7 @@ fn grids_given_in_gcj02_are_refused_unless_converted() {
     assert!((covered - 1.0).abs() < 0.001, "covered share {covered}");
 }
 
-#[test]
+crate::test!(the_html_report_is_one_self_contained_page_with_map_and_charts);
 fn the_html_report_is_one_self_contained_page_with_map_and_charts() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write(dir.path(), "damaged.geojson", &damaged_demo_text());
@@ -411,7 +410,7 @@ fn the_html_report_is_one_self_contained_page_with_map_and_charts() {
     assert!(fc.features.iter().all(|f| f.geometry.is_some()));
 }
 
-#[test]
+crate::test!(the_cli_audits_patrol_coverage_and_workload_from_files);
 fn the_cli_audits_patrol_coverage_and_workload_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let layer = write(dir.path(), "demo.geojson", &demo_layer_text());
@@ -489,7 +488,7 @@ fn the_cli_audits_patrol_coverage_and_workload_from_files() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv: line 2: time \"noon\""));
 }
 
-#[test]
+crate::test!(the_cli_grids_communities_and_the_result_passes_the_audit_but_for_workers);
 fn the_cli_grids_communities_and_the_result_passes_the_audit_but_for_workers() {
     let dir = tempfile::tempdir().unwrap();
     // Two real-shaped communities: two of the demo's Futian grids, re-coded as communities.
@@ -559,10 +558,10 @@ fn the_cli_grids_communities_and_the_result_passes_the_audit_but_for_workers() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+crate::test!(async two_layers_are_compared_and_their_crosswalk_agrees_with_postgis, PostGis);
 /// Futian's demo grids (H3 res-8 pieces) and a "river-chief" layer of the same district cut
 /// from H3 res-7 cells: res-8 cells do not nest in res-7 ones, so the layers disagree along
 /// many boundaries. Every intersecting pair and its area is checked against PostGIS.
-#[tokio::test]
 async fn two_layers_are_compared_and_their_crosswalk_agrees_with_postgis() {
     use safegrid_geodata::audit::layers;
     let h = demo::hierarchy(2026).unwrap();
@@ -639,7 +638,7 @@ async fn two_layers_are_compared_and_their_crosswalk_agrees_with_postgis() {
     );
 }
 
-#[test]
+crate::test!(the_cli_compares_a_layer_against_another, SharedData);
 fn the_cli_compares_a_layer_against_another() {
     let Some(towns) = support::shared_data("cli --against", "dongguan_towns/dongguan_towns.geojson") else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -691,7 +690,7 @@ fn the_cli_compares_a_layer_against_another() {
     assert_eq!(pairs, [vec!["东城街道", "莞城街道"], vec!["石碣镇", "石龙镇"]]);
 }
 
-#[test]
+crate::test!(the_cli_measures_response_coverage_by_road_on_the_demo_extract);
 fn the_cli_measures_response_coverage_by_road_on_the_demo_extract() {
     let dir = tempfile::tempdir().unwrap();
     let layer = write(dir.path(), "demo.geojson", &demo_layer_text());

@@ -2,9 +2,8 @@
 //! ids, points at the same pixel (±1), grid polygons covering the same area (within a few
 //! percent: we simplify and PostGIS only snaps). The data is written once, through our PostGIS
 //! store, and both sides read it.
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -41,7 +40,7 @@ fn area(g: &Geometry) -> f64 {
     }
 }
 
-#[tokio::test]
+crate::test!(async our_tiles_hold_the_features_postgis_st_asmvt_makes_of_the_same_data, PostGis);
 async fn our_tiles_hold_the_features_postgis_st_asmvt_makes_of_the_same_data() {
     let Some((store, url)) = support::pg_store("postgis_tiles").await else { return };
     let service = Arc::new(Service::open(store).await.unwrap());

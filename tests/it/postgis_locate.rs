@@ -1,8 +1,7 @@
 //! Point → grid on the 33 real Dongguan towns, checked against PostGIS `ST_Contains` on the same
 //! polygons and the same points (the data stays in ../shared/data: its licence forbids shipping).
-#![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
 
-mod support;
+use crate::support;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -43,7 +42,7 @@ fn dongguan(text: &str) -> (GridHierarchy, Vec<(String, String)>) {
     (GridHierarchy::new(units).unwrap(), raw)
 }
 
-#[tokio::test]
+crate::test!(async locating_in_dongguan_towns_agrees_with_postgis_st_contains, PostGis, SharedData);
 async fn locating_in_dongguan_towns_agrees_with_postgis_st_contains() {
     let test = "locating_in_dongguan_towns_agrees_with_postgis_st_contains";
     let Some(path) = support::shared_data(test, "dongguan_towns/dongguan_towns.geojson") else { return };
