@@ -27,6 +27,7 @@ pub mod live;
 pub mod metrics;
 pub mod policy;
 pub mod positions;
+pub mod records;
 pub mod roads;
 pub mod service;
 pub mod simulation;

@@ -343,11 +343,10 @@ impl MapArgs {
             Some(dir) => b.with_glyph_dir(dir.clone())?,
             None => b,
         };
-        match &b.tiles {
-            Some(t) => {
-                tracing::info!(name = %t.metadata.name, zooms = %format!("{}-{}", t.metadata.minzoom, t.metadata.maxzoom), "basemap")
-            }
-            None => tracing::info!("no basemap: the wall draws grids on a plain background"),
+        if let Some(t) = &b.tiles {
+            tracing::info!(name = %t.metadata.name, zooms = %format!("{}-{}", t.metadata.minzoom, t.metadata.maxzoom), "basemap");
+        } else {
+            tracing::info!("no basemap: the wall draws grids on a plain background");
         }
         Ok(b)
     }
@@ -521,7 +520,7 @@ async fn main() -> Result<()> {
             let service = open(&cli.database_url).await?;
             service.set_audit_window(std::time::Duration::from_secs(audit_log.audit_window_secs));
             reload_tokens_every(&service, token_reload_secs);
-            serve(service, basemap, roads, &listen, &positions, &limits, None, false).await
+            serve(service, basemap, roads, &listen, &positions, &limits, None).await
         }
         Command::Glyphs { font, face, name, out, ranges } => build_glyphs(&font, face, &name, &out, &ranges),
         Command::Demo { listen, tokens_out, no_serve, no_simulation, map, positions, roads, audit_log, limits } => {
@@ -542,7 +541,7 @@ async fn main() -> Result<()> {
                 }
                 _ => false,
             };
-            serve(service, basemap, roads, &listen, &positions, &limits, Some(tokens), simulate).await
+            serve(service, basemap, roads, &listen, &positions, &limits, Some(DemoRun { tokens, simulate })).await
         }
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
@@ -681,6 +680,12 @@ async fn open(url: &str) -> Result<Arc<Service>> {
     Ok(Arc::new(service))
 }
 
+/// What `demo` adds to `serve`: the banner with the tokens it minted, and the simulation.
+struct DemoRun {
+    tokens: DemoTokens,
+    simulate: bool,
+}
+
 async fn serve(
     service: Arc<Service>,
     basemap: Basemap,
@@ -688,9 +693,9 @@ async fn serve(
     listen: &str,
     positions: &PositionArgs,
     limits: &LimitArgs,
-    tokens: Option<DemoTokens>,
-    simulate: bool,
+    demo: Option<DemoRun>,
 ) -> Result<()> {
+    let simulate = demo.as_ref().is_some_and(|d| d.simulate);
     let ingest = positions.ingest()?;
     let shed = limits.limits()?;
     service.set_freshness(positions.freshness());
@@ -742,8 +747,8 @@ async fn serve(
         });
     }
     tracing::info!(%addr, "listening");
-    if let Some(tokens) = tokens {
-        print_banner(&format!("http://{addr}"), &tokens);
+    if let Some(DemoRun { tokens, .. }) = &demo {
+        print_banner(&format!("http://{addr}"), tokens);
     }
     // With the peer address: the public lookup is rate-limited per client.
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

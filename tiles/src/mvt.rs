@@ -63,29 +63,7 @@ pub struct Layer {
     pub features: Vec<Feature>,
 }
 
-/// Why bytes are not a valid vector tile.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The data ends inside a field.
-    #[error("truncated {0}")]
-    Truncated(&'static str),
-    /// A wire type protobuf does not define, or not the one the field needs.
-    #[error("field {field} of {message} has wire type {wire}, expected {expected}")]
-    WireType { message: &'static str, field: u64, wire: u8, expected: u8 },
-    /// A layer without a name, or with a version other than 1 or 2.
-    #[error("layer {0}")]
-    BadLayer(String),
-    /// A feature's tags refer to keys or values the layer lacks, or are odd in number.
-    #[error("feature tags: {0}")]
-    BadTags(String),
-    /// The geometry commands do not fit the geometry type.
-    #[error("geometry: {0}")]
-    BadGeometry(String),
-    /// Text that is not UTF-8.
-    #[error("string is not UTF-8")]
-    Utf8,
-}
+pub use crate::pbf::DecodeError;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding

@@ -1,8 +1,6 @@
 //! The few protobuf primitives safegrid's formats need (vector tiles, glyph ranges), written by
 //! hand: each format has a handful of messages, and a generated codec would be larger.
 
-use crate::mvt::DecodeError;
-
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -84,4 +82,39 @@ impl<'a> Reader<'a> {
         };
         Ok(Some((field, f)))
     }
+}
+
+/// Why bytes are not a valid vector tile (or glyph message): the protobuf framing read here,
+/// and what `mvt` and `glyphs` check above it. Defined at the bottom so that nothing here
+/// imports from the modules that use it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The data ends inside a field.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// A wire type protobuf does not define, or not the one the field needs.
+    #[error("field {field} of {message} has wire type {wire}, expected {expected}")]
+    WireType {
+        /// The message being read.
+        message: &'static str,
+        /// The field number.
+        field: u64,
+        /// The wire type found.
+        wire: u8,
+        /// The wire type the field needs.
+        expected: u8,
+    },
+    /// A layer without a name, or with a version other than 1 or 2.
+    #[error("layer {0}")]
+    BadLayer(String),
+    /// A feature's tags refer to keys or values the layer lacks, or are odd in number.
+    #[error("feature tags: {0}")]
+    BadTags(String),
+    /// The geometry commands do not fit the geometry type.
+    #[error("geometry: {0}")]
+    BadGeometry(String),
+    /// Text that is not UTF-8.
+    #[error("string is not UTF-8")]
+    Utf8,
 }

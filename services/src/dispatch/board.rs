@@ -13,31 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
-/// One row of the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DispatchEvent {
-    /// Sequence number.
-    pub id: i64,
-    /// The dispatch.
-    pub dispatch_id: i64,
-    /// Its incident.
-    pub incident_id: i64,
-    /// The unit concerned, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit_id: Option<i64>,
-    /// The post concerned (a notification), if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub post_id: Option<i64>,
-    /// `created`, a [`Step`] name, `notified`, `ack_overdue`, `arrival_overdue` or `closed`.
-    pub kind: String,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// Who (a token's name, or `safegrid` for alarms).
-    pub actor: String,
-    /// Anything else: deadlines and note on creation, ETA on a notification.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Value>,
-}
+pub use crate::records::DispatchEvent;
 
 /// A unit's step in a dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

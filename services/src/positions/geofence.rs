@@ -11,71 +11,11 @@ use crate::layer::Zone;
 use crate::live::GridState;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, LonLat};
-use serde::Serialize;
 
 /// Default hysteresis margin, metres: about twice a phone's typical scatter in a city.
 pub const DEFAULT_MARGIN_M: f64 = 20.0;
 
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// The subject entered the grid.
-    Enter,
-    /// The subject left the grid.
-    Exit,
-    /// A key person broke their zone (left a stay-inside zone, entered a keep-out zone).
-    ZoneBreach,
-    /// A key person is back within their zone's terms.
-    ZoneReturn,
-}
-
-impl EventKind {
-    /// Every kind.
-    const ALL: [EventKind; 4] = [Self::Enter, Self::Exit, Self::ZoneBreach, Self::ZoneReturn];
-
-    /// The kind's name, as stored.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Enter => "enter",
-            Self::Exit => "exit",
-            Self::ZoneBreach => "zone_breach",
-            Self::ZoneReturn => "zone_return",
-        }
-    }
-
-    /// Parses a stored name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == s)
-    }
-}
-
-/// One grid crossing or zone alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GridEvent {
-    /// Sequence number: a client resumes after the last one it saw.
-    pub id: i64,
-    /// The time of the fix that decided it.
-    pub time: DateTime<Utc>,
-    /// A responder or a key person.
-    pub subject: Subject,
-    /// The item's id in the subject's layer.
-    pub unit_id: i64,
-    /// What happened.
-    pub kind: EventKind,
-    /// The grid entered or left; for a zone alert, the person's assigned grid (whose worker is
-    /// alerted).
-    pub grid_code: GridCode,
-    /// Where the fix was.
-    #[serde(serialize_with = "lonlat")]
-    pub pos: LonLat,
-}
-
-fn lonlat<S: serde::Serializer>(p: &LonLat, s: S) -> Result<S::Ok, S::Error> {
-    [p.lon(), p.lat()].serialize(s)
-}
+pub use crate::records::{EventKind, GridEvent};
 
 /// The grid a unit at `pos` is held in, given the grid it was held in: the plain answer
 /// ([`GridState::grid_of`]) unless the unit is within `margin_m` of the border it would cross.
@@ -116,7 +56,7 @@ pub fn crossing(
     }
     let mut out = Vec::with_capacity(2);
     let mut push = |kind, g: &GridCode| {
-        out.push(GridEvent { id: next_id(), time, subject, unit_id, kind, grid_code: g.clone(), pos })
+        out.push(GridEvent { id: next_id(), time, subject, unit_id, kind, grid_code: g.clone(), pos });
     };
     if let Some(g) = from {
         push(EventKind::Exit, g);

@@ -10,10 +10,8 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::access::Role;
-use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
-use crate::positions::geofence::GridEvent;
-use crate::positions::{Subject, TracePoint};
+use crate::records::{DispatchEvent, GridEvent, Subject, TracePoint};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{GridCode, GridUnit};
@@ -64,7 +62,14 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored row does not decode (written by another tool, or a bug).
     #[error("corrupt row in {table} ({key}): {reason}")]
-    Corrupt { table: &'static str, key: String, reason: String },
+    Corrupt {
+        /// The table read.
+        table: &'static str,
+        /// The row's key, as text.
+        key: String,
+        /// What does not decode.
+        reason: String,
+    },
     /// The URL names no supported database.
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
@@ -338,9 +343,8 @@ pub(crate) mod rows {
     }
 
     impl RawGridEvent {
-        pub(crate) fn decode(self) -> Result<crate::positions::geofence::GridEvent, StoreError> {
-            use crate::positions::Subject;
-            use crate::positions::geofence::{EventKind, GridEvent};
+        pub(crate) fn decode(self) -> Result<crate::records::GridEvent, StoreError> {
+            use crate::records::{EventKind, GridEvent, Subject};
             let corrupt =
                 |reason: String| StoreError::Corrupt { table: "geofence_events", key: self.id.to_string(), reason };
             Ok(GridEvent {
@@ -352,6 +356,87 @@ pub(crate) mod rows {
                 kind: EventKind::parse(&self.kind).ok_or_else(|| corrupt(format!("kind {:?}", self.kind)))?,
                 grid_code: GridCode::parse(&self.grid_code).map_err(|e| corrupt(e.to_string()))?,
                 pos: LonLat::new(self.lon, self.lat).map_err(|e| corrupt(e.to_string()))?,
+            })
+        }
+    }
+
+    /// An audit-log row, from either store: both read the same columns as the same Rust types
+    /// (`subjects` as JSON text: PostgreSQL selects its jsonb `::text`).
+    pub(crate) fn audit_from_row<R>(r: &R) -> Result<super::AuditRow, StoreError>
+    where
+        R: sqlx::Row,
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let id: i64 = r.try_get("id")?;
+        let subjects: String = r.try_get("subjects")?;
+        Ok(super::AuditRow {
+            id,
+            at: r.try_get("at")?,
+            actor: r.try_get("actor")?,
+            role: r.try_get("role")?,
+            action: r.try_get("action")?,
+            request: r.try_get("request")?,
+            result_count: r.try_get("result_count")?,
+            layer: r.try_get("layer")?,
+            subjects: serde_json::from_str(&subjects).map_err(|e| StoreError::Corrupt {
+                table: "audit_log",
+                key: id.to_string(),
+                reason: format!("subjects: {e}"),
+            })?,
+            kind: r.try_get("kind")?,
+            outcome: r.try_get("outcome")?,
+            repeats: r.try_get("repeats")?,
+            last_at: r.try_get("last_at")?,
+            prev_hash: r.try_get("prev_hash")?,
+            hash: r.try_get("hash")?,
+        })
+    }
+
+    /// The columns of a `fixes` row, as each store reads them (times and small integers are
+    /// stored differently; what they mean, and their checks, are the same).
+    pub(crate) struct RawFix {
+        pub subject: i64,
+        pub unit_id: i64,
+        pub time: DateTime<Utc>,
+        pub lon: f64,
+        pub lat: f64,
+        pub speed_mps: Option<f32>,
+        pub bearing_deg: Option<f32>,
+        pub altitude_m: Option<f32>,
+        pub accuracy_m: Option<f32>,
+        pub battery_pct: Option<f32>,
+        pub flags: i64,
+        pub attributes: Option<String>,
+        pub received: DateTime<Utc>,
+    }
+
+    impl RawFix {
+        pub(crate) fn decode(self) -> Result<crate::records::TracePoint, StoreError> {
+            let (subject, unit_id, time, flags) = (self.subject, self.unit_id, self.time, self.flags);
+            let corrupt = |reason: String| StoreError::Corrupt {
+                table: "fixes",
+                key: format!("{subject}/{unit_id}@{}", time.timestamp_millis()),
+                reason,
+            };
+            Ok(crate::records::TracePoint {
+                subject: crate::records::Subject::from_code(subject)
+                    .ok_or_else(|| corrupt(format!("subject {subject}")))?,
+                unit_id,
+                time,
+                pos: LonLat::new(self.lon, self.lat).map_err(|e| corrupt(e.to_string()))?,
+                speed_mps: self.speed_mps,
+                bearing_deg: self.bearing_deg,
+                altitude_m: self.altitude_m,
+                accuracy_m: self.accuracy_m,
+                battery_pct: self.battery_pct,
+                flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
+                attributes: self.attributes,
+                received: self.received,
             })
         }
     }

@@ -4,17 +4,15 @@
 //! index, so GIS tools read the tables as they are. Bulk inserts go through `UNNEST` of column
 //! arrays: one statement per 10,000 rows instead of one per row.
 
-use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
+use super::rows::{RawFix, RawGridEvent, RawItem, audit_from_row, high_water_key, props_json};
 use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, ItemWrite, Store, StoreError, TokenRecord, WriteRecord};
-use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
-use crate::positions::geofence::GridEvent;
-use crate::positions::{Subject, TracePoint};
+use crate::records::{DispatchEvent, GridEvent, Subject, TracePoint};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
 use safegrid_geodata::polygon_check::{multipolygon_to_geojson, polygonal_from_geojson};
-use safegrid_geodata::{GridCode, GridUnit, LonLat};
+use safegrid_geodata::{GridCode, GridUnit};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row};
 use std::collections::HashSet;
@@ -28,26 +26,22 @@ const FIX_COLUMNS: &str = "subject, unit_id, t, ST_X(geom), ST_Y(geom), speed_mp
                            accuracy_m, battery_pct, flags, attributes::text, received";
 
 fn fix_from_row(r: &sqlx::postgres::PgRow) -> Result<TracePoint, StoreError> {
-    let subject: i16 = r.try_get(0)?;
-    let unit_id: i64 = r.try_get(1)?;
-    let time: DateTime<Utc> = r.try_get(2)?;
-    let corrupt =
-        |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{subject}/{unit_id}@{time}"), reason };
-    let flags: i16 = r.try_get(10)?;
-    Ok(TracePoint {
-        subject: Subject::from_code(i64::from(subject)).ok_or_else(|| corrupt(format!("subject {subject}")))?,
-        unit_id,
-        time,
-        pos: LonLat::new(r.try_get(3)?, r.try_get(4)?).map_err(|e| corrupt(e.to_string()))?,
+    RawFix {
+        subject: i64::from(r.try_get::<i16, _>(0)?),
+        unit_id: r.try_get(1)?,
+        time: r.try_get(2)?,
+        lon: r.try_get(3)?,
+        lat: r.try_get(4)?,
         speed_mps: r.try_get(5)?,
         bearing_deg: r.try_get(6)?,
         altitude_m: r.try_get(7)?,
         accuracy_m: r.try_get(8)?,
         battery_pct: r.try_get(9)?,
-        flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
+        flags: i64::from(r.try_get::<i16, _>(10)?),
         attributes: r.try_get(11)?,
         received: r.try_get(12)?,
-    })
+    }
+    .decode()
 }
 
 /// The name of a day's partition of `fixes`.
@@ -688,31 +682,5 @@ impl Store for PgStore {
 }
 
 /// The audit-log columns.
-const AUDIT_COLUMNS: &str = "id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome, \
+const AUDIT_COLUMNS: &str = "id, at, actor, role, action, request, result_count, layer, subjects::text AS subjects, kind, outcome, \
                              repeats, last_at, prev_hash, hash";
-
-fn audit_from_row(r: &sqlx::postgres::PgRow) -> Result<AuditRow, StoreError> {
-    let id: i64 = r.try_get("id")?;
-    let subjects: serde_json::Value = r.try_get("subjects")?;
-    Ok(AuditRow {
-        id,
-        at: r.try_get("at")?,
-        actor: r.try_get("actor")?,
-        role: r.try_get("role")?,
-        action: r.try_get("action")?,
-        request: r.try_get("request")?,
-        result_count: r.try_get("result_count")?,
-        layer: r.try_get("layer")?,
-        subjects: serde_json::from_value(subjects).map_err(|e| StoreError::Corrupt {
-            table: "audit_log",
-            key: id.to_string(),
-            reason: format!("subjects: {e}"),
-        })?,
-        kind: r.try_get("kind")?,
-        outcome: r.try_get("outcome")?,
-        repeats: r.try_get("repeats")?,
-        last_at: r.try_get("last_at")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
-}

@@ -3,17 +3,15 @@
 //! WAL mode lets readers run beside the writer; `synchronous = FULL` makes a commit durable
 //! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
 
-use super::rows::{RawGridEvent, RawItem, high_water_key, props_json};
+use super::rows::{RawFix, RawGridEvent, RawItem, audit_from_row, high_water_key, props_json};
 use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, ItemWrite, Store, StoreError, TokenRecord, WriteRecord};
-use crate::dispatch::board::DispatchEvent;
 use crate::layer::{Item, Layer};
-use crate::positions::geofence::GridEvent;
-use crate::positions::{Subject, TracePoint, from_millis, to_millis};
+use crate::records::{DispatchEvent, GridEvent, Subject, TracePoint, from_millis, to_millis};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::grid::{GridLevel, Manager};
 use safegrid_geodata::polygon_check::{multipolygon_to_geojson, polygonal_from_geojson};
-use safegrid_geodata::{GridCode, GridUnit, LonLat};
+use safegrid_geodata::{GridCode, GridUnit};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
@@ -28,26 +26,22 @@ const FIX_COLUMNS: &str = "subject, unit_id, t, lon, lat, speed_mps, bearing_deg
                            flags, attributes, received";
 
 fn fix_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<TracePoint, StoreError> {
-    let subject: i64 = r.try_get(0)?;
-    let unit_id: i64 = r.try_get(1)?;
-    let t: i64 = r.try_get(2)?;
-    let corrupt =
-        |reason: String| StoreError::Corrupt { table: "fixes", key: format!("{subject}/{unit_id}@{t}"), reason };
-    let flags: i64 = r.try_get(10)?;
-    Ok(TracePoint {
-        subject: Subject::from_code(subject).ok_or_else(|| corrupt(format!("subject {subject}")))?,
-        unit_id,
-        time: from_millis(t),
-        pos: LonLat::new(r.try_get(3)?, r.try_get(4)?).map_err(|e| corrupt(e.to_string()))?,
+    RawFix {
+        subject: r.try_get(0)?,
+        unit_id: r.try_get(1)?,
+        time: from_millis(r.try_get(2)?),
+        lon: r.try_get(3)?,
+        lat: r.try_get(4)?,
         speed_mps: r.try_get(5)?,
         bearing_deg: r.try_get(6)?,
         altitude_m: r.try_get(7)?,
         accuracy_m: r.try_get(8)?,
         battery_pct: r.try_get(9)?,
-        flags: u8::try_from(flags).map_err(|_| corrupt(format!("flags {flags} out of range")))?,
+        flags: r.try_get(10)?,
         attributes: r.try_get(11)?,
         received: from_millis(r.try_get(12)?),
-    })
+    }
+    .decode()
 }
 
 /// The embedded SQLite store.
@@ -136,32 +130,6 @@ fn audit_time(t: DateTime<Utc>) -> String {
 /// The audit-log columns, in the order [`audit_from_row`] reads them by name.
 const AUDIT_COLUMNS: &str = "id, at, actor, role, action, request, result_count, layer, subjects, kind, outcome, \
                              repeats, last_at, prev_hash, hash";
-
-fn audit_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRow, StoreError> {
-    let id: i64 = r.try_get("id")?;
-    let subjects: String = r.try_get("subjects")?;
-    Ok(AuditRow {
-        id,
-        at: r.try_get::<DateTime<Utc>, _>("at")?,
-        actor: r.try_get("actor")?,
-        role: r.try_get("role")?,
-        action: r.try_get("action")?,
-        request: r.try_get("request")?,
-        result_count: r.try_get("result_count")?,
-        layer: r.try_get("layer")?,
-        subjects: serde_json::from_str(&subjects).map_err(|e| StoreError::Corrupt {
-            table: "audit_log",
-            key: id.to_string(),
-            reason: format!("subjects: {e}"),
-        })?,
-        kind: r.try_get("kind")?,
-        outcome: r.try_get("outcome")?,
-        repeats: r.try_get("repeats")?,
-        last_at: r.try_get::<Option<DateTime<Utc>>, _>("last_at")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
-}
 
 #[async_trait]
 impl BulkInsert for SqliteBulk {
