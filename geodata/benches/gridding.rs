@@ -5,6 +5,7 @@
 //! blocks (σ 80 m, as tower estates), 40% spread evenly. Seeded.
 //!
 //! `cargo bench -p safegrid-geodata --bench gridding`
+#![allow(clippy::unwrap_used, reason = "a benchmark: a failure should stop it loudly")]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use geo::{MultiPolygon, polygon};
@@ -38,7 +39,7 @@ fn layer() -> (Vec<Community>, Vec<Dwelling>) {
         (0..300).map(|_| (x0 + rng.random_range(0.0..w), y0 + rng.random_range(0.0..h))).collect();
     // Box–Muller: a normal offset with σ = 80 m.
     let sigma = 80.0 / 111_000.0;
-    let mut normal = |rng: &mut ChaCha8Rng| {
+    let normal = |rng: &mut ChaCha8Rng| {
         let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random_range(0.0..1.0));
         sigma * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     };
@@ -73,7 +74,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("gridding");
     g.sample_size(10);
     g.bench_function("50 km², 100k households", |b| {
-        b.iter(|| grid_communities(&communities, &households, GriddingOptions::default(), &[]).unwrap())
+        b.iter(|| grid_communities(&communities, &households, GriddingOptions::default(), &[]).unwrap());
     });
     g.finish();
 }

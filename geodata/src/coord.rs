@@ -13,10 +13,24 @@ use std::fmt;
 pub enum CoordError {
     /// The value is NaN or infinite.
     #[error("{field} must be a finite number, got {value}")]
-    NotFinite { field: &'static str, value: f64 },
+    NotFinite {
+        /// The axis: `"lon"` or `"lat"`.
+        field: &'static str,
+        /// The value given (NaN or ±∞).
+        value: f64,
+    },
     /// The value lies outside the valid range for its axis.
     #[error("{field} must be between {min} and {max} degrees, got {value}")]
-    OutOfRange { field: &'static str, value: f64, min: f64, max: f64 },
+    OutOfRange {
+        /// The axis: `"lon"` or `"lat"`.
+        field: &'static str,
+        /// The value given, in degrees.
+        value: f64,
+        /// The axis's lowest valid value in degrees (−180 or −90).
+        min: f64,
+        /// The axis's highest valid value in degrees (180 or 90).
+        max: f64,
+    },
 }
 
 impl CoordError {

@@ -202,19 +202,44 @@ pub struct GridUnit {
 pub enum GridError {
     /// Malformed code.
     #[error("bad grid code {value:?}: {reason}")]
-    BadCode { value: String, reason: String },
+    BadCode {
+        /// The text given as a code.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Unknown level name.
     #[error("bad grid level {value:?}: expected district, street, community or grid")]
-    BadLevel { value: String },
+    BadLevel {
+        /// The text given as a level.
+        value: String,
+    },
     /// Two units with one code.
     #[error("grid code {code} appears more than once")]
-    DuplicateCode { code: String },
+    DuplicateCode {
+        /// The code given to more than one unit.
+        code: String,
+    },
     /// A unit whose parent (derived from its code) is not in the set.
     #[error("grid {code} has no parent unit {parent} in the hierarchy")]
-    MissingParent { code: String, parent: String },
+    MissingParent {
+        /// The unit's code.
+        code: String,
+        /// The parent's code, derived from the unit's (its prefix one level up).
+        parent: String,
+    },
     /// A unit not deeper than its parent.
     #[error("grid {code} is a {level} but its parent {parent} is a {parent_level}")]
-    LevelOrder { code: String, level: &'static str, parent: String, parent_level: &'static str },
+    LevelOrder {
+        /// The unit's code.
+        code: String,
+        /// The unit's level name (`district`, `street`, `community` or `grid`).
+        level: &'static str,
+        /// The parent's code.
+        parent: String,
+        /// The parent's level name, which is not above `level`.
+        parent_level: &'static str,
+    },
 }
 
 /// A complete, consistent set of units.
@@ -379,7 +404,10 @@ pub fn unit_to_feature(u: &GridUnit) -> geojson::Feature {
 pub enum GridFeatureError {
     /// A required property (or the geometry) is absent or empty.
     #[error("missing property {property:?}")]
-    MissingProperty { property: &'static str },
+    MissingProperty {
+        /// The property's name, or `"geometry"`.
+        property: &'static str,
+    },
     /// Bad code or level.
     #[error(transparent)]
     Grid(GridError),
@@ -415,7 +443,12 @@ pub enum GridLoadError {
     Parse(String),
     /// One feature is not a valid unit.
     #[error("feature {index}: {error}")]
-    Feature { index: usize, error: GridFeatureError },
+    Feature {
+        /// The feature's position in the collection, from 0.
+        index: usize,
+        /// What is wrong with that feature.
+        error: GridFeatureError,
+    },
     /// The units do not form a hierarchy.
     #[error(transparent)]
     Hierarchy(GridError),

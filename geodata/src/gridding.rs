@@ -75,16 +75,27 @@ pub struct GeneratedGrid {
 pub enum GriddingError {
     /// H3 cannot cover the community's boundary.
     #[error("community {code}: H3 cannot cover its boundary: {reason}")]
-    Tiling { code: String, reason: String },
+    Tiling {
+        /// The community's code.
+        code: String,
+        /// H3's reason.
+        reason: String,
+    },
     /// More grids than a code level holds.
     #[error("community {code} needs more than 999 grids")]
-    TooManyGrids { code: String },
+    TooManyGrids {
+        /// The community's code.
+        code: String,
+    },
     /// Code construction failed.
     #[error(transparent)]
     Code(#[from] GridError),
     /// Two communities with one code would give their grids the same codes.
     #[error("community code {code} is used twice")]
-    DuplicateCommunity { code: String },
+    DuplicateCommunity {
+        /// The code the communities share.
+        code: String,
+    },
 }
 
 /// Summary figures of a gridding.
@@ -172,7 +183,7 @@ fn grid_count(h: u64, opts: GriddingOptions) -> usize {
 }
 
 struct Cells {
-    cells: Vec<CellIndex>,
+    ids: Vec<CellIndex>,
     weight: Vec<u64>,
     xy: Vec<(f64, f64)>,
     adj: Vec<Vec<u32>>,
@@ -185,7 +196,7 @@ fn grid_one(
     previous: &[GridUnit],
 ) -> Result<Vec<GeneratedGrid>, GriddingError> {
     let cells = community_cells(c, households, opts.res)?;
-    let n = cells.cells.len();
+    let n = cells.ids.len();
     // Connected parts (islands) are gridded apart: a grid must be one piece.
     let mut groups = Vec::new();
     let all: Vec<u32> = (0..n as u32).collect();
@@ -200,7 +211,7 @@ fn grid_one(
     let mut built: Vec<(MultiPolygon<f64>, u64)> = Vec::new();
     for g in groups {
         let dissolved = solvent
-            .dissolve(g.iter().map(|&i| cells.cells[i as usize]))
+            .dissolve(g.iter().map(|&i| cells.ids[i as usize]))
             .map_err(|e| GriddingError::Tiling { code: c.code.to_string(), reason: e.to_string() })?;
         let clipped = overlay::intersection(&c.geometry, &dissolved);
         let a = area_m2(&clipped);
@@ -245,10 +256,10 @@ fn community_cells(c: &Community, households: &[&Dwelling], res: Resolution) -> 
     let index: HashMap<CellIndex, u32> = cells.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
     let mut weight = vec![0_u64; cells.len()];
     for d in households {
-        if let Ok(ll) = LatLng::new(d.at.lat(), d.at.lon()) {
-            if let Some(&i) = index.get(&ll.to_cell(res)) {
-                weight[i as usize] += u64::from(d.households);
-            }
+        if let Ok(ll) = LatLng::new(d.at.lat(), d.at.lon())
+            && let Some(&i) = index.get(&ll.to_cell(res))
+        {
+            weight[i as usize] += u64::from(d.households);
         }
     }
     // A local flat frame in metres around the community: enough for axes and cut lengths.
@@ -271,7 +282,7 @@ fn community_cells(c: &Community, households: &[&Dwelling], res: Resolution) -> 
                 .collect()
         })
         .collect();
-    Ok(Cells { cells, weight, xy, adj })
+    Ok(Cells { ids: cells, weight, xy, adj })
 }
 
 /// Connected components of `set` in the cell graph, largest first.
@@ -434,15 +445,14 @@ fn assign_codes(
     let mut next = mine.iter().map(|u| seq_of(&u.code)).max().unwrap_or(0);
     let mut codes = vec![None; built.len()];
     for &i in &order {
-        let code = match kept.get(&i) {
-            Some(code) => code.clone(),
-            None => {
-                next += 1;
-                if next > 999 {
-                    return Err(GriddingError::TooManyGrids { code: c.code.to_string() });
-                }
-                c.code.child(next)?
+        let code = if let Some(code) = kept.get(&i) {
+            code.clone()
+        } else {
+            next += 1;
+            if next > 999 {
+                return Err(GriddingError::TooManyGrids { code: c.code.to_string() });
             }
+            c.code.child(next)?
         };
         let seq = seq_of(&code);
         codes[i] = Some((code, seq));

@@ -21,10 +21,18 @@ use std::collections::HashMap;
 pub enum GridGenError {
     /// A district polygon H3 cannot tile (invalid or degenerate).
     #[error("district {code}: H3 cannot tile its boundary: {reason}")]
-    Tiling { code: String, reason: String },
+    Tiling {
+        /// The district's code.
+        code: String,
+        /// H3's reason.
+        reason: String,
+    },
     /// More grids than a code level holds.
     #[error("district {code} needs more than 999 grids at this resolution")]
-    TooManyGrids { code: String },
+    TooManyGrids {
+        /// The district's code.
+        code: String,
+    },
     /// Code construction failed.
     #[error(transparent)]
     Code(#[from] GridError),

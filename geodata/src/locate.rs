@@ -144,9 +144,17 @@ impl PreparedPolygon {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Location {
     /// In the leaf unit with this index in the [`GridHierarchy`].
-    In { unit: usize },
+    In {
+        /// The unit's index in the hierarchy.
+        unit: usize,
+    },
     /// In no unit; the nearest leaf unit and the distance to its boundary.
-    Outside { nearest: usize, distance_m: f64 },
+    Outside {
+        /// The nearest leaf unit's index in the hierarchy.
+        nearest: usize,
+        /// Metres from the point to that unit's nearest edge (flat projection around the point).
+        distance_m: f64,
+    },
     /// The hierarchy is empty.
     NoGrids,
 }

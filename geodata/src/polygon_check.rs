@@ -14,19 +14,33 @@ use std::fmt;
 pub enum GeometryFault {
     /// Not a Polygon or MultiPolygon.
     #[error("expected a Polygon or MultiPolygon, got {found}")]
-    WrongType { found: String },
+    WrongType {
+        /// The GeoJSON type found instead.
+        found: String,
+    },
     /// A position with fewer than two numbers.
     #[error("a position needs at least [lon, lat], got {len} number(s)")]
-    ShortPosition { len: usize },
+    ShortPosition {
+        /// How many numbers the position has (0 or 1).
+        len: usize,
+    },
     /// A coordinate outside WGS-84 ranges, or not finite.
     #[error("{0}")]
     Coordinate(CoordError),
     /// First and last positions of a ring differ (RFC 7946 §3.1.6 requires them equal).
     #[error("ring is not closed: first position {first:?} differs from last {last:?}")]
-    UnclosedRing { first: [f64; 2], last: [f64; 2] },
+    UnclosedRing {
+        /// The ring's first position, `[lon, lat]` in degrees.
+        first: [f64; 2],
+        /// The ring's last position, `[lon, lat]` in degrees.
+        last: [f64; 2],
+    },
     /// A ring needs four positions (three distinct and the closing one).
     #[error("ring has {count} positions; a linear ring needs at least 4")]
-    TooFewPositions { count: usize },
+    TooFewPositions {
+        /// How many positions the ring has, the closing one included.
+        count: usize,
+    },
     /// A polygon with no rings at all.
     #[error("polygon has no rings")]
     EmptyPolygon,

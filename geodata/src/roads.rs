@@ -57,6 +57,7 @@ pub enum RoadError {
 
 /// Urban driving speed of a `highway` class, km/h; `None` when cars do not use it.
 #[must_use]
+#[expect(clippy::match_same_arms, reason = "a table: one row per class, in the order of the road hierarchy")]
 pub fn drive_speed_kmh(highway: &str) -> Option<f64> {
     Some(match highway {
         "motorway" => 90.0,

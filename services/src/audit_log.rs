@@ -175,17 +175,36 @@ pub fn seal(row: &mut AuditRow, prev: &str) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Break {
     /// The row's content no longer matches its hash: it was altered.
-    Altered { id: i64 },
+    Altered {
+        /// The altered row's id.
+        id: i64,
+    },
     /// Ids jump: the rows in between were deleted.
-    Missing { after: i64, next: i64 },
+    Missing {
+        /// The id of the last row before the gap.
+        after: i64,
+        /// The id of the first row after it.
+        next: i64,
+    },
     /// The row's `prev_hash` is not the hash of the row before it: a row before it was deleted
     /// (and the ids made to follow on), replaced, or its hash rewritten.
-    Relinked { id: i64 },
+    Relinked {
+        /// The id of the row whose `prev_hash` does not match.
+        id: i64,
+    },
     /// A row without a hash after the chain began: written behind the service's back, or its
     /// hash erased.
-    Unsealed { id: i64 },
+    Unsealed {
+        /// The unsealed row's id.
+        id: i64,
+    },
     /// The head noted outside the database is not in the log: its tail was cut off.
-    HeadMissing { expected: String, last_id: Option<i64> },
+    HeadMissing {
+        /// The head given (a row hash, lowercase hex).
+        expected: String,
+        /// The id of the log's last row; `None` when the log is empty.
+        last_id: Option<i64>,
+    },
     /// The record of where the chain begins (migration 0007) is gone or unreadable: without it
     /// erased hashes would pass as rows from before the chain.
     StartMissing,
@@ -275,8 +294,9 @@ impl ChainCheck {
         match (&row.hash, &self.head) {
             // Before the chain: nothing to check.
             (None, None) if self.start.is_none_or(|s| row.id < s) => self.unchained += 1,
-            (None, None) => return Err(Break::Unsealed { id: row.id }),
-            (None, Some(_)) => return Err(Break::Unsealed { id: row.id }),
+            // A row without a hash once the chain began: the start says so, or a sealed row came
+            // before it.
+            (None, _) => return Err(Break::Unsealed { id: row.id }),
             (Some(hash), head) => {
                 if let Some(last) = self.last_id
                     && row.id != last + 1
@@ -433,7 +453,12 @@ pub enum ReadVerdict {
     Counted,
     /// The first of a run: write its row now, before the data leaves (and first the repeats of
     /// the run it ends, if any), then [`Collapser::opened`].
-    First { ended: Option<Repeats> },
+    First {
+        /// The repeats of the same key's previous run, which this read ends (its window is
+        /// over, or this read returns someone the run's first row did not name); `None` when
+        /// there was no run or it had no repeats.
+        ended: Option<Repeats>,
+    },
 }
 
 /// The runs of identical reads now open (see the module docs). Pure: the caller passes the time.

@@ -40,13 +40,28 @@ const DEMO_MBTILES: &[u8] = include_bytes!("../../tiles/basemap/longgang.mbtiles
 pub enum BasemapError {
     /// The file cannot be opened or read as MBTiles.
     #[error("basemap {path}: {reason}")]
-    Open { path: PathBuf, reason: String },
+    Open {
+        /// The MBTiles file.
+        path: PathBuf,
+        /// Why it cannot be opened or read (the SQLite or I/O error).
+        reason: String,
+    },
     /// The MBTiles holds raster tiles, or says nothing of its format.
     #[error("basemap {path}: format is {format:?}; safegrid serves vector (pbf) MBTiles")]
-    NotVector { path: PathBuf, format: String },
+    NotVector {
+        /// The MBTiles file.
+        path: PathBuf,
+        /// The `format` its metadata names (empty when it names none).
+        format: String,
+    },
     /// A glyph directory that cannot serve the style's font.
     #[error("glyph directory {dir}: {reason}")]
-    Glyphs { dir: PathBuf, reason: String },
+    Glyphs {
+        /// The glyph directory.
+        dir: PathBuf,
+        /// What it lacks.
+        reason: String,
+    },
 }
 
 /// What the MBTiles `metadata` table says, as TileJSON and the style need it.
@@ -76,6 +91,10 @@ pub struct MbTiles {
 
 impl MbTiles {
     /// Opens a file read-only and reads its metadata.
+    ///
+    /// # Errors
+    /// [`BasemapError::Open`] when the file is missing or is not an MBTiles SQLite database;
+    /// [`BasemapError::NotVector`] when its metadata's `format` is not `pbf`.
     pub async fn open(path: &Path) -> Result<Self, BasemapError> {
         let err = |e: &dyn std::fmt::Display| BasemapError::Open { path: path.to_owned(), reason: e.to_string() };
         if !path.is_file() {
@@ -107,6 +126,9 @@ impl MbTiles {
 
     /// The bytes of tile z/x/y as stored (tilemaker gzips them; [`is_gzip`] tells); `None`
     /// where there is none.
+    ///
+    /// # Errors
+    /// [`BasemapError::Open`] when the query fails.
     pub async fn tile(&self, z: u8, x: u32, y: u32) -> Result<Option<Vec<u8>>, BasemapError> {
         // MBTiles rows are TMS: y counts from the south.
         let tms_y = (1u32 << z) - 1 - y;
@@ -149,12 +171,19 @@ impl Basemap {
     }
 
     /// The basemap of an MBTiles file.
+    ///
+    /// # Errors
+    /// As [`MbTiles::open`].
     pub async fn open(path: &Path) -> Result<Self, BasemapError> {
         Ok(Self { tiles: Some(MbTiles::open(path).await?), glyph_dir: None })
     }
 
     /// The demo's compiled-in Longgang basemap (written to the temporary directory, since SQLite
     /// reads files).
+    ///
+    /// # Errors
+    /// [`BasemapError::Open`] when the file cannot be written to the temporary directory or
+    /// opened there.
     pub async fn demo() -> Result<Self, BasemapError> {
         let hash = crate::api::fnv(DEMO_MBTILES.iter().copied());
         let path = std::env::temp_dir().join(format!("safegrid-basemap-{hash:016x}.mbtiles"));
@@ -177,6 +206,10 @@ impl Basemap {
     /// Adds a glyph directory. It must hold the style's font stack with the Chinese ranges:
     /// with it the wall stops drawing Chinese from its local font, so a directory built under
     /// another name, or with only some ranges, would leave Chinese labels blank.
+    ///
+    /// # Errors
+    /// [`BasemapError::Glyphs`] when `dir` is not a directory or lacks the style's font stack
+    /// with the first CJK range.
     pub fn with_glyph_dir(mut self, dir: PathBuf) -> Result<Self, BasemapError> {
         if !dir.is_dir() {
             return Err(BasemapError::Glyphs { dir, reason: "not a directory".into() });

@@ -20,13 +20,26 @@ use std::io::Read;
 pub enum ImportError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The file is not GeoJSON / CSV at all.
     #[error("{0}")]
     Format(String),
     /// One row is wrong.
     #[error("row {row}, field {field}: {reason}")]
-    Row { row: usize, field: String, reason: String },
+    Row {
+        /// Which row, from 1: the feature's number in GeoJSON; the line in CSV, the header
+        /// being line 1.
+        row: usize,
+        /// The field at fault (`lat`, `geometry.coordinates[0]`, a property name).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Input formats.
@@ -204,7 +217,7 @@ pub fn parse_csv(
 /// a property can have, and the typed properties accept numbers given as text.
 struct Cell<'a>(&'a str);
 
-impl<'de> IntoDeserializer<'de, serde::de::value::Error> for Cell<'_> {
+impl IntoDeserializer<'_, serde::de::value::Error> for Cell<'_> {
     type Deserializer = Self;
     fn into_deserializer(self) -> Self {
         self
@@ -313,7 +326,7 @@ mod tests {
             ImportError::Row { row, field, .. } => assert_eq!((row, field.as_str()), (3, "name")),
             other => panic!("{other}"),
         }
-        let ok = csv(&text[..text.find("\n114.07").unwrap() + 1], Layer::Posts, Crs::Gcj02).unwrap();
+        let ok = csv(&text[..=text.find("\n114.07").unwrap()], Layer::Posts, Crs::Gcj02).unwrap();
         let p = ok[0].0;
         assert!((p.lon() - 114.06).abs() > 1e-3, "GCJ-02 input must be converted");
     }

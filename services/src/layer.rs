@@ -91,11 +91,11 @@ impl FromStr for Layer {
 }
 
 macro_rules! name_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vm])* $variant),+ }
         impl $name {
             /// Every accepted name, in declaration order.
             pub const NAMES: &'static [&'static str] = &[$($text),+];
@@ -111,29 +111,82 @@ macro_rules! name_enum {
 
 name_enum!(
     /// Where an incident is in its handling.
-    IncidentStatus { Open = "open", Dispatched = "dispatched", OnScene = "on_scene", Closed = "closed" }
+    IncidentStatus {
+        /// Reported; no unit sent yet.
+        Open = "open",
+        /// Units have been sent.
+        Dispatched = "dispatched",
+        /// A unit has arrived.
+        OnScene = "on_scene",
+        /// Handled; no longer open.
+        Closed = "closed",
+    }
 );
 name_enum!(
     /// Fire and structural safety grade of a rental house (A best).
-    SafetyRating { A = "a", B = "b", C = "c", D = "d" }
+    SafetyRating {
+        /// The best grade.
+        A = "a",
+        /// The second grade.
+        B = "b",
+        /// The third grade.
+        C = "c",
+        /// The worst grade.
+        D = "d",
+    }
 );
 name_enum!(
     /// The three kinds of post citizens can walk to.
-    PostKind { SecurityPost = "security_post", SafetyStation = "safety_station", PoliceRoom = "police_room" }
+    PostKind {
+        /// A security post (安保点).
+        SecurityPost = "security_post",
+        /// A safety station (平安站).
+        SafetyStation = "safety_station",
+        /// A community police room (警务室).
+        PoliceRoom = "police_room",
+    }
 );
 name_enum!(
     /// What a key person's zone asks.
-    ZoneMode { StayInside = "stay_inside", KeepOut = "keep_out" }
+    ZoneMode {
+        /// The person must stay within the zone's grids: leaving them is a breach.
+        StayInside = "stay_inside",
+        /// The person must stay out of the zone's grids: entering them is a breach.
+        KeepOut = "keep_out",
+    }
 );
 name_enum!(
     /// Kinds of responder.
-    ResponderKind { Police = "police", Patrol = "patrol", SecurityGuard = "security_guard", Volunteer = "volunteer", GridWorker = "grid_worker" }
+    ResponderKind {
+        /// A police unit.
+        Police = "police",
+        /// A patrol team.
+        Patrol = "patrol",
+        /// A security guard.
+        SecurityGuard = "security_guard",
+        /// A volunteer.
+        Volunteer = "volunteer",
+        /// A grid worker (网格员).
+        GridWorker = "grid_worker",
+    }
 );
 name_enum!(
     /// A responder's availability.
     ResponderStatus {
-        Available = "available", Dispatched = "dispatched", Acknowledged = "acknowledged", EnRoute = "en_route",
-        OnScene = "on_scene", Returning = "returning", OffDuty = "off_duty",
+        /// Free to be dispatched; what a cleared dispatch returns a unit to.
+        Available = "available",
+        /// Sent to an incident, not yet acknowledged.
+        Dispatched = "dispatched",
+        /// Has acknowledged a dispatch.
+        Acknowledged = "acknowledged",
+        /// On its way to an incident.
+        EnRoute = "en_route",
+        /// At an incident.
+        OnScene = "on_scene",
+        /// Coming back from a job; not yet available.
+        Returning = "returning",
+        /// Not on duty.
+        OffDuty = "off_duty",
     }
 );
 

@@ -37,15 +37,15 @@ impl Metrics {
     /// this runs on every request.
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let mut g = self.routes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stats = match g.get_mut(route) {
+        let route_stats = match g.get_mut(route) {
             Some(s) => s,
             None => g.entry(route.to_owned()).or_default(),
         };
-        match stats.counts.iter_mut().find(|(m, s, _)| m == method && *s == status) {
+        match route_stats.counts.iter_mut().find(|(m, s, _)| m == method && *s == status) {
             Some(c) => c.2 += 1,
-            None => stats.counts.push((method.to_owned(), status, 1)),
+            None => route_stats.counts.push((method.to_owned(), status, 1)),
         }
-        let h = &mut stats.latency;
+        let h = &mut route_stats.latency;
         let secs = elapsed.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {

@@ -54,7 +54,7 @@ impl std::fmt::Debug for Roads {
             .field("source", &self.source)
             .field("drive", &self.drive)
             .field("walk", &self.walk)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,12 +170,11 @@ impl Roads {
         let mut out = Vec::new();
         let mut on = Vec::new();
         for (index, p) in from.iter().enumerate() {
-            match g.snap(*p) {
-                Some(s) => on.push((index, s)),
-                None => {
-                    let (eta_s, distance_m) = estimate(haversine_m(*p, to));
-                    out.push(Arrival { index, eta_s, distance_m, by_road: false });
-                }
+            if let Some(s) = g.snap(*p) {
+                on.push((index, s));
+            } else {
+                let (eta_s, distance_m) = estimate(haversine_m(*p, to));
+                out.push(Arrival { index, eta_s, distance_m, by_road: false });
             }
         }
         let snaps: Vec<_> = on.iter().map(|(_, s)| *s).collect();

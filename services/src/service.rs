@@ -29,17 +29,36 @@ pub use bulk::{Import, RowLocator};
 pub enum ServiceError {
     /// No item with this id.
     #[error("no {layer} item with id {id}")]
-    NotFound { layer: Layer, id: i64 },
+    NotFound {
+        /// The layer asked.
+        layer: Layer,
+        /// The id asked for.
+        id: i64,
+    },
     /// The caller's role or grid scope does not allow this.
     #[error("{0}")]
     Forbidden(String),
     /// The input is well-formed but not acceptable.
     #[error("{field}: {reason}")]
-    Invalid { field: String, value: serde_json::Value, reason: String },
+    Invalid {
+        /// The field at fault, as the client named it.
+        field: String,
+        /// The value refused, echoed back to the client.
+        value: serde_json::Value,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Well-formed and acceptable, but in conflict with the current state (a device another
     /// item already carries).
     #[error("{field}: {reason}")]
-    Conflict { field: String, value: serde_json::Value, reason: String },
+    Conflict {
+        /// The field at fault, as the client named it.
+        field: String,
+        /// The value in conflict, echoed back to the client.
+        value: serde_json::Value,
+        /// What it conflicts with.
+        reason: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -179,20 +198,20 @@ impl Service {
             // which re-locates every item under every gate.
             let _gate = slot.gate.lock().await;
             let grids = self.grids();
-            let stale = grids.version != grids_version;
-            let mut moved = Vec::with_capacity(mine.len());
+            let grids_changed = grids.version != grids_version;
+            let mut relocated = Vec::with_capacity(mine.len());
             {
                 let mut state = write(&slot.state);
                 for (f, grid) in mine {
-                    let grid = if stale { grids.grid_of(f.pos) } else { grid.clone() };
+                    let grid = if grids_changed { grids.grid_of(f.pos) } else { grid.clone() };
                     if state.relocate(f.unit_id, f.pos, grid) {
-                        moved.push(f);
+                        relocated.push(f);
                     }
                 }
             }
             if subject == Subject::Responder {
                 let mut units = write(&self.units);
-                for f in moved {
+                for f in relocated {
                     units.set(f);
                 }
             }
@@ -292,7 +311,7 @@ impl Service {
     }
 
     /// May `who` write `item` (a new or changed item, at the place the caller asked for)?
-    fn check_scope(&self, who: &Principal, layer: Layer, item: &Item) -> Result<(), ServiceError> {
+    fn check_scope(who: &Principal, layer: Layer, item: &Item) -> Result<(), ServiceError> {
         if crate::policy::grant(crate::policy::Action::WriteLayer(layer), who.role) == crate::policy::Grant::Deny {
             return Err(ServiceError::Forbidden(format!("role {} may not change {layer}", who.role)));
         }
@@ -307,7 +326,7 @@ impl Service {
     /// position — a key person's `assigned_grid` alone does not do (else a worker could claim
     /// anyone by naming its own grid) — and a key person's `assigned_grid` is changed only by a
     /// role that sees every grid (admin), never re-pointed by a worker.
-    fn check_reach(&self, who: &Principal, old: Option<&Item>, new: &Item) -> Result<(), ServiceError> {
+    fn check_reach(who: &Principal, old: Option<&Item>, new: &Item) -> Result<(), ServiceError> {
         if who.covers(None) {
             return Ok(());
         }
@@ -349,8 +368,8 @@ impl Service {
         let _gate = slot.gate.lock().await;
         let id = slot.last_id.load(Ordering::SeqCst) + 1;
         let item = self.new_item(id, pos, props);
-        self.check_scope(who, layer, &item)?;
-        self.check_reach(who, None, &item)?;
+        Self::check_scope(who, layer, &item)?;
+        Self::check_reach(who, None, &item)?;
         self.check_device(&item)?;
         self.store_write(who, "create", ItemWrite::Insert(&item), None).await?;
         slot.last_id.store(id, Ordering::SeqCst);
@@ -364,11 +383,11 @@ impl Service {
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
         let old = self.existing(who, layer, id)?;
-        self.check_scope(who, layer, &old)?;
+        Self::check_scope(who, layer, &old)?;
         let mut item = self.new_item(id, pos, props);
         item.created_at = old.created_at;
-        self.check_scope(who, layer, &item)?;
-        self.check_reach(who, Some(&old), &item)?;
+        Self::check_scope(who, layer, &item)?;
+        Self::check_reach(who, Some(&old), &item)?;
         self.check_device(&item)?;
         let given_up = crate::live::device_of(&old).filter(|d| crate::live::device_of(&item) != Some(*d));
         if !self.store_write(who, "update", ItemWrite::Update(&item), given_up).await? {
@@ -383,7 +402,7 @@ impl Service {
         let slot = &self.layers[layer.index()];
         let _gate = slot.gate.lock().await;
         let old = self.existing(who, layer, id)?;
-        self.check_scope(who, layer, &old)?;
+        Self::check_scope(who, layer, &old)?;
         if !self.store_write(who, "delete", ItemWrite::Delete(layer, id), crate::live::device_of(&old)).await? {
             return Err(ServiceError::NotFound { layer, id });
         }

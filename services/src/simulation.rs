@@ -136,7 +136,7 @@ pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: 
             match service.mint_device_secret(&u.device).await {
                 Ok(secret) => u.credential = crate::positions::devices::credential(&u.device, &secret),
                 Err(e) => {
-                    tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused")
+                    tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused");
                 }
             }
         }
@@ -288,7 +288,7 @@ async fn report(osmand: SocketAddr, u: &SimUnit, now: DateTime<Utc>, speed_mps: 
     match tokio::time::timeout(Duration::from_secs(5), send).await {
         Ok(Ok(buf)) if buf.starts_with(b"HTTP/1.1 200") => {}
         Ok(Ok(buf)) => {
-            tracing::warn!(device = %u.device, answer = %String::from_utf8_lossy(&buf[..buf.len().min(80)]), "demo report refused")
+            tracing::warn!(device = %u.device, answer = %String::from_utf8_lossy(&buf[..buf.len().min(80)]), "demo report refused");
         }
         Ok(Err(e)) => tracing::warn!(device = %u.device, error = %e, "demo report not sent"),
         Err(_) => tracing::warn!(device = %u.device, "demo report timed out"),

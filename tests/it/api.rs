@@ -26,7 +26,8 @@ struct Fixture {
     tokens: HashMap<Role, String>,
     /// The server's load gates, to hold a permit as a running audit would.
     shed: Arc<safegrid_services::api::guard::Shedder>,
-    _dir: tempfile::TempDir,
+    /// The store's temporary directory, removed when the fixture is dropped.
+    dir: tempfile::TempDir,
 }
 
 async fn fixture() -> Fixture {
@@ -43,7 +44,7 @@ async fn fixture() -> Fixture {
     let state = AppState::new(service.clone());
     let shed = state.shed.clone();
     let app = app(state);
-    Fixture { app, service, store, tokens, shed, _dir: dir }
+    Fixture { app, service, store, tokens, shed, dir }
 }
 
 struct Reply {
@@ -102,7 +103,10 @@ fn point(lon: f64, lat: f64) -> Value {
 }
 
 fn feature(geometry: Value, properties: Value) -> Value {
-    json!({"type": "Feature", "geometry": geometry, "properties": properties})
+    let mut f = json!({"type": "Feature"});
+    f["geometry"] = geometry;
+    f["properties"] = properties;
+    f
 }
 
 fn incident(status: &str, priority: u32, reported_at: &str) -> Value {
@@ -270,7 +274,9 @@ async fn grids_are_listed_and_fetched_as_geojson() {
 }
 
 fn grid_feature(coords: Value) -> Value {
-    json!({"type": "Feature", "properties": {"name": "新网格", "manager": "孙七"}, "geometry": {"type": "Polygon", "coordinates": coords}})
+    let mut f = json!({"type": "Feature", "properties": {"name": "新网格", "manager": "孙七"}, "geometry": {"type": "Polygon"}});
+    f["geometry"]["coordinates"] = coords;
+    f
 }
 
 crate::test!(async admin_puts_a_grid_and_bad_polygons_are_refused_without_writing);
@@ -617,6 +623,7 @@ async fn roles_may_write_only_what_they_are_allowed() {
 }
 
 crate::test!(async a_grid_worker_reads_and_edits_only_its_own_grids);
+#[expect(clippy::float_cmp, reason = "a longitude stored as sent comes back exactly")]
 async fn a_grid_worker_reads_and_edits_only_its_own_grids() {
     let f = fixture().await;
     let a = Some(Role::Admin);
@@ -782,7 +789,9 @@ async fn writes_of_key_personnel_and_responders_leave_write_rows_naming_the_subj
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 
     let rows = f.audit_rows().await;
-    let got: Vec<(&str, &str, &str, Option<&str>, Vec<i64>, &str, &str)> = rows
+    // kind, action, outcome, layer, subjects, role, actor
+    type Row<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Vec<i64>, &'a str, &'a str);
+    let got: Vec<Row<'_>> = rows
         .iter()
         .rev()
         .map(|r| {
@@ -850,7 +859,7 @@ async fn a_write_whose_audit_row_cannot_be_stored_does_not_happen() {
     let id = create_at(&f, Layer::KeyPersonnel, 114.02, 22.55, props_for(Layer::KeyPersonnel)).await;
     let before = f.store.load_items(Layer::KeyPersonnel).await.unwrap();
     // The audit log refuses rows of updates (a full disk, a broken constraint: any failure).
-    let db = f._dir.path().join("test.db");
+    let db = f.dir.path().join("test.db");
     let mut c =
         <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display())).await.unwrap();
     sqlx::query(
@@ -984,7 +993,8 @@ async fn the_audit_log_filters_and_exports_exactly_the_matching_rows() {
             .to_rfc3339()
     };
     let enc = |s: &str| s.replace('+', "%2B").replace(' ', "%20").replace(',', "%2C").replace('"', "%22");
-    let cases: Vec<(String, Box<dyn Fn(&safegrid_services::store::AuditRow) -> bool>)> = vec![
+    type Case = (String, Box<dyn Fn(&safegrid_services::store::AuditRow) -> bool>);
+    let cases: Vec<Case> = vec![
         ("actor=admin%20user".into(), Box::new(|r| r.actor == "admin user")),
         (format!("actor={}", enc(odd)), Box::new(move |r| r.actor == odd)),
         ("role=auditor".into(), Box::new(|r| r.role == "auditor")),
@@ -1258,11 +1268,14 @@ async fn gdal_reads_our_tiles_with_their_layers_features_and_properties() {
     let file = dir.path().join("tile.mvt");
     std::fs::write(&file, &body).unwrap();
     let out = std::process::Command::new("ogrinfo").args(["-ro", "-al"]).arg(&file).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("Layer name: grids") && text.contains("Layer name: posts"), "{text}");
-    assert!(text.contains("code (String) = 440304001") && text.contains("name (String) = 百花警务室"), "{text}");
-    assert!(text.contains("POLYGON ((") && text.contains("POINT ("), "{text}");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(listing.contains("Layer name: grids") && listing.contains("Layer name: posts"), "{listing}");
+    assert!(
+        listing.contains("code (String) = 440304001") && listing.contains("name (String) = 百花警务室"),
+        "{listing}"
+    );
+    assert!(listing.contains("POLYGON ((") && listing.contains("POINT ("), "{listing}");
 }
 
 crate::test!(async hexbins_count_each_incident_once_and_tiles_take_the_list_filters);
@@ -1755,6 +1768,7 @@ async fn an_osmand_tracker_moves_its_unit_in_every_parameter_form() {
 }
 
 crate::test!(async osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them);
+#[expect(clippy::float_cmp, reason = "counters are whole numbers, exact in f64")]
 async fn osmand_refuses_unknown_devices_and_bad_values_by_name_and_counts_them() {
     let f = fixture().await;
     tracked_unit(&f, "known", 114.01, 22.51).await;
@@ -1808,6 +1822,7 @@ async fn a_tracker_belongs_to_one_responder_only() {
 }
 
 crate::test!(async a_gateway_batch_is_stored_whole_or_refused_whole);
+#[expect(clippy::float_cmp, reason = "counters are whole numbers, exact in f64")]
 async fn a_gateway_batch_is_stored_whole_or_refused_whole() {
     let f = fixture().await;
     let a = tracked_unit(&f, "gw-a", 114.01, 22.51).await;
@@ -3079,6 +3094,7 @@ async fn mint(f: &Fixture, role: Role, device: &str) -> Reply {
 crate::test!(async an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_all_get_one_answer);
 /// The defect found by the attacker's test: an OsmAnd fix moved a unit 52 km with no
 /// credential, and the answer told a known device id from an unknown one.
+#[expect(clippy::float_cmp, reason = "counters are whole numbers, exact in f64")]
 async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_all_get_one_answer() {
     let f = fixture().await;
     let a = tracked_unit(&f, "dev-000001", 114.01, 22.51).await;

@@ -598,7 +598,7 @@ async fn two_layers_are_compared_and_their_crosswalk_agrees_with_postgis() {
             .execute(&mut db)
             .await
             .unwrap();
-        for u in units.iter() {
+        for u in units {
             let g =
                 serde_json::to_string(&safegrid_geodata::polygon_check::multipolygon_to_geojson(&u.geometry)).unwrap();
             sqlx::query(&format!(

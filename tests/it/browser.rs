@@ -60,7 +60,7 @@ impl Browser {
             "goog:loggingPrefs": {"performance": "ALL"},
         }}});
         let v = b.call("POST", "/session", Some(&caps)).expect("new session");
-        b.session = v["sessionId"].as_str().expect("a session id").to_owned();
+        v["sessionId"].as_str().expect("a session id").clone_into(&mut b.session);
         b
     }
 
@@ -77,7 +77,7 @@ impl Browser {
         // chromedriver keeps the connection open whatever the request says: read the head, then
         // exactly Content-Length bytes (or chunks up to the last).
         let mut resp = Vec::new();
-        let mut buf = [0_u8; 65_536];
+        let mut buf = vec![0_u8; 65_536];
         let text = loop {
             let n = s.read(&mut buf).ok()?;
             if n == 0 {
@@ -108,14 +108,16 @@ impl Browser {
 
     fn cmd(&self, method: &str, what: &str, body: Value) -> Value {
         let path = format!("/session/{}/{what}", self.session);
-        let body = (!body.is_null()).then_some(&body);
-        let v = self.call(method, &path, body).unwrap_or_else(|| panic!("{what}: no answer"));
+        let body = (!body.is_null()).then_some(body);
+        let v = self.call(method, &path, body.as_ref()).unwrap_or_else(|| panic!("{what}: no answer"));
         assert!(v.get("error").is_none(), "{what}: {v}");
         v
     }
 
     fn run(&self, script: &str, args: Value) -> Value {
-        self.cmd("POST", "execute/sync", json!({"script": script, "args": args}))
+        let mut body = json!({"script": script});
+        body["args"] = args;
+        self.cmd("POST", "execute/sync", body)
     }
 
     /// Every URL the browser requested since the last call, from the page and its workers alike

@@ -151,7 +151,7 @@ fn run(body: &Body) {
     match body {
         Body::Sync(f) => f(),
         Body::Async(f) => {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a test runtime").block_on(f())
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a test runtime").block_on(f());
         }
         Body::MultiThread(f) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -136,8 +136,11 @@ fn acknowledged_fixes_survive_kill_9_mid_stream() {
         // The unit stands at its last acknowledged fix (or one after it that was stored unanswered).
         let (_, unit_now) = http(&addr, "GET", &format!("/api/v1/responders/{unit}"), &token, None);
         let lon = unit_now["geometry"]["coordinates"][0].as_f64().unwrap();
-        let last = acked[k].last().unwrap() - base;
-        assert!(lon >= 114.01 + last as f64 * 0.00001 - 1e-9, "unit {unit} at {lon}, behind its last acknowledged fix");
+        let last_acked = acked[k].last().unwrap() - base;
+        assert!(
+            lon >= 114.01 + last_acked as f64 * 0.00001 - 1e-9,
+            "unit {unit} at {lon}, behind its last acknowledged fix"
+        );
     }
     server.kill().unwrap();
     server.wait().unwrap();
@@ -249,7 +252,7 @@ fn fixes_from_mqtt_are_stored_including_those_sent_while_down() {
     // Without the secret, or with a wrong one, nothing is stored (and the broker is answered).
     publish(&host, port, &format!("{topic_root}/mq-1"), &fixes(50, 53));
     publish(&host, port, &format!("{topic_root}/mq-1:wrongwrongwrong"), &fixes(53, 56));
-    std::thread::sleep(std::time::Duration::from_millis(1_000));
+    std::thread::sleep(std::time::Duration::from_secs(1));
     assert_eq!(stored(&addr), 50);
     server.kill().unwrap();
     server.wait().unwrap();

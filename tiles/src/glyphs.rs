@@ -59,7 +59,12 @@ pub struct GlyphRange {
 pub enum GlyphError {
     /// The bytes are not a font ab_glyph can read, or the face index is not in the collection.
     #[error("not a usable TrueType/OpenType font (face {index}): {reason}")]
-    Font { index: u32, reason: String },
+    Font {
+        /// The face asked for within the font file (0 for a single font).
+        index: u32,
+        /// Why: ab_glyph's error, or what the face lacks.
+        reason: String,
+    },
     /// A range that does not start on a multiple of 256.
     #[error("glyph range must start at a multiple of 256, got {0}")]
     Range(u32),
@@ -69,6 +74,7 @@ pub enum GlyphError {
 }
 
 /// The `start-end` label of the range starting at `start`.
+#[must_use]
 pub fn range_label(start: u32) -> String {
     format!("{start}-{}", start + RANGE_SIZE - 1)
 }
@@ -86,6 +92,9 @@ pub struct FontFace<'a> {
 
 impl<'a> FontFace<'a> {
     /// Reads face `index` of a font file (0 for a single font; a `.ttc` holds several).
+    ///
+    /// # Errors
+    /// [`GlyphError::Font`] when ab_glyph cannot read the face or it declares no units per em.
     pub fn parse(data: &'a [u8], index: u32) -> Result<Self, GlyphError> {
         let font = FontRef::try_from_slice_and_index(data, index)
             .map_err(|e| GlyphError::Font { index, reason: e.to_string() })?;
@@ -102,6 +111,9 @@ impl<'a> FontFace<'a> {
     }
 
     /// Every glyph the face has in the range starting at `start`.
+    ///
+    /// # Errors
+    /// [`GlyphError::Range`] when `start` is not a multiple of 256.
     pub fn render_range(&self, start: u32) -> Result<Vec<Glyph>, GlyphError> {
         if !start.is_multiple_of(RANGE_SIZE) {
             return Err(GlyphError::Range(start));
@@ -110,6 +122,7 @@ impl<'a> FontFace<'a> {
     }
 
     /// One glyph, or `None` if the face lacks it.
+    #[must_use]
     pub fn render(&self, c: char) -> Option<Glyph> {
         let id = self.font.glyph_id(c);
         if id.0 == 0 {
@@ -237,6 +250,7 @@ fn edt_1d(f: &[f64], d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
 }
 
 /// A glyph PBF: one font stack, one range.
+#[must_use]
 pub fn encode(stack: &str, start: u32, glyphs: &[Glyph]) -> Vec<u8> {
     let mut fontstack = Vec::new();
     put_bytes(&mut fontstack, 1, stack.as_bytes());
@@ -265,6 +279,10 @@ pub fn encode(stack: &str, start: u32, glyphs: &[Glyph]) -> Vec<u8> {
 }
 
 /// Reads a glyph PBF's first font stack (a served range holds one).
+///
+/// # Errors
+/// [`GlyphError::Decode`] when the bytes are not a glyph PBF: broken protobuf framing, text that
+/// is not UTF-8, a glyph whose bitmap does not match its size, or no font stack at all.
 pub fn decode(bytes: &[u8]) -> Result<GlyphRange, GlyphError> {
     let bad = |e: DecodeError| GlyphError::Decode(e.to_string());
     let mut r = Reader::new(bytes);

@@ -38,10 +38,22 @@ pub struct TileId {
 pub enum TileError {
     /// Zoom above [`MAX_ZOOM`].
     #[error("zoom {z} is above the maximum {MAX_ZOOM}")]
-    Zoom { z: u8 },
+    Zoom {
+        /// The zoom asked for.
+        z: u8,
+    },
     /// Column or row outside 0..2^z.
     #[error("{axis} = {value} is outside 0..{limit} at zoom {z}")]
-    OutOfRange { axis: &'static str, value: u32, limit: u64, z: u8 },
+    OutOfRange {
+        /// Which coordinate: `"x"` or `"y"`.
+        axis: &'static str,
+        /// The column or row asked for.
+        value: u32,
+        /// 2^z, the first value past the last tile at this zoom.
+        limit: u64,
+        /// The zoom.
+        z: u8,
+    },
 }
 
 impl TileId {

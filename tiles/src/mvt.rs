@@ -8,6 +8,7 @@
 //! tests use to read tiles back.
 
 use crate::pbf::{Field, Reader, put_bytes, put_key, put_packed, put_varint};
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 /// A tile coordinate (x right, y down).
@@ -379,14 +380,13 @@ fn decode_geometry(ty: u64, cmds: &[u32]) -> Result<Geometry, DecodeError> {
                 if !closed || ring.len() < 3 {
                     return Err(bad("a polygon ring needs three points and a ClosePath".into()));
                 }
-                let a = ring_area2(&ring);
-                if a > 0 {
-                    polys.push(vec![ring]);
-                } else if a < 0 {
-                    let poly = polys.last_mut().ok_or_else(|| bad("a hole before any exterior ring".into()))?;
-                    poly.push(ring);
-                } else {
-                    return Err(bad("a polygon ring with zero area".into()));
+                match ring_area2(&ring).cmp(&0) {
+                    Ordering::Greater => polys.push(vec![ring]),
+                    Ordering::Less => {
+                        let poly = polys.last_mut().ok_or_else(|| bad("a hole before any exterior ring".into()))?;
+                        poly.push(ring);
+                    }
+                    Ordering::Equal => return Err(bad("a polygon ring with zero area".into())),
                 }
             }
             Ok(Geometry::Polygons(polys))

@@ -110,6 +110,7 @@ pub fn icon_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// Draws the sheet at pixel ratio 1 or 2 (icons in one row).
+#[must_use]
 pub fn sheet(ratio: u32) -> Sprite {
     let size = ICON_PX * ratio;
     let (w, h) = (size * ICONS.len() as u32, size);

@@ -395,7 +395,7 @@ impl Codes {
                 Some(c) => match GridCode::parse(c) {
                     Ok(code) => valid.entry(code).or_default().push(f.index),
                     Err(e) => {
-                        findings.push(Finding::new(Kind::CodeMalformed, vec![label], vec![f.index], e.to_string()))
+                        findings.push(Finding::new(Kind::CodeMalformed, vec![label], vec![f.index], e.to_string()));
                     }
                 },
             }
@@ -433,8 +433,7 @@ impl Codes {
                 ancestors.insert(p);
             }
         }
-        let parents: HashSet<usize> =
-            valid.keys().filter(|c| ancestors.contains(*c)).filter_map(|c| first(c)).collect();
+        let parents: HashSet<usize> = valid.keys().filter(|c| ancestors.contains(*c)).filter_map(first).collect();
         if !parents.is_empty() {
             // Below the layer's top level, every unit's own parent must be there (a stray grid
             // with no ancestor at all is an orphan too).

@@ -50,6 +50,7 @@ pub struct PatrolOptions {
     pub min_share: f64,
 }
 
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's `serialize_with` passes the field by reference")]
 fn res_number<S: serde::Serializer>(r: &Resolution, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u8(u8::from(*r))
 }
@@ -202,10 +203,11 @@ pub fn audit(
                             patrol_ms[g].fetch_add(u64::try_from(dt).unwrap_or(0), Ordering::Relaxed);
                         }
                         // The line between two fixes of one drive; far jumps are not drawn.
-                        if pc != cell && pc.grid_distance(cell).is_ok_and(|d| d <= 40) {
-                            if let Ok(path) = pc.grid_path_cells(cell) {
-                                path.flatten().for_each(|c| mark(c, f.t_ms));
-                            }
+                        if pc != cell
+                            && pc.grid_distance(cell).is_ok_and(|d| d <= 40)
+                            && let Ok(path) = pc.grid_path_cells(cell)
+                        {
+                            path.flatten().for_each(|c| mark(c, f.t_ms));
                         }
                     }
                 }
@@ -287,12 +289,11 @@ fn ground_cells(g: &AuditFeature, res: Resolution) -> Vec<CellIndex> {
         let _ = tiler.add(p.clone());
     }
     let mut cells: Vec<CellIndex> = tiler.into_coverage().collect();
-    if cells.is_empty() {
-        if let Some([x, y]) = super::measure::location(mp) {
-            if let Ok(ll) = LatLng::new(y, x) {
-                cells.push(ll.to_cell(res));
-            }
-        }
+    if cells.is_empty()
+        && let Some([x, y]) = super::measure::location(mp)
+        && let Ok(ll) = LatLng::new(y, x)
+    {
+        cells.push(ll.to_cell(res));
     }
     cells
 }
@@ -360,6 +361,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::float_cmp, reason = "no patrol time is exactly 0.0 hours")]
     fn a_long_gap_is_not_one_patrol_and_old_fixes_do_not_count_as_recent() {
         let a = grid(0, 114.0);
         // Two fixes 20 min apart: no patrol time, no line between them. Both 30 h before the end.

@@ -50,14 +50,14 @@ pub(super) struct Buckets {
 
 impl Buckets {
     /// Buckets the entries; returns the grid and, for each entry in input order, its slot.
-    pub fn build(entries: Vec<Entry>) -> (Self, Vec<u32>) {
+    pub fn build(entries: &[Entry]) -> (Self, Vec<u32>) {
         let n = entries.len();
         if n == 0 {
             return (Self::default(), Vec::new());
         }
         let mut lo = [f64::MAX; 2];
         let mut hi = [f64::MIN; 2];
-        for e in &entries {
+        for e in entries {
             for i in 0..2 {
                 lo[i] = lo[i].min(e.en[i]);
                 hi[i] = hi[i].max(e.en[i]);
@@ -79,7 +79,7 @@ impl Buckets {
             // coincide), or are not needed.
             if finer.0 * finer.1 > max_cells
                 || finer == shape(cell)
-                || crowding(&entries, lo, cell, shape(cell)) <= CROWDING
+                || crowding(entries, lo, cell, shape(cell)) <= CROWDING
             {
                 break;
             }

@@ -390,14 +390,14 @@ impl PointIndex {
         for (id, p, tag) in points {
             latest.insert(id, (p, tag));
         }
-        Self::gridded_from(latest.into_iter().map(|(id, (p, tag))| (id, p, tag)).collect())
+        Self::gridded_from(&latest.into_iter().map(|(id, (p, tag))| (id, p, tag)).collect::<Vec<_>>())
     }
 
     /// Buckets distinct points into a fresh index with its frame at their centre.
-    fn gridded_from(points: Vec<(u64, LonLat, u32)>) -> Self {
+    fn gridded_from(points: &[(u64, LonLat, u32)]) -> Self {
         let frame = Frame::at(centre(points.iter().map(|v| v.1)));
-        let entries = points.iter().map(|&(id, p, tag)| frame.entry(p, id, tag)).collect();
-        let (grid, slots) = buckets::Buckets::build(entries);
+        let entries: Vec<Entry> = points.iter().map(|&(id, p, tag)| frame.entry(p, id, tag)).collect();
+        let (grid, slots) = buckets::Buckets::build(&entries);
         let by_id = points.iter().zip(slots).map(|(&(id, p, _), slot)| (id, Place { p, slot })).collect();
         Self { grid, delta: RTree::new_with_params(), by_id, frame }
     }
@@ -464,7 +464,7 @@ impl PointIndex {
             .chain(self.delta.iter().copied())
             .collect();
         let ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
-        let (grid, slots) = buckets::Buckets::build(entries);
+        let (grid, slots) = buckets::Buckets::build(&entries);
         for (id, slot) in ids.into_iter().zip(slots) {
             if let Some(place) = self.by_id.get_mut(&id) {
                 place.slot = slot;

@@ -167,6 +167,10 @@ async fn on_live_layer(
 }
 
 /// `GET /api/v1/audit/geometry[?format=json|geojson&sliver_m2=&sliver_width_m=]`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter; 409 when the live layer cannot be audited;
+/// 503 + `Retry-After` past the audit bound; 500 when the audit thread fails.
 pub async fn geometry_audit(
     State(st): State<AppState>,
     Caller(_): Caller,
@@ -180,6 +184,11 @@ pub async fn geometry_audit(
 
 /// `GET /api/v1/audit/workload[?format=…&min_households=&max_households=&max_people=]`:
 /// the geometry audit and the workload audit together.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter (`min_households` above `max_households`
+/// included); 409 when the live layer cannot be audited; 503 + `Retry-After` past the audit
+/// bound; 500 when the audit thread fails.
 pub async fn workload_audit(
     State(st): State<AppState>,
     Caller(_): Caller,
@@ -205,6 +214,11 @@ const MAX_FIXES_PER_UNIT: usize = 31 * 86_400;
 /// `GET /api/v1/audit/patrol[?format=…&hours=24&until=RFC3339&min_share=0.25]`: patrol coverage
 /// of the live layer from the responders' stored traces (jumps, inaccurate and invalid fixes
 /// left out; late ones kept — they are where a unit really was).
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter; 503 + `Retry-After` past the audit bound;
+/// 409 when the live layer cannot be audited; 500 or 503 (with `Retry-After`) when the store fails (the traces, or the audit row that
+/// must precede the answer).
 pub async fn patrol_audit(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -258,6 +272,11 @@ pub async fn patrol_audit(
 /// as GeoJSON, households counted from the live rental-housing layer. Nothing is stored: the
 /// result is reviewed, staffed and then imported as the grid layer; grids mostly covering a
 /// current grid keep its code.
+///
+/// # Errors
+/// 400 for a body that is not JSON or a field out of range (`min_households` 0 or above
+/// `max_households`, `res` outside 9–13, `communities` missing or not polygons, or not
+/// griddable); 503 + `Retry-After` past the audit bound; 500 when the gridding thread fails.
 pub async fn gridding(
     State(st): State<AppState>,
     Caller(_): Caller,
@@ -311,6 +330,11 @@ pub async fn gridding(
 /// (a GeoJSON FeatureCollection — the river-chief grids, say) compared with the live layer
 /// (三网合一): which grids intersect which, and where boundaries disagree beyond the tolerance.
 /// The posted layer is read as an audit reads a file: its own faults are reported, not refused.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter, or a body that is not UTF-8 or not a
+/// readable GeoJSON layer; 409 when the live layer cannot be audited; 503 + `Retry-After`
+/// past the audit bound; 500 when the audit thread fails.
 pub async fn layers_audit(
     State(st): State<AppState>,
     Caller(_): Caller,
@@ -338,6 +362,11 @@ pub async fn layers_audit(
 /// households (rental housing) within `minutes` of the nearest security post or available
 /// responder — by road when the server has a road network, else in a straight line — the
 /// uncovered areas, and where one more post would reach the most uncovered households.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter (`minutes` outside 1–60 included); 503 +
+/// `Retry-After` past the audit bound; 409 when the live layer cannot be audited; 500 or 503 (with `Retry-After`) when the store fails
+/// (the audit row that must precede the answer).
 pub async fn response_audit(
     State(st): State<AppState>,
     Caller(who): Caller,

@@ -47,6 +47,9 @@ pub async fn style(State(st): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /basemap/tiles.json`
+///
+/// # Errors
+/// 404 when the server runs without a basemap.
 pub async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let Some(t) = &st.basemap.tiles else {
         return Err(ApiError::not_found("basemap", "tiles.json", "this server runs without a basemap (see --basemap)"));
@@ -64,7 +67,7 @@ pub async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<
     });
     if let Some(b) = m.bounds {
         body["bounds"] = json!(b);
-        body["center"] = json!([(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0, m.maxzoom.min(13)]);
+        body["center"] = json!([f64::midpoint(b[0], b[2]), f64::midpoint(b[1], b[3]), m.maxzoom.min(13)]);
     }
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let tag = super::fnv(bytes.iter().copied());
@@ -72,6 +75,11 @@ pub async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<
 }
 
 /// `GET /basemap/tiles/{z}/{x}/{y}.mvt`
+///
+/// # Errors
+/// 404 when the server runs without a basemap or the path does not end in `.mvt`; 400 for
+/// a z/x/y that is not a tile; 500 when the MBTiles cannot be read or a stored tile is not
+/// valid gzip.
 pub async fn tile(
     State(st): State<AppState>,
     Path((z, x, y)): Path<(String, String, String)>,
@@ -116,6 +124,9 @@ pub async fn tile(
 }
 
 /// `GET /basemap/fonts/{fontstack}/{range}.pbf`
+///
+/// # Errors
+/// 400 for a range that is not `START-END.pbf` over 256 code points from a multiple of 256.
 pub async fn glyphs(
     State(st): State<AppState>,
     Path((stack, range)): Path<(String, String)>,
@@ -139,6 +150,9 @@ pub async fn glyphs(
 }
 
 /// `GET /basemap/{sprite file}`: `sprite.json`, `sprite.png`, `sprite@2x.json`, `sprite@2x.png`.
+///
+/// # Errors
+/// 404 for any file but `sprite.json`, `sprite.png`, `sprite@2x.json` and `sprite@2x.png`.
 pub async fn sprite(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (ratio, ext) = match file.as_str() {
         "sprite.json" => (1, "json"),
@@ -159,6 +173,7 @@ pub async fn sprite(Path(file): Path<String>, headers: HeaderMap) -> Result<Resp
 /// The basemap's style: its layers under whatever a client adds, with glyphs and sprite. The
 /// `metadata` tells the wall whether Chinese glyphs come from the server
 /// (`safegrid:server-ideographs`) and which font stack labels use.
+#[must_use]
 pub fn style_json(b: &basemap::Basemap, origin: &str) -> Value {
     let font = json!([FONT_STACK]);
     let mut layers = vec![json!({"id": "background", "type": "background", "paint": {"background-color": "#0b1220"}})];

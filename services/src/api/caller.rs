@@ -30,6 +30,9 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The bearer token of a request: `None` without an Authorization header; a 401 for a header
 /// that is not `Bearer <token>`. Long-lived responses (the event feed) keep it to re-check it.
+///
+/// # Errors
+/// A 401 when the header is not ASCII or not `Bearer <token>`.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);

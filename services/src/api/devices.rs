@@ -65,6 +65,11 @@ fn write_entry<'a>(
 }
 
 /// `POST /api/v1/devices/{device_id}/secret`
+///
+/// # Errors
+/// 403 for a role that may not manage tracker secrets, or a dispatcher asking for a key
+/// person's device; 400 for a malformed device id; 404 when nobody carries the device; 500 or 503 (with `Retry-After`) when the store fails
+/// (the secret is then not changed).
 pub async fn mint(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -93,6 +98,11 @@ pub async fn mint(
 }
 
 /// `DELETE /api/v1/devices/{device_id}/secret`
+///
+/// # Errors
+/// 403 for a role that may not manage tracker secrets, or a dispatcher asking for a key
+/// person's device; 400 for a malformed device id; 404 for a dispatcher when nobody carries
+/// the device; 500 or 503 (with `Retry-After`) when the store fails (the secret then stays in force).
 pub async fn revoke(
     State(st): State<AppState>,
     Caller(who): Caller,

@@ -20,6 +20,11 @@ use safegrid_geodata::GridCode;
 use serde_json::{Value, json};
 
 /// `GET /api/v1/dispatch/nearest`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter (`kind`, `include`, the position, `k` from 1
+/// to 50); 503 + `Retry-After` past the bound on road searches; 500 or 503 (with `Retry-After`) when the store fails (the audit row that
+/// must precede the answer).
 pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["lon", "lat", "k", "kind", "capability", "include", "crs"])?;
     let crs = p.crs()?;
@@ -77,7 +82,7 @@ pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: Origi
                         "distance_m": r.distance_m.round(),
                         "straight_m": r.straight_m.round(),
                         "freshness": r.freshness.name(),
-                        "age_s": r.age_s.map(|a| a.round()),
+                        "age_s": r.age_s.map(f64::round),
                     }
                 })
             })

@@ -86,6 +86,10 @@ struct CityWide {
 }
 
 /// `POST /api/v1/dispatches`
+///
+/// # Errors
+/// 400 for a malformed body, no units, or a unit named twice; 403 for a role that may not
+/// dispatch; 404 for an unknown incident or unit; 409 for a unit that is busy or off duty; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn create(State(st): State<AppState>, Caller(who): Caller, body: JsonBody) -> Result<Response, ApiError> {
     let b: NewDispatch = parse(&body)?;
     let d = st.desk.create(&who, b.incident_id, &b.units, b.note).await?;
@@ -93,6 +97,9 @@ pub async fn create(State(st): State<AppState>, Caller(who): Caller, body: JsonB
 }
 
 /// `GET /api/v1/dispatches`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn list(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["open", "limit"])?;
     let open = match p.get("open") {
@@ -115,6 +122,10 @@ async fn visible_dispatch(st: &AppState, who: &Principal, id: i64) -> Result<Dis
 }
 
 /// `GET /api/v1/dispatches/{id}`
+///
+/// # Errors
+/// 400 for an id that is not a positive whole number; 404 for an unknown dispatch or one
+/// outside the caller's grids; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn get_one(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -125,6 +136,11 @@ pub async fn get_one(
 }
 
 /// `POST /api/v1/dispatches/{id}/units`
+///
+/// # Errors
+/// 400 for a malformed id or body, or a unit named twice; 403 for a role that may not
+/// dispatch; 404 for an unknown dispatch or unit; 409 for a closed dispatch, or a unit that is
+/// busy, off duty or already on it; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn add_units(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -137,6 +153,11 @@ pub async fn add_units(
 }
 
 /// `POST /api/v1/dispatches/{id}/units/{unit}`
+///
+/// # Errors
+/// 400 for a malformed id or body, or a step other than acknowledged, en_route, on_scene
+/// or cleared; 403 for a role that may not dispatch; 404 for an unknown dispatch or unit;
+/// 409 for a unit not on the dispatch, a step back or repeated, or a closed dispatch; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn step(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -152,6 +173,11 @@ pub async fn step(
 }
 
 /// `POST /api/v1/dispatches/{id}/city_wide`
+///
+/// # Errors
+/// 400 for a malformed id or body, or not exactly one of `radius_m` (up to 50,000 m) and
+/// `within_s` (up to 7,200 s); 503 + `Retry-After` past the bound on road searches; 403 for a
+/// role that may not dispatch; 404 for an unknown dispatch or incident; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn city_wide(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -165,6 +191,10 @@ pub async fn city_wide(
 }
 
 /// `GET /api/v1/incidents/{id}/timeline`
+///
+/// # Errors
+/// 400 for an id that is not a positive whole number; 404 for an unknown incident or one
+/// outside the caller's grids; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn timeline(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -183,11 +213,19 @@ pub async fn timeline(
 }
 
 /// `GET /api/v1/dispatch/deadlines`
+///
+/// # Errors
+/// 500 or 503 (with `Retry-After`) when the store fails (the dispatch log is read on first use).
 pub async fn deadlines(State(st): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
     Ok(Json(st.desk.deadlines().await?).into_response())
 }
 
 /// `PUT /api/v1/dispatch/deadlines`
+///
+/// # Errors
+/// 400 for a malformed configuration, or deadlines that are zero or have acknowledging after
+/// arriving; 403 for a role other than admin;
+/// 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn set_deadlines(
     State(st): State<AppState>,
     Caller(who): Caller,

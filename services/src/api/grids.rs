@@ -27,6 +27,9 @@ fn unit_summary(u: &GridUnit) -> Value {
 }
 
 /// `GET /api/v1/locate?lon=…&lat=…[&crs=…]`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter, or a position outside WGS-84.
 pub async fn locate(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["lon", "lat", "crs"])?;
     let crs = p.crs()?;
@@ -60,6 +63,9 @@ pub async fn locate(State(st): State<AppState>, Caller(_): Caller, uri: Original
 }
 
 /// `GET /api/v1/grids[?level=…&parent=…&limit=…&cursor=…]`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter (`level`, `parent`, `cursor`, `limit`).
 pub async fn list(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["level", "parent", "limit", "cursor"])?;
     let level: Option<GridLevel> = match p.get("level") {
@@ -97,6 +103,9 @@ pub async fn list(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUr
 }
 
 /// `GET /api/v1/grids/{code}`: the unit with its ancestors.
+///
+/// # Errors
+/// 400 for a malformed code; 404 when no unit has it.
 pub async fn get_one(
     State(st): State<AppState>,
     Caller(_): Caller,
@@ -114,6 +123,11 @@ pub async fn get_one(
 }
 
 /// `PUT /api/v1/grids/{code}` (admin): insert or replace one unit from a GeoJSON Feature.
+///
+/// # Errors
+/// 400 for a malformed body or properties, or a code that differs from the path's; 422
+/// for an invalid geometry; 403 for a role other than admin; 400 when the unit would break
+/// the hierarchy; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn put_one(
     State(st): State<AppState>,
     Caller(who): Caller,

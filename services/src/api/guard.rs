@@ -224,20 +224,17 @@ pub async fn enforce(State(st): State<AppState>, req: Request, next: Next) -> Re
             if personal {
                 resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
-            match class {
+            if class == Class::Stream {
                 // A stream's permit lives as long as its body: the limit counts open streams.
-                Class::Stream => {
-                    let (parts, body) = resp.into_parts();
-                    let stream = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
-                        let _held = &permit;
-                        chunk
-                    });
-                    Response::from_parts(parts, axum::body::Body::from_stream(stream))
-                }
-                _ => {
-                    drop(permit);
-                    resp
-                }
+                let (parts, body) = resp.into_parts();
+                let stream = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+                    let _held = &permit;
+                    chunk
+                });
+                Response::from_parts(parts, axum::body::Body::from_stream(stream))
+            } else {
+                drop(permit);
+                resp
             }
         }
         Err(e) => e.into_response(),

@@ -165,7 +165,7 @@ fn parse_point(g: &Value) -> Result<LonLat, ApiError> {
     };
     let (lon, lat) = (num(0)?, num(1)?);
     LonLat::new(lon, lat).map_err(|e| {
-        let i = if e.field() == "lon" { 0 } else { 1 };
+        let i = usize::from(e.field() != "lon");
         ApiError::invalid_geometry(format!("geometry.coordinates[{i}]"), e.value(), e.to_string())
     })
 }
@@ -185,15 +185,14 @@ pub(super) fn filters_from(p: &Params) -> Result<ItemQuery, ApiError> {
 
 /// The filters of a list query: the shared ones plus box, radius and time window.
 fn query_from(p: &Params, crs: Crs) -> Result<ItemQuery, ApiError> {
-    let near = match p.get("radius_m") {
-        None => None,
-        Some(_) => {
-            let r: f64 = p.required("radius_m", "a radius in metres")?;
-            if !(r.is_finite() && r > 0.0 && r <= 100_000.0) {
-                return Err(ApiError::invalid("radius_m", r, "must be more than 0 and at most 100,000 metres"));
-            }
-            Some((p.point(crs)?, r))
+    let near = if p.get("radius_m").is_some() {
+        let r: f64 = p.required("radius_m", "a radius in metres")?;
+        if !(r.is_finite() && r > 0.0 && r <= 100_000.0) {
+            return Err(ApiError::invalid("radius_m", r, "must be more than 0 and at most 100,000 metres"));
         }
+        Some((p.point(crs)?, r))
+    } else {
+        None
     };
     if near.is_none() && (p.get("lon").is_some() || p.get("lat").is_some()) {
         return Err(ApiError::invalid("radius_m", Value::Null, "lon/lat in a query need radius_m (or use /nearest)"));
@@ -227,6 +226,10 @@ async fn audit_read(
 }
 
 /// `GET /api/v1/{layer}`
+///
+/// # Errors
+/// 404 for an unknown layer; 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails (a
+/// sensitive layer's audit row must precede the answer).
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -255,6 +258,11 @@ pub async fn list(
 }
 
 /// `GET /api/v1/{layer}/nearest`
+///
+/// # Errors
+/// 404 for an unknown layer; 400 for an unknown or malformed parameter; for the public,
+/// 429 + `Retry-After` past the per-address limit; 500 or 503 (with `Retry-After`) when the store fails (a sensitive layer's audit row
+/// must precede the answer).
 pub async fn nearest(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -288,6 +296,11 @@ pub async fn nearest(
 }
 
 /// `POST /api/v1/{layer}`
+///
+/// # Errors
+/// 404 for an unknown layer; 400 for a malformed parameter or body, or properties the
+/// layer does not accept; 422 for a bad point; 403 for a write the caller's role or grids do
+/// not allow; 409 for a device another item already carries; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn create(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -308,6 +321,11 @@ pub async fn create(
 }
 
 /// `GET /api/v1/{layer}/{id}`
+///
+/// # Errors
+/// 404 for an unknown layer, or an item that does not exist or lies outside the caller's
+/// grids; 400 for a malformed id or parameter; 500 or 503 (with `Retry-After`) when the store fails (a sensitive layer's audit row must
+/// precede the answer).
 pub async fn get_one(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -331,6 +349,10 @@ pub async fn get_one(
 }
 
 /// `PUT /api/v1/{layer}/{id}`
+///
+/// # Errors
+/// As [`create`], and 404 for an item that does not exist or lies outside the caller's
+/// grids.
 pub async fn replace(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -348,6 +370,10 @@ pub async fn replace(
 }
 
 /// `DELETE /api/v1/{layer}/{id}`
+///
+/// # Errors
+/// 404 for an unknown layer, or an item that does not exist or lies outside the caller's
+/// grids; 400 for a malformed id; 403 for a delete the caller's role does not allow; 500 or 503 (with `Retry-After`) when the store fails.
 pub async fn delete(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -360,6 +386,7 @@ pub async fn delete(
 }
 
 /// A JSON body with the GeoJSON media type (RFC 7946 §12).
+#[must_use]
 pub fn geojson_response(status: StatusCode, v: &Value) -> Response {
     geojson_bytes(status, to_bytes(v))
 }

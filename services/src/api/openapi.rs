@@ -25,12 +25,16 @@ enum Auth {
 
 /// A query parameter.
 fn param(name: &str, required: bool, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "query", "required": required, "description": description, "schema": schema})
+    let mut p = json!({"name": name, "in": "query", "required": required, "description": description});
+    p["schema"] = schema;
+    p
 }
 
 /// A path parameter.
 fn path(name: &str, description: &str, schema: Value) -> Value {
-    json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+    let mut p = json!({"name": name, "in": "path", "required": true, "description": description});
+    p["schema"] = schema;
+    p
 }
 
 fn reference(to: &str) -> Value {
@@ -103,7 +107,9 @@ fn op(
 
 /// A success response with one media type.
 fn content(description: &str, media: &str, body: Value) -> Value {
-    json!({"description": description, "headers": nosniff(), "content": {media: {"schema": body}}})
+    let mut r = json!({"description": description, "headers": nosniff(), "content": {media: {}}});
+    r["content"][media]["schema"] = body;
+    r
 }
 
 /// A success response with several media types.
@@ -127,7 +133,9 @@ fn nosniff() -> Value {
 
 /// A JSON request body.
 fn json_body(s: Value) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": s}}})
+    let mut b = json!({"required": true, "content": {"application/json": {}}});
+    b["content"]["application/json"]["schema"] = s;
+    b
 }
 
 /// A GeoJSON request body (also accepted as `application/json`).

@@ -111,6 +111,12 @@ async fn osmand_inner(st: &AppState, req: Request, client: Option<std::net::IpAd
 }
 
 /// `POST /api/v1/positions`
+///
+/// # Errors
+/// 415 for a body not declared as JSON; 413 past the batch body limit; 400 for a malformed
+/// batch (naming the fix and field) or more fixes than one request may carry; 503 +
+/// `Retry-After` when the ingest queue is full or the fixes could not be stored (nothing of
+/// the request is then acknowledged).
 pub async fn batch(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if !(ct.is_empty() || is_json(&ct)) {
@@ -136,6 +142,10 @@ pub async fn batch(State(st): State<AppState>, req: Request) -> Result<Response,
 }
 
 /// `GET /api/v1/positions/live`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails (the audit row that must precede
+/// the answer).
 pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["freshness", "grid", "crs"])?;
     let crs = p.crs()?;
@@ -200,6 +210,11 @@ pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: Original
 }
 
 /// `GET /api/v1/responders/{id}/trace`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter (`since` not before `until`, `format`,
+/// `simplify_m`, `flagged`, `limit`); 404 for an unknown unit or one outside the caller's
+/// grids; 500 or 503 (with `Retry-After`) when the store fails (the trace, or the audit row that must precede it).
 pub async fn trace(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -374,6 +389,10 @@ async fn audit_crossings(
 
 /// `GET /api/v1/geofence/events?after=ID&limit=N`: grid crossings after an id, oldest first,
 /// within the caller's grids.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails (the events, or the audit rows
+/// that must precede them).
 pub async fn geofence_events(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -393,6 +412,11 @@ pub async fn geofence_events(
 /// `GET /api/v1/geofence/stream`: the same as server-sent events (`event: enter|exit`, `id:`
 /// the event id). A client resumes with `Last-Event-ID` (browsers send it on reconnect) or
 /// `?after=ID`: what it missed is replayed from the store, then crossings follow live.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter or `Last-Event-ID`; 401 for an
+/// Authorization header that is not `Bearer <token>`; 500 or 503 (with `Retry-After`) when the store fails while replaying what the
+/// client missed. Once streaming, a failure ends the stream instead.
 pub async fn geofence_stream(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -439,12 +463,9 @@ pub async fn geofence_stream(
             return None; // a truncated replay: the client resumes from its last id
         }
         loop {
-            let e = match live.recv().await {
-                Ok(e) => e,
-                // Fell behind (or shutting down): end the stream; the client reconnects with its
-                // Last-Event-ID and is replayed the rest from the store.
-                Err(_) => return None,
-            };
+            // Fell behind (or shutting down): end the stream; the client reconnects with its
+            // Last-Event-ID and is replayed the rest from the store.
+            let Ok(e) = live.recv().await else { return None };
             // As on the wall's feed, a revoked or changed token ends the stream.
             if st.service.authenticate(&token).as_ref() != Some(&who) {
                 return None;

@@ -41,6 +41,7 @@ impl ApiError {
     }
 
     /// 400: a parameter or body field is wrong.
+    #[must_use]
     pub fn invalid(field: impl Into<String>, value: impl Into<Value>, reason: impl Into<String>) -> Self {
         let (field, reason) = (field.into(), reason.into());
         let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input", format!("{field}: {reason}"));
@@ -49,6 +50,7 @@ impl ApiError {
     }
 
     /// 422: a geometry is well-formed JSON but not a valid shape.
+    #[must_use]
     pub fn invalid_geometry(field: impl Into<String>, value: impl Into<Value>, reason: impl Into<String>) -> Self {
         let mut e = Self::invalid(field, value, reason);
         e.status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -58,6 +60,7 @@ impl ApiError {
     }
 
     /// 400: the body is not JSON.
+    #[must_use]
     pub fn malformed_json(reason: impl Into<String>) -> Self {
         let mut e = Self::invalid("body", Value::Null, reason);
         e.slug = "malformed-json";
@@ -66,6 +69,7 @@ impl ApiError {
     }
 
     /// 404 for an unknown thing named in the path.
+    #[must_use]
     pub fn not_found(field: impl Into<String>, value: impl Into<Value>, reason: impl Into<String>) -> Self {
         let mut e = Self::invalid(field, value, reason);
         e.status = StatusCode::NOT_FOUND;
@@ -75,11 +79,13 @@ impl ApiError {
     }
 
     /// 409: the request conflicts with the current state (a busy unit, a step backwards).
+    #[must_use]
     pub fn conflict(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", reason)
     }
 
     /// 401: a token was given but is not valid.
+    #[must_use]
     pub fn unauthorized(reason: impl Into<String>) -> Self {
         let reason = reason.into();
         let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", reason.clone());
@@ -88,12 +94,14 @@ impl ApiError {
     }
 
     /// 403: the caller's role or grid scope does not allow this.
+    #[must_use]
     pub fn forbidden(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", reason)
     }
 
     /// 403 for a tracker report whose device did not prove itself: one answer, the same for an
     /// unknown device id and a missing, wrong or revoked secret, naming neither.
+    #[must_use]
     pub fn unauthenticated_device() -> Self {
         let reason = "send the device id with its secret, DEVICE_ID:SECRET, as minted by an administrator";
         let mut e = Self::new(StatusCode::FORBIDDEN, "unauthenticated-device", "Unauthenticated device", reason);
@@ -102,6 +110,7 @@ impl ApiError {
     }
 
     /// 429: over a rate limit; retry after the delay.
+    #[must_use]
     pub fn rate_limited(retry_after_s: u32, detail: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", detail);
         e.retry_after = Some(retry_after_s);
@@ -109,6 +118,7 @@ impl ApiError {
     }
 
     /// 413: the body is larger than the route accepts.
+    #[must_use]
     pub fn too_large(limit: usize) -> Self {
         let mut e = Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,6 +135,7 @@ impl ApiError {
     }
 
     /// 415: the body is not declared as JSON.
+    #[must_use]
     pub fn unsupported_media_type(got: &str) -> Self {
         let mut e = Self::invalid("Content-Type", got, "expected application/json or application/geo+json");
         e.status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
@@ -134,6 +145,7 @@ impl ApiError {
     }
 
     /// 500: our fault; the detail is logged, not sent.
+    #[must_use]
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -144,6 +156,7 @@ impl ApiError {
     }
 
     /// 503: the store cannot be reached; try later.
+    #[must_use]
     pub fn unavailable(retry_after_s: u32) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -211,15 +224,12 @@ impl From<ServiceError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match &e {
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-                tracing::warn!(error = %e, "store unavailable");
-                Self::unavailable(5)
-            }
-            _ => {
-                tracing::error!(error = %e, "store error");
-                Self::internal()
-            }
+        if let StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) = &e {
+            tracing::warn!(error = %e, "store unavailable");
+            Self::unavailable(5)
+        } else {
+            tracing::error!(error = %e, "store error");
+            Self::internal()
         }
     }
 }

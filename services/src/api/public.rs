@@ -56,6 +56,9 @@ impl RateLimiter {
     }
 
     /// Takes one token for `client`; `Err(seconds)` to wait when there is none.
+    ///
+    /// # Errors
+    /// The whole seconds (at least 1) until `client`'s bucket holds a token again.
     pub fn take(&self, client: Option<IpAddr>) -> Result<(), u32> {
         let now = Instant::now();
         let (rate, burst) = (self.per_minute / 60.0, self.burst);
@@ -90,6 +93,10 @@ fn open_at(hours: Option<&str>, t: NaiveTime) -> Option<bool> {
 }
 
 /// `GET /api/v1/posts/nearest` for a caller without a token.
+///
+/// # Errors
+/// 429 + `Retry-After` past the per-address limit; 400 for any parameter but lon, lat, k
+/// and crs, or a malformed one.
 pub fn nearest_posts(st: &AppState, query: Option<&str>, client: Option<IpAddr>) -> Result<Response, ApiError> {
     if let Err(wait) = st.public_rate.take(client) {
         let mut e = ApiError::unavailable(wait).with_status(StatusCode::TOO_MANY_REQUESTS);

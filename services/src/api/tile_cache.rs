@@ -121,6 +121,10 @@ impl TileCache {
     /// hold up the async workers, and with them every write and every cache hit), the others
     /// wait for its result. After a write invalidates a low-zoom tile, the whole wall asks for
     /// it at once; this makes that one build instead of one per request.
+    ///
+    /// # Errors
+    /// `build`'s error, given to every request that waited for it; a 500 when the build thread
+    /// panicked or the builders' semaphore was closed.
     pub async fn build_once<F>(&self, key: &str, build: F) -> Result<Built, ApiError>
     where
         F: FnOnce() -> Result<Built, ApiError> + Send + 'static,

@@ -30,7 +30,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use geo::BoundingRect;
-use safegrid_geodata::{BBox, GridLevel, LonLat};
+use safegrid_geodata::{BBox, GridCode, GridLevel, LonLat};
 use safegrid_tiles::mvt::{self, Feature, Geometry, Value};
 use safegrid_tiles::shape::{clip_ring, simplify_ring, snap_ring};
 use safegrid_tiles::{MAX_ZOOM, TileId};
@@ -109,11 +109,17 @@ pub(super) fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiEr
             safegrid_tiles::TileError::OutOfRange { axis, .. } => axis,
             _ => "tile",
         };
-        ApiError::invalid(field, format!("{}/{}/{}", z, x, y), e.to_string())
+        ApiError::invalid(field, format!("{z}/{x}/{y}"), e.to_string())
     })
 }
 
 /// `GET /tiles/{layers}/{z}/{x}/{y}.mvt`
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter, a layer named twice, or a z/x/y that is not a
+/// tile; 404 for an unknown layer or a path not ending in `.mvt`; 503 + `Retry-After` past the
+/// tile-build bound; 500 when a build fails; 500 or 503 (with `Retry-After`) when the store fails (a sensitive tile's audit row must
+/// precede it).
 pub async fn tile(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -151,7 +157,7 @@ pub async fn tile(
             TileLayer::Items(l) => st.service.layer(*l).version_at(tile).to_string(),
         })
         .collect();
-    let scope: Vec<&str> = who.grids.iter().map(|g| g.as_str()).collect();
+    let scope: Vec<&str> = who.grids.iter().map(GridCode::as_str).collect();
     let scope = scope.join(",");
     // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
     let key = format!("{tile}|{}|{}|{scope}|{}|{query}", versions.join(","), who.role, names(&layers));
@@ -574,6 +580,9 @@ fn clusters(points: &[[i32; 2]]) -> Vec<Feature> {
 }
 
 /// `GET /tiles/{layer}.json` — TileJSON 3.0 for one layer or a comma-joined set.
+///
+/// # Errors
+/// 404 for a path not ending in `.json` or an unknown layer; 400 for a layer named twice.
 pub async fn tilejson(
     State(st): State<AppState>,
     Caller(_): Caller,

@@ -31,7 +31,7 @@ pub async fn whoami(Caller(who): Caller) -> Response {
     Json(json!({
         "name": who.name,
         "role": who.role.name(),
-        "grids": who.grids.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "grids": who.grids.iter().map(safegrid_geodata::GridCode::as_str).collect::<Vec<_>>(),
         "layers": readable(&who).iter().map(|l| l.name()).collect::<Vec<_>>(),
         "may_read_audit": policy::grant(Action::ReadAuditLog, who.role) != Grant::Deny,
         "may_dispatch": policy::grant(Action::Dispatch, who.role) != Grant::Deny,
@@ -45,7 +45,7 @@ pub async fn whoami(Caller(who): Caller) -> Response {
 /// Unresolved incidents (open, dispatched, on scene) by priority and by district, and the ten
 /// grids with the most; item counts per readable layer. Key personnel are counted only as a
 /// total, and not at all for roles that may not read them.
-pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Result<Response, ApiError> {
+pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
     let grids = st.service.grids();
     let mut by_priority = [0_usize; 4];
     let mut by_district: BTreeMap<String, usize> = BTreeMap::new();
@@ -85,7 +85,7 @@ pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Result<Re
         };
         counts.insert(layer.name().into(), n.into());
     }
-    Ok(Json(json!({
+    Json(json!({
         "open_incidents": {
             "total": by_priority.iter().sum::<usize>(),
             "by_priority": {"1": by_priority[0], "2": by_priority[1], "3": by_priority[2], "4": by_priority[3]},
@@ -94,7 +94,7 @@ pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Result<Re
         },
         "counts": counts,
     }))
-    .into_response())
+    .into_response()
 }
 
 /// The versions the wall watches: the grid layer and each readable layer.
@@ -112,6 +112,9 @@ const FEED_PERIOD: Duration = Duration::from_millis(500);
 
 /// `GET /api/v1/events`: server-sent events. A `versions` event at once and whenever a version
 /// changes: `{"grids": "…", "incidents": "…", …}`; comments keep the connection alive.
+///
+/// # Errors
+/// 401 for an Authorization header that is not `Bearer <token>`.
 pub async fn events(State(st): State<AppState>, Caller(who): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
     // The token is checked again on every turn: a feed outlives many token reloads, and a
     // revoked token (or one whose role or grids changed) must stop hearing of changes. The

@@ -58,7 +58,7 @@ const WIDTH: f64 = 1000.0;
 impl Frame {
     fn new(b: [f64; 4]) -> Self {
         let [w, s, e, n] = b;
-        let cos = ((s + n) / 2.0).to_radians().cos();
+        let cos = f64::midpoint(s, n).to_radians().cos();
         let span_x = ((e - w) * cos).max(1e-9);
         let k = WIDTH / span_x;
         let height = ((n - s) * k).max(1.0);
@@ -231,7 +231,7 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
     if let Some(w) = &r.workload {
         let _ = write!(
             h,
-            r#"<section><h2>工作量 Workload</h2><p>Norm 标准: {}–{} households 户 and at most {} people 人 a grid. Outside any grid 网格外: {} households, {} people, {} incidents.</p>"#,
+            r"<section><h2>工作量 Workload</h2><p>Norm 标准: {}–{} households 户 and at most {} people 人 a grid. Outside any grid 网格外: {} households, {} people, {} incidents.</p>",
             w.norm.min_households,
             w.norm.max_households,
             w.norm.max_people,
@@ -254,7 +254,7 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
         let unpatrolled = p.findings.iter().filter(|f| f.kind == Kind::Unpatrolled).count();
         let _ = write!(
             h,
-            r#"<section><h2>巡逻覆盖 Patrol coverage</h2><p>{fixes} fixes 定位点 from {units} units 巡逻单元 · {patrolled} of {n} grids patrolled in the window 窗口内有巡逻 · <b>{unpatrolled}</b> with no patrol in the last {recent} h 近{recent}小时无巡逻 · H3 resolution {res} cells 网格单元</p>"#,
+            r"<section><h2>巡逻覆盖 Patrol coverage</h2><p>{fixes} fixes 定位点 from {units} units 巡逻单元 · {patrolled} of {n} grids patrolled in the window 窗口内有巡逻 · <b>{unpatrolled}</b> with no patrol in the last {recent} h 近{recent}小时无巡逻 · H3 resolution {res} cells 网格单元</p>",
             fixes = p.fixes,
             units = p.units,
             n = p.grids.len(),
@@ -295,7 +295,7 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
         );
         let _ = write!(
             h,
-            r#"<section><h2>响应覆盖 Response coverage</h2><p>Within {m} min 分钟内 ({method}) of {n} posts and units 岗亭与可用警力: <b>{area:.1}%</b> of the ground 面积 · <b>{hh:.1}%</b> of {total} households 户 · {s}</p></section>"#,
+            r"<section><h2>响应覆盖 Response coverage</h2><p>Within {m} min 分钟内 ({method}) of {n} posts and units 岗亭与可用警力: <b>{area:.1}%</b> of the ground 面积 · <b>{hh:.1}%</b> of {total} households 户 · {s}</p></section>",
             m = x.minutes,
             method = esc(&x.method),
             n = x.sources,
@@ -311,7 +311,7 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
         let mismatches = l.findings.iter().filter(|f| f.kind == Kind::BoundaryMismatch).count();
         let _ = write!(
             h,
-            r#"<section><h2>多网比对 Layers compared (三网合一)</h2><p>{a} × {b}: {pairs} intersecting pairs 相交网格对 · {nested} of the second layer's grids nest in one grid of the first 嵌套 · <b>{mismatches}</b> boundary disagreements wider than {tol} m 边界偏差</p></section>"#,
+            r"<section><h2>多网比对 Layers compared (三网合一)</h2><p>{a} × {b}: {pairs} intersecting pairs 相交网格对 · {nested} of the second layer's grids nest in one grid of the first 嵌套 · <b>{mismatches}</b> boundary disagreements wider than {tol} m 边界偏差</p></section>",
             a = esc(&l.a),
             b = esc(&l.b),
             pairs = l.pairs.len(),
@@ -321,7 +321,7 @@ pub fn render(r: &Report, layer: &AuditLayer) -> String {
     }
 
     // The findings table.
-    h.push_str(r#"<section><h2>问题清单 Findings</h2><table><thead><tr><th>#</th><th>类型 Kind</th><th>网格 Grids</th><th>面积 Area</th><th>说明 Message</th><th>位置 Location</th></tr></thead><tbody>"#);
+    h.push_str(r"<section><h2>问题清单 Findings</h2><table><thead><tr><th>#</th><th>类型 Kind</th><th>网格 Grids</th><th>面积 Area</th><th>说明 Message</th><th>位置 Location</th></tr></thead><tbody>");
     for (i, f) in findings.iter().enumerate() {
         let loc = f.location.map_or(String::new(), |[x, y]| format!("{x:.6}, {y:.6}"));
         let bbox = f.bbox.or_else(|| f.location.map(|[x, y]| [x, y, x, y])).map_or(String::new(), |b| {
@@ -408,7 +408,7 @@ tr.e td:first-child{border-left:4px solid #c62828}tr.w td:first-child{border-lef
 small{color:#666}
 "#;
 
-const SCRIPT: &str = r#"
+const SCRIPT: &str = r"
 (function(){var m=document.getElementById('map');if(!m)return;var vb=m.getAttribute('viewBox').split(' ').map(Number);
 function set(){m.setAttribute('viewBox',vb.join(' '));}
 m.addEventListener('wheel',function(e){e.preventDefault();var r=m.getBoundingClientRect();var f=e.deltaY<0?0.8:1.25;
@@ -422,4 +422,4 @@ m.addEventListener('dblclick',function(){vb=m.dataset.home.split(' ').map(Number
 document.querySelectorAll('tbody tr[data-box]').forEach(function(tr){tr.addEventListener('click',function(){
 var b=tr.dataset.box.split(' ').map(Number);if(b.length<4||isNaN(b[0]))return;var w=Math.max(b[2]-b[0],20),h=Math.max(b[3]-b[1],20),p=Math.max(w,h);
 vb=[(b[0]+b[2])/2-p,(b[1]+b[3])/2-p,2*p,2*p];set();m.scrollIntoView({behavior:'smooth',block:'center'});});});})();
-"#;
+";

@@ -283,7 +283,7 @@ impl Desk {
         self.check_units(&board, units, None)?;
         let marks = board.marks();
         let id = board.next_dispatch_id();
-        let detail = json!({"grid_code": grid.as_ref().map(|g| g.as_str()), "deadlines": deadlines, "note": note});
+        let detail = json!({"grid_code": grid.as_ref().map(safegrid_geodata::GridCode::as_str), "deadlines": deadlines, "note": note});
         let mut events = vec![Self::event(&mut board, (id, incident_id), None, "created", &who.name, Some(detail))];
         for &u in units {
             events.push(Self::event(&mut board, (id, incident_id), Some(u), Step::Dispatched.name(), &who.name, None));

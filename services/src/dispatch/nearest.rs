@@ -26,6 +26,7 @@ pub const ESTIMATE_MPS: f64 = 30.0 / 3.6;
 
 /// What to rank.
 #[derive(Debug, Clone, Default)]
+#[expect(clippy::struct_excessive_bools, reason = "independent switches, one per value of `include`")]
 pub struct NearestQuery {
     /// How many.
     pub k: usize,

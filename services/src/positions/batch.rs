@@ -284,7 +284,7 @@ mod tests {
                 r#"{"fixes":[{"device_id":"a","time":1795334400,"lon":114,"lat":22,"attributes":{"x":[1]}}]}"#,
                 "fixes[0].attributes.x",
             ),
-            (r#"[1,2]"#, "body"),
+            (r"[1,2]", "body"),
         ];
         for (body, field) in cases {
             let e = decode(body.as_bytes()).unwrap_err();

@@ -169,7 +169,7 @@ impl DeviceSecrets {
 pub struct Buckets<K> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+    by_key: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
 /// Most keys remembered before full (idle) buckets are forgotten.
@@ -179,12 +179,12 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Buckets of `burst` tokens refilled at `rate` a second.
     #[must_use]
     pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate: rate.max(1e-6), burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+        Self { rate: rate.max(1e-6), burst: burst.max(1.0), by_key: Mutex::new(HashMap::new()) }
     }
 
     fn with<R>(&self, key: &K, f: impl FnOnce(&mut f64) -> R) -> R {
         let now = Instant::now();
-        let mut b = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut b = self.by_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if b.len() > MAX_KEYS {
             // Forget keys whose bucket has refilled: they lose nothing.
             let (rate, burst) = (self.rate, self.burst);
@@ -282,14 +282,15 @@ pub struct DoorLimits {
 #[must_use]
 pub fn client_key(addr: Option<IpAddr>) -> Option<IpAddr> {
     match addr? {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Some(IpAddr::V4(v4)),
-            None => {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                Some(IpAddr::V4(v4))
+            } else {
                 let bits = u128::from(v6) & !((1u128 << 64) - 1);
                 Some(IpAddr::V6(bits.into()))
             }
-        },
-        v4 => Some(v4),
+        }
+        v4 @ IpAddr::V4(_) => Some(v4),
     }
 }
 

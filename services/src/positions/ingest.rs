@@ -159,7 +159,7 @@ impl Counters {
         self.malformed.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn add(&self, a: &AtomicU64, n: usize) {
+    fn add(a: &AtomicU64, n: usize) {
         if n > 0 {
             a.fetch_add(n as u64, Ordering::Relaxed);
         }
@@ -310,7 +310,7 @@ impl Ingest {
                 .enumerate()
                 .map(|(index, f)| Refused { index, device_id: f.device_id.clone(), reason: UNAUTHENTICATED })
                 .collect();
-            self.counters.add(&self.counters.unauthenticated, refused.len());
+            Counters::add(&self.counters.unauthenticated, refused.len());
             let _ = reply.send(Ok(Receipt { refused, ..Receipt::default() }));
         } else if fixes.is_empty() {
             let _ = reply.send(Ok(Receipt::default()));
@@ -320,7 +320,7 @@ impl Ingest {
             }
             let n = u32::try_from(fixes.len()).unwrap_or(u32::MAX);
             let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(n) else {
-                self.counters.add(&self.counters.overloaded, fixes.len());
+                Counters::add(&self.counters.overloaded, fixes.len());
                 return Err(IngestError::Overloaded { retry_after_s: 1 });
             };
             self.tx.send(Job { fixes, denied, reply, _permit: permit }).map_err(|_| IngestError::Stopped)?;
@@ -414,15 +414,13 @@ impl Writer {
                     }
                     // A responder's tracker, or a key person's monitoring device. A device with
                     // a secret that nobody carries (any more) is refused like a stranger.
-                    let key = match responders.unit_of_device(&fix.device_id) {
-                        Some(u) => (Subject::Responder, u),
-                        None => match persons.unit_of_device(&fix.device_id) {
-                            Some(p) => (Subject::KeyPerson, p),
-                            None => {
-                                r.refused.push(refuse(UNAUTHENTICATED));
-                                continue;
-                            }
-                        },
+                    let key = if let Some(u) = responders.unit_of_device(&fix.device_id) {
+                        (Subject::Responder, u)
+                    } else if let Some(p) = persons.unit_of_device(&fix.device_id) {
+                        (Subject::KeyPerson, p)
+                    } else {
+                        r.refused.push(refuse(UNAUTHENTICATED));
+                        continue;
                     };
                     let mut fix_at_store_precision;
                     let fix = if fix.time == to_store_precision(fix.time) {
@@ -512,13 +510,13 @@ impl Writer {
         let c = &self.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         let bit = |b: u8| rows.iter().filter(|p| p.flags & b != 0).count();
-        c.add(&c.live, rows.iter().filter(|p| p.flags == 0).count());
-        c.add(&c.late, bit(flags::LATE));
-        c.add(&c.jump, bit(flags::JUMP));
-        c.add(&c.inaccurate, bit(flags::INACCURATE));
-        c.add(&c.invalid, bit(flags::INVALID));
+        Counters::add(&c.live, rows.iter().filter(|p| p.flags == 0).count());
+        Counters::add(&c.late, bit(flags::LATE));
+        Counters::add(&c.jump, bit(flags::JUMP));
+        Counters::add(&c.inaccurate, bit(flags::INACCURATE));
+        Counters::add(&c.invalid, bit(flags::INVALID));
         // Re-sent fixes older than the live one reach the store, which keeps the first copy.
-        c.add(&c.duplicate, rows.len().saturating_sub(inserted as usize));
+        Counters::add(&c.duplicate, rows.len().saturating_sub(inserted as usize));
         for r in receipts.iter().flat_map(|r| &r.refused) {
             let a = match r.reason {
                 UNAUTHENTICATED => &c.unauthenticated,

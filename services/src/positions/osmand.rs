@@ -46,6 +46,11 @@ fn err(field: &str, value: &str, reason: impl Into<String>) -> OsmAndError {
 }
 
 /// Decodes the parameters of one OsmAnd request; `received` stands in for a missing timestamp.
+///
+/// # Errors
+/// An [`OsmAndError`] naming the first parameter at fault: one given twice with different
+/// values, a missing or malformed device id or position, a position outside WGS-84, an
+/// unreadable timestamp, or a speed, bearing, altitude, accuracy or battery level out of range.
 pub fn decode(params: &[(String, String)], received: DateTime<Utc>) -> Result<Fix, OsmAndError> {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for (k, v) in params {
@@ -312,6 +317,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::float_cmp, reason = "the text \"1\" parses to exactly 1.0")]
     fn other_parameters_are_kept_and_a_key_given_twice_must_agree() {
         let f = ok("id=u&lat=1&lon=1&hdop=0.9&charge=true&driverUniqueId=zhang-wei&wifi=aa:bb");
         assert_eq!(f.attributes.get("hdop").map(String::as_str), Some("0.9"));

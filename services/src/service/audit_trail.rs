@@ -220,7 +220,7 @@ impl Service {
         for r in runs {
             if failed.is_empty() {
                 match self.audit.append(self.store.as_ref(), r.row()).await {
-                    Ok(_) => written += 1,
+                    Ok(()) => written += 1,
                     Err(e) => {
                         tracing::error!(error = %e, actor = %r.key.actor, repeats = r.count, "audit row of repeated reads not appended; kept for the next flush");
                         failed.push(r);

@@ -221,8 +221,8 @@ impl Import<'_> {
             rows = ids.len(),
             stream_ms = streamed.as_millis() as u64,
             store_write_ms = store_time.as_millis() as u64,
-            commit_ms = (committed - streamed).as_millis() as u64,
-            live_state_ms = (started.elapsed() - committed).as_millis() as u64,
+            commit_ms = committed.saturating_sub(streamed).as_millis() as u64,
+            live_state_ms = started.elapsed().saturating_sub(committed).as_millis() as u64,
             "bulk insert committed"
         );
         Ok(ids)

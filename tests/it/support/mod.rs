@@ -60,9 +60,10 @@ pub fn postgis_url(test: &str) -> Option<String> {
     match std::env::var("SAFEGRID_TEST_DATABASE_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            if std::env::var("SAFEGRID_REQUIRE_POSTGIS").as_deref() == Ok("1") {
-                panic!("{test}: SAFEGRID_REQUIRE_POSTGIS=1 but SAFEGRID_TEST_DATABASE_URL is not set");
-            }
+            assert!(
+                std::env::var("SAFEGRID_REQUIRE_POSTGIS").as_deref() != Ok("1"),
+                "{test}: SAFEGRID_REQUIRE_POSTGIS=1 but SAFEGRID_TEST_DATABASE_URL is not set"
+            );
             eprintln!("{test}: skipped — set SAFEGRID_TEST_DATABASE_URL=postgres://… to run it against PostGIS");
             None
         }
@@ -117,9 +118,7 @@ pub fn shared_data(test: &str, rel: &str) -> Option<std::path::PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        if std::env::var("CI").is_ok() {
-            panic!("{test}: {} is missing, and CI always has ../shared/data", p.display());
-        }
+        assert!(std::env::var("CI").is_err(), "{test}: {} is missing, and CI always has ../shared/data", p.display());
         eprintln!("{test}: skipped — {} is absent (it lives in ../shared/data beside the repository)", p.display());
         None
     }

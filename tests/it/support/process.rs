@@ -54,7 +54,7 @@ pub fn serve_tracking(url: &str, extra: &[&str]) -> (Child, String, String) {
         let line = lines.next().expect("server exited before listening").unwrap();
         let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
         if v["fields"]["message"] == "OsmAnd trackers report here" {
-            osmand = v["fields"]["addr"].as_str().unwrap().to_owned();
+            v["fields"]["addr"].as_str().unwrap().clone_into(&mut osmand);
         }
         if v["fields"]["message"] == "listening" {
             break v["fields"]["addr"].as_str().unwrap().to_owned();
@@ -80,12 +80,12 @@ pub fn http(addr: &str, method: &str, path: &str, token: &str, body: Option<&Val
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let status = resp[9..12].parse().unwrap();
-    let (_, rest) = resp.split_once("\r\n\r\n").unwrap();
+    let (_, payload) = resp.split_once("\r\n\r\n").unwrap();
     // Small bodies arrive in one piece; a chunked one is "len\r\njson\r\n0\r\n\r\n".
-    let json_text = if rest.starts_with('{') || rest.is_empty() {
-        rest.to_owned()
+    let json_text = if payload.starts_with('{') || payload.is_empty() {
+        payload.to_owned()
     } else {
-        rest.split("\r\n").nth(1).unwrap_or("").to_owned()
+        payload.split("\r\n").nth(1).unwrap_or("").to_owned()
     };
     (status, serde_json::from_str(&json_text).unwrap_or(Value::Null))
 }
