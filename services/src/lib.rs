@@ -32,3 +32,4 @@ pub mod roads;
 pub mod service;
 pub mod simulation;
 pub mod store;
+pub mod tile_source;

@@ -1,4 +1,6 @@
-//! Vector tiles from the live state (first part of the map-wall issue).
+//! Vector tiles over HTTP. The layers are built by [`crate::tile_source`] (one `TileSource` per
+//! layer, no HTTP there); this file parses the request, keys the cache, answers ETags and gzip,
+//! and writes the audit row of a key-personnel tile.
 //!
 //! - `GET /tiles/{layers}/{z}/{x}/{y}.mvt` — `layers` is one name or several joined by commas
 //!   (`grids,incidents`), as martin allows: `grids`, `incidents_h3` (incident counts per H3
@@ -24,71 +26,33 @@ use super::params::Params;
 use super::problem::ApiError;
 use super::tile_cache::Built;
 use crate::access::Principal;
-use crate::layer::{Item, Layer, Props};
 use crate::live::ItemQuery;
+use crate::tile_source::{self, TileRequest, TileSource};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use geo::BoundingRect;
-use safegrid_geodata::{BBox, GridCode, GridLevel, LonLat};
-use safegrid_tiles::mvt::{self, Feature, Geometry, Value};
-use safegrid_tiles::shape::{clip_ring, simplify_ring, snap_ring};
+use safegrid_geodata::GridCode;
+use safegrid_tiles::mvt;
 use safegrid_tiles::{MAX_ZOOM, TileId};
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-const EXTENT: u32 = 4096;
-/// Pixels drawn beyond the tile edge, so that lines and labels meet across tiles.
-const BUFFER: u32 = 64;
-/// Above this many points a point layer is clustered into cells of `CLUSTER_PX` pixels.
-const CLUSTER_ABOVE: usize = 2_000;
-const CLUSTER_PX: i32 = 64;
-/// Below this zoom the grids layer shows districts (and streets); from it, the grids.
-const GRIDS_FROM_ZOOM: u8 = 11;
-
-/// One layer of a tile request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TileLayer {
-    Grids,
-    /// Incidents counted per H3 cell, the resolution chosen by zoom (the heat map).
-    IncidentsH3,
-    Items(Layer),
-}
-
-impl TileLayer {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Grids => "grids",
-            Self::IncidentsH3 => "incidents_h3",
-            Self::Items(l) => l.name(),
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, ApiError> {
-        match s {
-            "grids" => return Ok(Self::Grids),
-            "incidents_h3" => return Ok(Self::IncidentsH3),
-            _ => {}
-        }
-        s.parse::<Layer>().map(Self::Items).map_err(|_| {
+/// The sources a `layers` path segment names (`grids,incidents`), each once.
+fn parse_layers(text: &str) -> Result<Vec<&'static dyn TileSource>, ApiError> {
+    let mut out: Vec<&'static dyn TileSource> = Vec::new();
+    for part in text.split(',') {
+        let source = tile_source::named(part).ok_or_else(|| {
             ApiError::not_found(
                 "layers",
-                s,
+                part,
                 "unknown tile layer: grids, incidents_h3, incidents, rental_housing, posts, responders or key_personnel",
             )
-        })
-    }
-}
-
-fn parse_layers(text: &str) -> Result<Vec<TileLayer>, ApiError> {
-    let mut out = Vec::new();
-    for part in text.split(',') {
-        let l = TileLayer::parse(part)?;
-        if out.contains(&l) {
+        })?;
+        if out.iter().any(|s| s.name() == source.name()) {
             return Err(ApiError::invalid("layers", text, format!("{part} is named twice")));
         }
-        out.push(l);
+        out.push(source);
     }
     Ok(out)
 }
@@ -141,22 +105,8 @@ pub async fn tile(
     let tile = parse_tile(&z, &x, &y)?;
     // Who may read which layer of a tile (grids, hexbins and points alike) was decided by the
     // access policy before this handler ran, before anything could answer (a 304 included).
-    let sensitive = layers.iter().any(|l| matches!(l, TileLayer::Items(l) if l.is_sensitive()));
-    let grids = st.service.grids();
-    let versions: Vec<String> = layers
-        .iter()
-        .map(|l| match l {
-            TileLayer::Grids => grids.version.to_string(),
-            TileLayer::IncidentsH3 => {
-                let incidents = st.service.layer(Layer::Incidents);
-                let v =
-                    if hexbins_within_neighbours(tile) { incidents.version_around(tile) } else { incidents.version() };
-                v.to_string()
-            }
-            // Where this tile is: writes elsewhere in the city leave its cached bytes valid.
-            TileLayer::Items(l) => st.service.layer(*l).version_at(tile).to_string(),
-        })
-        .collect();
+    let sensitive = layers.iter().any(|l| l.audited().is_some());
+    let versions: Vec<String> = layers.iter().map(|l| l.version(&st.service, tile)).collect();
     let scope: Vec<&str> = who.grids.iter().map(GridCode::as_str).collect();
     let scope = scope.join(",");
     // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
@@ -178,10 +128,7 @@ pub async fn tile(
         return tile_response(body, Some(&etag), gzip);
     }
     // The sensitive layer the tile shows (key personnel), named in its audit row.
-    let audited_layer = layers.iter().find_map(|l| match l {
-        TileLayer::Items(x) if x.is_sensitive() => Some(*x),
-        _ => None,
-    });
+    let audited_layer = layers.iter().find_map(|l| l.audited());
     let job = Job { st: st.clone(), who: who.clone(), layers, versions, tile, filters, query, scope };
     if sensitive {
         // Built for this request alone (never cached, never shared), audited before it leaves.
@@ -225,7 +172,7 @@ pub async fn tile(
 struct Job {
     st: AppState,
     who: Principal,
-    layers: Vec<TileLayer>,
+    layers: Vec<&'static dyn TileSource>,
     versions: Vec<String>,
     tile: TileId,
     filters: ItemQuery,
@@ -242,40 +189,33 @@ impl Job {
     /// write to incidents then rebuilds only the incidents part of a composite wall tile, not
     /// its grids and housing, which at low zoom cost the most.
     fn build(&self) -> (Vec<u8>, usize) {
-        let Self { st, who, layers, versions, tile, filters, query, .. } = self;
-        let tile = *tile;
-        let scope = &self.scope;
-        let grids = st.service.grids();
+        let Self { st, who, layers, versions, tile, filters, query, scope } = self;
+        let req = TileRequest { tile: *tile, who, filters };
         let mut raw = Vec::new();
-        let mut sensitive_count = 0;
-        for (l, version) in layers.iter().zip(versions) {
-            let layer_key = match l {
-                TileLayer::Grids => format!("L|{tile}|grids|{version}"),
-                _ => format!("L|{tile}|{}|{version}|{}|{scope}|{query}", l.name(), who.role),
+        let mut audited_items = 0;
+        for (source, version) in layers.iter().zip(versions) {
+            let name = source.name();
+            let layer_key = if source.same_for_everyone() {
+                format!("L|{tile}|{name}|{version}")
+            } else {
+                format!("L|{tile}|{name}|{version}|{}|{scope}|{query}", who.role)
             };
-            let layer_sensitive = matches!(l, TileLayer::Items(l) if l.is_sensitive());
-            if !layer_sensitive && let Some(bytes) = st.tiles.get(&layer_key) {
+            let audited = source.audited().is_some();
+            if !audited && let Some(bytes) = st.tiles.get(&layer_key) {
                 raw.extend_from_slice(&bytes);
                 continue;
             }
-            let built = match l {
-                TileLayer::Grids => grid_layer(&grids, tile),
-                TileLayer::IncidentsH3 => hexbin_layer(st, who, tile, filters),
-                TileLayer::Items(layer) => {
-                    let (mvt_layer, n) = point_layer(st, who, *layer, tile, filters);
-                    if layer.is_sensitive() {
-                        sensitive_count += n;
-                    }
-                    mvt_layer
-                }
-            };
-            let bytes = mvt::encode(std::slice::from_ref(&built));
+            let built = source.build(&st.service, &req);
+            if audited {
+                audited_items += built.items;
+            }
+            let bytes = mvt::encode(std::slice::from_ref(&built.layer));
             raw.extend_from_slice(&bytes);
-            if !layer_sensitive {
+            if !audited {
                 st.tiles.put(layer_key, bytes::Bytes::from(bytes));
             }
         }
-        (raw, sensitive_count)
+        (raw, audited_items)
     }
 }
 
@@ -325,258 +265,8 @@ fn tile_response(body: bytes::Bytes, etag: Option<&str>, gzip: bool) -> Result<R
     Ok(r)
 }
 
-fn names(layers: &[TileLayer]) -> String {
+fn names(layers: &[&'static dyn TileSource]) -> String {
     layers.iter().map(|l| l.name()).collect::<Vec<_>>().join(",")
-}
-
-/// The tile's bounds widened by the buffer, as a lon/lat box.
-fn buffered_bbox(tile: TileId) -> Option<BBox> {
-    let b = tile.bounds();
-    let (dx, dy) = (
-        (b.east - b.west) * f64::from(BUFFER) / f64::from(EXTENT),
-        (b.north - b.south) * f64::from(BUFFER) / f64::from(EXTENT),
-    );
-    let min = LonLat::new((b.west - dx).max(-180.0), (b.south - dy).max(-90.0)).ok()?;
-    let max = LonLat::new((b.east + dx).min(180.0), (b.north + dy).min(90.0)).ok()?;
-    BBox::new(min, max)
-}
-
-fn grid_layer(grids: &crate::live::GridState, tile: TileId) -> mvt::Layer {
-    let show_grids = tile.z >= GRIDS_FROM_ZOOM;
-    let b = tile.bounds();
-    // Simplify to half a pixel: invisible, and it removes most vertices of a district outline.
-    let tolerance = 0.5;
-    let (lo, hi) = (-f64::from(BUFFER), f64::from(EXTENT + BUFFER));
-    let mut features = Vec::new();
-    for u in grids.hierarchy.units() {
-        let wanted = if show_grids { u.level == GridLevel::Grid } else { u.level < GridLevel::Community };
-        if !wanted {
-            continue;
-        }
-        let Some(r) = u.geometry.bounding_rect() else { continue };
-        if r.max().x < b.west || r.min().x > b.east || r.max().y < b.south || r.min().y > b.north {
-            continue;
-        }
-        let mut polygons = Vec::new();
-        for poly in &u.geometry.0 {
-            let mut rings = Vec::new();
-            for (i, ring) in std::iter::once(poly.exterior()).chain(poly.interiors()).enumerate() {
-                let px: Vec<[f64; 2]> =
-                    ring.0[..ring.0.len().saturating_sub(1)].iter().map(|c| tile.to_pixels(c.x, c.y, EXTENT)).collect();
-                let clipped = clip_ring(&px, lo, hi);
-                match snap_ring(&simplify_ring(&clipped, tolerance)) {
-                    Some(r) => rings.push(r),
-                    None if i == 0 => break, // the exterior vanished: so does the polygon
-                    None => {}
-                }
-            }
-            if !rings.is_empty() {
-                polygons.push(rings);
-            }
-        }
-        if polygons.is_empty() {
-            continue;
-        }
-        let mut properties = vec![
-            ("code".to_owned(), Value::String(u.code.to_string())),
-            ("name".to_owned(), Value::String(u.name.clone())),
-            ("level".to_owned(), Value::String(u.level.name().to_owned())),
-        ];
-        if let Some(m) = &u.manager {
-            properties.push(("manager".to_owned(), Value::String(m.name.clone())));
-        }
-        // Codes are digits: the numeric code is a stable feature id.
-        features.push(Feature { id: u.code.as_str().parse().ok(), geometry: Geometry::Polygons(polygons), properties });
-    }
-    mvt::Layer { name: "grids".into(), extent: EXTENT, features }
-}
-
-/// The H3 resolution whose cells are some 20–60 pixels across at a zoom (at Shenzhen's latitude).
-fn hexbin_resolution(z: u8) -> h3o::Resolution {
-    use h3o::Resolution as R;
-    match z {
-        0..=5 => R::Three,
-        6 => R::Four,
-        7..=8 => R::Five,
-        9 => R::Six,
-        10..=11 => R::Seven,
-        12 => R::Eight,
-        13..=14 => R::Nine,
-        _ => R::Ten,
-    }
-}
-
-/// How far beyond a tile (degrees of longitude, of latitude) the incidents its hexbins count
-/// may lie: a cell touching the tile lies within a few edge lengths of it.
-fn hexbin_reach(tile: TileId) -> (f64, f64) {
-    let b = tile.bounds();
-    // Three mean edge lengths: cells vary in size, and the mean understates the large ones.
-    let reach_deg = 3.0 * hexbin_resolution(tile.z).edge_length_m() / safegrid_geodata::distance::METRES_PER_DEGREE;
-    (reach_deg / b.north.abs().max(b.south.abs()).min(85.0).to_radians().cos(), reach_deg)
-}
-
-/// Whether every incident a hexbin tile counts lies in the tile or its eight neighbours, so
-/// that the incidents' change stamps there ([`crate::live::LayerState::version_around`]) cover it.
-/// True wherever cells are smaller than tiles — everywhere but near the poles.
-fn hexbins_within_neighbours(tile: TileId) -> bool {
-    let b = tile.bounds();
-    let (lon_reach, lat_reach) = hexbin_reach(tile);
-    // A margin for the neighbours' slightly different heights in Mercator.
-    lon_reach < (b.east - b.west) * 0.9 && lat_reach < (b.north - b.south) * 0.9
-}
-
-/// Incidents counted per H3 cell. Every cell that touches the tile gets all its incidents, not
-/// only those inside the tile, so a cell shows the same count in every tile it spans.
-fn hexbin_layer(st: &AppState, who: &Principal, tile: TileId, filters: &ItemQuery) -> mvt::Layer {
-    let res = hexbin_resolution(tile.z);
-    let b = tile.bounds();
-    let (lon_reach, reach_deg) = hexbin_reach(tile);
-    let bbox = LonLat::new((b.west - lon_reach).max(-180.0), (b.south - reach_deg).max(-90.0))
-        .ok()
-        .zip(LonLat::new((b.east + lon_reach).min(180.0), (b.north + reach_deg).min(90.0)).ok())
-        .and_then(|(lo, hi)| BBox::new(lo, hi));
-    let mut layer = mvt::Layer { name: "incidents_h3".into(), extent: EXTENT, features: Vec::new() };
-    let Some(bbox) = bbox else { return layer };
-    let counts = {
-        let state = st.service.layer(Layer::Incidents);
-        let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
-        if who.covers(None) && q.is_index_only() {
-            // Positions straight from the point index, as for clusters (`point_layer`).
-            let mut points = Vec::new();
-            state.for_each_position_in(&q, |_, lon, lat| points.extend(LonLat::new(lon, lat).ok()));
-            safegrid_geodata::h3::counts_per_cell(points, res)
-        } else {
-            let items = state.matching(&q, |it| who.covers_item(it));
-            safegrid_geodata::h3::counts_per_cell(items.iter().map(|(it, _)| it.pos), res)
-        }
-    };
-    let mut cells: Vec<_> = counts.into_iter().collect();
-    cells.sort_unstable_by_key(|(c, _)| u64::from(*c));
-    let (lo, hi) = (-f64::from(BUFFER), f64::from(EXTENT + BUFFER));
-    for (cell, count) in cells {
-        let hex = safegrid_geodata::h3::cell_polygon(cell);
-        let px: Vec<[f64; 2]> =
-            hex.exterior().0[..hex.exterior().0.len() - 1].iter().map(|c| tile.to_pixels(c.x, c.y, EXTENT)).collect();
-        let Some(ring) = snap_ring(&clip_ring(&px, lo, hi)) else { continue };
-        layer.features.push(Feature {
-            id: Some(u64::from(cell)),
-            geometry: Geometry::Polygons(vec![vec![ring]]),
-            properties: vec![
-                ("h3".to_owned(), Value::String(cell.to_string())),
-                ("count".to_owned(), Value::UInt(count)),
-            ],
-        });
-    }
-    layer
-}
-
-/// The properties a map needs to draw and label an item: enough for a popup's first line, not
-/// the whole record (the API gives that).
-fn tile_properties(it: &Item) -> Vec<(String, Value)> {
-    let s = |k: &str, v: &str| (k.to_owned(), Value::String(v.to_owned()));
-    let mut p = match &it.props {
-        Props::Incident(i) => vec![
-            s("type", &i.incident_type),
-            ("priority".to_owned(), Value::UInt(u64::from(i.priority))),
-            s("status", i.status.name()),
-            s("reported_at", &i.reported_at.to_rfc3339()),
-        ],
-        Props::RentalHousing(h) => vec![
-            s("safety_rating", h.safety_rating.name()),
-            ("units".to_owned(), Value::UInt(u64::from(h.units))),
-            ("tenant_count".to_owned(), Value::UInt(u64::from(h.tenant_count))),
-        ],
-        Props::Post(post) => vec![s("kind", post.kind.name()), s("name", &post.name)],
-        Props::Responder(r) => vec![s("kind", r.kind.name()), s("callsign", &r.callsign), s("status", r.status.name())],
-        Props::KeyPerson(k) => {
-            vec![s("category", &k.category), s("name", &k.name), s("assigned_grid", k.assigned_grid.as_str())]
-        }
-    };
-    if let Some(g) = &it.grid {
-        p.push(s("grid_code", g.as_str()));
-    }
-    p
-}
-
-/// A point layer; returns it and how many items it holds (clusters count their members).
-fn point_layer(st: &AppState, who: &Principal, layer: Layer, tile: TileId, filters: &ItemQuery) -> (mvt::Layer, usize) {
-    let Some(bbox) = buffered_bbox(tile) else {
-        return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features: vec![] }, 0);
-    };
-    let state = st.service.layer(layer);
-    let px = |lon: f64, lat: f64| {
-        let p = tile.to_pixels(lon, lat, EXTENT);
-        [p[0].round() as i32, p[1].round() as i32]
-    };
-    // A caller who sees every grid, filtering by status and time at most: the point index alone
-    // knows which points are in, and when they are too many to draw, their clusters need
-    // nothing else.
-    if who.covers(None) && filters.is_index_only() {
-        let mut points = Vec::new();
-        let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
-        state.for_each_position_in(&q, |id, lon, lat| points.push((id, px(lon, lat))));
-        let n = points.len();
-        let features = if n > CLUSTER_ABOVE {
-            clusters(&points.iter().map(|(_, p)| *p).collect::<Vec<_>>())
-        } else {
-            // Few enough to draw: each item with its properties, in id order.
-            points.sort_unstable_by_key(|(id, _)| *id);
-            points
-                .iter()
-                .filter_map(|(id, _)| state.get(*id))
-                .map(|it| Feature {
-                    id: u64::try_from(it.id).ok(),
-                    geometry: Geometry::Points(vec![px(it.pos.lon(), it.pos.lat())]),
-                    properties: tile_properties(it),
-                })
-                .collect()
-        };
-        return (mvt::Layer { name: layer.name().into(), extent: EXTENT, features }, n);
-    }
-    let q = ItemQuery { bbox: Some(bbox), ..filters.clone() };
-    let mut items = state.matching(&q, |it| who.covers_item(it));
-    let n = items.len();
-    let to_px = |it: &Item| px(it.pos.lon(), it.pos.lat());
-    let features = if n <= CLUSTER_ABOVE {
-        // In id order, so that the same data always makes the same bytes (and ETag).
-        items.sort_unstable_by_key(|(it, _)| it.id);
-        items
-            .iter()
-            .map(|(it, _)| Feature {
-                id: u64::try_from(it.id).ok(),
-                geometry: Geometry::Points(vec![to_px(it)]),
-                properties: tile_properties(it),
-            })
-            .collect()
-    } else {
-        clusters(&items.iter().map(|(it, _)| to_px(it)).collect::<Vec<_>>())
-    };
-    (mvt::Layer { name: layer.name().into(), extent: EXTENT, features }, n)
-}
-
-/// Too many points to draw one by one: one feature per `CLUSTER_PX` cell, at its members' mean
-/// position, with their count.
-fn clusters(points: &[[i32; 2]]) -> Vec<Feature> {
-    let mut cells: HashMap<(i32, i32), (i64, i64, u64)> = HashMap::new();
-    for p in points {
-        let c = cells.entry((p[0].div_euclid(CLUSTER_PX), p[1].div_euclid(CLUSTER_PX))).or_default();
-        c.0 += i64::from(p[0]);
-        c.1 += i64::from(p[1]);
-        c.2 += 1;
-    }
-    let mut cells: Vec<_> = cells.into_iter().collect();
-    cells.sort_unstable_by_key(|(k, _)| *k);
-    cells
-        .into_iter()
-        .map(|(_, (sx, sy, count))| {
-            let c = count as i64;
-            Feature {
-                id: None,
-                geometry: Geometry::Points(vec![[(sx / c) as i32, (sy / c) as i32]]),
-                properties: vec![("point_count".to_owned(), Value::UInt(count))],
-            }
-        })
-        .collect()
 }
 
 /// `GET /tiles/{layer}.json` — TileJSON 3.0 for one layer or a comma-joined set.
@@ -596,15 +286,7 @@ pub async fn tilejson(
     let vector_layers: Vec<_> = layers
         .iter()
         .map(|l| {
-            let fields = match l {
-                TileLayer::Grids => json!({"code": "String", "name": "String", "level": "String", "manager": "String"}),
-                TileLayer::IncidentsH3 => json!({"h3": "String", "count": "Number"}),
-                TileLayer::Items(Layer::Incidents) => json!({"type": "String", "priority": "Number", "status": "String", "reported_at": "String", "grid_code": "String", "point_count": "Number"}),
-                TileLayer::Items(Layer::RentalHousing) => json!({"safety_rating": "String", "units": "Number", "tenant_count": "Number", "grid_code": "String", "point_count": "Number"}),
-                TileLayer::Items(Layer::Posts) => json!({"kind": "String", "name": "String", "grid_code": "String", "point_count": "Number"}),
-                TileLayer::Items(Layer::Responders) => json!({"kind": "String", "callsign": "String", "status": "String", "grid_code": "String", "point_count": "Number"}),
-                TileLayer::Items(Layer::KeyPersonnel) => json!({"category": "String", "name": "String", "assigned_grid": "String", "grid_code": "String", "point_count": "Number"}),
-            };
+            let fields = l.fields();
             json!({"id": l.name(), "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM})
         })
         .collect();
