@@ -10,6 +10,10 @@
 //!
 //! Filter as with the standard harness: `cargo test --test it -- stores::` runs one area.
 #![allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed, and says where")]
+#![allow(
+    clippy::wildcard_imports,
+    reason = "each api area takes the fixture and helpers of api/mod.rs with use super::*"
+)]
 
 mod harness;
 mod support;

@@ -27,7 +27,7 @@ Without help, schemathesis would generate requests that satisfy every parameter'
 break such a rule, the server would refuse them (400, rightly), and `positive_data_acceptance`
 would report that valid data was rejected. So this hook repairs generated cases the way a real
 client would fill them in, changing no value in a way its own schema would notice: negative
-cases stay negative, and every rule's refusal is still exercised by tests/it/api.rs. Nothing else
+cases stay negative, and every rule's refusal is still exercised by tests/it/api/. Nothing else
 is changed.
 """
 

@@ -42,7 +42,7 @@ started=$(date +%s)
 # GET /api/v1/geofence/stream. Their 200 is an endless response by design (the wall keeps it
 # open for hours), which a request/response fuzzer cannot receive whole: every case would end
 # in a client timeout, not a verdict. Their refusals are the door's, shared with every other
-# route and tested there; tests/it/api.rs reads both streams.
+# route and tested there; tests/it/api/ reads both streams.
 exclude_ops=(--exclude-path /api/v1/events --exclude-path /api/v1/geofence/stream)
 
 echo "== schemathesis: Python environment ($venv)"
