@@ -13,7 +13,7 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::items::id_of;
+use super::extract::{AppPath, ItemId};
 use super::params::Params;
 use super::problem::{ApiError, JsonBody};
 use crate::access::Principal;
@@ -21,7 +21,7 @@ use crate::dispatch::board::{DeadlineConfig, Dispatch, Step};
 use crate::dispatch::desk::DeskError;
 use crate::layer::Layer;
 use axum::Json;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use safegrid_geodata::GridCode;
@@ -129,9 +129,9 @@ async fn visible_dispatch(st: &AppState, who: &Principal, id: i64) -> Result<Dis
 pub async fn get_one(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    AppPath(ItemId(id)): AppPath<ItemId>,
 ) -> Result<Response, ApiError> {
-    let d = visible_dispatch(&st, &who, id_of(&id)?).await?;
+    let d = visible_dispatch(&st, &who, id).await?;
     Ok(Json(d).into_response())
 }
 
@@ -144,11 +144,11 @@ pub async fn get_one(
 pub async fn add_units(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    AppPath(ItemId(id)): AppPath<ItemId>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let b: MoreUnits = parse(&body)?;
-    let d = st.desk.add_units(&who, id_of(&id)?, &b.units).await?;
+    let d = st.desk.add_units(&who, id, &b.units).await?;
     Ok(Json(d).into_response())
 }
 
@@ -161,14 +161,14 @@ pub async fn add_units(
 pub async fn step(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path((id, unit)): Path<(String, String)>,
+    AppPath((ItemId(id), ItemId(unit))): AppPath<(ItemId, ItemId)>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let b: StepBody = parse(&body)?;
     let step = Step::parse(&b.step).filter(|s| *s != Step::Dispatched).ok_or_else(|| {
         ApiError::invalid("step", b.step.as_str(), "expected acknowledged, en_route, on_scene or cleared")
     })?;
-    let d = st.desk.step(&who, id_of(&id)?, id_of(&unit)?, step).await?;
+    let d = st.desk.step(&who, id, unit, step).await?;
     Ok(Json(d).into_response())
 }
 
@@ -181,12 +181,12 @@ pub async fn step(
 pub async fn city_wide(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    AppPath(ItemId(id)): AppPath<ItemId>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let b: CityWide = parse(&body)?;
     let _race = st.shed.start(super::guard::Work::RoadRace)?;
-    let n = st.desk.city_wide(&who, id_of(&id)?, b.radius_m, b.within_s, st.roads.as_deref()).await?;
+    let n = st.desk.city_wide(&who, id, b.radius_m, b.within_s, st.roads.as_deref()).await?;
     Ok(Json(n).into_response())
 }
 
@@ -198,9 +198,8 @@ pub async fn city_wide(
 pub async fn timeline(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    AppPath(ItemId(id)): AppPath<ItemId>,
 ) -> Result<Response, ApiError> {
-    let id = id_of(&id)?;
     let incident = st
         .service
         .layer(Layer::Incidents)

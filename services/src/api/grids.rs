@@ -2,10 +2,11 @@
 
 use super::AppState;
 use super::caller::Caller;
+use super::extract::AppPath;
 use super::items::geojson_response;
 use super::params::Params;
 use super::problem::{ApiError, JsonBody};
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use safegrid_geodata::grid::{GridFeatureError, unit_from_feature, unit_to_feature};
@@ -109,9 +110,8 @@ pub async fn list(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUr
 pub async fn get_one(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(code): Path<String>,
+    AppPath(code): AppPath<GridCode>,
 ) -> Result<Response, ApiError> {
-    let code = GridCode::parse(&code).map_err(|e| ApiError::invalid("code", code.as_str(), e.to_string()))?;
     let grids = st.service.grids();
     let i = grids
         .hierarchy
@@ -131,13 +131,13 @@ pub async fn get_one(
 pub async fn put_one(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(code): Path<String>,
+    AppPath(code): AppPath<GridCode>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let mut v = body.json()?;
     // The code in the path is authoritative; the body may omit it.
     if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
-        props.entry("code").or_insert_with(|| code.clone().into());
+        props.entry("code").or_insert_with(|| code.as_str().into());
     }
     let f = serde_json::from_value::<geojson::Feature>(v)
         .map_err(|e| ApiError::invalid("body", Value::Null, e.to_string()))?;
@@ -150,7 +150,7 @@ pub async fn put_one(
         }
         other => ApiError::invalid("properties", Value::Null, other.to_string()),
     })?;
-    if unit.code.as_str() != code {
+    if unit.code != code {
         return Err(ApiError::invalid(
             "properties.code",
             unit.code.as_str(),

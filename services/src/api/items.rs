@@ -11,12 +11,13 @@
 
 use super::AppState;
 use super::caller::Caller;
+use super::extract::{AppPath, ItemId};
 use super::params::Params;
 use super::problem::{ApiError, JsonBody};
 use crate::access::Role;
 use crate::layer::{Item, Layer, Props};
 use crate::live::ItemQuery;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -28,17 +29,6 @@ use serde_json::{Map, Value};
 const SERVER_OWNED: [&str; 5] = ["id", "grid_code", "created_at", "updated_at", "distance_m"];
 
 const FILTERS: [&str; 8] = ["type", "kind", "category", "status", "priority", "capability", "grid", "crs"];
-
-fn layer_of(name: &str) -> Result<Layer, ApiError> {
-    name.parse().map_err(|e: crate::layer::UnknownLayer| ApiError::not_found("layer", name, e.to_string()))
-}
-
-pub(super) fn id_of(text: &str) -> Result<i64, ApiError> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("id", text, "expected a positive whole number"))
-}
 
 /// An item as a GeoJSON Feature, positions in the caller's CRS. Serialised straight to the
 /// response bytes: building a `serde_json::Value` first cost a third of a nearest request.
@@ -233,10 +223,9 @@ async fn audit_read(
 pub async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(layer): Path<String>,
+    AppPath(layer): AppPath<Layer>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let layer = layer_of(&layer)?;
     let mut allowed = vec!["bbox", "lon", "lat", "radius_m", "since", "until", "limit", "cursor"];
     allowed.extend(FILTERS);
     let p = Params::parse(uri.0.query(), &allowed)?;
@@ -266,11 +255,10 @@ pub async fn list(
 pub async fn nearest(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(layer): Path<String>,
+    AppPath(layer): AppPath<Layer>,
     uri: OriginalUri,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
 ) -> Result<Response, ApiError> {
-    let layer = layer_of(&layer)?;
     // The public may find the nearest open security posts, and nothing else.
     if who.role == Role::Public && layer == Layer::Posts {
         return super::public::nearest_posts(&st, uri.0.query(), peer.map(|p| p.0.0.ip()));
@@ -304,11 +292,10 @@ pub async fn nearest(
 pub async fn create(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(layer): Path<String>,
+    AppPath(layer): AppPath<Layer>,
     uri: OriginalUri,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let layer = layer_of(&layer)?;
     let p = Params::parse(uri.0.query(), &["crs"])?;
     let crs = p.crs()?;
     let (pos, props) = parse_feature(&body, layer, crs)?;
@@ -329,12 +316,10 @@ pub async fn create(
 pub async fn get_one(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path((layer, id)): Path<(String, String)>,
+    AppPath((layer, ItemId(id))): AppPath<(Layer, ItemId)>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let layer = layer_of(&layer)?;
     let p = Params::parse(uri.0.query(), &["crs"])?;
-    let id = id_of(&id)?;
     let crs = p.crs()?;
     let found = st.service.layer(layer).get(id).cloned();
     let item = found.ok_or_else(|| ApiError::not_found("id", id, format!("no {layer} item with this id")))?;
@@ -356,13 +341,11 @@ pub async fn get_one(
 pub async fn replace(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path((layer, id)): Path<(String, String)>,
+    AppPath((layer, ItemId(id))): AppPath<(Layer, ItemId)>,
     uri: OriginalUri,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let layer = layer_of(&layer)?;
     let p = Params::parse(uri.0.query(), &["crs"])?;
-    let id = id_of(&id)?;
     let crs = p.crs()?;
     let (pos, props) = parse_feature(&body, layer, crs)?;
     let item = st.service.update(&who, id, pos, props).await?;
@@ -377,10 +360,8 @@ pub async fn replace(
 pub async fn delete(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path((layer, id)): Path<(String, String)>,
+    AppPath((layer, ItemId(id))): AppPath<(Layer, ItemId)>,
 ) -> Result<Response, ApiError> {
-    let layer = layer_of(&layer)?;
-    let id = id_of(&id)?;
     st.service.delete(&who, layer, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -7,6 +7,7 @@ pub mod caller;
 pub mod devices;
 pub mod dispatch;
 pub mod dispatches;
+pub mod extract;
 pub mod grids;
 pub mod guard;
 pub mod items;

@@ -19,7 +19,8 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::items::{geojson_response, id_of, request_text};
+use super::extract::{AppPath, ItemId};
+use super::items::{geojson_response, request_text};
 use super::params::Params;
 use super::problem::{ApiError, is_json};
 use crate::access::Principal;
@@ -29,7 +30,7 @@ use crate::positions::ingest::{IngestError, Receipt, UNAUTHENTICATED};
 use crate::positions::live::Freshness;
 use crate::positions::{Subject, TracePoint, batch, flags, osmand};
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
@@ -218,11 +219,10 @@ pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: Original
 pub async fn trace(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path(id): Path<String>,
+    AppPath(ItemId(id)): AppPath<ItemId>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(uri.0.query(), &["since", "until", "format", "simplify_m", "flagged", "limit", "crs"])?;
-    let id = id_of(&id)?;
     let crs = p.crs()?;
     let until = p.time("until")?.unwrap_or_else(Utc::now);
     let since = p.time("since")?.unwrap_or(until - Duration::hours(24));

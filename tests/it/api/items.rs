@@ -220,3 +220,22 @@ async fn every_bad_input_class_is_a_named_problem_and_writes_nothing() {
     assert_eq!(f.count(Layer::Incidents).await, 0, "no rejected request wrote anything");
     assert_eq!(f.service.layer(Layer::Incidents).len(), 0);
 }
+
+crate::test!(async malformed_path_values_are_refused_naming_their_parameter);
+/// Path values are parsed once, by type (`api::extract`): each bad one is refused naming the
+/// route's parameter, its value and the reason, before the handler runs.
+async fn malformed_path_values_are_refused_naming_their_parameter() {
+    let f = fixture().await;
+    let a = Some(Role::Admin);
+    assert_problem(&f.call("GET", "/api/v1/nowhere/1", a, None).await, StatusCode::NOT_FOUND, "layer");
+    assert_problem(&f.call("GET", "/api/v1/incidents/0", a, None).await, StatusCode::BAD_REQUEST, "id");
+    assert_problem(&f.call("GET", "/api/v1/incidents/x1", a, None).await, StatusCode::BAD_REQUEST, "id");
+    assert_problem(&f.call("GET", "/api/v1/dispatches/-3", a, None).await, StatusCode::BAD_REQUEST, "id");
+    let step = json!({"step": "acknowledged"});
+    let r = f.call("POST", "/api/v1/dispatches/1/units/seven", Some(Role::Dispatcher), Some(step)).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "unit");
+    assert_problem(&f.call("GET", "/api/v1/grids/44X304", a, None).await, StatusCode::BAD_REQUEST, "code");
+    let r = f.call("PUT", "/api/v1/grids/44X304", a, Some(json!({"type": "Feature"}))).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST, "code");
+    assert_problem(&f.call("GET", "/api/v1/responders/1.5/trace", a, None).await, StatusCode::BAD_REQUEST, "id");
+}
