@@ -30,6 +30,5 @@ pub mod positions;
 pub mod records;
 pub mod roads;
 pub mod service;
-pub mod simulation;
 pub mod store;
 pub mod tile_source;

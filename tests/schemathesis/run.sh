@@ -58,7 +58,7 @@ fi
 "$venv/bin/schemathesis" --version
 
 echo "== schemathesis: build the safegrid binary"
-cargo build -q -p safegrid-services --bin safegrid
+cargo build -q -p safegrid-cli --bin safegrid
 bin="$root/target/debug/safegrid"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/safegrid-schemathesis.XXXXXX")"

@@ -6,7 +6,6 @@
 //! - [`cli`]: `safegrid audit`.
 //! - [`gridding`]: `safegrid gridding` (communities and households in, grids out).
 
-pub mod cli;
 pub mod gridding;
 pub mod html;
 pub mod points;

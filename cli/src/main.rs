@@ -1,6 +1,10 @@
 //! `safegrid` — the command-line entry point. Parses configuration, opens the store and runs one
 //! command; everything else lives in the library.
 
+mod audit_cmd;
+mod gridding_cmd;
+mod simulation;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -466,13 +470,13 @@ enum Command {
     /// Exit code 0: passed; 1: findings; 2: the input could not be audited.
     ///
     /// Example: safegrid audit --grids grids.geojson --territory city.geojson --format html --out audit.html
-    Audit(safegrid_services::audit::cli::AuditArgs),
+    Audit(audit_cmd::AuditArgs),
     /// Divide communities into grids of 300–500 households, contiguous, compact, covering each
     /// community exactly, with stable codes; offline, from GeoJSON/CSV files. Writes the
     /// communities and their grids as one GeoJSON layer, ready for `safegrid audit`.
     ///
     /// Example: safegrid gridding --communities communities.geojson --households housing.csv --out grids.geojson
-    Gridding(safegrid_services::audit::gridding::GriddingArgs),
+    Gridding(gridding_cmd::GriddingArgs),
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
     /// Mint (or rotate) a tracker's secret and print it once, with the identifier to enter in
@@ -512,8 +516,8 @@ async fn main() -> Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         // Offline: no store is opened, and the exit code carries the verdict.
-        Command::Audit(args) => std::process::exit(safegrid_services::audit::cli::run(&args)),
-        Command::Gridding(args) => std::process::exit(safegrid_services::audit::gridding::run(&args)),
+        Command::Audit(args) => std::process::exit(audit_cmd::run(&args)),
+        Command::Gridding(args) => std::process::exit(gridding_cmd::run(&args)),
         Command::Serve { listen, token_reload_secs, map, positions, roads, audit_log, limits } => {
             let basemap = map.open(false).await?;
             let roads = roads.open(false).await?;
@@ -536,7 +540,7 @@ async fn main() -> Result<()> {
             let roads = roads.open(true).await?;
             let simulate = match &roads {
                 Some(r) if !no_simulation => {
-                    safegrid_services::simulation::seed(&service, r).await?;
+                    simulation::seed(&service, r).await?;
                     true
                 }
                 _ => false,
@@ -731,12 +735,7 @@ async fn serve(
         let osmand_addr = osmand.local_addr()?;
         tracing::info!(addr = %osmand_addr, "OsmAnd trackers report here");
         if simulate && let Some(roads) = &state.roads {
-            safegrid_services::simulation::spawn(
-                Arc::clone(&state.service),
-                Arc::clone(&state.desk),
-                Arc::clone(roads),
-                osmand_addr,
-            );
+            simulation::spawn(Arc::clone(&state.service), Arc::clone(&state.desk), Arc::clone(roads), osmand_addr);
         }
         // With the peer address: the OsmAnd door is rate-limited per client address.
         let router = osmand_app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -1,6 +1,5 @@
 //! `safegrid audit`: audit a grid layer from files, with no server or store.
 
-use super::{Report, html, points};
 use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::Crs;
 use safegrid_geodata::audit::geometry::{self, AuditError};
@@ -10,6 +9,7 @@ use safegrid_geodata::audit::patrol::{self, PatrolOptions};
 use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Norm};
 use safegrid_geodata::audit::{Progress, Silent, Thresholds};
+use safegrid_services::audit::{Report, html, points};
 use std::path::{Path, PathBuf};
 
 /// Exit code: the layer passed.

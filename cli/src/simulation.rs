@@ -6,18 +6,20 @@
 //! Only `safegrid demo` runs it (`--no-simulation` turns it off). Units, posts and incidents
 //! it creates are ordinary data: the wall, the API and the audit log see them like any other.
 
-use crate::access::{Principal, Role};
-use crate::dispatch::board::Step;
-use crate::dispatch::desk::Desk;
-use crate::dispatch::nearest::{NearestQuery, rank};
-use crate::layer::{Incident, IncidentStatus, Layer, Post, PostKind, Props, Responder, ResponderKind, ResponderStatus};
-use crate::roads::Roads;
-use crate::service::Service;
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safegrid_geodata::roads::Mode;
 use safegrid_geodata::{LonLat, haversine_m};
+use safegrid_services::access::{Principal, Role};
+use safegrid_services::dispatch::board::Step;
+use safegrid_services::dispatch::desk::Desk;
+use safegrid_services::dispatch::nearest::{NearestQuery, rank};
+use safegrid_services::layer::{
+    Incident, IncidentStatus, Layer, Post, PostKind, Props, Responder, ResponderKind, ResponderStatus,
+};
+use safegrid_services::roads::Roads;
+use safegrid_services::service::Service;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +136,7 @@ pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: 
         let mut units = units;
         for u in &mut units {
             match service.mint_device_secret(&u.device).await {
-                Ok(secret) => u.credential = crate::positions::devices::credential(&u.device, &secret),
+                Ok(secret) => u.credential = safegrid_services::positions::devices::credential(&u.device, &secret),
                 Err(e) => {
                     tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused");
                 }
