@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why a longitude/latitude pair was refused.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{CoordError, LonLat};
+/// let err = LonLat::new(114.0579, 95.0).unwrap_err();
+/// assert!(matches!(err, CoordError::OutOfRange { field: "lat", .. }));
+/// assert_eq!(err.to_string(), "lat must be between -90 and 90 degrees, got 95");
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoordError {
@@ -35,6 +43,13 @@ pub enum CoordError {
 
 impl CoordError {
     /// The name of the offending axis: `"lon"` or `"lat"`.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// let err = LonLat::new(f64::NAN, 22.5431).unwrap_err();
+    /// assert_eq!(err.field(), "lon");
+    /// ```
     #[must_use]
     pub fn field(&self) -> &'static str {
         match self {
@@ -43,6 +58,14 @@ impl CoordError {
     }
 
     /// The offending value.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// // Latitude and longitude swapped: 114° is no latitude.
+    /// let err = LonLat::new(22.5431, 114.0579).unwrap_err();
+    /// assert_eq!((err.field(), err.value()), ("lat", 114.0579));
+    /// ```
     #[must_use]
     pub fn value(&self) -> f64 {
         match self {
@@ -73,6 +96,18 @@ impl LonLat {
     ///
     /// # Errors
     /// [`CoordError`] naming the axis and the value.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dongguan = LonLat::new(113.7518, 23.0205)?;
+    /// assert_eq!((dongguan.lon(), dongguan.lat()), (113.7518, 23.0205));
+    /// assert!(LonLat::new(180.0, -90.0).is_ok()); // the bounds are inclusive
+    /// assert!(LonLat::new(180.5, 22.5).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(lon: f64, lat: f64) -> Result<Self, CoordError> {
         check_axis("lon", lon, 180.0)?;
         check_axis("lat", lat, 90.0)?;
@@ -87,18 +122,46 @@ impl LonLat {
     }
 
     /// Longitude in degrees east.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// assert_eq!(LonLat::new(114.0579, 22.5431)?.lon(), 114.0579);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn lon(self) -> f64 {
         self.lon
     }
 
     /// Latitude in degrees north.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// assert_eq!(LonLat::new(114.0579, 22.5431)?.lat(), 22.5431);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn lat(self) -> f64 {
         self.lat
     }
 
     /// The point as a `geo` coordinate (x = lon, y = lat).
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let c = LonLat::new(114.0579, 22.5431)?.to_coord();
+    /// assert_eq!((c.x, c.y), (114.0579, 22.5431));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn to_coord(self) -> geo::Coord<f64> {
         geo::Coord { x: self.lon, y: self.lat }

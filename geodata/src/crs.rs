@@ -17,6 +17,23 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A coordinate reference system a caller may name.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{Crs, LonLat, haversine_m};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A position copied from AMap (高德), which shows GCJ-02.
+/// let crs: Crs = "gcj02".parse()?;
+/// let from_amap = LonLat::new(114.0628, 22.5404)?;
+/// let wgs84 = crs.to_wgs84(from_amap);
+/// // The offset in Shenzhen is a few hundred metres.
+/// let offset = haversine_m(from_amap, wgs84);
+/// assert!((300.0..700.0).contains(&offset), "{offset}");
+/// assert_eq!(Crs::default(), Crs::Wgs84);
+/// assert_eq!(serde_json::to_string(&Crs::Bd09)?, r#""bd09""#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -32,9 +49,32 @@ pub enum Crs {
 
 impl Crs {
     /// All accepted names, for error messages and documentation.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::Crs;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// for name in Crs::NAMES {
+    ///     assert_eq!(name.parse::<Crs>()?.name(), name);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub const NAMES: [&'static str; 3] = ["wgs84", "gcj02", "bd09"];
 
     /// The canonical lower-case name.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::Crs;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// assert_eq!(Crs::Gcj02.name(), "gcj02");
+    /// // Aliases parse to the canonical CRS.
+    /// assert_eq!("EPSG:4326".parse::<Crs>()?.name(), "wgs84");
+    /// assert_eq!("bd09ll".parse::<Crs>()?.to_string(), "bd09");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -45,6 +85,19 @@ impl Crs {
     }
 
     /// Converts a point given in this CRS to WGS-84.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{Crs, LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let wgs84 = LonLat::new(114.0579, 22.5431)?;
+    /// // Baidu's BD-09 value for the same place, converted back.
+    /// let from_baidu = Crs::Bd09.from_wgs84(wgs84);
+    /// assert!(haversine_m(Crs::Bd09.to_wgs84(from_baidu), wgs84) < 0.001);
+    /// assert_eq!(Crs::Wgs84.to_wgs84(wgs84), wgs84);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn to_wgs84(self, p: LonLat) -> LonLat {
         match self {
@@ -55,6 +108,19 @@ impl Crs {
     }
 
     /// Converts a WGS-84 point to this CRS.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{Crs, LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dongguan = LonLat::new(113.7518, 23.0205)?;
+    /// let on_amap = Crs::Gcj02.from_wgs84(dongguan);
+    /// assert!(haversine_m(dongguan, on_amap) > 300.0);
+    /// // BD-09 is a further offset of GCJ-02.
+    /// assert!(haversine_m(on_amap, Crs::Bd09.from_wgs84(dongguan)) > 300.0);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn from_wgs84(self, p: LonLat) -> LonLat {
         match self {
@@ -72,6 +138,14 @@ impl fmt::Display for Crs {
 }
 
 /// A CRS name that safegrid does not know.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{Crs, crs::UnknownCrs};
+/// let err = "cgcs2000/3-degree".parse::<Crs>().unwrap_err();
+/// assert_eq!(err, UnknownCrs { value: "cgcs2000/3-degree".into() });
+/// assert!(err.to_string().contains("expected one of wgs84, gcj02, bd09"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown CRS {value:?}: expected one of wgs84, gcj02, bd09")]
 pub struct UnknownCrs {
@@ -172,6 +246,18 @@ pub fn wgs84_to_gcj02(p: LonLat) -> LonLat {
 }
 
 /// GCJ-02 → WGS-84, iterative, accurate to better than 1e-9°.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, crs::{gcj02_to_wgs84, wgs84_to_gcj02}};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let futian = LonLat::new(114.0579, 22.5431)?;
+/// let back = gcj02_to_wgs84(wgs84_to_gcj02(futian));
+/// assert!((back.lon() - futian.lon()).abs() < 1e-9);
+/// assert!((back.lat() - futian.lat()).abs() < 1e-9);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn gcj02_to_wgs84(p: LonLat) -> LonLat {
     let (lon, lat) = invert(wgs_to_gcj_raw, p.lon(), p.lat());
@@ -179,6 +265,19 @@ pub fn gcj02_to_wgs84(p: LonLat) -> LonLat {
 }
 
 /// GCJ-02 → BD-09.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, crs::gcj02_to_bd09};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let gcj = LonLat::new(114.0628, 22.5404)?;
+/// let bd = gcj02_to_bd09(gcj);
+/// // Baidu's offset is to the north-east, about 0.0065° and 0.006° near Shenzhen.
+/// assert!((bd.lon() - gcj.lon() - 0.0065).abs() < 0.001);
+/// assert!((bd.lat() - gcj.lat() - 0.006).abs() < 0.001);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn gcj02_to_bd09(p: LonLat) -> LonLat {
     let (lon, lat) = gcj_to_bd_raw(p.lon(), p.lat());
@@ -186,6 +285,17 @@ pub fn gcj02_to_bd09(p: LonLat) -> LonLat {
 }
 
 /// BD-09 → GCJ-02, iterative, accurate to better than 1e-9°.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, crs::{bd09_to_gcj02, gcj02_to_bd09}};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let gcj = LonLat::new(114.0628, 22.5404)?;
+/// let back = bd09_to_gcj02(gcj02_to_bd09(gcj));
+/// assert!((back.lon() - gcj.lon()).abs() < 1e-9 && (back.lat() - gcj.lat()).abs() < 1e-9);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn bd09_to_gcj02(p: LonLat) -> LonLat {
     let (lon, lat) = invert(gcj_to_bd_raw, p.lon(), p.lat());

@@ -3,9 +3,29 @@
 use crate::LonLat;
 
 /// Mean Earth radius in metres (IUGG R1), the radius used by every distance in safegrid.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::EARTH_RADIUS_M;
+/// // One minute of arc along a great circle is about one nautical mile.
+/// let one_minute = EARTH_RADIUS_M * (1.0_f64 / 60.0).to_radians();
+/// assert!((one_minute - 1_853.2).abs() < 0.1);
+/// ```
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
 /// Metres along one degree of latitude on the mean sphere.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, haversine_m, distance::METRES_PER_DEGREE};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert!((METRES_PER_DEGREE - 111_195.08).abs() < 0.01);
+/// // Due north, the haversine distance is the latitude difference times this constant.
+/// let d = haversine_m(LonLat::new(114.0579, 22.5)?, LonLat::new(114.0579, 23.0)?);
+/// assert!((d - 0.5 * METRES_PER_DEGREE).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub const METRES_PER_DEGREE: f64 = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
 
 /// Haversine distance between two points.

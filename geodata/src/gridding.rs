@@ -31,6 +31,17 @@ use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
 /// What a grid should hold, and how fine the building blocks are.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridding::GriddingOptions;
+/// use h3o::Resolution;
+/// let norm = GriddingOptions::default();
+/// assert_eq!((norm.min_households, norm.max_households, norm.res), (300, 500, Resolution::Eleven));
+/// // Villages with fewer households a grid, built from coarser cells.
+/// let village = GriddingOptions { min_households: 100, max_households: 200, res: Resolution::Ten };
+/// assert!(village.max_households < norm.min_households);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GriddingOptions {
     /// Fewest households a grid.
@@ -48,6 +59,33 @@ impl Default for GriddingOptions {
 }
 
 /// A community (社区) to divide.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridding::{Community, GriddingOptions, grid_communities};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::{GridCode, LonLat};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A community of about 500 m by 550 m in Futian, with 30 buildings of 30 households each.
+/// let baihua = Community {
+///     code: GridCode::parse("440304001002")?,
+///     name: "百花社区".into(),
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 114.080, y: 22.550), (x: 114.085, y: 22.550), (x: 114.085, y: 22.555), (x: 114.080, y: 22.555)]]),
+/// };
+/// let buildings = (0..30)
+///     .map(|i| {
+///         let at = LonLat::new(114.0805 + 0.0008 * f64::from(i % 6), 22.5505 + 0.0009 * f64::from(i / 6))?;
+///         Ok(Dwelling { at, households: 30, people: 80 })
+///     })
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let (grids, summary) = grid_communities(&[baihua.clone()], &buildings, GriddingOptions::default(), &[])?;
+/// assert!(grids.iter().all(|g| baihua.code.covers(&g.unit.code)));
+/// assert!(grids.iter().all(|g| g.unit.name.starts_with("百花社区第")));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Community {
     /// Its code; grids are coded beneath it.
@@ -59,6 +97,37 @@ pub struct Community {
 }
 
 /// A grid the gridding produced.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridding::{Community, GriddingOptions, grid_communities};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::{GridCode, LonLat};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A community of about 500 m by 550 m in Futian, with 30 buildings of 30 households each.
+/// let baihua = Community {
+///     code: GridCode::parse("440304001002")?,
+///     name: "百花社区".into(),
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 114.080, y: 22.550), (x: 114.085, y: 22.550), (x: 114.085, y: 22.555), (x: 114.080, y: 22.555)]]),
+/// };
+/// let buildings = (0..30)
+///     .map(|i| {
+///         let at = LonLat::new(114.0805 + 0.0008 * f64::from(i % 6), 22.5505 + 0.0009 * f64::from(i / 6))?;
+///         Ok(Dwelling { at, households: 30, people: 80 })
+///     })
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let (grids, summary) = grid_communities(&[baihua.clone()], &buildings, GriddingOptions::default(), &[])?;
+/// let first = &grids[0];
+/// assert_eq!(first.unit.code.as_str(), "440304001002001");
+/// assert_eq!(first.unit.name, "百花社区第001网格");
+/// assert!(first.unit.manager.is_none());
+/// assert!((300..=500).contains(&first.households));
+/// assert!(first.compactness > 0.5 && first.compactness <= 1.0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct GeneratedGrid {
     /// The grid (no manager yet: the street office assigns one).
@@ -70,6 +139,25 @@ pub struct GeneratedGrid {
 }
 
 /// Why a community could not be gridded.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridding::{Community, GriddingError, GriddingOptions, grid_communities};
+/// use safegrid_geodata::GridCode;
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let community = Community {
+///     code: GridCode::parse("440304001002")?,
+///     name: "百花社区".into(),
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 114.080, y: 22.550), (x: 114.085, y: 22.550), (x: 114.085, y: 22.555), (x: 114.080, y: 22.555)]]),
+/// };
+/// let twice = [community.clone(), community];
+/// let err = grid_communities(&twice, &[], GriddingOptions::default(), &[]).unwrap_err();
+/// assert_eq!(err, GriddingError::DuplicateCommunity { code: "440304001002".into() });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GriddingError {
@@ -99,6 +187,36 @@ pub enum GriddingError {
 }
 
 /// Summary figures of a gridding.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridding::{Community, GriddingOptions, grid_communities};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::{GridCode, LonLat};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A community of about 500 m by 550 m in Futian, with 30 buildings of 30 households each.
+/// let baihua = Community {
+///     code: GridCode::parse("440304001002")?,
+///     name: "百花社区".into(),
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 114.080, y: 22.550), (x: 114.085, y: 22.550), (x: 114.085, y: 22.555), (x: 114.080, y: 22.555)]]),
+/// };
+/// let buildings = (0..30)
+///     .map(|i| {
+///         let at = LonLat::new(114.0805 + 0.0008 * f64::from(i % 6), 22.5505 + 0.0009 * f64::from(i / 6))?;
+///         Ok(Dwelling { at, households: 30, people: 80 })
+///     })
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let (grids, summary) = grid_communities(&[baihua.clone()], &buildings, GriddingOptions::default(), &[])?;
+/// // 900 households: two grids of about 450.
+/// assert_eq!(summary.grids, 2);
+/// assert_eq!(summary.within_norm, 2);
+/// assert_eq!(summary.households_min + summary.households_max, 900);
+/// assert_eq!(summary.codes_kept, 0); // no previous layer
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct GriddingSummary {
     /// Grids made.
@@ -119,6 +237,39 @@ pub struct GriddingSummary {
 ///
 /// # Errors
 /// [`GriddingError`] for the first community that cannot be gridded.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridding::{Community, GriddingOptions, grid_communities};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::{GridCode, LonLat};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A community of about 500 m by 550 m in Futian, with 30 buildings of 30 households each.
+/// let baihua = Community {
+///     code: GridCode::parse("440304001002")?,
+///     name: "百花社区".into(),
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 114.080, y: 22.550), (x: 114.085, y: 22.550), (x: 114.085, y: 22.555), (x: 114.080, y: 22.555)]]),
+/// };
+/// let buildings = (0..30)
+///     .map(|i| {
+///         let at = LonLat::new(114.0805 + 0.0008 * f64::from(i % 6), 22.5505 + 0.0009 * f64::from(i / 6))?;
+///         Ok(Dwelling { at, households: 30, people: 80 })
+///     })
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let (grids, summary) = grid_communities(&[baihua.clone()], &buildings, GriddingOptions::default(), &[])?;
+/// assert_eq!(grids.len(), 2);
+/// assert_eq!(grids.iter().map(|g| g.households).sum::<u64>(), 900);
+///
+/// // Gridded again with the first result as the previous layer, every grid keeps its code.
+/// let previous: Vec<_> = grids.iter().map(|g| g.unit.clone()).collect();
+/// let (again, summary) = grid_communities(&[baihua], &buildings, GriddingOptions::default(), &previous)?;
+/// assert_eq!(summary.codes_kept, 2);
+/// assert_eq!(again[1].unit.code, grids[1].unit.code);
+/// # Ok(())
+/// # }
+/// ```
 pub fn grid_communities(
     communities: &[Community],
     households: &[Dwelling],

@@ -16,6 +16,28 @@ use h3o::{CellIndex, Resolution};
 use std::collections::HashMap;
 
 /// Why grids could not be generated.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridgen::{GridGenError, h3_grids};
+/// use safegrid_geodata::{GridCode, GridLevel, GridUnit};
+/// use geo::{MultiPolygon, polygon};
+/// use h3o::Resolution;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // 0.04° by 0.04° (about 18 km²) at H3 resolution 10 (≈ 0.015 km² a cell) needs over 1,000 grids.
+/// let district = GridUnit {
+///     code: GridCode::parse("441900")?,
+///     name: "东莞市".into(),
+///     level: GridLevel::District,
+///     manager: None,
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 113.73, y: 23.00), (x: 113.77, y: 23.00), (x: 113.77, y: 23.04), (x: 113.73, y: 23.04)]]),
+/// };
+/// let err = h3_grids(&[district], Resolution::Ten).unwrap_err();
+/// assert_eq!(err, GridGenError::TooManyGrids { code: "441900".into() });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GridGenError {
@@ -45,6 +67,35 @@ const SLIVER_SHARE: f64 = 0.25;
 ///
 /// # Errors
 /// [`GridGenError`] for a district that cannot be tiled or needs more than 999 grids.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::gridgen::h3_grids;
+/// use safegrid_geodata::{GridCode, GridLevel, GridUnit};
+/// use geo::{Area, MultiPolygon, polygon};
+/// use h3o::Resolution;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A 2 km by 2 km piece of Futian as a district.
+/// let futian = GridUnit {
+///     code: GridCode::parse("440304")?,
+///     name: "福田区".into(),
+///     level: GridLevel::District,
+///     manager: None,
+///     geometry: MultiPolygon::new(vec![polygon![
+///         (x: 114.04, y: 22.53), (x: 114.06, y: 22.53), (x: 114.06, y: 22.55), (x: 114.04, y: 22.55)]]),
+/// };
+/// let grids = h3_grids(std::slice::from_ref(&futian), Resolution::Eight)?;
+/// assert!(grids.len() > 1);
+/// assert_eq!(grids[0].code.as_str(), "440304001");
+/// assert_eq!(grids[0].name, "福田区第001网格");
+/// assert!(grids.iter().all(|g| g.level == GridLevel::Grid && futian.code.covers(&g.code)));
+/// // The grids cover the district, to the overlay's rounding.
+/// let covered: f64 = grids.iter().map(|g| g.geometry.unsigned_area()).sum();
+/// let ratio = covered / futian.geometry.unsigned_area();
+/// assert!((ratio - 1.0).abs() < 1e-6, "{ratio}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn h3_grids(districts: &[GridUnit], res: Resolution) -> Result<Vec<GridUnit>, GridGenError> {
     let mut out = Vec::new();
     for d in districts {

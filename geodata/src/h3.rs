@@ -23,6 +23,21 @@ pub fn cell_at(p: LonLat, res: Resolution) -> CellIndex {
 }
 
 /// How many points fall in each cell.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, h3::{cell_at, counts_per_cell}};
+/// use h3o::Resolution;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let futian = LonLat::new(114.0579, 22.5431)?;
+/// let nearby = LonLat::new(114.0580, 22.5432)?; // ~15 m away
+/// let dongguan = LonLat::new(113.7518, 23.0205)?;
+/// let counts = counts_per_cell([futian, nearby, dongguan], Resolution::Eight);
+/// assert_eq!(counts[&cell_at(futian, Resolution::Eight)], 2);
+/// assert_eq!(counts[&cell_at(dongguan, Resolution::Eight)], 1);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn counts_per_cell(points: impl IntoIterator<Item = LonLat>, res: Resolution) -> HashMap<CellIndex, u64> {
     let mut counts = HashMap::new();
@@ -33,6 +48,21 @@ pub fn counts_per_cell(points: impl IntoIterator<Item = LonLat>, res: Resolution
 }
 
 /// The boundary of a cell as a closed polygon in degrees.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, h3::{cell_at, cell_polygon}};
+/// use geo::{Contains, Point};
+/// use h3o::Resolution;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let p = LonLat::new(114.0579, 22.5431)?;
+/// let hexagon = cell_polygon(cell_at(p, Resolution::Nine));
+/// assert!(hexagon.exterior().is_closed());
+/// assert_eq!(hexagon.exterior().0.len(), 7); // six corners, the first repeated
+/// assert!(hexagon.contains(&Point::from(p.to_coord())));
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn cell_polygon(cell: CellIndex) -> geo::Polygon<f64> {
     let mut ring: geo::LineString<f64> = cell.boundary().into();

@@ -24,6 +24,18 @@ use rstar::primitives::{GeomWithData, Rectangle};
 use std::cmp::Reverse;
 
 /// Where a point lies relative to a polygon.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::locate::{PointPosition, PreparedPolygon};
+/// use geo::{coord, polygon};
+/// let grid = PreparedPolygon::new(&polygon![
+///     (x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)]);
+/// let where_is = |x, y| grid.position(coord! { x: x, y: y });
+/// assert_eq!(where_is(114.055, 22.545), PointPosition::Inside);
+/// assert_eq!(where_is(114.06, 22.545), PointPosition::OnBoundary);
+/// assert_eq!(where_is(114.07, 22.545), PointPosition::Outside);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointPosition {
     /// Strictly inside.
@@ -35,6 +47,20 @@ pub enum PointPosition {
 }
 
 /// A polygon prepared for repeated point-in-polygon tests.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::locate::{PointPosition, PreparedPolygon};
+/// use geo::{coord, polygon};
+/// // A grid in Futian with a courtyard cut out of it.
+/// let grid = polygon![
+///     exterior: [(x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)],
+///     interiors: [[(x: 114.054, y: 22.544), (x: 114.056, y: 22.544), (x: 114.056, y: 22.546), (x: 114.054, y: 22.546)]],
+/// ];
+/// let prepared = PreparedPolygon::new(&grid);
+/// assert_eq!(prepared.position(coord! { x: 114.052, y: 22.545 }), PointPosition::Inside);
+/// assert_eq!(prepared.position(coord! { x: 114.055, y: 22.545 }), PointPosition::Outside); // in the hole
+/// ```
 #[derive(Debug, Clone)]
 pub struct PreparedPolygon {
     min: Coord<f64>,
@@ -47,6 +73,16 @@ pub struct PreparedPolygon {
 
 impl PreparedPolygon {
     /// Prepares a polygon (all rings: holes count as outside by the even-odd rule).
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::locate::{PointPosition, PreparedPolygon};
+    /// use geo::{coord, polygon};
+    /// let triangle = PreparedPolygon::new(&polygon![
+    ///     (x: 113.75, y: 23.02), (x: 113.76, y: 23.02), (x: 113.75, y: 23.03)]);
+    /// assert_eq!(triangle.position(coord! { x: 113.752, y: 23.022 }), PointPosition::Inside);
+    /// assert_eq!(triangle.position(coord! { x: 113.758, y: 23.028 }), PointPosition::Outside);
+    /// ```
     #[must_use]
     pub fn new(poly: &Polygon<f64>) -> Self {
         let mut edges = Vec::new();
@@ -86,12 +122,32 @@ impl PreparedPolygon {
     }
 
     /// Envelope as (min, max).
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::locate::PreparedPolygon;
+    /// use geo::{coord, polygon};
+    /// let triangle = PreparedPolygon::new(&polygon![
+    ///     (x: 113.75, y: 23.02), (x: 113.76, y: 23.02), (x: 113.75, y: 23.03)]);
+    /// assert_eq!(triangle.envelope(), (coord! { x: 113.75, y: 23.02 }, coord! { x: 113.76, y: 23.03 }));
+    /// ```
     #[must_use]
     pub fn envelope(&self) -> (Coord<f64>, Coord<f64>) {
         (self.min, self.max)
     }
 
     /// Classifies a point: inside, exactly on the boundary, or outside.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::locate::{PointPosition, PreparedPolygon};
+    /// use geo::{coord, polygon};
+    /// let grid = PreparedPolygon::new(&polygon![
+    ///     (x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)]);
+    /// assert_eq!(grid.position(coord! { x: 114.0579, y: 22.5431 }), PointPosition::Inside);
+    /// assert_eq!(grid.position(coord! { x: 114.05, y: 22.55 }), PointPosition::OnBoundary); // a corner
+    /// assert_eq!(grid.position(coord! { x: 114.0579, y: 22.5501 }), PointPosition::Outside);
+    /// ```
     #[must_use]
     pub fn position(&self, p: Coord<f64>) -> PointPosition {
         if p.x < self.min.x || p.x > self.max.x || p.y < self.min.y || p.y > self.max.y {
@@ -123,6 +179,22 @@ impl PreparedPolygon {
     }
 
     /// Distance in metres from `p` to the nearest edge, in a flat projection around `p`.
+    ///
+    /// The distance is the same inside and outside the polygon.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{LonLat, locate::PreparedPolygon};
+    /// use geo::polygon;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let grid = PreparedPolygon::new(&polygon![
+    ///     (x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)]);
+    /// // 0.002° of longitude east of the western edge, at 22.545°N: about 205 m.
+    /// let d = grid.edge_distance_m(LonLat::new(114.052, 22.545)?);
+    /// assert!((d - 205.4).abs() < 0.5, "{d}");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn edge_distance_m(&self, p: LonLat) -> f64 {
         let proj = LocalMetres::around(p);
@@ -141,6 +213,36 @@ impl PreparedPolygon {
 }
 
 /// Where a point was located.
+///
+/// # Examples
+/// ```
+/// # use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit, Location, LonLat};
+/// # use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let unit = |code: &str, level, x0: f64, x1: f64| -> Result<GridUnit, Box<dyn std::error::Error>> {
+/// #     let geometry = MultiPolygon::new(vec![polygon![
+/// #         (x: x0, y: 22.54), (x: x1, y: 22.54), (x: x1, y: 22.55), (x: x0, y: 22.55)]]);
+/// #     Ok(GridUnit { code: GridCode::parse(code)?, name: code.into(), level, manager: None, geometry })
+/// # };
+/// # // 福田区 with two grids side by side, sharing the meridian 114.06°E.
+/// # let futian = GridHierarchy::new(vec![
+/// #     unit("440304", GridLevel::District, 114.05, 114.07)?,
+/// #     unit("440304001", GridLevel::Grid, 114.05, 114.06)?,
+/// #     unit("440304002", GridLevel::Grid, 114.06, 114.07)?,
+/// # ])?;
+/// let locator = GridLocator::new(&futian);
+/// let describe = |p: LonLat| match locator.locate(p) {
+///     Location::In { unit } => format!("in {}", futian.unit(unit).code),
+///     Location::Outside { nearest, distance_m } => {
+///         format!("{:.0} m outside {}", distance_m, futian.unit(nearest).code)
+///     }
+///     Location::NoGrids => "no grids".to_owned(),
+/// };
+/// assert_eq!(describe(LonLat::new(114.0579, 22.5431)?), "in 440304001");
+/// assert_eq!(describe(LonLat::new(114.0650, 22.5590)?), "1001 m outside 440304002");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Location {
     /// In the leaf unit with this index in the [`GridHierarchy`].
@@ -162,6 +264,33 @@ pub enum Location {
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
 /// Point → leaf-unit locator for one [`GridHierarchy`].
+///
+/// Built once per hierarchy; only leaf units (those without children) are indexed.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit, Location, LonLat};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let unit = |code: &str, level, x0: f64, x1: f64| -> Result<GridUnit, Box<dyn std::error::Error>> {
+///     let geometry = MultiPolygon::new(vec![polygon![
+///         (x: x0, y: 22.54), (x: x1, y: 22.54), (x: x1, y: 22.55), (x: x0, y: 22.55)]]);
+///     Ok(GridUnit { code: GridCode::parse(code)?, name: code.into(), level, manager: None, geometry })
+/// };
+/// // 福田区 with two grids side by side, sharing the meridian 114.06°E.
+/// let futian = GridHierarchy::new(vec![
+///     unit("440304", GridLevel::District, 114.05, 114.07)?,
+///     unit("440304001", GridLevel::Grid, 114.05, 114.06)?,
+///     unit("440304002", GridLevel::Grid, 114.06, 114.07)?,
+/// ])?;
+/// let locator = GridLocator::new(&futian);
+/// let Location::In { unit } = locator.locate(LonLat::new(114.0650, 22.5450)?) else {
+///     return Err("not located".into());
+/// };
+/// assert_eq!(futian.unit(unit).code.as_str(), "440304002");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct GridLocator {
     tree: RTree<Entry>,
@@ -171,6 +300,30 @@ pub struct GridLocator {
 
 impl GridLocator {
     /// Indexes every polygon part of every leaf unit.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit, Location, LonLat};
+    /// # use geo::{MultiPolygon, polygon};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let unit = |code: &str, level, x0: f64, x1: f64| -> Result<GridUnit, Box<dyn std::error::Error>> {
+    /// #     let geometry = MultiPolygon::new(vec![polygon![
+    /// #         (x: x0, y: 22.54), (x: x1, y: 22.54), (x: x1, y: 22.55), (x: x0, y: 22.55)]]);
+    /// #     Ok(GridUnit { code: GridCode::parse(code)?, name: code.into(), level, manager: None, geometry })
+    /// # };
+    /// # // 福田区 with two grids side by side, sharing the meridian 114.06°E.
+    /// # let futian = GridHierarchy::new(vec![
+    /// #     unit("440304", GridLevel::District, 114.05, 114.07)?,
+    /// #     unit("440304001", GridLevel::Grid, 114.05, 114.06)?,
+    /// #     unit("440304002", GridLevel::Grid, 114.06, 114.07)?,
+    /// # ])?;
+    /// let locator = GridLocator::new(&futian);
+    /// // The district has children, so only its two grids are indexed.
+    /// assert_eq!(locator.part_count(), 2);
+    /// assert_eq!(GridLocator::new(&GridHierarchy::default()).locate(LonLat::new(114.06, 22.54)?), Location::NoGrids);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn new(h: &GridHierarchy) -> Self {
         let mut parts = Vec::new();
@@ -193,12 +346,61 @@ impl GridLocator {
     }
 
     /// Number of indexed polygon parts.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit};
+    /// use geo::{MultiPolygon, polygon};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // One grid of two islands.
+    /// let islands = MultiPolygon::new(vec![
+    ///     polygon![(x: 113.90, y: 22.48), (x: 113.91, y: 22.48), (x: 113.91, y: 22.49)],
+    ///     polygon![(x: 113.92, y: 22.48), (x: 113.93, y: 22.48), (x: 113.93, y: 22.49)],
+    /// ]);
+    /// let grid = GridUnit {
+    ///     code: GridCode::parse("440305")?, name: "南山区".into(), level: GridLevel::District,
+    ///     manager: None, geometry: islands,
+    /// };
+    /// assert_eq!(GridLocator::new(&GridHierarchy::new(vec![grid])?).part_count(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn part_count(&self) -> usize {
         self.parts.len()
     }
 
     /// Locates a point by the border rule in the module docs.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit, Location, LonLat};
+    /// # use geo::{MultiPolygon, polygon};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let unit = |code: &str, level, x0: f64, x1: f64| -> Result<GridUnit, Box<dyn std::error::Error>> {
+    /// #     let geometry = MultiPolygon::new(vec![polygon![
+    /// #         (x: x0, y: 22.54), (x: x1, y: 22.54), (x: x1, y: 22.55), (x: x0, y: 22.55)]]);
+    /// #     Ok(GridUnit { code: GridCode::parse(code)?, name: code.into(), level, manager: None, geometry })
+    /// # };
+    /// # // 福田区 with two grids side by side, sharing the meridian 114.06°E.
+    /// # let futian = GridHierarchy::new(vec![
+    /// #     unit("440304", GridLevel::District, 114.05, 114.07)?,
+    /// #     unit("440304001", GridLevel::Grid, 114.05, 114.06)?,
+    /// #     unit("440304002", GridLevel::Grid, 114.06, 114.07)?,
+    /// # ])?;
+    /// let locator = GridLocator::new(&futian);
+    /// // On the shared border: the smaller code wins.
+    /// let on_border = locator.locate(LonLat::new(114.06, 22.545)?);
+    /// assert_eq!(on_border, Location::In { unit: futian.index_of(&GridCode::parse("440304001")?).ok_or("?")? });
+    /// // North of both grids: outside, with the nearest one.
+    /// let Location::Outside { nearest, distance_m } = locator.locate(LonLat::new(114.0650, 22.5590)?) else {
+    ///     return Err("expected outside".into());
+    /// };
+    /// assert_eq!(futian.unit(nearest).code.as_str(), "440304002");
+    /// assert!((distance_m - 1000.8).abs() < 1.0, "{distance_m}");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn locate(&self, p: LonLat) -> Location {
         if let Some(unit) = self.containing_unit(p) {
@@ -212,6 +414,30 @@ impl GridLocator {
 
     /// The leaf unit holding `p`, if any; cheaper than [`Self::locate`] when the nearest unit
     /// outside is not wanted.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit, Location, LonLat};
+    /// # use geo::{MultiPolygon, polygon};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let unit = |code: &str, level, x0: f64, x1: f64| -> Result<GridUnit, Box<dyn std::error::Error>> {
+    /// #     let geometry = MultiPolygon::new(vec![polygon![
+    /// #         (x: x0, y: 22.54), (x: x1, y: 22.54), (x: x1, y: 22.55), (x: x0, y: 22.55)]]);
+    /// #     Ok(GridUnit { code: GridCode::parse(code)?, name: code.into(), level, manager: None, geometry })
+    /// # };
+    /// # // 福田区 with two grids side by side, sharing the meridian 114.06°E.
+    /// # let futian = GridHierarchy::new(vec![
+    /// #     unit("440304", GridLevel::District, 114.05, 114.07)?,
+    /// #     unit("440304001", GridLevel::Grid, 114.05, 114.06)?,
+    /// #     unit("440304002", GridLevel::Grid, 114.06, 114.07)?,
+    /// # ])?;
+    /// let locator = GridLocator::new(&futian);
+    /// let unit = locator.containing_unit(LonLat::new(114.0579, 22.5431)?);
+    /// assert_eq!(unit.map(|i| futian.unit(i).code.as_str()), Some("440304001"));
+    /// assert_eq!(locator.containing_unit(LonLat::new(113.7518, 23.0205)?), None); // Dongguan
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn containing_unit(&self, p: LonLat) -> Option<usize> {
         let c = p.to_coord();
@@ -235,6 +461,34 @@ impl GridLocator {
     /// Distance in metres from `p` to the boundary of leaf unit `unit` (an index in the
     /// [`GridHierarchy`]), inside or out; `None` when it is not a leaf. Geofence hysteresis asks
     /// how far a unit has gone past a grid's border.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{GridCode, GridHierarchy, GridLevel, GridLocator, GridUnit, Location, LonLat};
+    /// # use geo::{MultiPolygon, polygon};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let unit = |code: &str, level, x0: f64, x1: f64| -> Result<GridUnit, Box<dyn std::error::Error>> {
+    /// #     let geometry = MultiPolygon::new(vec![polygon![
+    /// #         (x: x0, y: 22.54), (x: x1, y: 22.54), (x: x1, y: 22.55), (x: x0, y: 22.55)]]);
+    /// #     Ok(GridUnit { code: GridCode::parse(code)?, name: code.into(), level, manager: None, geometry })
+    /// # };
+    /// # // 福田区 with two grids side by side, sharing the meridian 114.06°E.
+    /// # let futian = GridHierarchy::new(vec![
+    /// #     unit("440304", GridLevel::District, 114.05, 114.07)?,
+    /// #     unit("440304001", GridLevel::Grid, 114.05, 114.06)?,
+    /// #     unit("440304002", GridLevel::Grid, 114.06, 114.07)?,
+    /// # ])?;
+    /// let locator = GridLocator::new(&futian);
+    /// let grid = futian.index_of(&GridCode::parse("440304001")?).ok_or("no such grid")?;
+    /// // 0.001° of latitude north of the grid's northern edge: about 111 m past it.
+    /// let d = locator.distance_to_unit_boundary_m(grid, LonLat::new(114.055, 22.551)?);
+    /// assert!(d.is_some_and(|m| (m - 111.2).abs() < 0.1));
+    /// // The district is not a leaf.
+    /// let district = futian.index_of(&GridCode::parse("440304")?).ok_or("no such district")?;
+    /// assert_eq!(locator.distance_to_unit_boundary_m(district, LonLat::new(114.055, 22.551)?), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn distance_to_unit_boundary_m(&self, unit: usize, p: LonLat) -> Option<f64> {
         // Parts are pushed unit by unit in index order, so a unit's parts are one run.

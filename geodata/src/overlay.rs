@@ -73,6 +73,19 @@ fn binary(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>, rule: OverlayRule) -> Mu
 }
 
 /// The union of any number of polygons, overlapping or not.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::overlay::union;
+/// use geo::{Area, polygon};
+/// // Two grids, 0.01° square, sharing the meridian 114.06°E.
+/// let west = polygon![(x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)];
+/// let east = polygon![(x: 114.06, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.06, y: 22.55)];
+/// let community = union([&west, &east]);
+/// assert_eq!(community.0.len(), 1); // dissolved along the shared border
+/// assert!((community.unsigned_area() - 0.0002).abs() < 1e-12);
+/// assert!(union([]).0.is_empty());
+/// ```
 #[must_use]
 pub fn union<'a>(polys: impl IntoIterator<Item = &'a Polygon<f64>>) -> MultiPolygon<f64> {
     let p = paths(polys);
@@ -86,18 +99,59 @@ pub fn union<'a>(polys: impl IntoIterator<Item = &'a Polygon<f64>>) -> MultiPoly
 }
 
 /// `a` − `b`.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::overlay::difference;
+/// use geo::{Area, MultiPolygon, polygon};
+/// // A community, and a park inside it that no grid covers.
+/// let community = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.05, y: 22.55)]]);
+/// let park = MultiPolygon::new(vec![polygon![
+///     (x: 114.055, y: 22.542), (x: 114.058, y: 22.542), (x: 114.058, y: 22.545), (x: 114.055, y: 22.545)]]);
+/// let rest = difference(&community, &park);
+/// assert_eq!(rest.0[0].interiors().len(), 1); // the park is a hole
+/// assert!((rest.unsigned_area() - (0.0002 - 0.000_009)).abs() < 1e-12);
+/// ```
 #[must_use]
 pub fn difference(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> MultiPolygon<f64> {
     binary(a, b, OverlayRule::Difference)
 }
 
 /// `a` ∩ `b`.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::overlay::intersection;
+/// use geo::{Area, MultiPolygon, polygon};
+/// // Two grids drawn by different offices overlap by 0.002° along their border.
+/// let west = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.062, y: 22.54), (x: 114.062, y: 22.55), (x: 114.05, y: 22.55)]]);
+/// let east = MultiPolygon::new(vec![polygon![
+///     (x: 114.06, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.06, y: 22.55)]]);
+/// let overlap = intersection(&west, &east);
+/// assert!((overlap.unsigned_area() - 0.002 * 0.01).abs() < 1e-12);
+/// ```
 #[must_use]
 pub fn intersection(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> MultiPolygon<f64> {
     binary(a, b, OverlayRule::Intersect)
 }
 
 /// (`a` − `b`) ∪ (`b` − `a`).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::overlay::xor;
+/// use geo::{Area, MultiPolygon, polygon};
+/// // One grid as two layers draw it: the second one 0.001° further east.
+/// let survey = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)]]);
+/// let plan = MultiPolygon::new(vec![polygon![
+///     (x: 114.051, y: 22.54), (x: 114.061, y: 22.54), (x: 114.061, y: 22.55), (x: 114.051, y: 22.55)]]);
+/// let disagreement = xor(&survey, &plan);
+/// assert_eq!(disagreement.0.len(), 2); // a strip on each side
+/// assert!((disagreement.unsigned_area() - 2.0 * 0.001 * 0.01).abs() < 1e-12);
+/// ```
 #[must_use]
 pub fn xor(a: &MultiPolygon<f64>, b: &MultiPolygon<f64>) -> MultiPolygon<f64> {
     binary(a, b, OverlayRule::Xor)

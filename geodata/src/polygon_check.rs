@@ -9,6 +9,19 @@ use geo::{LineString, MultiPolygon, Polygon, Validation};
 use std::fmt;
 
 /// What is wrong with a polygonal geometry.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::polygon_check::{GeometryFault, polygonal_from_geojson};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A bow-tie: the ring crosses itself.
+/// let bow_tie: geojson::Geometry = serde_json::from_str(r#"{"type":"Polygon","coordinates":
+///     [[[114.05,22.54],[114.06,22.55],[114.06,22.54],[114.05,22.55],[114.05,22.54]]]}"#)?;
+/// let err = polygonal_from_geojson(&bow_tie).unwrap_err();
+/// assert_eq!(err.fault, GeometryFault::SelfIntersection);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GeometryFault {
@@ -53,6 +66,21 @@ pub enum GeometryFault {
 }
 
 /// A fault and where it is, as a path into the GeoJSON geometry (`coordinates[0][2]`).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::polygon_check::{GeometryFault, polygonal_from_geojson};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The third position of the first ring has latitude and longitude swapped.
+/// let swapped: geojson::Geometry = serde_json::from_str(r#"{"type":"Polygon","coordinates":
+///     [[[114.05,22.54],[114.06,22.54],[22.55,114.06],[114.05,22.55],[114.05,22.54]]]}"#)?;
+/// let err = polygonal_from_geojson(&swapped).unwrap_err();
+/// assert_eq!(err.path, "coordinates[0][2]");
+/// assert!(matches!(err.fault, GeometryFault::Coordinate(_)));
+/// assert_eq!(err.to_string(), "lat must be between -90 and 90 degrees, got 114.06 at coordinates[0][2]");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeometryError {
     /// Where: `coordinates`, then polygon, ring and position indexes.
@@ -150,6 +178,25 @@ fn ring_coords(ring: &[geojson::Position], path: &str) -> Result<LineString<f64>
 
 /// Converts a trusted `MultiPolygon` back to a GeoJSON geometry (RFC 7946: exterior rings
 /// counter-clockwise, holes clockwise).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::polygon_check::{multipolygon_to_geojson, polygonal_from_geojson};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A ring given clockwise comes out counter-clockwise.
+/// let clockwise = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.05, y: 22.55), (x: 114.06, y: 22.55), (x: 114.06, y: 22.54)]]);
+/// let g = multipolygon_to_geojson(&clockwise);
+/// let geojson::GeometryValue::MultiPolygon { coordinates } = &g.value else {
+///     return Err("expected a MultiPolygon".into());
+/// };
+/// assert_eq!(coordinates[0][0][1].as_slice(), [114.06, 22.54]);
+/// // What it writes, polygonal_from_geojson accepts.
+/// assert_eq!(polygonal_from_geojson(&g)?.0[0].exterior().0.len(), 5);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn multipolygon_to_geojson(mp: &MultiPolygon<f64>) -> geojson::Geometry {
     use geo::orient::{Direction, Orient};

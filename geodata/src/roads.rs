@@ -27,11 +27,53 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 /// Speed on foot from a point to the road it snaps to (and walking everywhere), m/s.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::roads::ACCESS_MPS;
+/// assert!((ACCESS_MPS * 3.6 - 5.0).abs() < 1e-12);
+/// // 100 m from a courtyard to the street: 72 s on foot.
+/// assert!((100.0 / ACCESS_MPS - 72.0).abs() < 1e-9);
+/// ```
 pub const ACCESS_MPS: f64 = 5.0 / 3.6;
 /// Farthest a point may lie from every road and still be routed, metres.
+///
+/// # Examples
+/// ```
+/// # use safegrid_geodata::roads::{Mode, RoadGraph};
+/// # use safegrid_geodata::{LonLat, haversine_m};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // The demo's extract of Longgang (ODbL), compiled in.
+/// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+/// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+/// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+/// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+/// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+/// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+/// use safegrid_geodata::roads::MAX_SNAP_M;
+/// assert!(post.off_road_m <= MAX_SNAP_M);
+/// // Futian lies far outside the Longgang extract: no road within 500 m.
+/// assert!(roads.snap(LonLat::new(114.0579, 22.5431)?).is_none());
+/// # Ok(())
+/// # }
+/// ```
 pub const MAX_SNAP_M: f64 = 500.0;
 
 /// Driving or walking.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::roads::{Mode, RoadGraph};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+/// let walk = RoadGraph::from_pbf(pbf, Mode::Walk)?;
+/// assert_eq!(walk.mode(), Mode::Walk);
+/// // On foot, every road is walked at 5 km/h.
+/// assert!((walk.max_mps() - 5.0 / 3.6).abs() < 1e-9);
+/// assert_eq!(serde_json::to_string(&Mode::Drive)?, r#""Drive""#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Patrol cars and motorbikes.
@@ -41,6 +83,15 @@ pub enum Mode {
 }
 
 /// Why a road network could not be built or read.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::roads::{Mode, RoadError, RoadGraph};
+/// let stale = RoadGraph::from_bytes(b"not a cached graph");
+/// assert!(matches!(stale, Err(RoadError::Cache(_))));
+/// let nothing = RoadGraph::from_pbf(&[], Mode::Drive);
+/// assert!(matches!(nothing, Err(RoadError::Empty(Mode::Drive))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RoadError {
@@ -56,6 +107,14 @@ pub enum RoadError {
 }
 
 /// Urban driving speed of a `highway` class, km/h; `None` when cars do not use it.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::roads::drive_speed_kmh;
+/// assert_eq!(drive_speed_kmh("primary"), Some(50.0));
+/// assert_eq!(drive_speed_kmh("residential"), Some(25.0));
+/// assert_eq!(drive_speed_kmh("footway"), None);
+/// ```
 #[must_use]
 #[expect(clippy::match_same_arms, reason = "a table: one row per class, in the order of the road hierarchy")]
 pub fn drive_speed_kmh(highway: &str) -> Option<f64> {
@@ -111,6 +170,25 @@ struct Segment {
 }
 
 /// Where a point meets the road network.
+///
+/// # Examples
+/// ```
+/// # use safegrid_geodata::roads::{Mode, RoadGraph};
+/// # use safegrid_geodata::{LonLat, haversine_m};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // The demo's extract of Longgang (ODbL), compiled in.
+/// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+/// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+/// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+/// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+/// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+/// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+/// // The post stands beside its road; the snap says how far.
+/// assert!(post.off_road_m < 100.0, "{}", post.off_road_m);
+/// assert_eq!(roads.snap(post_at), Some(post)); // the same point snaps the same way
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Snap {
     segment: usize,
@@ -151,6 +229,24 @@ struct Stored {
 }
 
 /// A road network in one mode, with its contraction hierarchy.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::roads::{Mode, RoadGraph};
+/// use safegrid_geodata::LonLat;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The demo's extract of Longgang (ODbL), compiled in.
+/// let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+/// let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+/// let post = roads.snap(LonLat::new(114.205, 22.69)?).ok_or("the post is off the network")?;
+/// let incident = roads.snap(LonLat::new(114.22, 22.70)?).ok_or("the incident is off the network")?;
+/// let mut calc = roads.calculator();
+/// let route = roads.route(&mut calc, &post, &incident).ok_or("no route")?;
+/// // A few minutes by car for about 2 km.
+/// assert!(route.eta_s > 60.0 && route.eta_s < 900.0, "{}", route.eta_s);
+/// # Ok(())
+/// # }
+/// ```
 pub struct RoadGraph {
     mode: Mode,
     nodes: Vec<LonLat>,
@@ -176,6 +272,26 @@ impl std::fmt::Debug for RoadGraph {
 }
 
 /// A route's time and length.
+///
+/// # Examples
+/// ```
+/// # use safegrid_geodata::roads::{Mode, RoadGraph};
+/// # use safegrid_geodata::{LonLat, haversine_m};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // The demo's extract of Longgang (ODbL), compiled in.
+/// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+/// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+/// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+/// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+/// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+/// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+/// let route = roads.route(&mut roads.calculator(), &post, &incident).ok_or("no route")?;
+/// // Roads are never shorter than the straight line, nor faster than the fastest road.
+/// assert!(route.distance_m >= 0.99 * haversine_m(post_at, incident_at));
+/// assert!(route.eta_s >= route.distance_m / roads.max_mps());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Route {
     /// Travel time, seconds, including the walk to and from the road.
@@ -190,6 +306,20 @@ impl RoadGraph {
     ///
     /// # Errors
     /// [`RoadError`] when the PBF does not read or holds no usable road.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// let drive = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// let walk = RoadGraph::from_pbf(pbf, Mode::Walk)?;
+    /// assert_eq!(drive.mode(), Mode::Drive);
+    /// // Footways and paths make the walking network the larger one.
+    /// assert!(walk.segment_count() > drive.segment_count());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_pbf(pbf: &[u8], mode: Mode) -> Result<Self, RoadError> {
         let mut coords: HashMap<i64, (f64, f64)> = HashMap::new();
         // (node refs, forward allowed, backward allowed, speed m/s)
@@ -320,6 +450,26 @@ impl RoadGraph {
     }
 
     /// The network as bytes, for the on-disk cache.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let bytes = roads.to_bytes();
+    /// assert!(!bytes.is_empty());
+    /// let cached = RoadGraph::from_bytes(&bytes)?;
+    /// assert_eq!(cached.node_count(), roads.node_count());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
         let s = StoredRef {
@@ -337,6 +487,27 @@ impl RoadGraph {
     ///
     /// # Errors
     /// [`RoadError::Cache`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let cached = RoadGraph::from_bytes(&roads.to_bytes())?;
+    /// // The cached network routes exactly as the one built from the extract.
+    /// let eta = |g: &RoadGraph| g.route(&mut g.calculator(), &post, &incident).map(|r| r.eta_s);
+    /// assert_eq!(eta(&cached), eta(&roads));
+    /// assert!(RoadGraph::from_bytes(&roads.to_bytes()[..100]).is_err()); // cut short
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RoadError> {
         let s: Stored = bincode::deserialize(bytes).map_err(|e| RoadError::Cache(e.to_string()))?;
         let top = s.segments.iter().map(|g| g.a.max(g.b) as usize).max().unwrap_or(0);
@@ -347,24 +518,97 @@ impl RoadGraph {
     }
 
     /// Driving or walking.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// assert_eq!(roads.mode(), Mode::Drive);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
     /// Graph nodes (way nodes of the roads taken).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// assert!(roads.node_count() > 1_000, "{}", roads.node_count());
+    /// assert!(roads.node(u32::try_from(roads.node_count())?).is_none()); // nodes are 0..count
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
     /// Road segments.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// assert_eq!(roads.segments().count(), roads.segment_count());
+    /// assert!(roads.segment_count() >= roads.node_count() - 1); // one connected network
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
 
     /// Fastest speed anywhere in the network, m/s: an ETA is never below distance / this.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// // No urban class is faster than a motorway's 90 km/h.
+    /// assert!(roads.max_mps() > 0.0 && roads.max_mps() <= 90.0 / 3.6);
+    /// let eta = roads.dijkstra_eta_s(&post, &incident).ok_or("no route")?;
+    /// assert!(eta >= haversine_m(post_at, incident_at) / roads.max_mps() - 1.0);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn max_mps(&self) -> f64 {
         self.max_mps
@@ -372,17 +616,80 @@ impl RoadGraph {
 
     /// Every segment as (node a, node b, ms a→b, ms b→a), for exporting the same graph to
     /// another router (the pgRouting comparison).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// for (a, b, forward_ms, backward_ms) in roads.segments() {
+    ///     assert!(roads.node(a).is_some() && roads.node(b).is_some());
+    ///     assert!(forward_ms.is_some() || backward_ms.is_some()); // every segment can be driven
+    /// }
+    /// // Some streets are one-way.
+    /// assert!(roads.segments().any(|(_, _, f, b)| f.is_none() || b.is_none()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn segments(&self) -> impl Iterator<Item = (u32, u32, Option<u32>, Option<u32>)> + '_ {
         self.segments.iter().map(|s| (s.a, s.b, s.fwd_ms, s.bwd_ms))
     }
 
     /// A node's position.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let node = roads.node(roads.nearer_node(&post)).ok_or("no such node")?;
+    /// assert!(haversine_m(node, post_at) < 1_000.0); // a street corner near the post
+    /// assert_eq!(roads.node(u32::MAX), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn node(&self, i: u32) -> Option<LonLat> {
         self.nodes.get(i as usize).copied()
     }
 
     /// The node of a snapped point's segment nearer to it (for routers without partial segments).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let (a, b, _, _) = roads.segments().nth(RoadGraph::segment_of(&post)).ok_or("no segment")?;
+    /// let near = roads.nearer_node(&post);
+    /// assert!(near == a || near == b);
+    /// let far = if near == a { b } else { a };
+    /// let to = |n: u32| roads.node(n).map(|p| haversine_m(p, post_at)).unwrap_or(f64::INFINITY);
+    /// assert!(to(near) <= to(far) + 1.0);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn nearer_node(&self, s: &Snap) -> u32 {
         let seg = self.segments[s.segment];
@@ -390,12 +697,53 @@ impl RoadGraph {
     }
 
     /// A reusable query state (one per thread).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let mut calc = roads.calculator();
+    /// // One calculator answers any number of queries, one at a time.
+    /// let there = roads.route(&mut calc, &post, &incident).ok_or("no route")?;
+    /// let back = roads.route(&mut calc, &incident, &post).ok_or("no route")?;
+    /// assert!(there.eta_s > 0.0 && back.eta_s > 0.0);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn calculator(&self) -> PathCalculator {
         fast_paths::create_calculator(&self.ch)
     }
 
     /// Snaps a point to the nearest road within [`MAX_SNAP_M`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let snap = roads.snap(post_at).ok_or("off the network")?;
+    /// assert!(snap.off_road_m < 100.0);
+    /// // Dongguan is outside the extract.
+    /// assert_eq!(roads.snap(LonLat::new(113.7518, 23.0205)?), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn snap(&self, p: LonLat) -> Option<Snap> {
         let q = self.frame.xy(p);
@@ -454,6 +802,27 @@ impl RoadGraph {
     }
 
     /// The fastest route between two snapped points, through the contraction hierarchy.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let route = roads.route(&mut roads.calculator(), &post, &incident).ok_or("no route")?;
+    /// // The hierarchy agrees with a plain Dijkstra to the millisecond.
+    /// let oracle = roads.dijkstra_eta_s(&post, &incident).ok_or("no route")?;
+    /// assert!((route.eta_s - oracle).abs() < 0.002);
+    /// assert!(route.distance_m > haversine_m(post_at, incident_at) * 0.99);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn route(&self, calc: &mut PathCalculator, from: &Snap, to: &Snap) -> Option<Route> {
         let direct = self.same_segment_ms(from, to);
@@ -487,6 +856,30 @@ impl RoadGraph {
 
     /// The fastest route's geometry: the start's point on its road, the nodes passed, the end's
     /// point on its road (for a simulated unit to drive along).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let mut calc = roads.calculator();
+    /// let path = roads.path(&mut calc, &post, &incident).ok_or("no route")?;
+    /// let route = roads.route(&mut calc, &post, &incident).ok_or("no route")?;
+    /// // The path is the route's road part: its length is the route's less the walks.
+    /// let along: f64 = path.windows(2).map(|w| haversine_m(w[0], w[1])).sum();
+    /// let walks = post.off_road_m + incident.off_road_m;
+    /// assert!((along - (route.distance_m - walks)).abs() < 1.0, "{along} {}", route.distance_m);
+    /// assert!(haversine_m(path[0], post_at) <= post.off_road_m + 0.01);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn path(&self, calc: &mut PathCalculator, from: &Snap, to: &Snap) -> Option<Vec<LonLat>> {
         let on_road = |s: &Snap| {
@@ -526,6 +919,32 @@ impl RoadGraph {
     /// arrive before anything the search has not yet reached: it settles the few streets
     /// around the place rather than routing each candidate (which the hierarchy does fast, but
     /// once per candidate).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// // Three units: one far off, one at the post, one at the incident's corner.
+    /// let far = roads.snap(LonLat::new(114.20, 22.685)?).ok_or("off the network")?;
+    /// let units = [far, post, incident];
+    /// let nearest = roads.nearest_by_time(&incident, &units, 2);
+    /// assert_eq!(nearest.len(), 2);
+    /// assert_eq!(nearest[0].0, 2); // already there
+    /// assert!(nearest[0].1 <= nearest[1].1);
+    /// // The same times a route gives.
+    /// let eta = |u: usize| roads.dijkstra_eta_s(&units[u], &incident).unwrap_or(f64::INFINITY);
+    /// assert!((nearest[1].1 - eta(nearest[1].0)).abs() < 0.01);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn nearest_by_time(&self, to: &Snap, candidates: &[Snap], k: usize) -> Vec<(usize, f64)> {
         use std::collections::BTreeSet;
@@ -591,6 +1010,27 @@ impl RoadGraph {
     /// them (each with its own walk to the road), stopped beyond `limit_s`. Milliseconds;
     /// `u32::MAX` for nodes beyond the limit or unreachable. With [`Self::time_to`], this is
     /// what "within T minutes of the nearest post" is computed from.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let within_5_min = roads.times_from(&[post], 300.0);
+    /// assert_eq!(within_5_min.len(), roads.node_count());
+    /// let reached = within_5_min.iter().filter(|&&ms| ms != u32::MAX).count();
+    /// assert!(reached > 0 && reached < roads.node_count());
+    /// assert!(within_5_min.iter().all(|&ms| ms == u32::MAX || ms <= 300_000));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn times_from(&self, sources: &[Snap], limit_s: f64) -> Vec<u32> {
         let limit = (limit_s * 1000.0).max(0.0) as usize;
@@ -622,12 +1062,51 @@ impl RoadGraph {
 
     /// Seconds from `from` to `to` along the one segment they share (in its allowed
     /// direction), walks included; `None` when they are on different segments.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// use safegrid_geodata::roads::ACCESS_MPS;
+    /// // From a point to itself: only the walks to the road and back.
+    /// let there_and_back = roads.same_segment_s(&post, &post).ok_or("a one-way segment")?;
+    /// assert!((there_and_back - 2.0 * post.off_road_m / ACCESS_MPS).abs() < 1e-9);
+    /// assert_eq!(roads.same_segment_s(&post, &incident), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn same_segment_s(&self, from: &Snap, to: &Snap) -> Option<f64> {
         self.same_segment_ms(from, to).map(|ms| ms as f64 / 1000.0 + Self::access_s(from, to))
     }
 
     /// The segment a point snapped to (to group points that share one).
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// assert_ne!(RoadGraph::segment_of(&post), RoadGraph::segment_of(&incident));
+    /// assert!(RoadGraph::segment_of(&post) < roads.segment_count());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn segment_of(s: &Snap) -> usize {
         s.segment
@@ -635,6 +1114,28 @@ impl RoadGraph {
 
     /// Seconds to a snapped point from node times of [`Self::times_from`], including the walk
     /// from the road; `None` if no entry to its segment was reached.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let node_ms = roads.times_from(&[post], 900.0);
+    /// let t = roads.time_to(&node_ms, &incident).ok_or("beyond 15 minutes")?;
+    /// let oracle = roads.dijkstra_eta_s(&post, &incident).ok_or("no route")?;
+    /// assert!((t - oracle).abs() < 0.01, "{t} {oracle}");
+    /// // Within 10 seconds of the post, the incident is not reached.
+    /// assert_eq!(roads.time_to(&roads.times_from(&[post], 10.0), &incident), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn time_to(&self, node_ms: &[u32], to: &Snap) -> Option<f64> {
         self.entries(to)
@@ -647,6 +1148,25 @@ impl RoadGraph {
 
     /// The same travel time by a plain Dijkstra over the uncontracted graph: the oracle the
     /// hierarchy is tested against. Seconds, including the walk to and from the road.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::roads::{Mode, RoadGraph};
+    /// # use safegrid_geodata::{LonLat, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # // The demo's extract of Longgang (ODbL), compiled in.
+    /// # let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+    /// # let roads = RoadGraph::from_pbf(pbf, Mode::Drive)?;
+    /// # // A police post and an incident in Longgang, 1.9 km apart in a straight line.
+    /// # let (post_at, incident_at) = (LonLat::new(114.205, 22.69)?, LonLat::new(114.22, 22.70)?);
+    /// # let post = roads.snap(post_at).ok_or("the post is off the network")?;
+    /// # let incident = roads.snap(incident_at).ok_or("the incident is off the network")?;
+    /// let oracle = roads.dijkstra_eta_s(&post, &incident).ok_or("no route")?;
+    /// let route = roads.route(&mut roads.calculator(), &post, &incident).ok_or("no route")?;
+    /// assert!((oracle - route.eta_s).abs() < 0.002);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn dijkstra_eta_s(&self, from: &Snap, to: &Snap) -> Option<f64> {
         let direct = self.same_segment_ms(from, to);

@@ -22,6 +22,20 @@ impl RTreeObject for Seg {
 }
 
 /// A crossing: where, and which segments (ring index, segment index from the ring's start).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::faults::{Crossing, first_crossing};
+/// use geo::line_string;
+/// // A bow-tie: segment 0 (bottom-left to top-right) crosses segment 2 (bottom-right to top-left).
+/// let bow_tie = line_string![
+///     (x: 114.05, y: 22.54), (x: 114.06, y: 22.55), (x: 114.06, y: 22.54), (x: 114.05, y: 22.55), (x: 114.05, y: 22.54)];
+/// let c: Option<Crossing> = first_crossing(&[&bow_tie]);
+/// let c = c.ok_or("no crossing")?;
+/// assert_eq!((c.a, c.b), ((0, 0), (0, 2)));
+/// assert!((c.at.x - 114.055).abs() < 1e-12 && (c.at.y - 22.545).abs() < 1e-12);
+/// # Ok::<(), &str>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Crossing {
     /// The crossing point (the first shared point for collinear overlaps).
@@ -42,6 +56,23 @@ fn segments(ring_index: usize, ring: &LineString<f64>) -> impl Iterator<Item = S
 
 /// The first point where two segments of the given rings meet other than at the vertex two
 /// consecutive segments of one ring share. Rings are closed (first = last position).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::faults::first_crossing;
+/// use geo::line_string;
+/// let grid = line_string![
+///     (x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55), (x: 114.05, y: 22.54)];
+/// assert_eq!(first_crossing(&[&grid]), None);
+/// // A hole that pokes out through the grid's eastern edge: ring 0 segment 1 meets ring 1.
+/// let hole = line_string![
+///     (x: 114.055, y: 22.544), (x: 114.058, y: 22.544), (x: 114.062, y: 22.546), (x: 114.055, y: 22.546), (x: 114.055, y: 22.544)];
+/// let c = first_crossing(&[&grid, &hole]).ok_or("no crossing")?;
+/// assert_eq!(c.a, (0, 1));
+/// assert_eq!(c.b.0, 1);
+/// assert_eq!(c.at.x, 114.06);
+/// # Ok::<(), &str>(())
+/// ```
 #[must_use]
 pub fn first_crossing(rings: &[&LineString<f64>]) -> Option<Crossing> {
     // Repeated vertices removed first, so that the segments on either side of one are adjacent

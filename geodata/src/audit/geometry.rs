@@ -25,6 +25,33 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where the territory came from.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::geometry::{TerritorySource, audit};
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::{Kind, Silent, Thresholds};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Two grids of Futian with a 0.001° (about 100 m) strip between them; the second is unstaffed.
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// // The territory: both grids and the strip.
+/// let territory = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.05, y: 22.55)]]);
+/// let given = audit(&layer, Some(&territory), Thresholds::default(), &Silent)?;
+/// assert_eq!(given.territory, TerritorySource::Given);
+/// // Without one, the grids' outline is the territory, and the strip is outside it.
+/// let outline = audit(&layer, None, Thresholds::default(), &Silent)?;
+/// assert_eq!(outline.territory, TerritorySource::LayerOutline);
+/// assert!(outline.findings.iter().all(|f| f.kind != Kind::Gap));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum TerritorySource {
@@ -41,6 +68,33 @@ pub enum TerritorySource {
 }
 
 /// The result of a geometry audit.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::geometry::{TerritorySource, audit};
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::{Kind, Silent, Thresholds};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Two grids of Futian with a 0.001° (about 100 m) strip between them; the second is unstaffed.
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// // The territory: both grids and the strip.
+/// let territory = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.05, y: 22.55)]]);
+/// let result = audit(&layer, Some(&territory), Thresholds::default(), &Silent)?;
+/// assert_eq!((result.grids, result.parents, result.unmeasured), (2, 0, 0));
+/// assert!(result.covered_m2 < result.territory_m2);
+/// let kinds: Vec<Kind> = result.findings.iter().map(|f| f.kind).collect();
+/// assert_eq!(kinds, [Kind::Gap, Kind::Unstaffed]);
+/// assert_eq!(result.grid_features, [0, 1]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct GeometryAudit {
     /// Where the territory came from.
@@ -63,6 +117,20 @@ pub struct GeometryAudit {
 }
 
 /// Why the audit refused to run (the CLI's exit code 2).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::geometry::{AuditError, audit};
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::{Silent, Thresholds};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // One grid with no geometry: nothing to measure.
+/// let layer = read_layer(r#"{"type":"Feature","properties":{"code":"440304001"},"geometry":null}"#, &ReadOptions::default())?;
+/// let err = audit(&layer, None, Thresholds::default(), &Silent).unwrap_err();
+/// assert_eq!(err, AuditError::NothingToMeasure);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
@@ -87,6 +155,34 @@ pub enum AuditError {
 ///
 /// # Errors
 /// [`AuditError`] when the layer cannot be audited as given.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::geometry::{TerritorySource, audit};
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::{Kind, Silent, Thresholds};
+/// use geo::{MultiPolygon, polygon};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Two grids of Futian with a 0.001° (about 100 m) strip between them; the second is unstaffed.
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// // The territory: both grids and the strip.
+/// let territory = MultiPolygon::new(vec![polygon![
+///     (x: 114.05, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.05, y: 22.55)]]);
+/// let result = audit(&layer, Some(&territory), Thresholds::default(), &Silent)?;
+/// let gap = &result.findings[0];
+/// assert_eq!(gap.kind, Kind::Gap);
+/// assert_eq!(gap.grids, ["440304001", "440304002"]); // the grids on either side
+/// // 0.001° by 0.01°: about 103 m by 1.1 km.
+/// assert!(gap.area_m2.is_some_and(|a| (a - 113_900.0).abs() < 500.0));
+/// assert_eq!(result.findings[1].message, "440304002 has no grid worker assigned");
+/// # Ok(())
+/// # }
+/// ```
 pub fn audit(
     layer: &AuditLayer,
     territory: Option<&MultiPolygon<f64>>,
@@ -213,6 +309,17 @@ fn geom(f: &AuditFeature) -> &MultiPolygon<f64> {
 }
 
 /// The union of polygons (see [`overlay`] for why not `geo::unary_union`).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::geometry::union_of;
+/// use geo::polygon;
+/// let west = polygon![(x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)];
+/// let east = polygon![(x: 114.06, y: 22.54), (x: 114.07, y: 22.54), (x: 114.07, y: 22.55), (x: 114.06, y: 22.55)];
+/// let community = union_of([&west, &east]);
+/// assert_eq!(community.0.len(), 1);
+/// assert!(community.0[0].interiors().is_empty());
+/// ```
 #[must_use]
 pub fn union_of<'a>(polys: impl IntoIterator<Item = &'a Polygon<f64>>) -> MultiPolygon<f64> {
     overlay::union(polys)

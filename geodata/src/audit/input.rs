@@ -21,6 +21,28 @@ use geo::{Coord, LineString, MultiPolygon, Polygon, Validation, Winding};
 use serde::Serialize;
 
 /// How to read a layer's properties and coordinates.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::Crs;
+/// use safegrid_geodata::audit::input::{CrsSource, ReadOptions, read_layer};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A layer exported from a street office's system, with its own property names, drawn on AMap.
+/// let text = r#"{"type":"Feature","properties":{"WGBM":"440304001","WGY":"李娜"},
+///   "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}}"#;
+/// let opts = ReadOptions {
+///     code_property: "WGBM".into(),
+///     manager_property: "WGY".into(),
+///     crs: Some(Crs::Gcj02),
+///     ..ReadOptions::default()
+/// };
+/// let layer = read_layer(text, &opts)?;
+/// assert_eq!(layer.features[0].code.as_deref(), Some("440304001"));
+/// assert_eq!(layer.features[0].manager.as_deref(), Some("李娜"));
+/// assert_eq!((layer.crs, layer.crs_source), (Crs::Gcj02, CrsSource::Caller));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
     /// Property holding the grid code.
@@ -46,6 +68,25 @@ impl Default for ReadOptions {
 }
 
 /// One feature of the layer.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let second = &layer.features[1];
+/// assert_eq!(second.index, 1);
+/// assert_eq!(second.name.as_deref(), Some("园岭第2网格"));
+/// assert_eq!(second.manager, None); // unstaffed
+/// assert!(second.geometry.is_some());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AuditFeature {
     /// Position in the file's `features` array.
@@ -62,6 +103,17 @@ pub struct AuditFeature {
 
 impl AuditFeature {
     /// How reports name the feature: its code, else its name, else its position.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::input::AuditFeature;
+    /// let mut f = AuditFeature { index: 4, code: None, name: Some("百花社区".into()), manager: None, geometry: None };
+    /// assert_eq!(f.label(), "百花社区");
+    /// f.name = None;
+    /// assert_eq!(f.label(), "feature #4");
+    /// f.code = Some("440304001".into());
+    /// assert_eq!(f.label(), "440304001");
+    /// ```
     #[must_use]
     pub fn label(&self) -> String {
         self.code.clone().or_else(|| self.name.clone()).unwrap_or_else(|| format!("feature #{}", self.index))
@@ -69,6 +121,23 @@ impl AuditFeature {
 }
 
 /// A layer read for an audit, with the geometry faults found while reading.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::Crs;
+/// use safegrid_geodata::audit::Kind;
+/// use safegrid_geodata::audit::input::{CrsSource, ReadOptions, read_layer};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // One grid whose ring runs clockwise.
+/// let text = r#"{"type":"Feature","properties":{"code":"440304001"},
+///   "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.05,22.55],[114.06,22.55],[114.06,22.54],[114.05,22.54]]]}}"#;
+/// let layer = read_layer(text, &ReadOptions::default())?;
+/// assert_eq!(layer.features.len(), 1);
+/// assert_eq!(layer.faults[0].kind, Kind::Winding);
+/// assert_eq!((layer.crs, layer.crs_source), (Crs::Wgs84, CrsSource::Default));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AuditLayer {
     /// Every feature, in file order.
@@ -84,6 +153,28 @@ pub struct AuditLayer {
 impl AuditLayer {
     /// A layer from units already checked on their way in (the live grid layer): WGS-84, no
     /// faults to report; feature `i` is `units[i]`.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::input::AuditLayer;
+    /// use safegrid_geodata::{GridCode, GridLevel, GridUnit, Manager};
+    /// use geo::{MultiPolygon, polygon};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let grid = GridUnit {
+    ///     code: GridCode::parse("440304001")?,
+    ///     name: "园岭第1网格".into(),
+    ///     level: GridLevel::Grid,
+    ///     manager: Some(Manager { name: "李娜".into(), phone: None }),
+    ///     geometry: MultiPolygon::new(vec![polygon![
+    ///         (x: 114.05, y: 22.54), (x: 114.06, y: 22.54), (x: 114.06, y: 22.55), (x: 114.05, y: 22.55)]]),
+    /// };
+    /// let layer = AuditLayer::from_units(&[grid]);
+    /// assert!(layer.faults.is_empty());
+    /// assert_eq!(layer.features[0].label(), "440304001");
+    /// assert_eq!(layer.features[0].manager.as_deref(), Some("李娜"));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn from_units(units: &[crate::GridUnit]) -> Self {
         use geo::orient::{Direction, Orient};
@@ -103,6 +194,24 @@ impl AuditLayer {
 }
 
 /// How the layer's coordinate system was decided.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::Crs;
+/// use safegrid_geodata::audit::input::{CrsSource, ReadOptions, read_layer};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A file that declares GCJ-02 in a GeoJSON 2008 `crs` member.
+/// let text = r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"GCJ-02"}},
+///   "features":[{"type":"Feature","properties":{"code":"440304001"},
+///   "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}}]}"#;
+/// let layer = read_layer(text, &ReadOptions::default())?;
+/// assert_eq!((layer.crs, layer.crs_source), (Crs::Gcj02, CrsSource::File));
+/// // The caller's word wins over the file's.
+/// let layer = read_layer(text, &ReadOptions { crs: Some(Crs::Wgs84), ..ReadOptions::default() })?;
+/// assert_eq!((layer.crs, layer.crs_source), (Crs::Wgs84, CrsSource::Caller));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CrsSource {
@@ -115,6 +224,19 @@ pub enum CrsSource {
 }
 
 /// Why a file cannot be audited at all (the CLI's exit code 2).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::input::{LayerError, ReadOptions, read_layer};
+/// let opts = ReadOptions::default();
+/// let empty = read_layer(r#"{"type":"FeatureCollection","features":[]}"#, &opts);
+/// assert_eq!(empty.unwrap_err(), LayerError::Empty);
+/// let bare = read_layer(r#"{"type":"Point","coordinates":[114.0579,22.5431]}"#, &opts);
+/// assert_eq!(bare.unwrap_err(), LayerError::NotFeatures("Geometry"));
+/// let projected = read_layer(r#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"EPSG:4547"}},"features":[
+///   {"type":"Feature","properties":{},"geometry":null}]}"#, &opts);
+/// assert_eq!(projected.unwrap_err(), LayerError::UnknownCrs("EPSG:4547".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayerError {

@@ -23,6 +23,33 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// Two grids, one of each layer, that share ground.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::layers::audit;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The governance grids (two grids with a 0.001° strip between them) and one river-chief
+/// // grid that covers all of that ground.
+/// let governance = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let river = read_layer(r#"{"type":"Feature","properties":{"code":"440304101","name":"福田河段"},
+///   "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.07,22.54],[114.07,22.55],[114.05,22.55],[114.05,22.54]]]}}"#,
+///   &ReadOptions::default())?;
+/// let (a, b): (Vec<_>, Vec<_>) = (governance.features.iter().collect(), river.features.iter().collect());
+/// let result = audit(("governance", &a), ("river", &b), 5.0, &Silent);
+/// let first = &result.pairs[0];
+/// assert_eq!((first.a.as_str(), first.b.as_str()), ("440304001", "440304101"));
+/// assert!((first.share_of_a - 1.0).abs() < 1e-6); // all of the governance grid…
+/// assert!((first.share_of_b - 0.5).abs() < 0.01); // …is half of the river grid
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Pair {
     /// The grid of layer A.
@@ -38,6 +65,33 @@ pub struct Pair {
 }
 
 /// The result of comparing two layers.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::layers::audit;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The governance grids (two grids with a 0.001° strip between them) and one river-chief
+/// // grid that covers all of that ground.
+/// let governance = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let river = read_layer(r#"{"type":"Feature","properties":{"code":"440304101","name":"福田河段"},
+///   "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.07,22.54],[114.07,22.55],[114.05,22.55],[114.05,22.54]]]}}"#,
+///   &ReadOptions::default())?;
+/// let (a, b): (Vec<_>, Vec<_>) = (governance.features.iter().collect(), river.features.iter().collect());
+/// let result = audit(("governance", &a), ("river", &b), 5.0, &Silent);
+/// assert_eq!(result.pairs.len(), 2);
+/// // No boundary disagrees (the governance grids nest in the river grid), so it counts as nested.
+/// assert_eq!(result.nested_b, 1);
+/// assert_eq!((result.a.as_str(), result.b.as_str(), result.tolerance_m), ("governance", "river", 5.0));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct LayersAudit {
     /// Layer A's name.
@@ -61,6 +115,35 @@ fn geom(f: &AuditFeature) -> Option<&MultiPolygon<f64>> {
 }
 
 /// Compares grid layers `a` and `b` (the grids of each: units without children).
+///
+/// `tolerance_m` is the mean width (m) below which two boundaries count as one line drawn twice.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::layers::audit;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The governance grids (two grids with a 0.001° strip between them) and one river-chief
+/// // grid that covers all of that ground.
+/// let governance = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let river = read_layer(r#"{"type":"Feature","properties":{"code":"440304101","name":"福田河段"},
+///   "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.07,22.54],[114.07,22.55],[114.05,22.55],[114.05,22.54]]]}}"#,
+///   &ReadOptions::default())?;
+/// let (a, b): (Vec<_>, Vec<_>) = (governance.features.iter().collect(), river.features.iter().collect());
+/// let result = audit(("governance", &a), ("river", &b), 5.0, &Silent);
+/// // The strip between the governance grids is river ground in no governance grid.
+/// let kinds: Vec<Kind> = result.findings.iter().map(|f| f.kind).collect();
+/// assert_eq!(kinds, [Kind::CoverageMismatch]);
+/// assert!(result.findings[0].message.contains("in the river layer but in no grid of the governance layer"));
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn audit(
     (a_name, a): (&str, &[&AuditFeature]),

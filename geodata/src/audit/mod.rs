@@ -29,6 +29,17 @@ pub mod workload;
 use serde::Serialize;
 
 /// What kind of finding, in the order a report lists them.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::{Kind, Severity};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert!(Kind::Gap < Kind::Unstaffed); // geometry first, then codes and staffing
+/// assert_eq!(Kind::GapSliver.severity(), Severity::Warning);
+/// assert_eq!(serde_json::to_string(&Kind::OutsideParent)?, r#""outside_parent""#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -79,6 +90,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::Kind;
+    /// assert_eq!(Kind::ALL.first(), Some(&Kind::InvalidGeometry));
+    /// assert!(Kind::ALL.is_sorted());
+    /// ```
     pub const ALL: [Self; 21] = [
         Self::InvalidGeometry,
         Self::Winding,
@@ -106,6 +124,15 @@ impl Kind {
     /// Whether a finding of this kind fails the layer. Slivers and winding are reported but do
     /// not: a sliver below the threshold is a drawing artefact, and RFC 7946 tells readers to
     /// accept either winding.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::{Kind, Severity};
+    /// assert_eq!(Kind::Overlap.severity(), Severity::Error);
+    /// assert_eq!(Kind::Winding.severity(), Severity::Warning);
+    /// let warnings = Kind::ALL.iter().filter(|k| k.severity() == Severity::Warning).count();
+    /// assert_eq!(warnings, 4);
+    /// ```
     #[must_use]
     pub fn severity(self) -> Severity {
         match self {
@@ -115,6 +142,18 @@ impl Kind {
     }
 
     /// The snake_case name used in JSON.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::Kind;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// assert_eq!(Kind::CodeDuplicate.name(), "code_duplicate");
+    /// for kind in Kind::ALL {
+    ///     assert_eq!(serde_json::to_value(kind)?, kind.name());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -144,6 +183,16 @@ impl Kind {
 }
 
 /// Whether a finding fails the layer.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::{Kind, Severity};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert!(Severity::Warning < Severity::Error);
+/// assert_eq!(serde_json::to_string(&Kind::Gap.severity())?, r#""error""#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -154,6 +203,21 @@ pub enum Severity {
 }
 
 /// One thing the audit found, located.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::{Finding, Kind};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut f = Finding::new(Kind::Unstaffed, vec!["440304001".into()], vec![0], "440304001 has no grid worker assigned".into());
+/// f.location = Some([114.0579, 22.5431]);
+/// let json = serde_json::to_value(&f)?;
+/// assert_eq!(json["kind"], "unstaffed");
+/// assert_eq!(json["severity"], "error");
+/// assert_eq!(json["location"][0], 114.0579);
+/// assert!(json.get("area_m2").is_none()); // absent figures are left out
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// What.
@@ -188,6 +252,22 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with only kind, grids and message; the rest is filled by the caller.
+    ///
+    /// The severity is the kind's.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::{Finding, Kind, Severity};
+    /// let f = Finding::new(
+    ///     Kind::CodeDuplicate,
+    ///     vec!["440304001".into(), "440304001".into()],
+    ///     vec![3, 7],
+    ///     "code 440304001 is used by 2 features (#3, #7)".into(),
+    /// );
+    /// assert_eq!(f.severity, Severity::Error);
+    /// assert_eq!(f.features, [3, 7]);
+    /// assert!(f.area_m2.is_none() && f.geometry.is_none());
+    /// ```
     #[must_use]
     pub fn new(kind: Kind, grids: Vec<String>, features: Vec<usize>, message: String) -> Self {
         Self {
@@ -207,6 +287,16 @@ impl Finding {
 }
 
 /// Thresholds of the geometry audit.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::Thresholds;
+/// let t = Thresholds::default();
+/// assert_eq!((t.sliver_m2, t.sliver_width_m), (100.0, 0.5));
+/// // A city that tolerates larger digitising artefacts:
+/// let lenient = Thresholds { sliver_m2: 500.0, ..Thresholds::default() };
+/// assert!(lenient.noise_m2 < lenient.sliver_m2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Thresholds {
     /// Gaps and overlaps smaller than this (m²) are slivers, reported apart.
@@ -234,6 +324,30 @@ impl Default for Thresholds {
 }
 
 /// Reports progress of a long audit (the CLI draws a bar; the API ignores it).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::Progress;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// /// Counts the steps done, over all stages.
+/// #[derive(Default)]
+/// struct Steps(AtomicU64);
+///
+/// impl Progress for Steps {
+///     fn stage(&self, _name: &str, _total: u64) {}
+///     fn advance(&self, n: u64) {
+///         self.0.fetch_add(n, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let steps = Steps::default();
+/// let progress: &dyn Progress = &steps;
+/// progress.stage("gaps", 2);
+/// progress.advance(1);
+/// progress.advance(1);
+/// assert_eq!(steps.0.load(Ordering::Relaxed), 2);
+/// ```
 pub trait Progress: Sync {
     /// A new stage with `total` steps begins.
     fn stage(&self, name: &str, total: u64);
@@ -242,6 +356,15 @@ pub trait Progress: Sync {
 }
 
 /// Progress that goes nowhere.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::{Progress, Silent};
+/// let progress: &dyn Progress = &Silent;
+/// progress.stage("overlaps between grids", 10); // nothing is drawn
+/// progress.advance(10);
+/// assert_eq!(std::mem::size_of::<Silent>(), 0);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Silent;
 
@@ -251,6 +374,17 @@ impl Progress for Silent {
 }
 
 /// Counts and totals of findings by kind.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::{Finding, Kind, Summary};
+/// let mut gap = Finding::new(Kind::Gap, vec![], vec![], "1200 m² of territory lies in no grid".into());
+/// gap.area_m2 = Some(1_200.0);
+/// let s = Summary::of(&[gap]);
+/// assert_eq!(s.counts["gap"], 1);
+/// assert_eq!(s.area_m2["gap"], 1_200.0);
+/// assert_eq!((s.errors, s.warnings), (1, 0));
+/// ```
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// Findings per kind (kinds with none are listed with 0).
@@ -265,6 +399,21 @@ pub struct Summary {
 
 impl Summary {
     /// Summarises findings.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::{Finding, Kind, Summary};
+    /// let findings = [
+    ///     Finding::new(Kind::Unstaffed, vec!["440304001".into()], vec![0], "no worker".into()),
+    ///     Finding::new(Kind::Unstaffed, vec!["440304002".into()], vec![1], "no worker".into()),
+    ///     Finding::new(Kind::Winding, vec!["440304003".into()], vec![2], "wound clockwise".into()),
+    /// ];
+    /// let s = Summary::of(&findings);
+    /// assert_eq!(s.counts["unstaffed"], 2);
+    /// assert_eq!(s.counts["gap"], 0); // every kind is listed
+    /// assert_eq!(s.counts.len(), Kind::ALL.len());
+    /// assert_eq!((s.errors, s.warnings), (2, 1));
+    /// ```
     #[must_use]
     pub fn of(findings: &[Finding]) -> Self {
         let mut s = Self::default();

@@ -21,6 +21,19 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// One position of a patrol unit.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::patrol::PatrolFix;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fix = PatrolFix { unit: 12, t_ms: 1_714_521_600_000, at: LonLat::new(114.0579, 22.5431)? };
+/// let mut trace = vec![PatrolFix { t_ms: fix.t_ms + 10_000, ..fix }, fix];
+/// trace.sort_by_key(|f| (f.unit, f.t_ms)); // the order the audit needs
+/// assert_eq!(trace[0], fix);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PatrolFix {
     /// Which unit (any id, dense or not).
@@ -32,6 +45,18 @@ pub struct PatrolFix {
 }
 
 /// What the patrol audit looks at.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::patrol::PatrolOptions;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A week, with fixes up to 10 minutes apart still counted as one patrol.
+/// let opts = PatrolOptions { max_gap_s: 600, ..PatrolOptions::last_hours(1_714_521_600_000, 7 * 24) };
+/// assert_eq!(opts.until_ms - opts.from_ms, 7 * 24 * 3_600_000);
+/// assert_eq!(serde_json::to_value(opts)?["res"], 10); // the resolution as a number
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PatrolOptions {
     /// Window start, Unix milliseconds (inclusive). Coverage and hours count fixes from here;
@@ -57,6 +82,16 @@ fn res_number<S: serde::Serializer>(r: &Resolution, s: S) -> Result<S::Ok, S::Er
 
 impl PatrolOptions {
     /// The last `hours` before `until_ms`, resolution 10, 5-minute gaps, 24 h recency, 25%.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::audit::patrol::PatrolOptions;
+    /// use h3o::Resolution;
+    /// let until = 1_714_521_600_000; // 2024-05-01 08:00 China time
+    /// let opts = PatrolOptions::last_hours(until, 8);
+    /// assert_eq!(opts.from_ms, until - 8 * 3_600_000);
+    /// assert_eq!((opts.res, opts.max_gap_s, opts.recent_hours, opts.min_share), (Resolution::Ten, 300, 24, 0.25));
+    /// ```
     #[must_use]
     pub fn last_hours(until_ms: i64, hours: i64) -> Self {
         Self {
@@ -72,6 +107,38 @@ impl PatrolOptions {
 }
 
 /// One grid's patrol figures.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::patrol::{PatrolFix, PatrolOptions, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // 2024-05-01 08:00 China time; one car drives east across the first grid for 10 minutes,
+/// // a fix every 10 s, and stops before the second.
+/// let start_ms = 1_714_521_600_000;
+/// let fixes = (0..=60)
+///     .map(|i| Ok(PatrolFix { unit: 7, t_ms: start_ms + i * 10_000, at: LonLat::new(114.0505 + 0.00015 * i as f64, 22.545)? }))
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let opts = PatrolOptions::last_hours(start_ms + 3_600_000, 24);
+/// let result = audit(&grids, &fixes, opts, &Silent);
+/// let first = &result.grids[0];
+/// assert_eq!(first.grid, "440304001");
+/// assert!(first.visited > 0 && first.visited < first.cells);
+/// assert!((first.hours - 10.0 / 60.0).abs() < 1e-9); // ten minutes
+/// assert_eq!(first.last_patrol.as_deref(), Some("2024-05-01 08:10 +08:00"));
+/// assert_eq!(result.grids[1].last_patrol, None);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct GridPatrol {
     /// The grid.
@@ -91,6 +158,35 @@ pub struct GridPatrol {
 }
 
 /// The result of a patrol audit.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::patrol::{PatrolFix, PatrolOptions, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // 2024-05-01 08:00 China time; one car drives east across the first grid for 10 minutes,
+/// // a fix every 10 s, and stops before the second.
+/// let start_ms = 1_714_521_600_000;
+/// let fixes = (0..=60)
+///     .map(|i| Ok(PatrolFix { unit: 7, t_ms: start_ms + i * 10_000, at: LonLat::new(114.0505 + 0.00015 * i as f64, 22.545)? }))
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let opts = PatrolOptions::last_hours(start_ms + 3_600_000, 24);
+/// let result = audit(&grids, &fixes, opts, &Silent);
+/// assert_eq!((result.fixes, result.units), (61, 1));
+/// assert_eq!(result.grids.len(), 2);
+/// assert_eq!(result.options, opts);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct PatrolAudit {
     /// What was looked at.
@@ -114,6 +210,35 @@ fn cst(ms: i64) -> String {
 
 /// Audits patrol coverage. `fixes` must be sorted by unit, then time (the store and the CLI's
 /// reader give them so); fixes outside the window are skipped.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::patrol::{PatrolFix, PatrolOptions, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // 2024-05-01 08:00 China time; one car drives east across the first grid for 10 minutes,
+/// // a fix every 10 s, and stops before the second.
+/// let start_ms = 1_714_521_600_000;
+/// let fixes = (0..=60)
+///     .map(|i| Ok(PatrolFix { unit: 7, t_ms: start_ms + i * 10_000, at: LonLat::new(114.0505 + 0.00015 * i as f64, 22.545)? }))
+///     .collect::<Result<Vec<_>, safegrid_geodata::CoordError>>()?;
+/// let opts = PatrolOptions::last_hours(start_ms + 3_600_000, 24);
+/// let result = audit(&grids, &fixes, opts, &Silent);
+/// // One straight drive covers a small share of the first grid; nobody entered the second.
+/// let kinds: Vec<(Kind, &str)> = result.findings.iter().map(|f| (f.kind, f.grids[0].as_str())).collect();
+/// assert_eq!(kinds, [(Kind::LowPatrolCoverage, "440304001"), (Kind::Unpatrolled, "440304002")]);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn audit(
     grids: &[&AuditFeature],

@@ -10,6 +10,26 @@ use rstar::primitives::{GeomWithData, Rectangle};
 type Part = GeomWithData<Rectangle<[f64; 2]>, (usize, usize)>;
 
 /// The grids' polygons prepared for point tests, behind an R-tree of their envelopes.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::place::GridPlaces;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// let places = GridPlaces::new(&grids);
+/// assert_eq!(places.locate(LonLat::new(114.065, 22.545)?), Some(1));
+/// assert_eq!(places.locate(LonLat::new(114.0605, 22.545)?), None); // in the gap between them
+/// # Ok(())
+/// # }
+/// ```
 pub struct GridPlaces {
     prepared: Vec<PreparedPolygon>,
     tree: RTree<Part>,
@@ -17,6 +37,25 @@ pub struct GridPlaces {
 
 impl GridPlaces {
     /// Prepares the grids (indexes into `grids` are what [`Self::locate`] answers).
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+    /// use safegrid_geodata::audit::place::GridPlaces;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+    ///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+    ///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+    ///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+    ///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+    /// ]}"#, &ReadOptions::default())?;
+    /// // Only the second grid: answers are indexes into this slice.
+    /// let places = GridPlaces::new(&[&layer.features[1]]);
+    /// assert_eq!(places.locate(LonLat::new(114.065, 22.545)?), Some(0));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn new(grids: &[&AuditFeature]) -> Self {
         let mut prepared = Vec::new();
@@ -34,6 +73,27 @@ impl GridPlaces {
 
     /// The grid holding `p` (on a shared border, or where grids overlap: the first in the
     /// layer), or `None` outside every grid.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::LonLat;
+    /// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+    /// use safegrid_geodata::audit::place::GridPlaces;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+    ///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+    ///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+    ///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+    ///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+    /// ]}"#, &ReadOptions::default())?;
+    /// let grids: Vec<_> = layer.features.iter().collect();
+    /// let places = GridPlaces::new(&grids);
+    /// assert_eq!(places.locate(LonLat::new(114.0579, 22.5431)?), Some(0));
+    /// assert_eq!(places.locate(LonLat::new(114.06, 22.55)?), Some(0)); // on the first grid's corner
+    /// assert_eq!(places.locate(LonLat::new(113.7518, 23.0205)?), None); // Dongguan
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn locate(&self, p: LonLat) -> Option<usize> {
         let c = Coord { x: p.lon(), y: p.lat() };

@@ -27,6 +27,36 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// How travel time is measured.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::response::{Reach, audit};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // One post at the western edge; 3 minutes at 20 km/h reach 1 km.
+/// let post = LonLat::new(114.0505, 22.545)?;
+/// let homes = [
+///     Dwelling { at: LonLat::new(114.053, 22.545)?, households: 200, people: 520 },
+///     Dwelling { at: LonLat::new(114.068, 22.546)?, households: 150, people: 400 },
+/// ];
+/// let result = audit(&grids, &[post], &homes, Reach::Distance { kmh: 20.0 }, 3.0, &Silent);
+/// assert_eq!(result.method, "straight line at 20 km/h");
+/// // A faster assumed speed reaches everything.
+/// let faster = audit(&grids, &[post], &homes, Reach::Distance { kmh: 60.0 }, 3.0, &Silent);
+/// assert_eq!(faster.households_covered, 350);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy)]
 pub enum Reach<'a> {
     /// Along a road network.
@@ -40,9 +70,47 @@ pub enum Reach<'a> {
 
 /// Speed off the road network, and with no network at all: an urban patrol's straight-line
 /// progress (its road speed over the detour factor of a city street grid, about 1.4).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::response::STRAIGHT_LINE_KMH;
+/// // In the 15 minutes a response norm allows, 5 km in a straight line.
+/// let reach_m = STRAIGHT_LINE_KMH / 3.6 * 15.0 * 60.0;
+/// assert!((reach_m - 5_000.0).abs() < 1e-9);
+/// ```
 pub const STRAIGHT_LINE_KMH: f64 = 20.0;
 
 /// A suggested site for one more post.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::response::{Reach, audit};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // One post at the western edge; 3 minutes at 20 km/h reach 1 km.
+/// let post = LonLat::new(114.0505, 22.545)?;
+/// let homes = [
+///     Dwelling { at: LonLat::new(114.053, 22.545)?, households: 200, people: 520 },
+///     Dwelling { at: LonLat::new(114.068, 22.546)?, households: 150, people: 400 },
+/// ];
+/// let result = audit(&grids, &[post], &homes, Reach::Distance { kmh: 20.0 }, 3.0, &Silent);
+/// let s = result.suggestion.ok_or("everything is covered")?;
+/// assert_eq!(s.households_gained, 150);
+/// assert!((s.share_households_after - 1.0).abs() < 1e-12);
+/// assert!(s.at[0] > 114.06); // in the east, by the households the post misses
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct Suggestion {
     /// Where, `[lon, lat]`.
@@ -54,6 +122,36 @@ pub struct Suggestion {
 }
 
 /// The result of a response-coverage audit.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::response::{Reach, audit};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // One post at the western edge; 3 minutes at 20 km/h reach 1 km.
+/// let post = LonLat::new(114.0505, 22.545)?;
+/// let homes = [
+///     Dwelling { at: LonLat::new(114.053, 22.545)?, households: 200, people: 520 },
+///     Dwelling { at: LonLat::new(114.068, 22.546)?, households: 150, people: 400 },
+/// ];
+/// let result = audit(&grids, &[post], &homes, Reach::Distance { kmh: 20.0 }, 3.0, &Silent);
+/// assert_eq!((result.households, result.households_covered), (350, 200));
+/// assert!((result.share_households - 200.0 / 350.0).abs() < 1e-12);
+/// assert!(result.cells_covered > 0 && result.cells_covered < result.cells);
+/// assert!(result.share_area > 0.3 && result.share_area < 0.7);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct ResponseAudit {
     /// T, minutes.
@@ -154,6 +252,36 @@ fn times(targets: &Targets, sources: &[LonLat], reach: Reach<'_>, limit_s: f64) 
 }
 
 /// Audits response coverage of `grids` from `sources` within `minutes`.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::response::{Reach, audit};
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // One post at the western edge; 3 minutes at 20 km/h reach 1 km.
+/// let post = LonLat::new(114.0505, 22.545)?;
+/// let homes = [
+///     Dwelling { at: LonLat::new(114.053, 22.545)?, households: 200, people: 520 },
+///     Dwelling { at: LonLat::new(114.068, 22.546)?, households: 150, people: 400 },
+/// ];
+/// let result = audit(&grids, &[post], &homes, Reach::Distance { kmh: 20.0 }, 3.0, &Silent);
+/// // The eastern part is beyond reach, with the 150 households there.
+/// let unreachable = &result.findings[0];
+/// assert_eq!(unreachable.kind, Kind::Unreachable);
+/// assert_eq!(unreachable.figures.map(|f| f.households), Some(150));
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn audit(
     grids: &[&AuditFeature],

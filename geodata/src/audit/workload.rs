@@ -12,6 +12,16 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 /// The norm a grid is held to.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::audit::workload::Norm;
+/// let urban = Norm::default();
+/// assert_eq!((urban.min_households, urban.max_households, urban.max_people), (300, 500, 2_500));
+/// // A village norm with fewer, more scattered households.
+/// let rural = Norm { min_households: 150, max_households: 300, ..Norm::default() };
+/// assert!(rural.max_households <= urban.max_households);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Norm {
     /// Fewest households.
@@ -29,6 +39,18 @@ impl Default for Norm {
 }
 
 /// A place people live: a rental-housing record, a building, a household.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::workload::Dwelling;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A residential building in Futian with 96 households.
+/// let building = Dwelling { at: LonLat::new(114.0579, 22.5431)?, households: 96, people: 251 };
+/// assert!(building.people >= building.households);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dwelling {
     /// Where.
@@ -40,6 +62,36 @@ pub struct Dwelling {
 }
 
 /// One grid's figures.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::workload::{Dwelling, Norm, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // Two residential buildings in the first grid, one in the second, one in the strip between.
+/// let dwellings = [
+///     Dwelling { at: LonLat::new(114.052, 22.545)?, households: 240, people: 610 },
+///     Dwelling { at: LonLat::new(114.057, 22.542)?, households: 180, people: 450 },
+///     Dwelling { at: LonLat::new(114.065, 22.548)?, households: 120, people: 2_900 },
+///     Dwelling { at: LonLat::new(114.0605, 22.545)?, households: 12, people: 30 },
+/// ];
+/// let incidents = [LonLat::new(114.0579, 22.5431)?, LonLat::new(114.066, 22.541)?];
+/// let result = audit(&grids, &dwellings, &incidents, Norm::default(), &Silent);
+/// let first = result.grids[0].figures;
+/// assert_eq!((first.households, first.people, first.incidents), (420, 1_060, 1));
+/// assert_eq!(serde_json::to_value(first)?["households"], 420);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Figures {
     /// Households.
@@ -51,6 +103,38 @@ pub struct Figures {
 }
 
 /// Figures for one grid.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::workload::{Dwelling, Norm, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // Two residential buildings in the first grid, one in the second, one in the strip between.
+/// let dwellings = [
+///     Dwelling { at: LonLat::new(114.052, 22.545)?, households: 240, people: 610 },
+///     Dwelling { at: LonLat::new(114.057, 22.542)?, households: 180, people: 450 },
+///     Dwelling { at: LonLat::new(114.065, 22.548)?, households: 120, people: 2_900 },
+///     Dwelling { at: LonLat::new(114.0605, 22.545)?, households: 12, people: 30 },
+/// ];
+/// let incidents = [LonLat::new(114.0579, 22.5431)?, LonLat::new(114.066, 22.541)?];
+/// let result = audit(&grids, &dwellings, &incidents, Norm::default(), &Silent);
+/// let second = &result.grids[1];
+/// assert_eq!((second.grid.as_str(), second.feature), ("440304002", 1));
+/// assert_eq!(second.figures.people, 2_900);
+/// // The figures are flattened into the grid's JSON object.
+/// assert_eq!(serde_json::to_value(second)?["people"], 2_900);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct GridWorkload {
     /// The grid's label (code, else name).
@@ -63,6 +147,36 @@ pub struct GridWorkload {
 }
 
 /// The result of a workload audit.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::workload::{Dwelling, Norm, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // Two residential buildings in the first grid, one in the second, one in the strip between.
+/// let dwellings = [
+///     Dwelling { at: LonLat::new(114.052, 22.545)?, households: 240, people: 610 },
+///     Dwelling { at: LonLat::new(114.057, 22.542)?, households: 180, people: 450 },
+///     Dwelling { at: LonLat::new(114.065, 22.548)?, households: 120, people: 2_900 },
+///     Dwelling { at: LonLat::new(114.0605, 22.545)?, households: 12, people: 30 },
+/// ];
+/// let incidents = [LonLat::new(114.0579, 22.5431)?, LonLat::new(114.066, 22.541)?];
+/// let result = audit(&grids, &dwellings, &incidents, Norm::default(), &Silent);
+/// assert_eq!(result.grids.len(), 2);
+/// assert_eq!(result.outside.households, 12); // the building in the strip
+/// assert_eq!(result.norm, Norm::default());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadAudit {
     /// The norm applied.
@@ -79,6 +193,37 @@ pub struct WorkloadAudit {
 ///
 /// `grids` are the units audited (those without children); a point on a shared border, or in
 /// two overlapping grids, is counted once, in the first grid of the layer that holds it.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::LonLat;
+/// use safegrid_geodata::audit::input::{ReadOptions, read_layer};
+/// use safegrid_geodata::audit::workload::{Dwelling, Norm, audit};
+/// use safegrid_geodata::audit::{Kind, Silent};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = read_layer(r#"{"type":"FeatureCollection","features":[
+///   {"type":"Feature","properties":{"code":"440304001","name":"园岭第1网格","manager":"李娜"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.05,22.54],[114.06,22.54],[114.06,22.55],[114.05,22.55],[114.05,22.54]]]}},
+///   {"type":"Feature","properties":{"code":"440304002","name":"园岭第2网格"},
+///    "geometry":{"type":"Polygon","coordinates":[[[114.061,22.54],[114.07,22.54],[114.07,22.55],[114.061,22.55],[114.061,22.54]]]}}
+/// ]}"#, &ReadOptions::default())?;
+/// let grids: Vec<_> = layer.features.iter().collect();
+/// // Two residential buildings in the first grid, one in the second, one in the strip between.
+/// let dwellings = [
+///     Dwelling { at: LonLat::new(114.052, 22.545)?, households: 240, people: 610 },
+///     Dwelling { at: LonLat::new(114.057, 22.542)?, households: 180, people: 450 },
+///     Dwelling { at: LonLat::new(114.065, 22.548)?, households: 120, people: 2_900 },
+///     Dwelling { at: LonLat::new(114.0605, 22.545)?, households: 12, people: 30 },
+/// ];
+/// let incidents = [LonLat::new(114.0579, 22.5431)?, LonLat::new(114.066, 22.541)?];
+/// let result = audit(&grids, &dwellings, &incidents, Norm::default(), &Silent);
+/// let kinds: Vec<(Kind, &str)> = result.findings.iter().map(|f| (f.kind, f.grids[0].as_str())).collect();
+/// // 420 households are within the norm; the second grid has too few households and too many people.
+/// assert_eq!(kinds, [(Kind::FewHouseholds, "440304002"), (Kind::ManyPeople, "440304002")]);
+/// assert_eq!(result.findings[0].message, "440304002 has 120 households, fewer than the norm's 300");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn audit(
     grids: &[&AuditFeature],

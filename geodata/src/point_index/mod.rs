@@ -108,6 +108,23 @@ fn unit_vector(p: LonLat) -> [f64; 3] {
 }
 
 /// The position of a unit vector (the inverse of the index's own projection, to rounding).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{BBox, LonLat, PointIndex, point_index::unit_to_lonlat};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let futian = LonLat::new(114.0579, 22.5431)?;
+/// let index = PointIndex::bulk_load([(7, futian, 0)]);
+/// let all = BBox::new(LonLat::new(113.7, 22.4)?, LonLat::new(114.6, 22.9)?).ok_or("empty box")?;
+/// let mut found = Vec::new();
+/// index.for_each_in_bbox(all, |id, _, xyz| found.push((id, unit_to_lonlat(xyz))));
+/// let [(7, (lon, lat))] = found[..] else { return Err("expected point 7".into()) };
+/// assert!((lon - 114.0579).abs() < 1e-12 && (lat - 22.5431).abs() < 1e-12);
+/// // The north pole's unit vector:
+/// assert_eq!(unit_to_lonlat(&[0.0, 0.0, 1.0]).1, 90.0);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub fn unit_to_lonlat(v: &[f64; 3]) -> (f64, f64) {
     (v[1].atan2(v[0]).to_degrees(), v[2].clamp(-1.0, 1.0).asin().to_degrees())
@@ -182,6 +199,19 @@ fn knn_visit(
 }
 
 /// A longitude/latitude box, west-south to east-north (no antimeridian wrap).
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{BBox, LonLat};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Roughly Futian district.
+/// let futian = BBox::new(LonLat::new(113.98, 22.50)?, LonLat::new(114.10, 22.59)?).ok_or("empty box")?;
+/// assert!(futian.contains(LonLat::new(114.0579, 22.5431)?));
+/// assert!(!futian.contains(LonLat::new(113.7518, 23.0205)?)); // Dongguan
+/// assert_eq!(futian.min.lon(), 113.98);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BBox {
     /// South-west corner.
@@ -192,12 +222,37 @@ pub struct BBox {
 
 impl BBox {
     /// A box from its corners; `None` when min exceeds max on either axis.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{BBox, LonLat};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (sw, ne) = (LonLat::new(113.98, 22.50)?, LonLat::new(114.10, 22.59)?);
+    /// assert!(BBox::new(sw, ne).is_some());
+    /// assert_eq!(BBox::new(ne, sw), None); // corners swapped
+    /// assert!(BBox::new(sw, sw).is_some()); // a single point is a box
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn new(min: LonLat, max: LonLat) -> Option<Self> {
         (min.lon() <= max.lon() && min.lat() <= max.lat()).then_some(Self { min, max })
     }
 
     /// Whether the box contains the point (edges included).
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{BBox, LonLat};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (sw, ne) = (LonLat::new(113.98, 22.50)?, LonLat::new(114.10, 22.59)?);
+    /// let futian = BBox::new(sw, ne).ok_or("empty box")?;
+    /// assert!(futian.contains(LonLat::new(114.0579, 22.5431)?));
+    /// assert!(futian.contains(ne)); // on a corner
+    /// assert!(!futian.contains(LonLat::new(114.1170, 22.5320)?)); // Luohu, east of the box
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn contains(&self, p: LonLat) -> bool {
         (self.min.lon()..=self.max.lon()).contains(&p.lon()) && (self.min.lat()..=self.max.lat()).contains(&p.lat())
@@ -319,6 +374,22 @@ impl UnitBox {
 }
 
 /// A point found by a query, with its distance from the query point where one applies.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{Hit, LonLat, PointIndex, haversine_m};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let post = LonLat::new(114.0560, 22.5540)?;
+/// let index = PointIndex::bulk_load([(42, post, 3)]);
+/// let incident = LonLat::new(114.0579, 22.5431)?;
+/// let [Hit { id, tag, distance_m }] = index.nearest(incident, 1, |_, _| true)[..] else {
+///     return Err("expected one hit".into());
+/// };
+/// assert_eq!((id, tag), (42, 3));
+/// assert!((distance_m - haversine_m(incident, post)).abs() < 1e-3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
     /// The point's id.
@@ -350,6 +421,27 @@ const DELTA_SHARE: usize = 64;
 
 /// The point index. Ids are the caller's; one position per id.
 ///
+/// # Examples
+/// ```
+/// use safegrid_geodata::{LonLat, PointIndex};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// const FREE: u32 = 0;
+/// const BUSY: u32 = 1;
+/// // Patrol units: bulk-loaded at start, then moved as their positions arrive.
+/// let mut units = PointIndex::bulk_load([
+///     (1, LonLat::new(114.0579, 22.5431)?, FREE), // 市民中心
+///     (2, LonLat::new(114.0560, 22.5540)?, BUSY), // 莲花山
+///     (3, LonLat::new(114.1170, 22.5320)?, FREE), // 罗湖站
+/// ]);
+/// units.upsert(3, LonLat::new(114.0595, 22.5445)?, FREE); // unit 3 drove west
+/// let incident = LonLat::new(114.0590, 22.5440)?;
+/// let free: Vec<u64> = units.nearest(incident, 2, |_, tag| tag == FREE).iter().map(|h| h.id).collect();
+/// assert_eq!(free, [3, 1]);
+/// assert_eq!(units.within_radius(incident, 500.0).len(), 2);
+/// # Ok(())
+/// # }
+/// ```
+///
 /// Two parts: a static grid of buckets ([`buckets::Buckets`]) that holds what was bulk-loaded
 /// or last rebuilt, and a small rstar tree for points inserted or moved since. Queries search
 /// both; writes go to the small tree (and clear the grid slot of a moved or removed point), and
@@ -372,6 +464,19 @@ impl Default for PointIndex {
 
 impl PointIndex {
     /// An empty index.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{LonLat, PointIndex};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut index = PointIndex::new();
+    /// assert!(index.is_empty());
+    /// assert!(index.nearest(LonLat::new(114.0579, 22.5431)?, 5, |_, _| true).is_empty());
+    /// index.upsert(1, LonLat::new(114.0579, 22.5431)?, 0);
+    /// assert_eq!(index.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self {
@@ -384,6 +489,19 @@ impl PointIndex {
 
     /// Builds an index in one pass (much faster than repeated inserts). Later duplicates of an
     /// id replace earlier ones.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{LonLat, PointIndex};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let first = LonLat::new(114.0579, 22.5431)?;
+    /// let later = LonLat::new(114.0560, 22.5540)?;
+    /// let index = PointIndex::bulk_load([(1, first, 0), (2, first, 0), (1, later, 0)]);
+    /// assert_eq!(index.len(), 2);
+    /// assert_eq!(index.get(1), Some(later));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn bulk_load(points: impl IntoIterator<Item = (u64, LonLat, u32)>) -> Self {
         let mut latest: HashMap<u64, (LonLat, u32)> = HashMap::new();
@@ -403,18 +521,68 @@ impl PointIndex {
     }
 
     /// Number of points.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// assert_eq!(units.len(), 4);
+    /// let mut units = units;
+    /// units.remove(4);
+    /// assert_eq!(units.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
 
     /// Whether the index is empty.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{LonLat, PointIndex};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut index = PointIndex::bulk_load([(1, LonLat::new(114.0579, 22.5431)?, 0)]);
+    /// assert!(!index.is_empty());
+    /// index.remove(1);
+    /// assert!(index.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
 
     /// Position of an id.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// assert_eq!(units.get(3), Some(luohu));
+    /// assert_eq!(units.get(99), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn get(&self, id: u64) -> Option<LonLat> {
         self.by_id.get(&id).map(|place| place.p)
@@ -422,6 +590,29 @@ impl PointIndex {
 
     /// Inserts a point, or moves it (and replaces its tag) if the id is present. Returns the
     /// previous position.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// let mut units = units;
+    /// // Unit 2 finishes its job and moves; it was at Lianhuashan.
+    /// assert_eq!(units.upsert(2, civic_centre, FREE), Some(lianhuashan));
+    /// // A new unit comes on duty.
+    /// assert_eq!(units.upsert(5, luohu, FREE), None);
+    /// assert_eq!(units.len(), 5);
+    /// assert_eq!(units.within_radius(civic_centre, 1.0).len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn upsert(&mut self, id: u64, p: LonLat, tag: u32) -> Option<LonLat> {
         let old = self.remove(id);
         if self.by_id.is_empty() {
@@ -438,6 +629,26 @@ impl PointIndex {
     }
 
     /// Removes a point; returns its position if it was present.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// let mut units = units;
+    /// assert_eq!(units.remove(4), Some(dongguan));
+    /// assert_eq!(units.remove(4), None);
+    /// assert_eq!(units.get(4), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove(&mut self, id: u64) -> Option<LonLat> {
         let place = self.by_id.remove(&id)?;
         if place.slot == IN_DELTA {
@@ -480,6 +691,30 @@ impl PointIndex {
     /// dynamic tree with the same running answer (children nearest first, a subtree skipped once
     /// it cannot beat the current k-th best). It allocates nothing but the answer,
     /// and calls `filter` only for points close enough to enter it.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// let incident = LonLat::new(114.0570, 22.5450)?;
+    /// let nearest = units.nearest(incident, 2, |_, _| true);
+    /// let ids: Vec<u64> = nearest.iter().map(|h| h.id).collect();
+    /// assert_eq!(ids, [1, 2]);
+    /// assert!((nearest[0].distance_m - haversine_m(incident, civic_centre)).abs() < 1e-3);
+    /// // Only free units: the busy one at Lianhuashan is skipped.
+    /// let free: Vec<u64> = units.nearest(incident, 2, |_, tag| tag == FREE).iter().map(|h| h.id).collect();
+    /// assert_eq!(free, [1, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn nearest(&self, p: LonLat, k: usize, mut filter: impl FnMut(u64, u32) -> bool) -> Vec<Hit> {
         if k == 0 {
             return Vec::new();
@@ -494,6 +729,27 @@ impl PointIndex {
     }
 
     /// Every point within `radius_m` metres (great-circle) of `p`, nearest first.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// let within: Vec<u64> = units.within_radius(civic_centre, 2_000.0).iter().map(|h| h.id).collect();
+    /// assert_eq!(within, [1, 2]); // Luohu is 6.2 km away
+    /// let hits = units.within_radius(civic_centre, 10_000.0);
+    /// assert_eq!(hits.len(), 3);
+    /// assert!(hits.iter().all(|h| h.distance_m <= 10_000.0));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn within_radius(&self, p: LonLat, radius_m: f64) -> Vec<Hit> {
         let q = self.frame.entry(p, 0, 0);
@@ -510,6 +766,29 @@ impl PointIndex {
     }
 
     /// Every point inside a lon/lat box (edges included), in no particular order.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// let futian = BBox::new(LonLat::new(113.98, 22.50)?, LonLat::new(114.10, 22.59)?).ok_or("empty box")?;
+    /// let mut ids: Vec<u64> = units.in_bbox(futian).iter().map(|h| h.id).collect();
+    /// ids.sort_unstable();
+    /// assert_eq!(ids, [1, 2]);
+    /// // The box's edges count as inside.
+    /// let just_luohu = BBox::new(luohu, luohu).ok_or("empty box")?;
+    /// assert_eq!(units.in_bbox(just_luohu), [Hit { id: 3, tag: FREE, distance_m: 0.0 }]);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn in_bbox(&self, b: BBox) -> Vec<Hit> {
         let mut out = Vec::new();
@@ -520,6 +799,27 @@ impl PointIndex {
     /// Calls `f(id, tag, unit vector)` for every point inside a lon/lat box (edges included), in
     /// no particular order; [`unit_to_lonlat`] turns the vector back into a position. Most
     /// candidates are decided on their unit vector alone (see `UnitBox`), without a lookup.
+    ///
+    /// # Examples
+    /// ```
+    /// # use safegrid_geodata::{BBox, Hit, LonLat, PointIndex, haversine_m};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # const FREE: u32 = 0;
+    /// # const BUSY: u32 = 1;
+    /// # let civic_centre = LonLat::new(114.0579, 22.5431)?; // 市民中心, Futian
+    /// # let lianhuashan = LonLat::new(114.0560, 22.5540)?; // 莲花山, 1.2 km north
+    /// # let luohu = LonLat::new(114.1170, 22.5320)?; // 罗湖站, 6.2 km east
+    /// # let dongguan = LonLat::new(113.7518, 23.0205)?; // 东莞, 60 km north-west
+    /// # let units = PointIndex::bulk_load([
+    /// #     (1, civic_centre, FREE), (2, lianhuashan, BUSY), (3, luohu, FREE), (4, dongguan, FREE)]);
+    /// // Free units per box, without collecting the hits first.
+    /// let shenzhen = BBox::new(LonLat::new(113.75, 22.40)?, LonLat::new(114.65, 22.87)?).ok_or("empty box")?;
+    /// let mut free = 0;
+    /// units.for_each_in_bbox(shenzhen, |_, tag, _| free += usize::from(tag == FREE));
+    /// assert_eq!(free, 2); // Dongguan lies outside
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn for_each_in_bbox(&self, b: BBox, mut f: impl FnMut(u64, u32, &[f64; 3])) {
         let env = b.frame_envelope(&self.frame);
         let unit = UnitBox::new(&b);
@@ -541,6 +841,21 @@ impl PointIndex {
 
     /// Approximate heap bytes held by the index (both trees and the id map), for the
     /// memory-per-point figure.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::{LonLat, PointIndex};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let points = (0..1_000_u32).map(|i| {
+    ///     let p = LonLat::new(114.0 + f64::from(i % 40) * 0.001, 22.5 + f64::from(i / 40) * 0.001);
+    ///     p.map(|p| (u64::from(i), p, 0))
+    /// });
+    /// let index = PointIndex::bulk_load(points.collect::<Result<Vec<_>, _>>()?);
+    /// let per_point = index.heap_bytes() / index.len();
+    /// assert!((16..1_000).contains(&per_point), "{per_point}");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
         // rstar stores each leaf as an `RTreeNode<Entry>` enum sized for its largest variant
