@@ -174,8 +174,9 @@ async fn verify_audit_log(url: &str, expect_head: Option<String>) -> i32 {
             println!("audit log intact: {} chained rows checked{before}", c.chained);
             match &c.head {
                 Some(h) => println!(
-                    "head: {h} (row {})\nnote it outside the database; check later with --expect-head {h}",
-                    c.last_id.unwrap_or(0)
+                    "head: {h} (row {}); the chain begins at row {}\nnote both outside the database (the start record can be dropped by whoever can drop the log's triggers); check later with --expect-head {h}",
+                    c.last_id.unwrap_or(0),
+                    c.start().unwrap_or(1)
                 ),
                 None => println!("head: none (no chained rows yet)"),
             }
@@ -480,8 +481,8 @@ enum Command {
     /// List API tokens: the start of each token's hash (what `revoke` takes), holder, role, grids.
     Tokens,
     /// Mint (or rotate) a tracker's secret and print it once, with the identifier to enter in
-    /// Traccar Client or OsmAnd (DEVICE_ID:SECRET); or revoke it. The device must be carried
-    /// by a responder or key person. A running server takes it up within --token-reload-secs.
+    /// Traccar Client or OsmAnd (DEVICE_ID:SECRET); or revoke it. A secret is minted only for a
+    /// device some responder or key person carries; any device's secret can be revoked. A running server takes it up within --token-reload-secs.
     DeviceSecret {
         /// The device id (a responder's or key person's `device_id`).
         device_id: String,
@@ -575,10 +576,9 @@ async fn main() -> Result<()> {
                 }
                 return Ok(());
             }
-            if service.carrier_of(&device_id).is_none() {
+            let Some((_, secret)) = service.mint_device_secret(&device_id).await? else {
                 bail!("no responder or key person carries device {device_id:?}; set it as their device_id first");
-            }
-            let secret = service.mint_device_secret(&device_id).await?;
+            };
             println!("secret of {device_id} (shown this once; any earlier one no longer works):");
             println!("  {secret}");
             println!("In Traccar Client or OsmAnd, set the device identifier to:");

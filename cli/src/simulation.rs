@@ -136,7 +136,12 @@ pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: 
         let mut units = units;
         for u in &mut units {
             match service.mint_device_secret(&u.device).await {
-                Ok(secret) => u.credential = safegrid_services::positions::devices::credential(&u.device, &secret),
+                Ok(Some((_, secret))) => {
+                    u.credential = safegrid_services::positions::devices::credential(&u.device, &secret);
+                }
+                Ok(None) => {
+                    tracing::warn!(device = %u.device, "demo tracker carried by nobody; its reports will be refused");
+                }
                 Err(e) => {
                     tracing::warn!(device = %u.device, error = %e, "demo tracker secret not minted; its reports will be refused");
                 }

@@ -1,7 +1,9 @@
 -- Where the audit log's hash chain begins, recorded once: a row at or after it without a hash is
 -- a break (`safegrid audit-log verify`), so erasing every hash no longer passes as "rows from
--- before the chain". The first sealed row if any, else the next id to be written. The record
--- itself cannot be changed or deleted (trigger below), and a missing record is a break too.
+-- before the chain". The first sealed row if any, else the next id to be written. The trigger
+-- below refuses to change or delete the record, and a missing record is a break too; like the
+-- log's own triggers it stops everyone but a database owner, which is why `audit-log verify`
+-- prints the start beside the head, to be noted outside the database.
 INSERT INTO meta (key, value)
 SELECT 'audit_chain_start',
        COALESCE((SELECT MIN(id) FROM audit_log WHERE hash IS NOT NULL),

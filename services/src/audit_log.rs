@@ -279,6 +279,12 @@ impl ChainCheck {
         Self { expected: expected_head.map(|h| h.trim().to_ascii_lowercase()), ..Self::default() }
     }
 
+    /// The row the chain begins at, when known (from the store's record).
+    #[must_use]
+    pub fn start(&self) -> Option<i64> {
+        self.start
+    }
+
     /// The same check, knowing that the chain begins at row `start`.
     #[must_use]
     pub fn starting_at(mut self, start: i64) -> Self {

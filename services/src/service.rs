@@ -413,6 +413,11 @@ impl Service {
         Ok(old)
     }
 
+    /// The write gate of a layer (see the module's documentation).
+    pub(crate) fn layer_gate(&self, layer: Layer) -> &tokio::sync::Mutex<()> {
+        &self.layers[layer.index()].gate
+    }
+
     /// Inserts or replaces one grid unit (admin). The hierarchy must stay consistent; items whose
     /// grid changes with the new boundary are re-located in the same transaction.
     ///

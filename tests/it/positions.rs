@@ -101,7 +101,7 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
         let it = service.create(&admin, LonLat::new(116.3, 39.98).unwrap(), props).await.unwrap();
         units.insert(format!("geolife-{uid}"), it.id);
         let device = format!("geolife-{uid}");
-        secrets.insert(device.clone(), service.mint_device_secret(&device).await.unwrap());
+        secrets.insert(device.clone(), service.mint_device_secret(&device).await.unwrap().unwrap().1);
     }
     let app = app(AppState::new(service.clone()));
 

@@ -347,6 +347,7 @@ async fn audit_chain_suite(store: Arc<dyn Store>, url: &str, raw_sql: impl Async
         "the chain start is fixed"
     );
     assert!(raw_sql("DELETE FROM meta WHERE key = 'audit_chain_start'").await.is_err(), "the chain start is fixed");
+    assert!(store.set_meta("audit_chain_start", "3").await.is_err(), "nor replaced (SQLite's INSERT OR REPLACE)");
     for sql in &unguard_start {
         raw_sql(sql).await.unwrap();
     }

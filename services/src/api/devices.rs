@@ -75,14 +75,18 @@ pub async fn mint(
     Caller(who): Caller,
     Path(device_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let Some((subject, unit)) = managed(&st, &who, &device_id)? else {
-        return Err(ApiError::not_found(
-            "device_id",
-            device_id.as_str(),
-            "no responder or key person carries this device",
-        ));
-    };
-    let secret = st.service.mint_device_secret(&device_id).await?;
+    let nobody =
+        || ApiError::not_found("device_id", device_id.as_str(), "no responder or key person carries this device");
+    managed(&st, &who, &device_id)?.ok_or_else(nobody)?;
+    // Checked again as the secret is minted, under the writes' gates (the carrier may have just
+    // been deleted or given the device up).
+    let ((subject, unit), secret) = st.service.mint_device_secret(&device_id).await?.ok_or_else(nobody)?;
+    if subject == Subject::KeyPerson && who.role != Role::Admin {
+        // The device went to a key person in between: an admin's to manage. Revoke what was just
+        // minted rather than hand it out.
+        st.service.revoke_device_secret(&device_id).await?;
+        return Err(ApiError::forbidden("a key person's monitoring device is managed by an admin"));
+    }
     let request = format!("POST /api/v1/devices/{device_id}/secret");
     st.service.audit_entry(&who, write_entry("device_secret_mint", &request, Some((subject, unit)), 1)).await?;
     let body = json!({

@@ -89,8 +89,8 @@ impl<S: Send + Sync, T: PathParams> FromRequestParts<S> for AppPath<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // The router matched the route, so its parameters are there and percent-decoded; a
-        // value that is not UTF-8 after decoding is refused by axum before this point.
+        // The router matched the route, so its parameters are there; one that is not UTF-8
+        // once percent-decoded is refused here, naming the path.
         let raw = RawPathParams::from_request_parts(parts, state).await.map_err(|e| {
             tracing::debug!(error = %e, "path parameters unreadable");
             ApiError::invalid("path", e.body_text(), "a path parameter is not valid UTF-8 after decoding")

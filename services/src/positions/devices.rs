@@ -170,6 +170,9 @@ pub struct Buckets<K> {
     rate: f64,
     burst: f64,
     by_key: Mutex<HashMap<K, (f64, Instant)>>,
+    /// When full buckets were last forgotten: a sweep is O(keys), so it runs at most once a
+    /// second however many keys a flood of made-up device ids adds.
+    swept: Mutex<Option<Instant>>,
 }
 
 /// Most keys remembered before full (idle) buckets are forgotten.
@@ -179,13 +182,18 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Buckets of `burst` tokens refilled at `rate` a second.
     #[must_use]
     pub fn new(rate: f64, burst: f64) -> Self {
-        Self { rate: rate.max(1e-6), burst: burst.max(1.0), by_key: Mutex::new(HashMap::new()) }
+        Self {
+            rate: rate.max(1e-6),
+            burst: burst.max(1.0),
+            by_key: Mutex::new(HashMap::new()),
+            swept: Mutex::new(None),
+        }
     }
 
     fn with<R>(&self, key: &K, f: impl FnOnce(&mut f64) -> R) -> R {
         let now = Instant::now();
         let mut b = self.by_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if b.len() > MAX_KEYS {
+        if b.len() > MAX_KEYS && self.sweep_due(now) {
             // Forget keys whose bucket has refilled: they lose nothing.
             let (rate, burst) = (self.rate, self.burst);
             b.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
@@ -194,6 +202,15 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         f(tokens)
+    }
+
+    fn sweep_due(&self, now: Instant) -> bool {
+        let mut last = self.swept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1));
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     fn wait(&self, tokens: f64) -> u32 {

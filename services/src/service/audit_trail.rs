@@ -75,8 +75,9 @@ impl Trail {
 
     /// Seals `row` as the chain's next link and stores it as `put` says; the head moves only
     /// when the row was stored. `false`: `put`'s item write found no such item, and nothing was
-    /// stored. A failed attempt re-reads the head (another process may have appended) and is
-    /// tried again, up to three times: each attempt is one transaction, so none leaves half.
+    /// stored. After a failed attempt the head is re-read: if it is this row, the attempt did
+    /// commit (only its answer was lost) and is not repeated; otherwise (another process
+    /// appended, say) it is tried again, up to three times. Each attempt is one transaction.
     async fn append_as(&self, store: &dyn Store, mut row: AuditRow, put: Put<'_>) -> Result<bool, StoreError> {
         let mut head = self.head.lock().await;
         let mut tries = 0;
@@ -100,12 +101,19 @@ impl Trail {
                 }
                 Ok(false) => return Ok(false),
                 Err(e) => {
-                    head.stale = true;
+                    // The commit may have landed although its answer was lost (a connection
+                    // dropped after COMMIT): then the store's head is this very row, and the act
+                    // is done — doing it again would repeat it.
+                    head.stale = true; // until the head is read back
+                    *head = read_head(store).await?;
+                    if head.last_id == row.id && row.hash.as_deref() == Some(head.hash.as_str()) {
+                        return Ok(true);
+                    }
                     tries += 1;
                     if tries >= 3 {
                         return Err(e);
                     }
-                    tracing::warn!(error = %e, id = row.id, "audit row not appended; re-reading the chain's head");
+                    tracing::warn!(error = %e, id = row.id, "audit row not appended; trying again after the chain's head");
                 }
             }
         }

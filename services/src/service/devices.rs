@@ -30,15 +30,29 @@ impl Service {
         self.layer(Layer::KeyPersonnel).unit_of_device(device_id).map(|p| (Subject::KeyPerson, p))
     }
 
-    /// Mints a new secret for `device_id`, replacing (rotating) any earlier one at once, and
-    /// returns it: the only time it exists outside the tracker (the store keeps its hash).
+    /// Mints a new secret for the device some responder or key person carries, replacing
+    /// (rotating) any earlier one at once; returns the carrier and the secret — the only time it
+    /// exists outside the tracker (the store keeps its hash). `None`: nobody carries the device,
+    /// and nothing is minted.
+    ///
+    /// The carrier is checked under both carrying layers' write gates and the secrets' gate, in
+    /// the order every write takes them: a delete or a `device_id` change that revokes the
+    /// secret cannot slip between the check and the mint and leave a secret nobody's write
+    /// will ever revoke.
     ///
     /// # Errors
     /// [`ServiceError::Store`]; the earlier secret then stays in force.
-    pub async fn mint_device_secret(&self, device_id: &str) -> Result<String, ServiceError> {
+    pub async fn mint_device_secret(&self, device_id: &str) -> Result<Option<((Subject, i64), String)>, ServiceError> {
+        let mut gates = Vec::with_capacity(2);
+        for layer in Layer::ALL {
+            if matches!(layer, Layer::Responders | Layer::KeyPersonnel) {
+                gates.push(self.layer_gate(layer).lock().await);
+            }
+        }
+        let _devices = self.device_secrets.gate.lock().await;
+        let Some(carrier) = self.carrier_of(device_id) else { return Ok(None) };
         let secret = new_secret();
         let hash = secret_hash(&secret);
-        let _gate = self.device_secrets.gate.lock().await;
         self.store
             .put_device_secret(&DeviceSecretRecord {
                 device_id: device_id.to_owned(),
@@ -47,7 +61,7 @@ impl Service {
             })
             .await?;
         self.device_secrets.set(device_id, &hash);
-        Ok(secret)
+        Ok(Some((carrier, secret)))
     }
 
     /// Revokes `device_id`'s secret: its fixes are refused from now on. `false`: it had none.

@@ -158,6 +158,8 @@ async fn tracker_secrets_are_managed_by_admins_and_dispatchers_for_carried_devic
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "revoked: {}", r.text);
+    // (An uncarried device is refused anyway: the secret itself must be gone.)
+    assert!(!in_force(&f, &cred("nobody-carries-this")), "revoked in memory");
     assert_eq!(mint(&f, Role::Dispatcher, "car-1").await.status, StatusCode::CREATED);
     // The three acts are in the audit log, the secret nowhere in it.
     let rows = f.audit_rows().await;
@@ -187,8 +189,18 @@ async fn a_trackers_secret_dies_with_its_carrier_or_when_the_carrier_gives_it_up
     let r = f.call("DELETE", &format!("/api/v1/responders/{b}"), Some(Role::Dispatcher), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert_eq!(osmand_from(&f, "192.0.2.61:1", &report(&ident_b, 20)).await.status, StatusCode::FORBIDDEN);
-    // Neither secret is in force in the store either (a restart would not revive them).
+    // A device nobody carries is refused whatever its secret, so the refusals above alone would
+    // not show the secrets gone: neither is in force in memory, nor in the store (a restart
+    // would not revive them).
+    assert!(!in_force(&f, &ident_a) && !in_force(&f, &ident_b));
     assert!(f.store.device_secrets().await.unwrap().is_empty());
+}
+
+/// Whether the secret in a tracker identifier (`DEVICE_ID:SECRET`) is the one in force.
+fn in_force(f: &Fixture, ident: &str) -> bool {
+    use safegrid_services::positions::devices::{Secret, split_credential};
+    let (device, secret) = split_credential(ident);
+    f.service.device_secrets().verify(device, secret.map(|s| Secret(s.to_owned())).as_ref())
 }
 
 crate::test!(async guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after_without_locking_out_its_neighbours);
@@ -196,7 +208,7 @@ async fn guessing_secrets_from_one_address_is_stopped_with_429_and_retry_after_w
     let f = fixture().await;
     tracked_unit(&f, "g-1", 114.01, 22.51).await;
     let t = unix_now() - 500;
-    // 20 failed authentications a minute per address are answered; the next is refused
+    // 20 failed authentications a minute per address and device id are answered; the next is refused
     // unchecked, even with the right secret, and says when to come back.
     for i in 0..20 {
         let r =
