@@ -116,6 +116,14 @@ pub async fn revoke(
     let had = st.service.revoke_device_secret(&device_id).await?;
     let request = format!("DELETE /api/v1/devices/{device_id}/secret");
     st.service.audit_entry(&who, write_entry("device_secret_revoke", &request, carrier, usize::from(had))).await?;
+    if carrier.is_none() && !had {
+        // A device nobody carries and without a secret: there was nothing to revoke.
+        return Err(ApiError::not_found(
+            "device_id",
+            device_id.as_str(),
+            "no responder or key person carries this device, and it has no secret in force",
+        ));
+    }
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
