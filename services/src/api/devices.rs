@@ -105,8 +105,9 @@ pub async fn mint(
 ///
 /// # Errors
 /// 403 for a role that may not manage tracker secrets, or a dispatcher asking for a key
-/// person's device; 400 for a malformed device id; 404 for a dispatcher when nobody carries
-/// the device; 500 or 503 (with `Retry-After`) when the store fails (the secret then stays in force).
+/// person's device; 400 for a malformed device id; 404 when nobody carries the device (for an
+/// admin: and it has no secret in force); 500 or 503 (with `Retry-After`) when the store fails
+/// (the secret then stays in force).
 pub async fn revoke(
     State(st): State<AppState>,
     Caller(who): Caller,
