@@ -196,7 +196,30 @@ pub trait Store: Send + Sync + 'static {
     /// tracker secret it revokes) in one transaction, so that no write stands unrecorded and no
     /// record names a write that did not happen. `false`, and nothing written, when an update or
     /// a delete finds no such id.
-    async fn write_item(&self, write: ItemWrite<'_>, with: WriteRecord<'_>) -> Result<bool, StoreError>;
+    async fn write_item(&self, write: ItemWrite<'_>, with: WriteRecord<'_>) -> Result<bool, StoreError> {
+        // The insert path of a bulk insert, so that one item raises the high-water id as a file
+        // of them does; an update or a delete runs in the same kind of transaction.
+        let mut tx = self.begin_insert(write.layer()).await?;
+        let done = match write {
+            ItemWrite::Insert(it) => {
+                tx.write(std::slice::from_ref(it)).await?;
+                true
+            }
+            ItemWrite::Update(it) => tx.update(it).await?,
+            ItemWrite::Delete(layer, id) => tx.delete(layer, id).await?,
+        };
+        if !done {
+            return Ok(false); // the transaction rolls back as it drops
+        }
+        if let Some(row) = with.audit {
+            tx.append_audit(row).await?;
+        }
+        if let Some((device, at)) = with.revoke_device {
+            tx.revoke_device_secret(device, at).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
     /// Replaces an item; false when the id does not exist.
     async fn update_item(&self, item: &Item) -> Result<bool, StoreError> {
         self.write_item(ItemWrite::Update(item), WriteRecord::default()).await
@@ -275,11 +298,20 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// A bulk insert in progress: one open transaction. Dropping it without [`BulkInsert::commit`]
-/// rolls everything back, so a failed import leaves the store exactly as it was.
+/// rolls everything back, so a failed import leaves the store exactly as it was. The same open
+/// transaction also carries a single item's write and what records it ([`Store::write_item`]).
 #[async_trait]
 pub trait BulkInsert: Send {
     /// Writes items of the layer the insert was begun for.
     async fn write(&mut self, items: &[Item]) -> Result<(), StoreError>;
+    /// Replaces an item in this transaction; false when the id does not exist.
+    async fn update(&mut self, item: &Item) -> Result<bool, StoreError>;
+    /// Deletes an item in this transaction; false when the id does not exist.
+    async fn delete(&mut self, layer: Layer, id: i64) -> Result<bool, StoreError>;
+    /// Appends an audit row (with its own id) in this transaction.
+    async fn append_audit(&mut self, row: &AuditRow) -> Result<(), StoreError>;
+    /// Revokes a device's secret in this transaction.
+    async fn revoke_device_secret(&mut self, device_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// Raises the layer's high-water id to the largest written, and commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

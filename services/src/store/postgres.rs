@@ -5,7 +5,7 @@
 //! arrays: one statement per 10,000 rows instead of one per row.
 
 use super::rows::{RawFix, RawGridEvent, RawItem, audit_from_row, high_water_key, props_json};
-use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, ItemWrite, Store, StoreError, TokenRecord, WriteRecord};
+use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::records::{DispatchEvent, GridEvent, Subject, TracePoint};
 use async_trait::async_trait;
@@ -175,6 +175,23 @@ impl BulkInsert for PgBulk {
         Ok(())
     }
 
+    async fn update(&mut self, item: &Item) -> Result<bool, StoreError> {
+        update_row(&mut *self.tx, item).await
+    }
+
+    async fn delete(&mut self, layer: Layer, id: i64) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {} WHERE id = $1", layer.name());
+        Ok(sqlx::query(&sql).bind(id).execute(&mut *self.tx).await?.rows_affected() == 1)
+    }
+
+    async fn append_audit(&mut self, row: &AuditRow) -> Result<(), StoreError> {
+        append_audit_row(&mut *self.tx, row).await.map(|_| ())
+    }
+
+    async fn revoke_device_secret(&mut self, device_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        revoke_secret_row(&mut *self.tx, device_id, at).await.map(|_| ())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         if let Some(top) = self.top {
             sqlx::query(
@@ -330,34 +347,6 @@ impl Store for PgStore {
 
     async fn begin_insert(&self, layer: Layer) -> Result<Box<dyn BulkInsert>, StoreError> {
         Ok(Box::new(PgBulk { tx: self.pool.begin().await?, layer, top: None }))
-    }
-
-    async fn write_item(&self, write: ItemWrite<'_>, with: WriteRecord<'_>) -> Result<bool, StoreError> {
-        // The insert path of a bulk insert, so that one item raises the high-water id as a file
-        // of them does; an update or a delete runs in the same transaction.
-        let mut bulk = PgBulk { tx: self.pool.begin().await?, layer: write.layer(), top: None };
-        let done = match write {
-            ItemWrite::Insert(it) => {
-                bulk.write(std::slice::from_ref(it)).await?;
-                true
-            }
-            ItemWrite::Update(it) => update_row(&mut *bulk.tx, it).await?,
-            ItemWrite::Delete(layer, id) => {
-                let sql = format!("DELETE FROM {} WHERE id = $1", layer.name());
-                sqlx::query(&sql).bind(id).execute(&mut *bulk.tx).await?.rows_affected() == 1
-            }
-        };
-        if !done {
-            return Ok(false); // the transaction rolls back as it drops
-        }
-        if let Some(row) = with.audit {
-            append_audit_row(&mut *bulk.tx, row).await?;
-        }
-        if let Some((device, at)) = with.revoke_device {
-            revoke_secret_row(&mut *bulk.tx, device, at).await?;
-        }
-        Box::new(bulk).commit().await?;
-        Ok(true)
     }
 
     async fn max_id(&self, layer: Layer) -> Result<i64, StoreError> {
