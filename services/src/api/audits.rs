@@ -18,22 +18,25 @@ use super::AppState;
 use super::caller::Caller;
 use super::guard::{Work, run_heavy};
 use super::items::geojson_response;
-use super::params::Params;
 use super::problem::ApiError;
+use super::query::{self, AppQuery, Bounded};
 use crate::audit::Report;
 use crate::audit_log::AuditEntry;
 use crate::layer::{Layer, Props};
 use crate::positions::{Subject, flags};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use safegrid_geodata::audit::input::{AuditFeature, AuditLayer};
 use safegrid_geodata::audit::layers;
 use safegrid_geodata::audit::patrol::{self, PatrolFix, PatrolOptions};
 use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Dwelling, Norm};
 use safegrid_geodata::audit::{Silent, Thresholds, geometry};
+use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Households as the rental-housing layer records them (units = households).
@@ -48,58 +51,119 @@ fn live_dwellings(st: &AppState) -> Vec<Dwelling> {
         .collect()
 }
 
-fn positive(p: &Params, name: &str, default: f64) -> Result<f64, ApiError> {
-    let v = p.optional::<f64>(name, "a number ≥ 0")?.unwrap_or(default);
-    if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(ApiError::invalid(name, v, "expected a number ≥ 0")) }
+/// A number ≥ 0 (a threshold in square metres or metres).
+fn opt_non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v >= 0.0 && v.is_finite() { Ok(Some(v)) } else { Err(serde::de::Error::custom("expected a number ≥ 0")) }
 }
 
-fn thresholds(p: &Params) -> Result<Thresholds, ApiError> {
-    let d = Thresholds::default();
-    Ok(Thresholds {
-        sliver_m2: positive(p, "sliver_m2", d.sliver_m2)?,
-        sliver_width_m: positive(p, "sliver_width_m", d.sliver_width_m)?,
-        ..d
-    })
-}
-
-fn norm(p: &Params) -> Result<Norm, ApiError> {
-    let d = Norm::default();
-    let n = Norm {
-        min_households: p.optional("min_households", "a whole number")?.unwrap_or(d.min_households),
-        max_households: p.optional("max_households", "a whole number")?.unwrap_or(d.max_households),
-        max_people: p.optional("max_people", "a whole number")?.unwrap_or(d.max_people),
-    };
-    if n.min_households > n.max_households {
-        return Err(ApiError::invalid(
-            "min_households",
-            n.min_households,
-            format!("above max_households {}", n.max_households),
-        ));
-    }
-    Ok(n)
-}
-
+/// The whole report as JSON, or its findings as GeoJSON features (the wall's overlay).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum Format {
+    #[default]
     Json,
     GeoJson,
 }
 
-fn format(p: &Params) -> Result<Format, ApiError> {
-    match p.get("format") {
-        None | Some("json") => Ok(Format::Json),
-        Some("geojson") => Ok(Format::GeoJson),
-        Some(other) => Err(ApiError::invalid("format", other, "expected json or geojson")),
+/// `GET /api/v1/audit/geometry`: what counts as a sliver.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeometryQuery {
+    #[serde(default)]
+    format: Format,
+    #[serde(default, deserialize_with = "opt_non_negative")]
+    sliver_m2: Option<f64>,
+    #[serde(default, deserialize_with = "opt_non_negative")]
+    sliver_width_m: Option<f64>,
+}
+
+impl GeometryQuery {
+    fn thresholds(&self) -> Thresholds {
+        let d = Thresholds::default();
+        Thresholds {
+            sliver_m2: self.sliver_m2.unwrap_or(d.sliver_m2),
+            sliver_width_m: self.sliver_width_m.unwrap_or(d.sliver_width_m),
+            ..d
+        }
     }
 }
 
-fn answer(report: &Report, layer: &AuditLayer, f: &Format) -> Response {
+/// `GET /api/v1/audit/workload`: the norm a grid's load is held to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadQuery {
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    min_households: Option<u64>,
+    #[serde(default)]
+    max_households: Option<u64>,
+    #[serde(default)]
+    max_people: Option<u64>,
+}
+
+impl WorkloadQuery {
+    fn norm(&self) -> Result<Norm, ApiError> {
+        let d = Norm::default();
+        let n = Norm {
+            min_households: self.min_households.unwrap_or(d.min_households),
+            max_households: self.max_households.unwrap_or(d.max_households),
+            max_people: self.max_people.unwrap_or(d.max_people),
+        };
+        if n.min_households > n.max_households {
+            return Err(ApiError::invalid(
+                "min_households",
+                n.min_households,
+                format!("above max_households {}", n.max_households),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// `GET /api/v1/audit/patrol`: the window, and the share of a grid that counts as patrolled.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatrolQuery {
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    hours: Option<Bounded<1, { 24 * 31 }>>,
+    #[serde(default, deserialize_with = "query::opt_time")]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    min_share: Option<f64>,
+}
+
+/// `POST /api/v1/audit/layers`: how far apart two layers' boundaries may be.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayersQuery {
+    #[serde(default)]
+    format: Format,
+    #[serde(default, deserialize_with = "opt_non_negative")]
+    tolerance_m: Option<f64>,
+}
+
+/// `GET /api/v1/audit/response`: the time within which help must reach.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseQuery {
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    minutes: Option<f64>,
+}
+
+fn answer(report: &Report, layer: &AuditLayer, f: Format) -> Response {
     let (body, ct) = answer_bytes(report, layer, f);
     with_type(body, ct)
 }
 
 /// The report as bytes and its media type. Reports are plain structs and maps with string
 /// keys, which cannot fail to serialise; an empty body would show such a bug at once.
-fn answer_bytes(report: &Report, layer: &AuditLayer, f: &Format) -> (Bytes, &'static str) {
+fn answer_bytes(report: &Report, layer: &AuditLayer, f: Format) -> (Bytes, &'static str) {
     match f {
         Format::Json => (serde_json::to_vec(report).unwrap_or_default().into(), "application/json"),
         Format::GeoJson => {
@@ -134,7 +198,7 @@ where
         return Ok(with_type(body, ct));
     }
     let (report, layer) = run.await?;
-    let (body, ct) = answer_bytes(&report, &layer, &f);
+    let (body, ct) = answer_bytes(&report, &layer, f);
     st.results.put(key, body.clone(), ct);
     Ok(with_type(body, ct))
 }
@@ -171,13 +235,13 @@ async fn on_live_layer(
 /// # Errors
 /// 400 for an unknown or malformed parameter; 409 when the live layer cannot be audited;
 /// 503 + `Retry-After` past the audit bound; 500 when the audit thread fails.
-pub async fn geometry_audit(
+async fn geometry_audit(
     State(st): State<AppState>,
     Caller(_): Caller,
+    AppQuery(q): AppQuery<GeometryQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["format", "sliver_m2", "sliver_width_m"])?;
-    let (f, t) = (format(&p)?, thresholds(&p)?);
+    let (f, t) = (q.format, q.thresholds());
     let key = result_key(&st, &uri, &[]);
     once_per_version(&st, key, f, on_live_layer(&st, None, t, |r, _| Ok(r))).await
 }
@@ -189,13 +253,13 @@ pub async fn geometry_audit(
 /// 400 for an unknown or malformed parameter (`min_households` above `max_households`
 /// included); 409 when the live layer cannot be audited; 503 + `Retry-After` past the audit
 /// bound; 500 when the audit thread fails.
-pub async fn workload_audit(
+async fn workload_audit(
     State(st): State<AppState>,
     Caller(_): Caller,
+    AppQuery(q): AppQuery<WorkloadQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["format", "min_households", "max_households", "max_people"])?;
-    let (f, n) = (format(&p)?, norm(&p)?);
+    let (f, n) = (q.format, q.norm()?);
     let key = result_key(&st, &uri, &[Layer::RentalHousing, Layer::Incidents]);
     if let Some((body, ct)) = st.results.get(&key) {
         return Ok(with_type(body, ct));
@@ -219,16 +283,16 @@ const MAX_FIXES_PER_UNIT: usize = 31 * 86_400;
 /// 400 for an unknown or malformed parameter; 503 + `Retry-After` past the audit bound;
 /// 409 when the live layer cannot be audited; 500 or 503 (with `Retry-After`) when the store fails (the traces, or the audit row that
 /// must precede the answer).
-pub async fn patrol_audit(
+async fn patrol_audit(
     State(st): State<AppState>,
     Caller(who): Caller,
+    AppQuery(q): AppQuery<PatrolQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["format", "hours", "until", "min_share"])?;
-    let f = format(&p)?;
-    let hours = i64::try_from(p.bounded("hours", 24, 1, 24 * 31)?).unwrap_or(24);
-    let until = p.time("until")?.unwrap_or_else(chrono::Utc::now);
-    let min_share = p.optional::<f64>("min_share", "a share from 0 to 1")?.unwrap_or(0.25);
+    let f = q.format;
+    let hours = i64::try_from(Bounded::or(q.hours, 24)).unwrap_or(24);
+    let until = q.until.unwrap_or_else(chrono::Utc::now);
+    let min_share = q.min_share.unwrap_or(0.25);
     if !(0.0..=1.0).contains(&min_share) {
         return Err(ApiError::invalid("min_share", min_share, "expected a share from 0 to 1"));
     }
@@ -264,7 +328,7 @@ pub async fn patrol_audit(
         Ok(r.with_patrol(patrol::audit(cells, &fixes, opts, &Silent)))
     })
     .await?;
-    Ok(answer(&report, &layer, &f))
+    Ok(answer(&report, &layer, f))
 }
 
 /// `POST /api/v1/gridding` (admin, auditor): `{"communities": FeatureCollection,
@@ -277,7 +341,7 @@ pub async fn patrol_audit(
 /// 400 for a body that is not JSON or a field out of range (`min_households` 0 or above
 /// `max_households`, `res` outside 9–13, `communities` missing or not polygons, or not
 /// griddable); 503 + `Retry-After` past the audit bound; 500 when the gridding thread fails.
-pub async fn gridding(
+async fn gridding(
     State(st): State<AppState>,
     Caller(_): Caller,
     body: axum::body::Bytes,
@@ -335,15 +399,13 @@ pub async fn gridding(
 /// 400 for an unknown or malformed parameter, or a body that is not UTF-8 or not a
 /// readable GeoJSON layer; 409 when the live layer cannot be audited; 503 + `Retry-After`
 /// past the audit bound; 500 when the audit thread fails.
-pub async fn layers_audit(
+async fn layers_audit(
     State(st): State<AppState>,
     Caller(_): Caller,
-    uri: OriginalUri,
+    AppQuery(q): AppQuery<LayersQuery>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["format", "tolerance_m"])?;
-    let f = format(&p)?;
-    let tolerance_m = positive(&p, "tolerance_m", 5.0)?;
+    let (f, tolerance_m) = (q.format, q.tolerance_m.unwrap_or(5.0));
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::malformed_json("the body is not UTF-8"))?;
     let other =
         safegrid_geodata::audit::input::read_layer(text, &safegrid_geodata::audit::input::ReadOptions::default())
@@ -355,7 +417,7 @@ pub async fn layers_audit(
         Ok(r.with_layers(layers::audit(("live", cells), ("posted", &b), tolerance_m, &Silent)))
     })
     .await?;
-    Ok(answer(&report, &layer, &f))
+    Ok(answer(&report, &layer, f))
 }
 
 /// `GET /api/v1/audit/response[?minutes=5&format=…]`: the share of the territory and of the
@@ -367,14 +429,14 @@ pub async fn layers_audit(
 /// 400 for an unknown or malformed parameter (`minutes` outside 1–60 included); 503 +
 /// `Retry-After` past the audit bound; 409 when the live layer cannot be audited; 500 or 503 (with `Retry-After`) when the store fails
 /// (the audit row that must precede the answer).
-pub async fn response_audit(
+async fn response_audit(
     State(st): State<AppState>,
     Caller(who): Caller,
+    AppQuery(q): AppQuery<ResponseQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["format", "minutes"])?;
-    let f = format(&p)?;
-    let minutes = p.optional::<f64>("minutes", "minutes, 1 to 60")?.unwrap_or(5.0);
+    let f = q.format;
+    let minutes = q.minutes.unwrap_or(5.0);
     if !(1.0..=60.0).contains(&minutes) {
         return Err(ApiError::invalid("minutes", minutes, "expected 1 to 60"));
     }
@@ -413,4 +475,15 @@ pub async fn response_audit(
         Ok(r.with_response(response::audit(cells, &sources, &dwellings, reach, minutes, &Silent)))
     });
     once_per_version(&st, key, f, run).await
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/audit/geometry", get(geometry_audit))
+        .route("/api/v1/audit/workload", get(workload_audit))
+        .route("/api/v1/audit/patrol", get(patrol_audit))
+        .route("/api/v1/audit/layers", post(layers_audit))
+        .route("/api/v1/audit/response", get(response_audit))
+        .route("/api/v1/gridding", post(gridding))
 }

@@ -9,12 +9,15 @@
 //! - `GET /basemap/sprite[@2x].{json,png}` — the icons
 
 use super::AppState;
+use super::extract::{AppPath, TileCoord};
 use super::problem::ApiError;
-use super::tiles::{accepts_gzip, origin, parse_tile};
+use super::tiles::{accepts_gzip, origin};
 use crate::basemap::{self, FONT_STACK};
-use axum::extract::{Path, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde_json::{Value, json};
 
 /// Static for as long as the server runs; an hour keeps a restarted server's new basemap from
@@ -36,7 +39,7 @@ fn respond(body: impl Into<axum::body::Body>, kind: &'static str, etag: u64, hea
 }
 
 /// `GET /basemap/style.json`
-pub async fn style(State(st): State<AppState>, headers: HeaderMap) -> Response {
+async fn style(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let body = style_json(&st.basemap, &origin(&headers));
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let tag = super::fnv(bytes.iter().copied());
@@ -50,7 +53,7 @@ pub async fn style(State(st): State<AppState>, headers: HeaderMap) -> Response {
 ///
 /// # Errors
 /// 404 when the server runs without a basemap.
-pub async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let Some(t) = &st.basemap.tiles else {
         return Err(ApiError::not_found("basemap", "tiles.json", "this server runs without a basemap (see --basemap)"));
     };
@@ -80,15 +83,14 @@ pub async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<
 /// 404 when the server runs without a basemap or the path does not end in `.mvt`; 400 for
 /// a z/x/y that is not a tile; 500 when the MBTiles cannot be read or a stored tile is not
 /// valid gzip.
-pub async fn tile(
+async fn tile(
     State(st): State<AppState>,
-    Path((z, x, y)): Path<(String, String, String)>,
+    AppPath(TileCoord(id)): AppPath<TileCoord>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(t) = &st.basemap.tiles else {
         return Err(ApiError::not_found("basemap", "tiles", "this server runs without a basemap (see --basemap)"));
     };
-    let id = parse_tile(&z, &x, &y)?;
     let stored = t.tile(id.z, id.x, id.y).await.map_err(|e| {
         tracing::error!(error = %e, "basemap read failed");
         ApiError::internal()
@@ -127,9 +129,9 @@ pub async fn tile(
 ///
 /// # Errors
 /// 400 for a range that is not `START-END.pbf` over 256 code points from a multiple of 256.
-pub async fn glyphs(
+async fn glyphs(
     State(st): State<AppState>,
-    Path((stack, range)): Path<(String, String)>,
+    AppPath((stack, range)): AppPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let bad = || {
@@ -153,7 +155,7 @@ pub async fn glyphs(
 ///
 /// # Errors
 /// 404 for any file but `sprite.json`, `sprite.png`, `sprite@2x.json` and `sprite@2x.png`.
-pub async fn sprite(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn sprite(AppPath(file): AppPath<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (ratio, ext) = match file.as_str() {
         "sprite.json" => (1, "json"),
         "sprite.png" => (1, "png"),
@@ -284,4 +286,14 @@ fn basemap_layers(font: &Value) -> Vec<Value> {
             "paint": {"text-color": "#a9b6cc", "text-halo-color": "#0b1220", "text-halo-width": 2}}),
         ),
     ]
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/basemap/style.json", get(style))
+        .route("/basemap/tiles.json", get(tilejson))
+        .route("/basemap/tiles/{z}/{x}/{y}", get(tile))
+        .route("/basemap/fonts/{stack}/{range}", get(glyphs))
+        .route("/basemap/{file}", get(sprite))
 }

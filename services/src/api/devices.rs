@@ -18,9 +18,11 @@ use super::problem::ApiError;
 use crate::access::{Principal, Role};
 use crate::positions::Subject;
 use crate::positions::devices::credential;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use serde_json::json;
 
 /// The device's carrier, if the caller may manage its secret; `None`: nobody carries it, and
@@ -70,7 +72,7 @@ fn write_entry<'a>(
 /// 403 for a role that may not manage tracker secrets, or a dispatcher asking for a key
 /// person's device; 400 for a malformed device id; 404 when nobody carries the device; 500 or 503 (with `Retry-After`) when the store fails
 /// (the secret is then not changed).
-pub async fn mint(
+async fn mint(
     State(st): State<AppState>,
     Caller(who): Caller,
     Path(device_id): Path<String>,
@@ -108,7 +110,7 @@ pub async fn mint(
 /// person's device; 400 for a malformed device id; 404 when nobody carries the device (for an
 /// admin: and it has no secret in force); 500 or 503 (with `Retry-After`) when the store fails
 /// (the secret then stays in force).
-pub async fn revoke(
+async fn revoke(
     State(st): State<AppState>,
     Caller(who): Caller,
     Path(device_id): Path<String>,
@@ -128,4 +130,9 @@ pub async fn revoke(
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/devices/{device_id}/secret", post(mint).delete(revoke))
 }

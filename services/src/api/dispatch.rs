@@ -9,15 +9,37 @@
 use super::AppState;
 use super::caller::Caller;
 use super::items::request_text;
-use super::params::Params;
 use super::problem::ApiError;
+use super::query::{self, AppQuery, Bounded};
 use crate::dispatch::nearest::{NearestQuery, rank};
 use crate::layer::{Layer, Props};
+use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::response::Response;
+use axum::routing::get;
 use chrono::Utc;
-use safegrid_geodata::GridCode;
+use safegrid_geodata::{Crs, GridCode};
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// Where the units are needed, how many, of which kind, and which may be ranked besides the
+/// available and tracked ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchQuery {
+    lon: f64,
+    lat: f64,
+    #[serde(default)]
+    k: Option<Bounded<1, 50>>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    capability: Option<String>,
+    #[serde(default)]
+    include: Option<String>,
+    #[serde(default, deserialize_with = "query::parsed")]
+    crs: Crs,
+}
 
 /// `GET /api/v1/dispatch/nearest`
 ///
@@ -25,16 +47,16 @@ use serde_json::{Value, json};
 /// 400 for an unknown or malformed parameter (`kind`, `include`, the position, `k` from 1
 /// to 50); 503 + `Retry-After` past the bound on road searches; 500 or 503 (with `Retry-After`) when the store fails (the audit row that
 /// must precede the answer).
-pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["lon", "lat", "k", "kind", "capability", "include", "crs"])?;
-    let crs = p.crs()?;
-    let at = p.point(crs)?;
-    let mut q = NearestQuery {
-        k: p.bounded("k", 5, 1, 50)?,
-        kind: p.get("kind").map(str::to_owned),
-        capability: p.get("capability").map(str::to_owned),
-        ..NearestQuery::default()
-    };
+async fn nearest(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(p): AppQuery<DispatchQuery>,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    let crs = p.crs;
+    let at = query::point(p.lon, p.lat, crs)?;
+    let mut q =
+        NearestQuery { k: Bounded::or(p.k, 5), kind: p.kind, capability: p.capability, ..NearestQuery::default() };
     if let Some(kind) = &q.kind
         && !crate::layer::ResponderKind::NAMES.contains(&kind.as_str())
     {
@@ -44,7 +66,7 @@ pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: Origi
             format!("expected one of {}", crate::layer::ResponderKind::NAMES.join(", ")),
         ));
     }
-    if let Some(list) = p.get("include") {
+    if let Some(list) = &p.include {
         for part in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match part {
                 "stale" => q.include_stale = true,
@@ -103,4 +125,9 @@ pub async fn nearest(State(st): State<AppState>, Caller(who): Caller, uri: Origi
         "road_network": roads.map(|r| json!({"source": r.source, "covers_this_place": covered, "attribution": crate::roads::ATTRIBUTION})),
     });
     Ok(super::items::geojson_response(axum::http::StatusCode::OK, &body))
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/dispatch/nearest", get(nearest))
 }

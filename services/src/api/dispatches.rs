@@ -13,20 +13,22 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::extract::{AppPath, ItemId};
-use super::params::Params;
-use super::problem::{ApiError, JsonBody};
+use super::extract::{AppJson, AppPath, ItemId};
+use super::problem::ApiError;
+use super::query::{AppQuery, Bounded};
 use crate::access::Principal;
 use crate::dispatch::board::{DeadlineConfig, Dispatch, Step};
 use crate::dispatch::desk::DeskError;
 use crate::layer::Layer;
 use axum::Json;
-use axum::extract::{OriginalUri, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use safegrid_geodata::GridCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 impl From<DeskError> for ApiError {
     fn from(e: DeskError) -> Self {
@@ -45,14 +47,6 @@ impl From<DeskError> for ApiError {
 fn visible(who: &Principal, d: &Dispatch) -> bool {
     let grid = d.grid_code.as_deref().and_then(|c| GridCode::parse(c).ok());
     who.covers(grid.as_ref())
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &JsonBody) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(&body.0);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::invalid(if path == "." { "body".to_owned() } else { path }, Value::Null, e.into_inner().to_string())
-    })
 }
 
 #[derive(Deserialize)]
@@ -90,24 +84,35 @@ struct CityWide {
 /// # Errors
 /// 400 for a malformed body, no units, or a unit named twice; 403 for a role that may not
 /// dispatch; 404 for an unknown incident or unit; 409 for a unit that is busy or off duty; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn create(State(st): State<AppState>, Caller(who): Caller, body: JsonBody) -> Result<Response, ApiError> {
-    let b: NewDispatch = parse(&body)?;
+async fn create(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppJson(b): AppJson<NewDispatch>,
+) -> Result<Response, ApiError> {
     let d = st.desk.create(&who, b.incident_id, &b.units, b.note).await?;
     Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+/// Open dispatches only, or all; how many.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    open: bool,
+    #[serde(default)]
+    limit: Option<Bounded<1, 1000>>,
 }
 
 /// `GET /api/v1/dispatches`
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn list(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["open", "limit"])?;
-    let open = match p.get("open") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => return Err(ApiError::invalid("open", v, "expected true or false")),
-    };
-    let limit = p.bounded("limit", 100, 1, 1000)?;
+async fn list(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(ListQuery { open, limit }): AppQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = Bounded::or(limit, 100);
     let all: Vec<Dispatch> =
         st.desk.list(open, usize::MAX).await?.into_iter().filter(|d| visible(&who, d)).take(limit).collect();
     Ok(Json(json!({"dispatches": all})).into_response())
@@ -126,7 +131,7 @@ async fn visible_dispatch(st: &AppState, who: &Principal, id: i64) -> Result<Dis
 /// # Errors
 /// 400 for an id that is not a positive whole number; 404 for an unknown dispatch or one
 /// outside the caller's grids; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn get_one(
+async fn get_one(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(ItemId(id)): AppPath<ItemId>,
@@ -141,13 +146,12 @@ pub async fn get_one(
 /// 400 for a malformed id or body, or a unit named twice; 403 for a role that may not
 /// dispatch; 404 for an unknown dispatch or unit; 409 for a closed dispatch, or a unit that is
 /// busy, off duty or already on it; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn add_units(
+async fn add_units(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(ItemId(id)): AppPath<ItemId>,
-    body: JsonBody,
+    AppJson(b): AppJson<MoreUnits>,
 ) -> Result<Response, ApiError> {
-    let b: MoreUnits = parse(&body)?;
     let d = st.desk.add_units(&who, id, &b.units).await?;
     Ok(Json(d).into_response())
 }
@@ -158,13 +162,12 @@ pub async fn add_units(
 /// 400 for a malformed id or body, or a step other than acknowledged, en_route, on_scene
 /// or cleared; 403 for a role that may not dispatch; 404 for an unknown dispatch or unit;
 /// 409 for a unit not on the dispatch, a step back or repeated, or a closed dispatch; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn step(
+async fn step(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath((ItemId(id), ItemId(unit))): AppPath<(ItemId, ItemId)>,
-    body: JsonBody,
+    AppJson(b): AppJson<StepBody>,
 ) -> Result<Response, ApiError> {
-    let b: StepBody = parse(&body)?;
     let step = Step::parse(&b.step).filter(|s| *s != Step::Dispatched).ok_or_else(|| {
         ApiError::invalid("step", b.step.as_str(), "expected acknowledged, en_route, on_scene or cleared")
     })?;
@@ -178,13 +181,12 @@ pub async fn step(
 /// 400 for a malformed id or body, or not exactly one of `radius_m` (up to 50,000 m) and
 /// `within_s` (up to 7,200 s); 503 + `Retry-After` past the bound on road searches; 403 for a
 /// role that may not dispatch; 404 for an unknown dispatch or incident; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn city_wide(
+async fn city_wide(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(ItemId(id)): AppPath<ItemId>,
-    body: JsonBody,
+    AppJson(b): AppJson<CityWide>,
 ) -> Result<Response, ApiError> {
-    let b: CityWide = parse(&body)?;
     let _race = st.shed.start(super::guard::Work::RoadRace)?;
     let n = st.desk.city_wide(&who, id, b.radius_m, b.within_s, st.roads.as_deref()).await?;
     Ok(Json(n).into_response())
@@ -195,7 +197,7 @@ pub async fn city_wide(
 /// # Errors
 /// 400 for an id that is not a positive whole number; 404 for an unknown incident or one
 /// outside the caller's grids; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn timeline(
+async fn timeline(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(ItemId(id)): AppPath<ItemId>,
@@ -215,7 +217,7 @@ pub async fn timeline(
 ///
 /// # Errors
 /// 500 or 503 (with `Retry-After`) when the store fails (the dispatch log is read on first use).
-pub async fn deadlines(State(st): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
+async fn deadlines(State(st): State<AppState>, Caller(_): Caller) -> Result<Response, ApiError> {
     Ok(Json(st.desk.deadlines().await?).into_response())
 }
 
@@ -225,12 +227,23 @@ pub async fn deadlines(State(st): State<AppState>, Caller(_): Caller) -> Result<
 /// 400 for a malformed configuration, or deadlines that are zero or have acknowledging after
 /// arriving; 403 for a role other than admin;
 /// 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn set_deadlines(
+async fn set_deadlines(
     State(st): State<AppState>,
     Caller(who): Caller,
-    body: JsonBody,
+    AppJson(config): AppJson<DeadlineConfig>,
 ) -> Result<Response, ApiError> {
-    let config: DeadlineConfig = parse(&body)?;
     st.desk.set_deadlines(&who, config).await?;
     Ok(Json(st.desk.deadlines().await?).into_response())
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/dispatch/deadlines", get(deadlines).put(set_deadlines))
+        .route("/api/v1/dispatches", get(list).post(create))
+        .route("/api/v1/dispatches/{id}", get(get_one))
+        .route("/api/v1/dispatches/{id}/units", post(add_units))
+        .route("/api/v1/dispatches/{id}/units/{unit}", post(step))
+        .route("/api/v1/dispatches/{id}/city_wide", post(city_wide))
+        .route("/api/v1/incidents/{id}/timeline", get(timeline))
 }

@@ -4,13 +4,16 @@ use super::AppState;
 use super::caller::Caller;
 use super::extract::AppPath;
 use super::items::geojson_response;
-use super::params::Params;
 use super::problem::{ApiError, JsonBody};
-use axum::extract::{OriginalUri, State};
+use super::query::{self, AppQuery, Bounded};
+use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use safegrid_geodata::grid::{GridFeatureError, unit_from_feature, unit_to_feature};
-use safegrid_geodata::{GridCode, GridLevel, GridUnit, Location};
+use safegrid_geodata::{Crs, GridCode, GridLevel, GridUnit, Location};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// A plain JSON answer (locate's answer is not GeoJSON, so it does not claim that media type).
@@ -27,14 +30,26 @@ fn unit_summary(u: &GridUnit) -> Value {
     })
 }
 
+/// A point in the caller's CRS.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointQuery {
+    lon: f64,
+    lat: f64,
+    #[serde(default, deserialize_with = "query::parsed")]
+    crs: Crs,
+}
+
 /// `GET /api/v1/locate?lon=…&lat=…[&crs=…]`
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter, or a position outside WGS-84.
-pub async fn locate(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["lon", "lat", "crs"])?;
-    let crs = p.crs()?;
-    let at = p.point(crs)?;
+async fn locate(
+    State(st): State<AppState>,
+    Caller(_): Caller,
+    AppQuery(q): AppQuery<PointQuery>,
+) -> Result<Response, ApiError> {
+    let at = query::point(q.lon, q.lat, q.crs)?;
     let grids = st.service.grids();
     let Some(locator) = &grids.locator else {
         return Ok(json_response(&json!({"inside": false, "reason": "no grids are loaded"})));
@@ -63,21 +78,31 @@ pub async fn locate(State(st): State<AppState>, Caller(_): Caller, uri: Original
     Ok(json_response(&body))
 }
 
+/// A page of the grid hierarchy: one level, the children of one unit, after a cursor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    level: Option<GridLevel>,
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    parent: Option<GridCode>,
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    cursor: Option<GridCode>,
+    #[serde(default)]
+    limit: Option<Bounded<1, 5000>>,
+}
+
 /// `GET /api/v1/grids[?level=…&parent=…&limit=…&cursor=…]`
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter (`level`, `parent`, `cursor`, `limit`).
-pub async fn list(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["level", "parent", "limit", "cursor"])?;
-    let level: Option<GridLevel> = match p.get("level") {
-        None => None,
-        Some(v) => Some(
-            v.parse().map_err(|e: safegrid_geodata::grid::GridError| ApiError::invalid("level", v, e.to_string()))?,
-        ),
-    };
-    let parent = p.grid("parent")?;
-    let cursor = p.grid("cursor")?;
-    let limit = p.bounded("limit", 500, 1, 5000)?;
+async fn list(
+    State(st): State<AppState>,
+    Caller(_): Caller,
+    AppQuery(q): AppQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let ListQuery { level, parent, cursor, limit } = q;
+    let limit = Bounded::or(limit, 500);
     let grids = st.service.grids();
     let mut page: Vec<&GridUnit> = grids
         .hierarchy
@@ -107,7 +132,7 @@ pub async fn list(State(st): State<AppState>, Caller(_): Caller, uri: OriginalUr
 ///
 /// # Errors
 /// 400 for a malformed code; 404 when no unit has it.
-pub async fn get_one(
+async fn get_one(
     State(st): State<AppState>,
     Caller(_): Caller,
     AppPath(code): AppPath<GridCode>,
@@ -128,7 +153,7 @@ pub async fn get_one(
 /// 400 for a malformed body or properties, or a code that differs from the path's; 422
 /// for an invalid geometry; 403 for a role other than admin; 400 when the unit would break
 /// the hierarchy; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn put_one(
+async fn put_one(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(code): AppPath<GridCode>,
@@ -160,4 +185,12 @@ pub async fn put_one(
     let out = serde_json::to_value(unit_to_feature(&unit)).unwrap_or(Value::Null);
     st.service.put_grid(&who, unit).await?;
     Ok(geojson_response(StatusCode::OK, &out))
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/locate", get(locate))
+        .route("/api/v1/grids", get(list))
+        .route("/api/v1/grids/{code}", get(get_one).put(put_one))
 }

@@ -12,23 +12,23 @@
 use super::AppState;
 use super::caller::Caller;
 use super::extract::{AppPath, ItemId};
-use super::params::Params;
 use super::problem::{ApiError, JsonBody};
+use super::query::{self, AppQuery, Bounded, BoxParam};
 use crate::access::Role;
 use crate::layer::{Item, Layer, Props};
 use crate::live::ItemQuery;
+use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::{Crs, GridCode, LonLat};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Properties the server computes; ignored on input so a client may send back what it got.
 const SERVER_OWNED: [&str; 5] = ["id", "grid_code", "created_at", "updated_at", "distance_m"];
-
-const FILTERS: [&str; 8] = ["type", "kind", "category", "status", "priority", "capability", "grid", "crs"];
 
 /// An item as a GeoJSON Feature, positions in the caller's CRS. Serialised straight to the
 /// response bytes: building a `serde_json::Value` first cost a third of a nearest request.
@@ -160,34 +160,120 @@ fn parse_point(g: &Value) -> Result<LonLat, ApiError> {
     })
 }
 
-/// The filters every read route shares: type, status, priority, capability, grid.
-pub(super) fn filters_from(p: &Params) -> Result<ItemQuery, ApiError> {
-    let kind = p.get("type").or(p.get("kind")).or(p.get("category")).map(str::to_owned);
-    Ok(ItemQuery {
-        grid: p.grid("grid")?,
-        kind,
-        status: p.get("status").map(str::to_owned),
-        priority: p.optional("priority", "a priority from 1 to 4")?,
-        capability: p.get("capability").map(str::to_owned),
-        ..ItemQuery::default()
-    })
+/// Declares a query struct (`deny_unknown_fields`) with its own fields and the filters every
+/// read of items shares — `type` (or `kind`, `category`), `status`, `priority`, `capability`,
+/// `grid` — and `filters()` to read them as an [`ItemQuery`]. (Serde cannot flatten a shared
+/// struct into one that refuses unknown fields, hence a macro.)
+macro_rules! with_item_filters {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name {
+            $($(#[$fm])* $field: $ty,)*
+            #[serde(default, rename = "type")]
+            type_: Option<String>,
+            #[serde(default)]
+            kind: Option<String>,
+            #[serde(default)]
+            category: Option<String>,
+            #[serde(default)]
+            status: Option<String>,
+            #[serde(default)]
+            priority: Option<u32>,
+            #[serde(default)]
+            capability: Option<String>,
+            #[serde(default, deserialize_with = "crate::api::query::opt_parsed")]
+            grid: Option<safegrid_geodata::GridCode>,
+        }
+
+        impl $name {
+            /// The shared filters.
+            fn filters(&self) -> $crate::live::ItemQuery {
+                $crate::live::ItemQuery {
+                    grid: self.grid.clone(),
+                    kind: self.type_.clone().or_else(|| self.kind.clone()).or_else(|| self.category.clone()),
+                    status: self.status.clone(),
+                    priority: self.priority,
+                    capability: self.capability.clone(),
+                    ..$crate::live::ItemQuery::default()
+                }
+            }
+        }
+    };
+}
+pub(super) use with_item_filters;
+
+with_item_filters! {
+    /// `GET /api/v1/{layer}`: the shared filters, a box, a radius around a point, a time
+    /// window, and a page.
+    struct ListQuery {
+        #[serde(default, deserialize_with = "query::opt_parsed")]
+        bbox: Option<BoxParam>,
+        #[serde(default)]
+        lon: Option<f64>,
+        #[serde(default)]
+        lat: Option<f64>,
+        #[serde(default)]
+        radius_m: Option<f64>,
+        #[serde(default, deserialize_with = "query::opt_time")]
+        since: Option<DateTime<Utc>>,
+        #[serde(default, deserialize_with = "query::opt_time")]
+        until: Option<DateTime<Utc>>,
+        #[serde(default)]
+        limit: Option<Bounded<1, 1000>>,
+        #[serde(default)]
+        cursor: Option<i64>,
+        #[serde(default, deserialize_with = "query::parsed")]
+        crs: Crs,
+    }
 }
 
-/// The filters of a list query: the shared ones plus box, radius and time window.
-fn query_from(p: &Params, crs: Crs) -> Result<ItemQuery, ApiError> {
-    let near = if p.get("radius_m").is_some() {
-        let r: f64 = p.required("radius_m", "a radius in metres")?;
-        if !(r.is_finite() && r > 0.0 && r <= 100_000.0) {
-            return Err(ApiError::invalid("radius_m", r, "must be more than 0 and at most 100,000 metres"));
-        }
-        Some((p.point(crs)?, r))
-    } else {
-        None
-    };
-    if near.is_none() && (p.get("lon").is_some() || p.get("lat").is_some()) {
-        return Err(ApiError::invalid("radius_m", Value::Null, "lon/lat in a query need radius_m (or use /nearest)"));
+impl ListQuery {
+    /// The shared filters plus box, radius and time window.
+    fn item_query(&self) -> Result<ItemQuery, ApiError> {
+        let near = match (self.radius_m, self.lon, self.lat) {
+            (Some(r), lon, lat) => {
+                if !(r.is_finite() && r > 0.0 && r <= 100_000.0) {
+                    return Err(ApiError::invalid("radius_m", r, "must be more than 0 and at most 100,000 metres"));
+                }
+                let lon = lon.ok_or_else(|| ApiError::invalid("lon", Value::Null, "required with radius_m"))?;
+                let lat = lat.ok_or_else(|| ApiError::invalid("lat", Value::Null, "required with radius_m"))?;
+                Some((query::point(lon, lat, self.crs)?, r))
+            }
+            (None, None, None) => None,
+            (None, _, _) => {
+                return Err(ApiError::invalid(
+                    "radius_m",
+                    Value::Null,
+                    "lon/lat in a query need radius_m (or use /nearest)",
+                ));
+            }
+        };
+        let bbox = self.bbox.map(|b| b.in_wgs84(self.crs)).transpose()?;
+        Ok(ItemQuery { bbox, near, since: self.since, until: self.until, ..self.filters() })
     }
-    Ok(ItemQuery { bbox: p.bbox(crs)?, near, since: p.time("since")?, until: p.time("until")?, ..filters_from(p)? })
+}
+
+with_item_filters! {
+    /// `GET /api/v1/{layer}/nearest`: the shared filters around a point.
+    struct NearestQuery {
+        lon: f64,
+        lat: f64,
+        #[serde(default)]
+        k: Option<Bounded<1, 100>>,
+        #[serde(default, deserialize_with = "query::parsed")]
+        crs: Crs,
+    }
+}
+
+/// The CRS a route that takes no other parameter speaks (`crs=`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrsQuery {
+    /// WGS-84 unless named.
+    #[serde(default, deserialize_with = "query::parsed")]
+    pub crs: Crs,
 }
 
 pub(super) fn request_text(uri: &OriginalUri, method: &str) -> String {
@@ -220,19 +306,15 @@ async fn audit_read(
 /// # Errors
 /// 404 for an unknown layer; 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails (a
 /// sensitive layer's audit row must precede the answer).
-pub async fn list(
+async fn list(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(layer): AppPath<Layer>,
+    AppQuery(params): AppQuery<ListQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let mut allowed = vec!["bbox", "lon", "lat", "radius_m", "since", "until", "limit", "cursor"];
-    allowed.extend(FILTERS);
-    let p = Params::parse(uri.0.query(), &allowed)?;
-    let crs = p.crs()?;
-    let q = query_from(&p, crs)?;
-    let limit = p.bounded("limit", 100, 1, 1000)?;
-    let cursor: Option<i64> = p.optional("cursor", "a cursor from a previous page")?;
+    let (crs, q) = (params.crs, params.item_query()?);
+    let (limit, cursor) = (Bounded::or(params.limit, 100), params.cursor);
     let (body, ids) = {
         let state = st.service.layer(layer);
         let page = state.query(&q, |it| who.covers_item(it), limit, cursor);
@@ -252,7 +334,7 @@ pub async fn list(
 /// 404 for an unknown layer; 400 for an unknown or malformed parameter; for the public,
 /// 429 + `Retry-After` past the per-address limit; 500 or 503 (with `Retry-After`) when the store fails (a sensitive layer's audit row
 /// must precede the answer).
-pub async fn nearest(
+async fn nearest(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(layer): AppPath<Layer>,
@@ -263,13 +345,11 @@ pub async fn nearest(
     if who.role == Role::Public && layer == Layer::Posts {
         return super::public::nearest_posts(&st, uri.0.query(), peer.map(|p| p.0.0.ip()));
     }
-    let mut allowed = vec!["lon", "lat", "k"];
-    allowed.extend(FILTERS);
-    let p = Params::parse(uri.0.query(), &allowed)?;
-    let crs = p.crs()?;
-    let at = p.point(crs)?;
-    let k = p.bounded("k", 5, 1, 100)?;
-    let q = filters_from(&p)?;
+    let params: NearestQuery = query::from_query(uri.0.query())?;
+    let crs = params.crs;
+    let at = query::point(params.lon, params.lat, crs)?;
+    let k = Bounded::or(params.k, 5);
+    let q = params.filters();
     let (body, ids) = {
         let state = st.service.layer(layer);
         let hits = state.nearest(at, k, &q, |it| who.covers_item(it));
@@ -289,15 +369,13 @@ pub async fn nearest(
 /// 404 for an unknown layer; 400 for a malformed parameter or body, or properties the
 /// layer does not accept; 422 for a bad point; 403 for a write the caller's role or grids do
 /// not allow; 409 for a device another item already carries; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn create(
+async fn create(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(layer): AppPath<Layer>,
-    uri: OriginalUri,
+    AppQuery(CrsQuery { crs }): AppQuery<CrsQuery>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["crs"])?;
-    let crs = p.crs()?;
     let (pos, props) = parse_feature(&body, layer, crs)?;
     let item = st.service.create(&who, pos, props).await?;
     let mut r = geojson_bytes(StatusCode::CREATED, to_bytes(&feature(&item, crs, None)));
@@ -313,14 +391,13 @@ pub async fn create(
 /// 404 for an unknown layer, or an item that does not exist or lies outside the caller's
 /// grids; 400 for a malformed id or parameter; 500 or 503 (with `Retry-After`) when the store fails (a sensitive layer's audit row must
 /// precede the answer).
-pub async fn get_one(
+async fn get_one(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath((layer, ItemId(id))): AppPath<(Layer, ItemId)>,
+    AppQuery(CrsQuery { crs }): AppQuery<CrsQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["crs"])?;
-    let crs = p.crs()?;
     let found = st.service.layer(layer).get(id).cloned();
     let item = found.ok_or_else(|| ApiError::not_found("id", id, format!("no {layer} item with this id")))?;
     if !who.covers_item(&item) {
@@ -338,15 +415,13 @@ pub async fn get_one(
 /// # Errors
 /// As [`create`], and 404 for an item that does not exist or lies outside the caller's
 /// grids.
-pub async fn replace(
+async fn replace(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath((layer, ItemId(id))): AppPath<(Layer, ItemId)>,
-    uri: OriginalUri,
+    AppQuery(CrsQuery { crs }): AppQuery<CrsQuery>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["crs"])?;
-    let crs = p.crs()?;
     let (pos, props) = parse_feature(&body, layer, crs)?;
     let item = st.service.update(&who, id, pos, props).await?;
     Ok(geojson_bytes(StatusCode::OK, to_bytes(&feature(&item, crs, None))))
@@ -357,7 +432,7 @@ pub async fn replace(
 /// # Errors
 /// 404 for an unknown layer, or an item that does not exist or lies outside the caller's
 /// grids; 400 for a malformed id; 403 for a delete the caller's role does not allow; 500 or 503 (with `Retry-After`) when the store fails.
-pub async fn delete(
+async fn delete(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath((layer, ItemId(id))): AppPath<(Layer, ItemId)>,
@@ -383,4 +458,12 @@ fn geojson_bytes(status: StatusCode, body: Vec<u8>) -> Response {
 /// which cannot fail to serialise; an empty body would show any such bug at once.
 fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/{layer}", get(list).post(create))
+        .route("/api/v1/{layer}/nearest", get(nearest))
+        .route("/api/v1/{layer}/{id}", get(get_one).put(replace).delete(delete))
 }

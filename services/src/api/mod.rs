@@ -13,10 +13,10 @@ pub mod guard;
 pub mod items;
 pub mod openapi;
 pub mod ops;
-pub mod params;
 pub mod positions;
 pub mod problem;
 pub mod public;
+pub mod query;
 pub mod result_cache;
 pub mod tile_cache;
 pub mod tiles;
@@ -31,7 +31,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use problem::{ApiError, BODY_LIMIT};
 use std::sync::Arc;
 use std::time::Instant;
@@ -121,53 +120,21 @@ impl AppState {
     }
 }
 
-/// The whole HTTP service.
+/// The whole HTTP service: every module's routes, merged here and only here.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(web::index))
-        .route("/web/{*path}", get(web::file))
-        .route("/api/v1/whoami", get(wall::whoami))
-        .route("/api/v1/stats", get(wall::stats))
-        .route("/api/v1/events", get(wall::events))
-        .route("/basemap/style.json", get(basemap::style))
-        .route("/basemap/tiles.json", get(basemap::tilejson))
-        .route("/basemap/tiles/{z}/{x}/{y}", get(basemap::tile))
-        .route("/basemap/fonts/{stack}/{range}", get(basemap::glyphs))
-        .route("/basemap/{file}", get(basemap::sprite))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/v1/openapi.json", get(ops::openapi))
-        .route("/api/v1/audit_log", get(ops::audit_log))
-        .route("/api/v1/audit/geometry", get(audits::geometry_audit))
-        .route("/api/v1/audit/workload", get(audits::workload_audit))
-        .route("/api/v1/audit/patrol", get(audits::patrol_audit))
-        .route("/api/v1/audit/layers", post(audits::layers_audit))
-        .route("/api/v1/audit/response", get(audits::response_audit))
-        .route("/api/v1/gridding", post(audits::gridding))
-        .route("/api/v1/locate", get(grids::locate))
-        .route("/api/v1/grids", get(grids::list))
-        .route("/api/v1/grids/{code}", get(grids::get_one).put(grids::put_one))
-        .route("/api/v1/osmand", get(positions::osmand).post(positions::osmand))
-        .route("/api/v1/positions", post(positions::batch))
-        .route("/api/v1/devices/{device_id}/secret", post(devices::mint).delete(devices::revoke))
-        .route("/api/v1/positions/live", get(positions::live))
-        .route("/api/v1/dispatch/nearest", get(dispatch::nearest))
-        .route("/api/v1/dispatch/deadlines", get(dispatches::deadlines).put(dispatches::set_deadlines))
-        .route("/api/v1/dispatches", get(dispatches::list).post(dispatches::create))
-        .route("/api/v1/dispatches/{id}", get(dispatches::get_one))
-        .route("/api/v1/dispatches/{id}/units", post(dispatches::add_units))
-        .route("/api/v1/dispatches/{id}/units/{unit}", post(dispatches::step))
-        .route("/api/v1/dispatches/{id}/city_wide", post(dispatches::city_wide))
-        .route("/api/v1/incidents/{id}/timeline", get(dispatches::timeline))
-        .route("/api/v1/geofence/events", get(positions::geofence_events))
-        .route("/api/v1/geofence/stream", get(positions::geofence_stream))
-        .route("/api/v1/responders/{id}/trace", get(positions::trace))
-        .route("/api/v1/{layer}", get(items::list).post(items::create))
-        .route("/api/v1/{layer}/nearest", get(items::nearest))
-        .route("/api/v1/{layer}/{id}", get(items::get_one).put(items::replace).delete(items::delete))
-        .route("/tiles/{file}", get(tiles::tilejson))
-        .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
+        .merge(web::router())
+        .merge(wall::router())
+        .merge(basemap::router())
+        .merge(ops::router())
+        .merge(audits::router())
+        .merge(grids::router())
+        .merge(positions::router())
+        .merge(devices::router())
+        .merge(dispatch::router())
+        .merge(dispatches::router())
+        .merge(items::router())
+        .merge(tiles::router())
         // Every matched route passes the access policy and the load gates once (api::guard).
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::enforce))
         .fallback(not_found)

@@ -2,25 +2,28 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::params::Params;
 use super::problem::ApiError;
+use super::query::{self, Bounded};
 use crate::access::Role;
 use crate::audit_log::time_text;
 use crate::layer::Layer;
 use crate::store::{AuditFilter, AuditQuery, AuditRow};
 use axum::Json;
+use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
 use serde_json::json;
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> Response {
+async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// `GET /readyz`: the store answers, so requests can be served.
-pub async fn readyz(State(st): State<AppState>) -> Response {
+async fn readyz(State(st): State<AppState>) -> Response {
     match st.service.store().ping().await {
         Ok(()) => Json(json!({"status": "ready", "store": st.service.store().backend()})).into_response(),
         Err(e) => {
@@ -32,7 +35,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format, for admin and auditor tokens (configure the scraper
 /// with a bearer token): the figures include how many key personnel are followed.
-pub async fn metrics(State(st): State<AppState>) -> Response {
+async fn metrics(State(st): State<AppState>) -> Response {
     let mut extra = st.shed.series();
     for (layer, n) in st.service.counts() {
         extra.push((
@@ -96,64 +99,106 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /api/v1/openapi.json`
-pub async fn openapi() -> Response {
+async fn openapi() -> Response {
     Json(super::openapi::document()).into_response()
 }
 
 /// The audit log's filters, each named in a 400 when its value is bad.
-const AUDIT_LOG_PARAMS: &[&str] =
-    &["limit", "before", "actor", "role", "layer", "subject", "action", "kind", "since", "until", "format"];
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogQuery {
+    #[serde(default)]
+    limit: Option<Bounded<1, 100_000>>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default, deserialize_with = "text_filter")]
+    actor: Option<String>,
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    role: Option<Role>,
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    layer: Option<Layer>,
+    #[serde(default)]
+    subject: Option<i64>,
+    #[serde(default, deserialize_with = "text_filter")]
+    action: Option<String>,
+    #[serde(default)]
+    kind: Option<AccessKind>,
+    #[serde(default, deserialize_with = "query::opt_time")]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, deserialize_with = "query::opt_time")]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    format: LogFormat,
+}
+
+/// Reads or writes.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AccessKind {
+    Read,
+    Write,
+}
+
+/// JSON pages, or CSV for a spreadsheet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LogFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// A text filter: 1 to 200 characters.
+fn text_filter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = String::deserialize(d)?;
+    if v.is_empty() || v.chars().count() > 200 {
+        return Err(serde::de::Error::custom("expected 1 to 200 characters"));
+    }
+    Ok(Some(v))
+}
 
 /// `GET /api/v1/audit_log[?actor=…&role=…&layer=…&subject=…&action=…&kind=…&since=…&until=…
 /// &before=…&limit=…&format=json|csv]` (admin, auditor): newest first, the filters combined
 /// (`since`: rows reaching it or later, `last_at` counted for a row of repeats; `until`: rows
 /// begun before it). `format=csv` is RFC 4180 text with a header row; the next page's cursor is
 /// then in `X-Next-Before`. Every answer, errors included, is `Cache-Control: no-store`.
-pub async fn audit_log(State(st): State<AppState>, Caller(_who): Caller, uri: OriginalUri) -> Response {
-    let mut r = audit_log_answer(&st, &uri).await.unwrap_or_else(IntoResponse::into_response);
+async fn audit_log(State(st): State<AppState>, Caller(_who): Caller, uri: OriginalUri) -> Response {
+    // Parsed here, not by an extractor: a refusal is `no-store` too.
+    let answer = match query::from_query(uri.0.query()) {
+        Ok(q) => audit_log_answer(&st, q).await,
+        Err(e) => Err(e),
+    };
+    let mut r = answer.unwrap_or_else(IntoResponse::into_response);
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
-async fn audit_log_answer(st: &AppState, uri: &OriginalUri) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), AUDIT_LOG_PARAMS)?;
-    let csv = match p.get("format") {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(v) => return Err(ApiError::invalid("format", v, "expected json or csv")),
-    };
-    let limit = if csv { p.bounded("limit", 10_000, 1, 100_000)? } else { p.bounded("limit", 100, 1, 1000)? };
-    let before: Option<i64> = p.optional("before", "an audit row id")?;
-    let text = |name: &str| -> Result<Option<String>, ApiError> {
-        match p.get(name) {
-            None => Ok(None),
-            Some(v) if v.is_empty() || v.chars().count() > 200 => {
-                Err(ApiError::invalid(name, v, "expected 1 to 200 characters"))
-            }
-            Some(v) => Ok(Some(v.to_owned())),
+async fn audit_log_answer(st: &AppState, q: AuditLogQuery) -> Result<Response, ApiError> {
+    let csv = q.format == LogFormat::Csv;
+    let limit = match (q.limit, csv) {
+        (None, true) => 10_000,
+        (None, false) => 100,
+        (Some(n), false) if n.get() > 1000 => {
+            return Err(ApiError::invalid("limit", n.get(), "must be from 1 to 1000 (100000 with format=csv)"));
         }
+        (Some(n), _) => n.get(),
     };
-    let role = match p.get("role") {
-        None => None,
-        Some(v) => Some(v.parse::<Role>().map_err(|e| ApiError::invalid("role", v, e))?.name().to_owned()),
-    };
-    let layer = match p.get("layer") {
-        None => None,
-        Some(v) => {
-            Some(v.parse::<Layer>().map_err(|e| ApiError::invalid("layer", v, e.to_string()))?.name().to_owned())
-        }
-    };
-    let kind = match p.get("kind") {
-        None => None,
-        Some(v @ ("read" | "write")) => Some(v.to_owned()),
-        Some(v) => return Err(ApiError::invalid("kind", v, "expected read or write")),
-    };
-    let subject: Option<i64> = p.optional("subject", "a person's or unit's id (a whole number)")?;
+    let kind = q.kind.map(|k| match k {
+        AccessKind::Read => "read".to_owned(),
+        AccessKind::Write => "write".to_owned(),
+    });
     // `until` before `since` is an empty interval: no rows, not an error.
-    let since = p.time("since")?;
-    let until = p.time("until")?;
-    let filter =
-        AuditFilter { actor: text("actor")?, role, layer, subject, action: text("action")?, kind, since, until };
+    let filter = AuditFilter {
+        actor: q.actor,
+        role: q.role.map(|r| r.name().to_owned()),
+        layer: q.layer.map(|l| l.name().to_owned()),
+        subject: q.subject,
+        action: q.action,
+        kind,
+        since: q.since,
+        until: q.until,
+    };
+    let before = q.before;
     // Repeats whose window has ended are written first, so the answer is as complete as can be.
     st.service.flush_ended_audit().await;
     let rows = st.service.store().audit_search(&filter, AuditQuery { before_id: before, limit: limit as i64 }).await?;
@@ -225,4 +270,14 @@ fn audit_csv(rows: &[AuditRow]) -> Result<Vec<u8>, csv::Error> {
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/audit_log", get(audit_log))
 }

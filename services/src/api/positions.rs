@@ -21,21 +21,24 @@ use super::AppState;
 use super::caller::Caller;
 use super::extract::{AppPath, ItemId};
 use super::items::{geojson_response, request_text};
-use super::params::Params;
 use super::problem::{ApiError, is_json};
+use super::query::{self, AppQuery, Bounded};
 use crate::access::Principal;
 use crate::layer::{Layer, Props};
 use crate::positions::geofence::GridEvent;
 use crate::positions::ingest::{IngestError, Receipt, UNAUTHENTICATED};
 use crate::positions::live::Freshness;
 use crate::positions::{Subject, TracePoint, batch, flags, osmand};
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use chrono::{Duration, Utc};
 use geo::{Coord, LineString, SimplifyIdx};
 use safegrid_geodata::{Crs, GridCode};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -71,7 +74,7 @@ impl From<IngestError> for ApiError {
 }
 
 /// `GET|POST /api/v1/osmand` and the OsmAnd port.
-pub async fn osmand(
+pub(super) async fn osmand(
     State(st): State<AppState>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     req: Request,
@@ -118,7 +121,7 @@ async fn osmand_inner(st: &AppState, req: Request, client: Option<std::net::IpAd
 /// batch (naming the fix and field) or more fixes than one request may carry; 503 +
 /// `Retry-After` when the ingest queue is full or the fixes could not be stored (nothing of
 /// the request is then acknowledged).
-pub async fn batch(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+async fn batch(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     if !(ct.is_empty() || is_json(&ct)) {
         return Err(ApiError::unsupported_media_type(&ct));
@@ -142,26 +145,29 @@ pub async fn batch(State(st): State<AppState>, req: Request) -> Result<Response,
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
+/// The live units the wall asks for: some freshness tiers, in some grid.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    #[serde(default, deserialize_with = "query::opt_list")]
+    freshness: Option<Vec<Freshness>>,
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    grid: Option<GridCode>,
+    #[serde(default, deserialize_with = "query::parsed")]
+    crs: Crs,
+}
+
 /// `GET /api/v1/positions/live`
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails (the audit row that must precede
 /// the answer).
-pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: OriginalUri) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["freshness", "grid", "crs"])?;
-    let crs = p.crs()?;
-    let grid: Option<GridCode> = p.grid("grid")?;
-    let wanted: Option<Vec<Freshness>> = p
-        .get("freshness")
-        .map(|v| {
-            v.split(',')
-                .map(|s| {
-                    Freshness::parse(s.trim())
-                        .ok_or_else(|| ApiError::invalid("freshness", v, "expected a list of live, stale, lost, none"))
-                })
-                .collect::<Result<_, _>>()
-        })
-        .transpose()?;
+async fn live(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(LiveQuery { freshness: wanted, grid, crs }): AppQuery<LiveQuery>,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
     let now = Utc::now();
     let features: Vec<Value> = {
         let units = st.service.live_units();
@@ -210,39 +216,63 @@ pub async fn live(State(st): State<AppState>, Caller(who): Caller, uri: Original
     ))
 }
 
+/// How a trace is answered.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceFormat {
+    /// Points with their times, flags and accuracy.
+    Json,
+    /// One feature: a line and its times.
+    #[default]
+    Geojson,
+    /// GPX 1.1, for desktop GIS and playback tools.
+    Gpx,
+}
+
+/// A window of a unit's trace, how to answer it, and how much of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceQuery {
+    #[serde(default, deserialize_with = "query::opt_time")]
+    since: Option<chrono::DateTime<Utc>>,
+    #[serde(default, deserialize_with = "query::opt_time")]
+    until: Option<chrono::DateTime<Utc>>,
+    #[serde(default)]
+    format: TraceFormat,
+    #[serde(default)]
+    simplify_m: Option<f64>,
+    #[serde(default)]
+    flagged: bool,
+    #[serde(default)]
+    limit: Option<Bounded<1, MAX_TRACE_POINTS>>,
+    #[serde(default, deserialize_with = "query::parsed")]
+    crs: Crs,
+}
+
 /// `GET /api/v1/responders/{id}/trace`
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter (`since` not before `until`, `format`,
 /// `simplify_m`, `flagged`, `limit`); 404 for an unknown unit or one outside the caller's
 /// grids; 500 or 503 (with `Retry-After`) when the store fails (the trace, or the audit row that must precede it).
-pub async fn trace(
+async fn trace(
     State(st): State<AppState>,
     Caller(who): Caller,
     AppPath(ItemId(id)): AppPath<ItemId>,
+    AppQuery(q): AppQuery<TraceQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["since", "until", "format", "simplify_m", "flagged", "limit", "crs"])?;
-    let crs = p.crs()?;
-    let until = p.time("until")?.unwrap_or_else(Utc::now);
-    let since = p.time("since")?.unwrap_or(until - Duration::hours(24));
+    let crs = q.crs;
+    let until = q.until.unwrap_or_else(Utc::now);
+    let since = q.since.unwrap_or(until - Duration::hours(24));
     if since >= until {
         return Err(ApiError::invalid("since", since.to_rfc3339(), "must be before until"));
     }
-    let format = p.get("format").unwrap_or("geojson");
-    if !["json", "geojson", "gpx"].contains(&format) {
-        return Err(ApiError::invalid("format", format, "expected json, geojson or gpx"));
-    }
-    let simplify_m: f64 = p.optional("simplify_m", "metres, 0 or more")?.unwrap_or(0.0);
+    let simplify_m = q.simplify_m.unwrap_or(0.0);
     if !(0.0..=10_000.0).contains(&simplify_m) {
         return Err(ApiError::invalid("simplify_m", simplify_m, "from 0 to 10000 metres"));
     }
-    let with_flagged = match p.get("flagged") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => return Err(ApiError::invalid("flagged", v, "expected true or false")),
-    };
-    let limit = p.bounded("limit", 20_000, 1, MAX_TRACE_POINTS)?;
+    let (format, with_flagged, limit) = (q.format, q.flagged, Bounded::or(q.limit, 20_000));
     let callsign = {
         let responders = st.service.layer(Layer::Responders);
         match responders.get(id).filter(|it| who.covers_item(it)) {
@@ -270,14 +300,14 @@ pub async fn trace(
     };
     st.service.audit_entry(&who, entry).await?;
     Ok(match format {
-        "gpx" => gpx(&callsign, id, &shown),
-        "json" => axum::Json(json!({
+        TraceFormat::Gpx => gpx(&callsign, id, &shown),
+        TraceFormat::Json => axum::Json(json!({
             "unit_id": id, "callsign": callsign, "since": since, "until": until,
             "truncated": truncated, "stored": points.len(),
             "points": shown.iter().map(|p| point_json(p, crs)).collect::<Vec<_>>(),
         }))
         .into_response(),
-        _ => {
+        TraceFormat::Geojson => {
             let coords: Vec<[f64; 2]> =
                 shown.iter().map(|p| crs.from_wgs84(p.pos)).map(|q| [q.lon(), q.lat()]).collect();
             let geometry = if coords.len() == 1 {
@@ -387,20 +417,37 @@ async fn audit_crossings(
     Ok(())
 }
 
+/// A page of grid crossings after an event id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(default)]
+    after: Option<i64>,
+    #[serde(default)]
+    limit: Option<Bounded<1, MAX_EVENTS>>,
+}
+
+/// Where a stream of grid crossings resumes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    #[serde(default)]
+    after: Option<i64>,
+}
+
 /// `GET /api/v1/geofence/events?after=ID&limit=N`: grid crossings after an id, oldest first,
 /// within the caller's grids.
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store fails (the events, or the audit rows
 /// that must precede them).
-pub async fn geofence_events(
+async fn geofence_events(
     State(st): State<AppState>,
     Caller(who): Caller,
+    AppQuery(q): AppQuery<EventsQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(uri.0.query(), &["after", "limit"])?;
-    let after: i64 = p.optional("after", "an event id")?.unwrap_or(0);
-    let limit = p.bounded("limit", 1_000, 1, MAX_EVENTS)?;
+    let (after, limit) = (q.after.unwrap_or(0), Bounded::or(q.limit, 1_000));
     let page = st.service.store().geofence_events(after, limit).await?;
     // The last id read, shown or not: a grid worker pages past other grids' crossings.
     let last = page.last().map_or(after, |e| e.id);
@@ -417,18 +464,18 @@ pub async fn geofence_events(
 /// 400 for an unknown or malformed parameter or `Last-Event-ID`; 401 for an
 /// Authorization header that is not `Bearer <token>`; 500 or 503 (with `Retry-After`) when the store fails while replaying what the
 /// client missed. Once streaming, a failure ends the stream instead.
-pub async fn geofence_stream(
+async fn geofence_stream(
     State(st): State<AppState>,
     Caller(who): Caller,
     headers: axum::http::HeaderMap,
+    AppQuery(q): AppQuery<StreamQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures_util::StreamExt as _;
-    let p = Params::parse(uri.0.query(), &["after"])?;
     let from_header = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
-    let after: i64 = match (p.get("after"), from_header) {
-        (Some(_), _) => p.optional("after", "an event id")?.unwrap_or(0),
+    let after: i64 = match (q.after, from_header) {
+        (Some(after), _) => after,
         (None, Some(h)) => h.parse().map_err(|_| ApiError::invalid("Last-Event-ID", h, "expected an event id"))?,
         (None, None) => st.service.store().max_geofence_event_id().await?,
     };
@@ -481,4 +528,15 @@ pub async fn geofence_stream(
     });
     let stream = replay.chain(follow).map(Ok::<_, std::convert::Infallible>);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response())
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/osmand", get(osmand).post(osmand))
+        .route("/api/v1/positions", post(batch))
+        .route("/api/v1/positions/live", get(live))
+        .route("/api/v1/geofence/events", get(geofence_events))
+        .route("/api/v1/geofence/stream", get(geofence_stream))
+        .route("/api/v1/responders/{id}/trace", get(trace))
 }

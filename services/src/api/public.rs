@@ -9,8 +9,8 @@
 //! minute (bursts of [`BURST`]); beyond that the answer is 429 with `Retry-After`.
 
 use super::AppState;
-use super::params::Params;
 use super::problem::ApiError;
+use super::query::{self, Bounded};
 use crate::layer::{Item, Layer, Props};
 use crate::roads::Roads;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{NaiveTime, Timelike, Utc};
 use safegrid_geodata::roads::{ACCESS_MPS, Mode};
 use safegrid_geodata::{Crs, LonLat, haversine_m};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -92,6 +93,18 @@ fn open_at(hours: Option<&str>, t: NaiveTime) -> Option<bool> {
     Some(if from <= to { from <= t && t < to } else { t >= from || t < to })
 }
 
+/// What a citizen's lookup may ask: where, how many, in which coordinates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicQuery {
+    lon: f64,
+    lat: f64,
+    #[serde(default)]
+    k: Option<Bounded<1, 10>>,
+    #[serde(default, deserialize_with = "query::parsed")]
+    crs: Crs,
+}
+
 /// `GET /api/v1/posts/nearest` for a caller without a token.
 ///
 /// # Errors
@@ -103,14 +116,12 @@ pub fn nearest_posts(st: &AppState, query: Option<&str>, client: Option<IpAddr>)
         e.set_detail(format!("too many lookups from this address; try again in {wait} s"));
         return Err(e);
     }
-    let p = Params::parse(query, &["lon", "lat", "k", "crs"]).map_err(|e| {
-        let mut e = e;
+    let p: PublicQuery = query::from_query(query).map_err(|mut e| {
         e.set_detail("the public lookup takes lon, lat, k and crs only; other data needs a token");
         e
     })?;
-    let crs = p.crs()?;
-    let at = p.point(crs)?;
-    let k = p.bounded("k", 3, 1, 10)?;
+    let at = query::point(p.lon, p.lat, p.crs)?;
+    let (crs, k) = (p.crs, Bounded::or(p.k, 3));
     // Opening hours are local: China Standard Time, UTC+8 all year.
     let local = (Utc::now() + chrono::Duration::hours(8)).time();
     let local = NaiveTime::from_hms_opt(local.hour(), local.minute(), 0).unwrap_or(local);

@@ -22,15 +22,20 @@
 
 use super::AppState;
 use super::caller::Caller;
-use super::params::Params;
+use super::extract::{AppPath, PathValue, TileCoord};
+use super::items::with_item_filters;
 use super::problem::ApiError;
+use super::query::AppQuery;
 use super::tile_cache::Built;
 use crate::access::Principal;
 use crate::live::ItemQuery;
 use crate::tile_source::{self, TileRequest, TileSource};
-use axum::extract::{OriginalUri, Path, State};
+use axum::Router;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
 use geo::BoundingRect;
 use safegrid_geodata::GridCode;
 use safegrid_tiles::mvt;
@@ -39,42 +44,42 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// The sources a `layers` path segment names (`grids,incidents`), each once.
-fn parse_layers(text: &str) -> Result<Vec<&'static dyn TileSource>, ApiError> {
-    let mut out: Vec<&'static dyn TileSource> = Vec::new();
-    for part in text.split(',') {
-        let source = tile_source::named(part).ok_or_else(|| {
-            ApiError::not_found(
-                "layers",
-                part,
-                "unknown tile layer: grids, incidents_h3, incidents, rental_housing, posts, responders or key_personnel",
-            )
-        })?;
-        if out.iter().any(|s| s.name() == source.name()) {
-            return Err(ApiError::invalid("layers", text, format!("{part} is named twice")));
+pub struct TileLayers(Vec<&'static dyn TileSource>);
+
+impl PathValue for TileLayers {
+    /// An unknown layer is a tile set that does not exist (404); a layer named twice is a
+    /// malformed request (400).
+    fn from_path(field: &str, text: &str) -> Result<Self, ApiError> {
+        let mut out: Vec<&'static dyn TileSource> = Vec::new();
+        for part in text.split(',') {
+            let source = tile_source::named(part).ok_or_else(|| {
+                ApiError::not_found(
+                    field,
+                    part,
+                    "unknown tile layer: grids, incidents_h3, incidents, rental_housing, posts, responders or key_personnel",
+                )
+            })?;
+            if out.iter().any(|s| s.name() == source.name()) {
+                return Err(ApiError::invalid(field, text, format!("{part} is named twice")));
+            }
+            out.push(source);
         }
-        out.push(source);
+        Ok(Self(out))
     }
-    Ok(out)
 }
 
-pub(super) fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiError> {
-    let y = y_file
-        .strip_suffix(".mvt")
-        .or_else(|| y_file.strip_suffix(".pbf"))
-        .ok_or_else(|| ApiError::not_found("y", y_file, "tile paths end in {y}.mvt"))?;
-    let num = |field: &'static str, v: &str| -> Result<u32, ApiError> {
-        v.parse().map_err(|_| ApiError::invalid(field, v, "expected a whole number"))
-    };
-    let z =
-        u8::try_from(num("z", z)?).map_err(|_| ApiError::invalid("z", z, format!("zoom runs from 0 to {MAX_ZOOM}")))?;
-    TileId::new(z, num("x", x)?, num("y", y)?).map_err(|e| {
-        let field = match e {
-            safegrid_tiles::TileError::Zoom { .. } => "z",
-            safegrid_tiles::TileError::OutOfRange { axis, .. } => axis,
-            _ => "tile",
-        };
-        ApiError::invalid(field, format!("{z}/{x}/{y}"), e.to_string())
-    })
+with_item_filters! {
+    /// The filters a tile of point layers takes (the map wall's time slider, type and status
+    /// switches), and the client's cache-buster `v`.
+    pub struct TileQuery {
+        #[serde(default, deserialize_with = "crate::api::query::opt_time")]
+        since: Option<DateTime<Utc>>,
+        #[serde(default, deserialize_with = "crate::api::query::opt_time")]
+        until: Option<DateTime<Utc>>,
+        /// Changes nothing: the wall adds the data version it saw so its own cache refetches.
+        #[serde(default, rename = "v")]
+        _cache_buster: Option<String>,
+    }
 }
 
 /// `GET /tiles/{layers}/{z}/{x}/{y}.mvt`
@@ -84,25 +89,20 @@ pub(super) fn parse_tile(z: &str, x: &str, y_file: &str) -> Result<TileId, ApiEr
 /// tile; 404 for an unknown layer or a path not ending in `.mvt`; 503 + `Retry-After` past the
 /// tile-build bound; 500 when a build fails; 500 or 503 (with `Retry-After`) when the store fails (a sensitive tile's audit row must
 /// precede it).
-pub async fn tile(
+async fn tile(
     State(st): State<AppState>,
     Caller(who): Caller,
-    Path((layers, z, x, y)): Path<(String, String, String, String)>,
+    AppPath((TileLayers(layers), TileCoord(tile))): AppPath<(TileLayers, TileCoord)>,
+    AppQuery(q): AppQuery<TileQuery>,
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(
-        uri.0.query(),
-        &["since", "until", "type", "kind", "category", "status", "priority", "capability", "grid", "v"],
-    )?;
     // `v` is the client's cache-buster (the wall adds the data version it saw on the event feed,
     // so that its own tile cache refetches); it changes nothing, so it is not part of the key.
     let query: String =
         uri.0.query().unwrap_or("").split('&').filter(|kv| !kv.starts_with("v=")).collect::<Vec<_>>().join("&");
     // Filters apply to the point layers (the map wall's time slider, type and status switches).
-    let filters = ItemQuery { since: p.time("since")?, until: p.time("until")?, ..super::items::filters_from(&p)? };
-    let layers = parse_layers(&layers)?;
-    let tile = parse_tile(&z, &x, &y)?;
+    let filters = ItemQuery { since: q.since, until: q.until, ..q.filters() };
     // Who may read which layer of a tile (grids, hexbins and points alike) was decided by the
     // access policy before this handler ran, before anything could answer (a 304 included).
     let sensitive = layers.iter().any(|l| l.audited().is_some());
@@ -273,16 +273,16 @@ fn names(layers: &[&'static dyn TileSource]) -> String {
 ///
 /// # Errors
 /// 404 for a path not ending in `.json` or an unknown layer; 400 for a layer named twice.
-pub async fn tilejson(
+async fn tilejson(
     State(st): State<AppState>,
     Caller(_): Caller,
-    Path(file): Path<String>,
+    AppPath(file): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = file
         .strip_suffix(".json")
         .ok_or_else(|| ApiError::not_found("path", file.as_str(), "TileJSON lives at /tiles/{layer}.json"))?;
-    let layers = parse_layers(name)?;
+    let TileLayers(layers) = TileLayers::from_path("layers", name)?;
     let vector_layers: Vec<_> = layers
         .iter()
         .map(|l| {
@@ -312,4 +312,9 @@ pub async fn tilejson(
         body["center"] = json!([r.center().x, r.center().y, 10]);
     }
     Ok(axum::Json(body).into_response())
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/tiles/{file}", get(tilejson)).route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
 }

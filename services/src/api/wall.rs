@@ -12,10 +12,12 @@ use crate::access::{Principal, Role};
 use crate::layer::{Layer, Props};
 use crate::policy::{self, Action, Grant};
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -27,7 +29,7 @@ fn readable(who: &Principal) -> Vec<Layer> {
 }
 
 /// `GET /api/v1/whoami`: the caller's name, role, grid scope and readable layers.
-pub async fn whoami(Caller(who): Caller) -> Response {
+async fn whoami(Caller(who): Caller) -> Response {
     Json(json!({
         "name": who.name,
         "role": who.role.name(),
@@ -45,7 +47,7 @@ pub async fn whoami(Caller(who): Caller) -> Response {
 /// Unresolved incidents (open, dispatched, on scene) by priority and by district, and the ten
 /// grids with the most; item counts per readable layer. Key personnel are counted only as a
 /// total, and not at all for roles that may not read them.
-pub async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
+async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
     let grids = st.service.grids();
     let mut by_priority = [0_usize; 4];
     let mut by_district: BTreeMap<String, usize> = BTreeMap::new();
@@ -115,7 +117,7 @@ const FEED_PERIOD: Duration = Duration::from_millis(500);
 ///
 /// # Errors
 /// 401 for an Authorization header that is not `Bearer <token>`.
-pub async fn events(State(st): State<AppState>, Caller(who): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn events(State(st): State<AppState>, Caller(who): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
     // The token is checked again on every turn: a feed outlives many token reloads, and a
     // revoked token (or one whose role or grids changed) must stop hearing of changes. The
     // stream then ends; the wall reconnects, is refused, and signs out.
@@ -136,4 +138,12 @@ pub async fn events(State(st): State<AppState>, Caller(who): Caller, headers: He
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/events", get(events))
 }

@@ -12,7 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
 
+use super::AppState;
 use super::problem::ApiError;
+use axum::Router;
+use axum::routing::get;
 
 /// (path under `/web/`, bytes, content type).
 const FILES: &[(&str, &[u8], &str)] = &[
@@ -96,11 +99,16 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /`: the map wall.
-pub async fn index(headers: HeaderMap) -> Response {
+async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
 /// `GET /web/{*path}`: the wall's scripts, styles and vendored library.
-pub async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
+async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(&path, &headers)
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(index)).route("/web/{*path}", get(file))
 }

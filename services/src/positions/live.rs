@@ -55,6 +55,14 @@ impl Freshness {
     }
 }
 
+impl std::str::FromStr for Freshness {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or("expected a list of live, stale, lost, none")
+    }
+}
+
 /// What is kept of a unit's live fix besides its position (24 bytes of payload).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LastFix {
