@@ -14,11 +14,11 @@ use safegrid_services::api::{AppState, app, osmand_app};
 use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
 use safegrid_services::import::{self, Format};
+use safegrid_services::ingest::mqtt::MqttConfig;
+use safegrid_services::ingest::{IngestConfig, spawn_retention};
 use safegrid_services::layer::Layer;
 use safegrid_services::positions::devices::LimitConfig;
-use safegrid_services::positions::ingest::{IngestConfig, spawn_retention};
 use safegrid_services::positions::live::FreshnessConfig;
-use safegrid_services::positions::mqtt::MqttConfig;
 use safegrid_services::positions::noise::NoiseConfig;
 use safegrid_services::roads::Roads;
 use safegrid_services::service::Service;
@@ -357,6 +357,24 @@ impl MapArgs {
     }
 }
 
+/// `import --format`: the library's [`Format`], named on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FileFormat {
+    /// A GeoJSON FeatureCollection of Points.
+    Geojson,
+    /// CSV with a header; `lon` and `lat` columns, the others named as the layer's properties.
+    Csv,
+}
+
+impl From<FileFormat> for Format {
+    fn from(f: FileFormat) -> Self {
+        match f {
+            FileFormat::Geojson => Format::Geojson,
+            FileFormat::Csv => Format::Csv,
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -424,7 +442,7 @@ enum Command {
         file: PathBuf,
         /// File format (default: from the extension, .csv or GeoJSON).
         #[arg(long, value_enum)]
-        format: Option<Format>,
+        format: Option<FileFormat>,
         /// CRS of the file's coordinates: wgs84, gcj02 or bd09. Converted to WGS-84 on import.
         #[arg(long, default_value = "wgs84")]
         crs: String,
@@ -551,7 +569,7 @@ async fn main() -> Result<()> {
         Command::Import { layer, file, format, crs } => {
             let service = open(&cli.database_url).await?;
             let crs: Crs = crs.parse().map_err(|e| anyhow::anyhow!("--crs: {e}"))?;
-            run_import(&service, &layer, &file, format, crs).await
+            run_import(&service, &layer, &file, format.map(Format::from), crs).await
         }
         Command::Token { role, name, grids } => {
             let service = open(&cli.database_url).await?;
@@ -716,13 +734,13 @@ async fn serve(
         ),
         None => None,
     };
-    let state = AppState::with_ingest(service, ingest)
-        .with_basemap(basemap)
-        .with_roads(roads)
-        .with_limits(shed)
-        .with_public_rate(limits.public_rate_per_minute);
+    let (state, background) = AppState::with_ingest(service, ingest);
+    let state =
+        state.with_basemap(basemap).with_roads(roads).with_limits(shed).with_public_rate(limits.public_rate_per_minute);
+    // The ingest writer and the dispatch alarms: serving is what starts them.
+    background.start();
     if let Some(config) = mqtt {
-        safegrid_services::positions::mqtt::spawn(Arc::clone(&state.ingest), config);
+        safegrid_services::ingest::mqtt::spawn(Arc::clone(&state.ingest), config);
     }
     if simulate && positions.no_osmand {
         tracing::warn!("the demo simulation reports over the OsmAnd port, which --no-osmand closes: not simulating");

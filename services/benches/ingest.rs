@@ -15,10 +15,10 @@
 use chrono::{Duration as Span, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use safegrid_geodata::LonLat;
+use safegrid_services::ingest::{Ingest, IngestConfig};
 use safegrid_services::layer::{Layer, Props, Responder, ResponderKind, ResponderStatus};
 use safegrid_services::positions::Fix;
 use safegrid_services::positions::devices::{Secret, secret_hash};
-use safegrid_services::positions::ingest::{Ingest, IngestConfig};
 use safegrid_services::service::Service;
 use safegrid_services::store;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -127,7 +127,8 @@ fn bench_ingest(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("tempdir");
         let (service, ingest) = rt.block_on(async {
             let service = city(&dir, UNITS, grids).await;
-            let ingest = Ingest::start(Arc::clone(&service), IngestConfig::default());
+            let (ingest, writer) = Ingest::new(Arc::clone(&service), IngestConfig::default());
+            tokio::spawn(writer.run());
             (service, ingest)
         });
         // Far enough back that a whole run's fixes stay in the past.
@@ -164,7 +165,8 @@ fn memory_per_live_unit() {
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
         let service = city(&dir, units, false).await;
-        let ingest = Ingest::start(Arc::clone(&service), IngestConfig::default());
+        let (ingest, writer) = Ingest::new(Arc::clone(&service), IngestConfig::default());
+        tokio::spawn(writer.run());
         let t0 = Utc::now() - Span::days(1);
         // The first batch warms every cache and buffer the ingest keeps between groups.
         ingest.submit(batch(0, units, t0)).await.expect("stored");

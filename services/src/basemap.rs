@@ -185,7 +185,7 @@ impl Basemap {
     /// [`BasemapError::Open`] when the file cannot be written to the temporary directory or
     /// opened there.
     pub async fn demo() -> Result<Self, BasemapError> {
-        let hash = crate::api::fnv(DEMO_MBTILES.iter().copied());
+        let hash = crate::fnv::fnv(DEMO_MBTILES.iter().copied());
         let path = std::env::temp_dir().join(format!("safegrid-basemap-{hash:016x}.mbtiles"));
         // The directory is shared: serve what was compiled in, not whatever lies there.
         let current = std::fs::read(&path).is_ok_and(|b| b == DEMO_MBTILES);

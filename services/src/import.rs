@@ -43,7 +43,7 @@ pub enum ImportError {
 }
 
 /// Input formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A GeoJSON FeatureCollection of Points.
     Geojson,

@@ -5,7 +5,11 @@
 //! - [`policy`]: the access policy: action × role → grant, route → action and load class.
 //! - [`store`]: the `Store` trait with its SQLite and PostGIS implementations.
 //! - [`live`]: the in-memory state reads are served from.
+//! - [`positions`]: tracker fixes: decoding, noise, live state, grid crossings, device secrets.
 //! - [`service`]: store + live state, kept in step.
+//! - [`ingest`]: durable group-commit ingest of fixes onto the service; MQTT.
+//! - [`dispatch`]: ranking units by road ETA, and the dispatch desk.
+//! - [`tile_source`]: the vector-tile layers, built from the live state.
 //! - [`api`]: the axum HTTP API (`api::app`).
 //! - [`import`]: bulk import from GeoJSON and CSV.
 //! - [`audit`]: coverage audit reports (JSON, GeoJSON, HTML) and `safegrid audit`.
@@ -21,7 +25,9 @@ pub mod audit_log;
 pub mod basemap;
 pub mod demo;
 pub mod dispatch;
+mod fnv;
 pub mod import;
+pub mod ingest;
 pub mod layer;
 pub mod live;
 pub mod metrics;

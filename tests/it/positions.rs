@@ -103,7 +103,7 @@ async fn replay(test: &str, store: Arc<dyn Store>) {
         let device = format!("geolife-{uid}");
         secrets.insert(device.clone(), service.mint_device_secret(&device).await.unwrap().unwrap().1);
     }
-    let app = app(AppState::new(service.clone()));
+    let app = app(AppState::started(service.clone()));
 
     // Every fix acknowledged as stored, by (unit, milliseconds).
     let mut acked: HashMap<(i64, i64), (f64, f64)> = HashMap::new();

@@ -73,7 +73,7 @@ async fn our_tiles_hold_the_features_postgis_st_asmvt_makes_of_the_same_data() {
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::empty())
             .unwrap();
-        let resp = app(AppState::new(service.clone())).oneshot(req).await.unwrap();
+        let resp = app(AppState::started(service.clone())).oneshot(req).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         mvt::decode(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
     };

@@ -42,7 +42,7 @@ fn respond(body: impl Into<axum::body::Body>, kind: &'static str, etag: u64, hea
 async fn style(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let body = style_json(&st.basemap, &origin(&headers));
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let tag = super::fnv(bytes.iter().copied());
+    let tag = crate::fnv::fnv(bytes.iter().copied());
     let mut r = respond(bytes, "application/json", tag, &headers);
     // The style names this server's own URLs: it must not be reused for another Host.
     r.headers_mut().insert(header::VARY, HeaderValue::from_static("host"));
@@ -73,7 +73,7 @@ async fn tilejson(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
         body["center"] = json!([f64::midpoint(b[0], b[2]), f64::midpoint(b[1], b[3]), m.maxzoom.min(13)]);
     }
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let tag = super::fnv(bytes.iter().copied());
+    let tag = crate::fnv::fnv(bytes.iter().copied());
     Ok(respond(bytes, "application/json", tag, &headers))
 }
 
@@ -100,7 +100,7 @@ async fn tile(
     let stored_gzip = basemap::is_gzip(&stored);
     let gzip_out = stored_gzip && accepts_gzip(&headers);
     // The two encodings are different representations: different ETags.
-    let tag = super::fnv(stored.iter().copied()) ^ u64::from(gzip_out);
+    let tag = crate::fnv::fnv(stored.iter().copied()) ^ u64::from(gzip_out);
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(format!("\"{tag:016x}\"").as_str()) {
         // Fresh: no need to unpack what will not be sent.
         return Ok(respond(Vec::new(), "application/vnd.mapbox-vector-tile", tag, &headers));
@@ -147,7 +147,7 @@ async fn glyphs(
         return Err(bad());
     }
     let body = st.basemap.glyph_range(&stack, start);
-    let tag = super::fnv(body.iter().copied());
+    let tag = crate::fnv::fnv(body.iter().copied());
     Ok(respond(body, "application/x-protobuf", tag, &headers))
 }
 
@@ -164,7 +164,7 @@ async fn sprite(AppPath(file): AppPath<String>, headers: HeaderMap) -> Result<Re
         _ => return Err(ApiError::not_found("path", format!("/basemap/{file}"), "no such basemap file")),
     };
     let s = basemap::sprite(ratio);
-    let tag = super::fnv(s.json.bytes()) ^ u64::from(ratio);
+    let tag = crate::fnv::fnv(s.json.bytes()) ^ u64::from(ratio);
     Ok(if ext == "json" {
         respond(s.json.clone(), "application/json", tag, &headers)
     } else {

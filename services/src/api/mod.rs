@@ -23,8 +23,8 @@ pub mod tiles;
 pub mod wall;
 pub mod web;
 
+use crate::ingest::{Ingest, IngestConfig, IngestWriter};
 use crate::metrics::Metrics;
-use crate::positions::ingest::{Ingest, IngestConfig};
 use crate::service::Service;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -64,21 +64,38 @@ pub struct AppState {
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
 const TILE_CACHE_BYTES: usize = 128 << 20;
 
+/// The tasks a server runs besides answering requests. Building an [`AppState`] starts none of
+/// them; [`Background::start`] does, once the server is ready to serve.
+#[must_use = "nothing is committed and no alarm is raised until the background is started"]
+pub struct Background {
+    ingest: IngestWriter,
+    desk: Arc<crate::dispatch::desk::Desk>,
+}
+
+impl Background {
+    /// Spawns the ingest writer (without it, fixes wait in the queue and trackers time out) and
+    /// the dispatch deadline alarms.
+    pub fn start(self) {
+        tokio::spawn(self.ingest.run());
+        tokio::spawn(self.desk.run_alarms());
+    }
+}
+
 impl AppState {
-    /// The state of a service, with fresh metrics and an empty tile cache.
-    #[must_use]
-    pub fn new(service: Arc<Service>) -> Self {
+    /// The state of a service, with fresh metrics and an empty tile cache, and its background
+    /// tasks, not yet started.
+    pub fn new(service: Arc<Service>) -> (Self, Background) {
         Self::with_ingest(service, IngestConfig::default())
     }
 
-    /// The state of a service whose position ingest uses `config`.
-    #[must_use]
-    pub fn with_ingest(service: Arc<Service>, config: IngestConfig) -> Self {
+    /// The same, with position ingest using `config`.
+    pub fn with_ingest(service: Arc<Service>, config: IngestConfig) -> (Self, Background) {
         let desk = Arc::new(crate::dispatch::desk::Desk::new(Arc::clone(&service)));
-        desk.spawn_alarms();
-        Self {
+        let (ingest, writer) = Ingest::new(Arc::clone(&service), config);
+        let background = Background { ingest: writer, desk: Arc::clone(&desk) };
+        let state = Self {
             desk,
-            ingest: Arc::new(Ingest::start(Arc::clone(&service), config)),
+            ingest: Arc::new(ingest),
             roads: None,
             public_rate: Arc::default(),
             shed: Arc::new(guard::Shedder::new(guard::Limits::default())),
@@ -87,7 +104,16 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
             basemap: Arc::new(crate::basemap::Basemap::none()),
-        }
+        };
+        (state, background)
+    }
+
+    /// The state with its background already started: for tests and tools that serve at once.
+    #[must_use]
+    pub fn started(service: Arc<Service>) -> Self {
+        let (state, background) = Self::new(service);
+        background.start();
+        state
     }
 
     /// The same state routing on these road networks.
@@ -153,11 +179,6 @@ pub fn osmand_app(state: AppState) -> Router {
         .fallback(positions::osmand)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
-}
-
-/// A short, stable hash (FNV-1a) for ETags and content names.
-pub(crate) fn fnv(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 async fn not_found(req: Request) -> Response {

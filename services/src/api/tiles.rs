@@ -111,7 +111,7 @@ async fn tile(
     let scope = scope.join(",");
     // Everything the tile's bytes depend on: the cache key, and (hashed) the ETag.
     let key = format!("{tile}|{}|{}|{scope}|{}|{query}", versions.join(","), who.role, names(&layers));
-    let etag = format!("\"{:016x}\"", super::fnv(key.bytes()));
+    let etag = format!("\"{:016x}\"", crate::fnv::fnv(key.bytes()));
     let not_modified = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
     if not_modified && !sensitive {
         let mut r = StatusCode::NOT_MODIFIED.into_response();

@@ -73,7 +73,7 @@ pub(crate) fn paths() -> impl Iterator<Item = &'static str> {
 fn etag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
     TAG.get_or_init(|| {
-        let h = super::fnv(FILES.iter().flat_map(|(_, b, _)| b.iter().copied()));
+        let h = crate::fnv::fnv(FILES.iter().flat_map(|(_, b, _)| b.iter().copied()));
         format!("\"{h:016x}\"")
     })
 }

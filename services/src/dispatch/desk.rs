@@ -441,18 +441,15 @@ impl Desk {
         Ok(events)
     }
 
-    /// Checks deadlines every second.
-    pub fn spawn_alarms(self: &Arc<Self>) {
-        let desk = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if let Err(e) = desk.raise_alarms(Utc::now()).await {
-                    tracing::warn!(error = %e, "raising dispatch alarms failed; retrying in a second");
-                }
+    /// Checks deadlines every second, for ever: the caller spawns it.
+    pub async fn run_alarms(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.raise_alarms(Utc::now()).await {
+                tracing::warn!(error = %e, "raising dispatch alarms failed; retrying in a second");
             }
-        });
+        }
     }
 
     /// A dispatch.

@@ -8,7 +8,7 @@
 //!   force is refused.
 //! - Traccar Client and OsmAnd have a single identifier field, so the secret travels inside it:
 //!   `DEVICE_ID:SECRET` ([`split_credential`]). JSON fixes may instead carry `device_secret`.
-//! - Every ingest door hands its fixes to [`super::ingest::Ingest`], which checks each against
+//! - Every ingest door hands its fixes to [`crate::ingest::Ingest`], which checks each against
 //!   [`DeviceSecrets`] (an in-memory map, loaded at start-up and kept in step by the service, so
 //!   a check reads no store). An unknown device and a wrong or missing secret cost the same work
 //!   (a dummy hash is compared) and get the same answer (`unauthenticated_device`).

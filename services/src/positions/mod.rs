@@ -1,6 +1,7 @@
 //! Positions reported by trackers: decoded ([`osmand`], [`batch`]), checked for noise
-//! ([`noise`]), stored durably in groups and only then acknowledged ([`ingest`]), kept as
-//! the latest fix per unit ([`live`]), and watched for grid crossings ([`geofence`]).
+//! ([`noise`]), kept as the latest fix per unit ([`live`]), and watched for grid crossings
+//! ([`geofence`]). Storing them durably in groups, and only then acknowledging them, is
+//! [`crate::ingest`]'s work, above the service these modules sit below.
 //!
 //! A fix belongs to a responder, or to a key person under electronic monitoring, through the
 //! `device_id` the item carries (unique across both layers). Every fix must prove its device
@@ -10,9 +11,7 @@
 pub mod batch;
 pub mod devices;
 pub mod geofence;
-pub mod ingest;
 pub mod live;
-pub mod mqtt;
 pub mod noise;
 pub mod osmand;
 

@@ -41,7 +41,7 @@ async fn fixture() -> Fixture {
         service.add_token(&token, &Principal { name: format!("{} user", role.name()), role, grids }).await.unwrap();
         tokens.insert(role, token);
     }
-    let state = AppState::new(service.clone());
+    let state = AppState::started(service.clone());
     let shed = state.shed.clone();
     let app = app(state);
     Fixture { app, service, store, tokens, shed, dir }
@@ -284,7 +284,7 @@ async fn longgang_fixture(n: usize) -> (Fixture, Arc<safegrid_services::roads::R
     let mut f = fixture().await;
     let cache = tempfile::tempdir().unwrap();
     let roads = Arc::new(safegrid_services::roads::Roads::demo(cache.path()).unwrap());
-    f.app = app(AppState::new(f.service.clone()).with_roads(Some(roads.clone())));
+    f.app = app(AppState::started(f.service.clone()).with_roads(Some(roads.clone())));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
     let mut ids = Vec::new();
     let mut fixes = Vec::new();

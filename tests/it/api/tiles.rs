@@ -389,7 +389,7 @@ async fn the_basemap_style_tiles_glyphs_and_sprite_are_served_without_a_token() 
     use std::io::Read;
     let mut f = fixture().await;
     let plain = fixture().await;
-    f.app = app(AppState::new(f.service.clone()).with_basemap(Basemap::demo().await.unwrap()));
+    f.app = app(AppState::started(f.service.clone()).with_basemap(Basemap::demo().await.unwrap()));
     let get = |uri: &str, host: &str, extra: Option<(header::HeaderName, &str)>| {
         let mut req = Request::get(uri).header(header::HOST, host);
         if let Some((k, v)) = extra {
@@ -514,7 +514,7 @@ async fn a_cached_tile_always_equals_one_built_afresh_after_writes_nearby_and_fa
             }
         }
     };
-    check(&f, &app(AppState::new(f.service.clone()))).await;
+    check(&f, &app(AppState::started(f.service.clone()))).await;
     for (i, (lon, lat)) in writes.into_iter().enumerate() {
         let r = f
             .call(
@@ -533,6 +533,6 @@ async fn a_cached_tile_always_equals_one_built_afresh_after_writes_nearby_and_fa
                 StatusCode::NO_CONTENT
             );
         }
-        check(&f, &app(AppState::new(f.service.clone()))).await;
+        check(&f, &app(AppState::started(f.service.clone()))).await;
     }
 }

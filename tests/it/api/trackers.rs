@@ -270,11 +270,13 @@ async fn one_device_is_held_to_its_rate_but_its_offline_buffer_replays() {
     let t = unix_now() - 5_000;
     // The bucket refills so slowly here that the test does not depend on how fast this machine
     // commits: only the burst of 300 (an offline buffer replayed at once) goes through.
-    let config = safegrid_services::positions::ingest::IngestConfig {
+    let config = safegrid_services::ingest::IngestConfig {
         limits: safegrid_services::positions::devices::LimitConfig { device_rate: 1e-6, ..Default::default() },
         ..Default::default()
     };
-    let slow = app(AppState::with_ingest(f.service.clone(), config));
+    let (slow, background) = AppState::with_ingest(f.service.clone(), config);
+    background.start();
+    let slow = app(slow);
     let mut limited = None;
     for i in 0..400 {
         let q = format!(

@@ -2,7 +2,7 @@
 //! its fixes to [`Ingest::submit`], which answers only once they are committed to the store.
 //!
 //! One writer task takes whatever requests are waiting (up to [`IngestConfig::group_fixes`]),
-//! attaches each fix to its unit by device id, judges it ([`super::noise`]), stores the group in
+//! attaches each fix to its unit by device id, judges it ([`crate::positions::noise`]), stores the group in
 //! one transaction, and only then moves the units' live positions and answers every request in
 //! the group. One fsync thus serves many requests: while a commit runs, the next group gathers.
 //!
@@ -10,11 +10,13 @@
 //! [`IngestError::Overloaded`] (the API answers 503 with `Retry-After`), so a flood is pushed
 //! back to the trackers, who keep their fixes and retry, instead of growing memory here.
 
-use super::devices::{DeviceSecrets, DoorLimits, LimitConfig};
-use super::geofence::{GridEvent, crossing, held_grid, zone_alert};
-use super::noise::{NoiseConfig, NoiseFilter, Scratch, TrackKey, Verdict};
-use super::{Fix, Subject, TracePoint, flags, to_store_precision};
+pub mod mqtt;
+
 use crate::layer::{Layer, Props};
+use crate::positions::devices::{DeviceSecrets, DoorLimits, LimitConfig};
+use crate::positions::geofence::{GridEvent, crossing, held_grid, zone_alert};
+use crate::positions::noise::{NoiseConfig, NoiseFilter, Scratch, TrackKey, Verdict};
+use crate::positions::{Fix, Subject, TracePoint, flags, to_store_precision};
 use crate::service::Service;
 use chrono::{DateTime, Utc};
 use safegrid_geodata::GridCode;
@@ -33,7 +35,7 @@ pub struct IngestConfig {
     pub queue_fixes: usize,
     /// Most fixes in one commit.
     pub group_fixes: usize,
-    /// Geofence hysteresis, metres (see [`super::geofence`]).
+    /// Geofence hysteresis, metres (see [`crate::positions::geofence`]).
     pub geofence_margin_m: f64,
     /// Rate limits of the OsmAnd door (per device, per client address, failed authentications).
     pub limits: LimitConfig,
@@ -45,7 +47,7 @@ impl Default for IngestConfig {
             noise: NoiseConfig::default(),
             queue_fixes: 200_000,
             group_fixes: 50_000,
-            geofence_margin_m: super::geofence::DEFAULT_MARGIN_M,
+            geofence_margin_m: crate::positions::geofence::DEFAULT_MARGIN_M,
             limits: LimitConfig::default(),
         }
     }
@@ -166,6 +168,19 @@ impl Counters {
     }
 }
 
+/// The one task that commits fixes: see the module's documentation.
+pub struct IngestWriter {
+    writer: Writer,
+    rx: mpsc::UnboundedReceiver<Job>,
+}
+
+impl IngestWriter {
+    /// Commits groups of fixes until every [`Ingest`] handle is dropped.
+    pub async fn run(self) {
+        self.writer.run(self.rx).await;
+    }
+}
+
 struct Job {
     fixes: Vec<Fix>,
     /// Fixes whose device did not prove itself (empty: none), refused without a look at the unit.
@@ -189,9 +204,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer task. The noise filter starts from the live fixes the service restored.
+    /// The ingest handle and its writer, which the caller runs ([`IngestWriter::run`]): until
+    /// it runs, submitted fixes wait in the queue. The noise filter starts from the live fixes
+    /// the service restored.
     #[must_use]
-    pub fn start(service: Arc<Service>, config: IngestConfig) -> Self {
+    pub fn new(service: Arc<Service>, config: IngestConfig) -> (Self, IngestWriter) {
         let devices = Arc::clone(service.device_secrets());
         let mut filter = NoiseFilter::new(config.noise);
         // Every responder's and monitored key person's last stored live fix: a first fix after
@@ -222,9 +239,8 @@ impl Ingest {
             events: events.clone(),
             last_event_id: None,
         };
-        tokio::spawn(writer.run(rx));
         let capacity = config.queue_fixes.clamp(1, Semaphore::MAX_PERMITS);
-        Self {
+        let ingest = Self {
             tx,
             events,
             permits: Arc::new(Semaphore::new(capacity)),
@@ -232,7 +248,8 @@ impl Ingest {
             counters,
             devices,
             doors: DoorLimits::new(config.limits),
-        }
+        };
+        (ingest, IngestWriter { writer, rx })
     }
 
     /// Queues fixes and waits until they are stored (or refused).
@@ -284,7 +301,7 @@ impl Ingest {
             self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             IngestError::RateLimited { retry_after_s }
         };
-        let client = super::devices::client_key(client);
+        let client = crate::positions::devices::client_key(client);
         let pair = (client, fix.device_id.clone());
         self.doors.failures.check(&pair).map_err(limited)?;
         self.doors.address.take(&client).map_err(limited)?;

@@ -1,6 +1,6 @@
 //! Fixes from an MQTT broker (`--mqtt-url mqtt://host:1883 --mqtt-topic 'fleet/+/position'`),
 //! for fleets that publish there. A message is a batch, one fix, or an OwnTracks location
-//! ([`super::batch::decode_message`]).
+//! ([`crate::positions::batch::decode_message`]).
 //!
 //! Durable end to end: the subscription is QoS 1 in a persistent session, and a message is
 //! acknowledged to the broker (PUBACK) only once its fixes are committed. Should safegrid die
@@ -10,8 +10,8 @@
 //! reaches the publishers instead of memory growing here. A message that cannot be decoded is
 //! counted, logged and acknowledged, so that it does not come back forever.
 
-use super::batch::decode_message;
-use super::ingest::{Ingest, IngestError};
+use super::{Ingest, IngestError};
+use crate::positions::batch::decode_message;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Publish, QoS};
 use std::future::Future;
 use std::sync::Arc;
@@ -111,7 +111,7 @@ async fn run(
     }
 }
 
-type Pending = std::pin::Pin<Box<dyn Future<Output = Result<super::ingest::Receipt, IngestError>> + Send>>;
+type Pending = std::pin::Pin<Box<dyn Future<Output = Result<super::Receipt, IngestError>> + Send>>;
 
 /// What the acker does with a message.
 enum Next {
