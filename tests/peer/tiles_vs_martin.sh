@@ -9,7 +9,8 @@
 # Needs: wrk (Debian), martin on PATH
 #   (cargo install martin --version 1.14.0 --locked --no-default-features --features postgres,mbtiles,pmtiles,fonts),
 #   PostGIS on the server.
-# Usage: tests/peer/tiles_vs_martin.sh   (env: CONC=8 DUR=15 PGURL=postgres://postgres@127.0.0.1:5432)
+# Usage: tests/peer/tiles_vs_martin.sh   (env: CONC=8 DUR=15 PGURL=postgres://postgres@127.0.0.1:5432;
+#   NO_MARTIN=1 measures safegrid alone, for a before/after of our own builds without martin)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONC=${CONC:-8}
@@ -21,8 +22,11 @@ WORK=$(mktemp -d)
 trap 'kill ${PIDS:-} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PIDS=""
 
-cargo build --release -q
-BIN=target/release/safegrid
+# BIN=path/to/safegrid measures another build (an older commit's, for a before/after).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q
+  BIN=target/release/safegrid
+fi
 MARTIN=${MARTIN:-$(command -v martin || echo "$HOME/.cargo/bin/martin")}
 
 echo "== the demo city in PostGIS (safegrid serves it from memory; martin from the tables)"
@@ -108,6 +112,11 @@ echo "== safegrid"
 lua "/tiles/grids,incidents,rental_housing/14/X/Y.mvt" "[\"Authorization\"] = \"Bearer $TOKEN\", [\"Accept-Encoding\"] = \"gzip\""
 measure "safegrid (first pass, cache filling)" "http://127.0.0.1:$PORT"
 measure "safegrid (cache warm)" "http://127.0.0.1:$PORT"
+
+if [ -n "${NO_MARTIN:-}" ]; then
+  echo "(NO_MARTIN: martin not run)"
+  exit 0
+fi
 
 echo "== martin, cache off"
 start_martin 0

@@ -17,8 +17,11 @@ WORK=$(mktemp -d)
 # Never `kill 0`: with no server started that would kill this whole process group.
 trap 'if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
-cargo build --release -q
-BIN=target/release/safegrid
+# BIN=path/to/safegrid measures another build (an older commit's, for a before/after).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q
+  BIN=target/release/safegrid
+fi
 
 echo "== building the same demo city in SQLite and in PostGIS"
 psql -X -q "$PGURL/test" -c "DROP DATABASE IF EXISTS safegrid_bench" -c "CREATE DATABASE safegrid_bench"

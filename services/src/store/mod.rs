@@ -429,6 +429,41 @@ pub(crate) mod rows {
         })
     }
 
+    /// An API token's row, from either store (`grid_scope` as JSON text: PostgreSQL selects
+    /// its jsonb `::text`).
+    pub(crate) fn token_from_row<R>(r: &R) -> Result<super::TokenRecord, StoreError>
+    where
+        R: sqlx::Row,
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let hash: String = r.try_get("token_sha256")?;
+        let corrupt = |reason: String| StoreError::Corrupt { table: "api_tokens", key: hash.clone(), reason };
+        let role: String = r.try_get("role")?;
+        let scope: String = r.try_get("grid_scope")?;
+        Ok(super::TokenRecord {
+            role: role.parse().map_err(corrupt)?,
+            grids: serde_json::from_str(&scope).map_err(|e| corrupt(e.to_string()))?,
+            name: r.try_get("name")?,
+            hash: hash.clone(),
+        })
+    }
+
+    /// A tracker secret's row (one in force), from either store.
+    pub(crate) fn device_secret_from_row<R>(r: &R) -> Result<super::DeviceSecretRecord, StoreError>
+    where
+        R: sqlx::Row,
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(super::DeviceSecretRecord {
+            device_id: r.try_get("device_id")?,
+            hash: r.try_get("secret_sha256")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+
     /// The columns of a `fixes` row, as each store reads them (times and small integers are
     /// stored differently; what they mean, and their checks, are the same).
     pub(crate) struct RawFix {

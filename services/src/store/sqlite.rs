@@ -3,7 +3,9 @@
 //! WAL mode lets readers run beside the writer; `synchronous = FULL` makes a commit durable
 //! before it returns, so an acknowledged write survives `kill -9` and power loss alike.
 
-use super::rows::{RawFix, RawGridEvent, RawItem, audit_from_row, high_water_key, props_json};
+use super::rows::{
+    RawFix, RawGridEvent, RawItem, audit_from_row, device_secret_from_row, high_water_key, props_json, token_from_row,
+};
 use super::{AuditFilter, AuditQuery, AuditRow, BulkInsert, Store, StoreError, TokenRecord};
 use crate::layer::{Item, Layer};
 use crate::records::{DispatchEvent, GridEvent, Subject, TracePoint, from_millis, to_millis};
@@ -419,20 +421,7 @@ impl Store for SqliteStore {
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let rows =
             sqlx::query("SELECT token_sha256, name, role, grid_scope FROM api_tokens").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                let hash: String = r.try_get("token_sha256")?;
-                let corrupt = |reason: String| StoreError::Corrupt { table: "api_tokens", key: hash.clone(), reason };
-                let role: String = r.try_get("role")?;
-                let scope: String = r.try_get("grid_scope")?;
-                Ok(TokenRecord {
-                    role: role.parse().map_err(corrupt)?,
-                    grids: serde_json::from_str(&scope).map_err(|e| corrupt(e.to_string()))?,
-                    name: r.try_get("name")?,
-                    hash: hash.clone(),
-                })
-            })
-            .collect()
+        rows.iter().map(token_from_row).collect()
     }
 
     async fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
@@ -457,15 +446,7 @@ impl Store for SqliteStore {
             sqlx::query("SELECT device_id, secret_sha256, created_at FROM device_secrets WHERE revoked_at IS NULL")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(super::DeviceSecretRecord {
-                    device_id: r.try_get("device_id")?,
-                    hash: r.try_get("secret_sha256")?,
-                    created_at: r.try_get::<DateTime<Utc>, _>("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(device_secret_from_row).collect()
     }
 
     async fn revoke_device_secret(&self, device_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
