@@ -7,9 +7,10 @@
 import { toggleAudit } from '/web/js/audit.js';
 import { startDispatches } from '/web/js/dispatch.js';
 import { $, t } from '/web/js/dom.js';
-import { applyLabelLanguage, applyVisibility, buildSwitches } from '/web/js/layers.js';
+import { applyLabelLanguage, applyVisibility, buildSwitches, refreshFreshRing } from '/web/js/layers.js';
 import { startFeed } from '/web/js/live.js';
-import { refreshAll, startMap } from '/web/js/map.js';
+import { refreshAll, refreshIncidents, startMap } from '/web/js/map.js';
+import { drawAlarms, startQueue, unlockAudio } from '/web/js/queue.js';
 import { signIn, signOut } from '/web/js/signin.js';
 import { get, set, subscribe } from '/web/js/state.js';
 import { refreshStats, STATS_EVERY_MS } from '/web/js/stats.js';
@@ -34,13 +35,21 @@ async function open(token) {
   applyLanguage();
   await startMap();
   startFeed();
-  if (get('me').may_read_dispatches) startDispatches();
+  if (get('me').may_read_dispatches) {
+    startQueue();
+    startDispatches();
+  }
 }
 
 subscribe('lang', () => applyLanguage());
 subscribe('visible', () => applyVisibility());
 subscribe('hexbins', () => applyVisibility());
 subscribe('days', (days) => { $('days').textContent = days; });
+subscribe('showClosed', () => {
+  refreshIncidents();
+  refreshStats();
+});
+subscribe('alarms', (alarms) => drawAlarms(alarms));
 
 $('lang').addEventListener('click', () => {
   const lang = get('lang') === 'zh' ? 'en' : 'zh';
@@ -53,7 +62,12 @@ $('signin').addEventListener('submit', (e) => {
   open($('token').value);
 });
 $('window').addEventListener('input', () => set({ days: Number($('window').value) }));
-$('window').addEventListener('change', refreshAll);
+$('window').addEventListener('change', () => {
+  refreshAll();
+  refreshStats();
+});
+// A page may sound only after a user gesture: the first one lets the P1 alarm's tone play.
+document.addEventListener('pointerdown', unlockAudio, { once: true });
 $('audit').addEventListener('change', () => toggleAudit($('audit').checked));
 $('hexbins').addEventListener('change', () => set({ hexbins: $('hexbins').checked }));
 
@@ -61,3 +75,5 @@ $('days').textContent = get('days');
 applyLanguage();
 if (get('token')) open(get('token')); else $('signin').hidden = false;
 setInterval(() => get('me') && refreshStats(), STATS_EVERY_MS);
+// "New" incidents (reported within the hour) stop being new as time passes.
+setInterval(refreshFreshRing, 60000);

@@ -106,6 +106,15 @@ macro_rules! name_enum {
             #[must_use]
             pub fn index(self) -> u32 { self as u32 }
         }
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                [$(Self::$variant),+]
+                    .into_iter()
+                    .find(|v| v.name() == s)
+                    .ok_or_else(|| format!("expected one of {}", Self::NAMES.join(", ")))
+            }
+        }
     };
 }
 

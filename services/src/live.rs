@@ -63,8 +63,8 @@ pub struct ItemQuery {
     pub until: Option<DateTime<Utc>>,
     /// `type` / `kind` / `category`.
     pub kind: Option<String>,
-    /// Status.
-    pub status: Option<String>,
+    /// Any of these statuses (`status=open,dispatched`).
+    pub status: Option<Vec<String>>,
     /// Incident priority.
     pub priority: Option<u32>,
     /// Responder capability tag.
@@ -72,6 +72,22 @@ pub struct ItemQuery {
 }
 
 impl ItemQuery {
+    /// The status filter as a mask of a layer's status tags (bit i: [`Layer::statuses`]`[i]`);
+    /// `None` without a filter. A status the layer does not have adds no bit, so a mask of 0
+    /// matches nothing.
+    #[must_use]
+    pub fn status_mask(&self, layer: crate::layer::Layer) -> Option<u32> {
+        let list = self.status.as_ref()?;
+        Some(
+            layer
+                .statuses()
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| list.iter().any(|w| w == *s))
+                .fold(0, |m, (i, _)| m | (1 << i)),
+        )
+    }
+
     /// Whether no filter but `bbox`, `status` and the time window is set: those the point index
     /// answers (see [`LayerState::for_each_position_in`]).
     #[must_use]
@@ -92,7 +108,7 @@ impl ItemQuery {
         self.since.is_none_or(|s| t >= s)
             && self.until.is_none_or(|u| t < u)
             && self.kind.as_deref().is_none_or(|k| it.props.kind() == k)
-            && self.status.as_deref().is_none_or(|s| it.props.status() == s)
+            && self.status.as_ref().is_none_or(|list| list.iter().any(|s| it.props.status() == s))
             && self.priority.is_none_or(|p| it.props.priority() == Some(p))
             && self.capability.as_deref().is_none_or(|c| it.props.capabilities().iter().any(|x| x == c))
             && self.bbox.is_none_or(|b| b.contains(it.pos))
@@ -475,16 +491,13 @@ impl LayerState {
         use crate::layer::tag;
         debug_assert!(q.is_index_only());
         let Some(b) = q.bbox else { return };
-        let status = match q.status.as_deref() {
-            Some(s) => match self.layer.statuses().iter().position(|x| *x == s) {
-                Some(i) => Some(i as u32),
-                None => return, // a status the layer does not have: nothing matches
-            },
-            None => None,
-        };
+        let mask = q.status_mask(self.layer);
+        if mask == Some(0) {
+            return; // only statuses the layer does not have: nothing matches
+        }
         let (since, until) = (q.since.map(tag::hour_of), q.until.map(tag::hour_of));
         self.index.for_each_in_bbox(b, |id, t, xyz| {
-            if status.is_some_and(|want| want != tag::status(t)) {
+            if mask.is_some_and(|m| m & (1 << tag::status(t)) == 0) {
                 return;
             }
             let hour = tag::hour(t);
@@ -547,13 +560,12 @@ impl LayerState {
     /// The `k` nearest items passing `q` and `visible`, nearest first, with their distance.
     pub fn nearest(&self, p: LonLat, k: usize, q: &ItemQuery, visible: impl Fn(&Item) -> bool) -> Vec<(&Item, f64)> {
         // The status filter is answered from the index's tag; the rest needs the item.
-        let status_tag =
-            q.status.as_deref().and_then(|s| self.layer.statuses().iter().position(|x| *x == s)).map(|i| i as u32);
-        if q.status.is_some() && status_tag.is_none() {
+        let mask = q.status_mask(self.layer);
+        if mask == Some(0) {
             return Vec::new(); // a status this layer never has matches nothing
         }
         let hits: Vec<Hit> = self.index.nearest(p, k, |id, tag| {
-            status_tag.is_none_or(|t| t == crate::layer::tag::status(tag))
+            mask.is_none_or(|m| m & (1 << crate::layer::tag::status(tag)) != 0)
                 && self.items.get(&(id as i64)).is_some_and(|it| q.matches(it) && visible(it))
         });
         hits.into_iter().filter_map(|h| self.items.get(&(h.id as i64)).map(|it| (it, h.distance_m))).collect()
@@ -611,7 +623,7 @@ mod tests {
             let prefix = ["440304", "440304001", "440303", "440304002"][grid_pick];
             let queries = [
                 ItemQuery { bbox: Some(b), ..ItemQuery::default() },
-                ItemQuery { near: Some((centre, radius)), status: Some("open".into()), ..ItemQuery::default() },
+                ItemQuery { near: Some((centre, radius)), status: Some(vec!["open".into()]), ..ItemQuery::default() },
                 ItemQuery { grid: Some(GridCode::parse(prefix).unwrap()), ..ItemQuery::default() },
                 ItemQuery { grid: Some(GridCode::parse(prefix).unwrap()), bbox: Some(b), ..ItemQuery::default() },
             ];
@@ -683,14 +695,14 @@ mod tests {
     proptest::proptest! {
         /// The index-only path (status and hour in the tag) finds exactly the items the full
         /// filter does, for any time window, including edges inside an hour and times before
-        /// the tags' epoch.
+        /// the tags' epoch, and for any list of statuses (some the layer does not have).
         #[test]
         fn positions_from_the_index_match_the_full_filter(
             pts in proptest::collection::vec((113.9f64..114.2, 22.4f64..22.7, 0usize..3, -400i64..400), 0..150),
             bbox in (113.9f64..114.2, 22.4f64..22.7, 0.0f64..0.3, 0.0f64..0.3),
             since in proptest::option::of(-400i64..400),
             span in proptest::option::of(0i64..500),
-            status in proptest::option::of(0usize..4),
+            status in proptest::option::of(proptest::collection::vec(0usize..4, 1..3)),
         ) {
             // Minutes around 2026-11-20 08:00, and a few years before 2020 for the clamp.
             let base = DateTime::parse_from_rfc3339("2026-11-20T08:00:00Z").unwrap().with_timezone(&Utc);
@@ -713,7 +725,7 @@ mod tests {
                 bbox: Some(b),
                 since: since.map(at),
                 until: since.zip(span).map(|(s, d)| at(s + d)),
-                status: status.map(|s| statuses[s].to_owned()),
+                status: status.map(|list| list.iter().map(|&s| statuses[s].to_owned()).collect()),
                 ..ItemQuery::default()
             };
             proptest::prop_assert!(q.is_index_only());
@@ -758,7 +770,7 @@ mod tests {
         assert!(merged.is_large_batch(batch.len()));
         let index = PointIndex::bulk_load(merged.points_with(&batch));
         merged.merge(Batch::new(batch), index);
-        let q = ItemQuery { status: Some("open".into()), ..ItemQuery::default() };
+        let q = ItemQuery { status: Some(vec!["open".into()]), ..ItemQuery::default() };
         let p = LonLat::new(114.15, 22.5).unwrap();
         let ids = |s: &LayerState| s.nearest(p, 7, &q, |_| true).iter().map(|(i, _)| i.id).collect::<Vec<_>>();
         assert_eq!(ids(&batched), ids(&one_by_one));

@@ -20,8 +20,10 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 mod audit_trail;
 mod bulk;
 mod devices;
+mod references;
 pub use audit_trail::AuditClock;
 pub use bulk::{Import, RowLocator};
+pub use references::Referrer;
 
 /// Errors of the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,12 @@ pub enum ServiceError {
     Store(#[from] StoreError),
 }
 
+/// A layer's write gate, held (see [`Service::lock_layer`]).
+pub(crate) struct LayerLock<'a> {
+    layer: Layer,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
 struct LayerSlot {
     state: RwLock<LayerState>,
     gate: tokio::sync::Mutex<()>,
@@ -85,6 +93,8 @@ pub struct Service {
     restored: std::sync::Mutex<Vec<TracePoint>>,
     /// The audit log's chain head and open runs of repeated reads ([`audit_trail`]).
     audit: audit_trail::Trail,
+    /// Modules above that refer to items, asked before a delete ([`references`]).
+    referrers: RwLock<Vec<std::sync::Weak<dyn Referrer>>>,
 }
 
 /// A poisoned lock means a writer panicked mid-update; the data it guards is still the last
@@ -143,6 +153,7 @@ impl Service {
             device_secrets,
             restored: std::sync::Mutex::default(),
             audit,
+            referrers: RwLock::default(),
         };
         // Responders and monitored key persons stand where their last live fix put them, not
         // where they were entered.
@@ -227,15 +238,65 @@ impl Service {
         id: i64,
         status: crate::layer::ResponderStatus,
     ) -> Result<(), ServiceError> {
-        let layer = Layer::Responders;
+        self.set_props(Layer::Responders, id, None, |p| match p {
+            Props::Responder(r) if r.status != status => {
+                r.status = status;
+                true
+            }
+            _ => false,
+        })
+        .await
+    }
+
+    /// Sets an incident's status (the dispatch desk mirrors its dispatches' course here):
+    /// stored, then live. The caller holds the incidents' gate ([`Self::lock_layer`]): the desk
+    /// takes it before its board, so that a delete (which holds it while it asks the desk)
+    /// never waits on a desk that waits on it.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], [`ServiceError::Store`].
+    pub(crate) async fn set_incident_status(
+        &self,
+        held: &LayerLock<'_>,
+        id: i64,
+        status: crate::layer::IncidentStatus,
+    ) -> Result<(), ServiceError> {
+        let change = |p: &mut Props| match p {
+            Props::Incident(i) if i.status != status => {
+                i.status = status;
+                true
+            }
+            _ => false,
+        };
+        self.set_props(Layer::Incidents, id, Some(held), change).await
+    }
+
+    /// The write gate of `layer`, held until the lock is dropped; for a module above that must
+    /// order its own lock after the gate (see [`Self::set_incident_status`]).
+    pub(crate) async fn lock_layer(&self, layer: Layer) -> LayerLock<'_> {
+        LayerLock { layer, _guard: self.layers[layer.index()].gate.lock().await }
+    }
+
+    /// Changes an item's properties in place by `change` (which says whether it changed
+    /// anything), under the layer's gate — taken here unless `held` is it: stored, then live.
+    /// These are the dispatch log's mirrors, recorded there with who did what; they write no
+    /// audit row of their own.
+    async fn set_props(
+        &self,
+        layer: Layer,
+        id: i64,
+        held: Option<&LayerLock<'_>>,
+        change: impl FnOnce(&mut Props) -> bool,
+    ) -> Result<(), ServiceError> {
         let slot = &self.layers[layer.index()];
-        let _gate = slot.gate.lock().await;
+        let _gate = match held {
+            Some(h) if h.layer == layer => None,
+            _ => Some(slot.gate.lock().await),
+        };
         let mut item = read(&slot.state).get(id).cloned().ok_or(ServiceError::NotFound { layer, id })?;
-        let Props::Responder(r) = &mut item.props else { return Err(ServiceError::NotFound { layer, id }) };
-        if r.status == status {
+        if !change(&mut item.props) {
             return Ok(());
         }
-        r.status = status;
         item.updated_at = Utc::now();
         if !self.store.update_item(&item).await? {
             return Err(ServiceError::NotFound { layer, id });
@@ -403,6 +464,11 @@ impl Service {
         let _gate = slot.gate.lock().await;
         let old = self.existing(who, layer, id)?;
         Self::check_scope(who, layer, &old)?;
+        // Under the layer's gate: whatever would refer to the item takes the gate too before
+        // it does (the dispatch desk's new dispatch takes the incidents' gate).
+        if let Some(reason) = self.held(layer, id).await? {
+            return Err(ServiceError::Conflict { field: "id".into(), value: id.into(), reason });
+        }
         if !self.store_write(who, "delete", ItemWrite::Delete(layer, id), crate::live::device_of(&old)).await? {
             return Err(ServiceError::NotFound { layer, id });
         }

@@ -428,6 +428,129 @@ fn the_map_wall_loads_offline_shows_tiles_and_names_the_grid_clicked() {
     server.wait().unwrap();
 }
 
+/// A token made with `safegrid token`.
+fn token(url: &str, role: &str, name: &str) -> String {
+    let out = safegrid(url, &["token", "--role", role, "--name", name]);
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// An incident at (lon, lat), reported `minutes_ago`; returns its id.
+fn report(addr: &str, token: &str, at: (f64, f64), priority: u32, status: &str, minutes_ago: i64) -> i64 {
+    let reported = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+    let f = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [at.0, at.1]},
+        "properties": {"type": "theft", "priority": priority, "status": status, "reported_at": reported.to_rfc3339(),
+                       "address": format!("测试路{minutes_ago}号")}});
+    let (code, body) = http(addr, "POST", "/api/v1/incidents", token, Some(&f));
+    assert_eq!(code, 201, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+crate::test!(the_wall_queues_waiting_incidents_draws_their_state_and_raises_a_p1_alarm, Browser);
+fn the_wall_queues_waiting_incidents_draws_their_state_and_raises_a_p1_alarm() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("safegrid.db").display());
+    let grids = dir.path().join("grids.geojson");
+    write_fixture_grids(&grids);
+    assert!(safegrid(&url, &["import", "--layer", "grids", "--file", grids.to_str().unwrap()]).status.success());
+    let dispatcher = token(&url, "dispatcher", "夜班调度");
+    let (mut server, addr) = serve_with(&url, &[]);
+    let origin = format!("http://{addr}");
+    // Waiting: two P2s and a P3, reported at different times; one closed P3; a tracked unit.
+    let closed = report(&addr, &dispatcher, (114.030, 22.560), 3, "closed", 300);
+    let older_p2 = report(&addr, &dispatcher, (114.020, 22.550), 2, "open", 120);
+    let newer_p2 = report(&addr, &dispatcher, (114.021, 22.551), 2, "open", 30);
+    let p3 = report(&addr, &dispatcher, (114.022, 22.552), 3, "open", 240);
+    let unit = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.025, 22.555]},
+        "properties": {"kind": "patrol", "callsign": "巡-夜", "status": "available", "device_id": "night-1"}});
+    assert_eq!(http(&addr, "POST", "/api/v1/responders", &dispatcher, Some(&unit)).0, 201);
+    let (_, minted) = http(&addr, "POST", "/api/v1/devices/night-1/secret", &dispatcher, None);
+    let ident = minted["identifier"].as_str().unwrap().to_owned();
+    let fix = format!("/api/v1/osmand?id={ident}&lat=22.555&lon=114.025&timestamp={}", chrono::Utc::now().timestamp());
+    assert_eq!(http(&addr, "GET", &fix, "", None).0, 200);
+
+    let b = Browser::start();
+    b.cmd("POST", "url", json!({"url": format!("{origin}/")}));
+    b.run("sessionStorage.setItem('sg.token', arguments[0]); location.reload()", json!([dispatcher]));
+    b.wait_for("the map to load its tiles", "return window.sgReady === true", 60);
+
+    // The queue: most urgent first, then the longest waiting; the closed one is not in it.
+    let order = b.wait_for(
+        "the queue",
+        "const l = [...document.querySelectorAll('#queue li')].map(e => Number(e.dataset.incident)); return l.length ? l : null",
+        30,
+    );
+    assert_eq!(order, json!([older_p2, newer_p2, p3]));
+    let first = b.run("return document.querySelector('#queue li').textContent", json!([]));
+    assert!(first.as_str().unwrap().contains("P2") && first.as_str().unwrap().contains("2 小时"), "{first}");
+
+    // States: the closed incident is not drawn until the switch brings it back, and then as closed.
+    b.run("sgMap.jumpTo({center: [114.025, 22.555], zoom: 15})", json!([]));
+    b.wait_for("the map to settle at z15", "return sgMap.loaded() && !sgMap.isMoving() && sgMap.areTilesLoaded()", 30);
+    let drawn = "return sgMap.queryRenderedFeatures({layers: ['incidents']}).filter(f => !f.properties.point_count).map(f => [f.id, f.properties.status])";
+    let before = b.wait_for(
+        "the open incidents drawn",
+        &format!("const d = (() => {{ {drawn} }})(); return d.length >= 3 ? d : null"),
+        30,
+    );
+    assert!(before.as_array().unwrap().iter().all(|f| f[0] != closed && f[1] != "closed"), "{before}");
+    let colour = b.run("return JSON.stringify(sgMap.getPaintProperty('incidents', 'circle-color'))", json!([]));
+    assert!(colour.as_str().unwrap().contains("\"closed\",\"#5b6b80\""), "closed incidents are grey: {colour}");
+    b.run("document.getElementById('show-closed').click()", json!([]));
+    let after = b.wait_for(
+        "the closed incident drawn",
+        &format!("const d = (() => {{ {drawn} }})(); const c = d.find(f => f[0] === {closed}); return c ? c[1] : null"),
+        30,
+    );
+    assert_eq!(after, "closed");
+    b.wait_for(
+        "the statistics counting the closed one",
+        "const e = document.querySelector('#by_state [data-state=closed] b'); return e && e.textContent === '1'",
+        20,
+    );
+
+    // A click on the queue's first row flies there and offers the unit; dispatching from it
+    // takes the incident out of the queue.
+    b.run("document.querySelector('#queue li').click()", json!([]));
+    b.wait_for(
+        "the suggested unit",
+        "const e = document.querySelector('.maplibregl-popup table.suggested'); return e && e.textContent.includes('巡-夜')",
+        30,
+    );
+    b.run("document.querySelector('.maplibregl-popup button[data-dispatch]').click()", json!([]));
+    b.wait_for(
+        "the dispatched incident to leave the queue",
+        &format!(
+            "return ![...document.querySelectorAll('#queue li')].some(e => Number(e.dataset.incident) === {older_p2})"
+        ),
+        30,
+    );
+    let (_, inc) = http(&addr, "GET", &format!("/api/v1/incidents/{older_p2}"), &dispatcher, None);
+    assert_eq!(inc["properties"]["status"], "dispatched", "{inc}");
+
+    // A new P1 raises the alarm; it stays until acknowledged.
+    let p1 = report(&addr, &dispatcher, (114.023, 22.553), 1, "open", 0);
+    let alarm = b.wait_for(
+        "the P1 alarm",
+        "const a = document.getElementById('alarm'); return a && !a.hidden ? a.textContent : null",
+        30,
+    );
+    assert!(alarm.as_str().unwrap().contains(&format!("#{p1}")), "{alarm}");
+    assert_eq!(b.run("return Number(document.querySelector('#queue li').dataset.incident)", json!([])), p1);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(b.run("return document.getElementById('alarm').hidden", json!([])), false, "the alarm went by itself");
+    b.run("document.getElementById('alarm-ack').click()", json!([]));
+    b.wait_for("the alarm acknowledged", "return document.getElementById('alarm').hidden", 10);
+
+    let errors = b.run("return window.sgErrors", json!([]));
+    assert_eq!(errors, json!([]), "the page logged errors");
+    drop(b);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 /// Standard base64 (the screenshot), without a dependency for one call.
 fn base64_decode(s: &str) -> Vec<u8> {
     let value = |c: u8| match c {

@@ -14,6 +14,10 @@ const COLOURS = {
   key_personnel: '#ff66c4',
 };
 const POINT_LAYERS = ['rental_housing', 'posts', 'responders', 'key_personnel', 'incidents'];
+/** An incident's colour by its state: waiting red, units sent orange, on scene yellow, closed grey. */
+export const INCIDENT_STATES = { open: '#ff4d4f', dispatched: '#ff9f1a', on_scene: '#ffd93d', closed: '#5b6b80' };
+/** Reported within this long ago: drawn with a white ring (new). */
+const FRESH_MS = 3600e3;
 // Their icons in the sprite, drawn from this zoom on (circles and clusters below).
 const ICONS = { incidents: 'incident', rental_housing: 'rental_housing', posts: 'post', responders: 'responder', key_personnel: 'key_personnel' };
 const ICONS_FROM = 15;
@@ -83,18 +87,21 @@ export function styleLayers(base) {
   for (const l of points) {
     const from = { source: sourceOf(l), 'source-layer': l };
     // A cluster is a point with point_count: bigger for more.
+    const single = l === 'incidents' ? incidentRadius() : 3.5;
     layers.push({ id: l, type: 'circle', ...from,
       paint: {
-        'circle-color': COLOURS[l],
+        'circle-color': l === 'incidents' ? incidentColour() : COLOURS[l],
         'circle-radius': ['case', ['has', 'point_count'],
-          ['interpolate', ['linear'], ['get', 'point_count'], 2, 6, 100, 14, 1000, 24], l === 'incidents' ? 4 : 3.5],
-        'circle-opacity': ['case', ['has', 'point_count'], 0.55, 0.9],
-        'circle-stroke-color': '#0b1220', 'circle-stroke-width': 1,
+          ['interpolate', ['linear'], ['get', 'point_count'], 2, 6, 100, 14, 1000, 24], single],
+        'circle-opacity': ['case', ['has', 'point_count'], 0.55, ['==', ['get', 'status'], 'closed'], 0.35, 0.9],
+        'circle-stroke-color': l === 'incidents' ? freshRing() : '#0b1220',
+        'circle-stroke-width': l === 'incidents' ? ['case', ['has', 'point_count'], 1, 1.5] : 1,
       } });
     if (l === 'incidents') {
-      // Priority 1 glows.
-      layers.push({ id: 'incidents-p1', type: 'circle', ...from, filter: ['==', ['get', 'priority'], 1],
-        paint: { 'circle-color': 'rgba(0,0,0,0)', 'circle-radius': 8, 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 1.5 } });
+      // Priority 1 glows while it is unresolved.
+      layers.push({ id: 'incidents-p1', type: 'circle', ...from,
+        filter: ['all', ['==', ['get', 'priority'], 1], ['!=', ['get', 'status'], 'closed'], ['!', ['has', 'point_count']]],
+        paint: { 'circle-color': 'rgba(0,0,0,0)', 'circle-radius': 10, 'circle-stroke-color': '#ff4d4f', 'circle-stroke-width': 1.5 } });
     }
   }
   // Close in, single items are icons (clusters stay circles with their counts).
@@ -110,6 +117,33 @@ export function styleLayers(base) {
     if (owner) layer.layout = { ...(layer.layout || {}), visibility: isShown(owner, layer.id) ? 'visible' : 'none' };
   }
   return layers;
+}
+
+/** Incidents by state; clusters keep the layer's red. */
+function incidentColour() {
+  return ['case', ['has', 'point_count'], INCIDENT_STATES.open,
+    ['match', ['get', 'status'], ...Object.entries(INCIDENT_STATES).flat(), INCIDENT_STATES.open]];
+}
+
+/** Bigger for more urgent: priority 1 largest. */
+function incidentRadius() {
+  return ['match', ['get', 'priority'], 1, 7, 2, 5.5, 3, 4.5, 3.5];
+}
+
+/**
+ * New incidents (reported within the hour) get a white ring. Report times are RFC 3339 in UTC,
+ * so they compare as text with the cut-off; the ring is recomputed every minute
+ * ({@link refreshFreshRing}).
+ */
+function freshRing() {
+  const cutoff = new Date(Date.now() - FRESH_MS).toISOString().slice(0, 19);
+  return ['case', ['all', ['has', 'reported_at'], ['>=', ['slice', ['get', 'reported_at'], 0, 19], cutoff]], '#ffffff', '#0b1220'];
+}
+
+/** Moves the "new" cut-off on (the wall calls this every minute). */
+export function refreshFreshRing() {
+  const map = get('map');
+  if (map && get('styleReady') && map.getLayer('incidents')) map.setPaintProperty('incidents', 'circle-stroke-color', freshRing());
 }
 
 /** Which switch a style layer belongs to. */
@@ -168,12 +202,27 @@ export function applyLabelLanguage() {
   }
 }
 
-/** The switches in the side panel: grids, then every readable point layer. */
+/** The switches in the side panel: grids, then every readable point layer; under incidents,
+ * the legend of their states and the switch that brings closed ones back. */
 export function buildSwitches() {
   const switches = ['grids', ...readableLayers()].map((l) => el('label', {},
     el('input', { type: 'checkbox', checked: isOn(l), dataset: { layer: l },
       onchange: (e) => switchLayer(l, e.target.checked) }),
     el('span', { className: 'swatch', style: { background: COLOURS[l] || '#2d5a88' } }),
     t(l)));
+  if (canRead('incidents')) {
+    const legend = el('div', { className: 'legend' }, Object.entries(INCIDENT_STATES).map(([state, colour]) =>
+      el('span', {}, el('span', { className: 'swatch round', style: { background: colour } }), t(`state_${state}`))));
+    const closed = el('label', { className: 'check sub' },
+      el('input', { type: 'checkbox', id: 'show-closed', checked: get('showClosed'),
+        onchange: (e) => set({ showClosed: e.target.checked }) }),
+      t('show_closed'));
+    switches.push(legend, closed);
+  }
   $('switches').replaceChildren(...switches);
+}
+
+/** The incident statuses shown (tiles, hexbins and statistics alike). */
+export function shownStatuses() {
+  return Object.keys(INCIDENT_STATES).filter((s) => s !== 'closed' || get('showClosed'));
 }

@@ -1,12 +1,14 @@
 // The live feed: GET /api/v1/events (server-sent events, read with fetch so that the token
 // travels in a header, not the URL) sends data versions; on a change the affected sources are
-// pointed at tiles of the new version, and the audit overlay and statistics are refreshed.
+// pointed at tiles of the new version, and the audit overlay, the queue and the statistics are
+// refreshed.
 
 import { api } from '/web/js/api.js';
 import { toggleAudit } from '/web/js/audit.js';
 import { $ } from '/web/js/dom.js';
 import { others } from '/web/js/layers.js';
 import { refreshSource } from '/web/js/map.js';
+import { refreshQueue } from '/web/js/queue.js';
 import { signOut } from '/web/js/signin.js';
 import { get, set } from '/web/js/state.js';
 import { refreshStats } from '/web/js/stats.js';
@@ -58,6 +60,7 @@ function onVersions(v) {
   if (changed.includes('incidents')) {
     refreshSource('incidents', ['incidents']);
     refreshSource('hexbins', ['incidents_h3']);
+    refreshQueue();
   }
   if (changed.includes('incidents') || changed.includes('grids')) refreshStats();
 }

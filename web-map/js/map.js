@@ -5,7 +5,7 @@
 import { Map as MapLibre, NavigationControl, ScaleControl, AttributionControl } from '/web/vendor/maplibre-gl/maplibre-gl.mjs';
 import { api } from '/web/js/api.js';
 import { $ } from '/web/js/dom.js';
-import { applyVisibility, HEXBIN_UNTIL, others, styleLayers } from '/web/js/layers.js';
+import { applyVisibility, HEXBIN_UNTIL, others, shownStatuses, styleLayers } from '/web/js/layers.js';
 import { onClick } from '/web/js/popups.js';
 import { get, set } from '/web/js/state.js';
 import { addLiveLayers } from '/web/js/units.js';
@@ -18,13 +18,20 @@ const LOCAL_CJK_FONTS = "'Noto Sans CJK SC', 'Source Han Sans SC', 'Microsoft Ya
 const requestedOrigins = new Set();
 window.sgRequestedOrigins = requestedOrigins;
 
-/** Tile URL for a set of layers, with the time window and a version to defeat stale caches. */
+/** The start of the wall's time window (its slider, in days), as the server reads it. */
+export function windowStart() {
+  return new Date(Date.now() - get('days') * 86400e3).toISOString();
+}
+
+/**
+ * Tile URL for a set of layers, with the time window and the states shown (incidents only:
+ * other layers have no report time), and a version to defeat stale caches.
+ */
 function tileUrl(layers, extra = '') {
-  const since = new Date(Date.now() - get('days') * 86400e3).toISOString();
   const versions = get('versions');
   const v = layers.map((l) => versions[l === 'incidents_h3' ? 'incidents' : l] || '0').join('.');
-  // The time window applies to incidents only (other layers have no report time).
-  const filters = layers.every((l) => l.startsWith('incidents')) ? `since=${encodeURIComponent(since)}&` : '';
+  const filters = layers.every((l) => l.startsWith('incidents'))
+    ? `since=${encodeURIComponent(windowStart())}&status=${shownStatuses().join(',')}&` : '';
   return `${location.origin}/tiles/${layers.join(',')}/{z}/{x}/{y}.mvt?${filters}${extra}v=${v}`;
 }
 
@@ -109,6 +116,18 @@ export function refreshSource(id, layers) {
   const map = get('map');
   const src = map && map.getSource(id);
   if (src) src.setTiles([tileUrl(layers)]);
+}
+
+/** The incidents' sources at fresh tiles (the states shown changed). */
+export function refreshIncidents() {
+  refreshSource('incidents', ['incidents']);
+  refreshSource('hexbins', ['incidents_h3']);
+}
+
+/** Flies to a place, close enough to tell one incident from the next. */
+export function flyTo(lon, lat) {
+  const map = get('map');
+  if (map) map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 16), duration: 800 });
 }
 
 /** Every data source at fresh tiles (the time window changed). */

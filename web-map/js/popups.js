@@ -40,19 +40,32 @@ export async function onClick(e) {
     const p = hit.properties;
     if (p.point_count) {
       content = [el('h3', {}, `${t(hit.sourceLayer)} · ${t('cluster')}`), `${text(p.point_count)} ${t('items')}`];
+    } else if (hit.sourceLayer === 'incidents') {
+      content = await incidentContent(hit.id, e.lngLat, p);
     } else {
       const rows = Object.entries(p).map(([k, v]) => [t(LABELS[k] || k), v]);
       content = [el('h3', {}, `${t(hit.sourceLayer)} #${text(hit.id)}`), table(rows)];
-      // An open incident: the units that would get there first, each with a dispatch button.
-      if (hit.sourceLayer === 'incidents' && p.status !== 'closed' && canRead('responders')) {
-        content.push(await suggestions(e.lngLat, hit.id));
-      }
     }
   } else {
     content = await whichGrid(e.lngLat);
     if (canRead('responders')) content.push(await suggestions(e.lngLat, null));
   }
   show(e.lngLat, content);
+}
+
+/** An incident's properties (its state in words) and, unless it is closed, the units that
+ * would get there first, each with a dispatch button. */
+async function incidentContent(id, at, p) {
+  const rows = Object.entries(p).map(([k, v]) => [t(LABELS[k] || k), k === 'status' ? t(`state_${v}`) : v]);
+  const content = [el('h3', { className: 'incident-title' }, `${t('incidents')} #${text(id)}`), table(rows)];
+  if (p.status !== 'closed' && canRead('responders')) content.push(await suggestions(at, id));
+  return content;
+}
+
+/** Opens an incident as a click on it would (the queue's rows call this). */
+export async function showIncident(id, lon, lat, p) {
+  const at = { lng: lon, lat };
+  show(at, await incidentContent(id, at, p));
 }
 
 /** A live unit: status, freshness, age, grid, speed, and a button that replays its last hour. */

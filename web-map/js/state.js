@@ -25,6 +25,16 @@ const state = Object.seal({
   days: 30,
   /** Incidents drawn as hexbins at low zoom. */
   hexbins: true,
+  /** Closed incidents drawn and counted too (off: only open, dispatched and on scene). */
+  showClosed: false,
+  /** The queue: open incidents without a dispatch, most urgent first (a frozen list of
+   * {id, lon, lat, props, since}). */
+  queue: Object.freeze([]),
+  /** The ids of incidents the queue has shown (null before its first answer): a P1 not among
+   * them is new, and raises an alarm. */
+  queueSeen: null,
+  /** New P1 incidents not yet acknowledged at this wall (a frozen list of queue entries). */
+  alarms: Object.freeze([]),
   /** The switches that are on: 'grids' and point layers (a frozen list). */
   visible: Object.freeze(['grids', 'incidents', 'posts', 'responders']),
   /** The callsign of each live unit, by id (the dispatch panel names units with them). */

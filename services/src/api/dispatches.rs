@@ -19,7 +19,7 @@ use super::query::{AppQuery, Bounded};
 use crate::access::Principal;
 use crate::dispatch::board::{DeadlineConfig, Dispatch, Step};
 use crate::dispatch::desk::DeskError;
-use crate::layer::Layer;
+use crate::layer::{IncidentStatus, Layer, Props};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -68,6 +68,15 @@ struct MoreUnits {
 #[serde(deny_unknown_fields)]
 struct StepBody {
     step: String,
+}
+
+/// Why a dispatch is called off, and whether its incident is done with.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cancel {
+    reason: String,
+    #[serde(default)]
+    close_incident: bool,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +201,77 @@ async fn city_wide(
     Ok(Json(n).into_response())
 }
 
+/// `POST /api/v1/dispatches/{id}/cancel`
+///
+/// # Errors
+/// 400 for a malformed id or body, or no reason; 403 for a role that may not dispatch; 404 for
+/// an unknown dispatch; 409 for a closed one; 500 or 503 (with `Retry-After`) when the store
+/// fails.
+async fn cancel(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppPath(ItemId(id)): AppPath<ItemId>,
+    AppJson(b): AppJson<Cancel>,
+) -> Result<Response, ApiError> {
+    let d = st.desk.cancel(&who, id, &b.reason, b.close_incident).await?;
+    Ok(Json(d).into_response())
+}
+
+/// How much of the queue, in which coordinates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueQuery {
+    #[serde(default)]
+    limit: Option<Bounded<1, 500>>,
+    #[serde(default, deserialize_with = "super::query::parsed")]
+    crs: safegrid_geodata::Crs,
+}
+
+/// `GET /api/v1/dispatch/queue`: the incidents waiting for a unit — open, no dispatch yet —
+/// in the caller's grids, most urgent first (priority, then the longest waiting), each with
+/// how long it has waited.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter.
+async fn queue(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(q): AppQuery<QueueQuery>,
+) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now();
+    let limit = Bounded::or(q.limit, 50);
+    let (matched, features) = {
+        let incidents = st.service.layer(Layer::Incidents);
+        let mut waiting: Vec<(&crate::layer::Item, u32, chrono::DateTime<chrono::Utc>)> = incidents
+            .iter()
+            .filter(|it| who.covers_item(it))
+            .filter_map(|it| match &it.props {
+                Props::Incident(i) if i.status == IncidentStatus::Open => Some((it, i.priority, i.reported_at)),
+                _ => None,
+            })
+            .collect();
+        waiting.sort_by_key(|&(it, priority, reported)| (priority, reported, it.id));
+        let features: Vec<serde_json::Value> = waiting
+            .iter()
+            .take(limit)
+            .map(|&(it, _, reported)| {
+                let mut f = serde_json::to_value(super::items::feature(it, q.crs, None)).unwrap_or_default();
+                f["properties"]["waiting_s"] = (now - reported).num_seconds().max(0).into();
+                f
+            })
+            .collect();
+        (waiting.len(), features)
+    };
+    let body = json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "numberReturned": features.len(),
+        "numberMatched": matched,
+        "generated_at": now,
+    });
+    Ok(super::items::geojson_response(StatusCode::OK, &body))
+}
+
 /// `GET /api/v1/incidents/{id}/timeline`
 ///
 /// # Errors
@@ -240,10 +320,12 @@ async fn set_deadlines(
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/dispatch/deadlines", get(deadlines).put(set_deadlines))
+        .route("/api/v1/dispatch/queue", get(queue))
         .route("/api/v1/dispatches", get(list).post(create))
         .route("/api/v1/dispatches/{id}", get(get_one))
         .route("/api/v1/dispatches/{id}/units", post(add_units))
         .route("/api/v1/dispatches/{id}/units/{unit}", post(step))
         .route("/api/v1/dispatches/{id}/city_wide", post(city_wide))
+        .route("/api/v1/dispatches/{id}/cancel", post(cancel))
         .route("/api/v1/incidents/{id}/timeline", get(timeline))
 }

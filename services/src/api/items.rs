@@ -177,8 +177,8 @@ macro_rules! with_item_filters {
             kind: Option<String>,
             #[serde(default)]
             category: Option<String>,
-            #[serde(default)]
-            status: Option<String>,
+            #[serde(default, deserialize_with = "crate::api::query::opt_list")]
+            status: Option<Vec<String>>,
             #[serde(default)]
             priority: Option<u32>,
             #[serde(default)]

@@ -91,6 +91,10 @@ impl AppState {
     /// The same, with position ingest using `config`.
     pub fn with_ingest(service: Arc<Service>, config: IngestConfig) -> (Self, Background) {
         let desk = Arc::new(crate::dispatch::desk::Desk::new(Arc::clone(&service)));
+        // The desk refers to incidents and units: the service asks it before a delete.
+        let weak = Arc::downgrade(&desk);
+        let referrer: std::sync::Weak<dyn crate::service::Referrer> = weak;
+        service.add_referrer(referrer);
         let (ingest, writer) = Ingest::new(Arc::clone(&service), config);
         let background = Background { ingest: writer, desk: Arc::clone(&desk) };
         let state = Self {

@@ -199,7 +199,7 @@ fn filter_params(layer: Layer) -> Vec<Value> {
         v.push(param(
             "status",
             false,
-            "Status: incidents' status, rental housing's safety rating, responders' status; key personnel: active or inactive",
+            "Status, or several joined by commas (any of them): incidents' status, rental housing's safety rating, responders' status; key personnel: active or inactive",
             json!({"type": "string"}),
         ));
     }
@@ -468,6 +468,7 @@ fn components() -> Value {
                 "created_at": {"type": "string", "format": "date-time"},
                 "created_by": {"type": "string"},
                 "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                "cancelled": {"type": "string", "description": "why it was cancelled (absent unless it was)"},
                 "units": {"type": "object", "description": "by unit id", "additionalProperties": {
                     "type": "object", "required": ["unit_id", "step", "times"],
                     "properties": {"unit_id": {"type": "integer"}, "step": {"enum": ["dispatched", "acknowledged", "en_route", "on_scene", "cleared"]}, "times": {"type": "object"}, "alarms": {"type": "array"}},
@@ -675,7 +676,15 @@ pub fn document() -> Value {
         add(
             &item_path,
             "delete",
-            op(name, "Delete.", Auth::Bearer, vec![id("Item id")], None, json!({"204": bare("Deleted")}), &[400, 404]),
+            op(
+                name,
+                "Delete. An item a dispatch refers to (an incident that has had one, a unit ever sent) is kept, so that its timeline stays readable: 409 naming the dispatch.",
+                Auth::Bearer,
+                vec![id("Item id")],
+                None,
+                json!({"204": bare("Deleted")}),
+                &[400, 404, 409],
+            ),
         );
     }
     add(
@@ -990,7 +999,12 @@ pub fn document() -> Value {
         time_param("since", "Point layers: observed at or after"),
         time_param("until", "Point layers: … and before"),
         param("type", false, "Point layers: type / kind / category", json!({"type": "string"})),
-        param("status", false, "Point layers: status", json!({"type": "string"})),
+        param(
+            "status",
+            false,
+            "Point layers: status, or several joined by commas (any of them)",
+            json!({"type": "string"}),
+        ),
         param(
             "priority",
             false,
@@ -1057,15 +1071,30 @@ pub fn document() -> Value {
         "get",
         op(
             "wall",
-            "The map wall's statistics within the caller's grid scope: unresolved incidents (open, dispatched, on scene) in total, by priority, by district and the ten grids with most; items per readable layer.",
+            "The map wall's statistics within the caller's grid scope: incidents reported in the window by status; those of the asked statuses (unresolved — open, dispatched, on scene — by default) in total, by priority, by district and the ten grids with most; items per readable layer.",
             Auth::Bearer,
-            vec![],
+            vec![
+                param(
+                    "since",
+                    false,
+                    "Incidents reported at or after (RFC 3339 or YYYY-MM-DD)",
+                    json!({"type": "string", "format": "date-time"}),
+                ),
+                param("until", false, "Incidents reported before", json!({"type": "string", "format": "date-time"})),
+                param(
+                    "status",
+                    false,
+                    "Incident statuses counted, joined by commas",
+                    json!({"type": "string", "examples": ["open,dispatched,on_scene"]}),
+                ),
+            ],
             None,
-            json!({"200": content("Statistics", "application/json", json!({"type": "object", "required": ["open_incidents", "counts"], "properties": {
-                "open_incidents": {"type": "object", "required": ["total", "by_priority", "by_district", "top_grids"]},
+            json!({"200": content("Statistics", "application/json", json!({"type": "object", "required": ["incidents_by_status", "open_incidents", "counts"], "properties": {
+                "incidents_by_status": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                "open_incidents": {"type": "object", "required": ["statuses", "total", "by_priority", "by_district", "top_grids"]},
                 "counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
             }}))}),
-            &[],
+            &[400],
         ),
     );
     add(
@@ -1567,6 +1596,42 @@ pub fn document() -> Value {
                 {"required": ["within_s"], "properties": {"within_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 7_200}, "radius_m": {"type": "null"}}},
             ]}))),
             json!({"200": content("Units and posts notified", "application/json", json!({"type": "object"}))}),
+            &[400, 404, 409, 413, 415],
+        ),
+    );
+    add(
+        "/api/v1/dispatch/queue",
+        "get",
+        op(
+            "dispatch",
+            "The queue: open incidents no unit has been sent to, in the caller's grids, most urgent first (priority, then the longest waiting), each with waiting_s.",
+            Auth::Bearer,
+            vec![bounded("limit", "How many", 1, 500, 50), crs_param()],
+            None,
+            json!({"200": content("Waiting incidents", "application/geo+json", json!({
+                "type": "object", "required": ["type", "features", "numberReturned", "numberMatched"],
+                "properties": {
+                    "type": {"const": "FeatureCollection"},
+                    "features": {"type": "array", "items": schema("incidents_item")},
+                    "numberReturned": {"type": "integer"}, "numberMatched": {"type": "integer"},
+                    "generated_at": {"type": "string", "format": "date-time"},
+                },
+            }))}),
+            &[400],
+        ),
+    );
+    add(
+        "/api/v1/dispatches/{id}/cancel",
+        "post",
+        op(
+            "dispatch",
+            "Cancel an open dispatch: every unit still on it is cleared with the reason, the dispatch closes, and the incident returns to the queue (open) — or closes, with close_incident — unless another dispatch is still on it.",
+            Auth::Bearer,
+            vec![dispatch_id()],
+            Some(json_body(json!({"type": "object", "additionalProperties": false, "required": ["reason"],
+                "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"},
+                               "close_incident": {"type": "boolean", "default": false}}}))),
+            dispatch_one(),
             &[400, 404, 409, 413, 415],
         ),
     );

@@ -8,8 +8,9 @@
 use super::AppState;
 use super::caller::Caller;
 use super::problem::ApiError;
+use super::query::AppQuery;
 use crate::access::{Principal, Role};
-use crate::layer::{Layer, Props};
+use crate::layer::{IncidentStatus, Layer, Props};
 use crate::policy::{self, Action, Grant};
 use axum::Json;
 use axum::Router;
@@ -18,6 +19,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -43,12 +45,36 @@ async fn whoami(Caller(who): Caller) -> Response {
     .into_response()
 }
 
+/// The incidents the statistics count: the wall's time window and state switch, as its tiles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    #[serde(default, deserialize_with = "super::query::opt_time")]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, deserialize_with = "super::query::opt_time")]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Incident statuses counted; unresolved ones (open, dispatched, on scene) by default.
+    #[serde(default, deserialize_with = "super::query::opt_list")]
+    status: Option<Vec<IncidentStatus>>,
+}
+
 /// `GET /api/v1/stats`: counts for the statistics panel, within the caller's grid scope.
-/// Unresolved incidents (open, dispatched, on scene) by priority and by district, and the ten
-/// grids with the most; item counts per readable layer. Key personnel are counted only as a
-/// total, and not at all for roles that may not read them.
-async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
+/// Incidents in the window by status; those of the asked statuses (unresolved ones — open,
+/// dispatched, on scene — by default) by priority and by district, and the ten grids with the
+/// most; item counts per readable layer. Key personnel are counted only as a total, and not at
+/// all for roles that may not read them.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter.
+async fn stats(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(q): AppQuery<StatsQuery>,
+) -> Result<Response, ApiError> {
     let grids = st.service.grids();
+    let wanted =
+        q.status.unwrap_or_else(|| vec![IncidentStatus::Open, IncidentStatus::Dispatched, IncidentStatus::OnScene]);
+    let mut by_status: BTreeMap<&'static str, usize> = IncidentStatus::NAMES.iter().map(|n| (*n, 0)).collect();
     let mut by_priority = [0_usize; 4];
     let mut by_district: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_grid: BTreeMap<String, usize> = BTreeMap::new();
@@ -56,7 +82,11 @@ async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
         let incidents = st.service.layer(Layer::Incidents);
         for it in incidents.iter().filter(|it| who.covers_item(it)) {
             let Props::Incident(i) = &it.props else { continue };
-            if i.status.name() == "closed" {
+            if q.since.is_some_and(|s| i.reported_at < s) || q.until.is_some_and(|u| i.reported_at >= u) {
+                continue;
+            }
+            *by_status.entry(i.status.name()).or_default() += 1;
+            if !wanted.contains(&i.status) {
                 continue;
             }
             by_priority[(i.priority.clamp(1, 4) - 1) as usize] += 1;
@@ -87,8 +117,10 @@ async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
         };
         counts.insert(layer.name().into(), n.into());
     }
-    Json(json!({
+    Ok(Json(json!({
+        "incidents_by_status": by_status,
         "open_incidents": {
+            "statuses": wanted.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "total": by_priority.iter().sum::<usize>(),
             "by_priority": {"1": by_priority[0], "2": by_priority[1], "3": by_priority[2], "4": by_priority[3]},
             "by_district": districts,
@@ -96,7 +128,7 @@ async fn stats(State(st): State<AppState>, Caller(who): Caller) -> Response {
         },
         "counts": counts,
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The versions the wall watches: the grid layer and each readable layer.

@@ -133,6 +133,9 @@ pub struct Dispatch {
     pub notified: Vec<Value>,
     /// When every unit had cleared.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancelled: Option<String>,
 }
 
 /// Why a change is refused.
@@ -270,6 +273,7 @@ impl Board {
                     units: BTreeMap::new(),
                     notified: Vec::new(),
                     closed_at: None,
+                    cancelled: None,
                 },
             );
             return;
@@ -278,6 +282,7 @@ impl Board {
         match (e.kind.as_str(), e.unit_id) {
             ("closed", _) => {
                 d.closed_at = Some(e.at);
+                d.cancelled = e.detail.as_ref().and_then(|v| v["cancelled"].as_str()).map(str::to_owned);
                 for u in d.units.keys() {
                     if self.busy.get(u) == Some(&d.id) {
                         self.busy.remove(u);
@@ -337,6 +342,81 @@ impl Board {
             }
         }
         out
+    }
+}
+
+/// Which items the dispatch log refers to, kept beside the board (behind a plain lock, so that
+/// the service can ask before a delete without waiting for the board): every incident that has
+/// had a dispatch, every unit that has been sent, and the dispatches still open.
+#[derive(Debug, Default)]
+pub struct Refs {
+    incidents: HashMap<i64, Vec<i64>>,
+    units: HashMap<i64, Vec<i64>>,
+    open: std::collections::HashSet<i64>,
+}
+
+impl Refs {
+    /// Folds a log.
+    #[must_use]
+    pub fn from_events(events: &[DispatchEvent]) -> Self {
+        let mut r = Self::default();
+        for e in events {
+            r.apply(e);
+        }
+        r
+    }
+
+    /// Notes a stored event.
+    pub fn apply(&mut self, e: &DispatchEvent) {
+        let note = |list: &mut Vec<i64>| {
+            if list.last() != Some(&e.dispatch_id) {
+                list.push(e.dispatch_id);
+            }
+        };
+        note(self.incidents.entry(e.incident_id).or_default());
+        match (e.kind.as_str(), e.unit_id) {
+            ("created", _) => {
+                self.open.insert(e.dispatch_id);
+            }
+            ("closed", _) => {
+                self.open.remove(&e.dispatch_id);
+            }
+            (kind, Some(u)) if Step::parse(kind).is_some() => note(self.units.entry(u).or_default()),
+            _ => {}
+        }
+    }
+
+    /// The open dispatches of an incident.
+    pub fn open_for_incident(&self, incident: i64) -> impl Iterator<Item = i64> + '_ {
+        self.incidents.get(&incident).into_iter().flatten().copied().filter(|d| self.open.contains(d))
+    }
+
+    /// Why an item the log refers to must not be deleted (see `service::Referrer`).
+    #[must_use]
+    pub fn holds(&self, layer: crate::layer::Layer, id: i64) -> Option<String> {
+        use crate::layer::Layer;
+        let (dispatches, what) = match layer {
+            Layer::Incidents => (self.incidents.get(&id)?, "incident"),
+            Layer::Responders => (self.units.get(&id)?, "unit"),
+            _ => return None,
+        };
+        if let Some(open) = dispatches.iter().find(|d| self.open.contains(d)) {
+            return Some(match layer {
+                Layer::Incidents => format!(
+                    "{what} {id} has open dispatch {open}: close it through the dispatch, or cancel the dispatch (POST /api/v1/dispatches/{open}/cancel)"
+                ),
+                _ => format!("{what} {id} is on open dispatch {open}: clear it from the dispatch first"),
+            });
+        }
+        let last = dispatches.last()?;
+        Some(match layer {
+            Layer::Incidents => format!(
+                "{what} {id} has a dispatch history (dispatch {last}): it is kept so that its timeline stays readable; set its status to closed instead"
+            ),
+            _ => format!(
+                "{what} {id} is in the history of dispatch {last}: it is kept so that the timeline stays readable; set its status to off_duty instead"
+            ),
+        })
     }
 }
 

@@ -2,16 +2,25 @@
 //! calls (全城响应), and raises deadline alarms. Each change is checked against the board,
 //! stored in the append-only log, applied to the board, published, and mirrored in the
 //! responder's status (dispatched, acknowledged, en route, on scene; available once cleared),
-//! so the map wall and `nearest` see units as busy.
+//! so the map wall and `nearest` see units as busy, and in the incident's (dispatched, on scene,
+//! closed when its last dispatch closes; a cancelled dispatch reopens it or closes it).
+//!
+//! The desk refers to incidents and units ([`Refs`]), and tells the service so
+//! ([`crate::service::Referrer`]): an incident with a dispatch, or a unit ever sent, is not
+//! deleted — its timeline would be lost.
+//!
+//! Lock order: the incidents' write gate, then the board, then (inside the service) the
+//! responders' gate. Everything that mirrors an incident's status takes the gate first.
 
-use super::board::{Board, BoardError, DeadlineConfig, Dispatch, DispatchEvent, Step};
+use super::board::{Board, BoardError, DeadlineConfig, Dispatch, DispatchEvent, Refs, Step};
 use crate::access::{Principal, Role};
-use crate::layer::{Layer, Props, ResponderStatus};
+use crate::layer::{IncidentStatus, Layer, Props, ResponderStatus};
 use crate::roads::Arrival;
 use crate::roads::Roads;
-use crate::service::{Service, ServiceError};
+use crate::service::{LayerLock, Referrer, Service, ServiceError};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use safegrid_geodata::LonLat;
 use safegrid_geodata::haversine_m;
 use safegrid_geodata::roads::Mode;
@@ -85,6 +94,8 @@ pub struct Desk {
 
 struct Loaded {
     board: Mutex<Board>,
+    /// What the log refers to, readable without the board (see [`Referrer`]).
+    refs: RwLock<Refs>,
     deadlines: RwLock<DeadlineConfig>,
 }
 
@@ -127,6 +138,7 @@ impl Desk {
                 };
                 Ok::<_, DeskError>(Loaded {
                     board: Mutex::new(Board::from_events(&events)),
+                    refs: RwLock::new(Refs::from_events(&events)),
                     deadlines: RwLock::new(deadlines),
                 })
             })
@@ -187,11 +199,37 @@ impl Desk {
             }
             return Err(e.into());
         }
+        let loaded = self.loaded().await?;
         for e in events {
             board.apply(&e);
+            loaded.refs.write().unwrap_or_else(std::sync::PoisonError::into_inner).apply(&e);
             let _ = self.events.send(e);
         }
         Ok(())
+    }
+
+    /// Mirrors a dispatch's course in its incident's status: `to` maps the status now to the
+    /// one wanted (`None`: leave it). The caller holds the incidents' gate.
+    async fn mirror_incident(
+        &self,
+        held: &LayerLock<'_>,
+        incident: i64,
+        to: impl FnOnce(IncidentStatus) -> Option<IncidentStatus>,
+    ) {
+        let now = match self.service.layer(Layer::Incidents).get(incident).map(|it| &it.props) {
+            Some(Props::Incident(i)) => i.status,
+            _ => return,
+        };
+        let Some(status) = to(now) else { return };
+        if let Err(e) = self.service.set_incident_status(held, incident, status).await {
+            tracing::warn!(incident, error = %e, "dispatch stored, but the incident's status was not updated");
+        }
+    }
+
+    /// Whether an incident has an open dispatch besides `except`.
+    async fn other_open(&self, incident: i64, except: i64) -> Result<bool, DeskError> {
+        let refs = self.loaded().await?.refs.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(refs.open_for_incident(incident).any(|d| d != except))
     }
 
     fn event(
@@ -272,6 +310,8 @@ impl Desk {
                 reason: "send at least one unit".into(),
             });
         }
+        // Before the incident is read: a delete holds this gate while it asks the desk.
+        let incidents = self.service.lock_layer(Layer::Incidents).await;
         let grid = self
             .service
             .layer(Layer::Incidents)
@@ -291,6 +331,11 @@ impl Desk {
         self.record(&mut board, marks, events).await?;
         // Still under the board's lock, so statuses are written in the order of the steps.
         self.set_statuses(units, Step::Dispatched).await;
+        // A new dispatch for a closed incident reopens it.
+        self.mirror_incident(&incidents, incident_id, |now| {
+            matches!(now, IncidentStatus::Open | IncidentStatus::Closed).then_some(IncidentStatus::Dispatched)
+        })
+        .await;
         board.get(id).cloned().ok_or(DeskError::NotFound { what: "dispatch", id })
     }
 
@@ -323,6 +368,7 @@ impl Desk {
     /// [`DeskError`].
     pub async fn step(&self, who: &Principal, dispatch: i64, unit: i64, step: Step) -> Result<Dispatch, DeskError> {
         may_dispatch(who)?;
+        let incidents = self.service.lock_layer(Layer::Incidents).await;
         let mut board = self.board().await?;
         board.check_step(dispatch, unit, step)?;
         let d = board.get(dispatch).ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })?;
@@ -335,6 +381,72 @@ impl Desk {
         }
         self.record(&mut board, marks, events).await?;
         self.set_statuses(&[unit], step).await;
+        if last_out && !self.other_open(incident, dispatch).await? {
+            self.mirror_incident(&incidents, incident, |_| Some(IncidentStatus::Closed)).await;
+        } else if step == Step::OnScene {
+            self.mirror_incident(&incidents, incident, |now| {
+                matches!(now, IncidentStatus::Open | IncidentStatus::Dispatched).then_some(IncidentStatus::OnScene)
+            })
+            .await;
+        }
+        board.get(dispatch).cloned().ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
+    }
+
+    /// Cancels an open dispatch: every unit still on it is cleared with `reason`, the dispatch
+    /// closes, and the incident goes back to the queue (`open`) — or is closed, when
+    /// `close_incident` (a false alarm, a duplicate) — unless another dispatch is still on it.
+    ///
+    /// # Errors
+    /// [`DeskError`]: a closed dispatch is a conflict; an empty reason is invalid.
+    pub async fn cancel(
+        &self,
+        who: &Principal,
+        dispatch: i64,
+        reason: &str,
+        close_incident: bool,
+    ) -> Result<Dispatch, DeskError> {
+        may_dispatch(who)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(DeskError::Invalid {
+                field: "reason",
+                value: json!(reason),
+                reason: "say why, in 1 to 500 characters".into(),
+            });
+        }
+        let incidents = self.service.lock_layer(Layer::Incidents).await;
+        let mut board = self.board().await?;
+        let d = board.get(dispatch).ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })?;
+        if d.closed_at.is_some() {
+            return Err(BoardError::Closed(dispatch).into());
+        }
+        let incident = d.incident_id;
+        let out: Vec<i64> = d.units.values().filter(|a| a.step != Step::Cleared).map(|a| a.unit_id).collect();
+        let marks = board.marks();
+        let why = json!({"cancelled": reason});
+        let mut events: Vec<DispatchEvent> = out
+            .iter()
+            .map(|&u| {
+                Self::event(
+                    &mut board,
+                    (dispatch, incident),
+                    Some(u),
+                    Step::Cleared.name(),
+                    &who.name,
+                    Some(why.clone()),
+                )
+            })
+            .collect();
+        let incident_after = if close_incident { "closed" } else { "open" };
+        let closing = json!({"cancelled": reason, "incident": incident_after});
+        events.push(Self::event(&mut board, (dispatch, incident), None, "closed", &who.name, Some(closing)));
+        self.record(&mut board, marks, events).await?;
+        self.set_statuses(&out, Step::Cleared).await;
+        if !self.other_open(incident, dispatch).await? {
+            let to = if close_incident { IncidentStatus::Closed } else { IncidentStatus::Open };
+            self.mirror_incident(&incidents, incident, |_| Some(to)).await;
+        }
+        tracing::info!(dispatch, incident, actor = %who.name, reason, "dispatch cancelled");
         board.get(dispatch).cloned().ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
     }
 
@@ -522,5 +634,22 @@ impl Reach {
                     .collect()
             }
         }
+    }
+}
+
+impl Referrer for Desk {
+    fn holds(&self, layer: Layer, id: i64) -> BoxFuture<'_, Result<Option<String>, ServiceError>> {
+        Box::pin(async move {
+            let loaded = self.loaded().await.map_err(|e| match e {
+                DeskError::Store(s) => ServiceError::Store(s),
+                DeskError::Service(s) => s,
+                other => ServiceError::Store(StoreError::Corrupt {
+                    table: "dispatch_events",
+                    key: String::new(),
+                    reason: other.to_string(),
+                }),
+            })?;
+            Ok(loaded.refs.read().unwrap_or_else(std::sync::PoisonError::into_inner).holds(layer, id))
+        })
     }
 }

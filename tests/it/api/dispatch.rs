@@ -257,6 +257,96 @@ async fn a_dispatch_runs_its_lifecycle_raises_each_deadline_alarm_and_keeps_a_ti
     assert_problem(&f.call("GET", "/api/v1/dispatches", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
 }
 
+crate::test!(async an_incident_follows_its_dispatches_and_keeps_its_history);
+async fn an_incident_follows_its_dispatches_and_keeps_its_history() {
+    let f = fixture().await;
+    let d = Some(Role::Dispatcher);
+    let inc = create_at(&f, Layer::Incidents, 114.02, 22.55, incident("open", 1, "2026-11-22T08:00:00Z")).await;
+    let (a, b) = (
+        create_at(&f, Layer::Responders, 114.021, 22.551, unit_props("巡-甲")).await,
+        create_at(&f, Layer::Responders, 114.022, 22.552, unit_props("巡-乙")).await,
+    );
+    let incident_status = |id: i64| {
+        let it = f.service.layer(Layer::Incidents).get(id).unwrap().clone();
+        match it.props {
+            safegrid_services::layer::Props::Incident(i) => i.status.name(),
+            _ => unreachable!(),
+        }
+    };
+    let r = f.call("POST", "/api/v1/dispatches", d, Some(json!({"incident_id": inc, "units": [a, b]}))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_i64().unwrap();
+    assert_eq!(incident_status(inc), "dispatched");
+    // Neither the incident nor a unit on the dispatch can be deleted: 409 naming the dispatch,
+    // and nothing is written.
+    let r = f.call("DELETE", &format!("/api/v1/incidents/{inc}"), Some(Role::Admin), None).await;
+    assert_problem(&r, StatusCode::CONFLICT, "id");
+    assert!(r.body["detail"].as_str().unwrap().contains(&format!("open dispatch {id}")), "{}", r.text);
+    let r = f.call("DELETE", &format!("/api/v1/responders/{a}"), Some(Role::Admin), None).await;
+    assert_problem(&r, StatusCode::CONFLICT, "id");
+    assert!(
+        f.service.layer(Layer::Incidents).get(inc).is_some() && f.service.layer(Layer::Responders).get(a).is_some()
+    );
+    // On scene: so is the incident.
+    let r = f.call("POST", &format!("/api/v1/dispatches/{id}/units/{a}"), d, Some(json!({"step": "on_scene"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(incident_status(inc), "on_scene");
+    // Cancelling needs a reason; it clears every unit still out and reopens the incident.
+    let cancel = format!("/api/v1/dispatches/{id}/cancel");
+    assert_problem(&f.call("POST", &cancel, d, Some(json!({"reason": "  "}))).await, StatusCode::BAD_REQUEST, "reason");
+    assert_problem(
+        &f.call("POST", &cancel, Some(Role::Auditor), Some(json!({"reason": "误报"}))).await,
+        StatusCode::FORBIDDEN,
+        "",
+    );
+    let r = f.call("POST", &cancel, d, Some(json!({"reason": "报警人撤回"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.body["closed_at"].is_string());
+    assert_eq!(r.body["cancelled"], "报警人撤回");
+    assert_eq!(r.body["units"][b.to_string()]["step"], "cleared");
+    assert_eq!(incident_status(inc), "open");
+    assert_problem(&f.call("POST", &cancel, d, Some(json!({"reason": "again"}))).await, StatusCode::CONFLICT, "");
+    let status = |u: i64| match f.service.layer(Layer::Responders).get(u).unwrap().props.clone() {
+        safegrid_services::layer::Props::Responder(r) => r.status.name(),
+        _ => unreachable!(),
+    };
+    assert_eq!((status(a), status(b)), ("available", "available"));
+    // Still kept, now for its history: the timeline must stay readable.
+    let r = f.call("DELETE", &format!("/api/v1/incidents/{inc}"), Some(Role::Admin), None).await;
+    assert_problem(&r, StatusCode::CONFLICT, "id");
+    assert!(r.body["detail"].as_str().unwrap().contains("history"), "{}", r.text);
+    // A second dispatch runs to its end: the incident closes with it.
+    let r = f.call("POST", "/api/v1/dispatches", d, Some(json!({"incident_id": inc, "units": [b]}))).await;
+    let id2 = r.body["id"].as_i64().unwrap();
+    assert_eq!(incident_status(inc), "dispatched");
+    let r = f.call("POST", &format!("/api/v1/dispatches/{id2}/units/{b}"), d, Some(json!({"step": "cleared"}))).await;
+    assert!(r.body["closed_at"].is_string(), "{}", r.text);
+    assert_eq!(incident_status(inc), "closed");
+    let r = f.call("GET", &format!("/api/v1/incidents/{inc}/timeline"), Some(Role::Auditor), None).await;
+    let kinds: Vec<&str> = r.body["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "dispatched",
+            "dispatched",
+            "on_scene",
+            "cleared",
+            "cleared",
+            "closed",
+            "created",
+            "dispatched",
+            "cleared",
+            "closed"
+        ]
+    );
+    assert_eq!(r.body["events"][6]["detail"]["cancelled"], "报警人撤回");
+    // An incident no dispatch ever referred to is deleted as before.
+    let lone = create_at(&f, Layer::Incidents, 114.03, 22.55, incident("open", 3, "2026-11-22T08:00:00Z")).await;
+    let r = f.call("DELETE", &format!("/api/v1/incidents/{lone}"), Some(Role::Admin), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
 crate::test!(async a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once);
 async fn a_city_wide_call_notifies_every_unit_and_post_within_reach_at_once() {
     let f = fixture().await;
