@@ -5,6 +5,7 @@
 // fetched nor shown.
 
 import { toggleAudit } from '/web/js/audit.js';
+import { startBoard } from '/web/js/board.js';
 import { startDispatches } from '/web/js/dispatch.js';
 import { $, t } from '/web/js/dom.js';
 import { applyLabelLanguage, applyVisibility, buildSwitches, refreshFreshRing } from '/web/js/layers.js';
@@ -13,7 +14,7 @@ import { refreshAll, refreshIncidents, startMap } from '/web/js/map.js';
 import { drawAlarms, startQueue, unlockAudio } from '/web/js/queue.js';
 import { signIn, signOut } from '/web/js/signin.js';
 import { get, set, subscribe } from '/web/js/state.js';
-import { refreshStats, STATS_EVERY_MS } from '/web/js/stats.js';
+import { refreshStats } from '/web/js/stats.js';
 
 /** The page in the wall's language: static text, basemap labels, switches and statistics. */
 function applyLanguage() {
@@ -21,6 +22,7 @@ function applyLanguage() {
   document.title = t('title');
   for (const e of document.querySelectorAll('[data-t]')) e.textContent = t(e.dataset.t);
   for (const e of document.querySelectorAll('[data-t-title]')) e.title = t(e.dataset.tTitle);
+  for (const e of document.querySelectorAll('[data-t-placeholder]')) e.placeholder = t(e.dataset.tPlaceholder);
   $('lang').textContent = t('language');
   applyLabelLanguage();
   if (get('me')) {
@@ -35,6 +37,7 @@ async function open(token) {
   applyLanguage();
   await startMap();
   startFeed();
+  if (get('me').may_read_whereabouts && get('me').layers.includes('responders')) startBoard();
   if (get('me').may_read_dispatches) {
     startQueue();
     startDispatches();
@@ -74,6 +77,5 @@ $('hexbins').addEventListener('change', () => set({ hexbins: $('hexbins').checke
 $('days').textContent = get('days');
 applyLanguage();
 if (get('token')) open(get('token')); else $('signin').hidden = false;
-setInterval(() => get('me') && refreshStats(), STATS_EVERY_MS);
 // "New" incidents (reported within the hour) stop being new as time passes.
 setInterval(refreshFreshRing, 60000);

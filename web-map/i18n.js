@@ -90,6 +90,11 @@ export const STRINGS = {
     acknowledge: '知道了',
     reported_at: '报警时间',
     type: '类型',
+    unit_board: '处置力量',
+    search_callsign: '按呼号搜索',
+    untracked: '未接入定位',
+    follow: '跟随',
+    more_units: '个未显示（请搜索）',
   },
   en: {
     title: 'Grid management command wall',
@@ -180,6 +185,11 @@ export const STRINGS = {
     acknowledge: 'Acknowledge',
     reported_at: 'Reported',
     type: 'Type',
+    unit_board: 'Units on duty',
+    search_callsign: 'Search by callsign',
+    untracked: 'untracked',
+    follow: 'Follow',
+    more_units: 'more (search to narrow)',
   },
 };
 

@@ -544,6 +544,56 @@ fn the_wall_queues_waiting_incidents_draws_their_state_and_raises_a_p1_alarm() {
     b.run("document.getElementById('alarm-ack').click()", json!([]));
     b.wait_for("the alarm acknowledged", "return document.getElementById('alarm').hidden", 10);
 
+    // The unit board: the tracked unit live, the untracked one said to be untracked; a search
+    // narrows it; following a unit centres the map on it.
+    let untracked = json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.04, 22.56]},
+        "properties": {"kind": "police", "callsign": "警-步巡", "status": "available"}});
+    assert_eq!(http(&addr, "POST", "/api/v1/responders", &dispatcher, Some(&untracked)).0, 201);
+    let row = |callsign: &str| {
+        format!(
+            "const r = [...document.querySelectorAll('#board tr')].find(e => e.textContent.includes('{callsign}')); return r ? r.querySelector('.fresh').textContent : null"
+        )
+    };
+    assert_eq!(b.wait_for("the tracked unit on the board", &row("巡-夜"), 20), "实时");
+    assert_eq!(b.wait_for("the untracked unit on the board", &row("警-步巡"), 20), "未接入定位");
+    // Only a tracked unit is drawn as live; the untracked one is not in the live layer.
+    let live = b.run("return window.sgLiveCallsigns", json!([]));
+    assert_eq!(live, json!(["巡-夜"]));
+    b.run(
+        "const i = document.getElementById('board-search'); i.value = '步巡'; i.dispatchEvent(new Event('input'))",
+        json!([]),
+    );
+    b.wait_for(
+        "the board narrowed",
+        "const r = document.querySelectorAll('#board tr'); return r.length === 1 && r[0].textContent.includes('警-步巡')",
+        10,
+    );
+    b.run(
+        "const i = document.getElementById('board-search'); i.value = ''; i.dispatchEvent(new Event('input'))",
+        json!([]),
+    );
+    b.run("sgMap.jumpTo({center: [114.2, 22.7], zoom: 12})", json!([]));
+    b.wait_for("the follow button", "return document.querySelector('#board button.follow')", 10);
+    b.run("document.querySelector('#board button.follow').click()", json!([]));
+    b.wait_for(
+        "the map on the followed unit",
+        "const c = sgMap.getCenter(); return !sgMap.isMoving() && Math.abs(c.lng - 114.025) < 1e-3 && Math.abs(c.lat - 22.555) < 1e-3",
+        20,
+    );
+
+    // Nothing is polled: in a quiet spell the page asks for no positions, dispatches or
+    // statistics (they come over the event stream).
+    b.requested_urls();
+    std::thread::sleep(Duration::from_secs(8));
+    let polled: Vec<String> = b
+        .requested_urls()
+        .into_iter()
+        .filter(|u| {
+            ["/positions/live", "/api/v1/dispatches", "/api/v1/stats", "/dispatch/queue"].iter().any(|p| u.contains(p))
+        })
+        .collect();
+    assert_eq!(polled, Vec::<String>::new(), "the wall polled");
+
     let errors = b.run("return window.sgErrors", json!([]));
     assert_eq!(errors, json!([]), "the page logged errors");
     drop(b);

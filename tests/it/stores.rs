@@ -228,6 +228,13 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     assert_eq!(store.geofence_events(0, 10).await.unwrap(), events);
     assert_eq!(store.geofence_events(1, 10).await.unwrap(), events[1..].to_vec());
     assert_eq!(store.max_geofence_event_id().await.unwrap(), 2);
+    // Zone alerts are counted per person; grid crossings are not alerts.
+    let alert = |id: i64, kind| GridEvent { subject: Subject::KeyPerson, kind, ..crossing(id, EventKind::Exit, "440304001") };
+    let alerts = [alert(3, EventKind::ZoneBreach), alert(4, EventKind::ZoneReturn), alert(5, EventKind::Exit)];
+    store.insert_fixes(&[], &alerts).await.unwrap();
+    assert_eq!(store.zone_alert_count(Subject::KeyPerson, 7).await.unwrap(), 2);
+    assert_eq!(store.zone_alert_count(Subject::Responder, 7).await.unwrap(), 0);
+    assert_eq!(store.zone_alert_count(Subject::KeyPerson, 8).await.unwrap(), 0);
     // A failed group writes neither its fixes nor its events.
     let later = vec![fix(Subject::Responder, 3_000, 114.052, 0)];
     assert!(store.insert_fixes(&later, &events[..1]).await.is_err(), "a reused event id fails the group");

@@ -1,14 +1,13 @@
 // Dispatch: the units that would arrive first at a place (by road time), with a dispatch button
-// for an incident; the panel of open dispatches with their steps, deadline alarms and next-step
-// buttons. The buttons are there only when whoami says the caller may dispatch (may_dispatch).
+// for an incident; the panel of open dispatches (from the live feed) with their steps, deadline
+// alarms and next-step buttons. The buttons are there only when whoami says the caller may
+// dispatch (may_dispatch).
 
 import { api } from '/web/js/api.js';
 import { $, el, t, text } from '/web/js/dom.js';
-import { get } from '/web/js/state.js';
-import { refreshLive } from '/web/js/units.js';
+import { get, subscribe } from '/web/js/state.js';
 
 const STEPS = ['dispatched', 'acknowledged', 'en_route', 'on_scene', 'cleared'];
-const DISPATCH_EVERY_MS = 5000;
 
 /**
  * The five units that would arrive first at a place, by road time, as nodes for a popup; with
@@ -47,33 +46,37 @@ async function dispatch(button, incidentId, unitId, result) {
   });
   const body = await r.json().catch(() => ({}));
   result.textContent = r.ok ? `${t('dispatched_ok')} #${body.id}` : `${t('error')}: ${body.detail || r.status}`;
-  refreshLive();
-  refreshDispatches();
 }
 
-/** The open dispatches panel, now and every few seconds (for callers who may read them). */
+/** The open dispatches panel, redrawn whenever the live feed changes them. */
 export function startDispatches() {
-  refreshDispatches();
-  setInterval(refreshDispatches, DISPATCH_EVERY_MS);
+  $('dispatch-panel').hidden = false;
+  drawDispatches(get('openDispatches'));
+  subscribe('openDispatches', drawDispatches);
+  // A unit's callsign may arrive after its dispatch: redraw then, and only then (a redraw at
+  // every move would replace a button under the dispatcher's pointer).
+  subscribe('units', () => namesMissing && drawDispatches(get('openDispatches')));
 }
 
-/** Redraws the open dispatches: each unit's step, its alarms and the button to its next step. */
-async function refreshDispatches() {
+/** Whether the panel shows a unit by id for want of its callsign. */
+let namesMissing = false;
+
+/** The open dispatches, newest first: each unit's step, its alarms and the button to its next step. */
+function drawDispatches(open) {
   const me = get('me');
-  if (!me) return;
-  const r = await api('/api/v1/dispatches?open=true&limit=20');
-  if (!r.ok) return;
-  const body = await r.json();
-  $('dispatch-panel').hidden = false;
   const box = $('dispatches');
-  if (!body.dispatches.length) {
+  const list = Object.values(open).sort((a, b) => b.id - a.id);
+  if (!list.length) {
+    namesMissing = false;
     box.replaceChildren(el('p', { className: 'muted' }, t('no_dispatches')));
     return;
   }
-  const callsigns = get('callsigns');
-  box.replaceChildren(...body.dispatches.map((d) => {
-    const units = Object.values(d.units).map((a) => {
-      const name = callsigns[a.unit_id] || `#${a.unit_id}`;
+  const units = get('units');
+  namesMissing = false;
+  box.replaceChildren(...list.map((d) => {
+    const rows = Object.values(d.units).map((a) => {
+      namesMissing ||= !units[a.unit_id];
+      const name = (units[a.unit_id] && units[a.unit_id].callsign) || `#${a.unit_id}`;
       const alarms = a.alarms.flatMap((k, i) => [i ? ' ' : null, el('span', { className: 'alarm' }, t(k))]);
       const next = STEPS[STEPS.indexOf(a.step) + 1];
       const button = next && me.may_dispatch
@@ -84,7 +87,7 @@ async function refreshDispatches() {
     });
     return el('div', { className: 'dispatch', dataset: { id: d.id } },
       el('strong', {}, `#${text(d.id)}`), ` ${t('incident')} #${text(d.incident_id)} · ${text(d.grid_code)}`,
-      el('ul', {}, units));
+      el('ul', {}, rows));
   }));
 }
 
@@ -96,5 +99,4 @@ async function moveOn(button, dispatchId, unitId, step) {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ step }),
   });
-  refreshDispatches();
 }

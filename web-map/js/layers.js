@@ -90,11 +90,11 @@ export function styleLayers(base) {
     const single = l === 'incidents' ? incidentRadius() : 3.5;
     layers.push({ id: l, type: 'circle', ...from,
       paint: {
-        'circle-color': l === 'incidents' ? incidentColour() : COLOURS[l],
+        'circle-color': l === 'incidents' ? incidentColour() : l === 'responders' ? responderColour() : COLOURS[l],
         'circle-radius': ['case', ['has', 'point_count'],
           ['interpolate', ['linear'], ['get', 'point_count'], 2, 6, 100, 14, 1000, 24], single],
         'circle-opacity': ['case', ['has', 'point_count'], 0.55, ['==', ['get', 'status'], 'closed'], 0.35, 0.9],
-        'circle-stroke-color': l === 'incidents' ? freshRing() : '#0b1220',
+        'circle-stroke-color': l === 'incidents' ? freshRing() : l === 'responders' ? UNTRACKED : '#0b1220',
         'circle-stroke-width': l === 'incidents' ? ['case', ['has', 'point_count'], 1, 1.5] : 1,
       } });
     if (l === 'incidents') {
@@ -124,6 +124,14 @@ function incidentColour() {
   return ['case', ['has', 'point_count'], INCIDENT_STATES.open,
     ['match', ['get', 'status'], ...Object.entries(INCIDENT_STATES).flat(), INCIDENT_STATES.open]];
 }
+
+/** Where responders were entered: a hollow grey ring, never the live layer's green. A tracked
+ * unit is drawn by the live layer (coloured by how fresh its fix is) over a dark dot here; an
+ * untracked one stays a ring — its position is as registered, not seen. */
+function responderColour() {
+  return ['case', ['has', 'point_count'], COLOURS.responders, ['==', ['get', 'tracked'], true], '#1f2937', 'rgba(0,0,0,0)'];
+}
+const UNTRACKED = '#94a3b8';
 
 /** Bigger for more urgent: priority 1 largest. */
 function incidentRadius() {

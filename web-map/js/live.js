@@ -1,12 +1,14 @@
 // The live feed: GET /api/v1/events (server-sent events, read with fetch so that the token
-// travels in a header, not the URL) sends data versions; on a change the affected sources are
-// pointed at tiles of the new version, and the audit overlay, the queue and the statistics are
-// refreshed.
+// travels in a header, not the URL). It sends data versions — on a change the affected sources
+// are pointed at tiles of the new version, and the audit overlay, the queue and the statistics
+// are refetched — and, for callers who may read them, the units (every responder, then those
+// that changed) and the open dispatches (then each that changes). Nothing is polled: after a
+// break the feed reconnects and starts with the snapshots again, so the wall catches up.
 
 import { api } from '/web/js/api.js';
 import { toggleAudit } from '/web/js/audit.js';
 import { $ } from '/web/js/dom.js';
-import { others } from '/web/js/layers.js';
+import { canRead, others } from '/web/js/layers.js';
 import { refreshSource } from '/web/js/map.js';
 import { refreshQueue } from '/web/js/queue.js';
 import { signOut } from '/web/js/signin.js';
@@ -19,7 +21,7 @@ const RECONNECT_MS = 2000;
 export async function startFeed() {
   for (;;) {
     try {
-      const r = await api('/api/v1/events', { headers: { Accept: 'text/event-stream' } });
+      const r = await api(feedUrl(), { headers: { Accept: 'text/event-stream' } });
       if (r.status === 401) return signOut();
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       $('live').classList.add('on');
@@ -33,7 +35,8 @@ export async function startFeed() {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
-          if (block.includes('event: versions') && data) onVersions(JSON.parse(data));
+          const kind = (block.split('\n').find((l) => l.startsWith('event:')) || '').slice(6).trim();
+          if (data && HANDLERS[kind]) HANDLERS[kind](JSON.parse(data));
         }
       }
     } catch (err) {
@@ -43,6 +46,36 @@ export async function startFeed() {
     await new Promise((ok) => setTimeout(ok, RECONNECT_MS));
   }
 }
+
+/** What this caller's feed carries besides versions. */
+function feedUrl() {
+  const me = get('me');
+  const parts = [];
+  if (me.may_read_whereabouts && canRead('responders')) parts.push('units');
+  if (me.may_read_dispatches) parts.push('dispatches');
+  return parts.length ? `/api/v1/events?with=${parts.join(',')}` : '/api/v1/events';
+}
+
+/** Units: a snapshot replaces them all; a change replaces the units it names. */
+function onUnits(m) {
+  const units = m.full ? {} : { ...get('units') };
+  for (const u of m.units) units[u.id] = Object.freeze(u);
+  for (const id of m.removed) delete units[id];
+  set({ units: Object.freeze(units) });
+}
+
+/** Dispatches: the open ones at first, then each that changed (closed ones leave). */
+function onDispatches(m) {
+  set({ openDispatches: Object.freeze(Object.fromEntries(m.open.map((d) => [d.id, d]))) });
+}
+
+function onDispatch(d) {
+  const open = { ...get('openDispatches') };
+  if (d.closed_at) delete open[d.id]; else open[d.id] = d;
+  set({ openDispatches: Object.freeze(open) });
+}
+
+const HANDLERS = { versions: onVersions, units: onUnits, dispatches: onDispatches, dispatch: onDispatch };
 
 /** New data versions: fresh tiles for what changed (none on the first message). */
 function onVersions(v) {
@@ -62,5 +95,6 @@ function onVersions(v) {
     refreshSource('hexbins', ['incidents_h3']);
     refreshQueue();
   }
-  if (changed.includes('incidents') || changed.includes('grids')) refreshStats();
+  // Any layer's count may have changed.
+  refreshStats();
 }

@@ -71,7 +71,8 @@ export async function showIncident(id, lon, lat, p) {
 /** A live unit: status, freshness, age, grid, speed, and a button that replays its last hour. */
 function unitContent(f) {
   const p = f.properties;
-  const rows = [[t('status'), p.status], [t('freshness'), t(`fresh_${p.freshness}`)], [t('age'), p.age_s], [t('grids'), p.grid_code || '—']];
+  const age = p.fix_at ? Math.max(0, Math.round((Date.now() - Date.parse(p.fix_at)) / 1000)) : '—';
+  const rows = [[t('status'), p.status], [t('freshness'), t(`fresh_${p.freshness}`)], [t('age'), age], [t('grids'), p.grid_code || '—']];
   if (p.speed_mps !== undefined && p.speed_mps !== null) rows.push(['km/h', Math.round(p.speed_mps * 3.6)]);
   return [
     el('h3', {}, text(p.callsign)),

@@ -37,8 +37,15 @@ const state = Object.seal({
   alarms: Object.freeze([]),
   /** The switches that are on: 'grids' and point layers (a frozen list). */
   visible: Object.freeze(['grids', 'incidents', 'posts', 'responders']),
-  /** The callsign of each live unit, by id (the dispatch panel names units with them). */
-  callsigns: {},
+  /** Every responder in the caller's grids, by id, as the live feed last sent it: callsign,
+   * kind, status, tracked, freshness, lon/lat, fix_at, dispatch, radio (frozen). */
+  units: Object.freeze({}),
+  /** The open dispatches, by id, from the live feed (frozen). */
+  openDispatches: Object.freeze({}),
+  /** The id of the unit the map follows (null: none). */
+  follow: null,
+  /** The unit board's search text (callsign). */
+  unitFilter: '',
   /** The id of the unit whose trace is being replayed. */
   replay: null,
   /** The grids' fill colour, kept while the audit overlay paints them green. */

@@ -7,9 +7,6 @@ import { $, el, t, text } from '/web/js/dom.js';
 import { INCIDENT_STATES, shownStatuses } from '/web/js/layers.js';
 import { windowStart } from '/web/js/map.js';
 
-/** How often the panel is refreshed besides on live changes. */
-export const STATS_EVERY_MS = 30000;
-
 /** Redraws the statistics panel. */
 export async function refreshStats() {
   const r = await api(`/api/v1/stats?since=${encodeURIComponent(windowStart())}&status=${shownStatuses().join(',')}`);

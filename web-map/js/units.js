@@ -1,15 +1,12 @@
-// Live units and their traces: units with a fix, drawn from /api/v1/positions/live and coloured
-// by freshness, refreshed every few seconds; a unit's last hour replayed on the map.
+// Live units and their traces: the units with a fix, from the live feed (state `units`),
+// coloured by freshness; the unit the map follows; a unit's last hour replayed on the map.
 
 import { api } from '/web/js/api.js';
-import { canRead, isOn } from '/web/js/layers.js';
-import { signOut } from '/web/js/signin.js';
-import { get, set } from '/web/js/state.js';
+import { canRead } from '/web/js/layers.js';
+import { get, set, subscribe } from '/web/js/state.js';
 
 const FRESH_COLOURS = ['match', ['get', 'freshness'], 'live', '#22c55e', 'stale', '#f59e0b', 'lost', '#6b7280', '#94a3b8'];
-const LIVE_EVERY_MS = 3000;
-
-/** The live units' and traces' sources and layers, then a refresh every few seconds. */
+/** The live units' and traces' sources and layers; they follow the feed's units from then on. */
 export function addLiveLayers(map) {
   if (!canRead('responders')) return;
   const empty = { type: 'FeatureCollection', features: [] };
@@ -33,29 +30,38 @@ export function addLiveLayers(map) {
     paint: { 'text-color': '#e2e8f0', 'text-halo-color': '#0f172a', 'text-halo-width': 1 },
   });
   map.addLayer({ id: 'trace-head', type: 'circle', source: 'trace-head', paint: { 'circle-radius': 7, 'circle-color': '#38bdf8', 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
-  refreshLive();
-  setInterval(refreshLive, LIVE_EVERY_MS);
+  drawUnits(get('units'));
+  subscribe('units', drawUnits);
+  // Dragging the map ends following a unit.
+  map.on('dragstart', () => set({ follow: null }));
 }
 
-/** Fetches the live units (while responders are shown). */
-export async function refreshLive() {
+/** The units with a fix on the map (an untracked unit is not drawn here: it was never seen),
+ * and the followed one kept in view. */
+function drawUnits(units) {
   const map = get('map');
   const src = map && map.getSource('live');
-  if (!src || !isOn('responders')) return;
-  const r = await api('/api/v1/positions/live?freshness=live,stale,lost');
-  if (r.status === 401) return signOut();
-  if (!r.ok) return;
-  const body = await r.json();
-  // Flat properties: MapLibre expressions read top-level values.
-  for (const f of body.features) {
-    const fix = f.properties.fix || {};
-    Object.assign(f.properties, { id: f.id, speed_mps: fix.speed_mps, battery_pct: fix.battery_pct });
-    delete f.properties.fix;
-    delete f.properties.capabilities;
-  }
-  src.setData(body);
-  set({ callsigns: Object.fromEntries(body.features.map((f) => [f.id, f.properties.callsign])) });
-  window.sgLiveCount = body.features.length;
+  if (!src) return;
+  const seen = Object.values(units).filter((u) => u.freshness !== 'none');
+  src.setData({ type: 'FeatureCollection', features: seen.map((u) => ({
+    type: 'Feature', id: u.id, geometry: { type: 'Point', coordinates: [u.lon, u.lat] },
+    properties: { id: u.id, callsign: u.callsign, status: u.status, freshness: u.freshness, grid_code: u.grid_code,
+      speed_mps: u.speed_mps, fix_at: u.fix_at, dispatch: u.dispatch },
+  })) });
+  // For the engineer at the console and the browser test: what the live layer holds.
+  window.sgLiveCount = seen.length;
+  window.sgLiveCallsigns = seen.map((u) => u.callsign);
+  const followed = get('follow') !== null && units[get('follow')];
+  if (followed) map.easeTo({ center: [followed.lon, followed.lat], duration: 400 });
+}
+
+/** Follows a unit: the map centres on it at each move until dragged (or another is followed). */
+export function follow(id) {
+  const u = get('units')[id];
+  const map = get('map');
+  if (!u || !map) return;
+  set({ follow: id });
+  map.flyTo({ center: [u.lon, u.lat], zoom: Math.max(map.getZoom(), 15), duration: 600 });
 }
 
 /** Draws a unit's last hour and runs a marker along it, sixty times faster than it happened. */

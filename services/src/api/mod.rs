@@ -8,6 +8,7 @@ pub mod devices;
 pub mod dispatch;
 pub mod dispatches;
 pub mod extract;
+pub mod feed;
 pub mod grids;
 pub mod guard;
 pub mod items;
@@ -155,6 +156,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(web::router())
         .merge(wall::router())
+        .merge(feed::router())
         .merge(basemap::router())
         .merge(ops::router())
         .merge(audits::router())

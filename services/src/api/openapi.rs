@@ -1102,12 +1102,17 @@ pub fn document() -> Value {
         "get",
         op(
             "wall",
-            "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change. Versions only: refetch tiles or items to see what changed. The stream ends when the token is revoked.",
+            "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change (versions only: refetch tiles or items to see what changed). With with=units (roles that may read whereabouts): a `units` event with every responder in the caller's grids (full: true), then those that changed and the ids removed; audited as live_stream. With with=dispatches: a `dispatches` event with the open dispatches, then a `dispatch` event for each that changes. A reconnect starts with the snapshots again. The stream ends when the token is revoked.",
             Auth::Bearer,
-            vec![],
+            vec![param(
+                "with",
+                false,
+                "What else to stream, joined by commas: units, dispatches",
+                json!({"type": "string", "examples": ["units,dispatches"]}),
+            )],
             None,
             json!({"200": contents("An endless event stream", &[("text/event-stream", json!({"type": "string"}))])}),
-            &[],
+            &[400, 403],
         ),
     );
     add(

@@ -1,9 +1,6 @@
 //! What the map wall needs beyond items and tiles: who the caller is and what it may see
-//! (`/api/v1/whoami`), the statistics panel (`/api/v1/stats`), and a feed of data versions that
-//! tells the wall when to refetch (`/api/v1/events`, server-sent events).
-//!
-//! The feed carries versions, not data: a client refetches through the routes that check its
-//! role and audit its reads, so the feed cannot leak what the tiles would not show.
+//! (`/api/v1/whoami`) and the statistics panel (`/api/v1/stats`). Its live feed is
+//! [`super::feed`].
 
 use super::AppState;
 use super::caller::Caller;
@@ -15,18 +12,14 @@ use crate::policy::{self, Action, Grant};
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::time::Duration;
 
 /// The layers a caller may read, by the access policy: what the wall asks tiles for.
-fn readable(who: &Principal) -> Vec<Layer> {
+pub(super) fn readable(who: &Principal) -> Vec<Layer> {
     Layer::ALL.into_iter().filter(|&l| policy::grant(Action::ReadLayer(l), who.role) != Grant::Deny).collect()
 }
 
@@ -40,6 +33,7 @@ async fn whoami(Caller(who): Caller) -> Response {
         "may_read_audit": policy::grant(Action::ReadAuditLog, who.role) != Grant::Deny,
         "may_dispatch": policy::grant(Action::Dispatch, who.role) != Grant::Deny,
         "may_read_dispatches": policy::grant(Action::ReadDispatches, who.role) != Grant::Deny,
+        "may_read_whereabouts": policy::grant(Action::ReadWhereabouts, who.role) != Grant::Deny,
         "may_read_wall": policy::grant(Action::ReadWall, who.role) != Grant::Deny,
     }))
     .into_response()
@@ -131,51 +125,7 @@ async fn stats(
     .into_response())
 }
 
-/// The versions the wall watches: the grid layer and each readable layer.
-fn versions(st: &AppState, who: &Principal) -> Value {
-    let mut v = serde_json::Map::new();
-    v.insert("grids".into(), st.service.grids().version.to_string().into());
-    for layer in readable(who) {
-        v.insert(layer.name().into(), st.service.layer(layer).version().to_string().into());
-    }
-    Value::Object(v)
-}
-
-/// How often the feed looks for changes: the wall shows a write within about this long.
-const FEED_PERIOD: Duration = Duration::from_millis(500);
-
-/// `GET /api/v1/events`: server-sent events. A `versions` event at once and whenever a version
-/// changes: `{"grids": "…", "incidents": "…", …}`; comments keep the connection alive.
-///
-/// # Errors
-/// 401 for an Authorization header that is not `Bearer <token>`.
-async fn events(State(st): State<AppState>, Caller(who): Caller, headers: HeaderMap) -> Result<Response, ApiError> {
-    // The token is checked again on every turn: a feed outlives many token reloads, and a
-    // revoked token (or one whose role or grids changed) must stop hearing of changes. The
-    // stream then ends; the wall reconnects, is refused, and signs out.
-    let token = super::caller::bearer(&headers)?.unwrap_or_default().to_owned();
-    let start = (st, who, token, None::<Value>);
-    let stream = futures_util::stream::unfold(start, |(st, who, token, last)| async move {
-        loop {
-            if st.service.authenticate(&token).as_ref() != Some(&who) {
-                tracing::info!(holder = %who.name, "event feed closed: the token was revoked or changed");
-                return None;
-            }
-            let now = versions(&st, &who);
-            if last.as_ref() != Some(&now) {
-                let event = Event::default().event("versions").data(now.to_string());
-                return Some((Ok::<_, Infallible>(event), (st, who, token, Some(now))));
-            }
-            tokio::time::sleep(FEED_PERIOD).await;
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
-}
-
 /// This module's routes; `api::app` merges them behind the access policy.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/whoami", get(whoami))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/events", get(events))
+    Router::new().route("/api/v1/whoami", get(whoami)).route("/api/v1/stats", get(stats))
 }

@@ -25,6 +25,7 @@ const FILES: &[(&str, &[u8], &str)] = &[
     ("i18n.js", include_bytes!("../../../web-map/i18n.js"), "text/javascript; charset=utf-8"),
     ("js/api.js", include_bytes!("../../../web-map/js/api.js"), "text/javascript; charset=utf-8"),
     ("js/audit.js", include_bytes!("../../../web-map/js/audit.js"), "text/javascript; charset=utf-8"),
+    ("js/board.js", include_bytes!("../../../web-map/js/board.js"), "text/javascript; charset=utf-8"),
     ("js/dispatch.js", include_bytes!("../../../web-map/js/dispatch.js"), "text/javascript; charset=utf-8"),
     ("js/dom.js", include_bytes!("../../../web-map/js/dom.js"), "text/javascript; charset=utf-8"),
     ("js/layers.js", include_bytes!("../../../web-map/js/layers.js"), "text/javascript; charset=utf-8"),

@@ -1,5 +1,5 @@
-//! Items that something above the service refers to. A dispatch refers to its incident and its
-//! units; (later) a case to what it is about. Deleting such an item would leave that history
+//! Items that something refers to. A dispatch refers to its incident and its units; a key
+//! person's zone alert (kept by the store) to the person; (later) a case to what it is about. Deleting such an item would leave that history
 //! pointing at nothing — an incident's timeline that answers 404 — so the service asks every
 //! registered [`Referrer`] before it deletes, and refuses (409, naming what holds the item)
 //! when one holds it. The modules above register themselves when the server is built; the
@@ -23,8 +23,16 @@ impl Service {
         write(&self.referrers).push(referrer);
     }
 
-    /// Why the item must not be deleted, if any registered referrer holds it.
+    /// Why the item must not be deleted, if its alerts or any registered referrer hold it.
     pub(super) async fn held(&self, layer: Layer, id: i64) -> Result<Option<String>, ServiceError> {
+        if layer == Layer::KeyPersonnel {
+            let alerts = self.store.zone_alert_count(crate::records::Subject::KeyPerson, id).await?;
+            if alerts > 0 {
+                return Ok(Some(format!(
+                    "key person {id} has {alerts} zone alert(s) on record: kept so that the alerts stay readable; set them inactive instead"
+                )));
+            }
+        }
         let referrers: Vec<Arc<dyn Referrer>> = read(&self.referrers).iter().filter_map(Weak::upgrade).collect();
         for r in referrers {
             if let Some(why) = r.holds(layer, id).await? {

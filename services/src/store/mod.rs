@@ -276,6 +276,8 @@ pub trait Store: Send + Sync + 'static {
     async fn geofence_events(&self, after: i64, limit: usize) -> Result<Vec<GridEvent>, StoreError>;
     /// The largest grid-crossing id stored (0 when none).
     async fn max_geofence_event_id(&self) -> Result<i64, StoreError>;
+    /// How many zone alerts (breach or return) name this subject.
+    async fn zone_alert_count(&self, subject: Subject, unit_id: i64) -> Result<i64, StoreError>;
     /// The newest unflagged fix of each of these items that has one (restores the live state at
     /// start-up).
     async fn last_live_fixes(&self, subject: Subject, ids: &[i64]) -> Result<Vec<TracePoint>, StoreError>;

@@ -626,6 +626,17 @@ impl Store for PgStore {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0)::int8 FROM geofence_events").fetch_one(&self.pool).await?)
     }
 
+    async fn zone_alert_count(&self, subject: Subject, unit_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*)::int8 FROM geofence_events
+             WHERE subject = $1 AND unit_id = $2 AND kind IN ('zone_breach', 'zone_return')",
+        )
+        .bind(i16::from(subject.code()))
+        .bind(unit_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError> {
         // Whole days go by dropping their partition (no dead rows, no vacuum); the rest of the
         // boundary day by DELETE.

@@ -630,6 +630,17 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM geofence_events").fetch_one(&self.pool).await?)
     }
 
+    async fn zone_alert_count(&self, subject: Subject, unit_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM geofence_events
+             WHERE subject = ? AND unit_id = ? AND kind IN ('zone_breach', 'zone_return')",
+        )
+        .bind(i64::from(subject.code()))
+        .bind(unit_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn drop_fixes_before(&self, t: DateTime<Utc>) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM fixes WHERE t < ?").bind(to_millis(t)).execute(&self.pool).await?;
         Ok(done.rows_affected())

@@ -34,7 +34,7 @@ impl TileSource for Points {
             }
             Layer::Posts => json!({"kind": "String", "name": "String", "grid_code": "String", "point_count": "Number"}),
             Layer::Responders => {
-                json!({"kind": "String", "callsign": "String", "status": "String", "grid_code": "String", "point_count": "Number"})
+                json!({"kind": "String", "callsign": "String", "status": "String", "tracked": "Boolean", "grid_code": "String", "point_count": "Number"})
             }
             Layer::KeyPersonnel => {
                 json!({"category": "String", "name": "String", "assigned_grid": "String", "grid_code": "String", "point_count": "Number"})
@@ -74,7 +74,14 @@ fn tile_properties(it: &Item) -> Vec<(String, Value)> {
             ("tenant_count".to_owned(), Value::UInt(u64::from(h.tenant_count))),
         ],
         Props::Post(post) => vec![s("kind", post.kind.name()), s("name", &post.name)],
-        Props::Responder(r) => vec![s("kind", r.kind.name()), s("callsign", &r.callsign), s("status", r.status.name())],
+        // `tracked`: a tracker reports the unit. An untracked one stands where it was entered,
+        // and the wall must not draw it as if it were live.
+        Props::Responder(r) => vec![
+            s("kind", r.kind.name()),
+            s("callsign", &r.callsign),
+            s("status", r.status.name()),
+            ("tracked".to_owned(), Value::Bool(r.device_id.is_some())),
+        ],
         Props::KeyPerson(k) => {
             vec![s("category", &k.category), s("name", &k.name), s("assigned_grid", k.assigned_grid.as_str())]
         }

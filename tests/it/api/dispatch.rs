@@ -461,4 +461,10 @@ async fn a_monitored_person_leaving_their_zone_alerts_their_grid_worker() {
     // A dispatcher sees every crossing, the person's included.
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Dispatcher), None).await;
     assert_eq!(r.body["events"].as_array().unwrap().len(), 6);
+    // The person's alerts keep them: deleting them is refused, naming the alerts, and writes
+    // nothing.
+    let r = f.call("DELETE", &format!("/api/v1/key_personnel/{id}"), Some(Role::Admin), None).await;
+    assert_problem(&r, StatusCode::CONFLICT, "id");
+    assert!(r.body["detail"].as_str().unwrap().contains("2 zone alert(s)"), "{}", r.text);
+    assert!(f.service.layer(Layer::KeyPersonnel).get(id).is_some());
 }

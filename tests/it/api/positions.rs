@@ -280,3 +280,101 @@ async fn a_unit_jittering_across_a_grid_border_crosses_once_and_the_feed_resumes
     let r = f.call("GET", "/api/v1/geofence/events", Some(Role::Gateway), None).await;
     assert_problem(&r, StatusCode::FORBIDDEN, "");
 }
+
+/// An open `GET /api/v1/events` stream, read event by event.
+struct FeedReader {
+    body: Body,
+    buffer: String,
+}
+
+impl FeedReader {
+    async fn open(f: &Fixture, uri: &str, role: Role) -> Self {
+        let req = Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&role]))
+            .body(Body::empty())
+            .unwrap();
+        let resp = f.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        Self { body: resp.into_body(), buffer: String::new() }
+    }
+
+    /// The next event of this kind (others are skipped); fails after 10 s.
+    async fn next(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let event = block.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim);
+                let data: String = block.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
+                if event == Some(kind) {
+                    return serde_json::from_str(&data).unwrap();
+                }
+            }
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} event within 10 s"))
+                .expect("the stream ended")
+                .unwrap();
+            if let Ok(bytes) = frame.into_data() {
+                self.buffer.push_str(std::str::from_utf8(&bytes).unwrap());
+            }
+        }
+    }
+}
+
+crate::test!(async the_live_feed_pushes_units_and_dispatches_in_scope_and_audits_what_it_shows);
+async fn the_live_feed_pushes_units_and_dispatches_in_scope_and_audits_what_it_shows() {
+    let f = fixture().await;
+    let west = create_at(&f, Layer::Responders, 114.021, 22.551, unit_props("巡-西")).await;
+    let east = create_at(&f, Layer::Responders, 114.07, 22.55, unit_props("巡-东")).await;
+    let inc = create_at(&f, Layer::Incidents, 114.02, 22.55, incident("open", 1, "2026-11-22T08:00:00Z")).await;
+    // The grid worker of 440304001 hears of the west unit only.
+    let mut feed = FeedReader::open(&f, "/api/v1/events?with=units,dispatches", Role::GridWorker).await;
+    let open = feed.next("dispatches").await;
+    assert_eq!(open["open"], json!([]));
+    let snap = feed.next("units").await;
+    assert_eq!(snap["full"], true);
+    let ids: Vec<i64> = snap["units"].as_array().unwrap().iter().map(|u| u["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [west], "the east unit ({east}) is outside the worker's grid: {snap}");
+    assert_eq!(
+        (snap["units"][0]["tracked"].clone(), snap["units"][0]["freshness"].clone()),
+        (json!(false), json!("none"))
+    );
+    // The snapshot was logged before it left, naming the unit.
+    let rows = f.store.audit_rows(AuditQuery { before_id: None, limit: 5 }).await.unwrap();
+    let row = rows.iter().find(|r| r.action == "live_stream").expect("an audit row for the snapshot");
+    assert_eq!((row.actor.as_str(), row.subjects.clone()), ("grid_worker user", vec![west]));
+    // A dispatch: the dispatch itself, then the unit's new line (status and dispatch), and only
+    // what changed.
+    let r = f
+        .call("POST", "/api/v1/dispatches", Some(Role::Dispatcher), Some(json!({"incident_id": inc, "units": [west]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.body["id"].as_i64().unwrap();
+    let d = feed.next("dispatch").await;
+    assert_eq!(d["id"], id);
+    let change = feed.next("units").await;
+    assert_eq!(change["full"], false);
+    assert_eq!(change["units"].as_array().unwrap().len(), 1, "{change}");
+    assert_eq!(
+        (change["units"][0]["status"].clone(), change["units"][0]["dispatch"].clone()),
+        (json!("dispatched"), json!(id))
+    );
+    // A unit deleted leaves the feed.
+    let gone = create_at(&f, Layer::Responders, 114.022, 22.552, unit_props("巡-临时")).await;
+    let added = feed.next("units").await;
+    assert_eq!(added["units"][0]["id"], gone);
+    assert_eq!(
+        f.call("DELETE", &format!("/api/v1/responders/{gone}"), Some(Role::Admin), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let removed = feed.next("units").await;
+    assert_eq!(removed["removed"], json!([gone]));
+    // What a feed may carry is named; a gateway hears nothing.
+    assert_problem(
+        &f.call("GET", "/api/v1/events?with=gossip", Some(Role::Dispatcher), None).await,
+        StatusCode::BAD_REQUEST,
+        "with",
+    );
+    assert_problem(&f.call("GET", "/api/v1/events", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+}

@@ -1,0 +1,351 @@
+//! The wall's live feed, `GET /api/v1/events` (server-sent events): what changed, pushed, so
+//! that an open wall polls nothing.
+//!
+//! - `versions`: the data version of the grids and of each readable layer, at once and within
+//!   half a second of a change. Versions only: the wall refetches tiles, the queue and the
+//!   statistics through the routes that check its role.
+//! - `units` (with `?with=units`, for roles that may read whereabouts): every responder in the
+//!   caller's grids — position, status, how fresh its fix is, its dispatch, its radio channel —
+//!   at once (`full: true`), then only those that changed (moved, changed status, went stale,
+//!   were sent), and the ids of those gone. Positions say where people are: the snapshot and
+//!   then, once a minute, the units pushed are written to the audit log (`live_stream`).
+//! - `dispatches` (with `?with=dispatches`, for roles that may read them): the open
+//!   dispatches in the caller's grids at once, then each dispatch that changes (`dispatch`).
+//!
+//! A wall that reconnects (after a network cut) gets the snapshots again: it catches up
+//! without a reload. The token is checked again on every turn: a revoked token (or one whose
+//! role or grids changed) ends the stream; the wall reconnects, is refused, and signs out.
+
+use super::AppState;
+use super::caller::Caller;
+use super::problem::ApiError;
+use super::query::AppQuery;
+use crate::access::Principal;
+use crate::audit_log::AuditEntry;
+use crate::dispatch::board::{Dispatch, DispatchEvent};
+use crate::layer::{Layer, Props};
+use crate::policy::{self, Action, Grant};
+use crate::positions::live::Freshness;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// How often the feed looks for changes: the wall shows a write within about this long.
+const FEED_PERIOD: Duration = Duration::from_millis(500);
+/// How often the units pushed are written to the audit log.
+const AUDIT_EVERY: Duration = Duration::from_secs(60);
+/// Open dispatches sent in the first snapshot, newest first.
+const OPEN_DISPATCHES: usize = 500;
+
+/// What a feed carries besides versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Units,
+    Dispatches,
+}
+
+impl std::str::FromStr for Part {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "units" => Ok(Self::Units),
+            "dispatches" => Ok(Self::Dispatches),
+            _ => Err("expected a list of units, dispatches"),
+        }
+    }
+}
+
+/// `?with=units,dispatches`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    #[serde(default, deserialize_with = "super::query::opt_list")]
+    with: Option<Vec<Part>>,
+}
+
+/// The versions the wall watches: the grid layer and each readable layer.
+fn versions(st: &AppState, who: &Principal) -> Value {
+    let mut v = serde_json::Map::new();
+    v.insert("grids".into(), st.service.grids().version.to_string().into());
+    for layer in super::wall::readable(who) {
+        v.insert(layer.name().into(), st.service.layer(layer).version().to_string().into());
+    }
+    Value::Object(v)
+}
+
+/// What a unit's line on the wall depends on: when any of it changes, the unit is pushed.
+#[derive(Debug, Clone, PartialEq)]
+struct UnitKey {
+    at: (u64, u64),
+    status: &'static str,
+    freshness: Freshness,
+    fix_ms: Option<i64>,
+    dispatch: Option<i64>,
+    updated_ms: i64,
+}
+
+/// One feed's memory of what it sent.
+struct Feed {
+    st: AppState,
+    who: Principal,
+    token: String,
+    request: String,
+    versions: Option<Value>,
+    /// Units: what was sent of each (None until the snapshot), and whom to name in the next
+    /// audit row.
+    units: Option<HashMap<i64, UnitKey>>,
+    want_units: bool,
+    pushed: BTreeSet<i64>,
+    last_audit: Instant,
+    /// Dispatches: the desk's events (followed to know each unit's open dispatch), and
+    /// whether the caller asked for them too.
+    dispatches: Option<broadcast::Receiver<DispatchEvent>>,
+    want_dispatches: bool,
+    sent_dispatches: bool,
+    busy: HashMap<i64, i64>,
+    pending: VecDeque<Event>,
+}
+
+impl Feed {
+    /// The next event, waiting for one; `None` ends the stream.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            if self.st.service.authenticate(&self.token).as_ref() != Some(&self.who) {
+                tracing::info!(holder = %self.who.name, "event feed closed: the token was revoked or changed");
+                return None;
+            }
+            // Dispatches first: a unit's line names its dispatch.
+            if self.dispatches.is_some() && self.turn_dispatches().await.is_err() {
+                return None;
+            }
+            let now = versions(&self.st, &self.who);
+            if self.versions.as_ref() != Some(&now) {
+                self.pending.push_back(Event::default().event("versions").data(now.to_string()));
+                self.versions = Some(now);
+            }
+            if self.want_units && self.turn_units().await.is_err() {
+                return None;
+            }
+            if self.pending.is_empty() {
+                tokio::time::sleep(FEED_PERIOD).await;
+            }
+        }
+    }
+
+    fn visible(&self, d: &Dispatch) -> bool {
+        let grid = d.grid_code.as_deref().and_then(|c| safegrid_geodata::GridCode::parse(c).ok());
+        self.who.covers(grid.as_ref())
+    }
+
+    fn note_busy(&mut self, d: &Dispatch) {
+        for (unit, a) in &d.units {
+            let on = d.closed_at.is_none() && a.step != crate::dispatch::board::Step::Cleared;
+            if on {
+                self.busy.insert(*unit, d.id);
+            } else if self.busy.get(unit) == Some(&d.id) {
+                self.busy.remove(unit);
+            }
+        }
+    }
+
+    /// The open dispatches at first, then each one an event changed.
+    async fn turn_dispatches(&mut self) -> Result<(), ()> {
+        let desk = std::sync::Arc::clone(&self.st.desk);
+        let mut changed: BTreeSet<i64> = BTreeSet::new();
+        let mut resend = !self.sent_dispatches;
+        if let Some(rx) = self.dispatches.as_mut() {
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => {
+                        changed.insert(e.dispatch_id);
+                    }
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => resend = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        if resend {
+            let open = desk.list(true, OPEN_DISPATCHES).await.map_err(|e| {
+                tracing::warn!(error = %e, "event feed: the dispatches could not be read");
+            })?;
+            let open: Vec<Dispatch> = open.into_iter().filter(|d| self.visible(d)).collect();
+            self.busy.clear();
+            for d in &open {
+                self.note_busy(d);
+            }
+            if self.want_dispatches {
+                self.pending.push_back(Event::default().event("dispatches").data(json!({"open": open}).to_string()));
+            }
+            self.sent_dispatches = true;
+            return Ok(());
+        }
+        for id in changed {
+            let Ok(Some(d)) = desk.get(id).await else { continue };
+            if !self.visible(&d) {
+                continue;
+            }
+            self.note_busy(&d);
+            if self.want_dispatches {
+                self.pending.push_back(Event::default().event("dispatch").data(json!(d).to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every unit at first, then those whose line changed; audited.
+    async fn turn_units(&mut self) -> Result<(), ()> {
+        let now = Utc::now();
+        let full = self.units.is_none();
+        let mut lines = Vec::new();
+        let mut seen = HashMap::new();
+        {
+            let live = self.st.service.live_units();
+            let responders = self.st.service.layer(Layer::Responders);
+            let posts = self.st.service.layer(Layer::Posts);
+            let sent = self.units.as_ref();
+            for it in responders.iter().filter(|it| self.who.covers_item(it)) {
+                let Props::Responder(r) = &it.props else { continue };
+                let fix = live.get(it.id);
+                let key = UnitKey {
+                    at: (it.pos.lon().to_bits(), it.pos.lat().to_bits()),
+                    status: r.status.name(),
+                    freshness: live.freshness(it.id, now),
+                    fix_ms: fix.map(|f| f.time.timestamp_millis()),
+                    dispatch: self.busy.get(&it.id).copied(),
+                    updated_ms: it.updated_at.timestamp_millis(),
+                };
+                if sent.and_then(|s| s.get(&it.id)) != Some(&key) {
+                    let radio = r.home_post.and_then(|p| match posts.get(p).map(|p| &p.props) {
+                        Some(Props::Post(post)) => post.radio_channel.clone(),
+                        _ => None,
+                    });
+                    lines.push(json!({
+                        "id": it.id,
+                        "callsign": r.callsign,
+                        "kind": r.kind.name(),
+                        "status": r.status.name(),
+                        "tracked": r.device_id.is_some(),
+                        "freshness": key.freshness.name(),
+                        "lon": (it.pos.lon() * 1e6).round() / 1e6,
+                        "lat": (it.pos.lat() * 1e6).round() / 1e6,
+                        "fix_at": fix.map(|f| f.time),
+                        "speed_mps": fix.and_then(|f| f.speed_mps),
+                        "grid_code": it.grid.as_ref().map(safegrid_geodata::GridCode::as_str),
+                        "dispatch": key.dispatch,
+                        "radio": radio,
+                    }));
+                }
+                seen.insert(it.id, key);
+            }
+        }
+        let removed: Vec<i64> = self
+            .units
+            .as_ref()
+            .map(|s| s.keys().filter(|id| !seen.contains_key(id)).copied().collect())
+            .unwrap_or_default();
+        if full || !lines.is_empty() || !removed.is_empty() {
+            for l in &lines {
+                if let Some(id) = l["id"].as_i64() {
+                    self.pushed.insert(id);
+                }
+            }
+            let n = lines.len();
+            let data = json!({"full": full, "units": lines, "removed": removed, "at": now});
+            self.pending.push_back(Event::default().event("units").data(data.to_string()));
+            // The snapshot is audited before it leaves; later pushes once a minute.
+            if full {
+                self.audit(n).await?;
+            }
+        }
+        self.units = Some(seen);
+        if !full && self.last_audit.elapsed() >= AUDIT_EVERY && !self.pushed.is_empty() {
+            let n = self.pushed.len();
+            self.audit(n).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the units pushed since the last row; the stream ends if the log cannot be written
+    /// (nothing that says where a person is leaves unlogged).
+    async fn audit(&mut self, count: usize) -> Result<(), ()> {
+        let subjects: Vec<i64> = std::mem::take(&mut self.pushed).into_iter().collect();
+        let entry = AuditEntry {
+            action: "live_stream",
+            request: &self.request,
+            layer: Some(Layer::Responders),
+            subjects,
+            result_count: count,
+            ..AuditEntry::default()
+        };
+        self.last_audit = Instant::now();
+        self.st.service.audit_entry(&self.who, entry).await.map_err(|e| {
+            tracing::warn!(error = %e, "event feed closed: its audit row could not be written");
+        })
+    }
+}
+
+/// `GET /api/v1/events[?with=units,dispatches]`: see the module's documentation.
+///
+/// # Errors
+/// 400 for an unknown or malformed parameter; 401 for an Authorization header that is not
+/// `Bearer <token>`; 403 for a part the caller's role may not read.
+async fn events(
+    State(st): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(q): AppQuery<FeedQuery>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let parts = q.with.unwrap_or_default();
+    let want_units = parts.contains(&Part::Units);
+    let want_dispatches = parts.contains(&Part::Dispatches);
+    for (wanted, action, what) in
+        [(want_units, Action::ReadWhereabouts, "units"), (want_dispatches, Action::ReadDispatches, "dispatches")]
+    {
+        if wanted && policy::grant(action, who.role) == Grant::Deny {
+            return Err(ApiError::forbidden(format!("role {} may not read {what}", who.role)));
+        }
+    }
+    let token = super::caller::bearer(&headers)?.unwrap_or_default().to_owned();
+    // Units name their open dispatch, for those who may read dispatches.
+    let follow = want_dispatches || (want_units && policy::grant(Action::ReadDispatches, who.role) != Grant::Deny);
+    let feed = Feed {
+        dispatches: follow.then(|| st.desk.subscribe()),
+        want_dispatches,
+        st,
+        who,
+        token,
+        request: format!("GET {}", uri.0),
+        versions: None,
+        units: None,
+        want_units,
+        pushed: BTreeSet::new(),
+        last_audit: Instant::now(),
+        sent_dispatches: false,
+        busy: HashMap::new(),
+        pending: VecDeque::new(),
+    };
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let e = feed.next().await?;
+        Some((Ok::<_, Infallible>(e), feed))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+/// This module's routes; `api::app` merges them behind the access policy.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/events", get(events))
+}
