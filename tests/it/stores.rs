@@ -229,7 +229,8 @@ async fn suite(store: Arc<dyn Store>, raw_sql: impl AsyncFn(&str) -> Result<(), 
     assert_eq!(store.geofence_events(1, 10).await.unwrap(), events[1..].to_vec());
     assert_eq!(store.max_geofence_event_id().await.unwrap(), 2);
     // Zone alerts are counted per person; grid crossings are not alerts.
-    let alert = |id: i64, kind| GridEvent { subject: Subject::KeyPerson, kind, ..crossing(id, EventKind::Exit, "440304001") };
+    let alert =
+        |id: i64, kind| GridEvent { subject: Subject::KeyPerson, kind, ..crossing(id, EventKind::Exit, "440304001") };
     let alerts = [alert(3, EventKind::ZoneBreach), alert(4, EventKind::ZoneReturn), alert(5, EventKind::Exit)];
     store.insert_fixes(&[], &alerts).await.unwrap();
     assert_eq!(store.zone_alert_count(Subject::KeyPerson, 7).await.unwrap(), 2);

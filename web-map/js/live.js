@@ -56,10 +56,14 @@ function feedUrl() {
   return parts.length ? `/api/v1/events?with=${parts.join(',')}` : '/api/v1/events';
 }
 
-/** Units: a snapshot replaces them all; a change replaces the units it names. */
+/** Units: a snapshot replaces them all; a change replaces the units it names, a move
+ * ([id, lon, lat, fix time in ms]) only a unit's position and fix time. */
 function onUnits(m) {
   const units = m.full ? {} : { ...get('units') };
   for (const u of m.units) units[u.id] = Object.freeze(u);
+  for (const [id, lon, lat, ms] of m.moves || []) {
+    if (units[id]) units[id] = Object.freeze({ ...units[id], lon, lat, fix_at: new Date(ms).toISOString() });
+  }
   for (const id of m.removed) delete units[id];
   set({ units: Object.freeze(units) });
 }
@@ -88,13 +92,30 @@ function onVersions(v) {
     refreshSource('grids', ['grids']);
     if ($('audit').checked) toggleAudit(true);
   }
-  if (changed.some((k) => others().includes(k))) refreshSource('points', others());
+  // Responders change version at every fix: their tiles (where units were entered; the moving
+  // ones are drawn from the feed) are refetched at most every RESPONDER_TILES_MS for that alone.
+  const tiled = changed.filter((k) => others().includes(k));
+  if (tiled.some((k) => k !== 'responders')) refreshPoints();
+  else if (tiled.length) refreshPointsSoon();
   if (changed.includes('key_personnel')) refreshSource('key_personnel', ['key_personnel']);
   if (changed.includes('incidents')) {
     refreshSource('incidents', ['incidents']);
     refreshSource('hexbins', ['incidents_h3']);
     refreshQueue();
   }
-  // Any layer's count may have changed.
-  refreshStats();
+  // A layer's count may have changed (a unit's move changes none: its counts wait for another).
+  if (changed.some((k) => k !== 'responders')) refreshStats();
+}
+
+const RESPONDER_TILES_MS = 15000;
+let pointsTimer = null;
+
+function refreshPoints() {
+  clearTimeout(pointsTimer);
+  pointsTimer = null;
+  refreshSource('points', others());
+}
+
+function refreshPointsSoon() {
+  if (pointsTimer === null) pointsTimer = setTimeout(refreshPoints, RESPONDER_TILES_MS);
 }

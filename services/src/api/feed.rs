@@ -6,8 +6,10 @@
 //!   statistics through the routes that check its role.
 //! - `units` (with `?with=units`, for roles that may read whereabouts): every responder in the
 //!   caller's grids — position, status, how fresh its fix is, its dispatch, its radio channel —
-//!   at once (`full: true`), then only those that changed (moved, changed status, went stale,
-//!   were sent), and the ids of those gone. Positions say where people are: the snapshot and
+//!   at once (`full: true`), then only those that changed, and the ids of those gone. A unit
+//!   that only moved is sent as `[id, lon, lat, fix time in ms]` in `moves` (3,000 units
+//!   reporting every 5 s are 600 moves a second: each must be small); any other change (status,
+//!   freshness, dispatch, grid, an edit) sends its whole line in `units`. Positions say where people are: the snapshot and
 //!   then, once a minute, the units pushed are written to the audit log (`live_stream`).
 //! - `dispatches` (with `?with=dispatches`, for roles that may read them): the open
 //!   dispatches in the caller's grids at once, then each dispatch that changes (`dispatch`).
@@ -83,15 +85,33 @@ fn versions(st: &AppState, who: &Principal) -> Value {
     Value::Object(v)
 }
 
-/// What a unit's line on the wall depends on: when any of it changes, the unit is pushed.
+/// What a unit's line on the wall depends on: when any of it changes, the unit is pushed —
+/// as a move (`[id, lon, lat, fix time]`) when only its position and fix changed, which is
+/// nearly always, else whole.
 #[derive(Debug, Clone, PartialEq)]
 struct UnitKey {
     at: (u64, u64),
+    fix_ms: Option<i64>,
     status: &'static str,
     freshness: Freshness,
-    fix_ms: Option<i64>,
     dispatch: Option<i64>,
     updated_ms: i64,
+}
+
+impl UnitKey {
+    /// Whether only the position and the fix differ.
+    fn only_moved(&self, now: &Self) -> bool {
+        (self.status, self.freshness, self.dispatch, self.updated_ms)
+            == (now.status, now.freshness, now.dispatch, now.updated_ms)
+    }
+}
+
+/// What was last sent of a unit.
+struct Sent {
+    key: UnitKey,
+    grid: Option<String>,
+    /// The turn that last saw the unit: one not seen in this turn is gone.
+    turn: u64,
 }
 
 /// One feed's memory of what it sent.
@@ -103,8 +123,9 @@ struct Feed {
     versions: Option<Value>,
     /// Units: what was sent of each (None until the snapshot), and whom to name in the next
     /// audit row.
-    units: Option<HashMap<i64, UnitKey>>,
+    units: Option<HashMap<i64, Sent>>,
     want_units: bool,
+    turn: u64,
     pushed: BTreeSet<i64>,
     last_audit: Instant,
     /// Dispatches: the desk's events (followed to know each unit's open dispatch), and
@@ -209,68 +230,83 @@ impl Feed {
     async fn turn_units(&mut self) -> Result<(), ()> {
         let now = Utc::now();
         let full = self.units.is_none();
-        let mut lines = Vec::new();
-        let mut seen = HashMap::new();
+        self.turn += 1;
+        let turn = self.turn;
+        let (mut lines, mut moves) = (Vec::new(), Vec::new());
         {
             let live = self.st.service.live_units();
             let responders = self.st.service.layer(Layer::Responders);
             let posts = self.st.service.layer(Layer::Posts);
-            let sent = self.units.as_ref();
+            let sent = self.units.get_or_insert_with(HashMap::new);
             for it in responders.iter().filter(|it| self.who.covers_item(it)) {
                 let Props::Responder(r) = &it.props else { continue };
                 let fix = live.get(it.id);
                 let key = UnitKey {
                     at: (it.pos.lon().to_bits(), it.pos.lat().to_bits()),
+                    fix_ms: fix.map(|f| f.time.timestamp_millis()),
                     status: r.status.name(),
                     freshness: live.freshness(it.id, now),
-                    fix_ms: fix.map(|f| f.time.timestamp_millis()),
                     dispatch: self.busy.get(&it.id).copied(),
                     updated_ms: it.updated_at.timestamp_millis(),
                 };
-                if sent.and_then(|s| s.get(&it.id)) != Some(&key) {
-                    let radio = r.home_post.and_then(|p| match posts.get(p).map(|p| &p.props) {
-                        Some(Props::Post(post)) => post.radio_channel.clone(),
-                        _ => None,
-                    });
-                    lines.push(json!({
-                        "id": it.id,
-                        "callsign": r.callsign,
-                        "kind": r.kind.name(),
-                        "status": r.status.name(),
-                        "tracked": r.device_id.is_some(),
-                        "freshness": key.freshness.name(),
-                        "lon": (it.pos.lon() * 1e6).round() / 1e6,
-                        "lat": (it.pos.lat() * 1e6).round() / 1e6,
-                        "fix_at": fix.map(|f| f.time),
-                        "speed_mps": fix.and_then(|f| f.speed_mps),
-                        "grid_code": it.grid.as_ref().map(safegrid_geodata::GridCode::as_str),
-                        "dispatch": key.dispatch,
-                        "radio": radio,
-                    }));
+                let grid = it.grid.as_ref().map(safegrid_geodata::GridCode::as_str);
+                let (lon, lat) = ((it.pos.lon() * 1e6).round() / 1e6, (it.pos.lat() * 1e6).round() / 1e6);
+                match sent.get_mut(&it.id) {
+                    Some(s) if s.key == key && s.grid.as_deref() == grid => s.turn = turn,
+                    Some(s) if s.key.only_moved(&key) && s.grid.as_deref() == grid => {
+                        moves.push(json!([it.id, lon, lat, key.fix_ms]));
+                        s.key = key;
+                        s.turn = turn;
+                    }
+                    _ => {
+                        let radio = r.home_post.and_then(|p| match posts.get(p).map(|p| &p.props) {
+                            Some(Props::Post(post)) => post.radio_channel.clone(),
+                            _ => None,
+                        });
+                        lines.push(json!({
+                            "id": it.id,
+                            "callsign": r.callsign,
+                            "kind": r.kind.name(),
+                            "status": r.status.name(),
+                            "tracked": r.device_id.is_some(),
+                            "freshness": key.freshness.name(),
+                            "lon": lon,
+                            "lat": lat,
+                            "fix_at": fix.map(|f| f.time),
+                            "speed_mps": fix.and_then(|f| f.speed_mps),
+                            "grid_code": grid,
+                            "dispatch": key.dispatch,
+                            "radio": radio,
+                        }));
+                        sent.insert(it.id, Sent { key, grid: grid.map(str::to_owned), turn });
+                    }
                 }
-                seen.insert(it.id, key);
             }
         }
-        let removed: Vec<i64> = self
-            .units
-            .as_ref()
-            .map(|s| s.keys().filter(|id| !seen.contains_key(id)).copied().collect())
-            .unwrap_or_default();
-        if full || !lines.is_empty() || !removed.is_empty() {
-            for l in &lines {
-                if let Some(id) = l["id"].as_i64() {
-                    self.pushed.insert(id);
+        let mut removed = Vec::new();
+        if let Some(sent) = self.units.as_mut() {
+            sent.retain(|id, s| {
+                let keep = s.turn == turn;
+                if !keep {
+                    removed.push(*id);
                 }
+                keep
+            });
+        }
+        if full || !lines.is_empty() || !moves.is_empty() || !removed.is_empty() {
+            for id in
+                lines.iter().chain(&moves).filter_map(|l| l.get("id").or_else(|| l.get(0))).filter_map(Value::as_i64)
+            {
+                self.pushed.insert(id);
             }
-            let n = lines.len();
-            let data = json!({"full": full, "units": lines, "removed": removed, "at": now});
+            let n = lines.len() + moves.len();
+            let data = json!({"full": full, "units": lines, "moves": moves, "removed": removed, "at": now});
             self.pending.push_back(Event::default().event("units").data(data.to_string()));
             // The snapshot is audited before it leaves; later pushes once a minute.
             if full {
                 self.audit(n).await?;
             }
         }
-        self.units = Some(seen);
         if !full && self.last_audit.elapsed() >= AUDIT_EVERY && !self.pushed.is_empty() {
             let n = self.pushed.len();
             self.audit(n).await?;
@@ -332,6 +368,7 @@ async fn events(
         versions: None,
         units: None,
         want_units,
+        turn: 0,
         pushed: BTreeSet::new(),
         last_audit: Instant::now(),
         sent_dispatches: false,

@@ -360,6 +360,19 @@ async fn the_live_feed_pushes_units_and_dispatches_in_scope_and_audits_what_it_s
         (change["units"][0]["status"].clone(), change["units"][0]["dispatch"].clone()),
         (json!("dispatched"), json!(id))
     );
+    // A tracked unit's first fix changes its freshness (a whole line); its next fixes are
+    // moves: [id, lon, lat, fix time].
+    let tracked = tracked_unit(&f, "feed-1", 114.023, 22.553).await;
+    assert_eq!(feed.next("units").await["units"][0]["id"], tracked);
+    let t0 = chrono::Utc::now().timestamp();
+    let fix = |lon: f64, t: i64| format!("/api/v1/osmand?id={}&lat=22.553&lon={lon}&timestamp={t}", cred("feed-1"));
+    assert_eq!(f.call("GET", &fix(114.0231, t0 - 2), None, None).await.status, StatusCode::OK);
+    let first = feed.next("units").await;
+    assert_eq!((first["units"][0]["id"].as_i64(), first["units"][0]["freshness"].as_str()), (Some(tracked), Some("live")), "{first}");
+    assert_eq!(f.call("GET", &fix(114.0232, t0 - 1), None, None).await.status, StatusCode::OK);
+    let moved = feed.next("units").await;
+    assert_eq!(moved["units"], json!([]), "{moved}");
+    assert_eq!(moved["moves"], json!([[tracked, 114.0232, 22.553, (t0 - 1) * 1000]]));
     // A unit deleted leaves the feed.
     let gone = create_at(&f, Layer::Responders, 114.022, 22.552, unit_props("巡-临时")).await;
     let added = feed.next("units").await;
