@@ -1,7 +1,14 @@
-//! The living demo: patrol units drive the demo's road network (Longgang) and report every
-//! few seconds to the OsmAnd port over HTTP, exactly as a phone running Traccar Client does;
-//! incidents arrive from time to time; the nearest unit by road is dispatched and runs the
-//! lifecycle (acknowledged, en route, on scene, cleared) as it actually drives there.
+//! The living demo: patrol units report every few seconds to the OsmAnd port over HTTP, exactly
+//! as a phone running Traccar Client does. In Longgang, where the demo has a road network, they
+//! drive its streets; in every other district a few units patrol in straight lines between
+//! random places of their district (their ETAs are estimates). Incidents arrive from time to
+//! time, in Longgang or anywhere in the city, and the unit that would arrive first is sent.
+//!
+//! Every dispatch to a simulated unit — the simulation's own or a dispatcher's at the wall — is
+//! worked the same way: acknowledged after a few seconds, driven to, on scene for a minute,
+//! cleared (the desk then closes the incident). A dispatch the wall cancels sends the unit back
+//! on patrol. After a restart, every dispatch a simulated unit was still on is resumed where it
+//! stood, and the log says so.
 //!
 //! Only `safegrid demo` runs it (`--no-simulation` turns it off). Units, posts and incidents
 //! it creates are ordinary data: the wall, the API and the audit log see them like any other.
@@ -12,7 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use safegrid_geodata::roads::Mode;
 use safegrid_geodata::{LonLat, haversine_m};
 use safegrid_services::access::{Principal, Role};
-use safegrid_services::dispatch::board::Step;
+use safegrid_geodata::{GridCode, GridLevel};
+use safegrid_services::dispatch::board::{DispatchEvent, Step};
 use safegrid_services::dispatch::desk::Desk;
 use safegrid_services::dispatch::nearest::{NearestQuery, rank};
 use safegrid_services::layer::{
@@ -34,15 +42,41 @@ const RESPONSE_MPS: f64 = 12.0;
 const INCIDENT_EVERY_S: u64 = 40;
 /// Time on scene before clearing, seconds.
 const ON_SCENE_S: i64 = 60;
-/// The simulated fleet.
+/// Seconds a unit takes to acknowledge a dispatch.
+const ACK_AFTER_S: i64 = 5;
+/// The simulated fleet on Longgang's roads.
 const UNITS: usize = 16;
+/// Simulated units in each other district, patrolling in straight lines.
+const UNITS_PER_DISTRICT: usize = 6;
 /// Where the demo's road network lies (the Longgang extract).
 const AREA: (f64, f64, f64, f64) = (114.190, 22.676, 114.228, 22.700);
+/// Device ids of the fleet on the roads, and of the straight-line patrols elsewhere.
+const ROAD_DEVICES: &str = "demo-lg-";
+const CITY_DEVICES: &str = "demo-sz-";
 
 enum Task {
     Patrol,
-    Responding { dispatch: i64, incident: i64 },
-    OnScene { dispatch: i64, incident: i64, until: DateTime<Utc> },
+    /// Sent; acknowledges at `at`.
+    Sent { dispatch: i64, incident: i64, at: DateTime<Utc> },
+    Responding { dispatch: i64 },
+    OnScene { dispatch: i64, until: DateTime<Utc> },
+}
+
+impl Task {
+    fn dispatch(&self) -> Option<i64> {
+        match self {
+            Self::Patrol => None,
+            Self::Sent { dispatch, .. } | Self::Responding { dispatch } | Self::OnScene { dispatch, .. } => {
+                Some(*dispatch)
+            }
+        }
+    }
+}
+
+/// How a unit gets about: along the road network, or in straight lines within its district.
+enum Movement {
+    Roads,
+    Straight { district: GridCode },
 }
 
 struct SimUnit {
@@ -54,10 +88,12 @@ struct SimUnit {
     /// The rest of the way, first point next.
     path: Vec<LonLat>,
     task: Task,
+    movement: Movement,
 }
 
-/// The `meta` key that says the demo fleet was created.
+/// The `meta` keys that say the demo fleet (Longgang's, then the other districts') was created.
 const SEEDED: &str = "demo_fleet_seeded";
+const SEEDED_CITY: &str = "demo_fleet_citywide_seeded";
 
 fn system() -> Principal {
     Principal { name: "demo simulation".into(), role: Role::Admin, grids: vec![] }
@@ -68,6 +104,7 @@ fn system() -> Principal {
 /// # Errors
 /// Store failures.
 pub async fn seed(service: &Service, roads: &Roads) -> anyhow::Result<()> {
+    seed_citywide(service).await?;
     if service.store().meta(SEEDED).await?.is_some() {
         return Ok(());
     }
@@ -83,7 +120,7 @@ pub async fn seed(service: &Service, roads: &Roads) -> anyhow::Result<()> {
             status: ResponderStatus::Available,
             capabilities: if i % 3 == 0 { vec!["first_aid".into()] } else { vec![] },
             home_post: None,
-            device_id: Some(format!("demo-lg-{:08x}", ids.random::<u32>())),
+            device_id: Some(format!("{ROAD_DEVICES}{:08x}", ids.random::<u32>())),
         });
         service.create(&who, pos, props).await?;
     }
@@ -104,6 +141,66 @@ pub async fn seed(service: &Service, roads: &Roads) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates, once, a few straight-line patrol units in every district but Longgang (whose fleet
+/// drives its roads), so that a click anywhere in the city finds units nearby.
+async fn seed_citywide(service: &Service) -> anyhow::Result<()> {
+    if service.store().meta(SEEDED_CITY).await?.is_some() {
+        return Ok(());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(2027);
+    let mut ids = ChaCha8Rng::from_os_rng();
+    let who = system();
+    let districts: Vec<(GridCode, String)> = service
+        .grids()
+        .hierarchy
+        .units()
+        .iter()
+        .filter(|u| u.level == GridLevel::District && !in_road_area(&u.geometry))
+        .map(|u| (u.code.clone(), u.name.trim_end_matches('区').to_owned()))
+        .collect();
+    let mut placed = 0;
+    for (code, name) in &districts {
+        for i in 0..UNITS_PER_DISTRICT {
+            let Some(pos) = random_in_district(service, code, &mut rng) else { break };
+            let props = Props::Responder(Responder {
+                kind: if i % 3 == 0 { ResponderKind::Police } else { ResponderKind::Patrol },
+                callsign: format!("{name}巡-{:02}", i + 1),
+                status: ResponderStatus::Available,
+                capabilities: if i % 2 == 0 { vec!["first_aid".into()] } else { vec![] },
+                home_post: None,
+                device_id: Some(format!("{CITY_DEVICES}{:08x}", ids.random::<u32>())),
+            });
+            service.create(&who, pos, props).await?;
+            placed += 1;
+        }
+    }
+    service.store().set_meta(SEEDED_CITY, &Utc::now().to_rfc3339()).await?;
+    tracing::info!(units = placed, districts = districts.len(), "demo patrols placed in the other districts");
+    Ok(())
+}
+
+/// Whether a district holds the road network's area (Longgang's fleet drives it).
+fn in_road_area(geometry: &geo::MultiPolygon<f64>) -> bool {
+    use geo::Contains;
+    let (lon, lat) = (f64::midpoint(AREA.0, AREA.2), f64::midpoint(AREA.1, AREA.3));
+    geometry.contains(&geo::Point::new(lon, lat))
+}
+
+/// A random place inside a district (within its grids), or `None` after many misses.
+fn random_in_district(service: &Service, district: &GridCode, rng: &mut ChaCha8Rng) -> Option<LonLat> {
+    use geo::BoundingRect;
+    let grids = service.grids();
+    let rect = grids.unit(district)?.geometry.bounding_rect()?;
+    for _ in 0..200 {
+        let p = LonLat::new(rng.random_range(rect.min().x..rect.max().x), rng.random_range(rect.min().y..rect.max().y))
+            .ok()?;
+        if grids.grid_of(p).is_some_and(|g| district.covers(&g)) {
+            return Some(p);
+        }
+    }
+    None
+}
+
 fn random_on_roads(roads: &Roads, rng: &mut ChaCha8Rng) -> LonLat {
     loop {
         let Ok(p) = LonLat::new(rng.random_range(AREA.0..AREA.2), rng.random_range(AREA.1..AREA.3)) else { continue };
@@ -115,19 +212,34 @@ fn random_on_roads(roads: &Roads, rng: &mut ChaCha8Rng) -> LonLat {
 
 /// Runs the simulation for ever.
 pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: SocketAddr) {
+    // Subscribed before anything is read: no dispatch made meanwhile is missed.
+    let events = desk.subscribe();
     tokio::spawn(async move {
         let units: Vec<SimUnit> = service
             .layer(Layer::Responders)
             .iter()
             .filter_map(|it| match &it.props {
-                Props::Responder(r) => r.device_id.as_ref().filter(|d| d.starts_with("demo-lg-")).map(|d| SimUnit {
-                    id: it.id,
-                    device: d.clone(),
-                    credential: String::new(),
-                    pos: it.pos,
-                    path: Vec::new(),
-                    task: Task::Patrol,
-                }),
+                Props::Responder(r) => {
+                    let device = r.device_id.as_ref()?;
+                    let movement = if device.starts_with(ROAD_DEVICES) {
+                        Movement::Roads
+                    } else if device.starts_with(CITY_DEVICES) {
+                        // The district: the top level of the unit's grid code.
+                        let code = it.grid.as_ref()?.as_str().get(..6)?;
+                        Movement::Straight { district: GridCode::parse(code).ok()? }
+                    } else {
+                        return None;
+                    };
+                    Some(SimUnit {
+                        id: it.id,
+                        device: device.clone(),
+                        credential: String::new(),
+                        pos: it.pos,
+                        path: Vec::new(),
+                        task: Task::Patrol,
+                        movement,
+                    })
+                }
                 _ => None,
             })
             .collect();
@@ -150,7 +262,9 @@ pub fn spawn(service: Arc<Service>, desk: Arc<Desk>, roads: Arc<Roads>, osmand: 
         tracing::info!(units = units.len(), %osmand, "demo simulation running: units report over OsmAnd every {REPORT_EVERY_S} s");
         // The first incident waits until every unit has reported, so that one can be sent.
         let first = Utc::now() + chrono::Duration::seconds(2 * REPORT_EVERY_S as i64 + 1);
-        let mut sim = Sim { service, desk, roads, osmand, units, rng: ChaCha8Rng::from_os_rng(), next_incident: first };
+        let mut sim =
+            Sim { service, desk, roads, osmand, units, events, rng: ChaCha8Rng::from_os_rng(), next_incident: first };
+        sim.resume().await;
         let mut tick = tokio::time::interval(Duration::from_secs(REPORT_EVERY_S));
         loop {
             tick.tick().await;
@@ -165,13 +279,79 @@ struct Sim {
     roads: Arc<Roads>,
     osmand: SocketAddr,
     units: Vec<SimUnit>,
+    events: tokio::sync::broadcast::Receiver<DispatchEvent>,
     rng: ChaCha8Rng,
     next_incident: DateTime<Utc>,
 }
 
 impl Sim {
+    /// After a restart: every dispatch a simulated unit is still on goes on from where it stood.
+    async fn resume(&mut self) {
+        let open = match self.desk.list(true, usize::MAX).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo simulation: the open dispatches could not be read; none resumed");
+                return;
+            }
+        };
+        let now = Utc::now();
+        for d in open {
+            for a in d.units.values() {
+                let Some(i) = self.units.iter().position(|u| u.id == a.unit_id) else { continue };
+                let target = self.service.layer(Layer::Incidents).get(d.incident_id).map(|it| it.pos);
+                let task = match (a.step, target) {
+                    (Step::Cleared, _) => continue,
+                    (Step::Dispatched, _) => Task::Sent { dispatch: d.id, incident: d.incident_id, at: now },
+                    (Step::OnScene, _) => {
+                        Task::OnScene { dispatch: d.id, until: now + chrono::Duration::seconds(ON_SCENE_S) }
+                    }
+                    (_, Some(to)) => {
+                        self.units[i].path = self.way(i, to);
+                        Task::Responding { dispatch: d.id }
+                    }
+                    (_, None) => Task::OnScene { dispatch: d.id, until: now },
+                };
+                tracing::info!(
+                    dispatch = d.id, unit = a.unit_id, step = a.step.name(),
+                    "demo simulation restarted: resuming the dispatch this unit was on"
+                );
+                self.units[i].task = task;
+            }
+        }
+    }
+
+    /// Dispatches made since the last tick: a simulated unit sent acknowledges soon; one whose
+    /// dispatch was closed by someone else (cancelled, cleared at the wall) goes back on patrol.
+    fn take_events(&mut self, now: DateTime<Utc>) {
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            let e = match self.events.try_recv() {
+                Ok(e) => e,
+                Err(TryRecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "demo simulation fell behind the dispatch desk");
+                    continue;
+                }
+                Err(_) => return,
+            };
+            let mine = |u: &SimUnit| e.unit_id == Some(u.id) || (e.unit_id.is_none() && u.task.dispatch() == Some(e.dispatch_id));
+            let Some(u) = self.units.iter_mut().find(|u| mine(u)) else { continue };
+            match e.kind.as_str() {
+                "dispatched" => {
+                    let at = now + chrono::Duration::seconds(ACK_AFTER_S);
+                    u.task = Task::Sent { dispatch: e.dispatch_id, incident: e.incident_id, at };
+                }
+                "cleared" | "closed" if u.task.dispatch() == Some(e.dispatch_id) => {
+                    u.task = Task::Patrol;
+                    u.path.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+
     async fn step(&mut self) {
         let now = Utc::now();
+        self.take_events(now);
         if now >= self.next_incident {
             self.next_incident = now + chrono::Duration::seconds(INCIDENT_EVERY_S as i64);
             if let Err(e) = self.new_incident().await {
@@ -182,20 +362,28 @@ impl Sim {
         for i in 0..self.units.len() {
             let speed = if matches!(self.units[i].task, Task::Responding { .. }) { RESPONSE_MPS } else { PATROL_MPS };
             let (bearing, moved) = advance(&mut self.units[i], speed * REPORT_EVERY_S as f64);
-            let u = &mut self.units[i];
-            match u.task {
-                Task::Patrol if u.path.is_empty() => {
-                    let to = random_on_roads(&self.roads, &mut self.rng);
-                    u.path = route(&self.roads, u.pos, to);
+            match self.units[i].task {
+                Task::Patrol if self.units[i].path.is_empty() => {
+                    let to = self.patrol_target(i);
+                    self.units[i].path = self.way(i, to);
                 }
-                Task::Responding { dispatch, incident } if u.path.is_empty() => {
-                    let _ = self.desk.step(&who, dispatch, u.id, Step::OnScene).await;
-                    u.task = Task::OnScene { dispatch, incident, until: now + chrono::Duration::seconds(ON_SCENE_S) };
+                Task::Sent { dispatch, incident, at } if now >= at => {
+                    let id = self.units[i].id;
+                    let _ = self.desk.step(&who, dispatch, id, Step::Acknowledged).await;
+                    let _ = self.desk.step(&who, dispatch, id, Step::EnRoute).await;
+                    let to = self.service.layer(Layer::Incidents).get(incident).map(|it| it.pos);
+                    self.units[i].path = to.map(|to| self.way(i, to)).unwrap_or_default();
+                    self.units[i].task = Task::Responding { dispatch };
                 }
-                Task::OnScene { dispatch, incident, until } if now >= until => {
-                    let _ = self.desk.step(&who, dispatch, u.id, Step::Cleared).await;
-                    close_incident(&self.service, incident).await;
-                    u.task = Task::Patrol;
+                Task::Responding { dispatch } if self.units[i].path.is_empty() => {
+                    let _ = self.desk.step(&who, dispatch, self.units[i].id, Step::OnScene).await;
+                    self.units[i].task =
+                        Task::OnScene { dispatch, until: now + chrono::Duration::seconds(ON_SCENE_S) };
+                }
+                Task::OnScene { dispatch, until } if now >= until => {
+                    // The desk closes the incident with its last unit.
+                    let _ = self.desk.step(&who, dispatch, self.units[i].id, Step::Cleared).await;
+                    self.units[i].task = Task::Patrol;
                 }
                 _ => {}
             }
@@ -204,16 +392,55 @@ impl Sim {
         }
     }
 
+    /// Where a unit on patrol heads next: a street of Longgang, or a place in its district.
+    fn patrol_target(&mut self, i: usize) -> LonLat {
+        match &self.units[i].movement {
+            Movement::Roads => random_on_roads(&self.roads, &mut self.rng),
+            Movement::Straight { district } => {
+                let district = district.clone();
+                random_in_district(&self.service, &district, &mut self.rng).unwrap_or(self.units[i].pos)
+            }
+        }
+    }
+
+    /// The way from a unit to a place: by road where both are on the network, else straight.
+    fn way(&self, i: usize, to: LonLat) -> Vec<LonLat> {
+        let u = &self.units[i];
+        let by_road = match u.movement {
+            Movement::Roads => route(&self.roads, u.pos, to),
+            Movement::Straight { .. } => Vec::new(),
+        };
+        if by_road.is_empty() { vec![to] } else { by_road }
+    }
+
+    /// A new incident, in Longgang or (every other time) anywhere in the city, and the unit
+    /// that would arrive first sent to it — worked like any dispatch (see [`Self::take_events`]).
     async fn new_incident(&mut self) -> anyhow::Result<()> {
         let who = system();
-        let at = random_on_roads(&self.roads, &mut self.rng);
+        let elsewhere = self.rng.random_bool(0.5).then(|| {
+            let districts: Vec<GridCode> = self
+                .units
+                .iter()
+                .filter_map(|u| match &u.movement {
+                    Movement::Straight { district } => Some(district.clone()),
+                    Movement::Roads => None,
+                })
+                .collect();
+            districts.get(self.rng.random_range(0..districts.len().max(1))).cloned()
+        });
+        let at = match elsewhere.flatten() {
+            Some(d) => random_in_district(&self.service, &d, &mut self.rng)
+                .unwrap_or_else(|| random_on_roads(&self.roads, &mut self.rng)),
+            None => random_on_roads(&self.roads, &mut self.rng),
+        };
         let kinds = ["theft", "fight", "traffic_accident", "noise", "fire_alarm", "missing_person"];
+        let address = self.service.grids().grid_of(at).and_then(|g| self.service.grids().unit(&g).map(|u| u.name.clone()));
         let props = Props::Incident(Incident {
             incident_type: kinds[self.rng.random_range(0..kinds.len())].into(),
             priority: self.rng.random_range(1..=3),
             status: IncidentStatus::Open,
             reported_at: Utc::now(),
-            address: Some("龙岗区 大运".into()),
+            address: Some(address.unwrap_or_else(|| "龙岗区 大运".into())),
             description: Some("demo simulation".into()),
         });
         let incident = self.service.create(&who, at, props).await?;
@@ -224,13 +451,7 @@ impl Sim {
             rank(at, responders.iter(), &live, Some(&self.roads), &q, Utc::now()).first().map(|r| r.item.id)
         };
         let Some(unit) = best else { return Ok(()) };
-        let d = self.desk.create(&who, incident.id, &[unit], Some("demo: nearest unit by road".into())).await?;
-        let _ = self.desk.step(&who, d.id, unit, Step::Acknowledged).await;
-        let _ = self.desk.step(&who, d.id, unit, Step::EnRoute).await;
-        if let Some(u) = self.units.iter_mut().find(|u| u.id == unit) {
-            u.path = route(&self.roads, u.pos, at);
-            u.task = Task::Responding { dispatch: d.id, incident: incident.id };
-        }
+        self.desk.create(&who, incident.id, &[unit], Some("demo: the unit that would arrive first".into())).await?;
         Ok(())
     }
 }
@@ -260,16 +481,6 @@ fn advance(u: &mut SimUnit, mut metres: f64) -> (f64, f64) {
 fn route(roads: &Roads, from: LonLat, to: LonLat) -> Vec<LonLat> {
     let (Some(a), Some(b)) = (roads.drive.snap(from), roads.drive.snap(to)) else { return Vec::new() };
     roads.with_calculator(Mode::Drive, |g, calc| g.path(calc, &a, &b)).unwrap_or_default()
-}
-
-async fn close_incident(service: &Service, id: i64) {
-    let Some(mut it) = service.layer(Layer::Incidents).get(id).cloned() else { return };
-    if let Props::Incident(i) = &mut it.props {
-        i.status = IncidentStatus::Closed;
-    }
-    if let Err(e) = service.update(&system(), id, it.pos, it.props).await {
-        tracing::warn!(incident = id, error = %e, "demo incident not closed");
-    }
 }
 
 /// Reports over HTTP as Traccar Client does: GET with id, lat, lon, timestamp, speed (knots),

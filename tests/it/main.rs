@@ -27,6 +27,7 @@ mod postgis_locate;
 mod postgis_tiles;
 mod restart;
 mod roads;
+mod simulation;
 mod stores;
 
 fn main() -> std::process::ExitCode {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use safegrid_geodata::grid::unit_to_feature;
 
-const BIN: &str = env!("CARGO_BIN_EXE_safegrid");
+pub const BIN: &str = env!("CARGO_BIN_EXE_safegrid");
 
 pub fn safegrid(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(["--database-url", url]).args(args).output().expect("run safegrid")
