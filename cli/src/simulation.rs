@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safegrid_geodata::roads::Mode;
+use safegrid_geodata::{GridCode, GridLevel};
 use safegrid_geodata::{LonLat, haversine_m};
 use safegrid_services::access::{Principal, Role};
-use safegrid_geodata::{GridCode, GridLevel};
 use safegrid_services::dispatch::board::{DispatchEvent, Step};
 use safegrid_services::dispatch::desk::Desk;
 use safegrid_services::dispatch::nearest::{NearestQuery, rank};
@@ -57,9 +57,18 @@ const CITY_DEVICES: &str = "demo-sz-";
 enum Task {
     Patrol,
     /// Sent; acknowledges at `at`.
-    Sent { dispatch: i64, incident: i64, at: DateTime<Utc> },
-    Responding { dispatch: i64 },
-    OnScene { dispatch: i64, until: DateTime<Utc> },
+    Sent {
+        dispatch: i64,
+        incident: i64,
+        at: DateTime<Utc>,
+    },
+    Responding {
+        dispatch: i64,
+    },
+    OnScene {
+        dispatch: i64,
+        until: DateTime<Utc>,
+    },
 }
 
 impl Task {
@@ -312,7 +321,9 @@ impl Sim {
                     (_, None) => Task::OnScene { dispatch: d.id, until: now },
                 };
                 tracing::info!(
-                    dispatch = d.id, unit = a.unit_id, step = a.step.name(),
+                    dispatch = d.id,
+                    unit = a.unit_id,
+                    step = a.step.name(),
                     "demo simulation restarted: resuming the dispatch this unit was on"
                 );
                 self.units[i].task = task;
@@ -333,7 +344,9 @@ impl Sim {
                 }
                 Err(_) => return,
             };
-            let mine = |u: &SimUnit| e.unit_id == Some(u.id) || (e.unit_id.is_none() && u.task.dispatch() == Some(e.dispatch_id));
+            let mine = |u: &SimUnit| {
+                e.unit_id == Some(u.id) || (e.unit_id.is_none() && u.task.dispatch() == Some(e.dispatch_id))
+            };
             let Some(u) = self.units.iter_mut().find(|u| mine(u)) else { continue };
             match e.kind.as_str() {
                 "dispatched" => {
@@ -377,8 +390,7 @@ impl Sim {
                 }
                 Task::Responding { dispatch } if self.units[i].path.is_empty() => {
                     let _ = self.desk.step(&who, dispatch, self.units[i].id, Step::OnScene).await;
-                    self.units[i].task =
-                        Task::OnScene { dispatch, until: now + chrono::Duration::seconds(ON_SCENE_S) };
+                    self.units[i].task = Task::OnScene { dispatch, until: now + chrono::Duration::seconds(ON_SCENE_S) };
                 }
                 Task::OnScene { dispatch, until } if now >= until => {
                     // The desk closes the incident with its last unit.
@@ -434,7 +446,8 @@ impl Sim {
             None => random_on_roads(&self.roads, &mut self.rng),
         };
         let kinds = ["theft", "fight", "traffic_accident", "noise", "fire_alarm", "missing_person"];
-        let address = self.service.grids().grid_of(at).and_then(|g| self.service.grids().unit(&g).map(|u| u.name.clone()));
+        let address =
+            self.service.grids().grid_of(at).and_then(|g| self.service.grids().unit(&g).map(|u| u.name.clone()));
         let props = Props::Incident(Incident {
             incident_type: kinds[self.rng.random_range(0..kinds.len())].into(),
             priority: self.rng.random_range(1..=3),

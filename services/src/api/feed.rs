@@ -15,7 +15,8 @@
 //!   dispatches in the caller's grids at once, then each dispatch that changes (`dispatch`).
 //!
 //! A wall that reconnects (after a network cut) gets the snapshots again: it catches up
-//! without a reload. The token is checked again on every turn: a revoked token (or one whose
+//! without a reload. The stream is gzipped for a client that accepts it, flushed after every
+//! event. The token is checked again on every turn: a revoked token (or one whose
 //! role or grids changed) ends the stream; the wall reconnects, is refused, and signs out.
 
 use super::AppState;
@@ -30,8 +31,7 @@ use crate::policy::{self, Action, Grant};
 use crate::positions::live::Freshness;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
@@ -48,6 +48,28 @@ const FEED_PERIOD: Duration = Duration::from_millis(500);
 const AUDIT_EVERY: Duration = Duration::from_secs(60);
 /// Open dispatches sent in the first snapshot, newest first.
 const OPEN_DISPATCHES: usize = 500;
+
+/// One server-sent event: its name and its JSON.
+struct Out {
+    event: &'static str,
+    data: String,
+}
+
+impl Out {
+    fn new(event: &'static str, data: &Value) -> Self {
+        Self { event, data: data.to_string() }
+    }
+
+    /// The event as the wire carries it (JSON holds no raw newline, so one `data:` line).
+    fn to_text(&self) -> String {
+        format!("event: {}\ndata: {}\n\n", self.event, self.data)
+    }
+}
+
+/// A comment line: keeps idle proxies from closing a quiet stream.
+const KEEP_ALIVE: &str = ":\n\n";
+/// How long the stream may be silent before a keep-alive.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 
 /// What a feed carries besides versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,15 +156,23 @@ struct Feed {
     want_dispatches: bool,
     sent_dispatches: bool,
     busy: HashMap<i64, i64>,
-    pending: VecDeque<Event>,
+    pending: VecDeque<Out>,
+    /// When the stream last sent anything.
+    last_sent: Instant,
 }
 
 impl Feed {
-    /// The next event, waiting for one; `None` ends the stream.
-    async fn next(&mut self) -> Option<Event> {
+    /// The next text to send (an event, or a keep-alive), waiting for one; `None` ends the
+    /// stream.
+    async fn next(&mut self) -> Option<String> {
         loop {
             if let Some(e) = self.pending.pop_front() {
-                return Some(e);
+                self.last_sent = Instant::now();
+                return Some(e.to_text());
+            }
+            if self.last_sent.elapsed() >= KEEP_ALIVE_EVERY {
+                self.last_sent = Instant::now();
+                return Some(KEEP_ALIVE.to_owned());
             }
             if self.st.service.authenticate(&self.token).as_ref() != Some(&self.who) {
                 tracing::info!(holder = %self.who.name, "event feed closed: the token was revoked or changed");
@@ -154,7 +184,7 @@ impl Feed {
             }
             let now = versions(&self.st, &self.who);
             if self.versions.as_ref() != Some(&now) {
-                self.pending.push_back(Event::default().event("versions").data(now.to_string()));
+                self.pending.push_back(Out::new("versions", &now));
                 self.versions = Some(now);
             }
             if self.want_units && self.turn_units().await.is_err() {
@@ -208,7 +238,7 @@ impl Feed {
                 self.note_busy(d);
             }
             if self.want_dispatches {
-                self.pending.push_back(Event::default().event("dispatches").data(json!({"open": open}).to_string()));
+                self.pending.push_back(Out::new("dispatches", &json!({"open": open})));
             }
             self.sent_dispatches = true;
             return Ok(());
@@ -220,7 +250,7 @@ impl Feed {
             }
             self.note_busy(&d);
             if self.want_dispatches {
-                self.pending.push_back(Event::default().event("dispatch").data(json!(d).to_string()));
+                self.pending.push_back(Out::new("dispatch", &json!(d)));
             }
         }
         Ok(())
@@ -301,7 +331,7 @@ impl Feed {
             }
             let n = lines.len() + moves.len();
             let data = json!({"full": full, "units": lines, "moves": moves, "removed": removed, "at": now});
-            self.pending.push_back(Event::default().event("units").data(data.to_string()));
+            self.pending.push_back(Out::new("units", &data));
             // The snapshot is audited before it leaves; later pushes once a minute.
             if full {
                 self.audit(n).await?;
@@ -374,12 +404,35 @@ async fn events(
         sent_dispatches: false,
         busy: HashMap::new(),
         pending: VecDeque::new(),
+        last_sent: Instant::now(),
     };
-    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
-        let e = feed.next().await?;
-        Some((Ok::<_, Infallible>(e), feed))
+    // Gzip when the client takes it (browsers do), flushed after every event so nothing waits
+    // in the compressor: moves of thousands of units compress about fourfold.
+    let gzip = super::tiles::accepts_gzip(&headers);
+    let encoder = gzip.then(|| flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let stream = futures_util::stream::unfold((feed, encoder), |(mut feed, mut encoder)| async move {
+        let text = feed.next().await?;
+        let bytes = match encoder.as_mut() {
+            None => bytes::Bytes::from(text),
+            Some(z) => {
+                use std::io::Write as _;
+                if z.write_all(text.as_bytes()).and_then(|()| z.flush()).is_err() {
+                    return None;
+                }
+                bytes::Bytes::from(std::mem::take(z.get_mut()))
+            }
+        };
+        Some((Ok::<_, Infallible>(bytes), (feed, encoder)))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    let mut r = axum::body::Body::from_stream(stream).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(r)
 }
 
 /// This module's routes; `api::app` merges them behind the access policy.

@@ -368,7 +368,11 @@ async fn the_live_feed_pushes_units_and_dispatches_in_scope_and_audits_what_it_s
     let fix = |lon: f64, t: i64| format!("/api/v1/osmand?id={}&lat=22.553&lon={lon}&timestamp={t}", cred("feed-1"));
     assert_eq!(f.call("GET", &fix(114.0231, t0 - 2), None, None).await.status, StatusCode::OK);
     let first = feed.next("units").await;
-    assert_eq!((first["units"][0]["id"].as_i64(), first["units"][0]["freshness"].as_str()), (Some(tracked), Some("live")), "{first}");
+    assert_eq!(
+        (first["units"][0]["id"].as_i64(), first["units"][0]["freshness"].as_str()),
+        (Some(tracked), Some("live")),
+        "{first}"
+    );
     assert_eq!(f.call("GET", &fix(114.0232, t0 - 1), None, None).await.status, StatusCode::OK);
     let moved = feed.next("units").await;
     assert_eq!(moved["units"], json!([]), "{moved}");
@@ -390,4 +394,34 @@ async fn the_live_feed_pushes_units_and_dispatches_in_scope_and_audits_what_it_s
         "with",
     );
     assert_problem(&f.call("GET", "/api/v1/events", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+}
+
+crate::test!(async the_live_feed_is_gzipped_for_a_client_that_takes_it_and_each_event_arrives_whole);
+async fn the_live_feed_is_gzipped_for_a_client_that_takes_it_and_each_event_arrives_whole() {
+    use std::io::Write as _;
+    let f = fixture().await;
+    create_at(&f, Layer::Responders, 114.021, 22.551, unit_props("巡-压缩")).await;
+    let req = Request::get("/api/v1/events?with=units")
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.tokens[&Role::Dispatcher]))
+        .header(header::ACCEPT_ENCODING, "gzip, deflate, br")
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = resp.into_body();
+    // Every frame is flushed: decoding the frames so far gives whole events, with no more input.
+    let mut text = flate2::write::GzDecoder::new(Vec::new());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, body.frame()).await.expect("events in time").unwrap().unwrap();
+        text.write_all(&frame.into_data().unwrap()).unwrap();
+        text.flush().unwrap();
+        let so_far = String::from_utf8_lossy(text.get_ref()).into_owned();
+        if so_far.contains("event: units") {
+            assert!(so_far.ends_with("\n\n"), "{so_far}");
+            assert!(so_far.contains("巡-压缩"), "{so_far}");
+            break;
+        }
+    }
 }
