@@ -14,6 +14,7 @@ import { refreshAll, refreshIncidents, startMap } from '/web/js/map.js';
 import { drawAlarms, startQueue, unlockAudio } from '/web/js/queue.js';
 import { signIn, signOut } from '/web/js/signin.js';
 import { get, set, subscribe } from '/web/js/state.js';
+import { startSearch } from '/web/js/search.js';
 import { refreshStats } from '/web/js/stats.js';
 
 /** The page in the wall's language: static text, basemap labels, switches and statistics. */
@@ -37,6 +38,7 @@ async function open(token) {
   applyLanguage();
   await startMap();
   startFeed();
+  startSearch();
   if (get('me').may_read_whereabouts && get('me').layers.includes('responders')) startBoard();
   if (get('me').may_read_dispatches) {
     startQueue();

@@ -95,6 +95,13 @@ export const STRINGS = {
     untracked: '未接入定位',
     follow: '跟随',
     more_units: '个未显示（请搜索）',
+    search: '搜索：事件编号、呼号、网格、安保点、地址',
+    nothing_found: '没有找到',
+    found_incident: '事件',
+    found_unit: '力量',
+    found_grid: '网格',
+    found_post: '安保点',
+    found_address: '地址',
   },
   en: {
     title: 'Grid management command wall',
@@ -190,6 +197,13 @@ export const STRINGS = {
     untracked: 'untracked',
     follow: 'Follow',
     more_units: 'more (search to narrow)',
+    search: 'Search: incident no., callsign, grid, post, address',
+    nothing_found: 'Nothing found',
+    found_incident: 'incident',
+    found_unit: 'unit',
+    found_grid: 'grid',
+    found_post: 'post',
+    found_address: 'address',
   },
 };
 

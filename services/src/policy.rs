@@ -234,6 +234,7 @@ pub const ROUTES: &[Route] = &[
     route("GET",    "/metrics",                                F(Action::ReadMetrics),     Class::Cheap),
     route("GET",    "/api/v1/stats",                           F(Action::ReadWall),        Class::Normal),
     route("GET",    "/api/v1/events",                          F(Action::ReadWall),        Class::Stream),
+    route("GET",    "/api/v1/search",                          F(Action::ReadWall),        Class::Normal),
     route("GET",    "/api/v1/audit_log",                       F(Action::ReadAuditLog),    Class::Normal),
     route("GET",    "/api/v1/audit/geometry",                  F(Action::AuditGeometry),   Class::Heavy),
     route("GET",    "/api/v1/audit/workload",                  F(Action::AuditWorkload),   Class::Heavy),

@@ -581,6 +581,30 @@ fn the_wall_queues_waiting_incidents_draws_their_state_and_raises_a_p1_alarm() {
         20,
     );
 
+    // Search: a grid by name fits the map to it; a callsign flies to the unit.
+    let search = |q: &str| {
+        b.run(
+            "const i = document.getElementById('search'); i.value = arguments[0]; i.dispatchEvent(new Event('input'))",
+            json!([q]),
+        );
+    };
+    search("福田第002");
+    b.wait_for("a grid found", "return document.querySelector('#search-results button[data-kind=grid]')", 10);
+    b.run("document.querySelector('#search-results button[data-kind=grid]').click()", json!([]));
+    b.wait_for(
+        "the map on the grid found",
+        "const c = sgMap.getCenter(); return !sgMap.isMoving() && c.lng > 114.05 && c.lng < 114.1",
+        20,
+    );
+    search("步巡");
+    b.wait_for("a unit found", "return document.querySelector('#search-results button[data-kind=unit]')", 10);
+    b.run("document.querySelector('#search-results button[data-kind=unit]').click()", json!([]));
+    b.wait_for(
+        "the map on the unit found",
+        "const c = sgMap.getCenter(); return !sgMap.isMoving() && Math.abs(c.lng - 114.04) < 1e-3 && Math.abs(c.lat - 22.56) < 1e-3",
+        20,
+    );
+
     // Nothing is polled: in a quiet spell the page asks for no positions, dispatches or
     // statistics (they come over the event stream).
     b.requested_urls();

@@ -19,6 +19,7 @@ pub mod problem;
 pub mod public;
 pub mod query;
 pub mod result_cache;
+pub mod search;
 pub mod tile_cache;
 pub mod tiles;
 pub mod wall;
@@ -157,6 +158,7 @@ pub fn app(state: AppState) -> Router {
         .merge(web::router())
         .merge(wall::router())
         .merge(feed::router())
+        .merge(search::router())
         .merge(basemap::router())
         .merge(ops::router())
         .merge(audits::router())

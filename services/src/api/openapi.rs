@@ -1098,6 +1098,33 @@ pub fn document() -> Value {
         ),
     );
     add(
+        "/api/v1/search",
+        "get",
+        op(
+            "wall",
+            "The wall's search: an incident by number, a unit by callsign, a grid by code or name, a post by name, a place by an address safegrid holds; each with where it is (a grid with its box). Only what the role may read, in its grids; units found are audited.",
+            Auth::Bearer,
+            vec![
+                param(
+                    "q",
+                    true,
+                    "The text (1 to 100 characters)",
+                    json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"}),
+                ),
+                bounded("limit", "How many results", 1, 50, 20),
+            ],
+            None,
+            json!({"200": content("Results", "application/json", json!({"type": "object", "required": ["q", "results"], "properties": {
+                "q": {"type": "string"},
+                "results": {"type": "array", "items": {"type": "object", "required": ["kind", "label", "lon", "lat"], "properties": {
+                    "kind": {"enum": ["incident", "unit", "grid", "post", "address"]},
+                    "label": {"type": "string"}, "lon": {"type": "number"}, "lat": {"type": "number"},
+                }}},
+            }}))}),
+            &[400],
+        ),
+    );
+    add(
         "/api/v1/events",
         "get",
         op(

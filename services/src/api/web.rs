@@ -33,6 +33,7 @@ const FILES: &[(&str, &[u8], &str)] = &[
     ("js/map.js", include_bytes!("../../../web-map/js/map.js"), "text/javascript; charset=utf-8"),
     ("js/popups.js", include_bytes!("../../../web-map/js/popups.js"), "text/javascript; charset=utf-8"),
     ("js/queue.js", include_bytes!("../../../web-map/js/queue.js"), "text/javascript; charset=utf-8"),
+    ("js/search.js", include_bytes!("../../../web-map/js/search.js"), "text/javascript; charset=utf-8"),
     ("js/signin.js", include_bytes!("../../../web-map/js/signin.js"), "text/javascript; charset=utf-8"),
     ("js/state.js", include_bytes!("../../../web-map/js/state.js"), "text/javascript; charset=utf-8"),
     ("js/stats.js", include_bytes!("../../../web-map/js/stats.js"), "text/javascript; charset=utf-8"),

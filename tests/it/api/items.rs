@@ -239,3 +239,43 @@ async fn malformed_path_values_are_refused_naming_their_parameter() {
     assert_problem(&r, StatusCode::BAD_REQUEST, "code");
     assert_problem(&f.call("GET", "/api/v1/responders/1.5/trace", a, None).await, StatusCode::BAD_REQUEST, "id");
 }
+
+crate::test!(async search_finds_incidents_units_grids_posts_and_addresses_in_scope_and_audits_units);
+async fn search_finds_incidents_units_grids_posts_and_addresses_in_scope_and_audits_units() {
+    let f = fixture().await;
+    let west = create_at(&f, Layer::Responders, 114.02, 22.55, unit_props("巡-搜西")).await;
+    create_at(&f, Layer::Responders, 114.07, 22.55, unit_props("巡-搜东")).await;
+    let inc = create_at(&f, Layer::Incidents, 114.021, 22.551, incident("open", 2, "2026-11-22T08:00:00Z")).await;
+    let kinds = |r: &Reply| -> Vec<(String, String)> {
+        r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| (x["kind"].as_str().unwrap().to_owned(), x["label"].as_str().unwrap().to_owned()))
+            .collect()
+    };
+    let d = Some(Role::Dispatcher);
+    let r = f.call("GET", &format!("/api/v1/search?q=%23{inc}"), d, None).await;
+    assert_eq!(kinds(&r)[0], ("incident".into(), format!("#{inc} theft open")), "{}", r.text);
+    let r = f.call("GET", "/api/v1/search?q=%E6%90%9C", d, None).await; // 搜
+    assert_eq!(kinds(&r).iter().filter(|(k, _)| k == "unit").count(), 2, "{}", r.text);
+    let r = f.call("GET", "/api/v1/search?q=440304002", d, None).await;
+    assert_eq!(kinds(&r), [("grid".into(), "440304002 福田第002网格".into())], "{}", r.text);
+    assert_eq!(r.body["results"][0]["bbox"], json!([114.05, 22.5, 114.1, 22.6]));
+    let r = f.call("GET", "/api/v1/search?q=%E6%B7%B1%E5%8D%97", d, None).await; // 深南: an incident's address
+    assert!(kinds(&r).iter().any(|(k, l)| k == "address" && l.contains("深南大道")), "{}", r.text);
+    // A grid worker finds only what lies in its grids; the units it found are audited.
+    let r = f.call("GET", "/api/v1/search?q=%E5%B7%A1", Some(Role::GridWorker), None).await; // 巡
+    let units: Vec<i64> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "unit")
+        .map(|x| x["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(units, [west], "{}", r.text);
+    let rows = f.store.audit_rows(AuditQuery { before_id: None, limit: 1 }).await.unwrap();
+    assert_eq!((rows[0].action.as_str(), rows[0].subjects.clone()), ("search", vec![west]));
+    assert_problem(&f.call("GET", "/api/v1/search?q=%20", d, None).await, StatusCode::BAD_REQUEST, "q");
+    assert_problem(&f.call("GET", "/api/v1/search?q=x", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
+}
