@@ -230,15 +230,17 @@ impl Service {
     }
 
     /// Sets a responder's status (the dispatch desk mirrors each step here): stored, then live.
+    /// `held`: the responders' gate, when the caller holds it already.
     ///
     /// # Errors
     /// [`ServiceError::NotFound`], [`ServiceError::Store`].
-    pub async fn set_responder_status(
+    pub(crate) async fn set_responder_status(
         &self,
+        held: Option<&LayerLock<'_>>,
         id: i64,
         status: crate::layer::ResponderStatus,
     ) -> Result<(), ServiceError> {
-        self.set_props(Layer::Responders, id, None, |p| match p {
+        self.set_props(Layer::Responders, id, held, |p| match p {
             Props::Responder(r) if r.status != status => {
                 r.status = status;
                 true

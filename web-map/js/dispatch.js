@@ -55,11 +55,14 @@ export function startDispatches() {
   subscribe('openDispatches', drawDispatches);
   // A unit's callsign may arrive after its dispatch: redraw then, and only then (a redraw at
   // every move would replace a button under the dispatcher's pointer).
-  subscribe('units', () => namesMissing && drawDispatches(get('openDispatches')));
+  subscribe('units', (units) => {
+    if ([...unnamed].some((id) => units[id])) drawDispatches(get('openDispatches'));
+  });
 }
 
-/** Whether the panel shows a unit by id for want of its callsign. */
-let namesMissing = false;
+/** The units the panel shows by id for want of a callsign (a unit outside the caller's grids
+ * never gets one: it must not make the panel redraw at every turn of the feed). */
+let unnamed = new Set();
 
 /** The open dispatches, newest first: each unit's step, its alarms and the button to its next step. */
 function drawDispatches(open) {
@@ -67,15 +70,15 @@ function drawDispatches(open) {
   const box = $('dispatches');
   const list = Object.values(open).sort((a, b) => b.id - a.id);
   if (!list.length) {
-    namesMissing = false;
+    unnamed = new Set();
     box.replaceChildren(el('p', { className: 'muted' }, t('no_dispatches')));
     return;
   }
   const units = get('units');
-  namesMissing = false;
+  unnamed = new Set();
   box.replaceChildren(...list.map((d) => {
     const rows = Object.values(d.units).map((a) => {
-      namesMissing ||= !units[a.unit_id];
+      if (!units[a.unit_id]) unnamed.add(a.unit_id);
       const name = (units[a.unit_id] && units[a.unit_id].callsign) || `#${a.unit_id}`;
       const alarms = a.alarms.flatMap((k, i) => [i ? ' ' : null, el('span', { className: 'alarm' }, t(k))]);
       const next = STEPS[STEPS.indexOf(a.step) + 1];

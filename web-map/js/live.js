@@ -22,7 +22,8 @@ export async function startFeed() {
   for (;;) {
     try {
       const r = await api(feedUrl(), { headers: { Accept: 'text/event-stream' } });
-      if (r.status === 401) return signOut();
+      // Refused (the token revoked, or its role changed): back to the sign-in form.
+      if (r.status === 401 || r.status === 403) return signOut();
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       $('live').classList.add('on');
       let buffer = '';

@@ -18,13 +18,19 @@ const TONE_EVERY_MS = 4000;
 // What the incident's popup shows of a queued incident.
 const SHOWN = ['type', 'priority', 'status', 'reported_at', 'address', 'grid_code'];
 
+/** How many times the queue was asked for. */
+let asked = 0;
+
 /** Refetches the queue (for callers who may read dispatches) and raises alarms for new P1s. */
 export async function refreshQueue() {
   const me = get('me');
   if (!me || !me.may_read_dispatches) return;
+  const ask = ++asked;
   const r = await api(`/api/v1/dispatch/queue?limit=${QUEUE_LENGTH}`);
   if (!r.ok) return;
   const body = await r.json();
+  // Answers may come back out of order: only the latest question's is drawn.
+  if (ask !== asked) return;
   const now = Date.now();
   const items = body.features.map((f) => ({
     id: f.id,

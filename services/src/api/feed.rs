@@ -9,8 +9,10 @@
 //!   at once (`full: true`), then only those that changed, and the ids of those gone. A unit
 //!   that only moved is sent as `[id, lon, lat, fix time in ms]` in `moves` (3,000 units
 //!   reporting every 5 s are 600 moves a second: each must be small); any other change (status,
-//!   freshness, dispatch, grid, an edit) sends its whole line in `units`. Positions say where people are: the snapshot and
-//!   then, once a minute, the units pushed are written to the audit log (`live_stream`).
+//!   freshness, dispatch, grid, an edit) sends its whole line in `units`. Positions say where
+//!   people are: a unit is named in the audit log (`live_stream`) before its position first
+//!   leaves on this stream (every unit of the snapshot at once), the units pushed since are
+//!   named once a minute, and the last of them when the stream ends.
 //! - `dispatches` (with `?with=dispatches`, for roles that may read them): the open
 //!   dispatches in the caller's grids at once, then each dispatch that changes (`dispatch`).
 //!
@@ -37,7 +39,7 @@ use axum::routing::get;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -149,6 +151,8 @@ struct Feed {
     want_units: bool,
     turn: u64,
     pushed: BTreeSet<i64>,
+    /// Units named in a row of this stream already.
+    named: HashSet<i64>,
     last_audit: Instant,
     /// Dispatches: the desk's events (followed to know each unit's open dispatch), and
     /// whether the caller asked for them too.
@@ -324,18 +328,21 @@ impl Feed {
             });
         }
         if full || !lines.is_empty() || !moves.is_empty() || !removed.is_empty() {
+            let mut unnamed = false;
             for id in
                 lines.iter().chain(&moves).filter_map(|l| l.get("id").or_else(|| l.get(0))).filter_map(Value::as_i64)
             {
                 self.pushed.insert(id);
+                unnamed |= self.named.insert(id);
             }
             let n = lines.len() + moves.len();
             let data = json!({"full": full, "units": lines, "moves": moves, "removed": removed, "at": now});
-            self.pending.push_back(Out::new("units", &data));
-            // The snapshot is audited before it leaves; later pushes once a minute.
-            if full {
+            // A unit this stream has not yet named in a row (all of them in the snapshot) is
+            // named before its position leaves; later pushes of the same units once a minute.
+            if unnamed {
                 self.audit(n).await?;
             }
+            self.pending.push_back(Out::new("units", &data));
         }
         if !full && self.last_audit.elapsed() >= AUDIT_EVERY && !self.pushed.is_empty() {
             let n = self.pushed.len();
@@ -360,6 +367,32 @@ impl Feed {
         self.st.service.audit_entry(&self.who, entry).await.map_err(|e| {
             tracing::warn!(error = %e, "event feed closed: its audit row could not be written");
         })
+    }
+}
+
+impl Drop for Feed {
+    /// A stream that ends (the wall went away, the token was revoked) names the units it
+    /// pushed since its last row, so that no position that left goes unlogged.
+    fn drop(&mut self) {
+        if self.pushed.is_empty() {
+            return;
+        }
+        let (service, who, request) = (std::sync::Arc::clone(&self.st.service), self.who.clone(), self.request.clone());
+        let subjects: Vec<i64> = std::mem::take(&mut self.pushed).into_iter().collect();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let entry = AuditEntry {
+                action: "live_stream",
+                request: &request,
+                layer: Some(Layer::Responders),
+                result_count: subjects.len(),
+                subjects,
+                ..AuditEntry::default()
+            };
+            if let Err(e) = service.audit_entry(&who, entry).await {
+                tracing::warn!(error = %e, "the last audit row of an event feed could not be written");
+            }
+        });
     }
 }
 
@@ -400,6 +433,7 @@ async fn events(
         want_units,
         turn: 0,
         pushed: BTreeSet::new(),
+        named: HashSet::new(),
         last_audit: Instant::now(),
         sent_dispatches: false,
         busy: HashMap::new(),
@@ -427,7 +461,8 @@ async fn events(
     let mut r = axum::body::Body::from_stream(stream).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Positions of people: never kept by a cache on the way.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

@@ -678,7 +678,7 @@ pub fn document() -> Value {
             "delete",
             op(
                 name,
-                "Delete. An item a dispatch refers to (an incident that has had one, a unit ever sent) is kept, so that its timeline stays readable: 409 naming the dispatch.",
+                "Delete. An item a dispatch or an alert refers to (an incident that has had a dispatch, a unit ever sent, a key person with zone alerts) is kept, so that its history stays readable: 409 naming what refers to it.",
                 Auth::Bearer,
                 vec![id("Item id")],
                 None,
@@ -1129,7 +1129,7 @@ pub fn document() -> Value {
         "get",
         op(
             "wall",
-            "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change (versions only: refetch tiles or items to see what changed). With with=units (roles that may read whereabouts): a `units` event with every responder in the caller's grids (full: true), then those that changed and the ids removed; audited as live_stream. With with=dispatches: a `dispatches` event with the open dispatches, then a `dispatch` event for each that changes. A reconnect starts with the snapshots again. The stream ends when the token is revoked.",
+            "Server-sent events: a `versions` event with the data version of the grids and of each readable layer, at once and within half a second of every change (versions only: refetch tiles or items to see what changed). With with=units (roles that may read whereabouts): a `units` event {full, units, moves, removed, at}: every responder in the caller's grids at first (full: true), then the lines that changed in `units`, units that only moved in `moves` as [id, lon, lat, fix time in ms], and the ids gone in `removed`; audited as live_stream. With with=dispatches: a `dispatches` event {open: [Dispatch]}, then a `dispatch` event (a Dispatch) for each that changes. Gzipped (flushed per event) when the client accepts it. A reconnect starts with the snapshots again. The stream ends when the token is revoked.",
             Auth::Bearer,
             vec![param(
                 "with",

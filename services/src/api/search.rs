@@ -150,7 +150,10 @@ async fn search(
         };
         st.service.audit_entry(&who, entry).await?;
     }
-    Ok(Json(json!({"q": q.q, "results": results})).into_response())
+    let mut r = Json(json!({"q": q.q, "results": results})).into_response();
+    // Where units are, and addresses: never kept by a cache on the way.
+    r.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 /// This module's routes; `api::app` merges them behind the access policy.

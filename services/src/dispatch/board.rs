@@ -353,6 +353,8 @@ pub struct Refs {
     incidents: HashMap<i64, Vec<i64>>,
     units: HashMap<i64, Vec<i64>>,
     open: std::collections::HashSet<i64>,
+    /// (unit, dispatch) pairs where the unit has cleared.
+    cleared: std::collections::HashSet<(i64, i64)>,
 }
 
 impl Refs {
@@ -381,7 +383,12 @@ impl Refs {
             ("closed", _) => {
                 self.open.remove(&e.dispatch_id);
             }
-            (kind, Some(u)) if Step::parse(kind).is_some() => note(self.units.entry(u).or_default()),
+            (kind, Some(u)) if Step::parse(kind).is_some() => {
+                note(self.units.entry(u).or_default());
+                if kind == Step::Cleared.name() {
+                    self.cleared.insert((u, e.dispatch_id));
+                }
+            }
             _ => {}
         }
     }
@@ -400,7 +407,9 @@ impl Refs {
             Layer::Responders => (self.units.get(&id)?, "unit"),
             _ => return None,
         };
-        if let Some(open) = dispatches.iter().find(|d| self.open.contains(d)) {
+        let still_on =
+            |d: &&i64| self.open.contains(*d) && (layer != Layer::Responders || !self.cleared.contains(&(id, **d)));
+        if let Some(open) = dispatches.iter().find(still_on) {
             return Some(match layer {
                 Layer::Incidents => format!(
                     "{what} {id} has open dispatch {open}: close it through the dispatch, or cancel the dispatch (POST /api/v1/dispatches/{open}/cancel)"

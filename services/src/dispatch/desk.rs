@@ -9,8 +9,10 @@
 //! ([`crate::service::Referrer`]): an incident with a dispatch, or a unit ever sent, is not
 //! deleted — its timeline would be lost.
 //!
-//! Lock order: the incidents' write gate, then the board, then (inside the service) the
-//! responders' gate. Everything that mirrors an incident's status takes the gate first.
+//! Lock order: the incidents' write gate, then the board, then the responders' gate.
+//! Everything that mirrors an incident's status takes the incidents' gate first; sending units
+//! holds the responders' gate from their check to their new status, so that a unit cannot be
+//! deleted while it is being sent (a delete holds that gate while it asks the desk).
 
 use super::board::{Board, BoardError, DeadlineConfig, Dispatch, DispatchEvent, Refs, Step};
 use crate::access::{Principal, Role};
@@ -253,10 +255,11 @@ impl Desk {
         }
     }
 
-    /// Mirrors steps in the responders' statuses (after the log has them).
-    async fn set_statuses(&self, units: &[i64], step: Step) {
+    /// Mirrors steps in the responders' statuses (after the log has them); `held`: the
+    /// responders' gate, when the caller holds it.
+    async fn set_statuses(&self, held: Option<&LayerLock<'_>>, units: &[i64], step: Step) {
         for &u in units {
-            if let Err(e) = self.service.set_responder_status(u, status_of(step)).await {
+            if let Err(e) = self.service.set_responder_status(held, u, status_of(step)).await {
                 tracing::warn!(unit = u, error = %e, "dispatch step stored, but the responder's status was not updated");
             }
         }
@@ -320,6 +323,8 @@ impl Desk {
             .ok_or(DeskError::NotFound { what: "incident", id: incident_id })?;
         let deadlines = self.deadlines().await?.for_grid(grid.as_ref());
         let mut board = self.board().await?;
+        // Units are checked and sent under their gate: a unit cannot be deleted in between.
+        let responders = self.service.lock_layer(Layer::Responders).await;
         self.check_units(&board, units, None)?;
         let marks = board.marks();
         let id = board.next_dispatch_id();
@@ -330,7 +335,8 @@ impl Desk {
         }
         self.record(&mut board, marks, events).await?;
         // Still under the board's lock, so statuses are written in the order of the steps.
-        self.set_statuses(units, Step::Dispatched).await;
+        self.set_statuses(Some(&responders), units, Step::Dispatched).await;
+        drop(responders);
         // A new dispatch for a closed incident reopens it.
         self.mirror_incident(&incidents, incident_id, |now| {
             matches!(now, IncidentStatus::Open | IncidentStatus::Closed).then_some(IncidentStatus::Dispatched)
@@ -351,6 +357,7 @@ impl Desk {
             return Err(BoardError::Closed(dispatch).into());
         }
         let incident = d.incident_id;
+        let responders = self.service.lock_layer(Layer::Responders).await;
         self.check_units(&board, units, Some(dispatch))?;
         let marks = board.marks();
         let events = units
@@ -358,7 +365,7 @@ impl Desk {
             .map(|&u| Self::event(&mut board, (dispatch, incident), Some(u), Step::Dispatched.name(), &who.name, None))
             .collect();
         self.record(&mut board, marks, events).await?;
-        self.set_statuses(units, Step::Dispatched).await;
+        self.set_statuses(Some(&responders), units, Step::Dispatched).await;
         board.get(dispatch).cloned().ok_or(DeskError::NotFound { what: "dispatch", id: dispatch })
     }
 
@@ -380,7 +387,7 @@ impl Desk {
             events.push(Self::event(&mut board, (dispatch, incident), None, "closed", &who.name, None));
         }
         self.record(&mut board, marks, events).await?;
-        self.set_statuses(&[unit], step).await;
+        self.set_statuses(None, &[unit], step).await;
         if last_out && !self.other_open(incident, dispatch).await? {
             self.mirror_incident(&incidents, incident, |_| Some(IncidentStatus::Closed)).await;
         } else if step == Step::OnScene {
@@ -441,7 +448,7 @@ impl Desk {
         let closing = json!({"cancelled": reason, "incident": incident_after});
         events.push(Self::event(&mut board, (dispatch, incident), None, "closed", &who.name, Some(closing)));
         self.record(&mut board, marks, events).await?;
-        self.set_statuses(&out, Step::Cleared).await;
+        self.set_statuses(None, &out, Step::Cleared).await;
         if !self.other_open(incident, dispatch).await? {
             let to = if close_incident { IncidentStatus::Closed } else { IncidentStatus::Open };
             self.mirror_incident(&incidents, incident, |_| Some(to)).await;
