@@ -102,6 +102,7 @@ export const STRINGS = {
     found_grid: '网格',
     found_post: '安保点',
     found_address: '地址',
+    found_street: '街道',
   },
   en: {
     title: 'Grid management command wall',
@@ -204,6 +205,7 @@ export const STRINGS = {
     found_grid: 'grid',
     found_post: 'post',
     found_address: 'address',
+    found_street: 'street',
   },
 };
 

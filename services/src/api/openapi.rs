@@ -1102,7 +1102,7 @@ pub fn document() -> Value {
         "get",
         op(
             "wall",
-            "The wall's search: an incident by number, a unit by callsign, a grid by code or name, a post by name, a place by an address safegrid holds; each with where it is (a grid with its box). Only what the role may read, in its grids; units found are audited.",
+            "The wall's search: an incident by number, a unit by callsign, a grid by code or name, a post by name, a place by an address safegrid holds, a street or place of the basemap by its OSM name; each with where it is (a grid with its box). Only what the role may read, in its grids; units found are audited.",
             Auth::Bearer,
             vec![
                 param(
@@ -1117,7 +1117,7 @@ pub fn document() -> Value {
             json!({"200": content("Results", "application/json", json!({"type": "object", "required": ["q", "results"], "properties": {
                 "q": {"type": "string"},
                 "results": {"type": "array", "items": {"type": "object", "required": ["kind", "label", "lon", "lat"], "properties": {
-                    "kind": {"enum": ["incident", "unit", "grid", "post", "address"]},
+                    "kind": {"enum": ["incident", "unit", "grid", "post", "address", "street"]},
                     "label": {"type": "string"}, "lon": {"type": "number"}, "lat": {"type": "number"},
                 }}},
             }}))}),

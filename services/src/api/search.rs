@@ -1,7 +1,7 @@
 //! `GET /api/v1/search?q=`: the wall's search box. One text finds an incident by its number, a
-//! unit by its callsign, a grid by its code or name, a security post by its name, and a place by
-//! an address safegrid holds (incidents' and rental housing's) — each with where it is, so the
-//! wall can fly there. What a role may not read is not searched; a grid worker finds what lies
+//! unit by its callsign, a grid by its code or name, a security post by its name, a place by
+//! an address safegrid holds (incidents' and rental housing's), and a street or place of the
+//! basemap by its OpenStreetMap name — each with where it is, so the wall can fly there. What a role may not read is not searched; a grid worker finds what lies
 //! in its grids; units found are written to the audit log like any read of where they are.
 
 use super::AppState;
@@ -135,6 +135,21 @@ async fn search(
         }) {
             results.push(place("address", &it, &l));
         }
+    }
+    // Streets and places of the basemap (OpenStreetMap's names, Chinese or English).
+    let mut streets: Vec<&crate::basemap::Street> = st
+        .basemap
+        .streets
+        .iter()
+        .filter(|s| {
+            s.name.to_lowercase().contains(&text)
+                || s.name_en.as_ref().is_some_and(|e| e.to_lowercase().contains(&text))
+        })
+        .collect();
+    streets.sort_by_key(|s| (!s.name.to_lowercase().starts_with(&text), s.name.len()));
+    for s in streets.into_iter().take(PER_KIND) {
+        let label = s.name_en.as_ref().map_or_else(|| s.name.clone(), |en| format!("{} ({en})", s.name));
+        results.push(json!({"kind": "street", "label": label, "lon": s.at.lon(), "lat": s.at.lat()}));
     }
     results.truncate(limit);
     let unit_ids: Vec<i64> = results.iter().filter(|r| r["kind"] == "unit").filter_map(|r| r["id"].as_i64()).collect();

@@ -279,3 +279,34 @@ async fn search_finds_incidents_units_grids_posts_and_addresses_in_scope_and_aud
     assert_problem(&f.call("GET", "/api/v1/search?q=%20", d, None).await, StatusCode::BAD_REQUEST, "q");
     assert_problem(&f.call("GET", "/api/v1/search?q=x", Some(Role::Gateway), None).await, StatusCode::FORBIDDEN, "");
 }
+
+crate::test!(async search_finds_the_basemaps_streets_by_their_osm_names);
+async fn search_finds_the_basemaps_streets_by_their_osm_names() {
+    use safegrid_services::basemap::Basemap;
+    let mut f = fixture().await;
+    let basemap = Basemap::demo().await.unwrap();
+    let bounds = basemap.tiles.as_ref().unwrap().metadata.bounds.unwrap();
+    let streets = basemap.streets.clone();
+    assert!(streets.len() > 20, "street names read from the Longgang basemap: {}", streets.len());
+    // Every name lies where the basemap is (with a tile's margin: a road's middle vertex may lie
+    // in the buffer beyond its tile).
+    for s in &streets {
+        let (lon, lat) = (s.at.lon(), s.at.lat());
+        assert!(
+            lon > bounds[0] - 0.05 && lon < bounds[2] + 0.05 && lat > bounds[1] - 0.05 && lat < bounds[3] + 0.05,
+            "{s:?}"
+        );
+    }
+    f.app = app(AppState::started(f.service.clone()).with_basemap(basemap));
+    let road = streets.iter().find(|s| s.name.chars().count() >= 3).expect("a named road");
+    let q = road.name.bytes().fold(String::new(), |mut q, b| {
+        use std::fmt::Write as _;
+        let _ = write!(q, "%{b:02X}");
+        q
+    });
+    let r = f.call("GET", &format!("/api/v1/search?q={q}"), Some(Role::Dispatcher), None).await;
+    let found = r.body["results"].as_array().unwrap().iter().find(|x| x["kind"] == "street").cloned();
+    let found = found.unwrap_or_else(|| panic!("{} not found: {}", road.name, r.text));
+    assert!(found["label"].as_str().unwrap().starts_with(&road.name), "{found}");
+    assert!((found["lon"].as_f64().unwrap() - road.at.lon()).abs() < 1e-9);
+}
