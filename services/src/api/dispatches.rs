@@ -227,12 +227,13 @@ struct QueueQuery {
     crs: safegrid_geodata::Crs,
 }
 
-/// `GET /api/v1/dispatch/queue`: the incidents waiting for a unit — open, no dispatch yet —
+/// `GET /api/v1/dispatch/queue`: the incidents waiting for a unit — open, no open dispatch —
 /// in the caller's grids, most urgent first (priority, then the longest waiting), each with
 /// how long it has waited.
 ///
 /// # Errors
-/// 400 for an unknown or malformed parameter.
+/// 400 for an unknown or malformed parameter; 500 or 503 (with `Retry-After`) when the store
+/// fails (the dispatch log is read on first use).
 async fn queue(
     State(st): State<AppState>,
     Caller(who): Caller,
@@ -240,13 +241,16 @@ async fn queue(
 ) -> Result<Response, ApiError> {
     let now = chrono::Utc::now();
     let limit = Bounded::or(q.limit, 50);
+    let in_hand = st.desk.incidents_in_hand().await?;
     let (matched, features) = {
         let incidents = st.service.layer(Layer::Incidents);
         let mut waiting: Vec<(&crate::layer::Item, u32, chrono::DateTime<chrono::Utc>)> = incidents
             .iter()
             .filter(|it| who.covers_item(it))
             .filter_map(|it| match &it.props {
-                Props::Incident(i) if i.status == IncidentStatus::Open => Some((it, i.priority, i.reported_at)),
+                Props::Incident(i) if i.status == IncidentStatus::Open && !in_hand.contains(&it.id) => {
+                    Some((it, i.priority, i.reported_at))
+                }
                 _ => None,
             })
             .collect();

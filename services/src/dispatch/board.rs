@@ -398,6 +398,12 @@ impl Refs {
         self.incidents.get(&incident).into_iter().flatten().copied().filter(|d| self.open.contains(d))
     }
 
+    /// The incidents with an open dispatch.
+    #[must_use]
+    pub fn incidents_with_open_dispatch(&self) -> std::collections::HashSet<i64> {
+        self.incidents.iter().filter(|(_, ds)| ds.iter().any(|d| self.open.contains(d))).map(|(i, _)| *i).collect()
+    }
+
     /// Why an item the log refers to must not be deleted (see `service::Referrer`).
     #[must_use]
     pub fn holds(&self, layer: crate::layer::Layer, id: i64) -> Option<String> {

@@ -228,6 +228,16 @@ impl Desk {
         }
     }
 
+    /// The incidents a dispatch is open for (the queue leaves them out whatever their status
+    /// says: mirroring a dispatch into its incident can fail, and is then only logged).
+    ///
+    /// # Errors
+    /// [`DeskError::Store`] when the desk cannot load.
+    pub async fn incidents_in_hand(&self) -> Result<std::collections::HashSet<i64>, DeskError> {
+        let refs = self.loaded().await?.refs.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(refs.incidents_with_open_dispatch())
+    }
+
     /// Whether an incident has an open dispatch besides `except`.
     async fn other_open(&self, incident: i64, except: i64) -> Result<bool, DeskError> {
         let refs = self.loaded().await?.refs.read().unwrap_or_else(std::sync::PoisonError::into_inner);

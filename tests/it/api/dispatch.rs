@@ -277,6 +277,12 @@ async fn an_incident_follows_its_dispatches_and_keeps_its_history() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.body["id"].as_i64().unwrap();
     assert_eq!(incident_status(inc), "dispatched");
+    // The queue leaves out an incident a dispatch is open for, whatever its status says.
+    let queued = |r: &Reply| r.body["features"].as_array().unwrap().iter().any(|x| x["id"] == inc);
+    let it = f.service.layer(Layer::Incidents).get(inc).unwrap().clone();
+    let reopened = feature(point(it.pos.lon(), it.pos.lat()), incident("open", 1, "2026-11-22T08:00:00Z"));
+    assert_eq!(f.call("PUT", &format!("/api/v1/incidents/{inc}"), d, Some(reopened)).await.status, StatusCode::OK);
+    assert!(!queued(&f.call("GET", "/api/v1/dispatch/queue", d, None).await));
     // Neither the incident nor a unit on the dispatch can be deleted: 409 naming the dispatch,
     // and nothing is written.
     let r = f.call("DELETE", &format!("/api/v1/incidents/{inc}"), Some(Role::Admin), None).await;
