@@ -159,6 +159,8 @@ const STREET_ZOOM: i64 = 14;
 
 impl MbTiles {
     /// The named roads (`road_name`) and places (`place`) of the z14 tiles, each name once.
+    /// The tiles are read here and decoded on a blocking thread: a city's basemap holds
+    /// thousands of them.
     ///
     /// # Errors
     /// [`BasemapError::Open`] when the tiles cannot be read. A tile that does not decode is
@@ -170,55 +172,62 @@ impl MbTiles {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| BasemapError::Open { path: self.path.clone(), reason: e.to_string() })?;
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for r in rows {
-            let (x, tms_y, data): (i64, i64, Vec<u8>) = (r.get(0), r.get(1), r.get(2));
-            let raw = if is_gzip(&data) {
-                let mut raw = Vec::new();
-                if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut raw).is_err() {
-                    continue;
-                }
-                raw
-            } else {
-                data
-            };
-            let Ok(layers) = safegrid_tiles::mvt::decode(&raw) else {
-                tracing::warn!(x, tms_y, "a basemap tile does not decode; its street names are not searchable");
+        let tiles: Vec<(i64, i64, Vec<u8>)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        tokio::task::spawn_blocking(move || decode_streets(tiles))
+            .await
+            .map_err(|e| BasemapError::Open { path: self.path.clone(), reason: e.to_string() })
+    }
+}
+
+/// The named roads and places of z14 tiles given as (column, TMS row, bytes).
+fn decode_streets(tiles: Vec<(i64, i64, Vec<u8>)>) -> Vec<Street> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (x, tms_y, data) in tiles {
+        let raw = if is_gzip(&data) {
+            let mut raw = Vec::new();
+            if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&data[..]), &mut raw).is_err() {
                 continue;
-            };
-            let (Ok(x), Ok(y)) = (u32::try_from(x), u32::try_from((1_i64 << STREET_ZOOM) - 1 - tms_y)) else {
-                continue;
-            };
-            let Ok(tile) = safegrid_tiles::TileId::new(STREET_ZOOM as u8, x, y) else { continue };
-            let b = tile.bounds();
-            for layer in layers.iter().filter(|l| l.name == "road_name" || l.name == "place") {
-                let extent = f64::from(layer.extent.max(1));
-                for f in &layer.features {
-                    let text = |key: &str| {
-                        f.properties.iter().find(|(k, _)| k == key).and_then(|(_, v)| match v {
-                            safegrid_tiles::mvt::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                            _ => None,
-                        })
-                    };
-                    let Some(name) = text("name") else { continue };
-                    let vertex = match &f.geometry {
-                        safegrid_tiles::mvt::Geometry::Points(p) => p.first().copied(),
-                        safegrid_tiles::mvt::Geometry::Lines(l) => l.first().and_then(|l| l.get(l.len() / 2)).copied(),
-                        safegrid_tiles::mvt::Geometry::Polygons(_) => None,
-                    };
-                    let Some([px, py]) = vertex else { continue };
-                    let lon = b.west + (b.east - b.west) * f64::from(px) / extent;
-                    let lat = b.north - (b.north - b.south) * f64::from(py) / extent;
-                    let Ok(at) = safegrid_geodata::LonLat::new(lon, lat) else { continue };
-                    if seen.insert(name.clone()) {
-                        out.push(Street { name, name_en: text("name_en"), at });
-                    }
+            }
+            raw
+        } else {
+            data
+        };
+        let Ok(layers) = safegrid_tiles::mvt::decode(&raw) else {
+            tracing::warn!(x, tms_y, "a basemap tile does not decode; its street names are not searchable");
+            continue;
+        };
+        let (Ok(x), Ok(y)) = (u32::try_from(x), u32::try_from((1_i64 << STREET_ZOOM) - 1 - tms_y)) else {
+            continue;
+        };
+        let Ok(tile) = safegrid_tiles::TileId::new(STREET_ZOOM as u8, x, y) else { continue };
+        let b = tile.bounds();
+        for layer in layers.iter().filter(|l| l.name == "road_name" || l.name == "place") {
+            let extent = f64::from(layer.extent.max(1));
+            for f in &layer.features {
+                let text = |key: &str| {
+                    f.properties.iter().find(|(k, _)| k == key).and_then(|(_, v)| match v {
+                        safegrid_tiles::mvt::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                        _ => None,
+                    })
+                };
+                let Some(name) = text("name") else { continue };
+                let vertex = match &f.geometry {
+                    safegrid_tiles::mvt::Geometry::Points(p) => p.first().copied(),
+                    safegrid_tiles::mvt::Geometry::Lines(l) => l.first().and_then(|l| l.get(l.len() / 2)).copied(),
+                    safegrid_tiles::mvt::Geometry::Polygons(_) => None,
+                };
+                let Some([px, py]) = vertex else { continue };
+                let lon = b.west + (b.east - b.west) * f64::from(px) / extent;
+                let lat = b.north - (b.north - b.south) * f64::from(py) / extent;
+                let Ok(at) = safegrid_geodata::LonLat::new(lon, lat) else { continue };
+                if seen.insert(name.clone()) {
+                    out.push(Street { name, name_en: text("name_en"), at });
                 }
             }
         }
-        Ok(out)
     }
+    out
 }
 
 /// Whether stored tile bytes are gzipped (checked per tile: a file may mix both).
@@ -240,15 +249,16 @@ pub struct Basemap {
     /// A directory of `{stack}/{start}-{end}.pbf` built with `safegrid glyphs`, searched before
     /// the compiled-in ranges. With it, the wall asks the server for CJK glyphs too.
     pub glyph_dir: Option<PathBuf>,
-    /// The basemap's named streets and places, read once at start-up (the wall's search).
-    pub streets: Vec<Street>,
+    /// The basemap's named streets and places (the wall's search), read on the first search
+    /// rather than at start-up.
+    streets: tokio::sync::OnceCell<Vec<Street>>,
 }
 
 impl Basemap {
     /// No tiles: glyphs and sprites only.
     #[must_use]
     pub fn none() -> Self {
-        Self { tiles: None, glyph_dir: None, streets: Vec::new() }
+        Self { tiles: None, glyph_dir: None, streets: tokio::sync::OnceCell::new() }
     }
 
     /// The basemap of an MBTiles file.
@@ -256,14 +266,27 @@ impl Basemap {
     /// # Errors
     /// As [`MbTiles::open`].
     pub async fn open(path: &Path) -> Result<Self, BasemapError> {
-        Self::of(MbTiles::open(path).await?).await
+        Ok(Self { tiles: Some(MbTiles::open(path).await?), glyph_dir: None, streets: tokio::sync::OnceCell::new() })
     }
 
-    /// The basemap of open tiles, with their street names read.
-    async fn of(tiles: MbTiles) -> Result<Self, BasemapError> {
-        let streets = tiles.streets().await?;
-        tracing::debug!(streets = streets.len(), "basemap street names read for the search");
-        Ok(Self { tiles: Some(tiles), glyph_dir: None, streets })
+    /// The named streets and places of the tiles (none without tiles), read once, on first use.
+    /// A basemap whose tiles cannot be read searches no streets, and says so in the log.
+    pub async fn streets(&self) -> &[Street] {
+        self.streets
+            .get_or_init(|| async {
+                let Some(tiles) = &self.tiles else { return Vec::new() };
+                match tiles.streets().await {
+                    Ok(streets) => {
+                        tracing::info!(streets = streets.len(), "basemap street names read for the search");
+                        streets
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "basemap street names unreadable: the search finds no street");
+                        Vec::new()
+                    }
+                }
+            })
+            .await
     }
 
     /// The demo's compiled-in Longgang basemap (written to the temporary directory, since SQLite

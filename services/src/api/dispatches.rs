@@ -44,7 +44,7 @@ impl From<DeskError> for ApiError {
 }
 
 /// Grid workers see the dispatches of incidents in their grids.
-fn visible(who: &Principal, d: &Dispatch) -> bool {
+pub(super) fn visible(who: &Principal, d: &Dispatch) -> bool {
     let grid = d.grid_code.as_deref().and_then(|c| GridCode::parse(c).ok());
     who.covers(grid.as_ref())
 }

@@ -200,11 +200,6 @@ impl Feed {
         }
     }
 
-    fn visible(&self, d: &Dispatch) -> bool {
-        let grid = d.grid_code.as_deref().and_then(|c| safegrid_geodata::GridCode::parse(c).ok());
-        self.who.covers(grid.as_ref())
-    }
-
     fn note_busy(&mut self, d: &Dispatch) {
         for (unit, a) in &d.units {
             let on = d.closed_at.is_none() && a.step != crate::dispatch::board::Step::Cleared;
@@ -236,7 +231,7 @@ impl Feed {
             let open = desk.list(true, OPEN_DISPATCHES).await.map_err(|e| {
                 tracing::warn!(error = %e, "event feed: the dispatches could not be read");
             })?;
-            let open: Vec<Dispatch> = open.into_iter().filter(|d| self.visible(d)).collect();
+            let open: Vec<Dispatch> = open.into_iter().filter(|d| super::dispatches::visible(&self.who, d)).collect();
             self.busy.clear();
             for d in &open {
                 self.note_busy(d);
@@ -249,7 +244,7 @@ impl Feed {
         }
         for id in changed {
             let Ok(Some(d)) = desk.get(id).await else { continue };
-            if !self.visible(&d) {
+            if !super::dispatches::visible(&self.who, &d) {
                 continue;
             }
             self.note_busy(&d);

@@ -1061,7 +1061,9 @@ pub fn document() -> Value {
             json!({"200": content("The caller", "application/json", json!({"type": "object", "required": ["name", "role", "grids", "layers", "may_read_audit"], "properties": {
                 "name": {"type": "string"}, "role": {"enum": ["admin", "dispatcher", "grid_worker", "auditor", "gateway", "public"]},
                 "grids": {"type": "array", "items": schema("GridCode")}, "layers": {"type": "array", "items": {"enum": Layer::ALL.map(Layer::name)}},
-                "may_read_audit": {"type": "boolean"},
+                "may_read_audit": {"type": "boolean"}, "may_dispatch": {"type": "boolean"},
+                "may_read_dispatches": {"type": "boolean"}, "may_read_whereabouts": {"type": "boolean"},
+                "may_read_wall": {"type": "boolean"},
             }}))}),
             &[],
         ),

@@ -139,7 +139,8 @@ async fn search(
     // Streets and places of the basemap (OpenStreetMap's names, Chinese or English).
     let mut streets: Vec<&crate::basemap::Street> = st
         .basemap
-        .streets
+        .streets()
+        .await
         .iter()
         .filter(|s| {
             s.name.to_lowercase().contains(&text)

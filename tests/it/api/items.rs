@@ -286,7 +286,7 @@ async fn search_finds_the_basemaps_streets_by_their_osm_names() {
     let mut f = fixture().await;
     let basemap = Basemap::demo().await.unwrap();
     let bounds = basemap.tiles.as_ref().unwrap().metadata.bounds.unwrap();
-    let streets = basemap.streets.clone();
+    let streets = basemap.streets().await.to_vec();
     assert!(streets.len() > 20, "street names read from the Longgang basemap: {}", streets.len());
     // Every name lies where the basemap is (with a tile's margin: a road's middle vertex may lie
     // in the buffer beyond its tile).
