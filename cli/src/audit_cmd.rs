@@ -71,7 +71,7 @@ pub struct AuditArgs {
     /// T for the response-coverage audit, minutes.
     #[arg(long, default_value_t = 5.0)]
     pub minutes: f64,
-    /// An OpenStreetMap extract (.osm.pbf) of the territory: response times by road, driving.
+    /// An OpenStreetMap extract (.osm.pbf, or .osm XML) of the territory: response times by road, driving.
     /// Without it, straight-line distance at 20 km/h.
     #[arg(long)]
     pub roads: Option<PathBuf>,
@@ -282,8 +282,9 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
                 Some(pbf) => {
                     progress.stage("building the road network", 1);
                     let bytes = std::fs::read(pbf).map_err(|e| anyhow::anyhow!("{}: {e}", pbf.display()))?;
-                    let g = safegrid_geodata::roads::RoadGraph::from_pbf(&bytes, safegrid_geodata::roads::Mode::Drive)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", pbf.display()))?;
+                    let g =
+                        safegrid_geodata::roads::RoadGraph::from_extract(&bytes, safegrid_geodata::roads::Mode::Drive)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", pbf.display()))?;
                     progress.advance(1);
                     Some(g)
                 }

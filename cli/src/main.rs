@@ -73,7 +73,8 @@ struct AuditLogArgs {
     audit_window_secs: u64,
 }
 
-/// Load shedding: how much the server takes on at once before it answers 503 / 429.
+/// What the server takes on: how much at once before it answers 503 / 429, and from which
+/// web origins a browser may call it.
 #[derive(clap::Args)]
 struct LimitArgs {
     /// Requests in flight at once on cheap routes (health, locate, the public lookup, trackers).
@@ -95,6 +96,11 @@ struct LimitArgs {
     /// server sits behind a proxy or a carrier NAT that puts many phones behind one address.
     #[arg(long, default_value_t = 60.0)]
     public_rate_per_minute: f64,
+    /// A web origin (`https://portal.example.gov.cn`, scheme, host and port as the browser sends
+    /// them) whose pages may call the API (CORS); repeat for more. None by default: the map wall
+    /// is served from the same origin and needs none.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
 }
 
 impl LimitArgs {
@@ -113,6 +119,22 @@ impl LimitArgs {
             bail!("--public-rate-per-minute must be positive");
         }
         Ok(l)
+    }
+
+    /// The `--cors-origin` values, each an origin exactly as a browser's `Origin` header says it.
+    fn cors_origins(&self) -> Result<Vec<axum::http::HeaderValue>> {
+        self.cors_origins
+            .iter()
+            .map(|o| {
+                let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                    && !o.ends_with('/')
+                    && o.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                if !ok {
+                    bail!("--cors-origin {o:?}: expected scheme://host[:port] with no path, e.g. https://portal.example.gov.cn");
+                }
+                axum::http::HeaderValue::from_str(o).with_context(|| format!("--cors-origin {o:?}"))
+            })
+            .collect()
     }
 }
 
@@ -253,8 +275,9 @@ struct PositionArgs {
 /// The road network for travel times.
 #[derive(clap::Args)]
 struct RoadArgs {
-    /// An OpenStreetMap extract (.osm.pbf) of the territory: responders are ranked by driving
-    /// time on it, posts by walking time. The demo uses its compiled-in Longgang extract.
+    /// An OpenStreetMap extract of the territory, PBF (.osm.pbf) or XML (.osm): responders are
+    /// ranked by driving time on it, posts by walking time. The demo uses its compiled-in
+    /// Longgang extract.
     #[arg(long)]
     roads: Option<PathBuf>,
     /// Rank by straight-line estimates only, with no road network.
@@ -275,7 +298,7 @@ impl RoadArgs {
         }
         let (file, cache) = (self.roads.clone(), self.roads_cache.clone());
         if file.is_none() && !demo {
-            tracing::info!("no road network (--roads FILE.osm.pbf): ETAs are straight-line estimates");
+            tracing::info!("no road network (--roads FILE.osm.pbf or .osm): ETAs are straight-line estimates");
             return Ok(None);
         }
         let roads = tokio::task::spawn_blocking(move || match file {
@@ -529,10 +552,26 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+/// Runs the command; an error is the user's to read, so it is printed as its chain of causes,
+/// never with a backtrace (anyhow captures one when `RUST_BACKTRACE` is set, for developers; a
+/// panic still prints its own).
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         // Offline: no store is opened, and the exit code carries the verdict.
         Command::Audit(args) => std::process::exit(audit_cmd::run(&args)),
@@ -720,6 +759,7 @@ async fn serve(
     let simulate = demo.as_ref().is_some_and(|d| d.simulate);
     let ingest = positions.ingest()?;
     let shed = limits.limits()?;
+    let cors_origins = limits.cors_origins()?;
     service.set_freshness(positions.freshness());
     // Repeats of collapsed reads are written when their window ends, and at shutdown.
     service.spawn_audit_flusher(std::time::Duration::from_secs(5));
@@ -737,6 +777,7 @@ async fn serve(
     let (state, background) = AppState::with_ingest(service, ingest);
     let state =
         state.with_basemap(basemap).with_roads(roads).with_limits(shed).with_public_rate(limits.public_rate_per_minute);
+    let state = state.with_cors_origins(cors_origins);
     // The ingest writer and the dispatch alarms: serving is what starts them.
     background.start();
     if let Some(config) = mqtt {

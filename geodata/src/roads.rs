@@ -98,6 +98,9 @@ pub enum RoadError {
     /// The PBF could not be read.
     #[error("reading the OpenStreetMap extract: {0}")]
     Pbf(String),
+    /// The OSM XML could not be read.
+    #[error("reading the OpenStreetMap XML: {0}")]
+    Xml(String),
     /// No way of the extract is usable in this mode.
     #[error("the extract has no {0:?} roads")]
     Empty(Mode),
@@ -300,6 +303,17 @@ pub struct Route {
     pub distance_m: f64,
 }
 
+/// A way usable in a mode: its node refs, forward allowed, backward allowed, speed m/s.
+type RawWay = (Vec<i64>, bool, bool, f64);
+
+/// Whether an extract is OSM XML rather than PBF: after an optional byte-order mark and white
+/// space, an XML declaration or the `<osm` root. (A PBF starts with a 4-byte length.)
+fn is_osm_xml(bytes: &[u8]) -> bool {
+    let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let b = b.trim_ascii_start();
+    b.starts_with(b"<?xml") || b.starts_with(b"<osm")
+}
+
 impl RoadGraph {
     /// Builds the network of `mode` from a PBF extract and contracts it (seconds for a city
     /// district; cache the result with [`Self::to_bytes`]).
@@ -322,8 +336,7 @@ impl RoadGraph {
     /// ```
     pub fn from_pbf(pbf: &[u8], mode: Mode) -> Result<Self, RoadError> {
         let mut coords: HashMap<i64, (f64, f64)> = HashMap::new();
-        // (node refs, forward allowed, backward allowed, speed m/s)
-        let mut ways: Vec<(Vec<i64>, bool, bool, f64)> = Vec::new();
+        let mut ways: Vec<RawWay> = Vec::new();
         let reader = osmpbf::ElementReader::new(std::io::Cursor::new(pbf));
         reader
             .for_each(|el| match el {
@@ -342,12 +355,100 @@ impl RoadGraph {
                 osmpbf::Element::Relation(_) => {}
             })
             .map_err(|e| RoadError::Pbf(e.to_string()))?;
+        Self::build(&coords, &ways, mode)
+    }
 
+    /// Builds the network of `mode` from an extract in either of OpenStreetMap's formats: PBF,
+    /// or XML (`.osm`, as JOSM, the Overpass API and `osmium cat -f osm` write it), told apart
+    /// by their first bytes.
+    ///
+    /// # Errors
+    /// As [`Self::from_pbf`], and [`RoadError::Xml`] for XML that does not read.
+    pub fn from_extract(bytes: &[u8], mode: Mode) -> Result<Self, RoadError> {
+        if is_osm_xml(bytes) { Self::from_osm_xml(bytes, mode) } else { Self::from_pbf(bytes, mode) }
+    }
+
+    /// Builds the network of `mode` from OSM XML: `<node id lat lon>`, `<way>` with its `<nd
+    /// ref>` and `<tag k v>`; relations and metadata are not needed. Read as a stream (a city's
+    /// XML runs to gigabytes).
+    ///
+    /// # Errors
+    /// [`RoadError::Xml`] naming the byte offset of malformed XML or a node without a usable
+    /// id or position; [`RoadError::Empty`] without usable roads.
+    pub fn from_osm_xml(xml: &[u8], mode: Mode) -> Result<Self, RoadError> {
+        use quick_xml::events::{BytesStart, Event};
+        fn attr(e: &BytesStart<'_>, name: &[u8]) -> Option<String> {
+            e.attributes().flatten().find(|a| a.key.as_ref() == name).and_then(|a| {
+                let raw = std::str::from_utf8(&a.value).ok()?;
+                quick_xml::escape::unescape(raw).ok().map(std::borrow::Cow::into_owned)
+            })
+        }
+        let mut coords: HashMap<i64, (f64, f64)> = HashMap::new();
+        let mut ways: Vec<RawWay> = Vec::new();
+        let mut reader = quick_xml::Reader::from_reader(xml);
+        let mut buf = Vec::new();
+        // The way being read: its refs and tags, until its end tag.
+        type OpenWay = (Vec<i64>, Vec<(String, String)>);
+        let mut way: Option<OpenWay> = None;
+        // Whether <osm> was opened and then closed: a file cut short reads to its end cleanly,
+        // but never closes its root.
+        let (mut opened, mut closed) = (false, false);
+        loop {
+            let at = reader.buffer_position();
+            let bad = |what: &str| RoadError::Xml(format!("at byte {at}: {what}"));
+            match reader.read_event_into(&mut buf).map_err(|e| bad(&e.to_string()))? {
+                Event::Eof if !opened => return Err(bad("no <osm> element: not OpenStreetMap XML")),
+                Event::Eof if !closed => return Err(bad("the file ends before </osm>: is it cut short?")),
+                Event::Eof => break,
+                Event::Start(e) if e.name().as_ref() == b"osm" => opened = true,
+                Event::End(e) if e.name().as_ref() == b"osm" => closed = true,
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"node" => {
+                    let num = |k: &[u8]| attr(&e, k).and_then(|v| v.trim().parse::<f64>().ok());
+                    let id = attr(&e, b"id").and_then(|v| v.trim().parse::<i64>().ok());
+                    match (id, num(b"lon"), num(b"lat")) {
+                        (Some(id), Some(lon), Some(lat)) => {
+                            coords.insert(id, (lon, lat));
+                        }
+                        // A deleted node in a change file has no position; it is no road's.
+                        (Some(_), None, None) if attr(&e, b"visible").as_deref() == Some("false") => {}
+                        _ => return Err(bad("a <node> needs a numeric id, lat and lon")),
+                    }
+                }
+                Event::Start(e) if e.name().as_ref() == b"way" => way = Some((Vec::new(), Vec::new())),
+                Event::Empty(e) if e.name().as_ref() == b"way" => {} // a way without nodes
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"nd" => {
+                    if let Some((refs, _)) = way.as_mut() {
+                        let r = attr(&e, b"ref").and_then(|v| v.trim().parse::<i64>().ok());
+                        refs.push(r.ok_or_else(|| bad("an <nd> needs a numeric ref"))?);
+                    }
+                }
+                Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"tag" => {
+                    if let (Some((_, tags)), Some(k), Some(v)) = (way.as_mut(), attr(&e, b"k"), attr(&e, b"v")) {
+                        tags.push((k, v));
+                    }
+                }
+                Event::End(e) if e.name().as_ref() == b"way" => {
+                    if let Some((refs, tags)) = way.take() {
+                        let tags: HashMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        if let Some(w) = usable(&tags, mode) {
+                            ways.push((refs, w.0, w.1, w.2));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            buf.clear();
+        }
+        Self::build(&coords, &ways, mode)
+    }
+
+    /// The graph of these ways over these node positions, contracted.
+    fn build(coords: &HashMap<i64, (f64, f64)>, ways: &[RawWay], mode: Mode) -> Result<Self, RoadError> {
         let mut index: HashMap<i64, u32> = HashMap::new();
         let mut nodes: Vec<LonLat> = Vec::new();
         let mut segments = Vec::new();
         let mut max_mps: f64 = ACCESS_MPS;
-        for (refs, fwd, bwd, mps) in &ways {
+        for (refs, fwd, bwd, mps) in ways {
             max_mps = max_mps.max(*mps);
             let mut prev: Option<u32> = None;
             for r in refs {
@@ -1302,6 +1403,62 @@ fn usable(tags: &HashMap<&str, &str>, mode: Mode) -> Option<(bool, bool, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The demo's PBF written as OSM XML, as `osmium cat -f osm` would (nodes, then ways with
+    /// their refs and escaped tags).
+    fn demo_as_xml() -> String {
+        use std::fmt::Write as _;
+        let esc = |v: &str| v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+        let mut out =
+            String::from("\u{feff}<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\" generator=\"test\">\n");
+        osmpbf::ElementReader::new(std::io::Cursor::new(&pbf[..]))
+            .for_each(|el| match el {
+                osmpbf::Element::DenseNode(n) => {
+                    let _ = writeln!(out, r#"  <node id="{}" lat="{}" lon="{}"/>"#, n.id(), n.lat(), n.lon());
+                }
+                osmpbf::Element::Node(n) => {
+                    let _ = writeln!(out, r#"  <node id="{}" lat="{}" lon="{}"/>"#, n.id(), n.lat(), n.lon());
+                }
+                osmpbf::Element::Way(w) => {
+                    let _ = writeln!(out, r#"  <way id="{}">"#, w.id());
+                    for r in w.refs() {
+                        let _ = writeln!(out, r#"    <nd ref="{r}"/>"#);
+                    }
+                    for (k, v) in w.tags() {
+                        let _ = writeln!(out, r#"    <tag k="{}" v="{}"/>"#, esc(k), esc(v));
+                    }
+                    out.push_str("  </way>\n");
+                }
+                osmpbf::Element::Relation(_) => {}
+            })
+            .unwrap();
+        out.push_str("</osm>\n");
+        out
+    }
+
+    #[test]
+    fn osm_xml_reads_to_the_same_network_as_the_pbf_it_was_written_from() {
+        let pbf = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data/longgang.osm.pbf"));
+        let xml = demo_as_xml();
+        assert!(is_osm_xml(xml.as_bytes()) && !is_osm_xml(pbf));
+        let a = RoadGraph::from_pbf(pbf, Mode::Drive).unwrap();
+        let b = RoadGraph::from_extract(xml.as_bytes(), Mode::Drive).unwrap();
+        assert_eq!(a.node_count(), b.node_count());
+        assert!(a.segments().eq(b.segments()), "the same segments, one-ways and times");
+        let nodes = |g: &RoadGraph| (0..g.node_count() as u32).map(|i| g.node(i)).collect::<Vec<_>>();
+        assert_eq!(nodes(&a), nodes(&b));
+        // Broken XML is refused naming where it broke, not as a PBF "blob header".
+        let cut = &xml[..xml.rfind("<nd").unwrap() + 6];
+        // Cut inside a tag, or cleanly between two: either way an error, never a smaller network.
+        let clean = &xml[..xml.rfind("  </way>").unwrap()];
+        for cut in [cut, clean] {
+            match RoadGraph::from_extract(cut.as_bytes(), Mode::Drive) {
+                Err(RoadError::Xml(m)) => assert!(m.contains("at byte"), "{m}"),
+                other => panic!("{:?}", other.map(|g| g.node_count())),
+            }
+        }
+    }
 
     #[test]
     fn maxspeed_parses_kmh_and_mph_and_ignores_the_rest() {

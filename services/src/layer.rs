@@ -67,6 +67,18 @@ impl Layer {
             Self::KeyPersonnel => &["active", "inactive"],
         }
     }
+
+    /// The kinds (`type` / `kind` / `category`) an item of this layer may have, when the list is
+    /// closed; `None` where they are the city's own words (incident types, key-person categories).
+    #[must_use]
+    pub fn kinds(self) -> Option<&'static [&'static str]> {
+        match self {
+            Self::Incidents | Self::KeyPersonnel => None,
+            Self::RentalHousing => Some(&["rental_housing"]),
+            Self::Posts => Some(PostKind::NAMES),
+            Self::Responders => Some(ResponderKind::NAMES),
+        }
+    }
 }
 
 impl fmt::Display for Layer {

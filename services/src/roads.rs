@@ -65,7 +65,7 @@ impl Roads {
     /// [`RoadsError`] when the file cannot be read or holds no roads.
     pub fn open(pbf: &Path, cache_dir: &Path) -> Result<Self, RoadsError> {
         let bytes = std::fs::read(pbf).map_err(|e| RoadsError::Read { path: pbf.to_owned(), reason: e.to_string() })?;
-        Self::from_pbf_bytes(&bytes, &pbf.display().to_string(), cache_dir)
+        Self::from_extract_bytes(&bytes, &pbf.display().to_string(), cache_dir)
     }
 
     /// The demo's compiled-in Longgang extract.
@@ -73,10 +73,10 @@ impl Roads {
     /// # Errors
     /// [`RoadsError`] (a build without the file would not compile).
     pub fn demo(cache_dir: &Path) -> Result<Self, RoadsError> {
-        Self::from_pbf_bytes(DEMO_PBF, "demo (Longgang, OpenStreetMap)", cache_dir)
+        Self::from_extract_bytes(DEMO_PBF, "demo (Longgang, OpenStreetMap)", cache_dir)
     }
 
-    fn from_pbf_bytes(bytes: &[u8], source: &str, cache_dir: &Path) -> Result<Self, RoadsError> {
+    fn from_extract_bytes(bytes: &[u8], source: &str, cache_dir: &Path) -> Result<Self, RoadsError> {
         let key = hex::encode(&Sha256::digest(bytes)[..12]);
         let graph = |mode: Mode| -> Result<RoadGraph, RoadsError> {
             let name =
@@ -89,7 +89,7 @@ impl Roads {
                 }
             }
             let started = Instant::now();
-            let g = RoadGraph::from_pbf(bytes, mode)?;
+            let g = RoadGraph::from_extract(bytes, mode)?;
             tracing::info!(
                 ?mode,
                 nodes = g.node_count(),

@@ -22,6 +22,7 @@ mod api;
 mod audits;
 mod browser;
 mod demo_city;
+mod files;
 mod positions;
 mod postgis_locate;
 mod postgis_tiles;

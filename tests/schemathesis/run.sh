@@ -4,7 +4,7 @@
 # Builds the `safegrid` binary, seeds a small city (three grids, a few items of each layer) into
 # a fresh SQLite store in a temporary directory, mints a token for every role, serves it on a
 # free 127.0.0.1 port (with the demo basemap, so /basemap is exercised too), checks the served
-# document with openapi-spec-validator, then runs `schemathesis run --checks all` once for each
+# document with openapi-spec-validator and /metrics with prometheus_client's parser, then runs `schemathesis run --checks all` once for each
 # of admin, dispatcher, grid_worker, auditor, gateway and the public (no token), with a bounded
 # number of examples per operation. Exits non-zero if any run finds a server error, a response
 # that breaks the document (status, content type, headers, body schema), valid data refused,
@@ -112,6 +112,10 @@ for lane in 0 1; do seed_and_serve "$lane"; done
 echo "== schemathesis: validate the document (openapi-spec-validator)"
 curl -fsS "${base[0]}/api/v1/openapi.json" -o "$work/openapi.json"
 "$venv/bin/openapi-spec-validator" "$work/openapi.json"
+
+echo "== /metrics read by prometheus_client's parser"
+curl -fsS -H "Authorization: Bearer ${token[0.admin]}" "${base[0]}/metrics" -o "$work/metrics.txt"
+"$venv/bin/python" "$here/check_metrics.py" "$work/metrics.txt"
 
 # Phases: every role runs the examples, fuzzing (bounded: --max-examples per operation) and
 # stateful phases. The coverage phase (deterministic boundary and negative values for every

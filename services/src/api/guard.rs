@@ -14,6 +14,7 @@
 use super::AppState;
 use super::problem::ApiError;
 use crate::access::Principal;
+use crate::metrics::Sample;
 use crate::policy::{self, Class, Decision};
 use axum::RequestPartsExt;
 use axum::extract::{MatchedPath, RawPathParams, Request, State};
@@ -154,14 +155,24 @@ impl Shedder {
 
     /// `/metrics` series: limits, in flight and refusals per class and per kind of work.
     #[must_use]
-    pub fn series(&self) -> Vec<(&'static str, &'static str, String, f64)> {
+    pub fn series(&self) -> Vec<Sample> {
         let mut out = Vec::new();
         let f = |n: usize| n as f64;
         for (c, g) in Class::ALL.iter().zip(&self.classes) {
             let l = format!("{{class=\"{}\"}}", c.name());
-            out.push(("safegrid_inflight_limit", "In-flight request limit per route class.", l.clone(), f(g.limit)));
-            out.push(("safegrid_inflight", "Requests in flight per route class.", l.clone(), f(g.in_flight())));
-            out.push((
+            out.push(Sample::gauge(
+                "safegrid_inflight_limit",
+                "In-flight request limit per route class.",
+                l.clone(),
+                f(g.limit),
+            ));
+            out.push(Sample::gauge(
+                "safegrid_inflight",
+                "Requests in flight per route class.",
+                l.clone(),
+                f(g.in_flight()),
+            ));
+            out.push(Sample::counter(
                 "safegrid_shed_total",
                 "Requests refused 503 because their route class was full.",
                 l,
@@ -170,9 +181,19 @@ impl Shedder {
         }
         for (w, g) in Work::ALL.iter().zip(&self.work) {
             let l = format!("{{work=\"{}\"}}", w.name());
-            out.push(("safegrid_work_limit", "Concurrent expensive jobs allowed per kind.", l.clone(), f(g.limit)));
-            out.push(("safegrid_work_running", "Expensive jobs running per kind.", l.clone(), f(g.in_flight())));
-            out.push((
+            out.push(Sample::gauge(
+                "safegrid_work_limit",
+                "Concurrent expensive jobs allowed per kind.",
+                l.clone(),
+                f(g.limit),
+            ));
+            out.push(Sample::gauge(
+                "safegrid_work_running",
+                "Expensive jobs running per kind.",
+                l.clone(),
+                f(g.in_flight()),
+            ));
+            out.push(Sample::counter(
                 "safegrid_work_refused_total",
                 "Expensive jobs refused 503 because as many were running as allowed.",
                 l,

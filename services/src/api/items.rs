@@ -102,8 +102,15 @@ impl<T: Serialize> CollectionOut<T> {
     }
 }
 
-/// Reads a Feature with a Point geometry and this layer's properties.
-fn parse_feature(body: &JsonBody, layer: Layer, crs: Crs) -> Result<(LonLat, Props), ApiError> {
+/// Reads a Feature with a Point geometry and this layer's properties. An incident without
+/// `reported_at` is given `reported_at` (the time a new one arrived, or an existing one's own):
+/// a dispatcher typing in a call should not have to type the clock.
+fn parse_feature(
+    body: &JsonBody,
+    layer: Layer,
+    crs: Crs,
+    reported_at: Option<DateTime<Utc>>,
+) -> Result<(LonLat, Props), ApiError> {
     let v = body.json()?;
     let Value::Object(mut obj) = v else {
         return Err(ApiError::invalid("body", Value::Null, "expected a GeoJSON Feature object"));
@@ -119,6 +126,12 @@ fn parse_feature(body: &JsonBody, layer: Layer, crs: Crs) -> Result<(LonLat, Pro
     };
     for k in SERVER_OWNED {
         props.remove(k);
+    }
+    if layer == Layer::Incidents
+        && let Some(t) = reported_at
+        && props.get("reported_at").is_none_or(Value::is_null)
+    {
+        props.insert("reported_at".into(), Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)));
     }
     let original: Map<String, Value> = props.clone();
     let props = Props::parse(layer, Value::Object(props)).map_err(|e| {
@@ -188,21 +201,67 @@ macro_rules! with_item_filters {
         }
 
         impl $name {
-            /// The shared filters.
-            fn filters(&self) -> $crate::live::ItemQuery {
-                $crate::live::ItemQuery {
+            /// The shared filters, each value checked against what items of `layers` can hold.
+            fn filters(
+                &self,
+                layers: &[$crate::layer::Layer],
+            ) -> Result<$crate::live::ItemQuery, $crate::api::problem::ApiError> {
+                let kind_field = if self.type_.is_some() { "type" } else if self.kind.is_some() { "kind" } else { "category" };
+                let q = $crate::live::ItemQuery {
                     grid: self.grid.clone(),
                     kind: self.type_.clone().or_else(|| self.kind.clone()).or_else(|| self.category.clone()),
                     status: self.status.clone(),
                     priority: self.priority,
                     capability: self.capability.clone(),
                     ..$crate::live::ItemQuery::default()
-                }
+                };
+                $crate::api::items::check_filters(&q, kind_field, layers)?;
+                Ok(q)
             }
         }
     };
 }
 pub(super) use with_item_filters;
+
+/// Refuses a filter value that no item of `layers` can hold — an unknown status, a priority
+/// outside 1–4, a kind outside a layer's closed list — naming it, rather than answering an
+/// empty page a user would read as "none".
+pub(super) fn check_filters(q: &ItemQuery, kind_field: &str, layers: &[Layer]) -> Result<(), ApiError> {
+    let names = |f: fn(Layer) -> Option<&'static [&'static str]>| -> Option<Vec<&'static str>> {
+        let mut all: Vec<&'static str> = Vec::new();
+        for l in layers {
+            all.extend(f(*l)?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Some(all)
+    };
+    if let (Some(list), Some(known)) = (&q.status, names(|l| Some(l.statuses())))
+        && let Some(bad) = list.iter().find(|s| !known.contains(&s.as_str()))
+    {
+        return Err(ApiError::invalid("status", bad.as_str(), format!("expected one of {}", known.join(", "))));
+    }
+    if let Some(p) = q.priority {
+        if !layers.contains(&Layer::Incidents) {
+            return Err(ApiError::invalid("priority", p, "only incidents have a priority"));
+        }
+        if !(1..=4).contains(&p) {
+            return Err(ApiError::invalid("priority", p, "must be 1 (most urgent) to 4"));
+        }
+    }
+    // Incidents' types and key persons' categories are the city's own words: any is a filter.
+    if let (Some(kind), Some(known)) = (&q.kind, names(Layer::kinds))
+        && !known.contains(&kind.as_str())
+    {
+        return Err(ApiError::invalid(kind_field, kind.as_str(), format!("expected one of {}", known.join(", "))));
+    }
+    if let Some(c) = &q.capability
+        && !layers.contains(&Layer::Responders)
+    {
+        return Err(ApiError::invalid("capability", c.as_str(), "only responders have capabilities"));
+    }
+    Ok(())
+}
 
 with_item_filters! {
     /// `GET /api/v1/{layer}`: the shared filters, a box, a radius around a point, a time
@@ -231,7 +290,7 @@ with_item_filters! {
 
 impl ListQuery {
     /// The shared filters plus box, radius and time window.
-    fn item_query(&self) -> Result<ItemQuery, ApiError> {
+    fn item_query(&self, layers: &[Layer]) -> Result<ItemQuery, ApiError> {
         let near = match (self.radius_m, self.lon, self.lat) {
             (Some(r), lon, lat) => {
                 if !(r.is_finite() && r > 0.0 && r <= 100_000.0) {
@@ -251,7 +310,7 @@ impl ListQuery {
             }
         };
         let bbox = self.bbox.map(|b| b.in_wgs84(self.crs)).transpose()?;
-        Ok(ItemQuery { bbox, near, since: self.since, until: self.until, ..self.filters() })
+        Ok(ItemQuery { bbox, near, since: self.since, until: self.until, ..self.filters(layers)? })
     }
 }
 
@@ -313,7 +372,7 @@ async fn list(
     AppQuery(params): AppQuery<ListQuery>,
     uri: OriginalUri,
 ) -> Result<Response, ApiError> {
-    let (crs, q) = (params.crs, params.item_query()?);
+    let (crs, q) = (params.crs, params.item_query(&[layer])?);
     let (limit, cursor) = (Bounded::or(params.limit, 100), params.cursor);
     let (body, ids) = {
         let state = st.service.layer(layer);
@@ -349,7 +408,7 @@ async fn nearest(
     let crs = params.crs;
     let at = query::point(params.lon, params.lat, crs)?;
     let k = Bounded::or(params.k, 5);
-    let q = params.filters();
+    let q = params.filters(&[layer])?;
     let (body, ids) = {
         let state = st.service.layer(layer);
         let hits = state.nearest(at, k, &q, |it| who.covers_item(it));
@@ -376,7 +435,7 @@ async fn create(
     AppQuery(CrsQuery { crs }): AppQuery<CrsQuery>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let (pos, props) = parse_feature(&body, layer, crs)?;
+    let (pos, props) = parse_feature(&body, layer, crs, Some(Utc::now()))?;
     let item = st.service.create(&who, pos, props).await?;
     let mut r = geojson_bytes(StatusCode::CREATED, to_bytes(&feature(&item, crs, None)));
     if let Ok(v) = format!("/api/v1/{layer}/{}", item.id).parse() {
@@ -422,7 +481,11 @@ async fn replace(
     AppQuery(CrsQuery { crs }): AppQuery<CrsQuery>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
-    let (pos, props) = parse_feature(&body, layer, crs)?;
+    let kept = match st.service.layer(layer).get(id).map(|it| &it.props) {
+        Some(Props::Incident(i)) => Some(i.reported_at),
+        _ => None,
+    };
+    let (pos, props) = parse_feature(&body, layer, crs, kept)?;
     let item = st.service.update(&who, id, pos, props).await?;
     Ok(geojson_bytes(StatusCode::OK, to_bytes(&feature(&item, crs, None))))
 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub shed: Arc<guard::Shedder>,
     /// Audit answers per data version.
     pub results: Arc<result_cache::ResultCache>,
+    /// Web origins allowed to call the API from a browser (CORS); empty: none, the default.
+    pub cors_origins: Vec<HeaderValue>,
 }
 
 /// Tile cache budget: enough for the map wall's working set of low-zoom tiles.
@@ -110,6 +112,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             tiles: Arc::new(tile_cache::TileCache::new(TILE_CACHE_BYTES)),
             basemap: Arc::new(crate::basemap::Basemap::none()),
+            cors_origins: Vec::new(),
         };
         (state, background)
     }
@@ -144,6 +147,14 @@ impl AppState {
         self
     }
 
+    /// The same state answering cross-origin requests from these origins (`https://host:port`,
+    /// compared exactly, as browsers send them).
+    #[must_use]
+    pub fn with_cors_origins(mut self, origins: Vec<HeaderValue>) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+
     /// The same state serving a basemap.
     #[must_use]
     pub fn with_basemap(mut self, basemap: crate::basemap::Basemap) -> Self {
@@ -154,7 +165,8 @@ impl AppState {
 
 /// The whole HTTP service: every module's routes, merged here and only here.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let cors = cors(&state.cors_origins);
+    let router = Router::new()
         .merge(web::router())
         .merge(wall::router())
         .merge(feed::router())
@@ -177,7 +189,38 @@ pub fn app(state: AppState) -> Router {
         // gzip when the client asks for it: tiles and GeoJSON shrink four- to tenfold.
         .layer(CompressionLayer::new().gzip(true))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .with_state(state);
+    // Outside the guard: a browser's preflight carries no token, and is answered here.
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
+}
+
+/// Cross-origin access for a web client served from another origin (a city's own portal):
+/// only the configured origins, only the API's methods and request headers, and the response
+/// headers a client acts on. No cookies are involved (tokens travel in `Authorization`), so
+/// credentials stay off. `None` without origins: browsers then refuse cross-origin reads.
+fn cors(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                header::IF_NONE_MATCH,
+                header::HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::LOCATION, header::RETRY_AFTER, header::ETAG, header::LINK])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// The OsmAnd port (5055 by default, like Traccar): every path and method goes to the OsmAnd

@@ -232,7 +232,7 @@ fn props_schema(layer: Layer) -> Value {
     };
     let (required, mut properties): (Vec<&str>, Value) = match layer {
         Layer::Incidents => (
-            vec!["type", "priority", "status", "reported_at"],
+            vec!["type", "priority", "status"],
             json!({
                 "type": {"type": "string", "pattern": "\\S", "description": "e.g. theft, fire, dispute"},
                 "priority": {"anyOf": [
@@ -240,7 +240,7 @@ fn props_schema(layer: Layer) -> Value {
                     {"type": "string", "pattern": "^\\s*\\+?0{0,3}[1-4]\\s*$", "description": "a priority as text (CSV)"},
                 ]},
                 "status": {"enum": IncidentStatus::NAMES},
-                "reported_at": {"type": "string", "format": "date-time"},
+                "reported_at": {"type": "string", "format": "date-time", "description": "absent: stamped with the time the POST arrived; a PUT without it keeps the item's"},
                 "address": opt_text,
                 "description": opt_text,
             }),
@@ -317,6 +317,10 @@ fn item_schema(layer: Layer) -> Value {
     p.remove("additionalProperties");
     let mut required: Vec<Value> = p.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
     required.extend(["grid_code", "created_at", "updated_at"].map(Value::from));
+    if layer == Layer::Incidents {
+        // Optional in a request (stamped on arrival), always present in an answer.
+        required.push("reported_at".into());
+    }
     p.insert("required".into(), Value::Array(required));
     if let Some(Value::Object(pp)) = p.get_mut("properties") {
         pp.insert("grid_code".into(), json!({"anyOf": [{"type": "null"}, schema("GridCode")], "description": "the grid holding the item; null outside every grid"}));
@@ -1287,8 +1291,9 @@ pub fn document() -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let osmand_ok = json!({"200": bare("Stored (empty body), or refused as noise: text/plain `refused: REASON` (duplicate, future, too old)")});
-    let osmand_summary = "A tracker's report in the OsmAnd / Traccar Client protocol (also any path on the OsmAnd port, 5055 by default). No bearer token: the device proves itself with its secret, sent as id=DEVICE:SECRET; an unknown device and a missing or wrong secret get the same 403. 200 once stored, or refused as noise; 400 naming the parameter; 429 past the per-device and per-address limits; 503 + Retry-After when the queue is full.";
+    let osmand_ok =
+        json!({"200": bare("Stored (empty body), or a repeat of the stored fix: text/plain `refused: duplicate`")});
+    let osmand_summary = "A tracker's report in the OsmAnd / Traccar Client protocol (also any path on the OsmAnd port, 5055 by default). No bearer token: the device proves itself with its secret, sent as id=DEVICE:SECRET; an unknown device and a missing or wrong secret get the same 403. 200 once stored; 400 naming the parameter, or timestamp for a fix older than the history keeps or ahead of the server's clock (not stored); 429 past the per-device and per-address limits; 503 + Retry-After when the queue is full.";
     add(
         "/api/v1/osmand",
         "get",
@@ -1307,13 +1312,30 @@ pub fn document() -> Value {
         "post",
         op(
             "positions",
-            "The same, the parameters as a form body (application/x-www-form-urlencoded) or in the query string.",
+            "The same, the parameters as a form body (application/x-www-form-urlencoded) or in the query string; or Traccar Client 9's JSON body (speed in m/s, battery level a fraction, -1 for an unknown speed or heading; a refusal names the JSON path).",
             Auth::None,
             vec![],
-            Some(
-                json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["id", "lat", "lon"], "properties": osmand_fields,
-            "additionalProperties": {"type": "string", "description": "other fields are kept as the fix's attributes (each once)"}}}}}),
-            ),
+            Some(json!({"required": true, "content": {
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["id", "lat", "lon"], "properties": osmand_fields,
+                    "additionalProperties": {"type": "string", "description": "other fields are kept as the fix's attributes (each once)"}}},
+                "application/json": {"schema": {"type": "object", "required": ["device_id", "location"], "properties": {
+                    "device_id": {"type": "string", "description": "DEVICE_ID:SECRET"},
+                    "location": {"type": "object", "required": ["coords"], "properties": {
+                        "timestamp": {"type": "string", "format": "date-time"},
+                        "coords": {"type": "object", "required": ["latitude", "longitude"], "properties": {
+                            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+                            "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+                            "accuracy": {"type": "number", "minimum": 0},
+                            "speed": {"type": "number", "minimum": -1, "maximum": 514, "description": "m/s; -1: not known"},
+                            "heading": {"type": "number", "minimum": -1, "maximum": 360, "description": "degrees; -1: not known"},
+                            "altitude": {"type": "number", "minimum": -500, "maximum": 20000},
+                        }},
+                        "battery": {"type": "object", "properties": {"level": {"type": "number", "minimum": -1, "maximum": 1}, "is_charging": {"type": "boolean"}}},
+                        "is_moving": {"type": "boolean"}, "odometer": {"type": "number"}, "event": {"type": "string"},
+                        "activity": {"type": "object", "properties": {"type": {"type": "string"}}},
+                    }},
+                }}},
+            }})),
             osmand_ok,
             &[400, 401, 403, 413, 429],
         ),

@@ -7,6 +7,7 @@ use super::query::{self, Bounded};
 use crate::access::Role;
 use crate::audit_log::time_text;
 use crate::layer::Layer;
+use crate::metrics::Sample;
 use crate::store::{AuditFilter, AuditQuery, AuditRow};
 use axum::Json;
 use axum::Router;
@@ -38,7 +39,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn metrics(State(st): State<AppState>) -> Response {
     let mut extra = st.shed.series();
     for (layer, n) in st.service.counts() {
-        extra.push((
+        extra.push(Sample::gauge(
             "safegrid_layer_items",
             "Items held in the live state, by layer.",
             format!("{{layer=\"{layer}\"}}"),
@@ -47,31 +48,31 @@ async fn metrics(State(st): State<AppState>) -> Response {
     }
     for layer in Layer::ALL {
         let bytes = st.service.layer(layer).index_bytes();
-        extra.push((
+        extra.push(Sample::gauge(
             "safegrid_point_index_bytes",
             "Approximate heap bytes of each layer's point index.",
             format!("{{layer=\"{layer}\"}}"),
             bytes as f64,
         ));
     }
-    extra.push(("safegrid_grid_units", "Grid units loaded.", String::new(), st.service.grids().hierarchy.len() as f64));
+    extra.push(Sample::gauge(
+        "safegrid_grid_units",
+        "Grid units loaded.",
+        String::new(),
+        st.service.grids().hierarchy.len() as f64,
+    ));
     let (hits, misses, bytes) = st.tiles.stats();
-    extra.push((
-        "safegrid_tile_cache_requests",
-        "Tile cache lookups by result: whole tiles, and on a miss each of its layers.",
-        "{result=\"hit\"}".into(),
-        hits as f64,
-    ));
-    extra.push((
-        "safegrid_tile_cache_requests",
-        "Tile cache lookups by result: whole tiles, and on a miss each of its layers.",
-        "{result=\"miss\"}".into(),
-        misses as f64,
-    ));
-    extra.push(("safegrid_tile_cache_bytes", "Bytes of encoded tiles held.", String::new(), bytes as f64));
-    // Counters since start-up, rendered as gauges (the renderer has one TYPE line per name).
+    for (result, n) in [("hit", hits), ("miss", misses)] {
+        extra.push(Sample::counter(
+            "safegrid_tile_cache_requests_total",
+            "Tile cache lookups by result since start-up: whole tiles, and on a miss each of its layers.",
+            format!("{{result=\"{result}\"}}"),
+            n as f64,
+        ));
+    }
+    extra.push(Sample::gauge("safegrid_tile_cache_bytes", "Bytes of encoded tiles held.", String::new(), bytes as f64));
     for (outcome, n) in st.ingest.counters().snapshot() {
-        extra.push((
+        extra.push(Sample::counter(
             "safegrid_fixes_total",
             "Position fixes by outcome since start-up: live, history flags (late, jump, inaccurate, invalid), refusals.",
             format!("{{outcome=\"{outcome}\"}}"),
@@ -79,15 +80,25 @@ async fn metrics(State(st): State<AppState>) -> Response {
         ));
     }
     let (commits, failures) = st.ingest.counters().commits();
-    extra.push(("safegrid_fix_commits", "Group commits of fixes since start-up.", String::new(), commits as f64));
-    extra.push((
-        "safegrid_fix_commit_failures",
-        "Failed group commits since start-up.",
+    extra.push(Sample::counter(
+        "safegrid_fix_commits_total",
+        "Group commits of fixes since start-up.",
+        String::new(),
+        commits as f64,
+    ));
+    extra.push(Sample::counter(
+        "safegrid_fix_commit_failures_total",
+        "Failed group commits of fixes since start-up.",
         String::new(),
         failures as f64,
     ));
-    extra.push(("safegrid_fix_queue", "Fixes waiting to be stored.", String::new(), st.ingest.queued() as f64));
-    extra.push((
+    extra.push(Sample::gauge(
+        "safegrid_fix_queue",
+        "Fixes waiting to be stored.",
+        String::new(),
+        st.ingest.queued() as f64,
+    ));
+    extra.push(Sample::gauge(
         "safegrid_live_units",
         "Responders with a live fix.",
         String::new(),

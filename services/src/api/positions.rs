@@ -90,26 +90,46 @@ pub(super) async fn osmand(
 async fn osmand_inner(st: &AppState, req: Request, client: Option<std::net::IpAddr>) -> Result<Response, ApiError> {
     let received = Utc::now();
     let mut params = osmand::pairs(req.uri().query().unwrap_or(""));
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let form = ct.starts_with("application/x-www-form-urlencoded");
     let body = axum::body::to_bytes(req.into_body(), OSMAND_BODY_LIMIT)
         .await
         .map_err(|_| ApiError::too_large(OSMAND_BODY_LIMIT))?;
-    if form || (!body.is_empty() && params.is_empty()) {
+    // Traccar Client 9 posts JSON; older clients and OsmAnd use the query or a form.
+    let json = is_json(&ct) || (!form && params.is_empty() && body.trim_ascii_start().first() == Some(&b'{'));
+    if !json && (form || (!body.is_empty() && params.is_empty())) {
         let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", Value::Null, "not UTF-8"))?;
         params.extend(osmand::pairs(text));
     }
-    let fix = osmand::decode(&params, received).map_err(|e| {
+    let decoded = if json { osmand::decode_json(&body, received) } else { osmand::decode(&params, received) };
+    let fix = decoded.map_err(|e| {
         st.ingest.counters().count_malformed();
         ApiError::invalid(e.field, e.value, e.reason)
     })?;
+    let time = fix.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let receipt = st.ingest.submit_report(fix, client).await?;
-    match receipt.refused.first() {
-        Some(r) if r.reason == UNAUTHENTICATED => Err(ApiError::unauthenticated_device()),
-        Some(r) => Ok((StatusCode::OK, format!("refused: {}\n", r.reason)).into_response()),
+    // A fix outside the time the history keeps is an error a person replaying history must see:
+    // a 200 would read as "stored". A repeat of the stored live fix is stored, so it is a 200.
+    let noise = st.ingest.noise();
+    match receipt.refused.first().map(|r| r.reason) {
+        Some(UNAUTHENTICATED) => Err(ApiError::unauthenticated_device()),
+        Some("too_old") => Err(ApiError::invalid(
+            "timestamp",
+            time,
+            format!(
+                "older than the {} days of history kept (safegrid serve --retention-days); nothing was stored",
+                noise.max_age.num_days()
+            ),
+        )),
+        Some("future") => Err(ApiError::invalid(
+            "timestamp",
+            time,
+            format!(
+                "more than {} s ahead of the server's clock; check the device's clock; nothing was stored",
+                noise.future_tolerance.num_seconds()
+            ),
+        )),
+        Some(other) => Ok((StatusCode::OK, format!("refused: {other}\n")).into_response()),
         None => Ok(StatusCode::OK.into_response()),
     }
 }

@@ -280,10 +280,64 @@ impl ApiError {
     #[must_use]
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            self.slug = "method-not-allowed";
-            self.title = "Method not allowed";
+        // The title names the status: a 429 made from a 503 must not say "Service unavailable".
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => (self.slug, self.title) = ("method-not-allowed", "Method not allowed"),
+            StatusCode::TOO_MANY_REQUESTS => (self.slug, self.title) = ("rate-limited", "Too many requests"),
+            StatusCode::NOT_FOUND => (self.slug, self.title) = ("not-found", "Not found"),
+            StatusCode::SERVICE_UNAVAILABLE => (self.slug, self.title) = ("unavailable", "Service unavailable"),
+            _ => {}
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every problem's title names its status (a title a client shows must not contradict the
+    /// code it acts on), including those re-statused by `with_status`.
+    #[test]
+    fn titles_match_their_status() {
+        let expected = |s: StatusCode| match s.as_u16() {
+            400 => &["Invalid input", "Malformed JSON"][..],
+            401 => &["Unauthorized"][..],
+            403 => &["Forbidden", "Unauthenticated device"][..],
+            404 => &["Not found"][..],
+            405 => &["Method not allowed"][..],
+            409 => &["Conflict"][..],
+            413 => &["Body too large"][..],
+            415 => &["Unsupported media type"][..],
+            422 => &["Invalid geometry"][..],
+            429 => &["Too many requests"][..],
+            500 => &["Internal error"][..],
+            503 => &["Service unavailable"][..],
+            _ => &[][..],
+        };
+        let all = [
+            ApiError::invalid("f", 1, "r"),
+            ApiError::invalid_geometry("f", 1, "r"),
+            ApiError::malformed_json("r"),
+            ApiError::not_found("f", 1, "r"),
+            ApiError::conflict("r"),
+            ApiError::unauthorized("r"),
+            ApiError::forbidden("r"),
+            ApiError::unauthenticated_device(),
+            ApiError::rate_limited(1, "r"),
+            ApiError::too_large(1),
+            ApiError::unsupported_media_type("text/plain"),
+            ApiError::internal(),
+            ApiError::unavailable(1),
+            ApiError::unavailable(1).with_status(StatusCode::TOO_MANY_REQUESTS),
+            ApiError::invalid("f", 1, "r").with_status(StatusCode::METHOD_NOT_ALLOWED),
+            ApiError::invalid("f", 1, "r").with_status(StatusCode::NOT_FOUND),
+        ];
+        for e in all {
+            let body = e.body();
+            let title = body["title"].as_str().unwrap_or_default().to_owned();
+            assert!(expected(e.status()).contains(&title.as_str()), "{} titled {title:?}", e.status());
+            assert_eq!(body["status"], e.status().as_u16());
+        }
     }
 }

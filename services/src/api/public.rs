@@ -112,9 +112,7 @@ struct PublicQuery {
 /// and crs, or a malformed one.
 pub fn nearest_posts(st: &AppState, query: Option<&str>, client: Option<IpAddr>) -> Result<Response, ApiError> {
     if let Err(wait) = st.public_rate.take(client) {
-        let mut e = ApiError::unavailable(wait).with_status(StatusCode::TOO_MANY_REQUESTS);
-        e.set_detail(format!("too many lookups from this address; try again in {wait} s"));
-        return Err(e);
+        return Err(ApiError::rate_limited(wait, format!("too many lookups from this address; try again in {wait} s")));
     }
     let p: PublicQuery = query::from_query(query).map_err(|mut e| {
         e.set_detail("the public lookup takes lon, lat, k and crs only; other data needs a token");

@@ -28,6 +28,7 @@ use super::problem::ApiError;
 use super::query::AppQuery;
 use super::tile_cache::Built;
 use crate::access::Principal;
+use crate::layer::Layer;
 use crate::live::ItemQuery;
 use crate::tile_source::{self, TileRequest, TileSource};
 use axum::Router;
@@ -102,7 +103,7 @@ async fn tile(
     let query: String =
         uri.0.query().unwrap_or("").split('&').filter(|kv| !kv.starts_with("v=")).collect::<Vec<_>>().join("&");
     // Filters apply to the point layers (the map wall's time slider, type and status switches).
-    let filters = ItemQuery { since: q.since, until: q.until, ..q.filters() };
+    let filters = ItemQuery { since: q.since, until: q.until, ..q.filters(&Layer::ALL)? };
     // Who may read which layer of a tile (grids, hexbins and points alike) was decided by the
     // access policy before this handler ran, before anything could answer (a 304 included).
     let sensitive = layers.iter().any(|l| l.audited().is_some());

@@ -201,6 +201,8 @@ pub struct Ingest {
     devices: Arc<DeviceSecrets>,
     /// Rate limits of the OsmAnd door.
     doors: DoorLimits,
+    /// The noise filter's thresholds (a refusal's answer names them).
+    noise: NoiseConfig,
 }
 
 impl Ingest {
@@ -248,8 +250,15 @@ impl Ingest {
             counters,
             devices,
             doors: DoorLimits::new(config.limits),
+            noise: config.noise,
         };
         (ingest, IngestWriter { writer, rx })
+    }
+
+    /// The noise filter's thresholds: the retention and clock tolerance a refusal names.
+    #[must_use]
+    pub fn noise(&self) -> &NoiseConfig {
+        &self.noise
     }
 
     /// Queues fixes and waits until they are stored (or refused).

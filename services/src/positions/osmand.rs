@@ -16,6 +16,23 @@
 //!
 //! Every other parameter is kept as a text attribute. A value that is present but unusable is
 //! refused naming the parameter, the value and the reason — never dropped or guessed.
+//!
+//! Traccar Client 9 and later POST a JSON body instead (`Content-Type: application/json`), the
+//! shape of its background-location library, which Traccar's own server reads too:
+//!
+//! ```json
+//! {"device_id": "DEVICE_ID:SECRET",
+//!  "location": {"timestamp": "2026-11-22T08:00:00.000Z",
+//!               "coords": {"latitude": 22.69, "longitude": 114.21, "accuracy": 5,
+//!                          "speed": 3.2, "heading": 271, "altitude": 40},
+//!               "is_moving": true, "odometer": 1234, "event": "motionchange",
+//!               "battery": {"level": 0.87, "is_charging": false},
+//!               "activity": {"type": "on_foot"}, "extras": {}}}
+//! ```
+//!
+//! [`decode_json`] reads it into the same parameters (speed there is in metres per second, a
+//! battery level a fraction, and -1 means "not known" for speed and heading), so it is judged by
+//! the same rules, and a refusal names the JSON path (`location.coords.latitude`).
 
 use super::Fix;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -202,6 +219,97 @@ pub(crate) fn parse_time(v: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// Decodes Traccar Client's JSON body (see the module's documentation).
+///
+/// # Errors
+/// As [`decode`], naming the JSON path; and a body that is not that JSON object.
+pub fn decode_json(body: &[u8], received: DateTime<Utc>) -> Result<Fix, OsmAndError> {
+    use serde_json::Value;
+    let root: Value = serde_json::from_slice(body).map_err(|e| err("body", "", format!("not JSON: {e}")))?;
+    let Value::Object(root) = root else {
+        return Err(err("body", "", "expected a JSON object with device_id and location"));
+    };
+    let location = match root.get("location") {
+        Some(Value::Object(l)) => l,
+        Some(Value::Array(_)) => {
+            return Err(err("location", "[…]", "one location per request, as Traccar Client sends it"));
+        }
+        Some(other) => return Err(err("location", &other.to_string(), "expected an object")),
+        None => return Err(err("location", "", "the location is required")),
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // (parameter of the query form, JSON path, value): decode() judges them; its refusals are
+    // renamed to the JSON path.
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut paths: Vec<(&'static str, String)> = Vec::new();
+    let mut put = |param: &'static str, path: String, value: String| {
+        params.push((param.to_owned(), value));
+        paths.push((param, path));
+    };
+    match root.get("device_id") {
+        Some(v @ (Value::String(_) | Value::Number(_))) => put("id", "device_id".into(), text(v)),
+        Some(other) => return Err(err("device_id", &other.to_string(), "expected a string")),
+        None => return Err(err("device_id", "", "the device id is required")),
+    }
+    if let Some(t) = location.get("timestamp") {
+        put("timestamp", "location.timestamp".into(), text(t));
+    }
+    let Some(Value::Object(coords)) = location.get("coords") else {
+        return Err(err("location.coords", "", "the position (coords.latitude, coords.longitude) is required"));
+    };
+    for (key, param) in [("latitude", "lat"), ("longitude", "lon"), ("accuracy", "accuracy"), ("altitude", "altitude")]
+    {
+        match coords.get(key) {
+            None | Some(Value::Null) => {}
+            Some(v) => put(param, format!("location.coords.{key}"), text(v)),
+        }
+    }
+    // Speed (m/s) and heading: -1 is the library's "not known".
+    fn known(v: Option<&serde_json::Value>) -> Option<&serde_json::Value> {
+        v.filter(|v| v.as_f64().is_none_or(|x| x >= 0.0) && !v.is_null())
+    }
+    if let Some(v) = known(coords.get("speed")) {
+        let value = v.as_f64().map_or_else(|| text(v), |mps| (mps / MPS_PER_KNOT).to_string());
+        put("speed", "location.coords.speed".into(), value);
+    }
+    if let Some(v) = known(coords.get("heading")) {
+        put("bearing", "location.coords.heading".into(), text(v));
+    }
+    if let Some(Value::Object(b)) = location.get("battery") {
+        if let Some(v) = known(b.get("level")) {
+            let value = v.as_f64().map_or_else(|| text(v), |f| (f * 100.0).to_string());
+            put("batt", "location.battery.level".into(), value);
+        }
+        if let Some(v) = b.get("is_charging") {
+            put("charge", "location.battery.is_charging".into(), text(v));
+        }
+    }
+    if let Some(v) = location.get("is_moving") {
+        put("motion", "location.is_moving".into(), text(v));
+    }
+    if let Some(Value::Object(a)) = location.get("activity")
+        && let Some(v) = a.get("type")
+    {
+        put("activity", "location.activity.type".into(), text(v));
+    }
+    for key in ["odometer", "event", "mock"] {
+        if let Some(v) = location.get(key).filter(|v| !v.is_null()) {
+            put(key, format!("location.{key}"), text(v));
+        }
+    }
+    decode(&params, received).map_err(|mut e| {
+        if let Some((_, path)) = paths.iter().find(|(p, _)| *p == e.field) {
+            e.field.clone_from(path);
+        } else if e.field == "lat" || e.field == "lon" {
+            e.field = format!("location.coords.{}", if e.field == "lat" { "latitude" } else { "longitude" });
+        }
+        e
+    })
+}
+
 /// The pairs of a query string or form body.
 #[must_use]
 pub fn pairs(encoded: &str) -> Vec<(String, String)> {
@@ -314,6 +422,59 @@ mod tests {
         ] {
             assert_eq!(refused(&format!("id=u&lat=1&lon=1&{q}")).field, field, "{q}");
         }
+    }
+
+    /// The body Traccar Client 9 sends (its documented shape), and what it means.
+    #[test]
+    fn traccar_clients_json_body_is_one_fix() {
+        let body = br#"{"location": {"timestamp": "2026-11-22T07:59:30.250Z",
+            "coords": {"latitude": 22.6913, "longitude": 114.2107, "accuracy": 4.5, "speed": 5.0,
+                       "heading": 271.5, "altitude": 44.2},
+            "is_moving": true, "odometer": 1234.5, "event": "motionchange",
+            "battery": {"level": 0.87, "is_charging": false}, "activity": {"type": "on_foot"},
+            "extras": {}}, "device_id": "patrol-07:s3cret"}"#;
+        let f = decode_json(body, now()).unwrap();
+        assert_eq!((f.device_id.as_str(), f.secret.map(|s| s.0)), ("patrol-07", Some("s3cret".to_owned())));
+        assert_eq!((f.pos.lon(), f.pos.lat()), (114.2107, 22.6913));
+        assert_eq!(
+            f.time,
+            Utc.with_ymd_and_hms(2026, 11, 22, 7, 59, 30).unwrap() + chrono::Duration::milliseconds(250)
+        );
+        assert!((f.speed_mps.unwrap() - 5.0).abs() < 1e-9, "speed is m/s in JSON");
+        assert_eq!((f.bearing_deg, f.altitude_m, f.accuracy_m), (Some(271.5), Some(44.2), Some(4.5)));
+        assert!((f.battery_pct.unwrap() - 87.0).abs() < 1e-9);
+        assert_eq!(f.attributes.get("charge").map(String::as_str), Some("false"));
+        assert_eq!(f.attributes.get("motion").map(String::as_str), Some("true"));
+        assert_eq!(f.attributes.get("activity").map(String::as_str), Some("on_foot"));
+        // -1 is "not known" for speed and heading.
+        let unknown = br#"{"device_id": "u", "location": {"timestamp": "2026-11-22T07:59:30Z",
+            "coords": {"latitude": 22.69, "longitude": 114.21, "speed": -1, "heading": -1}}}"#;
+        let f = decode_json(unknown, now()).unwrap();
+        assert_eq!((f.speed_mps, f.bearing_deg), (None, None));
+    }
+
+    #[test]
+    fn a_bad_json_fix_is_refused_naming_its_path() {
+        let refused = |b: &str| decode_json(b.as_bytes(), now()).expect_err(b).field;
+        assert_eq!(refused(r#"{"location": {"coords": {"latitude": 1, "longitude": 1}}}"#), "device_id");
+        assert_eq!(refused(r#"{"device_id": "u"}"#), "location");
+        assert_eq!(refused(r#"{"device_id": "u", "location": {}}"#), "location.coords");
+        assert_eq!(
+            refused(r#"{"device_id": "u", "location": {"coords": {"latitude": 95, "longitude": 1}}}"#),
+            "location.coords.latitude"
+        );
+        assert_eq!(
+            refused(r#"{"device_id": "u", "location": {"coords": {"latitude": 1}}}"#),
+            "location.coords.longitude"
+        );
+        assert_eq!(
+            refused(
+                r#"{"device_id": "u", "location": {"timestamp": "soon", "coords": {"latitude": 1, "longitude": 1}}}"#
+            ),
+            "location.timestamp"
+        );
+        assert_eq!(refused("[1]"), "body");
+        assert_eq!(refused("{"), "body");
     }
 
     #[test]

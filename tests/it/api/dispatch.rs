@@ -148,6 +148,13 @@ async fn citizens_get_open_posts_with_walking_times_and_a_rate_limit() {
     assert!(i >= 15, "limited after only {i}");
     assert!(r.headers.get(header::RETRY_AFTER).is_some());
     assert_eq!(r.content_type, "application/problem+json");
+    // The title names the status it comes with (it once said "Service unavailable").
+    assert_eq!(
+        (r.body["status"].as_u64(), r.body["title"].as_str()),
+        (Some(429), Some("Too many requests")),
+        "{}",
+        r.text
+    );
     // A dispatcher's token is not rate-limited and sees the full post.
     let r = f.call("GET", "/api/v1/posts/nearest?lon=114.21&lat=22.688&k=1", Some(Role::Dispatcher), None).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -416,6 +416,7 @@ mod access_policy;
 mod audit_log;
 mod audits;
 mod dispatch;
+mod edges;
 mod grids;
 mod items;
 mod positions;

@@ -225,7 +225,7 @@ async fn the_tile_cache_answers_repeats_and_never_serves_a_stale_tile() {
     let (_, _, again) = f.tile(&path, d, None).await;
     assert_eq!(first, again);
     let metrics = f.call("GET", "/metrics", Some(Role::Admin), None).await.text;
-    assert!(metrics.contains("safegrid_tile_cache_requests{result=\"hit\"} 1"), "{metrics}");
+    assert!(metrics.contains("safegrid_tile_cache_requests_total{result=\"hit\"} 1"), "{metrics}");
     f.call("POST", "/api/v1/posts", d, Some(feature(point(114.02, 22.55), props_for(Layer::Posts)))).await;
     let (_, _, after) = f.tile(&path, d, None).await;
     let layers = mvt::decode(&after).unwrap();

@@ -114,11 +114,11 @@ async fn an_osmand_fix_without_the_devices_secret_moves_nothing_and_strangers_al
     let second = mint(&f, Role::Admin, "dev-000002").await.body["identifier"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
     let r = f
-        .call("GET", &format!("/api/v1/osmand?id={first}&lat=22.521&lon=114.021&timestamp={}", t + 300), None, None)
+        .call("GET", &format!("/api/v1/osmand?id={first}&lat=22.521&lon=114.021&timestamp={}", t + 50), None, None)
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = f
-        .call("GET", &format!("/api/v1/osmand?id={second}&lat=22.521&lon=114.021&timestamp={}", t + 301), None, None)
+        .call("GET", &format!("/api/v1/osmand?id={second}&lat=22.521&lon=114.021&timestamp={}", t + 51), None, None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
