@@ -3,20 +3,19 @@
 
 mod audit_cmd;
 mod gridding_cmd;
+mod import_cmd;
 mod simulation;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use safegrid_geodata::{Crs, GridCode};
+use safegrid_geodata::GridCode;
 use safegrid_services::access::{Principal, Role, new_token};
 use safegrid_services::api::{AppState, app, osmand_app};
 use safegrid_services::basemap::Basemap;
 use safegrid_services::demo;
-use safegrid_services::import::{self, Format};
 use safegrid_services::ingest::mqtt::MqttConfig;
 use safegrid_services::ingest::{IngestConfig, spawn_retention};
-use safegrid_services::layer::Layer;
 use safegrid_services::positions::devices::LimitConfig;
 use safegrid_services::positions::live::FreshnessConfig;
 use safegrid_services::positions::noise::NoiseConfig;
@@ -380,24 +379,6 @@ impl MapArgs {
     }
 }
 
-/// `import --format`: the library's [`Format`], named on the command line.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum FileFormat {
-    /// A GeoJSON FeatureCollection of Points.
-    Geojson,
-    /// CSV with a header; `lon` and `lat` columns, the others named as the layer's properties.
-    Csv,
-}
-
-impl From<FileFormat> for Format {
-    fn from(f: FileFormat) -> Self {
-        match f {
-            FileFormat::Geojson => Format::Geojson,
-            FileFormat::Csv => Format::Csv,
-        }
-    }
-}
-
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Text,
@@ -450,26 +431,19 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
-    /// Import a GeoJSON or CSV file into a layer, or a grid layer. All rows or none.
+    /// Import a city's own file into a layer: grids, a point layer, or position history. All of
+    /// it or nothing, with every fault listed at once.
     ///
-    /// Items: a FeatureCollection of Points, or CSV with lon and lat columns; property names as in
-    /// the API. Grids: a FeatureCollection of (Multi)Polygons with code, name and optional level,
-    /// manager, manager_phone; replaces the grid layer and re-locates every item. Import while
-    /// the server is stopped, or restart it afterwards.
-    Import {
-        /// Target: grids, incidents, rental_housing, posts, responders or key_personnel.
-        #[arg(long)]
-        layer: String,
-        /// Input file.
-        #[arg(long)]
-        file: PathBuf,
-        /// File format (default: from the extension, .csv or GeoJSON).
-        #[arg(long, value_enum)]
-        format: Option<FileFormat>,
-        /// CRS of the file's coordinates: wgs84, gcj02 or bd09. Converted to WGS-84 on import.
-        #[arg(long, default_value = "wgs84")]
-        crs: String,
-    },
+    /// Grids: a FeatureCollection of (Multi)Polygons with code, name and optional level,
+    /// manager, manager_phone. A file whose top units are districts replaces the layer; one whose
+    /// top units sit under stored units (a district's grids) goes in under them, leaving the rest.
+    /// Items are re-located either way. Point layers: a FeatureCollection of Points, or CSV with
+    /// lon and lat columns; property names as in the API. Import while the server is stopped, or
+    /// restart it afterwards.
+    Import(import_cmd::ImportArgs),
+    /// Write a whole layer to a file (or stdout) in the form `import` reads back: a grid layer
+    /// re-imports to the identical layer.
+    Export(import_cmd::ExportArgs),
     /// Create an API token and print it (it is stored hashed and cannot be shown again).
     Token {
         /// Role: admin, dispatcher, grid_worker, auditor or public.
@@ -605,10 +579,13 @@ async fn run(cli: Cli) -> Result<()> {
             };
             serve(service, basemap, roads, &listen, &positions, &limits, Some(DemoRun { tokens, simulate })).await
         }
-        Command::Import { layer, file, format, crs } => {
+        Command::Import(args) => {
             let service = open(&cli.database_url).await?;
-            let crs: Crs = crs.parse().map_err(|e| anyhow::anyhow!("--crs: {e}"))?;
-            run_import(&service, &layer, &file, format.map(Format::from), crs).await
+            import_cmd::run(&service, &args).await
+        }
+        Command::Export(args) => {
+            let service = open(&cli.database_url).await?;
+            import_cmd::export(&service, &args).await
         }
         Command::Token { role, name, grids } => {
             let service = open(&cli.database_url).await?;
@@ -726,7 +703,7 @@ fn reload_tokens_every(service: &Arc<Service>, secs: u64) {
     });
 }
 
-async fn open(url: &str) -> Result<Arc<Service>> {
+pub(crate) async fn open(url: &str) -> Result<Arc<Service>> {
     let started = Instant::now();
     let store = store::open(url).await.with_context(|| format!("opening the store at {url}"))?;
     let service = Service::open(store).await.context("loading the live state from the store")?;
@@ -987,108 +964,5 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// An import's input, opened before the parser thread starts so that a missing file fails early.
-enum Input {
-    Text(String),
-    File(std::fs::File),
-}
-
-async fn run_import(service: &Service, layer: &str, file: &Path, format: Option<Format>, crs: Crs) -> Result<()> {
-    let started = Instant::now();
-    let path = file.display().to_string();
-    if layer == "grids" {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?;
-        let h = safegrid_geodata::grid::hierarchy_from_geojson(&text).with_context(|| path.clone())?;
-        if crs != Crs::Wgs84 {
-            bail!("grid files must be WGS-84: convert polygons before import (--crs applies to point layers)");
-        }
-        let n = h.len();
-        service.replace_grids(h).await?;
-        println!("imported {n} grid units from {path} in {:.1} s", started.elapsed().as_secs_f64());
-        return Ok(());
-    }
-    let layer: Layer = layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids)"))?;
-    let format = format.unwrap_or_else(|| Format::from_path(&path));
-    let bar = ProgressBar::new_spinner().with_style(
-        ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_message("checking and writing");
-    let nothing = || format!("{path}: nothing was imported");
-    // Text formats are read whole (GeoJSON) or streamed (CSV) on a blocking thread that parses,
-    // checks and locates; this task writes each chunk into one open transaction meanwhile.
-    let input = match format {
-        Format::Geojson => Input::Text(std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?),
-        Format::Csv => Input::File(std::fs::File::open(file).with_context(|| format!("reading {path}"))?),
-    };
-    let mut import = service.begin_import(layer).await.with_context(nothing)?;
-    let mut locator = import.locator();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<safegrid_services::layer::Item>>(2);
-    let ticker = bar.clone();
-    let parser = tokio::task::spawn_blocking(move || {
-        let tick = || ticker.inc(1);
-        let mut sink = |rows| tx.blocking_send(locator.items(rows)).is_ok();
-        let parsed = match input {
-            Input::Text(text) => import::parse_geojson(&text, layer, crs, &tick, &mut sink),
-            Input::File(f) => import::parse_csv(std::io::BufReader::new(f), layer, crs, &tick, &mut sink),
-        };
-        parsed.map(|rows| (rows, locator.time_spent()))
-    });
-    let mut written = Ok(());
-    while let Some(items) = rx.recv().await {
-        written = import.write(items).await;
-        if written.is_err() {
-            break;
-        }
-    }
-    // Dropping the receiver stops a parser that is still going (after a failed write).
-    drop(rx);
-    let parsed = parser.await.context("the parser thread failed")?;
-    // Either failure drops `import`, which rolls the transaction back.
-    let (n, locate_time) = parsed.with_context(nothing)?;
-    written.with_context(nothing)?;
-    tracing::info!(
-        rows = n,
-        parse_and_locate_ms = started.elapsed().as_millis() as u64,
-        locate_ms = locate_time.as_millis() as u64,
-        "{path} parsed, checked and written; committing"
-    );
-    bar.set_message("committing");
-    let ids = import.commit().await.with_context(nothing)?;
-    bar.finish_and_clear();
-    // Key personnel and responders: the import is a write like any other, and is audited as one
-    // (by the operator's login name; whoever runs it holds the database).
-    if safegrid_services::policy::rule_of(safegrid_services::policy::Action::WriteLayer(layer)).audit
-        == safegrid_services::policy::Audit::Writes
-    {
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        let who = Principal { name: format!("safegrid import ({user})"), role: Role::Admin, grids: vec![] };
-        let request = format!(
-            "import {layer} from {path} (ids {}–{})",
-            ids.first().copied().unwrap_or(0),
-            ids.last().copied().unwrap_or(0)
-        );
-        let entry = safegrid_services::audit_log::AuditEntry {
-            action: "import",
-            request: &request,
-            layer: Some(layer),
-            // Named one by one up to a thousand; beyond, the id range in the request says it.
-            subjects: if ids.len() <= 1000 { ids.clone() } else { Vec::new() },
-            result_count: n,
-            kind: safegrid_services::audit_log::AuditKind::Write,
-            ..Default::default()
-        };
-        service.audit_entry(&who, entry).await.context("recording the import in the audit log")?;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "imported {n} {layer} from {path} (ids {}–{}) in {secs:.1} s, {:.0} rows/s",
-        ids.first().copied().unwrap_or(0),
-        ids.last().copied().unwrap_or(0),
-        n as f64 / secs.max(1e-9)
-    );
     Ok(())
 }

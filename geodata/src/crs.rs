@@ -84,6 +84,22 @@ impl Crs {
         }
     }
 
+    /// The name people write: `WGS-84`, `GCJ-02`, `BD-09`.
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::Crs;
+    /// assert_eq!(Crs::Bd09.label(), "BD-09");
+    /// ```
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Wgs84 => "WGS-84",
+            Self::Gcj02 => "GCJ-02",
+            Self::Bd09 => "BD-09",
+        }
+    }
+
     /// Converts a point given in this CRS to WGS-84.
     ///
     /// # Examples

@@ -66,7 +66,15 @@ impl GridLevel {
     }
 
     /// The level implied by a code's depth when none is given.
-    fn from_depth(depth: usize) -> Option<Self> {
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::GridLevel;
+    /// assert_eq!(GridLevel::from_depth(0), Some(GridLevel::District));
+    /// assert_eq!(GridLevel::from_depth(4), None);
+    /// ```
+    #[must_use]
+    pub fn from_depth(depth: usize) -> Option<Self> {
         [Self::District, Self::Street, Self::Community, Self::Grid].get(depth).copied()
     }
 }

@@ -6,6 +6,7 @@
 //! - [`coord`]: validated WGS-84 [`LonLat`].
 //! - [`distance`]: haversine metres.
 //! - [`crs`]: WGS-84 ⇄ GCJ-02 ⇄ BD-09 at the edge.
+//! - [`datum`]: which of those a polygon layer was drawn in, by how it fits a WGS-84 reference.
 //! - [`grid`]: the district → street → community → grid hierarchy and its codes.
 //! - [`polygon_check`]: untrusted GeoJSON polygons → trusted geometry, with located faults.
 //! - [`locate`]: point → grid, with the border rule.
@@ -20,6 +21,7 @@
 pub mod audit;
 pub mod coord;
 pub mod crs;
+pub mod datum;
 pub mod distance;
 pub mod grid;
 pub mod gridding;

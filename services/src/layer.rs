@@ -68,6 +68,22 @@ impl Layer {
         }
     }
 
+    /// The properties an item of this layer takes (what an import may map columns onto).
+    #[must_use]
+    pub fn properties(self) -> &'static [&'static str] {
+        match self {
+            Self::Incidents => &["type", "priority", "status", "reported_at", "address", "description"],
+            Self::RentalHousing => {
+                &["address", "units", "tenant_count", "landlord_contact", "safety_rating", "last_inspection"]
+            }
+            Self::Posts => &["kind", "name", "phone", "radio_channel", "opening_hours"],
+            Self::Responders => &["kind", "callsign", "status", "capabilities", "home_post", "device_id"],
+            Self::KeyPersonnel => {
+                &["category", "name", "assigned_grid", "caretaker", "last_seen_at", "active", "device_id", "zone"]
+            }
+        }
+    }
+
     /// The kinds (`type` / `kind` / `category`) an item of this layer may have, when the list is
     /// closed; `None` where they are the city's own words (incident types, key-person categories).
     #[must_use]
@@ -648,6 +664,23 @@ pub mod tag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Layer::properties` is the typed structs' list: each is known to the parser, and a
+    /// property outside it is refused as unknown.
+    #[test]
+    fn each_layers_property_list_is_what_its_parser_takes() {
+        for layer in Layer::ALL {
+            for p in layer.properties() {
+                let e = Props::parse(layer, json!({ *p: {"not": "a value"} })).unwrap_err();
+                assert!(!e.reason.contains("unknown field"), "{layer}.{p}: {}", e.reason);
+            }
+            let e = Props::parse(layer, json!({"colour": "red"})).unwrap_err();
+            assert!(e.reason.contains("unknown field") && e.field == "colour", "{layer}: {e:?}");
+            for p in layer.properties() {
+                assert!(e.reason.contains(&format!("`{p}`")), "{layer}: {p} missing from {}", e.reason);
+            }
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -375,7 +375,10 @@ fn grids_given_in_gcj02_are_refused_unless_converted() {
     let out = audit_cmd(&["--grids", &f, "--territory", &territory, "--quiet"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("look like gcj02") && err.contains("--crs gcj02"), "{err}");
+    assert!(
+        err.contains("look like GCJ-02") && err.contains("better as GCJ-02") && err.contains("--crs gcj02"),
+        "{err}"
+    );
     // Converted, they cover the districts again: what remains is GCJ-02's bending of long
     // straight edges (metres), far below the shift's 300–600 m.
     let out = audit_cmd(&["--grids", &f, "--territory", &territory, "--crs", "gcj02", "--quiet"]);

@@ -311,7 +311,7 @@ fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     let out = safegrid(&url, &["import", "--layer", "posts", "--file", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("row 4") && err.contains("lat") && err.contains("nothing was imported"), "{err}");
+    assert!(err.contains("line 4") && err.contains("lat") && err.contains("nothing was imported"), "{err}");
 
     // A bad row after several chunks have gone into the import's transaction (rows stream to
     // the store while the file is parsed): all of them are rolled back.
@@ -326,7 +326,7 @@ fn a_failed_import_leaves_the_store_exactly_as_it_was() {
     let err = String::from_utf8_lossy(&out.stderr);
     let line = 2 * safegrid_services::import::CHUNK_ROWS + 502;
     assert!(
-        err.contains(&format!("row {line}")) && err.contains("name") && err.contains("nothing was imported"),
+        err.contains(&format!("line {line}")) && err.contains("name") && err.contains("nothing was imported"),
         "{err}"
     );
 

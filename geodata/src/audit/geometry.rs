@@ -15,8 +15,8 @@
 use super::input::{AuditFeature, AuditLayer, CrsSource};
 use super::measure::{area_m2, human_area, pieces, placed};
 use super::{Finding, Kind, Progress, Severity, Thresholds};
+use crate::GridCode;
 use crate::overlay;
-use crate::{Crs, GridCode, LonLat};
 use geo::{BoundingRect, Intersects, MultiPolygon, Point, Polygon, Rect};
 use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
@@ -136,15 +136,13 @@ pub struct GeometryAudit {
 pub enum AuditError {
     /// The layer fits its territory far better once shifted from a Chinese map datum.
     #[error(
-        "the grids look like {crs} coordinates, not WGS-84: as given, {as_is_pct:.2}% of the territory and grids disagree; read as {crs} and converted, only {converted_pct:.2}%. Re-run with --crs {crs} to convert them, or --crs wgs84 to audit them as they are"
+        "the grids look like {} coordinates, not WGS-84: {fit}. Re-run with --crs {} to convert them, or --crs wgs84 to audit them as they are",
+        fit.best.label(),
+        fit.best.name()
     )]
     LooksShifted {
-        /// The datum that fits.
-        crs: Crs,
-        /// Mismatch as given: symmetric difference as a share of the territory, %.
-        as_is_pct: f64,
-        /// Mismatch after conversion, %.
-        converted_pct: f64,
+        /// How the layer fits the territory as given and as the datum that fits.
+        fit: crate::datum::DatumFit,
     },
     /// No grid can be measured.
     #[error("no feature has a geometry that can be measured")]
@@ -586,29 +584,10 @@ impl Codes {
 /// it as it stands would report a 300–700 m shifted mess of gaps and strays, and importing it
 /// would misplace every grid.
 fn check_datum(union: &MultiPolygon<f64>, terr: &MultiPolygon<f64>) -> Result<(), AuditError> {
-    let ta = area_m2(terr);
-    if ta <= 0.0 {
-        return Ok(());
+    match crate::datum::fit(crate::datum::Reference::Whole(union, terr)) {
+        Some(fit) if fit.shifted().is_some() => Err(AuditError::LooksShifted { fit }),
+        _ => Ok(()),
     }
-    let mismatch = |g: &MultiPolygon<f64>| area_m2(&overlay::xor(g, terr)) / ta * 100.0;
-    let as_is = mismatch(union);
-    // Below 1% the fit is already good: a real layer drawn in WGS-84 never gains from a shift.
-    if as_is < 1.0 {
-        return Ok(());
-    }
-    for crs in [Crs::Gcj02, Crs::Bd09] {
-        let shifted = shift(union, crs);
-        let converted = mismatch(&shifted);
-        if converted < as_is / 2.0 {
-            return Err(AuditError::LooksShifted { crs, as_is_pct: as_is, converted_pct: converted });
-        }
-    }
-    Ok(())
-}
-
-fn shift(mp: &MultiPolygon<f64>, crs: Crs) -> MultiPolygon<f64> {
-    use geo::MapCoords;
-    mp.map_coords(|c| LonLat::new(c.x, c.y).map_or(c, |p| crs.to_wgs84(p).to_coord()))
 }
 
 #[cfg(test)]
@@ -616,6 +595,7 @@ mod tests {
     use super::*;
     use crate::audit::Silent;
     use crate::audit::input::{ReadOptions, read_layer};
+    use crate::{Crs, LonLat};
     use geo::polygon;
 
     fn sq(code: &str, x: f64, y: f64, w: f64, h: f64, manager: bool) -> String {
@@ -754,7 +734,7 @@ mod tests {
         let text = format!(r#"{{"type":"FeatureCollection","features":[{f}]}}"#);
         let layer = read_layer(&text, &ReadOptions::default()).unwrap();
         let e = audit(&layer, Some(&territory), Thresholds::default(), &Silent).unwrap_err();
-        assert!(matches!(e, AuditError::LooksShifted { crs: Crs::Gcj02, .. }), "{e}");
+        assert!(matches!(e, AuditError::LooksShifted { fit } if fit.best == Crs::Gcj02), "{e}");
         let layer = read_layer(&text, &ReadOptions { crs: Some(Crs::Gcj02), ..ReadOptions::default() }).unwrap();
         let ok = audit(&layer, Some(&territory), Thresholds::default(), &Silent).unwrap();
         // GCJ-02's shift bends straight edges by a few metres over 2 km; what is left after

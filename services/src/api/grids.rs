@@ -5,7 +5,7 @@ use super::caller::Caller;
 use super::extract::AppPath;
 use super::items::geojson_response;
 use super::problem::{ApiError, JsonBody};
-use super::query::{self, AppQuery, Bounded};
+use super::query::{self, AppQuery};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -88,11 +88,33 @@ pub struct ListQuery {
     parent: Option<GridCode>,
     #[serde(default, deserialize_with = "query::opt_parsed")]
     cursor: Option<GridCode>,
-    #[serde(default)]
-    limit: Option<Bounded<1, 5000>>,
+    #[serde(default, deserialize_with = "query::opt_parsed")]
+    limit: Option<PageSize>,
 }
 
-/// `GET /api/v1/grids[?level=…&parent=…&limit=…&cursor=…]`
+/// Units per page: 1 to 5,000, or `all` (a whole layer to save and re-import).
+#[derive(Debug, Clone, Copy)]
+enum PageSize {
+    Units(usize),
+    All,
+}
+
+impl std::str::FromStr for PageSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "all" {
+            return Ok(Self::All);
+        }
+        match s.parse::<usize>() {
+            Ok(n) if (1..=5000).contains(&n) => Ok(Self::Units(n)),
+            _ => Err("expected 1 to 5000, or all".into()),
+        }
+    }
+}
+
+/// `GET /api/v1/grids[?level=…&parent=…&limit=…&cursor=…]`: a page of units (500 by default,
+/// `limit=all` for every one), with `numberMatched` (how many match the filters) so that a
+/// page is never mistaken for the layer.
 ///
 /// # Errors
 /// 400 for an unknown or malformed parameter (`level`, `parent`, `cursor`, `limit`).
@@ -102,17 +124,22 @@ async fn list(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let ListQuery { level, parent, cursor, limit } = q;
-    let limit = Bounded::or(limit, 500);
+    let limit = match limit.unwrap_or(PageSize::Units(500)) {
+        PageSize::Units(n) => n,
+        PageSize::All => usize::MAX - 1,
+    };
     let grids = st.service.grids();
-    let mut page: Vec<&GridUnit> = grids
-        .hierarchy
-        .units()
-        .iter()
-        .filter(|u| level.is_none_or(|l| u.level == l))
-        .filter(|u| parent.as_ref().is_none_or(|pc| u.code.parent().as_ref() == Some(pc)))
-        .filter(|u| cursor.as_ref().is_none_or(|c| u.code > *c))
-        .take(limit + 1)
-        .collect();
+    let matching = || {
+        grids
+            .hierarchy
+            .units()
+            .iter()
+            .filter(|u| level.is_none_or(|l| u.level == l))
+            .filter(|u| parent.as_ref().is_none_or(|pc| u.code.parent().as_ref() == Some(pc)))
+    };
+    let matched = matching().count();
+    let mut page: Vec<&GridUnit> =
+        matching().filter(|u| cursor.as_ref().is_none_or(|c| u.code > *c)).take(limit + 1).collect();
     let next = (page.len() > limit).then(|| {
         page.truncate(limit);
         page[limit - 1].code.to_string()
@@ -121,7 +148,8 @@ async fn list(
     let features: Vec<Value> =
         page.iter().map(|u| serde_json::to_value(unit_to_feature(u)).unwrap_or(Value::Null)).collect();
     let n = features.len();
-    let mut body = json!({"type": "FeatureCollection", "features": features, "numberReturned": n, "totalUnits": total});
+    let mut body = json!({"type": "FeatureCollection", "features": features, "numberReturned": n,
+        "numberMatched": matched, "totalUnits": total});
     if let Some(c) = next {
         body["next_cursor"] = c.into();
     }

@@ -90,6 +90,32 @@ pub fn http(addr: &str, method: &str, path: &str, token: &str, body: Option<&Val
     (status, serde_json::from_str(&json_text).unwrap_or(Value::Null))
 }
 
+/// [`http`], returning the body as text whatever its size (de-chunked when chunked).
+pub fn http_text(addr: &str, path: &str, token: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let auth = if token.is_empty() { String::new() } else { format!("Authorization: Bearer {token}\r\n") };
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8(resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let (head, mut payload) = resp.split_once("\r\n\r\n").unwrap();
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return (status, payload.to_owned());
+    }
+    let mut body = String::new();
+    loop {
+        let (size, chunk) = payload.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.push_str(&chunk[..n]);
+        payload = &chunk[n + 2..];
+    }
+    (status, body)
+}
+
 pub fn write_fixture_grids(path: &Path) {
     let fc = geojson::FeatureCollection {
         bbox: None,

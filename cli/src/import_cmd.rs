@@ -1,0 +1,305 @@
+//! `safegrid import` and `safegrid export`: a city's own files in and out of the store.
+//!
+//! Imports read the whole file before anything is committed and list every fault at once (up
+//! to `--max-errors`); exports write what `import` reads back.
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use safegrid_geodata::Crs;
+use safegrid_geodata::grid::unit_to_feature;
+use safegrid_services::access::{Principal, Role};
+use safegrid_services::import::grids::{self as grid_import, Placement};
+use safegrid_services::import::{self, Format, ImportOptions};
+use safegrid_services::layer::Layer;
+use safegrid_services::service::Service;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `import --format`: the library's [`Format`], named on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FileFormat {
+    /// A GeoJSON FeatureCollection.
+    Geojson,
+    /// CSV with a header; `lon` and `lat` columns, the others named as the layer's properties.
+    Csv,
+}
+
+impl From<FileFormat> for Format {
+    fn from(f: FileFormat) -> Self {
+        match f {
+            FileFormat::Geojson => Format::Geojson,
+            FileFormat::Csv => Format::Csv,
+        }
+    }
+}
+
+/// `safegrid import`.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// Target: grids, incidents, rental_housing, posts, responders or key_personnel.
+    #[arg(long)]
+    pub layer: String,
+    /// Input file.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// File format (default: from the extension, .csv or GeoJSON).
+    #[arg(long, value_enum)]
+    pub format: Option<FileFormat>,
+    /// CRS of the file's coordinates: wgs84, gcj02 or bd09, converted to WGS-84 on import (grids
+    /// included). Without it the file is taken as WGS-84, and a grid file that fits far better
+    /// as GCJ-02 or BD-09 — against the stored grids, or Shenzhen's districts — is refused, saying
+    /// so; give --crs wgs84 to import such a file as it is.
+    #[arg(long)]
+    pub crs: Option<String>,
+    /// Read a column or property under another name: --map time=reported_at, --map
+    /// adcode=code (repeatable; applied before anything else).
+    #[arg(long = "map", value_name = "FROM=TO", value_parser = import::parse_mapping)]
+    pub map: Vec<(String, String)>,
+    /// Leave out columns and properties the layer does not take, instead of refusing the file.
+    #[arg(long)]
+    pub ignore_unknown: bool,
+    /// Faults listed before the rest are only counted.
+    #[arg(long, default_value_t = import::DEFAULT_MAX_ERRORS)]
+    pub max_errors: usize,
+}
+
+/// `safegrid export`.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// The layer: grids, incidents, rental_housing, posts, responders or key_personnel.
+    #[arg(long)]
+    pub layer: String,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// An import's input, opened before the parser thread starts so that a missing file fails early.
+enum Input {
+    Text(String),
+    File(std::fs::File),
+}
+
+impl ImportArgs {
+    fn options(&self) -> Result<ImportOptions> {
+        let crs = self.crs.as_deref().map(str::parse::<Crs>).transpose().map_err(|e| anyhow::anyhow!("--crs: {e}"))?;
+        if self.max_errors == 0 {
+            bail!("--max-errors must be at least 1");
+        }
+        Ok(ImportOptions {
+            crs,
+            map: self.map.clone(),
+            ignore_unknown: self.ignore_unknown,
+            max_errors: self.max_errors,
+        })
+    }
+}
+
+/// Runs `safegrid import`.
+///
+/// # Errors
+/// The file's faults (all of them, up to the limit), or the store's; nothing is written then.
+pub async fn run(service: &Service, args: &ImportArgs) -> Result<()> {
+    let opts = args.options()?;
+    let path = args.file.display().to_string();
+    let nothing = || format!("{path}: nothing was imported");
+    if args.layer == "grids" {
+        return import_grids(service, &args.file, &opts).await.with_context(nothing);
+    }
+    let layer: Layer = args.layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids)"))?;
+    let format = args.format.map_or_else(|| Format::from_path(&path), Format::from);
+    import_points(service, layer, &args.file, format, &opts).await
+}
+
+/// The grid layer, whole or a subtree under stored units.
+async fn import_grids(service: &Service, file: &Path, opts: &ImportOptions) -> Result<()> {
+    let started = Instant::now();
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let stored = service.grids().hierarchy.clone();
+    let shenzhen = shenzhen_outline;
+    let units = grid_import::read(&text, opts, &stored, &shenzhen)?;
+    let placement = grid_import::placement(&units, &stored)?;
+    let n = units.len();
+    let merged = grid_import::merged(units, &stored, &placement)?;
+    service.replace_grids(merged).await?;
+    let secs = started.elapsed().as_secs_f64();
+    match placement {
+        Placement::WholeLayer => {
+            println!("imported {n} grid units from {} in {secs:.1} s (the whole layer)", file.display());
+        }
+        Placement::Under(parents) => {
+            let under: Vec<&str> = parents.iter().map(safegrid_geodata::GridCode::as_str).collect();
+            println!(
+                "imported {n} grid units from {} in {secs:.1} s under {} (stored units not in the file are kept)",
+                file.display(),
+                under.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Shenzhen's district outlines, shipped with safegrid, when a layer's box touches them: what a
+/// grid file with nothing stored to compare with is checked against.
+fn shenzhen_outline(bbox: &geo::Rect<f64>) -> Option<geo::MultiPolygon<f64>> {
+    use geo::{BoundingRect, Intersects};
+    let fc: geojson::FeatureCollection = safegrid_services::demo::SHENZHEN_DISTRICTS.parse().ok()?;
+    let polys: Vec<geo::Polygon<f64>> = fc
+        .features
+        .iter()
+        .filter_map(|f| f.geometry.as_ref())
+        .filter_map(|g| safegrid_geodata::polygon_check::polygonal_from_geojson(g).ok())
+        .flat_map(|m| m.0)
+        .collect();
+    let all = geo::MultiPolygon(polys);
+    if !all.bounding_rect()?.intersects(bbox) {
+        return None;
+    }
+    Some(safegrid_geodata::overlay::union(all.0.iter()))
+}
+
+/// A point layer: parsed and located on a blocking thread, written chunk by chunk into one
+/// transaction meanwhile, committed after the last row.
+async fn import_points(
+    service: &Service,
+    layer: Layer,
+    file: &Path,
+    format: Format,
+    opts: &ImportOptions,
+) -> Result<()> {
+    let started = Instant::now();
+    let path = file.display().to_string();
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} rows ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message("checking and writing");
+    let nothing = || format!("{path}: nothing was imported");
+    // Text formats are read whole (GeoJSON) or streamed (CSV) on a blocking thread that parses,
+    // checks and locates; this task writes each chunk into one open transaction meanwhile.
+    let input = match format {
+        Format::Geojson => Input::Text(std::fs::read_to_string(file).with_context(|| format!("reading {path}"))?),
+        Format::Csv => Input::File(std::fs::File::open(file).with_context(|| format!("reading {path}"))?),
+    };
+    let mut import = service.begin_import(layer).await.with_context(nothing)?;
+    let mut locator = import.locator();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<safegrid_services::layer::Item>>(2);
+    let ticker = bar.clone();
+    let parse_opts = opts.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        let tick = || ticker.inc(1);
+        let mut sink = |rows| tx.blocking_send(locator.items(rows)).is_ok();
+        let parsed = match input {
+            Input::Text(text) => import::parse_geojson(&text, layer, &parse_opts, &tick, &mut sink),
+            Input::File(f) => import::parse_csv(std::io::BufReader::new(f), layer, &parse_opts, &tick, &mut sink),
+        };
+        parsed.map(|rows| (rows, locator.time_spent()))
+    });
+    let mut written = Ok(());
+    while let Some(items) = rx.recv().await {
+        written = import.write(items).await;
+        if written.is_err() {
+            break;
+        }
+    }
+    // Dropping the receiver stops a parser that is still going (after a failed write).
+    drop(rx);
+    let parsed = parser.await.context("the parser thread failed")?;
+    bar.finish_and_clear();
+    // Either failure drops `import`, which rolls the transaction back.
+    let (n, locate_time) = parsed.with_context(nothing)?;
+    written.with_context(nothing)?;
+    tracing::info!(
+        rows = n,
+        parse_and_locate_ms = started.elapsed().as_millis() as u64,
+        locate_ms = locate_time.as_millis() as u64,
+        "{path} parsed, checked and written; committing"
+    );
+    let ids = import.commit().await.with_context(nothing)?;
+    // Key personnel and responders: the import is a write like any other, and is audited as one
+    // (by the operator's login name; whoever runs it holds the database).
+    if safegrid_services::policy::rule_of(safegrid_services::policy::Action::WriteLayer(layer)).audit
+        == safegrid_services::policy::Audit::Writes
+    {
+        let request = format!(
+            "import {layer} from {path} (ids {}–{})",
+            ids.first().copied().unwrap_or(0),
+            ids.last().copied().unwrap_or(0)
+        );
+        let entry = safegrid_services::audit_log::AuditEntry {
+            action: "import",
+            request: &request,
+            layer: Some(layer),
+            // Named one by one up to a thousand; beyond, the id range in the request says it.
+            subjects: if ids.len() <= 1000 { ids.clone() } else { Vec::new() },
+            result_count: n,
+            kind: safegrid_services::audit_log::AuditKind::Write,
+            ..Default::default()
+        };
+        service.audit_entry(&operator(), entry).await.context("recording the import in the audit log")?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {n} {layer} from {path} (ids {}–{}) in {secs:.1} s, {:.0} rows/s",
+        ids.first().copied().unwrap_or(0),
+        ids.last().copied().unwrap_or(0),
+        n as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Whoever runs the command: they hold the database, so they act as an administrator, and the
+/// audit log names them by their login.
+fn operator() -> Principal {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    Principal { name: format!("safegrid command ({user})"), role: Role::Admin, grids: vec![] }
+}
+
+/// Runs `safegrid export`: the whole layer, in the form `import` reads.
+///
+/// # Errors
+/// An unknown layer, an unwritable output, or the store (for the audit row of a sensitive layer).
+pub async fn export(service: &Service, args: &ExportArgs) -> Result<()> {
+    let features: Vec<serde_json::Value> = if args.layer == "grids" {
+        let grids = service.grids();
+        grids.hierarchy.units().iter().map(|u| serde_json::to_value(unit_to_feature(u)).unwrap_or_default()).collect()
+    } else {
+        let layer: Layer = args.layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids)"))?;
+        let items: Vec<_> = service.layer(layer).iter().cloned().collect();
+        if layer.is_sensitive() {
+            // Whereabouts and key persons leave the store only with a row in the audit log.
+            let request =
+                format!("export {layer} to {}", args.out.as_ref().map_or("stdout".into(), |p| p.display().to_string()));
+            let entry = safegrid_services::audit_log::AuditEntry {
+                action: "export",
+                request: &request,
+                layer: Some(layer),
+                subjects: items.iter().map(|it| it.id).collect(),
+                result_count: items.len(),
+                ..Default::default()
+            };
+            service.audit_entry(&operator(), entry).await.context("recording the export in the audit log")?;
+        }
+        items
+            .iter()
+            .map(|it| {
+                serde_json::json!({"type": "Feature", "id": it.id,
+                    "geometry": {"type": "Point", "coordinates": [it.pos.lon(), it.pos.lat()]},
+                    "properties": it.props.to_json()})
+            })
+            .collect()
+    };
+    let n = features.len();
+    let body = serde_json::json!({"type": "FeatureCollection", "features": features});
+    let text = serde_json::to_string(&body)?;
+    if let Some(p) = &args.out {
+        std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    eprintln!("exported {n} {} features", args.layer);
+    Ok(())
+}
