@@ -7,29 +7,51 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use safegrid_geodata::Crs;
 use safegrid_geodata::grid::unit_to_feature;
+use safegrid_geodata::trace_file::TraceFormat;
 use safegrid_services::access::{Principal, Role};
 use safegrid_services::import::grids::{self as grid_import, Placement};
 use safegrid_services::import::{self, Format, ImportOptions};
+use safegrid_services::ingest::{Ingest, IngestConfig};
 use safegrid_services::layer::Layer;
+use safegrid_services::positions::Subject;
+use safegrid_services::positions::noise::NoiseConfig;
 use safegrid_services::service::Service;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-/// `import --format`: the library's [`Format`], named on the command line.
+/// `import --format`: the library's formats, named on the command line.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum FileFormat {
     /// A GeoJSON FeatureCollection.
     Geojson,
-    /// CSV with a header; `lon` and `lat` columns, the others named as the layer's properties.
+    /// CSV with a header; `lon` and `lat` columns, the others named as the layer's properties
+    /// (a trace: a time column too).
     Csv,
+    /// GPX track points (fixes only).
+    Gpx,
+    /// A GeoLife trajectory (fixes only).
+    Plt,
 }
 
-impl From<FileFormat> for Format {
-    fn from(f: FileFormat) -> Self {
-        match f {
-            FileFormat::Geojson => Format::Geojson,
-            FileFormat::Csv => Format::Csv,
+impl FileFormat {
+    /// The format of a point layer's file.
+    fn points(self) -> Result<Format> {
+        match self {
+            Self::Geojson => Ok(Format::Geojson),
+            Self::Csv => Ok(Format::Csv),
+            Self::Gpx | Self::Plt => bail!("--format gpx and plt are traces: import them with --layer fixes"),
+        }
+    }
+
+    /// The format of a trace file.
+    fn trace(self) -> Result<TraceFormat> {
+        match self {
+            Self::Csv => Ok(TraceFormat::Csv),
+            Self::Gpx => Ok(TraceFormat::Gpx),
+            Self::Plt => Ok(TraceFormat::Plt),
+            Self::Geojson => bail!("a trace is read from GPX, a GeoLife .plt or CSV, not GeoJSON"),
         }
     }
 }
@@ -37,7 +59,8 @@ impl From<FileFormat> for Format {
 /// `safegrid import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// Target: grids, incidents, rental_housing, posts, responders or key_personnel.
+    /// Target: grids, incidents, rental_housing, posts, responders or key_personnel; or fixes,
+    /// a unit's position history from a trace (GPX, GeoLife .plt, or CSV with lon, lat, time).
     #[arg(long)]
     pub layer: String,
     /// Input file.
@@ -62,6 +85,14 @@ pub struct ImportArgs {
     /// Faults listed before the rest are only counted.
     #[arg(long, default_value_t = import::DEFAULT_MAX_ERRORS)]
     pub max_errors: usize,
+    /// Fixes: the tracker whose history it is (a device id a responder or key person carries),
+    /// unless each CSV row names one in a device_id column.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Fixes: days of history the server keeps (its --retention-days); a file with older fixes
+    /// is refused whole, since the server would delete them within the hour.
+    #[arg(long, default_value_t = 183)]
+    pub retention_days: u32,
 }
 
 /// `safegrid export`.
@@ -100,16 +131,91 @@ impl ImportArgs {
 ///
 /// # Errors
 /// The file's faults (all of them, up to the limit), or the store's; nothing is written then.
-pub async fn run(service: &Service, args: &ImportArgs) -> Result<()> {
+pub async fn run(service: &Arc<Service>, args: &ImportArgs) -> Result<()> {
     let opts = args.options()?;
     let path = args.file.display().to_string();
     let nothing = || format!("{path}: nothing was imported");
-    if args.layer == "grids" {
-        return import_grids(service, &args.file, &opts).await.with_context(nothing);
+    match args.layer.as_str() {
+        "grids" => return import_grids(service, &args.file, &opts).await.with_context(nothing),
+        "fixes" => return import_fixes(service, args, &opts).await.with_context(nothing),
+        _ => {}
     }
-    let layer: Layer = args.layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids)"))?;
-    let format = args.format.map_or_else(|| Format::from_path(&path), Format::from);
+    let layer: Layer = args.layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids, or fixes)"))?;
+    let format = match args.format {
+        Some(f) => f.points()?,
+        None => Format::from_path(&path),
+    };
     import_points(service, layer, &args.file, format, &opts).await
+}
+
+/// A unit's position history: every fix judged by the same noise filter as a live report
+/// (older than the unit's live fix: kept as history, flagged late), stored, and the import
+/// written to the audit log (whereabouts).
+async fn import_fixes(service: &Arc<Service>, args: &ImportArgs, opts: &ImportOptions) -> Result<()> {
+    let started = Instant::now();
+    let path = args.file.display().to_string();
+    let format = match args.format {
+        Some(f) => f.trace()?,
+        None => TraceFormat::from_path(&path)
+            .with_context(|| format!("{path}: a trace is .gpx, .plt or .csv (or say which with --format)"))?,
+    };
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {path}"))?;
+    let mut fixes = import::traces::read(&text, format, args.device.as_deref(), opts)?;
+    if fixes.is_empty() {
+        bail!("the file holds no track point");
+    }
+    let retention = chrono::Duration::days(i64::from(args.retention_days.max(1)));
+    import::traces::check_window(&fixes, retention, chrono::Utc::now())?;
+    let mut units = std::collections::BTreeMap::new();
+    for f in &fixes {
+        if !units.contains_key(&f.device_id) {
+            let carrier = service.carrier_of(&f.device_id).with_context(|| {
+                format!("no responder or key person carries device {:?}: set it as their device_id first", f.device_id)
+            })?;
+            units.insert(f.device_id.clone(), carrier);
+        }
+    }
+    // In time order, so that jumps are judged between neighbours, as they happened.
+    fixes.sort_by_key(|f| f.time);
+    let config =
+        IngestConfig { noise: NoiseConfig { max_age: retention, ..NoiseConfig::default() }, ..IngestConfig::default() };
+    let (ingest, writer) = Ingest::new(Arc::clone(service), config);
+    let writing = tokio::spawn(writer.run());
+    let (mut live, mut history) = (0, 0);
+    let mut refused: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for chunk in fixes.chunks(10_000) {
+        let r = ingest.submit_history(chunk.to_vec()).await.map_err(|e| anyhow::anyhow!("storing the fixes: {e:?}"))?;
+        live += r.live;
+        history += r.history;
+        for x in r.refused {
+            *refused.entry(x.reason).or_default() += 1;
+        }
+    }
+    drop(ingest);
+    writing.await.context("the ingest writer failed")?;
+    for (device, (subject, id)) in &units {
+        let layer = if *subject == Subject::Responder { Layer::Responders } else { Layer::KeyPersonnel };
+        let request = format!("import fixes of device {device} from {path}");
+        let entry = safegrid_services::audit_log::AuditEntry {
+            action: "import",
+            request: &request,
+            layer: Some(layer),
+            subjects: vec![*id],
+            result_count: fixes.iter().filter(|f| &f.device_id == device).count(),
+            kind: safegrid_services::audit_log::AuditKind::Write,
+            ..Default::default()
+        };
+        service.audit_entry(&operator(), entry).await.context("recording the import in the audit log")?;
+    }
+    let refused_text: Vec<String> = refused.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "imported {} fixes of {} from {path} in {:.1} s: {live} moved the live position, {history} kept as history{}",
+        live + history,
+        units.keys().cloned().collect::<Vec<_>>().join(", "),
+        started.elapsed().as_secs_f64(),
+        if refused_text.is_empty() { String::new() } else { format!(", refused: {}", refused_text.join(", ")) }
+    );
+    Ok(())
 }
 
 /// The grid layer, whole or a subtree under stored units.

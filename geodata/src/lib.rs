@@ -15,6 +15,7 @@
 //! - [`gridgen`]: grids generated from H3 cells clipped to districts.
 //! - [`gridding`]: automatic gridding of communities into grids of 300–500 households.
 //! - [`overlay`]: polygon union, difference, intersection at a fixed snap radius.
+//! - [`trace_file`]: position traces from GPX, GeoLife `.plt` and CSV files.
 //! - [`audit`]: coverage audits of a grid layer (gaps, overlaps, codes, staffing, workload).
 #![cfg_attr(test, allow(clippy::unwrap_used, reason = "a test that cannot unwrap has failed"))]
 
@@ -32,6 +33,7 @@ pub mod overlay;
 pub mod point_index;
 pub mod polygon_check;
 pub mod roads;
+pub mod trace_file;
 
 pub use coord::{CoordError, LonLat};
 pub use crs::Crs;

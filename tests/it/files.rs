@@ -187,3 +187,111 @@ fn a_grid_file_drawn_on_a_chinese_map_is_refused_first_and_converted_when_named(
     let (ok, _, err) = run(&url, &["import", "--layer", "grids", "--file", &file("gcj.geojson")]);
     assert!(!ok && err.contains("better as GCJ-02"), "{err}");
 }
+
+crate::test!(position_history_imports_from_plt_gpx_and_csv_and_reads_back_as_trips);
+/// A unit's history from the files people have — a GeoLife .plt, a GPX track with speed and
+/// course, a CSV — stored through the same noise filter, refused whole beyond the retention, and
+/// read back as separate trips (GeoJSON MultiLineString, GPX trkseg), not one line across days.
+fn position_history_imports_from_plt_gpx_and_csv_and_reads_back_as_trips() {
+    use crate::support::process::{http_text, serve};
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("city.db").display());
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    crate::support::process::write_fixture_grids(std::path::Path::new(&file("grids.geojson")));
+    assert!(run(&url, &["import", "--layer", "grids", "--file", &file("grids.geojson")]).0);
+    std::fs::write(
+        file("units.csv"),
+        "lon,lat,kind,callsign,status,device_id\n114.02,22.55,patrol,巡-1,available,trk-1\n114.12,22.55,patrol,巡-2,available,trk-2\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(&url, &["import", "--layer", "responders", "--file", &file("units.csv")]);
+    assert!(ok, "{err}");
+    // Trip one (a .plt, as GeoLife writes it) three days ago; trip two (GPX) two days ago.
+    let now = chrono::Utc::now();
+    let day1 = now - chrono::Duration::days(3);
+    let mut plt = String::from(
+        "Geolife trajectory\nWGS 84\nAltitude is in Feet\nReserved 3\n0,2,255,My Track,0,0,2,8421376\n0\n",
+    );
+    for i in 0..20 {
+        let t = day1 + chrono::Duration::seconds(i * 5);
+        let _ = writeln!(
+            plt,
+            "{},{},0,100,0,{},{}",
+            22.55,
+            114.02 + f64::from(i as i32) * 0.0001,
+            t.format("%Y-%m-%d"),
+            t.format("%H:%M:%S")
+        );
+    }
+    std::fs::write(file("trip1.plt"), &plt).unwrap();
+    let day2 = now - chrono::Duration::days(2);
+    let mut gpx = String::from(
+        r#"<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1" xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v2"><trk><trkseg>"#,
+    );
+    for i in 0..10 {
+        let t = day2 + chrono::Duration::seconds(i * 5);
+        let _ = write!(
+            gpx,
+            r#"<trkpt lat="22.56" lon="{}"><time>{}</time><extensions><gpxtpx:TrackPointExtension><gpxtpx:speed>2.2</gpxtpx:speed><gpxtpx:course>90</gpxtpx:course></gpxtpx:TrackPointExtension></extensions></trkpt>"#,
+            114.02 + f64::from(i as i32) * 0.0001,
+            t.to_rfc3339()
+        );
+    }
+    gpx.push_str("</trkseg></trk></gpx>");
+    std::fs::write(file("trip2.gpx"), &gpx).unwrap();
+
+    // Whose: a .plt does not say; a device nobody carries is refused.
+    let (ok, _, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("trip1.plt")]);
+    assert!(!ok && err.contains("--device"), "{err}");
+    let (ok, _, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("trip1.plt"), "--device", "nobody"]);
+    assert!(!ok && err.contains("no responder or key person carries"), "{err}");
+    let (ok, out, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("trip1.plt"), "--device", "trk-1"]);
+    assert!(ok && out.contains("imported 20 fixes"), "{out}{err}");
+    let (ok, out, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("trip2.gpx"), "--device", "trk-1"]);
+    assert!(ok && out.contains("imported 10 fixes"), "{out}{err}");
+    // A CSV naming its device per row.
+    let t = (now - chrono::Duration::hours(1)).timestamp();
+    std::fs::write(
+        file("trk2.csv"),
+        format!("device_id,lon,lat,time\ntrk-2,114.12,22.55,{t}\ntrk-2,114.121,22.55,{}\n", t + 10),
+    )
+    .unwrap();
+    let (ok, out, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("trk2.csv")]);
+    assert!(ok && out.contains("imported 2 fixes of trk-2"), "{out}{err}");
+    // Beyond the retention: refused whole, naming the option.
+    let old = now - chrono::Duration::days(400);
+    let stale = plt.replace(&day1.format("%Y-%m-%d").to_string(), &old.format("%Y-%m-%d").to_string());
+    std::fs::write(file("old.plt"), stale).unwrap();
+    let (ok, _, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("old.plt"), "--device", "trk-1"]);
+    assert!(!ok && err.contains("older than the 183 days") && err.contains("--retention-days"), "{err}");
+    // A broken .plt line is named.
+    std::fs::write(file("bad.plt"), plt.replacen("22.55,", "95.5,", 1)).unwrap();
+    let (ok, _, err) = run(&url, &["import", "--layer", "fixes", "--file", &file("bad.plt"), "--device", "trk-1"]);
+    assert!(!ok && err.contains("line 7") && err.contains("lat"), "{err}");
+
+    let (_, token, _) = run(&url, &["token", "--role", "dispatcher", "--name", "调度"]);
+    let token = token.trim();
+    let (_, auditor, _) = run(&url, &["token", "--role", "auditor", "--name", "审计"]);
+    let (mut server, addr) = serve(&url);
+    // The import of whereabouts is in the audit log, naming the unit.
+    let (_, log) = http_text(&addr, "/api/v1/audit_log?limit=50", auditor.trim());
+    assert!(log.contains("import fixes of device trk-1 from") && log.contains("trip2.gpx"), "{log}");
+    let since = (now - chrono::Duration::days(4)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, body) = http_text(&addr, &format!("/api/v1/responders/1/trace?since={since}"), token);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["geometry"]["type"], "MultiLineString", "{body}");
+    let lines = v["geometry"]["coordinates"].as_array().unwrap();
+    assert_eq!(lines.iter().map(|l| l.as_array().unwrap().len()).collect::<Vec<_>>(), [20, 10]);
+    assert_eq!(v["properties"]["times"].as_array().unwrap().len(), 30);
+    let (_, gpx_out) = http_text(&addr, &format!("/api/v1/responders/1/trace?since={since}&format=gpx"), token);
+    assert_eq!(gpx_out.matches("<trkseg>").count(), 2, "{gpx_out}");
+    assert_eq!(gpx_out.matches("<gpxtpx:speed>2.2</gpxtpx:speed>").count(), 10, "{gpx_out}");
+    assert!(gpx_out.contains("<gpxtpx:course>90</gpxtpx:course>"));
+    // One trip when the gap allowed is longer than the days between them.
+    let (_, one) = http_text(&addr, &format!("/api/v1/responders/1/trace?since={since}&gap_s=604800"), token);
+    assert!(one.contains("\"LineString\""), "{one}");
+    server.kill().unwrap();
+    let _ = server.wait();
+}

@@ -71,12 +71,15 @@ export async function replayTrace(id) {
   if (!r.ok) return;
   const f = await r.json();
   const map = get('map');
-  if (!f.geometry || f.geometry.type !== 'LineString') {
+  const kind = f.geometry && f.geometry.type;
+  if (kind !== 'LineString' && kind !== 'MultiLineString') {
     map.getSource('trace').setData({ type: 'FeatureCollection', features: [] });
     return;
   }
   map.getSource('trace').setData(f);
-  const coords = f.geometry.coordinates;
+  // Trips are separate lines (a gap of over ten minutes splits them); the marker runs through
+  // them in order, one time per position.
+  const coords = kind === 'MultiLineString' ? f.geometry.coordinates.flat() : f.geometry.coordinates;
   const times = f.properties.times.map((x) => Date.parse(x));
   const t0 = times[0];
   const span = times[times.length - 1] - t0;

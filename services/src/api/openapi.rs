@@ -1457,7 +1457,7 @@ pub fn document() -> Value {
         "get",
         op(
             "positions",
-            "A unit's position history between since and until (default: the 24 h before until; since < until), as a GeoJSON Feature (LineString with times), GPX 1.1 or JSON points; simplify_m simplifies for display; flagged=true includes fixes kept as history only. Audited.",
+            "A unit's position history between since and until (default: the 24 h before until; since < until), split into trips where it reported nothing for over gap_s: a GeoJSON Feature (a LineString for one trip, a MultiLineString for several, with a time per position), GPX 1.1 (a trkseg per trip, speed and course in Garmin's TrackPointExtension) or JSON points; simplify_m simplifies each trip for display; flagged=true includes fixes kept as history only. Audited.",
             Auth::Bearer,
             vec![
                 id("Responder id"),
@@ -1472,6 +1472,7 @@ pub fn document() -> Value {
                 ),
                 param("flagged", false, "Include flagged fixes", json!({"type": "boolean"})),
                 bounded("limit", "Points", 1, 100_000, 20_000),
+                bounded("gap_s", "Seconds without a fix that end a trip", 1, 604_800, 600),
                 crs_param(),
             ],
             None,

@@ -265,9 +265,14 @@ pub struct TraceQuery {
     flagged: bool,
     #[serde(default)]
     limit: Option<Bounded<1, MAX_TRACE_POINTS>>,
+    #[serde(default)]
+    gap_s: Option<Bounded<1, 604_800>>,
     #[serde(default, deserialize_with = "query::parsed")]
     crs: Crs,
 }
+
+/// Fixes further apart in time than this start a new segment (a new trip) unless `gap_s` says.
+const DEFAULT_GAP_S: usize = 600;
 
 /// `GET /api/v1/responders/{id}/trace`
 ///
@@ -309,7 +314,14 @@ async fn trace(
     if !with_flagged {
         points.retain(|p| p.flags == 0);
     }
-    let shown = if simplify_m > 0.0 { simplify(&points, simplify_m) } else { points.clone() };
+    // Trips: split where the unit reported nothing for longer than gap_s, each simplified on
+    // its own, so that a line never joins two trips across the hours between them.
+    let gap = Duration::seconds(i64::try_from(Bounded::or(q.gap_s, DEFAULT_GAP_S)).unwrap_or(i64::MAX));
+    let segments: Vec<Vec<TracePoint>> = safegrid_geodata::trace_file::segments(&points, |p| p.time, gap)
+        .into_iter()
+        .map(|seg| if simplify_m > 0.0 { simplify(seg, simplify_m) } else { seg.to_vec() })
+        .collect();
+    let shown: Vec<TracePoint> = segments.iter().flatten().cloned().collect();
     let entry = crate::audit_log::AuditEntry {
         action: "trace",
         request: &request_text(&uri, "GET"),
@@ -320,7 +332,7 @@ async fn trace(
     };
     st.service.audit_entry(&who, entry).await?;
     Ok(match format {
-        TraceFormat::Gpx => gpx(&callsign, id, &shown),
+        TraceFormat::Gpx => gpx(&callsign, id, &segments),
         TraceFormat::Json => axum::Json(json!({
             "unit_id": id, "callsign": callsign, "since": since, "until": until,
             "truncated": truncated, "stored": points.len(),
@@ -328,21 +340,42 @@ async fn trace(
         }))
         .into_response(),
         TraceFormat::Geojson => {
-            let coords: Vec<[f64; 2]> =
-                shown.iter().map(|p| crs.from_wgs84(p.pos)).map(|q| [q.lon(), q.lat()]).collect();
-            let geometry = if coords.len() == 1 {
-                json!({"type": "Point", "coordinates": coords[0]})
-            } else {
-                json!({"type": "LineString", "coordinates": coords})
+            let line = |seg: &[TracePoint]| -> Vec<[f64; 2]> {
+                // A trip of one fix is a line of two equal positions (a LineString has two).
+                let reps = if seg.len() == 1 { 2 } else { 1 };
+                seg.iter()
+                    .flat_map(|p| std::iter::repeat_n(p, reps))
+                    .map(|p| crs.from_wgs84(p.pos))
+                    .map(|q| [q.lon(), q.lat()])
+                    .collect()
             };
+            let times: Vec<_> = segments
+                .iter()
+                .flat_map(|seg| {
+                    seg.iter().flat_map(move |p| std::iter::repeat_n(p.time, if seg.len() == 1 { 2 } else { 1 }))
+                })
+                .collect();
+            let geometry = match segments.as_slice() {
+                [] => Value::Null,
+                [one] if one.len() == 1 => {
+                    let q = crs.from_wgs84(one[0].pos);
+                    json!({"type": "Point", "coordinates": [q.lon(), q.lat()]})
+                }
+                [one] => json!({"type": "LineString", "coordinates": line(one)}),
+                many => {
+                    json!({"type": "MultiLineString", "coordinates": many.iter().map(|s| line(s)).collect::<Vec<_>>()})
+                }
+            };
+            let times =
+                if matches!(segments.as_slice(), [one] if one.len() == 1) { vec![shown[0].time] } else { times };
             let feature = json!({
                 "type": "Feature", "id": id,
-                "geometry": if coords.is_empty() { Value::Null } else { geometry },
+                "geometry": geometry,
                 "properties": {
                     "unit_id": id, "callsign": callsign, "since": since, "until": until,
                     "truncated": truncated, "stored": points.len(), "shown": shown.len(),
-                    "simplify_m": simplify_m,
-                    "times": shown.iter().map(|p| p.time).collect::<Vec<_>>(),
+                    "simplify_m": simplify_m, "segments": segments.len(),
+                    "times": times,
                 }
             });
             geojson_response(StatusCode::OK, &feature)
@@ -377,20 +410,38 @@ fn simplify(points: &[TracePoint], tolerance_m: f64) -> Vec<TracePoint> {
 }
 
 /// GPX 1.1: one track, one segment, a point per fix (WGS-84, as GPX requires).
-fn gpx(callsign: &str, id: i64, points: &[TracePoint]) -> Response {
-    let mut out = String::with_capacity(100 + points.len() * 120);
+/// GPX 1.1: one track, a segment per trip, a point per fix (WGS-84, as GPX requires), with
+/// speed (m/s) and course in Garmin's TrackPointExtension, which GPX 1.1 readers know.
+fn gpx(callsign: &str, id: i64, segments: &[Vec<TracePoint>]) -> Response {
+    let n: usize = segments.iter().map(Vec::len).sum();
+    let mut out = String::with_capacity(200 + n * 200);
     out.push_str(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gpx version=\"1.1\" creator=\"safegrid\" xmlns=\"http://www.topografix.com/GPX/1/1\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<gpx version=\"1.1\" creator=\"safegrid\" xmlns=\"http://www.topografix.com/GPX/1/1\" xmlns:gpxtpx=\"http://www.garmin.com/xmlschemas/TrackPointExtension/v2\">\n",
     );
-    let _ = writeln!(out, "  <trk><name>{} ({id})</name><trkseg>", xml_escape(callsign));
-    for p in points {
-        let _ = write!(out, "    <trkpt lat=\"{:.7}\" lon=\"{:.7}\">", p.pos.lat(), p.pos.lon());
-        if let Some(e) = p.altitude_m {
-            let _ = write!(out, "<ele>{e}</ele>");
+    let _ = writeln!(out, "  <trk><name>{} ({id})</name>", xml_escape(callsign));
+    for seg in segments {
+        out.push_str("    <trkseg>\n");
+        for p in seg {
+            let _ = write!(out, "      <trkpt lat=\"{:.7}\" lon=\"{:.7}\">", p.pos.lat(), p.pos.lon());
+            if let Some(e) = p.altitude_m {
+                let _ = write!(out, "<ele>{e}</ele>");
+            }
+            let _ = write!(out, "<time>{}</time>", p.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if p.speed_mps.is_some() || p.bearing_deg.is_some() {
+                out.push_str("<extensions><gpxtpx:TrackPointExtension>");
+                if let Some(v) = p.speed_mps {
+                    let _ = write!(out, "<gpxtpx:speed>{v}</gpxtpx:speed>");
+                }
+                if let Some(c) = p.bearing_deg {
+                    let _ = write!(out, "<gpxtpx:course>{c}</gpxtpx:course>");
+                }
+                out.push_str("</gpxtpx:TrackPointExtension></extensions>");
+            }
+            out.push_str("</trkpt>\n");
         }
-        let _ = writeln!(out, "<time>{}</time></trkpt>", p.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        out.push_str("    </trkseg>\n");
     }
-    out.push_str("  </trkseg></trk>\n</gpx>\n");
+    out.push_str("  </trk>\n</gpx>\n");
     let mut r = (StatusCode::OK, out).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gpx+xml"));
     r

@@ -16,6 +16,7 @@
 
 pub mod grids;
 pub mod points;
+pub mod traces;
 
 use safegrid_geodata::Crs;
 use std::fmt;

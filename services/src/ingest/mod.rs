@@ -298,6 +298,16 @@ impl Ingest {
         if denied.iter().any(|d| *d) { denied } else { Vec::new() }
     }
 
+    /// Stores a unit's history as its operator imports it (`safegrid import --layer fixes`):
+    /// judged and stored like any fix, but without a device secret — whoever runs the import
+    /// holds the database. Never reachable from the network.
+    ///
+    /// # Errors
+    /// As [`Ingest::submit`].
+    pub async fn submit_history(&self, fixes: Vec<Fix>) -> Result<Receipt, IngestError> {
+        self.enqueue_checked(fixes, Vec::new())?.await
+    }
+
     /// One tracker's own report (the OsmAnd door): the client address's limits, the device's
     /// secret, then the device's limit. Failed authentications count against the address and
     /// device id together, and a pair over its failures is refused before any secret is

@@ -104,7 +104,8 @@ async fn round_trip_put(store: Arc<dyn Store>) {
     // Real boundaries: the demo's Shenzhen grids, with coordinates of full precision.
     service.replace_grids(safegrid_services::demo::hierarchy(2026).unwrap()).await.unwrap();
     service.add_token(token, &Principal { name: "gis".into(), role: Role::Admin, grids: vec![] }).await.unwrap();
-    let codes: Vec<String> = service.grids().hierarchy.units().iter().step_by(293).map(|u| u.code.to_string()).collect();
+    let codes: Vec<String> =
+        service.grids().hierarchy.units().iter().step_by(293).map(|u| u.code.to_string()).collect();
     assert!(codes.len() > 8);
     let call = |app: Router, method: &str, code: &str, body: Option<Value>| {
         let mut req = Request::builder()
