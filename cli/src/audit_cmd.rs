@@ -10,6 +10,7 @@ use safegrid_geodata::audit::response::{self, Reach};
 use safegrid_geodata::audit::workload::{self, Norm};
 use safegrid_geodata::audit::{Progress, Silent, Thresholds};
 use safegrid_services::audit::{Report, html, points};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 /// Exit code: the layer passed.
@@ -75,11 +76,12 @@ pub struct AuditArgs {
     /// Without it, straight-line distance at 20 km/h.
     #[arg(long)]
     pub roads: Option<PathBuf>,
-    /// Patrol traces for the patrol coverage audit: CSV with unit (unit, uid, device), time (t,
-    /// time, datetime: RFC 3339, Unix seconds, or YYYY-MM-DD HH:MM:SS read as China time) and
-    /// lon, lat columns.
+    /// Patrol traces for the patrol coverage audit (repeat for more files): CSV with time (t,
+    /// time, datetime: RFC 3339, Unix seconds, or YYYY-MM-DD HH:MM:SS read as China time), lon,
+    /// lat and a unit (unit, uid, device) column — without one the file is one unit's — or GPX
+    /// and GeoLife .plt files, one unit each.
     #[arg(long)]
-    pub traces: Option<PathBuf>,
+    pub traces: Vec<PathBuf>,
     /// End of the patrol window (RFC 3339; default: the latest fix in --traces).
     #[arg(long)]
     pub until: Option<String>,
@@ -99,12 +101,18 @@ pub struct AuditArgs {
     /// Where to write the report (default: standard output).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Coordinate system of all input files: wgs84, gcj02 or bd09 (converted to WGS-84).
-    /// Without it, the grid file is read as WGS-84 unless it declares otherwise (the other files
-    /// are read in the grid file's system), and a layer that fits the territory far better as
-    /// GCJ-02 or BD-09 is refused (exit 2).
+    /// Coordinate system of the grid file (and of the point and trace files): wgs84, gcj02 or
+    /// bd09, converted to WGS-84. Without it, the grid file is read as WGS-84 unless it declares
+    /// otherwise (the other files are read in the grid file's system), and a layer that fits far
+    /// better as GCJ-02 or BD-09 — against the territory, or Shenzhen's shipped districts when it
+    /// lies there — is refused (exit 2), saying how much better.
     #[arg(long)]
     pub crs: Option<String>,
+    /// Coordinate system of the territory file, on its own (the territory often comes from
+    /// elsewhere than the grids): wgs84, gcj02 or bd09. Default: WGS-84 unless the file declares
+    /// otherwise.
+    #[arg(long)]
+    pub territory_crs: Option<String>,
     /// Gaps and overlaps smaller than this many m² are reported as slivers (warnings).
     #[arg(long, default_value_t = Thresholds::default().sliver_m2)]
     pub sliver_m2: f64,
@@ -112,7 +120,8 @@ pub struct AuditArgs {
     /// perimeter) are slivers too, however long: two drawings of one boundary line.
     #[arg(long, default_value_t = Thresholds::default().sliver_width_m)]
     pub sliver_width_m: f64,
-    /// Property holding the grid code.
+    /// Property holding the grid code. When no feature has it, a DataV-style `adcode` is read
+    /// instead (and the report says so).
     #[arg(long, default_value = "code")]
     pub code_property: String,
     /// Property holding the grid name.
@@ -135,6 +144,7 @@ pub struct AuditArgs {
     pub quiet: bool,
 }
 
+/// Progress on a terminal: a bar.
 struct Bar(ProgressBar);
 
 impl Progress for Bar {
@@ -145,6 +155,73 @@ impl Progress for Bar {
     }
     fn advance(&self, n: u64) {
         self.0.inc(n);
+    }
+}
+
+/// Progress when standard error is not a terminal (a log, a CI job, a pipe): a line as each
+/// stage starts and ends, and every ten seconds within a long one, so a long audit shows it is
+/// working and where.
+struct LogLines {
+    started: std::time::Instant,
+    state: std::sync::Mutex<LogState>,
+}
+
+struct LogState {
+    stage: String,
+    total: u64,
+    done: u64,
+    stage_started: std::time::Instant,
+    last_line: std::time::Instant,
+}
+
+impl LogLines {
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        let state = LogState { stage: String::new(), total: 0, done: 0, stage_started: now, last_line: now };
+        Self { started: now, state: std::sync::Mutex::new(state) }
+    }
+
+    fn finish_stage(&self, s: &LogState) {
+        if !s.stage.is_empty() {
+            eprintln!(
+                "safegrid audit: {} done in {:.1} s ({:.1} s in all)",
+                s.stage,
+                s.stage_started.elapsed().as_secs_f64(),
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl Progress for LogLines {
+    fn stage(&self, name: &str, total: u64) {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.finish_stage(&s);
+        let now = std::time::Instant::now();
+        *s = LogState { stage: name.to_owned(), total, done: 0, stage_started: now, last_line: now };
+        eprintln!("safegrid audit: {name} ({total} steps)");
+    }
+
+    fn advance(&self, n: u64) {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.done += n;
+        if s.last_line.elapsed() >= std::time::Duration::from_secs(10) {
+            s.last_line = std::time::Instant::now();
+            eprintln!(
+                "safegrid audit: {} {}/{} after {:.0} s",
+                s.stage,
+                s.done,
+                s.total,
+                s.stage_started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl Drop for LogLines {
+    fn drop(&mut self) {
+        let s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.finish_stage(&s);
     }
 }
 
@@ -194,26 +271,52 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     if args.min_households > args.max_households {
         anyhow::bail!("--min-households {} is above --max-households {}", args.min_households, args.max_households);
     }
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let bar = if args.quiet || !std::io::stderr().is_terminal() { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg:30} [{bar:30}] {pos}/{len} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let progress = Bar(bar.clone());
+    let progress_box: Box<dyn Progress> = if args.quiet {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bar(bar.clone()))
+    } else {
+        Box::new(LogLines::new())
+    };
+    let progress = progress_box.as_ref();
 
     progress.stage("reading the layer", 1);
-    let opts = ReadOptions {
+    let mut opts = ReadOptions {
         code_property: args.code_property.clone(),
         name_property: args.name_property.clone(),
         manager_property: args.manager_property.clone(),
         crs,
     };
-    let layer = read_layer(&read(&args.grids)?, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", args.grids.display()))?;
+    let text = read(&args.grids)?;
+    let mut layer = read_layer(&text, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", args.grids.display()))?;
+    // A DataV or district-data file carries its GB/T 2260 code as `adcode`: offered when the
+    // layer has no code property at all, and said so.
+    if layer.features.iter().all(|f| f.code.is_none()) && text.contains("\"adcode\"") {
+        opts.code_property = "adcode".into();
+        layer = read_layer(&text, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", args.grids.display()))?;
+        if !args.quiet {
+            eprintln!(
+                "safegrid audit: no feature has a {:?} property; reading \"adcode\" as the code (--code-property to choose another)",
+                args.code_property
+            );
+        }
+    }
+    let territory_crs = args
+        .territory_crs
+        .as_deref()
+        .map(str::parse::<Crs>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--territory-crs: {e}"))?;
     let territory = match &args.territory {
         None => None,
         Some(path) => {
-            let t = read_layer(&read(path)?, &ReadOptions { crs, ..ReadOptions::default() })
+            let t = read_layer(&read(path)?, &ReadOptions { crs: territory_crs, ..ReadOptions::default() })
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             if let Some(f) = t.faults.iter().find(|f| f.severity == safegrid_geodata::audit::Severity::Error) {
                 anyhow::bail!("{}: the territory itself is faulty: {}", path.display(), f.message);
@@ -222,10 +325,26 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
         }
     };
     progress.advance(1);
+    // Nothing to compare with but Shenzhen's districts: the layer is checked against them when
+    // it lies there and nobody named its CRS.
+    if territory.is_none() && layer.crs_source == safegrid_geodata::audit::input::CrsSource::Default {
+        progress.stage("datum check against Shenzhen's districts", 1);
+        if let Some(fit) = shenzhen_fit(&layer)
+            && let Some(crs) = fit.shifted()
+        {
+            anyhow::bail!(
+                "{}: the grids look like {} coordinates, not WGS-84: {fit} (compared with Shenzhen's district outlines). Re-run with --crs {} to convert them, or --crs wgs84 to audit them as they are",
+                args.grids.display(),
+                crs.label(),
+                crs.name()
+            );
+        }
+        progress.advance(1);
+    }
 
     let thresholds =
         Thresholds { sliver_m2: args.sliver_m2, sliver_width_m: args.sliver_width_m, ..Thresholds::default() };
-    let geometry = geometry::audit(&layer, territory.as_ref(), thresholds, &progress).map_err(|e| match e {
+    let geometry = geometry::audit(&layer, territory.as_ref(), thresholds, progress).map_err(|e| match e {
         AuditError::LooksShifted { .. } => anyhow::anyhow!("{}: {e}", args.grids.display()),
         other => anyhow::anyhow!("{}: {other}", args.grids.display()),
     })?;
@@ -240,14 +359,15 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             max_households: args.max_households,
             max_people: args.max_people,
         };
-        Some(workload::audit(&grids, &dwellings, &incidents, norm, &progress))
+        Some(workload::audit(&grids, &dwellings, &incidents, norm, progress))
     } else {
         None
     };
-    let patrol = match &args.traces {
-        None => None,
-        Some(path) => {
-            let fixes = points::traces(path, crs.unwrap_or(layer.crs))?;
+    let patrol = match args.traces.as_slice() {
+        [] => None,
+        paths => {
+            let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            let fixes = points::traces(&paths, crs.unwrap_or(layer.crs))?;
             let until_ms = match &args.until {
                 Some(u) => chrono::DateTime::parse_from_rfc3339(u)
                     .map_err(|e| {
@@ -255,10 +375,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
                     })?
                     .timestamp_millis(),
                 // The latest fix, plus a millisecond: the window's end is exclusive.
-                None => {
-                    fixes.iter().map(|f| f.t_ms).max().ok_or_else(|| anyhow::anyhow!("{}: no fixes", path.display()))?
-                        + 1
-                }
+                None => fixes.iter().map(|f| f.t_ms).max().ok_or_else(|| anyhow::anyhow!("--traces: no fixes"))? + 1,
             };
             let opts = PatrolOptions {
                 recent_hours: args.recent_hours,
@@ -266,7 +383,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
                 ..PatrolOptions::last_hours(until_ms, args.window_hours)
             };
             let grids: Vec<_> = geometry.grid_features.iter().map(|&i| &layer.features[i]).collect();
-            Some(patrol::audit(&grids, &fixes, opts, &progress))
+            Some(patrol::audit(&grids, &fixes, opts, progress))
         }
     };
     let response = match &args.posts {
@@ -291,7 +408,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             };
             let reach = graph.as_ref().map_or(Reach::Distance { kmh: response::STRAIGHT_LINE_KMH }, Reach::Road);
             let grids: Vec<_> = geometry.grid_features.iter().map(|&i| &layer.features[i]).collect();
-            Some(response::audit(&grids, &sources, &dwellings, reach, args.minutes, &progress))
+            Some(response::audit(&grids, &sources, &dwellings, reach, args.minutes, progress))
         }
     };
     let layers = match &args.against {
@@ -305,10 +422,11 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
             let b: Vec<_> = g2.grid_features.iter().map(|&i| &other.features[i]).collect();
             let name =
                 |p: &Path| p.file_stem().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
-            Some(layers::audit((&name(&args.grids), &a), (&name(path), &b), args.tolerance_m, &progress))
+            Some(layers::audit((&name(&args.grids), &a), (&name(path), &b), args.tolerance_m, progress))
         }
     };
     bar.finish_and_clear();
+    drop(progress_box);
 
     let name =
         args.grids.file_name().map_or_else(|| args.grids.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -338,6 +456,21 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
         eprintln!("{}", one_line(&report));
     }
     Ok(report)
+}
+
+/// How the layer fits Shenzhen's district outlines, when it lies there: its top-level units
+/// (those whose parent code is not in the layer), as given and read as GCJ-02 and BD-09.
+fn shenzhen_fit(layer: &safegrid_geodata::audit::input::AuditLayer) -> Option<safegrid_geodata::datum::DatumFit> {
+    use geo::BoundingRect;
+    use safegrid_geodata::GridCode;
+    let codes: std::collections::HashSet<&str> = layer.features.iter().filter_map(|f| f.code.as_deref()).collect();
+    let is_top = |code: Option<&str>| {
+        code.and_then(|c| GridCode::parse(c).ok()).and_then(|c| c.parent()).is_none_or(|p| !codes.contains(p.as_str()))
+    };
+    let top = layer.features.iter().filter(|f| is_top(f.code.as_deref())).filter_map(|f| f.geometry.as_ref());
+    let union = safegrid_geodata::overlay::union(top.flat_map(|g| g.0.iter()));
+    let outline = safegrid_services::demo::shenzhen_outline_near(&union.bounding_rect()?)?;
+    safegrid_geodata::datum::fit(safegrid_geodata::datum::Reference::Around(&union, &outline))
 }
 
 /// `PASSED`/`FAILED` and the counts that matter, for the terminal.

@@ -106,6 +106,47 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
+/// `safegrid convert`.
+#[derive(clap::Args)]
+pub struct ConvertArgs {
+    /// The GeoJSON file to convert.
+    #[arg(long)]
+    pub file: PathBuf,
+    /// Its coordinate system: wgs84, gcj02 or bd09.
+    #[arg(long)]
+    pub from: String,
+    /// The coordinate system to write: wgs84, gcj02 or bd09.
+    #[arg(long)]
+    pub to: String,
+    /// Output file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs `safegrid convert`: every position of every geometry, the rest of the file as it was.
+///
+/// # Errors
+/// An unknown CRS, an unreadable file or one that is not JSON, an unwritable output.
+pub fn convert(args: &ConvertArgs) -> Result<()> {
+    let parse = |name: &str, v: &str| v.parse::<Crs>().map_err(|e| anyhow::anyhow!("--{name}: {e}"));
+    let (from, to) = (parse("from", &args.from)?, parse("to", &args.to)?);
+    let path = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {path}"))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{path}: not JSON"))?;
+    let (converted, left) = safegrid_geodata::crs::convert_geojson(&mut v, from, to);
+    let out = serde_json::to_string(&v)?;
+    if let Some(p) = &args.out {
+        std::fs::write(p, out).with_context(|| format!("writing {}", p.display()))?;
+    } else {
+        println!("{out}");
+    }
+    eprintln!("converted {converted} positions from {} to {}", from.label(), to.label());
+    if left > 0 {
+        eprintln!("left {left} positions out of range as they were");
+    }
+    Ok(())
+}
+
 /// An import's input, opened before the parser thread starts so that a missing file fails early.
 enum Input {
     Text(String),
@@ -223,8 +264,8 @@ async fn import_grids(service: &Service, file: &Path, opts: &ImportOptions) -> R
     let started = Instant::now();
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let stored = service.grids().hierarchy.clone();
-    let shenzhen = shenzhen_outline;
-    let units = grid_import::read(&text, opts, &stored, &shenzhen)?;
+    // Nothing stored to compare with: Shenzhen's shipped district outlines, when the file lies there.
+    let units = grid_import::read(&text, opts, &stored, &safegrid_services::demo::shenzhen_outline_near)?;
     let placement = grid_import::placement(&units, &stored)?;
     let n = units.len();
     let merged = grid_import::merged(units, &stored, &placement)?;
@@ -244,25 +285,6 @@ async fn import_grids(service: &Service, file: &Path, opts: &ImportOptions) -> R
         }
     }
     Ok(())
-}
-
-/// Shenzhen's district outlines, shipped with safegrid, when a layer's box touches them: what a
-/// grid file with nothing stored to compare with is checked against.
-fn shenzhen_outline(bbox: &geo::Rect<f64>) -> Option<geo::MultiPolygon<f64>> {
-    use geo::{BoundingRect, Intersects};
-    let fc: geojson::FeatureCollection = safegrid_services::demo::SHENZHEN_DISTRICTS.parse().ok()?;
-    let polys: Vec<geo::Polygon<f64>> = fc
-        .features
-        .iter()
-        .filter_map(|f| f.geometry.as_ref())
-        .filter_map(|g| safegrid_geodata::polygon_check::polygonal_from_geojson(g).ok())
-        .flat_map(|m| m.0)
-        .collect();
-    let all = geo::MultiPolygon(polys);
-    if !all.bounding_rect()?.intersects(bbox) {
-        return None;
-    }
-    Some(safegrid_geodata::overlay::union(all.0.iter()))
 }
 
 /// A point layer: parsed and located on a blocking thread, written chunk by chunk into one

@@ -444,6 +444,9 @@ enum Command {
     /// Write a whole layer to a file (or stdout) in the form `import` reads back: a grid layer
     /// re-imports to the identical layer.
     Export(import_cmd::ExportArgs),
+    /// Convert a GeoJSON file between WGS-84, GCJ-02 (AMap, Tencent) and BD-09 (Baidu), which
+    /// common GIS tools do not know: every position of every geometry, the rest as it was.
+    Convert(import_cmd::ConvertArgs),
     /// Create an API token and print it (it is stored hashed and cannot be shown again).
     Token {
         /// Role: admin, dispatcher, grid_worker, auditor or public.
@@ -583,6 +586,7 @@ async fn run(cli: Cli) -> Result<()> {
             let service = open(&cli.database_url).await?;
             import_cmd::run(&service, &args).await
         }
+        Command::Convert(args) => import_cmd::convert(&args),
         Command::Export(args) => {
             let service = open(&cli.database_url).await?;
             import_cmd::export(&service, &args).await

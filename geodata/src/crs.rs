@@ -318,6 +318,64 @@ pub fn bd09_to_gcj02(p: LonLat) -> LonLat {
     clamp(lon, lat)
 }
 
+/// Converts every position of every geometry in a GeoJSON value from `from` to `to`, in place
+/// (a Feature, a FeatureCollection, a bare geometry or a GeometryCollection); returns how many
+/// positions were converted. Positions out of range are left as they are and counted apart:
+/// `(converted, left)`. A `crs` member, if any, is not changed.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::Crs;
+/// use safegrid_geodata::crs::convert_geojson;
+/// let mut v: serde_json::Value = serde_json::from_str(
+///     r#"{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[114.0579,22.5431]}}"#).unwrap();
+/// assert_eq!(convert_geojson(&mut v, Crs::Wgs84, Crs::Bd09), (1, 0));
+/// let lon = v["geometry"]["coordinates"][0].as_f64().unwrap();
+/// assert!((lon - 114.0579).abs() > 0.005, "BD-09 lies about a kilometre east here");
+/// convert_geojson(&mut v, Crs::Bd09, Crs::Wgs84);
+/// assert!((v["geometry"]["coordinates"][0].as_f64().unwrap() - 114.0579).abs() < 1e-8);
+/// ```
+pub fn convert_geojson(v: &mut serde_json::Value, from: Crs, to: Crs) -> (usize, usize) {
+    use serde_json::Value;
+    fn positions(v: &mut Value, from: Crs, to: Crs, n: &mut (usize, usize)) {
+        let Value::Array(a) = v else { return };
+        if a.len() >= 2 && a.iter().all(Value::is_number) {
+            let (x, y) = (a[0].as_f64().unwrap_or(f64::NAN), a[1].as_f64().unwrap_or(f64::NAN));
+            match LonLat::new(x, y) {
+                Ok(p) => {
+                    let q = to.from_wgs84(from.to_wgs84(p));
+                    a[0] = q.lon().into();
+                    a[1] = q.lat().into();
+                    n.0 += 1;
+                }
+                Err(_) => n.1 += 1,
+            }
+        } else {
+            for x in a.iter_mut() {
+                positions(x, from, to, n);
+            }
+        }
+    }
+    fn walk(v: &mut Value, from: Crs, to: Crs, n: &mut (usize, usize)) {
+        let Value::Object(o) = v else { return };
+        if let Some(c) = o.get_mut("coordinates") {
+            positions(c, from, to, n);
+        }
+        for key in ["geometry", "geometries", "features"] {
+            match o.get_mut(key) {
+                Some(Value::Array(items)) => items.iter_mut().for_each(|x| walk(x, from, to, n)),
+                Some(x @ Value::Object(_)) => walk(x, from, to, n),
+                _ => {}
+            }
+        }
+    }
+    let mut n = (0, 0);
+    if from != to {
+        walk(v, from, to, &mut n);
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,38 @@ use safegrid_geodata::{GridCode, GridHierarchy, GridUnit, LonLat};
 /// The district outlines shipped in `geodata/data/` (BSD-3-Clause, see NOTICE.md there).
 pub const SHENZHEN_DISTRICTS: &str = include_str!("../../geodata/data/shenzhen_districts.geojson");
 
+/// The outline of Shenzhen's ten districts (their union, WGS-84), built once: what a grid layer
+/// lying there is checked against when nothing else of the city is known (its datum).
+///
+/// # Panics
+/// Never for the shipped file (a packaging error would be caught by the demo's tests).
+#[must_use]
+pub fn shenzhen_outline() -> &'static geo::MultiPolygon<f64> {
+    static OUTLINE: std::sync::OnceLock<geo::MultiPolygon<f64>> = std::sync::OnceLock::new();
+    OUTLINE.get_or_init(|| {
+        let polys: Vec<geo::Polygon<f64>> = SHENZHEN_DISTRICTS
+            .parse::<geojson::FeatureCollection>()
+            .map(|fc| {
+                fc.features
+                    .iter()
+                    .filter_map(|f| f.geometry.as_ref())
+                    .filter_map(|g| polygonal_from_geojson(g).ok())
+                    .flat_map(|m| m.0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        safegrid_geodata::overlay::union(polys.iter())
+    })
+}
+
+/// [`shenzhen_outline`] when a layer's box touches it.
+#[must_use]
+pub fn shenzhen_outline_near(bbox: &geo::Rect<f64>) -> Option<geo::MultiPolygon<f64>> {
+    use geo::{BoundingRect, Intersects};
+    let outline = shenzhen_outline();
+    outline.bounding_rect().filter(|b| b.intersects(bbox)).map(|_| outline.clone())
+}
+
 /// GB/T 2260 codes of Shenzhen's districts. 大鹏新区 is a functional area with no code of its own
 /// (it is administered under 龙岗); the demo gives it 440399, outside the range in use.
 const DISTRICT_CODES: [(&str, &str, &str); 10] = [

@@ -729,3 +729,93 @@ fn the_cli_measures_response_coverage_by_road_on_the_demo_extract() {
     assert!(x["share_area"].as_f64().unwrap() < 0.01, "two posts cover a sliver of Shenzhen");
     assert!(r["summary"]["counts"]["unreachable"].as_u64().unwrap() > 0);
 }
+
+crate::test!(the_cli_reads_towns_as_a_gis_officer_has_them_and_says_what_it_does);
+/// What a new city's files run into: grids and territory in different datums (`--crs` and
+/// `--territory-crs`), a BD-09 layer with nothing but Shenzhen's shipped districts to compare
+/// with, a DataV `adcode`, traces as GeoLife `.plt` and GPX, and progress on a log.
+fn the_cli_reads_towns_as_a_gis_officer_has_them_and_says_what_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = demo_layer_text();
+    let truth: Value = serde_json::from_str(&text).unwrap();
+    // The ten districts, in WGS-84 (the territory) and as Baidu draws them (the grids).
+    let mut districts = truth.clone();
+    districts["features"].as_array_mut().unwrap().retain(|f| f["properties"]["level"] == "district");
+    let territory = write(dir.path(), "territory.geojson", &districts.to_string());
+    let mut bd09 = districts.clone();
+    safegrid_geodata::crs::convert_geojson(&mut bd09, Crs::Wgs84, Crs::Bd09);
+    let grids = write(dir.path(), "bd09.geojson", &bd09.to_string());
+    // --crs is the grids' alone: the WGS-84 territory is read as it is, and the two fit.
+    let out = audit_cmd(&["--grids", &grids, "--territory", &territory, "--crs", "bd09", "--quiet"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(out.status.code() != Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        report["geometry"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["kind"] != "gap" && f["kind"] != "outside_territory"),
+        "{report}"
+    );
+    // A territory in another datum than the grids: said with --territory-crs.
+    let bd09_territory = write(dir.path(), "territory_bd09.geojson", &bd09.to_string());
+    let out = audit_cmd(&["--grids", &territory, "--territory", &bd09_territory, "--territory-crs", "bd09", "--quiet"]);
+    assert!(out.status.code() != Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // No territory: the shipped Shenzhen districts say the layer is BD-09, and by how much.
+    let out = audit_cmd(&["--grids", &grids, "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("better as BD-09") && err.contains("Shenzhen") && err.contains("--crs bd09"), "{err}");
+
+    // A DataV file: the code is `adcode`, offered as such.
+    let mut datav = districts.clone();
+    for f in datav["features"].as_array_mut().unwrap() {
+        let code = f["properties"]["code"].take();
+        f["properties"] =
+            serde_json::json!({"adcode": code, "name": f["properties"]["name"].clone(), "manager": "王五"});
+    }
+    let datav = write(dir.path(), "datav.geojson", &datav.to_string());
+    let out = audit_cmd(&["--grids", &datav, "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reading \"adcode\" as the code"), "{err}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["geometry"]["findings"].as_array().unwrap().iter().all(|f| f["kind"] != "code_missing"), "{report}");
+    // Not a terminal: progress comes as lines a log keeps.
+    assert!(err.contains("safegrid audit: overlaps") || err.contains("done in"), "{err}");
+
+    // Patrol traces as a GeoLife .plt and a GPX track, one unit each.
+    let end = chrono::DateTime::parse_from_rfc3339("2026-11-22T08:00:00Z").unwrap().to_utc();
+    let mut plt = String::from(
+        "Geolife trajectory\nWGS 84\nAltitude is in Feet\nReserved 3\n0,2,255,My Track,0,0,2,8421376\n0\n",
+    );
+    let mut gpx = String::from(
+        r#"<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>"#,
+    );
+    for i in 0..60 {
+        let t = end - chrono::Duration::seconds(3_600 - i * 10);
+        plt.push_str(&format!(
+            "22.53,{:.6},0,30,0,{},{}\n",
+            114.03 + 0.0003 * i as f64,
+            t.format("%Y-%m-%d"),
+            t.format("%H:%M:%S")
+        ));
+        gpx.push_str(&format!(
+            r#"<trkpt lat="{:.6}" lon="114.06"><time>{}</time></trkpt>"#,
+            22.52 + 0.0003 * i as f64,
+            t.to_rfc3339()
+        ));
+    }
+    gpx.push_str("</trkseg></trk></gpx>");
+    let plt = write(dir.path(), "patrol.plt", &plt);
+    let gpx = write(dir.path(), "patrol.gpx", &gpx);
+    let layer = write(dir.path(), "demo.geojson", &text);
+    let out = audit_cmd(&["--grids", &layer, "--traces", &plt, "--traces", &gpx, "--quiet", "--format", "json"]);
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["patrol"]["units"], 2, "{}", report["patrol"]);
+    // A file of no trace format is named as such.
+    let kml = write(dir.path(), "patrol.kml", "<kml/>");
+    let out = audit_cmd(&["--grids", &layer, "--traces", &kml, "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains(".plt") && err.contains("GPX"), "{err}");
+}

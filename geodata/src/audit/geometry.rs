@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Where the territory came from.
 ///
@@ -257,14 +257,12 @@ pub fn audit(
     progress.advance(1);
 
     if source == TerritorySource::Given {
-        progress.stage("grids outside the territory", 1);
-        let outside = overlay::difference(&union, &terr);
-        findings.extend(attribute_outside(outside, &grids, &tree, t, |g, a, share| {
+        progress.stage("grids outside the territory", grids.len() as u64);
+        findings.extend(outside_of(&grids, &terr, t, progress, |g, a, share| {
             let wholly = share > 0.999;
             let how = if wholly { "wholly".to_owned() } else { format!("{:.1}% ({})", share * 100.0, human_area(a)) };
             (Kind::OutsideTerritory, format!("{} lies {how} outside the territory", g.label()))
         }));
-        progress.advance(1);
     }
 
     if let TerritorySource::TopLevelUnits { .. } = source {
@@ -272,9 +270,8 @@ pub fn audit(
         // others are checked against their parents below).
         let strays: Vec<&AuditFeature> = grids.iter().copied().filter(|g| codes.is_top(g.index)).collect();
         if !strays.is_empty() {
-            let stray_tree = envelope_tree(strays.iter().map(|g| geom(g)));
-            let outside = overlay::difference(&union_of(strays.iter().flat_map(|g| geom(g).0.iter())), &terr);
-            findings.extend(attribute_outside(outside, &strays, &stray_tree, t, |g, a, share| {
+            progress.stage("grids outside the top-level units", strays.len() as u64);
+            findings.extend(outside_of(&strays, &terr, t, progress, |g, a, share| {
                 let how = if share > 0.999 {
                     "wholly".to_owned()
                 } else {
@@ -408,62 +405,73 @@ fn piece_in(piece: &MultiPolygon<f64>, unit: &MultiPolygon<f64>) -> bool {
     super::measure::location(piece).is_some_and(|[x, y]| unit.intersects(&Point::new(x, y)))
 }
 
-/// Splits `outside` into pieces and charges each grid with the part of them it holds: one
-/// finding per grid, below the sliver threshold as a warning.
-fn attribute_outside(
-    outside: MultiPolygon<f64>,
-    grids: &[&AuditFeature],
-    tree: &RTree<Env>,
+/// The part of each feature outside `container`: one finding per feature that reaches out,
+/// below the sliver threshold as a warning. Each feature is cut against the container clipped
+/// to the feature's box, in parallel: the work grows with the features and the vertices near
+/// each, never with one long piece of everything outside against every grid it touches (which
+/// took minutes on a misaligned layer of 33 towns).
+fn outside_of(
+    features: &[&AuditFeature],
+    container: &MultiPolygon<f64>,
     t: Thresholds,
-    describe: impl Fn(&AuditFeature, f64, f64) -> (Kind, String),
+    progress: &dyn Progress,
+    describe: impl Fn(&AuditFeature, f64, f64) -> (Kind, String) + Sync,
 ) -> Vec<Finding> {
-    let mut per_grid: BTreeMap<usize, Vec<super::measure::Piece>> = BTreeMap::new();
-    for piece in pieces(outside, &t) {
-        let Some(r) = piece.geometry.bounding_rect() else { continue };
-        for e in tree.locate_in_envelope_intersecting(&aabb(r)) {
-            let Some(g) = grids[e.data].geometry.as_ref() else { continue };
-            let parts = pieces(overlay::intersection(g, &piece.geometry), &t);
-            if !parts.is_empty() {
-                per_grid.entry(e.data).or_default().extend(parts);
-            }
-        }
-    }
-    per_grid
-        .into_iter()
-        .map(|(i, parts)| {
-            let sliver = parts.iter().all(|p| p.is_sliver(&t));
-            let mp = MultiPolygon(parts.into_iter().flat_map(|p| p.geometry.0).collect());
-            let a = area_m2(&mp);
-            let whole = grids[i].geometry.as_ref().map_or(0.0, area_m2);
-            let share = if whole > 0.0 { (a / whole).min(1.0) } else { 1.0 };
-            let (kind, msg) = describe(grids[i], a, share);
-            let mut f = placed(Finding::new(kind, vec![grids[i].label()], vec![grids[i].index], msg), &mp, a);
-            if sliver {
-                f.severity = Severity::Warning;
-                f.message.push_str(" (a sliver)");
-            }
-            f
+    let found: Vec<Option<Finding>> = features
+        .par_iter()
+        .map(|g| {
+            let out = outside_one(g, container, t, &describe);
+            progress.advance(1);
+            out
         })
-        .collect()
+        .collect();
+    found.into_iter().flatten().collect()
 }
 
-/// Units that reach outside their parent: per parent, ⋃children − parent, attributed.
+fn outside_one(
+    g: &AuditFeature,
+    container: &MultiPolygon<f64>,
+    t: Thresholds,
+    describe: &impl Fn(&AuditFeature, f64, f64) -> (Kind, String),
+) -> Option<Finding> {
+    let geometry = g.geometry.as_ref()?;
+    let r = geometry.bounding_rect()?;
+    // The container near the feature: a box a little larger than the feature's, so that no edge
+    // of the cut lies on the feature's own boundary.
+    let pad = (r.width().max(r.height()) * 0.01).max(1e-6);
+    let window = Rect::new((r.min().x - pad, r.min().y - pad), (r.max().x + pad, r.max().y + pad)).to_polygon();
+    let near = overlay::intersection(container, &MultiPolygon(vec![window]));
+    let parts = pieces(overlay::difference(geometry, &near), &t);
+    if parts.is_empty() {
+        return None;
+    }
+    let sliver = parts.iter().all(|p| p.is_sliver(&t));
+    let mp = MultiPolygon(parts.into_iter().flat_map(|p| p.geometry.0).collect());
+    let a = area_m2(&mp);
+    let whole = area_m2(geometry);
+    let share = if whole > 0.0 { (a / whole).min(1.0) } else { 1.0 };
+    let (kind, msg) = describe(g, a, share);
+    let mut f = placed(Finding::new(kind, vec![g.label()], vec![g.index], msg), &mp, a);
+    if sliver {
+        f.severity = Severity::Warning;
+        f.message.push_str(" (a sliver)");
+    }
+    Some(f)
+}
+
+/// Units that reach outside their parent: each child cut against its parent.
 fn outside_parents(feats: &[AuditFeature], codes: &Codes, t: Thresholds, progress: &dyn Progress) -> Vec<Finding> {
-    let mut children: BTreeMap<usize, Vec<&AuditFeature>> = BTreeMap::new();
+    let mut children: Vec<(&AuditFeature, &AuditFeature)> = Vec::new();
     for f in feats.iter().filter(|f| f.geometry.is_some()) {
         if let Some(p) = codes.parent_of(f.index).filter(|&p| feats[p].geometry.is_some()) {
-            children.entry(p).or_default().push(f);
+            children.push((f, &feats[p]));
         }
     }
     progress.stage("units outside their parent", children.len() as u64);
-    let found: Vec<Vec<Finding>> = children
+    let found: Vec<Option<Finding>> = children
         .into_par_iter()
-        .map(|(p, kids)| {
-            let parent = &feats[p];
-            let pg = geom(parent);
-            let kid_union = union_of(kids.iter().flat_map(|k| geom(k).0.iter()));
-            let tree = envelope_tree(kids.iter().map(|k| geom(k)));
-            let out = attribute_outside(overlay::difference(&kid_union, pg), &kids, &tree, t, |g, a, share| {
+        .map(|(kid, parent)| {
+            let out = outside_one(kid, geom(parent), t, &|g: &AuditFeature, a: f64, share: f64| {
                 let how = if share > 0.999 {
                     "wholly".to_owned()
                 } else {

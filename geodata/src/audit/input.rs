@@ -4,9 +4,11 @@
 //! report every fault, say where each is, and still measure what it can. So each ring is
 //! checked here on the raw GeoJSON: an unclosed ring is reported and closed, a ring wound
 //! against RFC 7946 is reported and turned, a ring that crosses itself is reported with the
-//! crossing point and kept (the polygon operations still give its area a meaning). Only a
-//! geometry that cannot be measured at all — fewer than three distinct points, a coordinate out
-//! of range, not a polygon — leaves its grid out of the area checks, and the report says so.
+//! crossing point and kept (the polygon operations still give its area a meaning). A ring that
+//! cannot be measured at all — fewer than three distinct points, a coordinate out of range —
+//! leaves out only itself: a hole is then measured as filled, a shell takes its polygon with it,
+//! and the report names the ring's path and says which. Only a feature with no readable polygon
+//! (or not a polygon at all) is left out of the area checks.
 //!
 //! Coordinates must be WGS-84. A file may declare GCJ-02 or BD-09 (or the caller may), and is
 //! then converted with a note; a `crs` member naming anything else makes the file unusable. A
@@ -368,34 +370,38 @@ fn read_geometry(g: &geojson::Geometry, crs: Crs, report: &mut Report<'_>) -> Op
         }
     };
     let mut out = Vec::with_capacity(polys.len());
-    let mut usable = true;
     let mut wound_wrong: Option<(String, Coord<f64>)> = None;
     for (path, rings) in polys {
         if rings.is_empty() {
-            report(Kind::InvalidGeometry, path, "a polygon with no rings".into(), None);
-            usable = false;
+            report(Kind::InvalidGeometry, path, "a polygon with no rings; left out of the area checks".into(), None);
             continue;
         }
-        let mut read = Vec::with_capacity(rings.len());
+        // An unreadable ring leaves out only itself: a hole that cannot be read is measured as
+        // filled, and only a shell that cannot be read takes its polygon with it. (Leaving out
+        // the whole feature for one bad hole would report a phantom gap the size of the grid.)
+        let mut shell: Option<LineString<f64>> = None;
+        let mut holes = Vec::new();
         for (r, ring) in rings.iter().enumerate() {
             let rpath = format!("{path}[{r}]");
-            match read_ring(ring, &rpath, crs, report) {
-                Some(ls) => {
-                    let ccw = ls.is_ccw();
-                    if (r == 0) != ccw && wound_wrong.is_none() {
-                        wound_wrong = Some((rpath, ls.0[0]));
-                    }
-                    read.push(ls);
+            let consequence = if r == 0 {
+                "the polygon is left out of the area checks"
+            } else {
+                "this hole alone is left out (measured as filled); the rest of the polygon is measured"
+            };
+            let Some(ls) = read_ring(ring, &rpath, crs, consequence, report) else {
+                if r == 0 {
+                    break;
                 }
-                None => usable = false,
+                continue;
+            };
+            let ccw = ls.is_ccw();
+            if (r == 0) != ccw && wound_wrong.is_none() {
+                wound_wrong = Some((rpath, ls.0[0]));
             }
+            if r == 0 { shell = Some(ls) } else { holes.push(ls) }
         }
-        if read.len() != rings.len() {
-            continue;
-        }
-        let mut it = read.into_iter();
-        let shell = it.next().unwrap_or_else(|| LineString(Vec::new()));
-        let poly = Polygon::new(shell, it.collect());
+        let Some(shell) = shell else { continue };
+        let poly = Polygon::new(shell, holes);
         validate(&poly, &path, report);
         out.push(poly);
     }
@@ -407,11 +413,18 @@ fn read_geometry(g: &geojson::Geometry, crs: Crs, report: &mut Report<'_>) -> Op
             Some(at),
         );
     }
-    usable.then(|| MultiPolygon(out).orient(Direction::Default))
+    (!out.is_empty()).then(|| MultiPolygon(out).orient(Direction::Default))
 }
 
-/// A ring's coordinates, converted to WGS-84 and closed; `None` if it cannot be measured.
-fn read_ring(ring: &[geojson::Position], path: &str, crs: Crs, report: &mut Report<'_>) -> Option<LineString<f64>> {
+/// A ring's coordinates, converted to WGS-84 and closed; `None` if it cannot be measured, said
+/// with `consequence` (what is left out for it).
+fn read_ring(
+    ring: &[geojson::Position],
+    path: &str,
+    crs: Crs,
+    consequence: &str,
+    report: &mut Report<'_>,
+) -> Option<LineString<f64>> {
     let mut coords: Vec<Coord<f64>> = Vec::with_capacity(ring.len() + 1);
     for (i, pos) in ring.iter().enumerate() {
         let s = pos.as_slice();
@@ -419,7 +432,7 @@ fn read_ring(ring: &[geojson::Position], path: &str, crs: Crs, report: &mut Repo
             report(
                 Kind::InvalidGeometry,
                 format!("{path}[{i}]"),
-                format!("a position needs [lon, lat], got {} number(s)", s.len()),
+                format!("a position needs [lon, lat], got {} number(s); {consequence}", s.len()),
                 None,
             );
             return None;
@@ -427,13 +440,13 @@ fn read_ring(ring: &[geojson::Position], path: &str, crs: Crs, report: &mut Repo
         match LonLat::new(s[0], s[1]) {
             Ok(p) => coords.push(crs.to_wgs84(p).to_coord()),
             Err(e) => {
-                report(Kind::InvalidGeometry, format!("{path}[{i}]"), e.to_string(), None);
+                report(Kind::InvalidGeometry, format!("{path}[{i}]"), format!("{e}; {consequence}"), None);
                 return None;
             }
         }
     }
     let Some(&first) = coords.first() else {
-        report(Kind::InvalidGeometry, path.into(), "an empty ring".into(), None);
+        report(Kind::InvalidGeometry, path.into(), format!("an empty ring; {consequence}"), None);
         return None;
     };
     let mut distinct = coords.clone();
@@ -444,14 +457,11 @@ fn read_ring(ring: &[geojson::Position], path: &str, crs: Crs, report: &mut Repo
     if distinct.len() < 3 {
         let msg = if coords.len() < 4 {
             format!(
-                "the ring has {} position(s); a linear ring needs at least 4 (three distinct and the closing one); left out of the area checks",
+                "the ring has {} position(s); a linear ring needs at least 4 (three distinct and the closing one); {consequence}",
                 coords.len()
             )
         } else {
-            format!(
-                "a degenerate ring of {} distinct point(s); a ring needs 3; left out of the area checks",
-                distinct.len()
-            )
+            format!("a degenerate ring of {} distinct point(s); a ring needs 3; {consequence}", distinct.len())
         };
         report(Kind::InvalidGeometry, path.into(), msg, Some(first));
         return None;
@@ -474,7 +484,7 @@ fn read_ring(ring: &[geojson::Position], path: &str, crs: Crs, report: &mut Repo
         report(
             Kind::InvalidGeometry,
             path.into(),
-            "a degenerate ring: all its points lie on one line; left out of the area checks".into(),
+            format!("a degenerate ring: all its points lie on one line; {consequence}"),
             Some(first),
         );
         return None;
@@ -535,6 +545,23 @@ fn validate(poly: &Polygon<f64>, path: &str, report: &mut Report<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A town with one unreadable hole (two positions) is measured without that hole, not left
+    /// out whole (which reported it as a gap the size of the town).
+    #[test]
+    fn an_unreadable_hole_leaves_out_only_itself() {
+        let text = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"441900003"},
+          "geometry":{"type":"MultiPolygon","coordinates":[
+            [[[113.7,22.9],[113.8,22.9],[113.8,23.0],[113.7,23.0],[113.7,22.9]],[[113.75,22.95],[113.76,22.95]]],
+            [[[113.9,22.9],[113.91,22.9]]]]}}]}"#;
+        let layer = read_layer(text, &ReadOptions::default()).unwrap();
+        let g = layer.features[0].geometry.as_ref().expect("measured all the same");
+        assert_eq!((g.0.len(), g.0[0].interiors().len()), (1, 0), "the shell kept, the hole and the bad part dropped");
+        let paths: Vec<&str> = layer.faults.iter().filter_map(|f| f.path.as_deref()).collect();
+        assert!(paths.contains(&"coordinates[0][1]") && paths.contains(&"coordinates[1][0]"), "{paths:?}");
+        let hole = layer.faults.iter().find(|f| f.path.as_deref() == Some("coordinates[0][1]")).unwrap();
+        assert!(hole.message.contains("this hole alone is left out"), "{}", hole.message);
+    }
 
     fn layer(geometry: &str) -> AuditLayer {
         let text = format!(

@@ -3,13 +3,15 @@
 //! Households: a rental-housing export (properties `units` and `tenant_count`, as safegrid's
 //! own layer), or any points with `households` and `people`; a point with neither is one
 //! household of unknown size. CSV: columns `lon`, `lat` and optionally `households`/`units` and
-//! `people`/`tenant_count`. Incidents: any points. Patrol traces: CSV with a unit column
-//! (`unit`, `uid`, `device`, `device_id`), a time column (`t`, `time`, `datetime`, `timestamp`:
-//! RFC 3339, Unix seconds, or `YYYY-MM-DD HH:MM:SS` read as China time) and `lon`/`lat`.
-//! Coordinates are converted from `crs`.
+//! `people`/`tenant_count`. Incidents: any points. Patrol traces: CSV with a time column (`t`,
+//! `time`, `datetime`, `timestamp`: RFC 3339, Unix seconds, or `YYYY-MM-DD HH:MM:SS` read as
+//! China time), `lon`/`lat`, and a unit column (`unit`, `uid`, `device`, `device_id`) — without
+//! one, the file is one unit's; or GPX tracks and GeoLife `.plt` files, one unit each (named by
+//! the file). Coordinates are converted from `crs`.
 
 use safegrid_geodata::audit::patrol::PatrolFix;
 use safegrid_geodata::audit::workload::Dwelling;
+use safegrid_geodata::trace_file::TraceFormat;
 use safegrid_geodata::{Crs, LonLat};
 use std::path::Path;
 
@@ -48,15 +50,38 @@ pub fn positions(path: &Path, crs: Crs) -> Result<Vec<LonLat>, PointsError> {
     Ok(rows(path, crs)?.into_iter().map(|r| r.at).collect())
 }
 
-/// Reads patrol fixes, sorted by unit and time (units numbered in order of appearance).
+/// Reads patrol fixes from trace files, sorted by unit and time (units numbered in order of
+/// appearance; a GPX, `.plt` or unit-less CSV file is one unit, named by the file).
 ///
 /// # Errors
-/// [`PointsError`] naming the line at fault.
-pub fn traces(path: &Path, crs: Crs) -> Result<Vec<PatrolFix>, PointsError> {
-    let file = path.display().to_string();
-    let fail = |what: String| PointsError { file: file.clone(), what };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let mut fixes = trace_rows(&text, crs).map_err(fail)?;
+/// [`PointsError`] naming the file and the line at fault, or a format not read.
+pub fn traces(paths: &[&Path], crs: Crs) -> Result<Vec<PatrolFix>, PointsError> {
+    let mut ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut fixes = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        let fail = |what: String| PointsError { file: file.clone(), what };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        match TraceFormat::from_path(&file) {
+            Some(TraceFormat::Csv) => fixes.extend(trace_rows(&text, crs, &file, &mut ids).map_err(fail)?),
+            Some(format) => {
+                let points =
+                    safegrid_geodata::trace_file::read(&text, format, crs, 20).map_err(|e| fail(e.to_string()))?;
+                let next = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+                let unit = *ids.entry(file.clone()).or_insert(next);
+                fixes.extend(points.into_iter().map(|p| PatrolFix {
+                    unit,
+                    t_ms: p.time.timestamp_millis(),
+                    at: p.pos,
+                }));
+            }
+            None => {
+                return Err(fail(
+                    "patrol traces are read from CSV (.csv), GPX (.gpx) or GeoLife (.plt) files; this one is none of them".into(),
+                ));
+            }
+        }
+    }
     fixes.sort_by_key(|f| (f.unit, f.t_ms));
     Ok(fixes)
 }
@@ -76,16 +101,20 @@ fn parse_time(s: &str) -> Option<i64> {
     cst.from_local_datetime(&naive).single().map(|t| t.timestamp_millis())
 }
 
-fn trace_rows(text: &str, crs: Crs) -> Result<Vec<PatrolFix>, String> {
+fn trace_rows(
+    text: &str,
+    crs: Crs,
+    file: &str,
+    ids: &mut std::collections::HashMap<String, i64>,
+) -> Result<Vec<PatrolFix>, String> {
     let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = r.headers().map_err(|e| e.to_string())?.clone();
     let col = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)));
-    let unit = col(&["unit", "uid", "device", "device_id", "unit_id"])
-        .ok_or("no unit column (unit, uid, device or device_id)")?;
+    // Without a unit column the file is one unit's trace.
+    let unit = col(&["unit", "uid", "device", "device_id", "unit_id"]);
     let time = col(&["t", "time", "datetime", "timestamp"]).ok_or("no time column (t, time, datetime or timestamp)")?;
     let lon = col(&["lon", "lng", "longitude", "x"]).ok_or("no lon column (lon, lng, longitude or x)")?;
     let lat = col(&["lat", "latitude", "y"]).ok_or("no lat column (lat, latitude or y)")?;
-    let mut ids: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for (i, rec) in r.records().enumerate() {
         let line = i + 2;
@@ -99,7 +128,8 @@ fn trace_rows(text: &str, crs: Crs) -> Result<Vec<PatrolFix>, String> {
             format!("line {line}: time {:?} is not RFC 3339, Unix seconds or YYYY-MM-DD HH:MM:SS", cell(time))
         })?;
         let next = i64::try_from(ids.len()).unwrap_or(i64::MAX);
-        let unit = *ids.entry(cell(unit).to_owned()).or_insert(next);
+        let name = unit.map_or_else(|| file.to_owned(), |c| format!("{file}:{}", cell(c)));
+        let unit = *ids.entry(name).or_insert(next);
         out.push(PatrolFix { unit, t_ms, at: crs.to_wgs84(p) });
     }
     Ok(out)
@@ -193,13 +223,16 @@ mod tests {
 
     #[test]
     fn traces_read_geolife_rows_rfc3339_and_unix_times() {
-        let t = trace_rows("lat,lng,datetime,uid\n39.98,116.31,2008-10-23 05:53:05,001\n", Crs::Wgs84).unwrap();
+        let rows = |text: &str| trace_rows(text, Crs::Wgs84, "t.csv", &mut std::collections::HashMap::new());
+        let t = rows("lat,lng,datetime,uid\n39.98,116.31,2008-10-23 05:53:05,001\n").unwrap();
         assert_eq!(t[0].t_ms, 1_224_712_385_000, "05:53:05 China time is 21:53:05 UTC the day before");
-        let t =
-            trace_rows("unit,t,lon,lat\nA,2026-11-22T08:00:00Z,114,22.5\nB,1700000000,114,22.5\n", Crs::Wgs84).unwrap();
+        let t = rows("unit,t,lon,lat\nA,2026-11-22T08:00:00Z,114,22.5\nB,1700000000,114,22.5\n").unwrap();
         assert_eq!((t[0].unit, t[1].unit, t[1].t_ms), (0, 1, 1_700_000_000_000));
-        let e = trace_rows("unit,t,lon,lat\nA,yesterday,114,22.5\n", Crs::Wgs84).unwrap_err();
+        let e = rows("unit,t,lon,lat\nA,yesterday,114,22.5\n").unwrap_err();
         assert!(e.contains("line 2") && e.contains("yesterday"), "{e}");
+        // Without a unit column the file is one unit's trace.
+        let t = rows("t,lon,lat\n1700000000,114,22.5\n1700000010,114,22.5\n").unwrap();
+        assert_eq!((t[0].unit, t[1].unit), (0, 0));
     }
 
     #[test]
