@@ -327,7 +327,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Report> {
     progress.advance(1);
     // Nothing to compare with but Shenzhen's districts: the layer is checked against them when
     // it lies there and nobody named its CRS.
-    if territory.is_none() && layer.crs_source == safegrid_geodata::audit::input::CrsSource::Default {
+    if territory.is_none() && layer.crs_source != safegrid_geodata::audit::input::CrsSource::Caller {
         progress.stage("datum check against Shenzhen's districts", 1);
         if let Some(fit) = shenzhen_fit(&layer)
             && let Some(crs) = fit.shifted()

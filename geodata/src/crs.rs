@@ -321,7 +321,9 @@ pub fn bd09_to_gcj02(p: LonLat) -> LonLat {
 /// Converts every position of every geometry in a GeoJSON value from `from` to `to`, in place
 /// (a Feature, a FeatureCollection, a bare geometry or a GeometryCollection); returns how many
 /// positions were converted. Positions out of range are left as they are and counted apart:
-/// `(converted, left)`. A `crs` member, if any, is not changed.
+/// `(converted, left)`. The top-level `crs` member (GeoJSON 2008's, which RFC 7946 dropped but
+/// tools still write) is made to name `to` when the file had one or `to` is not WGS-84, so the
+/// file never claims the datum it no longer is in.
 ///
 /// # Examples
 /// ```
@@ -332,8 +334,10 @@ pub fn bd09_to_gcj02(p: LonLat) -> LonLat {
 /// assert_eq!(convert_geojson(&mut v, Crs::Wgs84, Crs::Bd09), (1, 0));
 /// let lon = v["geometry"]["coordinates"][0].as_f64().unwrap();
 /// assert!((lon - 114.0579).abs() > 0.005, "BD-09 lies about a kilometre east here");
+/// assert_eq!(v["crs"]["properties"]["name"], "BD-09", "and says so");
 /// convert_geojson(&mut v, Crs::Bd09, Crs::Wgs84);
 /// assert!((v["geometry"]["coordinates"][0].as_f64().unwrap() - 114.0579).abs() < 1e-8);
+/// assert_eq!(v["crs"]["properties"]["name"], "urn:ogc:def:crs:OGC:1.3:CRS84");
 /// ```
 pub fn convert_geojson(v: &mut serde_json::Value, from: Crs, to: Crs) -> (usize, usize) {
     use serde_json::Value;
@@ -372,6 +376,12 @@ pub fn convert_geojson(v: &mut serde_json::Value, from: Crs, to: Crs) -> (usize,
     let mut n = (0, 0);
     if from != to {
         walk(v, from, to, &mut n);
+        if let Value::Object(o) = v
+            && (o.contains_key("crs") || to != Crs::Wgs84)
+        {
+            let name = if to == Crs::Wgs84 { "urn:ogc:def:crs:OGC:1.3:CRS84" } else { to.label() };
+            o.insert("crs".into(), serde_json::json!({"type": "name", "properties": {"name": name}}));
+        }
     }
     n
 }

@@ -228,7 +228,9 @@ pub fn audit(
             TerritorySource::LayerOutline,
         ),
     };
-    if source == TerritorySource::Given && layer.crs_source == CrsSource::Default {
+    // A declared WGS-84 is checked too (tools write CRS84 whatever they hold); only the caller's
+    // word settles the datum.
+    if source == TerritorySource::Given && layer.crs_source != CrsSource::Caller {
         check_datum(&union, &terr)?;
     }
 
