@@ -178,7 +178,8 @@ pub async fn run(service: &Arc<Service>, args: &ImportArgs) -> Result<()> {
     let nothing = || format!("{path}: nothing was imported");
     match args.layer.as_str() {
         "grids" => return import_grids(service, &args.file, &opts).await.with_context(nothing),
-        "fixes" => return import_fixes(service, args, &opts).await.with_context(nothing),
+        // Says itself what was stored if storing fails part way.
+        "fixes" => return import_fixes(service, args, &opts).await,
         _ => {}
     }
     let layer: Layer = args.layer.parse().map_err(|e| anyhow::anyhow!("--layer: {e} (or grids, or fixes)"))?;
@@ -195,26 +196,27 @@ pub async fn run(service: &Arc<Service>, args: &ImportArgs) -> Result<()> {
 async fn import_fixes(service: &Arc<Service>, args: &ImportArgs, opts: &ImportOptions) -> Result<()> {
     let started = Instant::now();
     let path = args.file.display().to_string();
-    let format = match args.format {
-        Some(f) => f.trace()?,
-        None => TraceFormat::from_path(&path)
-            .with_context(|| format!("{path}: a trace is .gpx, .plt or .csv (or say which with --format)"))?,
-    };
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {path}"))?;
-    let mut fixes = import::traces::read(&text, format, args.device.as_deref(), opts)?;
-    if fixes.is_empty() {
-        bail!("the file holds no track point");
-    }
-    let retention = chrono::Duration::days(i64::from(args.retention_days.max(1)));
-    import::traces::check_window(&fixes, retention, chrono::Utc::now())?;
-    let mut units = std::collections::BTreeMap::new();
-    for f in &fixes {
-        if !units.contains_key(&f.device_id) {
-            let carrier = service.carrier_of(&f.device_id).with_context(|| {
-                format!("no responder or key person carries device {:?}: set it as their device_id first", f.device_id)
-            })?;
-            units.insert(f.device_id.clone(), carrier);
-        }
+    let nothing = || format!("{path}: nothing was imported");
+    let (mut fixes, units, retention) = read_fixes(service, args, opts).with_context(nothing)?;
+    // Whereabouts: the audit log names each unit before any of its fixes is stored.
+    for (device, (subject, id)) in &units {
+        let layer = if *subject == Subject::Responder { Layer::Responders } else { Layer::KeyPersonnel };
+        let n = fixes.iter().filter(|f| &f.device_id == device).count();
+        let request = format!("import fixes of device {device} from {path} ({n} fixes)");
+        let entry = safegrid_services::audit_log::AuditEntry {
+            action: "import",
+            request: &request,
+            layer: Some(layer),
+            subjects: vec![*id],
+            result_count: n,
+            kind: safegrid_services::audit_log::AuditKind::Write,
+            ..Default::default()
+        };
+        service
+            .audit_entry(&operator(), entry)
+            .await
+            .context("recording the import in the audit log")
+            .with_context(nothing)?;
     }
     // In time order, so that jumps are judged between neighbours, as they happened.
     fixes.sort_by_key(|f| f.time);
@@ -224,8 +226,16 @@ async fn import_fixes(service: &Arc<Service>, args: &ImportArgs, opts: &ImportOp
     let writing = tokio::spawn(writer.run());
     let (mut live, mut history) = (0, 0);
     let mut refused: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for chunk in fixes.chunks(10_000) {
-        let r = ingest.submit_history(chunk.to_vec()).await.map_err(|e| anyhow::anyhow!("storing the fixes: {e:?}"))?;
+    // Committed a chunk at a time (the ingest queue's bound): a failure part way says how far
+    // it got, and the file can be imported again (a stored fix comes back a duplicate).
+    for (i, chunk) in fixes.chunks(CHUNK_FIXES).enumerate() {
+        let r = ingest.submit_history(chunk.to_vec()).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{path}: storing the fixes failed after {} of {} were stored ({e:?}); importing the file again stores the rest",
+                i * CHUNK_FIXES,
+                fixes.len()
+            )
+        })?;
         live += r.live;
         history += r.history;
         for x in r.refused {
@@ -234,20 +244,6 @@ async fn import_fixes(service: &Arc<Service>, args: &ImportArgs, opts: &ImportOp
     }
     drop(ingest);
     writing.await.context("the ingest writer failed")?;
-    for (device, (subject, id)) in &units {
-        let layer = if *subject == Subject::Responder { Layer::Responders } else { Layer::KeyPersonnel };
-        let request = format!("import fixes of device {device} from {path}");
-        let entry = safegrid_services::audit_log::AuditEntry {
-            action: "import",
-            request: &request,
-            layer: Some(layer),
-            subjects: vec![*id],
-            result_count: fixes.iter().filter(|f| &f.device_id == device).count(),
-            kind: safegrid_services::audit_log::AuditKind::Write,
-            ..Default::default()
-        };
-        service.audit_entry(&operator(), entry).await.context("recording the import in the audit log")?;
-    }
     let refused_text: Vec<String> = refused.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
         "imported {} fixes of {} from {path} in {:.1} s: {live} moved the live position, {history} kept as history{}",
@@ -257,6 +253,44 @@ async fn import_fixes(service: &Arc<Service>, args: &ImportArgs, opts: &ImportOp
         if refused_text.is_empty() { String::new() } else { format!(", refused: {}", refused_text.join(", ")) }
     );
     Ok(())
+}
+
+/// Fixes stored per commit of a history import.
+const CHUNK_FIXES: usize = 10_000;
+
+/// Who carries a device: the subject and its id.
+type Carriers = std::collections::BTreeMap<String, (Subject, i64)>;
+
+/// The file's fixes, their carriers, and the retention they were checked against: everything
+/// that can refuse the file, before anything is written.
+fn read_fixes(
+    service: &Service,
+    args: &ImportArgs,
+    opts: &ImportOptions,
+) -> Result<(Vec<safegrid_services::positions::Fix>, Carriers, chrono::Duration)> {
+    let path = args.file.display().to_string();
+    let format = match args.format {
+        Some(f) => f.trace()?,
+        None => TraceFormat::from_path(&path)
+            .with_context(|| format!("{path}: a trace is .gpx, .plt or .csv (or say which with --format)"))?,
+    };
+    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {path}"))?;
+    let fixes = import::traces::read(&text, format, args.device.as_deref(), opts)?;
+    if fixes.is_empty() {
+        bail!("the file holds no track point");
+    }
+    let retention = chrono::Duration::days(i64::from(args.retention_days.max(1)));
+    import::traces::check_window(&fixes, retention, chrono::Utc::now())?;
+    let mut units = Carriers::new();
+    for f in &fixes {
+        if !units.contains_key(&f.device_id) {
+            let carrier = service.carrier_of(&f.device_id).with_context(|| {
+                format!("no responder or key person carries device {:?}: set it as their device_id first", f.device_id)
+            })?;
+            units.insert(f.device_id.clone(), carrier);
+        }
+    }
+    Ok((fixes, units, retention))
 }
 
 /// The grid layer, whole or a subtree under stored units.

@@ -125,11 +125,18 @@ impl LimitArgs {
         self.cors_origins
             .iter()
             .map(|o| {
+                // Browsers send the origin lower-case and without a default port; it is compared
+                // byte for byte, so anything else would never match.
                 let ok = (o.starts_with("https://") || o.starts_with("http://"))
                     && !o.ends_with('/')
-                    && o.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'));
+                    && o.split("://").nth(1).is_some_and(|h| !h.is_empty() && !h.contains('/'))
+                    && *o == o.to_ascii_lowercase()
+                    && !(o.starts_with("https://") && o.ends_with(":443"))
+                    && !(o.starts_with("http://") && o.ends_with(":80"));
                 if !ok {
-                    bail!("--cors-origin {o:?}: expected scheme://host[:port] with no path, e.g. https://portal.example.gov.cn");
+                    bail!(
+                        "--cors-origin {o:?}: expected scheme://host[:port] as a browser sends it — lower case, no path, no default port — e.g. https://portal.example.gov.cn"
+                    );
                 }
                 axum::http::HeaderValue::from_str(o).with_context(|| format!("--cors-origin {o:?}"))
             })

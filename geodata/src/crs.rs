@@ -84,6 +84,32 @@ impl Crs {
         }
     }
 
+    /// What a file's declared CRS name means (GeoJSON 2008's `crs` member, which RFC 7946
+    /// dropped but tools still write): WGS-84 for CRS84, EPSG:4326 and CGCS2000 (EPSG:4490, the
+    /// same to a metre), or GCJ-02 or BD-09 when named; `None` for any other (a projection).
+    ///
+    /// # Examples
+    /// ```
+    /// use safegrid_geodata::Crs;
+    /// assert_eq!(Crs::declared("urn:ogc:def:crs:OGC:1.3:CRS84"), Some(Crs::Wgs84));
+    /// assert_eq!(Crs::declared("GCJ-02"), Some(Crs::Gcj02));
+    /// assert_eq!(Crs::declared("EPSG:4547"), None);
+    /// ```
+    #[must_use]
+    pub fn declared(name: &str) -> Option<Self> {
+        let n = name.to_ascii_lowercase().replace(['-', '_', ' '], "");
+        let wgs84 = ["crs84", "epsg::4326", "epsg:4326", "epsg::4490", "epsg:4490", "wgs84", "cgcs2000"];
+        if wgs84.iter().any(|w| n.ends_with(w)) {
+            Some(Self::Wgs84)
+        } else if n.contains("gcj02") {
+            Some(Self::Gcj02)
+        } else if n.contains("bd09") {
+            Some(Self::Bd09)
+        } else {
+            None
+        }
+    }
+
     /// The name people write: `WGS-84`, `GCJ-02`, `BD-09`.
     ///
     /// # Examples

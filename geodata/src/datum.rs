@@ -67,10 +67,13 @@ impl fmt::Display for DatumFit {
         if self.best == Crs::Wgs84 {
             write!(f, "this layer fits best as WGS-84 ({:.2}% mismatch)", self.as_is_pct)
         } else {
+            // Converted exactly (the layer was shifted by the very same formulas), the ratio runs
+            // to millions: past a thousand it says nothing more.
+            let times = self.times_better();
+            let how = if times >= 1000.0 { "over 1000×".to_owned() } else { format!("{times:.1}×") };
             write!(
                 f,
-                "this layer fits {:.1}× better as {} ({:.2}% mismatch as given, {:.2}% converted from {})",
-                self.times_better(),
+                "this layer fits {how} better as {} ({:.2}% mismatch as given, {:.2}% converted from {})",
                 self.best.label(),
                 self.as_is_pct,
                 self.best_pct,

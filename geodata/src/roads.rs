@@ -369,8 +369,9 @@ impl RoadGraph {
     }
 
     /// Builds the network of `mode` from OSM XML: `<node id lat lon>`, `<way>` with its `<nd
-    /// ref>` and `<tag k v>`; relations and metadata are not needed. Read as a stream (a city's
-    /// XML runs to gigabytes).
+    /// ref>` and `<tag k v>`; relations and metadata are not needed. Parsed as a stream of
+    /// events over the bytes, with no document tree built (the bytes themselves are in memory,
+    /// as a PBF's are).
     ///
     /// # Errors
     /// [`RoadError::Xml`] naming the byte offset of malformed XML or a node without a usable

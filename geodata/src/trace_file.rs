@@ -6,7 +6,10 @@
 //! |---|---|---|---|
 //! | GPX | `<trkpt lat lon>` | `<time>` (ISO-8601) | `<ele>`; `<speed>` (m/s), `<course>` (GPX 1.0 or the `gpxtpx` extension) |
 //! | `.plt` | fields 1–2 (lat, lon) after 6 header lines | fields 6–7 (date, time, UTC) | field 4, altitude in feet (-777: none) |
-//! | CSV | `lon`/`lng`/`longitude`/`x`, `lat`/`latitude`/`y` | `time`/`timestamp`/`t`/`datetime`: ISO-8601, or unix seconds or milliseconds | `device_id`/`device`, `speed_mps`/`speed` (m/s), `bearing`/`course`/`heading`, `altitude`/`ele`, `accuracy` |
+//! | CSV | `lon`/`lng`/`longitude`/`x`, `lat`/`latitude`/`y` | `time`/`timestamp`/`t`/`datetime`: ISO-8601 with an offset, unix seconds or milliseconds, or a date and time without an offset, read as China time (UTC+8) | `device_id`/`device`, `speed_mps`/`speed` (m/s), `bearing`/`course`/`heading`, `altitude`/`ele`, `accuracy` |
+//!
+//! GPX and `.plt` positions are WGS-84 by their formats' definitions; a CSV's are in the CRS the
+//! caller names.
 
 use crate::{Crs, LonLat};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -150,7 +153,9 @@ fn position(lon: f64, lat: f64, crs: Crs) -> Result<LonLat, (String, String)> {
     LonLat::new(lon, lat).map(|p| crs.to_wgs84(p)).map_err(|e| (e.field().to_owned(), e.to_string()))
 }
 
-/// An ISO-8601 time (with an offset, or UTC without), or unix seconds or milliseconds.
+/// An ISO-8601 time with an offset, unix seconds or milliseconds, or a local date and time read
+/// as China time (UTC+8, all year), as the city's own systems write it (and as the audit reads
+/// the same files).
 fn parse_time(v: &str) -> Option<DateTime<Utc>> {
     let v = v.trim();
     if let Ok(x) = v.parse::<f64>() {
@@ -161,10 +166,12 @@ fn parse_time(v: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Some(t.with_timezone(&Utc));
     }
+    let china = chrono::FixedOffset::east_opt(8 * 3600)?;
     ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
         .into_iter()
         .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
-        .map(|t| t.and_utc())
+        .and_then(|t| t.and_local_timezone(china).single())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// What a GPX track point's children said.
@@ -215,19 +222,28 @@ fn gpx(text: &str, crs: Crs, faults: &mut Faults) -> Vec<TracePoint> {
                 };
                 open = Some((line_of(at), pos, Partial::default()));
             }
+            Event::Empty(e) if e.local_name().as_ref() == b"trkpt" => {
+                faults.push(line_of(at), "time", "a track point needs its <time>");
+            }
             Event::Start(e) if open.is_some() => field = Some(e.local_name().as_ref().to_vec()),
             Event::Text(t) => {
                 if let (Some((line, _, p)), Some(name)) = (open.as_mut(), field.as_deref()) {
                     let raw = String::from_utf8_lossy(t.as_ref()).trim().to_owned();
-                    let num = || raw.parse::<f64>().ok().filter(|x| x.is_finite());
+                    let mut num = |what: &str| {
+                        let x = raw.parse::<f64>().ok().filter(|x| x.is_finite());
+                        if x.is_none() {
+                            faults.push(*line, what, format!("{raw:?} is not a number"));
+                        }
+                        x
+                    };
                     match name {
                         b"time" => match parse_time(&raw) {
                             Some(t) => p.time = Some(t),
                             None => faults.push(*line, "time", format!("{raw:?} is not an ISO-8601 time")),
                         },
-                        b"ele" => p.altitude_m = num(),
-                        b"speed" => p.speed_mps = num(),
-                        b"course" => p.course_deg = num(),
+                        b"ele" => p.altitude_m = num("ele"),
+                        b"speed" => p.speed_mps = num("speed"),
+                        b"course" => p.course_deg = num("course"),
                         _ => {}
                     }
                 }

@@ -408,10 +408,10 @@ fn piece_in(piece: &MultiPolygon<f64>, unit: &MultiPolygon<f64>) -> bool {
 }
 
 /// The part of each feature outside `container`: one finding per feature that reaches out,
-/// below the sliver threshold as a warning. Each feature is cut against the container clipped
-/// to the feature's box, in parallel: the work grows with the features and the vertices near
-/// each, never with one long piece of everything outside against every grid it touches (which
-/// took minutes on a misaligned layer of 33 towns).
+/// below the sliver threshold as a warning. Each feature is cut, in parallel, against the
+/// container clipped to the feature's box (one linear pass over the container, then a small
+/// overlay), never one long piece of everything outside against every grid it touches: that
+/// ran for minutes on the 33 Dongguan towns against their simplified outline.
 fn outside_of(
     features: &[&AuditFeature],
     container: &MultiPolygon<f64>,

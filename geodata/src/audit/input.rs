@@ -290,7 +290,7 @@ pub fn read_layer(text: &str, opts: &ReadOptions) -> Result<AuditLayer, LayerErr
     }
     let (crs, crs_source) = match (opts.crs, declared.flatten()) {
         (Some(c), _) => (c, CrsSource::Caller),
-        (None, Some(name)) => (declared_crs(&name).ok_or(LayerError::UnknownCrs(name))?, CrsSource::File),
+        (None, Some(name)) => (Crs::declared(&name).ok_or(LayerError::UnknownCrs(name))?, CrsSource::File),
         (None, None) => (Crs::Wgs84, CrsSource::Default),
     };
     let mut faults = Vec::new();
@@ -333,21 +333,6 @@ pub fn read_layer(text: &str, opts: &ReadOptions) -> Result<AuditLayer, LayerErr
 /// The name in a GeoJSON 2008 `crs` member (`{"type":"name","properties":{"name":…}}`).
 fn crs_name(v: &serde_json::Value) -> Option<String> {
     v.get("properties").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned)
-}
-
-/// What a declared CRS name means; `None` for one we do not read.
-fn declared_crs(name: &str) -> Option<Crs> {
-    let n = name.to_ascii_lowercase().replace(['-', '_', ' '], "");
-    let wgs84 = ["crs84", "epsg::4326", "epsg:4326", "epsg::4490", "epsg:4490", "wgs84", "cgcs2000"];
-    if wgs84.iter().any(|w| n.ends_with(w)) {
-        Some(Crs::Wgs84)
-    } else if n.contains("gcj02") {
-        Some(Crs::Gcj02)
-    } else if n.contains("bd09") {
-        Some(Crs::Bd09)
-    } else {
-        None
-    }
 }
 
 type Report<'a> = dyn FnMut(Kind, String, String, Option<Coord<f64>>) + 'a;

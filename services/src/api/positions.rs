@@ -96,7 +96,9 @@ async fn osmand_inner(st: &AppState, req: Request, client: Option<std::net::IpAd
         .await
         .map_err(|_| ApiError::too_large(OSMAND_BODY_LIMIT))?;
     // Traccar Client 9 posts JSON; older clients and OsmAnd use the query or a form.
-    let json = is_json(&ct) || (!form && params.is_empty() && body.trim_ascii_start().first() == Some(&b'{'));
+    // A JSON content type with an empty body falls back to the query's parameters.
+    let json = (is_json(&ct) && !body.trim_ascii().is_empty())
+        || (!form && params.is_empty() && body.trim_ascii_start().first() == Some(&b'{'));
     if !json && (form || (!body.is_empty() && params.is_empty())) {
         let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", Value::Null, "not UTF-8"))?;
         params.extend(osmand::pairs(text));
@@ -409,7 +411,6 @@ fn simplify(points: &[TracePoint], tolerance_m: f64) -> Vec<TracePoint> {
     line.simplify_idx(tolerance_m).into_iter().map(|i| points[i].clone()).collect()
 }
 
-/// GPX 1.1: one track, one segment, a point per fix (WGS-84, as GPX requires).
 /// GPX 1.1: one track, a segment per trip, a point per fix (WGS-84, as GPX requires), with
 /// speed (m/s) and course in Garmin's TrackPointExtension, which GPX 1.1 readers know.
 fn gpx(callsign: &str, id: i64, segments: &[Vec<TracePoint>]) -> Response {

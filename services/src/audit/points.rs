@@ -7,7 +7,7 @@
 //! `time`, `datetime`, `timestamp`: RFC 3339, Unix seconds, or `YYYY-MM-DD HH:MM:SS` read as
 //! China time), `lon`/`lat`, and a unit column (`unit`, `uid`, `device`, `device_id`) — without
 //! one, the file is one unit's; or GPX tracks and GeoLife `.plt` files, one unit each (named by
-//! the file). Coordinates are converted from `crs`.
+//! the file; WGS-84 by those formats' definitions). Other coordinates are converted from `crs`.
 
 use safegrid_geodata::audit::patrol::PatrolFix;
 use safegrid_geodata::audit::workload::Dwelling;

@@ -58,8 +58,16 @@ pub fn read(
     if v.get("type").and_then(Value::as_str) != Some("FeatureCollection") {
         return Err(ImportError::Format("expected a GeoJSON FeatureCollection of grid units".into()));
     }
-    let features = v.get("features").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let Some(features) = v.get("features").and_then(Value::as_array) else {
+        return Err(ImportError::Format("the FeatureCollection has no features array".into()));
+    };
+    if features.is_empty() {
+        // An empty file would replace the layer with nothing and un-grid every item.
+        return Err(ImportError::Format("the file has no features: nothing was imported".into()));
+    }
     refuse_a_page(&v, features.len())?;
+    let declared = opts.with_declared(&v)?;
+    let opts = &declared;
     let mut faults = Faults::new(opts.max_errors);
     let mut units = Vec::with_capacity(features.len());
     for (i, f) in features.iter().enumerate() {
@@ -357,6 +365,28 @@ mod tests {
         };
         let units = read(&fc(&[text_feature(&text, 0)]), &opts, &GridHierarchy::default(), &no_outline).unwrap();
         assert_eq!((units[0].code.as_str(), units[0].level), ("441900", GridLevel::District));
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_and_a_declared_datum_is_taken_at_its_word() {
+        // Zero units would replace the layer with nothing.
+        for empty in [r#"{"type":"FeatureCollection","features":[]}"#, r#"{"type":"FeatureCollection"}"#] {
+            let e = read(empty, &ImportOptions::default(), &GridHierarchy::default(), &no_outline).unwrap_err();
+            assert!(matches!(e, ImportError::Format(_)), "{e}");
+        }
+        let stored = GridHierarchy::new(
+            read(&layer(Crs::Wgs84), &ImportOptions::default(), &GridHierarchy::default(), &no_outline).unwrap(),
+        )
+        .unwrap();
+        // `safegrid convert --to gcj02` writes a crs member: read as GCJ-02 and converted.
+        let mut v: Value = serde_json::from_str(&layer(Crs::Gcj02)).unwrap();
+        v["crs"] = serde_json::json!({"type": "name", "properties": {"name": "GCJ-02"}});
+        let units = read(&v.to_string(), &ImportOptions::default(), &stored, &no_outline).unwrap();
+        let x = units[1].geometry.0[0].exterior().0[0].x;
+        assert!((x - 114.0).abs() < 1e-6, "{x}");
+        v["crs"]["properties"]["name"] = "EPSG:4547".into();
+        let e = read(&v.to_string(), &ImportOptions::default(), &stored, &no_outline).unwrap_err();
+        assert!(e.to_string().contains("EPSG:4547"), "{e}");
     }
 
     fn text_feature(text: &str, i: usize) -> Value {

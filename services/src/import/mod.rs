@@ -52,6 +52,28 @@ impl ImportOptions {
         self.crs.unwrap_or(Crs::Wgs84)
     }
 
+    /// These options with the CRS a GeoJSON file declares in its `crs` member, when the caller
+    /// named none: the file's word is taken (`safegrid convert` writes one), and a CRS that is
+    /// not one of the three refuses the file.
+    ///
+    /// # Errors
+    /// [`ImportError::Format`] for a declared CRS safegrid does not read.
+    pub fn with_declared(&self, file: &serde_json::Value) -> Result<Self, ImportError> {
+        let name =
+            file.get("crs").and_then(|c| c.get("properties")).and_then(|p| p.get("name")).and_then(|n| n.as_str());
+        match (self.crs, name) {
+            (None, Some(name)) => {
+                let crs = Crs::declared(name).ok_or_else(|| {
+                    ImportError::Format(format!(
+                        "the file declares crs {name:?}; safegrid reads WGS-84 (CRS84, EPSG:4326, CGCS2000), GCJ-02 or BD-09: reproject it, or give --crs if the declaration is wrong"
+                    ))
+                })?;
+                Ok(Self { crs: Some(crs), ..self.clone() })
+            }
+            _ => Ok(self.clone()),
+        }
+    }
+
     /// The name a column or property is read as, after `--map`.
     #[must_use]
     pub fn mapped<'a>(&'a self, name: &'a str) -> &'a str {
@@ -187,7 +209,7 @@ fn rows_text(first: Option<&str>, faults: &[RowFault], more: usize) -> String {
             out.push_str("; and ");
         }
         let n = faults.len() + more;
-        out.push_str(&format!("{n} {} at fault:", if n == 1 { "row" } else { "rows" }));
+        out.push_str(&format!("{n} {}:", if n == 1 { "fault" } else { "faults" }));
         for f in faults {
             out.push_str("\n  ");
             out.push_str(&f.to_string());

@@ -150,6 +150,8 @@ pub fn parse_geojson(
         _ => return Err(ImportError::Format("expected a GeoJSON FeatureCollection".into())),
     };
     super::grids::refuse_a_page(&v, features.len())?;
+    let declared = opts.with_declared(&v)?;
+    let opts = &declared;
     let crs = opts.source_crs();
     let mut out = Chunker::new(sink);
     let mut faults = Faults::new(opts.max_errors);

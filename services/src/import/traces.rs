@@ -19,7 +19,9 @@ pub fn read(
     device: Option<&str>,
     opts: &ImportOptions,
 ) -> Result<Vec<Fix>, ImportError> {
-    let points = trace_file::read(text, format, opts.source_crs(), opts.max_errors).map_err(|e| ImportError::Rows {
+    // GPX and .plt are WGS-84 by definition; --crs speaks for a CSV.
+    let crs = if format == TraceFormat::Csv { opts.source_crs() } else { safegrid_geodata::Crs::Wgs84 };
+    let points = trace_file::read(text, format, crs, opts.max_errors).map_err(|e| ImportError::Rows {
         first: None,
         faults: e
             .faults

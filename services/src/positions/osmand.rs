@@ -267,21 +267,28 @@ pub fn decode_json(body: &[u8], received: DateTime<Utc>) -> Result<Fix, OsmAndEr
             Some(v) => put(param, format!("location.coords.{key}"), text(v)),
         }
     }
-    // Speed (m/s) and heading: -1 is the library's "not known".
+    // Speed (m/s), heading and battery level: exactly -1 is the library's "not known"; other
+    // values are judged in the JSON's own units, so a refusal names what was sent.
     fn known(v: Option<&serde_json::Value>) -> Option<&serde_json::Value> {
-        v.filter(|v| v.as_f64().is_none_or(|x| x >= 0.0) && !v.is_null())
+        v.filter(|v| !v.is_null() && v.as_f64() != Some(-1.0))
     }
     if let Some(v) = known(coords.get("speed")) {
-        let value = v.as_f64().map_or_else(|| text(v), |mps| (mps / MPS_PER_KNOT).to_string());
-        put("speed", "location.coords.speed".into(), value);
+        let mps = v.as_f64().ok_or_else(|| err("location.coords.speed", &text(v), "expected a number"))?;
+        if !(0.0..=1000.0 * MPS_PER_KNOT).contains(&mps) {
+            return Err(err("location.coords.speed", &text(v), "m/s from 0 to 514 (-1: not known)"));
+        }
+        put("speed", "location.coords.speed".into(), (mps / MPS_PER_KNOT).to_string());
     }
     if let Some(v) = known(coords.get("heading")) {
         put("bearing", "location.coords.heading".into(), text(v));
     }
     if let Some(Value::Object(b)) = location.get("battery") {
         if let Some(v) = known(b.get("level")) {
-            let value = v.as_f64().map_or_else(|| text(v), |f| (f * 100.0).to_string());
-            put("batt", "location.battery.level".into(), value);
+            let level = v.as_f64().ok_or_else(|| err("location.battery.level", &text(v), "expected a number"))?;
+            if !(0.0..=1.0).contains(&level) {
+                return Err(err("location.battery.level", &text(v), "a fraction from 0 to 1 (-1: not known)"));
+            }
+            put("batt", "location.battery.level".into(), (level * 100.0).to_string());
         }
         if let Some(v) = b.get("is_charging") {
             put("charge", "location.battery.is_charging".into(), text(v));
@@ -475,6 +482,20 @@ mod tests {
         );
         assert_eq!(refused("[1]"), "body");
         assert_eq!(refused("{"), "body");
+        // Judged in the JSON's own units, and only exactly -1 means "not known".
+        let e = decode_json(
+            br#"{"device_id": "u", "location": {"coords": {"latitude": 1, "longitude": 1, "speed": 600}}}"#,
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!((e.field.as_str(), e.value.as_str()), ("location.coords.speed", "600"), "{e}");
+        assert!(e.reason.contains("m/s"), "{e}");
+        let e = decode_json(br#"{"device_id": "u", "location": {"coords": {"latitude": 1, "longitude": 1}, "battery": {"level": 1.5}}}"#, now()).unwrap_err();
+        assert_eq!((e.field.as_str(), e.value.as_str()), ("location.battery.level", "1.5"), "{e}");
+        assert_eq!(
+            refused(r#"{"device_id": "u", "location": {"coords": {"latitude": 1, "longitude": 1, "heading": -90}}}"#),
+            "location.coords.heading"
+        );
     }
 
     #[test]
