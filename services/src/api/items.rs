@@ -190,7 +190,7 @@ macro_rules! with_item_filters {
             kind: Option<String>,
             #[serde(default)]
             category: Option<String>,
-            #[serde(default, deserialize_with = "crate::api::query::opt_list")]
+            #[serde(default, deserialize_with = "crate::api::query::opt_names")]
             status: Option<Vec<String>>,
             #[serde(default)]
             priority: Option<u32>,
@@ -481,9 +481,11 @@ async fn replace(
     AppQuery(CrsQuery { crs }): AppQuery<CrsQuery>,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
+    // An incident keeps its own report time; one that does not exist gets the arrival's, so
+    // that the answer is the 404 the missing item deserves, not a missing field.
     let kept = match st.service.layer(layer).get(id).map(|it| &it.props) {
         Some(Props::Incident(i)) => Some(i.reported_at),
-        _ => None,
+        _ => Some(Utc::now()),
     };
     let (pos, props) = parse_feature(&body, layer, crs, kept)?;
     let item = st.service.update(&who, id, pos, props).await?;

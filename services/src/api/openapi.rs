@@ -180,14 +180,20 @@ fn format_param(values: &[&str], description: &str) -> Value {
     param("format", false, description, json!({"type": "string", "enum": values, "default": values[0]}))
 }
 
-/// The `type`/`kind`/`category`, status, priority, capability and grid filters of a layer.
+/// A comma-separated list of these names, as a pattern.
+fn list_of(names: &[&str]) -> Value {
+    let one = format!("({})", names.join("|"));
+    json!({"type": "string", "pattern": format!("^({one}(,{one})*)?$"), "description": "empty: none"})
+}
+
+/// The `type`/`kind`/`category`, status, priority, capability and grid filters of a layer: a
+/// value no item of the layer can hold is refused (400), so each is described exactly.
 fn filter_params(layer: Layer) -> Vec<Value> {
-    // Any text is a filter; a value no item has matches nothing.
-    let kinds: Value = match layer {
-        Layer::Posts => json!({"type": "string", "examples": PostKind::NAMES}),
-        Layer::Responders => json!({"type": "string", "examples": ResponderKind::NAMES}),
-        Layer::RentalHousing => json!({"type": "string", "examples": ["rental_housing"]}),
-        Layer::Incidents | Layer::KeyPersonnel => json!({"type": "string"}),
+    // A closed list where the layer has one; incident types and key-person categories are the
+    // city's own words, and any text is a filter.
+    let kinds: Value = match layer.kinds() {
+        Some(names) => json!({"enum": names}),
+        None => json!({"type": "string"}),
     };
     let mut v = vec![param(
         "type",
@@ -200,15 +206,15 @@ fn filter_params(layer: Layer) -> Vec<Value> {
             "status",
             false,
             "Status, or several joined by commas (any of them): incidents' status, rental housing's safety rating, responders' status; key personnel: active or inactive",
-            json!({"type": "string"}),
+            list_of(layer.statuses()),
         ));
     }
     if layer == Layer::Incidents {
         v.push(param(
             "priority",
             false,
-            "Incident priority, 1 (most urgent) to 4 (another whole number matches nothing)",
-            json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64}),
+            "Incident priority, 1 (most urgent) to 4",
+            json!({"type": "integer", "minimum": 1, "maximum": 4}),
         ));
     }
     if layer == Layer::Responders {
@@ -240,7 +246,7 @@ fn props_schema(layer: Layer) -> Value {
                     {"type": "string", "pattern": "^\\s*\\+?0{0,3}[1-4]\\s*$", "description": "a priority as text (CSV)"},
                 ]},
                 "status": {"enum": IncidentStatus::NAMES},
-                "reported_at": {"type": "string", "format": "date-time", "description": "absent: stamped with the time the POST arrived; a PUT without it keeps the item's"},
+                "reported_at": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}], "description": "absent or null: stamped with the time the POST arrived; a PUT without it keeps the item's"},
                 "address": opt_text,
                 "description": opt_text,
             }),
@@ -1011,15 +1017,15 @@ pub fn document() -> Value {
         param(
             "status",
             false,
-            "Point layers: status, or several joined by commas (any of them)",
-            json!({"type": "string"}),
+            "Point layers: status, or several joined by commas (any of them; each one some point layer has)",
+            list_of(&{
+                let mut all: Vec<&str> = Layer::ALL.iter().flat_map(|l| l.statuses().iter().copied()).collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }),
         ),
-        param(
-            "priority",
-            false,
-            "Incidents: priority (1 to 4; another whole number matches nothing)",
-            json!({"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64}),
-        ),
+        param("priority", false, "Incidents: priority, 1 to 4", json!({"type": "integer", "minimum": 1, "maximum": 4})),
         param("capability", false, "Responders: capability tag", json!({"type": "string"})),
         grid_param("grid", "Point layers: in this unit"),
         param("v", false, "Ignored: a client's cache-buster", json!({"type": "string"})),
@@ -1324,18 +1330,18 @@ pub fn document() -> Value {
                 "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["id", "lat", "lon"], "properties": osmand_fields,
                     "additionalProperties": {"type": "string", "description": "other fields are kept as the fix's attributes (each once)"}}},
                 "application/json": {"schema": {"type": "object", "required": ["device_id", "location"], "properties": {
-                    "device_id": {"type": "string", "description": "DEVICE_ID:SECRET"},
+                    "device_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}(:[A-Za-z0-9._~-]+)?$", "description": "DEVICE_ID:SECRET"},
                     "location": {"type": "object", "required": ["coords"], "properties": {
                         "timestamp": {"type": "string", "format": "date-time"},
                         "coords": {"type": "object", "required": ["latitude", "longitude"], "properties": {
                             "latitude": {"type": "number", "minimum": -90, "maximum": 90},
                             "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-                            "accuracy": {"type": "number", "minimum": 0},
-                            "speed": {"type": "number", "minimum": -1, "maximum": 514, "description": "m/s; -1: not known"},
-                            "heading": {"type": "number", "minimum": -1, "maximum": 360, "description": "degrees; -1: not known"},
+                            "accuracy": {"type": "number", "minimum": 0, "maximum": 1_000_000},
+                            "speed": {"anyOf": [{"const": -1}, {"type": "number", "minimum": 0, "maximum": 514}], "description": "m/s; -1: not known"},
+                            "heading": {"anyOf": [{"const": -1}, {"type": "number", "minimum": 0, "maximum": 360}], "description": "degrees; -1: not known"},
                             "altitude": {"type": "number", "minimum": -500, "maximum": 20000},
                         }},
-                        "battery": {"type": "object", "properties": {"level": {"type": "number", "minimum": -1, "maximum": 1}, "is_charging": {"type": "boolean"}}},
+                        "battery": {"type": "object", "properties": {"level": {"anyOf": [{"const": -1}, {"type": "number", "minimum": 0, "maximum": 1}]}, "is_charging": {"type": "boolean"}}},
                         "is_moving": {"type": "boolean"}, "odometer": {"type": "number"}, "event": {"type": "string"},
                         "activity": {"type": "object", "properties": {"type": {"type": "string"}}},
                     }},

@@ -272,6 +272,26 @@ where
     parts.map(Some)
 }
 
+/// Names joined by commas, exactly (`status=open,dispatched`): no spaces, no empty name; an
+/// empty value is an empty list (the wall showing no state asks for none).
+///
+/// # Errors
+/// When a name is empty or padded.
+pub fn opt_names<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let text = <&str>::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let parts: Vec<&str> = text.split(',').collect();
+    if parts.iter().any(|p| p.is_empty() || p.trim() != *p) {
+        return Err(de::Error::custom("names joined by commas, with no spaces and no empty name"));
+    }
+    Ok(Some(parts.into_iter().map(str::to_owned).collect()))
+}
+
 /// A whole number from `MIN` to `MAX` (`limit`, `k`); the handler supplies the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounded<const MIN: usize, const MAX: usize>(usize);

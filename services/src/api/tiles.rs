@@ -103,16 +103,9 @@ async fn tile(
     let query: String =
         uri.0.query().unwrap_or("").split('&').filter(|kv| !kv.starts_with("v=")).collect::<Vec<_>>().join("&");
     // Filters apply to the point layers (the map wall's time slider, type and status switches).
-    // Checked against the point layers this tile holds (incident hexbins count incidents): a
-    // filter none of them can match is refused, not answered with an empty tile.
-    let mut point_layers: Vec<Layer> = layers
-        .iter()
-        .filter_map(|l| if l.name() == "incidents_h3" { Some(Layer::Incidents) } else { l.name().parse().ok() })
-        .collect();
-    if point_layers.is_empty() {
-        point_layers = Layer::ALL.to_vec();
-    }
-    let filters = ItemQuery { since: q.since, until: q.until, ..q.filters(&point_layers)? };
+    // Checked against every point layer: a tile URL's filters are the wall's, shared by the
+    // layers it draws; a value no point layer can hold is refused.
+    let filters = ItemQuery { since: q.since, until: q.until, ..q.filters(&Layer::ALL)? };
     // Who may read which layer of a tile (grids, hexbins and points alike) was decided by the
     // access policy before this handler ran, before anything could answer (a 304 included).
     let sensitive = layers.iter().any(|l| l.audited().is_some());
