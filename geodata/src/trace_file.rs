@@ -154,9 +154,19 @@ fn position(lon: f64, lat: f64, crs: Crs) -> Result<LonLat, (String, String)> {
 }
 
 /// An ISO-8601 time with an offset, unix seconds or milliseconds, or a local date and time read
-/// as China time (UTC+8, all year), as the city's own systems write it (and as the audit reads
-/// the same files).
-fn parse_time(v: &str) -> Option<DateTime<Utc>> {
+/// as China time (UTC+8, all year), as the city's own systems write it: the one reading of a
+/// trace's time, for imports and the patrol audit alike.
+///
+/// # Examples
+/// ```
+/// use safegrid_geodata::trace_file::parse_time;
+/// let t = parse_time("2008-10-23 05:53:05").unwrap();
+/// assert_eq!(t.to_rfc3339(), "2008-10-22T21:53:05+00:00");
+/// assert_eq!(parse_time("1700000000").unwrap().timestamp(), 1_700_000_000);
+/// assert_eq!(parse_time("yesterday"), None);
+/// ```
+#[must_use]
+pub fn parse_time(v: &str) -> Option<DateTime<Utc>> {
     let v = v.trim();
     if let Ok(x) = v.parse::<f64>() {
         // Below 2^31 seconds (2038) the number is seconds, above it milliseconds.

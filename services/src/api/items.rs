@@ -236,7 +236,9 @@ pub(super) fn check_filters(q: &ItemQuery, kind_field: &str, layers: &[Layer]) -
         all.dedup();
         Some(all)
     };
-    if let (Some(list), Some(known)) = (&q.status, names(|l| Some(l.statuses())))
+    // The name lists are built only for a filter given: every tile request passes here.
+    if let Some(list) = &q.status
+        && let Some(known) = names(|l| Some(l.statuses()))
         && let Some(bad) = list.iter().find(|s| !known.contains(&s.as_str()))
     {
         return Err(ApiError::invalid("status", bad.as_str(), format!("expected one of {}", known.join(", "))));
@@ -250,7 +252,8 @@ pub(super) fn check_filters(q: &ItemQuery, kind_field: &str, layers: &[Layer]) -
         }
     }
     // Incidents' types and key persons' categories are the city's own words: any is a filter.
-    if let (Some(kind), Some(known)) = (&q.kind, names(Layer::kinds))
+    if let Some(kind) = &q.kind
+        && let Some(known) = names(Layer::kinds)
         && !known.contains(&kind.as_str())
     {
         return Err(ApiError::invalid(kind_field, kind.as_str(), format!("expected one of {}", known.join(", "))));

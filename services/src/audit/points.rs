@@ -86,21 +86,6 @@ pub fn traces(paths: &[&Path], crs: Crs) -> Result<Vec<PatrolFix>, PointsError> 
     Ok(fixes)
 }
 
-fn parse_time(s: &str) -> Option<i64> {
-    use chrono::{DateTime, NaiveDateTime, TimeZone};
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
-    }
-    if let Ok(n) = s.parse::<f64>() {
-        // Unix seconds (with a fraction) or, past year 33658, milliseconds; 1970 to 2200 only.
-        let ms = if n.abs() < 1e12 { n * 1000.0 } else { n };
-        return (ms.is_finite() && (0.0..7.3e12).contains(&ms)).then_some(ms as i64);
-    }
-    let naive = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").ok()?;
-    let cst = chrono::FixedOffset::east_opt(8 * 3600)?;
-    cst.from_local_datetime(&naive).single().map(|t| t.timestamp_millis())
-}
-
 fn trace_rows(
     text: &str,
     crs: Crs,
@@ -124,9 +109,10 @@ fn trace_rows(
             cell(c).parse::<f64>().map_err(|_| format!("line {line}: {name} {:?} is not a number", cell(c)))
         };
         let p = LonLat::new(num(lon, "lon")?, num(lat, "lat")?).map_err(|e| format!("line {line}: {e}"))?;
-        let t_ms = parse_time(cell(time)).ok_or_else(|| {
-            format!("line {line}: time {:?} is not RFC 3339, Unix seconds or YYYY-MM-DD HH:MM:SS", cell(time))
-        })?;
+        let t_ms =
+            safegrid_geodata::trace_file::parse_time(cell(time)).map(|t| t.timestamp_millis()).ok_or_else(|| {
+                format!("line {line}: time {:?} is not RFC 3339, Unix seconds or YYYY-MM-DD HH:MM:SS", cell(time))
+            })?;
         let next = i64::try_from(ids.len()).unwrap_or(i64::MAX);
         let name = unit.map_or_else(|| file.to_owned(), |c| format!("{file}:{}", cell(c)));
         let unit = *ids.entry(name).or_insert(next);

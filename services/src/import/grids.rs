@@ -23,24 +23,6 @@ use serde_json::{Map, Value};
 /// few enough to take well under a second on a province's layer.
 const DATUM_SAMPLE: usize = 200;
 
-/// Refuses one page of a paged download (`GET /api/v1/grids` answers 500 units at a time by
-/// default): imported as a whole layer it would silently drop the rest.
-///
-/// # Errors
-/// [`ImportError::Format`] saying how to get the whole layer.
-pub fn refuse_a_page(v: &Value, features: usize) -> Result<(), ImportError> {
-    let matched = v.get("numberMatched").and_then(Value::as_u64).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let next = v.get("next_cursor").is_some_and(|c| !c.is_null());
-    if next || matched.is_some_and(|m| m > features) {
-        let of = matched.map_or_else(String::new, |m| format!(" of {m}"));
-        return Err(ImportError::Format(format!(
-            "this file is one page ({features}{of} features) of a paged download: nothing was imported. \
-             Download the whole layer with ?limit=all (GET /api/v1/grids?limit=all) or `safegrid export --layer grids`"
-        )));
-    }
-    Ok(())
-}
-
 /// Reads a grid file: its units, converted to WGS-84, once every feature is good and the datum
 /// is settled. `stored` is the city's current layer (the datum's first reference); `outline`
 /// gives a region's WGS-84 outline and its box when the layer lies there (Shenzhen's districts).
@@ -65,7 +47,7 @@ pub fn read(
         // An empty file would replace the layer with nothing and un-grid every item.
         return Err(ImportError::Format("the file has no features: nothing was imported".into()));
     }
-    refuse_a_page(&v, features.len())?;
+    super::refuse_a_page(&v, features.len())?;
     let declared = opts.with_declared(&v)?;
     let opts = &declared;
     let mut faults = Faults::new(opts.max_errors);

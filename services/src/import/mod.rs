@@ -94,6 +94,25 @@ pub fn parse_mapping(arg: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Refuses one page of a paged download (`GET /api/v1/grids` answers 500 units at a time by
+/// default): imported as a whole layer it would silently drop the rest.
+///
+/// # Errors
+/// [`ImportError::Format`] saying how to get the whole layer.
+pub fn refuse_a_page(v: &serde_json::Value, features: usize) -> Result<(), ImportError> {
+    let matched =
+        v.get("numberMatched").and_then(serde_json::Value::as_u64).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let next = v.get("next_cursor").is_some_and(|c| !c.is_null());
+    if next || matched.is_some_and(|m| m > features) {
+        let of = matched.map_or_else(String::new, |m| format!(" of {m}"));
+        return Err(ImportError::Format(format!(
+            "this file is one page ({features}{of} features) of a paged download: nothing was imported. \
+             Download the whole layer with ?limit=all (GET /api/v1/grids?limit=all) or `safegrid export --layer grids`"
+        )));
+    }
+    Ok(())
+}
+
 /// One fault of one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowFault {

@@ -149,7 +149,7 @@ pub fn parse_geojson(
         Some("FeatureCollection") => v.get("features").and_then(Value::as_array).cloned().unwrap_or_default(),
         _ => return Err(ImportError::Format("expected a GeoJSON FeatureCollection".into())),
     };
-    super::grids::refuse_a_page(&v, features.len())?;
+    super::refuse_a_page(&v, features.len())?;
     let declared = opts.with_declared(&v)?;
     let opts = &declared;
     let crs = opts.source_crs();
